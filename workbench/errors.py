@@ -1,0 +1,15 @@
+"""Project exceptions: each carries a one-line message a user can act on."""
+
+
+class WorkbenchError(Exception):
+    """Base class: the CLI and the pages print its message as one line, never a traceback."""
+
+    exit_code = 2
+
+
+class InputError(WorkbenchError):
+    """Bad input from the user: an unreadable file, a missing column, a bad roles file."""
+
+
+class StoreBusyError(WorkbenchError):
+    """The store is locked by another writer for longer than the retry budget."""
