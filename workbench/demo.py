@@ -25,7 +25,16 @@ from workbench.schema import FEEDBACK, PREDICTIONS, Roles, TableRoles
 from workbench.store import Store, read_meta, write_meta
 
 START = np.datetime64("2026-01-01T00:00:00", "us")
-NUMERIC = ["amount", "tenure_days", "age", "sessions_30d", "discount_rate", "latency_ms", "items_in_cart", "page_views"]
+NUMERIC = [
+    "amount",
+    "tenure_days",
+    "age",
+    "sessions_30d",
+    "discount_rate",
+    "latency_ms",
+    "items_in_cart",
+    "page_views",
+]
 CATEGORICAL = ["country", "device", "channel"]
 SENSITIVE = ["age_band", "region"]
 COUNTRIES = np.array(["US", "DE", "FR", "GB", "ES", "IT", "NL", "PL"])
@@ -150,7 +159,14 @@ def _predictions(sc: Scenario, rng: np.random.Generator) -> tuple[pa.Table, dict
             "region": strings(REGIONS, region),
         }
     )
-    hidden = {"t_us": t_us, "y": y, "prediction": prediction, "challenger": challenger, "in_ab": in_ab, "trace": trace}
+    hidden = {
+        "t_us": t_us,
+        "y": y,
+        "prediction": prediction,
+        "challenger": challenger,
+        "in_ab": in_ab,
+        "trace": trace,
+    }
     return table, hidden
 
 
@@ -162,7 +178,14 @@ def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any]) ->
     minute = 60_000_000
     parts: list[dict[str, np.ndarray]] = []
 
-    def add(mask: np.ndarray, kind: str, type_: str, value: np.ndarray, label: np.ndarray | None, delay_us: np.ndarray):
+    def add(
+        mask: np.ndarray,
+        kind: str,
+        type_: str,
+        value: np.ndarray,
+        label: np.ndarray | None,
+        delay_us: np.ndarray,
+    ):
         rows = np.flatnonzero(mask)
         parts.append(
             {
@@ -178,7 +201,14 @@ def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any]) ->
     p_up = sc.thumbs_up_rate_champion + sc.true_lift_abs * hidden["challenger"]
     thumb_value = (rng.random(n) < p_up).astype(float)
     add(rng.random(n) < 0.05, "explicit", "thumb", thumb_value, None, rng.exponential(30 * minute, n))
-    add(rng.random(n) < 0.005 + 0.05 * wrong, "explicit", "correction", y.astype(float), y, rng.exponential(360 * minute, n))
+    add(
+        rng.random(n) < 0.005 + 0.05 * wrong,
+        "explicit",
+        "correction",
+        y.astype(float),
+        y,
+        rng.exponential(360 * minute, n),
+    )
     outcome_delay = np.minimum(np.exp(rng.normal(np.log(3), 0.6, n)), 30) * US_PER_DAY
     add(rng.random(n) < 0.35, "automated", "outcome", y.astype(float), y, outcome_delay)
     logged = rng.random(n) < 0.5
@@ -202,12 +232,16 @@ def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any]) ->
         {
             "trace_id": pa.concat_arrays([trace, orphan_ids]),
             "ts": pa.array(
-                START + np.concatenate([cols["ts"], orphan_ts]).astype("timedelta64[us]"), pa.timestamp("us", tz="UTC")
+                START + np.concatenate([cols["ts"], orphan_ts]).astype("timedelta64[us]"),
+                pa.timestamp("us", tz="UTC"),
             ),
             "kind": np.concatenate([cols["kind"], np.full(n_orphans, "implicit")]),
             "type": np.concatenate([cols["type"], np.full(n_orphans, "click")]),
             "value": np.concatenate([cols["value"], np.ones(n_orphans)]),
-            "label": pa.array(np.concatenate([label, np.full(n_orphans, -1, np.int8)]), mask=np.concatenate([label < 0, np.ones(n_orphans, bool)])),
+            "label": pa.array(
+                np.concatenate([label, np.full(n_orphans, -1, np.int8)]),
+                mask=np.concatenate([label < 0, np.ones(n_orphans, bool)]),
+            ),
         }
     )
     counts = {"feedback_rows": table.num_rows, "orphan_feedback": n_orphans}
@@ -242,7 +276,11 @@ def generate(sc: Scenario) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
         "start": day0,
         "content_hash": content_hash(predictions, feedback),
         "features": {"numeric": NUMERIC, "categorical": CATEGORICAL, "sensitive": SENSITIVE},
-        "sudden_drift": {"features": ["amount", "latency_ms"], "day": sc.sudden_drift_day, "date": as_date(sc.sudden_drift_day)},
+        "sudden_drift": {
+            "features": ["amount", "latency_ms"],
+            "day": sc.sudden_drift_day,
+            "date": as_date(sc.sudden_drift_day),
+        },
         "gradual_drift": {"features": ["tenure_days"], "start_day": sc.gradual_drift_start_day},
         "new_category": {"feature": "device", "category": "smartwatch", "day": sc.new_category_day},
         "drifted_features": ["amount", "latency_ms", "tenure_days", "device"],
@@ -252,7 +290,12 @@ def generate(sc: Scenario) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
             "accuracy_before": round(float((hidden["prediction"] == hidden["y"])[pre].mean()), 4),
             "accuracy_after": round(float((hidden["prediction"] == hidden["y"])[~pre].mean()), 4),
         },
-        "biased_group": {"attribute": "region", "value": "south", "metric": "fpr", "extra_fpr": sc.extra_fpr_biased_group},
+        "biased_group": {
+            "attribute": "region",
+            "value": "south",
+            "metric": "fpr",
+            "extra_fpr": sc.extra_fpr_biased_group,
+        },
         "ab_test": {
             "start_day": sc.ab_start_day,
             "control": "champion",

@@ -163,8 +163,8 @@ def _role_sql(role: str, kind: str, col: str, dtype: str, required: bool) -> tup
         reason = f"{label} is not one of {', '.join(FEEDBACK_KINDS)}"
         return clean, [*checks, (f"NOT {raw_missing} AND {clean} NOT IN ({allowed})", reason)]
     if kind == "timestamp":
-        clean = f"TRY_CAST({_text(col)} AS TIMESTAMPTZ)" if dtype == "VARCHAR" else (
-            f"TRY_CAST({q(col)} AS TIMESTAMPTZ)"
+        clean = (
+            f"TRY_CAST({_text(col)} AS TIMESTAMPTZ)" if dtype == "VARCHAR" else (f"TRY_CAST({q(col)} AS TIMESTAMPTZ)")
         )
         bad = f"NOT {raw_missing} AND ({clean} IS NULL OR NOT isfinite({clean}))"
         return clean, [*checks, (bad, f"{label} is not a timestamp")]
@@ -238,14 +238,10 @@ def _plan(con: duckdb.DuckDBPyConnection, table: str, roles: Roles, name: str) -
             select[col] = _text(col)
         elif target == "DOUBLE":
             select[col] = _num(col, staging[col])
-            checks.append(
-                (f"{_text(col)} IS NOT NULL AND {select[col]} IS NULL", f"column '{col}' is not a number")
-            )
+            checks.append((f"{_text(col)} IS NOT NULL AND {select[col]} IS NULL", f"column '{col}' is not a number"))
         else:
             select[col] = f"TRY_CAST({q(col)} AS {target})"
-            checks.append(
-                (f"{q(col)} IS NOT NULL AND {select[col]} IS NULL", f"column '{col}' is not {target}")
-            )
+            checks.append((f"{q(col)} IS NOT NULL AND {select[col]} IS NULL", f"column '{col}' is not {target}"))
     new_roles = roles
     if table == PREDICTIONS:
         features = mine.features if mine.features is not None else [c for c in extras if c not in sensitive]
@@ -279,8 +275,7 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
     existing = table_columns(con, table)
     # A column the store lacks is NULL there, so the row is identical only if its value is NULL.
     all_same = " AND ".join(
-        f"c.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" if k in existing else f"c.{q(k)} IS NULL"
-        for k in store_cols
+        f"c.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" if k in existing else f"c.{q(k)} IS NULL" for k in store_cols
     )
     partition = ", ".join(q(k) for k in key)
     row_hash = f"hash({', '.join(q(c) for c in store_cols)})"
@@ -316,9 +311,7 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
     )
 
 
-def _commit(
-    con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str
-) -> IngestResult:
+def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str) -> IngestResult:
     for col, dtype in plan.types.items():
         if col not in table_columns(con, table):
             con.execute(f"ALTER TABLE {table} ADD COLUMN {q(col)} {dtype}")
@@ -396,36 +389,52 @@ def _infer_table(con: duckdb.DuckDBPyConnection, roles: Roles, name: str) -> str
     raise InputError(f"{name}: cannot tell predictions from feedback (no 'prediction' or 'kind' column); pass --table")
 
 
-def _run(store: Store, load: Callable[[duckdb.DuckDBPyConnection], None], table: str | None,
-         roles: Roles | None, source: str) -> IngestResult:
+Loader = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _ingest_one(
+    con: duckdb.DuckDBPyConnection, load: Loader, table: str | None, roles: Roles, source: str
+) -> IngestResult:
+    load(con)
+    if con.execute("SELECT count(*) FROM staging").fetchone()[0] == 0:
+        raise InputError(f"{source}: the file has no rows")
+    table = table or _infer_table(con, roles, source)
+    if table not in (PREDICTIONS, FEEDBACK):
+        raise InputError(f"unknown table '{table}': use predictions or feedback")
+    plan = _plan(con, table, roles, source)
+    _stage(con, table, plan)
+    return _commit(con, table, plan, source)
+
+
+def _run(store: Store, loads: list[tuple[Loader, str]], table: str | None, roles: Roles | None) -> list[IngestResult]:
+    """Ingest every source in one transaction: all land, or (on any error) none does."""
     with store.connect(read_only=False) as con:
         con.begin()
         try:
-            load(con)
-            if con.execute("SELECT count(*) FROM staging").fetchone()[0] == 0:
-                raise InputError(f"{source}: the file has no rows")
-            roles = roles or Roles()
-            table = table or _infer_table(con, roles, source)
-            if table not in (PREDICTIONS, FEEDBACK):
-                raise InputError(f"unknown table '{table}': use predictions or feedback")
-            plan = _plan(con, table, roles, source)
-            _stage(con, table, plan)
-            result = _commit(con, table, plan, source)
+            results = [_ingest_one(con, load, table, roles or Roles(), source) for load, source in loads]
             con.commit()
         except BaseException:
             con.rollback()
             raise
-    return result
+    return results
 
 
-def ingest_file(
-    store: Store, path: str | Path, table: str | None = None, roles: Roles | None = None,
-    source: str | None = None,
-) -> IngestResult:
-    """Validate and append one file (CSV, Parquet, JSON Lines; optionally .gz) in one transaction."""
-    path = Path(path)
+def ingest_files(
+    store: Store, paths: list[str | Path], table: str | None = None, roles: Roles | None = None
+) -> list[IngestResult]:
+    """Validate and append files (CSV, Parquet, JSON Lines; each optionally .gz) in one transaction."""
     with tempfile.TemporaryDirectory() as workdir:
-        return _run(store, lambda con: _load_file(con, path, Path(workdir)), table, roles, source or path.name)
+        loads = [(_file_loader(Path(path), Path(workdir)), Path(path).name) for path in paths]
+        return _run(store, loads, table, roles)
+
+
+def ingest_file(store: Store, path: str | Path, table: str | None = None, roles: Roles | None = None) -> IngestResult:
+    """Validate and append one file; see :func:`ingest_files`."""
+    return ingest_files(store, [path], table, roles)[0]
+
+
+def _file_loader(path: Path, workdir: Path) -> Loader:
+    return lambda con: _load_file(con, path, workdir)
 
 
 def ingest_frame(
@@ -438,4 +447,19 @@ def ingest_frame(
         con.execute("CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM incoming_frame")
         con.unregister("incoming_frame")
 
-    return _run(store, load, table, roles, source)
+    return _run(store, [(load, source)], table, roles)[0]
+
+
+def total(results: list[IngestResult]) -> dict[str, Any]:
+    """Sum several ingests into the CLI's JSON document, with each file under ``files``."""
+    reasons: dict[str, int] = {}
+    for r in results:
+        for reason, n in r.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    return {
+        "accepted": sum(r.accepted for r in results),
+        "duplicates": sum(r.duplicates for r in results),
+        "quarantined": sum(r.quarantined for r in results),
+        "reasons": reasons,
+        "files": [r.to_dict() for r in results],
+    }

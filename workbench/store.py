@@ -87,9 +87,7 @@ class Store:
     def connect(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a short-lived connection; a writable one creates the file and its tables."""
         if read_only and not self.exists():
-            raise InputError(
-                f"no store at {self.path}: run `workbench demo` or `workbench ingest FILE` first"
-            )
+            raise InputError(f"no store at {self.path}: run `workbench demo` or `workbench ingest FILE` first")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._open(read_only)

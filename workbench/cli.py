@@ -1,0 +1,142 @@
+"""The `workbench` command line: one command per capability, ``--json`` everywhere.
+
+Exit codes (DESIGN.md): 0 ran, 1 a finding a scheduler should act on, 2 bad input or usage,
+with a one-line message on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workbench.errors import InputError, WorkbenchError
+from workbench.store import Store
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Feedback Workbench: drift, A/B and fairness analysis of a production model's feedback loop.",
+)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Store file (default: $WORKBENCH_DB or data/workbench.duckdb)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _emit(as_json: bool, document: dict[str, Any], text: str) -> None:
+    typer.echo(json.dumps(document, default=str, sort_keys=False) if as_json else text)
+
+
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(help="Number of predictions.")] = 300_000,
+    days: Annotated[int, typer.Option(help="Days in production.")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same rows.")] = 7,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Build the demo store with known injected drift, bias and A/B lift (ground_truth.json)."""
+    from workbench.demo import Scenario, build_demo
+
+    store = Store(db)
+    started = time.perf_counter()
+    truth = build_demo(store, Scenario(rows=rows, days=days, seed=seed))
+    seconds = time.perf_counter() - started
+    truth_path = store.path.parent / "demo" / "ground_truth.json"
+    _emit(
+        as_json,
+        {"db": str(store.path), "ground_truth": str(truth_path), "seconds": round(seconds, 2), **truth},
+        f"demo store {store.path}: {truth['predictions']:,} predictions, {truth['feedback_rows']:,} feedback "
+        f"rows over {days} days in {seconds:.1f} s; ground truth in {truth_path}",
+    )
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="CSV, Parquet or JSON Lines files, optionally .gz.")],
+    table: Annotated[
+        str | None, typer.Option(help="predictions or feedback (default: inferred from the columns).")
+    ] = None,
+    roles: Annotated[Path | None, typer.Option(help="Roles TOML mapping your column names.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate and append files in one transaction; rejected rows go to quarantine with a reason."""
+    from workbench.ingest import ingest_files, total
+    from workbench.schema import load_roles
+
+    if table is not None and table not in ("predictions", "feedback"):
+        raise InputError(f"--table must be predictions or feedback, not '{table}'")
+    parsed_roles = load_roles(roles) if roles else None
+    results = ingest_files(Store(db), list(files), table, parsed_roles)
+    document = total(results)
+    lines = [
+        f"{r.source} → {r.table}: {r.accepted:,} accepted, {r.duplicates:,} duplicates, "
+        f"{r.quarantined:,} quarantined" + "".join(f"\n  {n:,} × {reason}" for reason, n in r.reasons.items())
+        for r in results
+    ]
+    _emit(as_json, document, "\n".join(lines))
+
+
+@app.command()
+def info(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Summarise the store: row counts, time range, model versions, feedback coverage, quarantine."""
+    from workbench.queries import store_summary
+
+    summary = store_summary(Store(db))
+    _emit(as_json, summary.to_dict(), format_summary(summary))
+
+
+def format_summary(summary: Any) -> str:
+    """Plain-text store summary for the terminal."""
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    versions = ", ".join(f"{v['model_version']} ({v['n']:,})" for v in summary.model_versions) or "none"
+    kinds = ", ".join(f"{k} {n:,}" for k, n in summary.feedback_by_kind.items()) or "none"
+    lines = [
+        f"store        {summary.path}",
+        f"predictions  {summary.predictions:,}  from {summary.first_ts} to {summary.last_ts}",
+        f"versions     {versions}",
+        f"feedback     {summary.feedback:,}  ({kinds}); orphan {summary.orphan_feedback:,}",
+        f"coverage     any feedback {pct(summary.coverage_any)}, labelled {pct(summary.coverage_labelled)}",
+        f"quarantine   {summary.quarantined:,}"
+        + "".join(f"\n  {n:,} × {reason}" for reason, n in summary.quarantine_by_reason.items()),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning project errors into one line and exit code 2."""
+    import duckdb
+
+    try:
+        app(standalone_mode=False)
+    except WorkbenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"error: database: {first}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.exceptions.TyperException as exc:  # usage: unknown option, bad value, missing argument
+        typer.echo(f"usage error: {exc}  (see `workbench --help`)", err=True)
+        sys.exit(2)
+    except Exception as exc:  # anything unforeseen: still one line, never a traceback
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
