@@ -128,3 +128,23 @@ def store_summary(store: Store, window: Window | None = None) -> StoreSummary:
         sensitive=list(roles.sensitive),
         ingests=int(n_ingests),
     )
+
+
+def daily_volume(store: Store, window: Window | None = None) -> Any:
+    """Return a DataFrame ``day, model_version, predictions, feedback`` (feedback by prediction day).
+
+    Feedback is counted on the day of the prediction it refers to, so a recent day whose
+    feedback is still arriving shows up as a lower feedback-per-prediction ratio.
+    """
+    with store.ibis() as con:
+        p = filtered_predictions(con, window)
+        f = con.table("feedback")
+        per_trace = f.group_by("trace_id").aggregate(n_feedback=f.count())
+        joined = p.left_join(per_trace, "trace_id")
+        day = joined.ts.truncate("D").name("day")
+        grouped = joined.group_by([day, joined.model_version]).aggregate(
+            predictions=joined.count(), feedback=joined.n_feedback.fill_null(0).sum()
+        )
+        frame = grouped.order_by(["day", "model_version"]).execute()
+    frame["feedback"] = frame["feedback"].astype("int64")
+    return frame

@@ -1,0 +1,12 @@
+"""Feedback Workbench: the Streamlit entrypoint (router, shared sidebar, navigation)."""
+
+import streamlit as st
+
+from workbench import ui
+
+st.set_page_config(page_title="Feedback Workbench", page_icon=":material/model_training:", layout="wide")
+ui.sidebar()
+pages = [
+    st.Page(script, title=title, icon=icon, default=(i == 0)) for i, (script, title, icon, _) in enumerate(ui.PAGES)
+]
+st.navigation(pages).run()

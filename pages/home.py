@@ -1,0 +1,90 @@
+"""Home: what is in the store, how complete its feedback is, and what each page answers."""
+
+import streamlit as st
+
+from workbench import charts, ui
+
+st.title("Feedback Workbench")
+st.caption(
+    "Explore drift, run A/B significance analysis and audit fairness before you approve a retrain "
+    "of a production model."
+)
+
+store = ui.active_store()
+if not store.exists():
+    st.info(
+        f"No store at `{store.path}` yet. Build the demo with `workbench demo`, ingest your own files with "
+        "`workbench ingest FILE…`, or pick *Uploaded files* in the sidebar.",
+        icon=":material/database:",
+    )
+    st.stop()
+
+with ui.user_errors():
+    summary = ui.summary()
+    volume = ui.volume()
+
+window = ui.active_window()
+scope = "the selected window" if window else "the whole store"
+coverage = "n/a" if summary.coverage_any is None else f"{summary.coverage_any:.1%}"
+labelled = "n/a" if summary.coverage_labelled is None else f"{summary.coverage_labelled:.1%}"
+if summary.predictions:
+    st.markdown(
+        f"**{summary.predictions:,} predictions** from {summary.first_ts[:10]} to {summary.last_ts[:10]} "
+        f"({scope}); {coverage} have feedback and {labelled} a label so far."
+    )
+
+cols = st.columns(5)
+cols[0].metric("Predictions", f"{summary.predictions:,}")
+cols[1].metric("Feedback rows", f"{summary.feedback:,}", help="All feedback in the store, any kind.")
+cols[2].metric("With any feedback", coverage, help="Share of predictions with at least one feedback row.")
+cols[3].metric("Labelled", labelled, help="Share of predictions with feedback that carries a ground-truth label.")
+cols[4].metric("Quarantined rows", f"{summary.quarantined:,}", help="Rejected at ingest, kept with a reason.")
+
+if summary.predictions:
+    st.plotly_chart(charts.daily_volume_figure(volume), use_container_width=True)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Model versions")
+    st.dataframe(
+        [
+            {
+                "version": v["model_version"],
+                "predictions": v["n"],
+                "first": v["first_ts"][:16],
+                "last": v["last_ts"][:16],
+            }
+            for v in summary.model_versions
+        ],
+        hide_index=True,
+        use_container_width=True,
+    )
+    if summary.orphan_feedback:
+        st.caption(
+            f"{summary.orphan_feedback:,} feedback rows refer to predictions not in the store yet (orphans); "
+            "they join when their predictions arrive."
+        )
+with right:
+    if summary.feedback_by_type:
+        st.plotly_chart(
+            charts.feedback_mix_figure(summary.feedback_by_type, summary.feedback_by_kind), use_container_width=True
+        )
+
+if summary.quarantine_by_reason:
+    st.subheader("Quarantine")
+    st.dataframe(
+        [{"reason": r, "rows": n} for r, n in summary.quarantine_by_reason.items()],
+        hide_index=True,
+        use_container_width=True,
+    )
+
+st.subheader("Columns and their roles")
+st.markdown(
+    f"- **Features** ({len(summary.features)}): {', '.join(summary.features) or 'none'}\n"
+    f"- **Categorical**: {', '.join(summary.categorical) or 'none'}\n"
+    f"- **Sensitive attributes**: {', '.join(summary.sensitive) or 'none'}"
+)
+
+st.subheader("Pages")
+for _, title, _, purpose in ui.PAGES:
+    st.markdown(f"- **{title}**: {purpose}")

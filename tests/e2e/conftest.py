@@ -1,0 +1,122 @@
+"""Browser harness: serve the app on a free port against a fresh small demo store, drive Chromium.
+
+Follows Streamlit's own end-to-end suite: start `streamlit run` headless, poll /_stcore/health,
+then wait in Playwright for the app container, for the script to stop running and for no skeleton.
+Chromium is Debian's (/usr/bin/chromium), never a browser download.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo store built fresh for the browser tests."""
+    db = tmp_path_factory.mktemp("e2e") / "workbench.duckdb"
+    subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "demo", "--rows", "20000", "--db", str(db)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    return db
+
+
+@pytest.fixture(scope="session")
+def app_url(demo_db: Path) -> Iterator[str]:
+    """Start the app against ``demo_db`` and yield its URL once /_stcore/health answers ok."""
+    port = _free_port()
+    env = {**os.environ, "WORKBENCH_DB": str(demo_db)}
+    log = open(demo_db.parent / "streamlit.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", "app.py",
+            "--server.headless", "true", "--server.port", str(port),
+            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+        ],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            raise RuntimeError(f"streamlit did not start: {(demo_db.parent / 'streamlit.log').read_text()[-2000:]}")
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium through Playwright (no browser download)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's 'chromium' package (make test does it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                  "--no-first-run", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser: object) -> Iterator[object]:
+    """A fresh page, 1400×1000, closed after the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def wait_for_app(page: object, timeout_ms: int = 60_000) -> None:
+    """Wait until the app rendered: container present, script not running, no skeletons."""
+    page.wait_for_selector("[data-testid=stAppViewContainer]", timeout=timeout_ms)
+    page.wait_for_selector("[data-test-script-state=notRunning]", timeout=timeout_ms, state="attached")
+    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=timeout_ms)
+    page.wait_for_timeout(500)  # let Plotly finish drawing before a screenshot
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Save a full-page screenshot to tests/artifacts/NAME.png and return its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
