@@ -41,7 +41,7 @@ cols[3].metric("Labelled", labelled, help="Share of predictions with feedback th
 cols[4].metric("Quarantined rows", f"{summary.quarantined:,}", help="Rejected at ingest, kept with a reason.")
 
 if summary.predictions:
-    st.plotly_chart(charts.daily_volume_figure(volume), use_container_width=True)
+    st.plotly_chart(charts.daily_volume_figure(volume), width="stretch")
 
 left, right = st.columns(2)
 with left:
@@ -57,7 +57,7 @@ with left:
             for v in summary.model_versions
         ],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
     if summary.orphan_feedback:
         st.caption(
@@ -66,16 +66,14 @@ with left:
         )
 with right:
     if summary.feedback_by_type:
-        st.plotly_chart(
-            charts.feedback_mix_figure(summary.feedback_by_type, summary.feedback_by_kind), use_container_width=True
-        )
+        st.plotly_chart(charts.feedback_mix_figure(summary.feedback_by_type, summary.feedback_by_kind), width="stretch")
 
 if summary.quarantine_by_reason:
     st.subheader("Quarantine")
     st.dataframe(
         [{"reason": r, "rows": n} for r, n in summary.quarantine_by_reason.items()],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
 
 st.subheader("Columns and their roles")

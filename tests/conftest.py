@@ -1,0 +1,59 @@
+"""Shared fixtures: an empty store in a temp dir and small explicit files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PREDICTIONS_HEADER = "trace_id,ts,model_version,prediction,score,amount,country,age_band"
+GOOD = f"""
+{PREDICTIONS_HEADER}
+p1,2026-01-01 10:00:00,v1,1,0.91,10.5,DE,18-25
+p2,2026-01-01T11:00:00+02:00,v1,0,0.12,,FR,26-35
+p3,2026-01-02 09:30:00,v2,1,0.77,7.25,FR,
+"""
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    """An empty store (the file does not exist until the first write)."""
+    return Store(tmp_path / "store.duckdb", lock_timeout_s=2)
+
+
+def write(path: Path, text: str) -> Path:
+    """Write ``text`` (dedented lines) to ``path`` and return it."""
+    path.write_text("\n".join(line.strip() for line in text.strip().splitlines()) + "\n", encoding="utf-8")
+    return path
+
+
+def counts(store: Store) -> dict[str, int]:
+    """Row counts of every store table."""
+    with store.connect(read_only=True) as con:
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("predictions", "feedback", "quarantine", "ingests")
+        }
+
+
+@pytest.fixture()
+def navigation_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make AppTest rerun the entrypoint like the server does once st.navigation has run.
+
+    AppTest resets ``PagesManager.uses_pages_directory`` before every run, and because ``pages/``
+    exists it then runs the last page's file alone (the pre-st.navigation behaviour), without
+    the entrypoint's sidebar. The server sets the flag to False on the first st.navigation call.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
