@@ -31,7 +31,8 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
-def _emit(as_json: bool, document: dict[str, Any], text: str) -> None:
+def emit(as_json: bool, document: dict[str, Any], text: str) -> None:
+    """Print the result: one JSON document with ``--json``, else the human-readable text."""
     typer.echo(json.dumps(document, default=str, sort_keys=False) if as_json else text)
 
 
@@ -51,7 +52,7 @@ def demo(
     truth = build_demo(store, Scenario(rows=rows, days=days, seed=seed))
     seconds = time.perf_counter() - started
     truth_path = store.path.parent / "demo" / "ground_truth.json"
-    _emit(
+    emit(
         as_json,
         {"db": str(store.path), "ground_truth": str(truth_path), "seconds": round(seconds, 2), **truth},
         f"demo store {store.path}: {truth['predictions']:,} predictions, {truth['feedback_rows']:,} feedback "
@@ -83,7 +84,7 @@ def ingest(
         f"{r.quarantined:,} quarantined" + "".join(f"\n  {n:,} × {reason}" for reason, n in r.reasons.items())
         for r in results
     ]
-    _emit(as_json, document, "\n".join(lines))
+    emit(as_json, document, "\n".join(lines))
 
 
 @app.command()
@@ -92,7 +93,7 @@ def info(db: DbOption = None, as_json: JsonOption = False) -> None:
     from workbench.queries import store_summary
 
     summary = store_summary(Store(db))
-    _emit(as_json, summary.to_dict(), format_summary(summary))
+    emit(as_json, summary.to_dict(), format_summary(summary))
 
 
 def format_summary(summary: Any) -> str:
@@ -110,6 +111,15 @@ def format_summary(summary: Any) -> str:
         + "".join(f"\n  {n:,} × {reason}" for reason, n in summary.quarantine_by_reason.items()),
     ]
     return "\n".join(lines)
+
+
+# Capability commands live in their own modules and register on `app` when imported.
+# One import line per capability (keep the list sorted).
+# fmt: off
+# isort: off
+# (none yet)
+# isort: on
+# fmt: on
 
 
 def main() -> None:
@@ -139,4 +149,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the imported module so capability commands register on the same `app`.
+    from workbench.cli import main as _main
+
+    _main()

@@ -1,0 +1,5 @@
+"""`python -m workbench`: the CLI."""
+
+from workbench.cli import main
+
+main()
