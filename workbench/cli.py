@@ -49,7 +49,12 @@ def demo(
 
     store = Store(db)
     started = time.perf_counter()
-    truth = build_demo(store, Scenario(rows=rows, days=days, seed=seed))
+
+    def progress(done: int, total: int) -> None:
+        if total > done or total > 1_000_000:  # only worth a line when there is more than one chunk
+            typer.echo(f"  {done:,} / {total:,} predictions written", err=True)
+
+    truth = build_demo(store, Scenario(rows=rows, days=days, seed=seed), progress=progress)
     seconds = time.perf_counter() - started
     truth_path = store.path.parent / "demo" / "ground_truth.json"
     emit(

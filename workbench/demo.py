@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,7 @@ def _day_ts(rng: np.random.Generator, n: int, days: int) -> np.ndarray:
     return np.sort(us)
 
 
-def _predictions(sc: Scenario, rng: np.random.Generator) -> tuple[pa.Table, dict[str, np.ndarray]]:
-    n = sc.rows
+def _predictions(sc: Scenario, rng: np.random.Generator, n: int, offset: int) -> tuple[pa.Table, dict[str, Any]]:
     t_us = _day_ts(rng, n, sc.days)
     day = t_us // US_PER_DAY
     after_sudden = day >= sc.sudden_drift_day
@@ -122,7 +122,7 @@ def _predictions(sc: Scenario, rng: np.random.Generator) -> tuple[pa.Table, dict
     y = (rng.random(n) < 1 / (1 + np.exp(-truth_logit))).astype(np.int8)
 
     in_ab = day >= sc.ab_start_day
-    n_units = max(n // 8, 10)
+    n_units = max(sc.rows // 8, 10)
     unit = rng.integers(0, n_units, n)
     challenger = in_ab & (unit % 2 == 1)
     model_noise = np.where(challenger, 0.15, 0.3)
@@ -131,7 +131,7 @@ def _predictions(sc: Scenario, rng: np.random.Generator) -> tuple[pa.Table, dict
     score = np.where(biased, np.maximum(score, rng.uniform(0.5, 0.9, n)), score)
     prediction = (score >= 0.5).astype(np.int8)
 
-    idx = pa.array(np.arange(n))
+    idx = pa.array(np.arange(offset, offset + n))
     trace = pc.binary_join_element_wise("tr-", pc.utf8_lpad(pc.cast(idx, pa.string()), 9, "0"), "")
     strings = lambda values, codes: pc.take(pa.array(values), pa.array(codes))  # noqa: E731
     arm = pa.array(np.where(in_ab, np.where(challenger, "challenger", "champion"), None))
@@ -170,7 +170,7 @@ def _predictions(sc: Scenario, rng: np.random.Generator) -> tuple[pa.Table, dict
     return table, hidden
 
 
-def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any]) -> tuple[pa.Table, dict[str, int]]:
+def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any], chunk: int) -> pa.Table:
     t_us, y, pred = hidden["t_us"], hidden["y"], hidden["prediction"]
     n = len(t_us)
     end_us = sc.days * US_PER_DAY
@@ -225,7 +225,9 @@ def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any]) ->
     cols = {k: v[order] for k, v in cols.items()}
     trace = pc.take(hidden["trace"], pa.array(cols["row"]))
     n_orphans = max(n // 2000, 1)
-    orphan_ids = pc.binary_join_element_wise("tr-orphan-", pc.cast(pa.array(np.arange(n_orphans)), pa.string()), "")
+    orphan_ids = pc.binary_join_element_wise(
+        f"tr-orphan-{chunk}-", pc.cast(pa.array(np.arange(n_orphans)), pa.string()), ""
+    )
     orphan_ts = np.sort(rng.integers(0, end_us, n_orphans))
     label = cols["label"]
     table = pa.table(
@@ -244,80 +246,127 @@ def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any]) ->
             ),
         }
     )
-    counts = {"feedback_rows": table.num_rows, "orphan_feedback": n_orphans}
-    return table, counts
+    return table
+
+
+def _update_hash(digest: Any, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    digest.update(sink.getvalue().to_pybytes())
 
 
 def content_hash(*tables: pa.Table) -> str:
     """SHA-256 of the tables' Arrow IPC bytes: same seed and parameters → same hash."""
     digest = hashlib.sha256()
     for table in tables:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        digest.update(sink.getvalue().to_pybytes())
+        _update_hash(digest, table)
     return digest.hexdigest()
 
 
-def generate(sc: Scenario) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
-    """Return (predictions, feedback, ground truth) for a scenario; pure, no I/O."""
+# Rows generated (and ingested) at a time: bounds memory whatever --rows is. Part of the
+# scenario's definition: each chunk has its own seeded generator, so changing it changes rows.
+CHUNK_ROWS = 1_000_000
+
+
+def generate_chunks(sc: Scenario) -> Iterator[tuple[pa.Table, pa.Table, dict[str, np.ndarray]]]:
+    """Yield (predictions, feedback, hidden truth arrays) chunk by chunk, each from its own seeded rng."""
     if sc.rows < 100 or sc.days < 7:
         raise InputError("demo needs at least 100 rows and 7 days")
-    rng = np.random.default_rng(sc.seed)
-    predictions, hidden = _predictions(sc, rng)
-    feedback, counts = _feedback(sc, rng, hidden)
-    day0 = str(START.astype("datetime64[D]"))
-    as_date = lambda d: str(START.astype("datetime64[D]") + np.timedelta64(d, "D"))  # noqa: E731
-    pre = hidden["t_us"] < sc.concept_drift_day * US_PER_DAY
-    truth = {
-        "seed": sc.seed,
-        "rows": sc.rows,
-        "days": sc.days,
-        "start": day0,
-        "content_hash": content_hash(predictions, feedback),
-        "features": {"numeric": NUMERIC, "categorical": CATEGORICAL, "sensitive": SENSITIVE},
-        "sudden_drift": {
-            "features": ["amount", "latency_ms"],
-            "day": sc.sudden_drift_day,
-            "date": as_date(sc.sudden_drift_day),
-        },
-        "gradual_drift": {"features": ["tenure_days"], "start_day": sc.gradual_drift_start_day},
-        "new_category": {"feature": "device", "category": "smartwatch", "day": sc.new_category_day},
-        "drifted_features": ["amount", "latency_ms", "tenure_days", "device"],
-        "concept_drift": {
-            "day": sc.concept_drift_day,
-            "date": as_date(sc.concept_drift_day),
-            "accuracy_before": round(float((hidden["prediction"] == hidden["y"])[pre].mean()), 4),
-            "accuracy_after": round(float((hidden["prediction"] == hidden["y"])[~pre].mean()), 4),
-        },
-        "biased_group": {
-            "attribute": "region",
-            "value": "south",
-            "metric": "fpr",
-            "extra_fpr": sc.extra_fpr_biased_group,
-        },
-        "ab_test": {
-            "start_day": sc.ab_start_day,
-            "control": "champion",
-            "variant": "challenger",
-            "control_model_version": "v1",
-            "variant_model_version": "v2",
-            "metric": "thumbs_up_rate",
-            "feedback_type": "thumb",
-            "control_rate": sc.thumbs_up_rate_champion,
-            "true_lift_abs": sc.true_lift_abs,
-            "split": [0.5, 0.5],
-        },
-        "predictions": predictions.num_rows,
-        **counts,
-    }
-    return predictions, feedback, truth
+    for chunk, offset in enumerate(range(0, sc.rows, CHUNK_ROWS)):
+        rng = np.random.default_rng([sc.seed, chunk])
+        predictions, hidden = _predictions(sc, rng, min(CHUNK_ROWS, sc.rows - offset), offset)
+        feedback = _feedback(sc, rng, hidden, chunk)
+        yield predictions, feedback, hidden
+
+
+class _Tally:
+    """Running ground-truth numbers over chunks: content hash, row counts, accuracy by period."""
+
+    def __init__(self, sc: Scenario):
+        self.sc = sc
+        self.digest = hashlib.sha256()
+        self.predictions = self.feedback = self.orphans = 0
+        self.correct = np.zeros(2)
+        self.total = np.zeros(2)
+
+    def add(self, predictions: pa.Table, feedback: pa.Table, hidden: dict[str, Any]) -> None:
+        _update_hash(self.digest, predictions)
+        _update_hash(self.digest, feedback)
+        self.predictions += predictions.num_rows
+        self.feedback += feedback.num_rows
+        self.orphans += max(predictions.num_rows // 2000, 1)
+        after = (hidden["t_us"] >= self.sc.concept_drift_day * US_PER_DAY).astype(int)
+        right = hidden["prediction"] == hidden["y"]
+        self.correct += np.bincount(after, weights=right, minlength=2)
+        self.total += np.bincount(after, minlength=2)
+
+    def truth(self) -> dict[str, Any]:
+        sc = self.sc
+        as_date = lambda d: str(START.astype("datetime64[D]") + np.timedelta64(d, "D"))  # noqa: E731
+        accuracy = self.correct / np.maximum(self.total, 1)
+        return {
+            "seed": sc.seed,
+            "rows": sc.rows,
+            "days": sc.days,
+            "start": as_date(0),
+            "content_hash": self.digest.hexdigest(),
+            "features": {"numeric": NUMERIC, "categorical": CATEGORICAL, "sensitive": SENSITIVE},
+            "sudden_drift": {
+                "features": ["amount", "latency_ms"],
+                "day": sc.sudden_drift_day,
+                "date": as_date(sc.sudden_drift_day),
+            },
+            "gradual_drift": {"features": ["tenure_days"], "start_day": sc.gradual_drift_start_day},
+            "new_category": {"feature": "device", "category": "smartwatch", "day": sc.new_category_day},
+            "drifted_features": ["amount", "latency_ms", "tenure_days", "device"],
+            "concept_drift": {
+                "day": sc.concept_drift_day,
+                "date": as_date(sc.concept_drift_day),
+                "accuracy_before": round(float(accuracy[0]), 4),
+                "accuracy_after": round(float(accuracy[1]), 4),
+            },
+            "biased_group": {
+                "attribute": "region",
+                "value": "south",
+                "metric": "fpr",
+                "extra_fpr": sc.extra_fpr_biased_group,
+            },
+            "ab_test": {
+                "start_day": sc.ab_start_day,
+                "control": "champion",
+                "variant": "challenger",
+                "control_model_version": "v1",
+                "variant_model_version": "v2",
+                "metric": "thumbs_up_rate",
+                "feedback_type": "thumb",
+                "control_rate": sc.thumbs_up_rate_champion,
+                "true_lift_abs": sc.true_lift_abs,
+                "split": [0.5, 0.5],
+            },
+            "predictions": self.predictions,
+            "feedback_rows": self.feedback,
+            "orphan_feedback": self.orphans,
+        }
+
+
+def generate(sc: Scenario) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
+    """Return (predictions, feedback, ground truth) for a scenario in memory; pure, no I/O."""
+    tally = _Tally(sc)
+    predictions, feedback = [], []
+    for p, f, hidden in generate_chunks(sc):
+        tally.add(p, f, hidden)
+        predictions.append(p)
+        feedback.append(f)
+    return pa.concat_tables(predictions), pa.concat_tables(feedback), tally.truth()
 
 
 DEMO_ROLES = Roles(predictions=TableRoles(features=NUMERIC + CATEGORICAL, categorical=CATEGORICAL, sensitive=SENSITIVE))
 
 
-def build_demo(store: Store, sc: Scenario, truth_path: Path | None = None) -> dict[str, Any]:
+def build_demo(
+    store: Store, sc: Scenario, truth_path: Path | None = None, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Generate the scenario and write it into a fresh ``store``; return the ground truth."""
     if store.exists():
         with store.connect(read_only=True) as con:
@@ -326,10 +375,18 @@ def build_demo(store: Store, sc: Scenario, truth_path: Path | None = None) -> di
             raise InputError(f"{store.path} exists and is not a demo store; pass another --db")
         store.path.unlink()
         Path(str(store.path) + ".wal").unlink(missing_ok=True)
-    predictions, feedback, truth = generate(sc)
-    p = ingest_frame(store, predictions, PREDICTIONS, DEMO_ROLES, source="demo:predictions")
-    f = ingest_frame(store, feedback, FEEDBACK, DEMO_ROLES, source="demo:feedback")
-    truth["ingest"] = {"predictions": p.to_dict(), "feedback": f.to_dict()}
+    tally = _Tally(sc)
+    accepted = {"predictions": 0, "feedback": 0, "quarantined": 0}
+    for chunk, (predictions, feedback, hidden) in enumerate(generate_chunks(sc)):
+        tally.add(predictions, feedback, hidden)
+        for table, frame in ((PREDICTIONS, predictions), (FEEDBACK, feedback)):
+            result = ingest_frame(store, frame, table, DEMO_ROLES, source=f"demo:{table}:{chunk}")
+            accepted[table] += result.accepted
+            accepted["quarantined"] += result.quarantined
+        if progress is not None:
+            progress(tally.predictions, sc.rows)
+    truth = tally.truth()
+    truth["ingest"] = accepted
     with store.connect(read_only=False) as con:
         write_meta(con, "demo", truth)
     truth_path = truth_path or store.path.parent / "demo" / "ground_truth.json"
