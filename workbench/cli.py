@@ -123,6 +123,7 @@ def format_summary(summary: Any) -> str:
 # fmt: off
 # isort: off
 # (none yet)
+import workbench.commands.gate  # noqa: E402,F401
 # isort: on
 # fmt: on
 
@@ -132,7 +133,7 @@ def main() -> None:
     import duckdb
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a `typer.Exit` in non-standalone mode
     except WorkbenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -151,6 +152,7 @@ def main() -> None:
     except Exception as exc:  # anything unforeseen: still one line, never a traceback
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

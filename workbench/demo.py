@@ -201,12 +201,15 @@ def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any], ch
     p_up = sc.thumbs_up_rate_champion + sc.true_lift_abs * hidden["challenger"]
     thumb_value = (rng.random(n) < p_up).astype(float)
     add(rng.random(n) < 0.05, "explicit", "thumb", thumb_value, None, rng.exponential(30 * minute, n))
+    # Users sometimes correct to the wrong class: 10% of corrections disagree with the true label,
+    # so some traces carry conflicting labels (the curation step must find and resolve them).
+    corrected = np.where(rng.random(n) < 0.1, 1 - y, y).astype(np.int8)
     add(
         rng.random(n) < 0.005 + 0.05 * wrong,
         "explicit",
         "correction",
-        y.astype(float),
-        y,
+        corrected.astype(float),
+        corrected,
         rng.exponential(360 * minute, n),
     )
     outcome_delay = np.minimum(np.exp(rng.normal(np.log(3), 0.6, n)), 30) * US_PER_DAY

@@ -109,8 +109,8 @@ class Store:
 
 def read_meta(con: duckdb.DuckDBPyConnection, key: str) -> Any:
     """Return the JSON value stored under ``key`` in ``meta``, or None."""
-    row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-    return None if row is None else json.loads(row[0])
+    rows = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()  # fetchall: leave no open result
+    return json.loads(rows[0][0]) if rows else None
 
 
 def write_meta(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:

@@ -1,0 +1,1 @@
+"""Capability commands of the `workbench` CLI, one module per capability."""

@@ -1,0 +1,310 @@
+"""Curated retraining sets: predictions joined with their feedback labels, cleaned, rebalanced, exported.
+
+Every step reports what it removed or added, and the export writes a ``manifest.json`` (rows,
+columns, sha256 of the data file, every parameter, the source store, composition before and after)
+so a retrain can be traced to the exact rows it learned from. Same store and parameters give a
+byte-identical data file: rows are sorted by trace_id and no wall-clock time goes into the data.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from workbench.decisions import neutralise
+from workbench.errors import InputError
+from workbench.queries import Window, filtered_predictions
+from workbench.store import Store, stored_roles
+
+# Modified z-score of Iglewicz & Hoaglin (1993): 0.6745·(x − median)/MAD. They flag |z| > 3.5;
+# we exclude only at |z| > 5 by default, because skewed features (amounts, latencies) are real.
+ROBUST_Z_FACTOR = 0.6745
+
+
+@dataclass(frozen=True)
+class CurationSpec:
+    """Every parameter of a curation; recorded whole in the manifest."""
+
+    start: str | None = None  # ISO date/time, prediction ts >= start (UTC)
+    end: str | None = None  # prediction ts < end
+    model_versions: tuple[str, ...] = ()
+    feedback_kinds: tuple[str, ...] = ()  # empty: every kind
+    feedback_types: tuple[str, ...] = ()  # empty: every type
+    conflict_policy: Literal["drop", "majority"] = "drop"
+    dedupe_features: bool = True
+    outlier_z: float | None = 5.0  # None: keep outliers
+    rebalance_attribute: str | None = None
+    rebalance_method: Literal["oversample", "reweigh"] | None = None
+    target_shares: dict[str, float] | None = None  # for oversample; default: equal shares
+    seed: int = 0
+    merge_file: str | None = None
+    max_feedback_share: float | None = None  # cap on feedback-derived rows when merging
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CuratedSet:
+    """The curated rows (Arrow) and the report of what each step did."""
+
+    table: pa.Table
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _window(spec: CurationSpec) -> Window:
+    parse = lambda s: None if not s else datetime.fromisoformat(s).replace(tzinfo=UTC)  # noqa: E731
+    return Window(start=parse(spec.start), end=parse(spec.end), model_versions=spec.model_versions)
+
+
+def _labelled_rows(store: Store, spec: CurationSpec) -> tuple[pd.DataFrame, dict[str, Any], list[str], list[str]]:
+    """Predictions joined with one label per trace (conflicts resolved by the policy), via Ibis."""
+    with store.ibis() as con:
+        roles = stored_roles(con.con).predictions
+        features, sensitive = list(roles.features or []), list(roles.sensitive)
+        p = filtered_predictions(con, _window(spec))
+        f = con.table("feedback")
+        f = f.filter(f.label.notnull())
+        if spec.feedback_kinds:
+            f = f.filter(f.kind.isin(list(spec.feedback_kinds)))
+        if spec.feedback_types:
+            f = f.filter(f.type.isin(list(spec.feedback_types)))
+        per_trace = f.group_by("trace_id").aggregate(n_labels=f.count(), n_positive=f.label.cast("int64").sum())
+        columns = ["trace_id", "ts", "model_version", "prediction", "score", *features, *sensitive]
+        joined = p.select(*columns).inner_join(per_trace, "trace_id")
+        frame = joined.order_by("trace_id").to_pyarrow().to_pandas()
+        source = {
+            "store": str(store.path),
+            "predictions": int(con.table("predictions").count().execute()),
+            "feedback": int(con.table("feedback").count().execute()),
+            "max_ts": str(con.table("predictions").ts.max().execute()),
+        }
+    conflict = (frame["n_positive"] > 0) & (frame["n_positive"] < frame["n_labels"])
+    tie = 2 * frame["n_positive"] == frame["n_labels"]
+    if spec.conflict_policy == "drop":
+        keep = ~conflict
+    elif spec.conflict_policy == "majority":
+        keep = ~(conflict & tie)
+    else:
+        raise InputError(f"conflict policy must be drop or majority, not '{spec.conflict_policy}'")
+    frame = frame[keep].copy()
+    frame["label"] = (2 * frame["n_positive"] > frame["n_labels"]).astype("int8")
+    report = {
+        "source": source,
+        "labelled_traces": len(keep),
+        "conflicting_traces": int(conflict.sum()),
+        "conflicts_dropped": int((~keep).sum()),
+        "conflicts_resolved_by_majority": int((conflict & keep).sum()),
+    }
+    return frame.drop(columns=["n_labels", "n_positive"]).reset_index(drop=True), report, features, sensitive
+
+
+def _drop_identical_feature_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, int]:
+    """Keep the earliest of rows with the same features, sensitive attributes and label."""
+    ordered = frame.sort_values(["ts", "trace_id"], kind="stable")
+    kept = ordered[~ordered.duplicated(subset=columns, keep="first")]
+    return kept.sort_values("trace_id", kind="stable").reset_index(drop=True), len(frame) - len(kept)
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """Modified z-score 0.6745·(x − median)/MAD (Iglewicz & Hoaglin 1993); 0 where MAD is 0 or x is missing."""
+    median = np.nanmedian(values)
+    mad = np.nanmedian(np.abs(values - median))
+    if not np.isfinite(mad) or mad == 0:
+        return np.zeros_like(values, dtype=float)
+    return np.nan_to_num(ROBUST_Z_FACTOR * (values - median) / mad, nan=0.0)
+
+
+def _drop_outliers(frame: pd.DataFrame, numeric: list[str], threshold: float) -> tuple[pd.DataFrame, dict[str, int]]:
+    outlying = np.zeros(len(frame), dtype=bool)
+    by_feature = {}
+    for col in numeric:
+        hit = np.abs(robust_z(frame[col].to_numpy(dtype=float, na_value=np.nan))) > threshold
+        by_feature[col] = int(hit.sum())
+        outlying |= hit
+    return frame[~outlying].reset_index(drop=True), {"rows": int(outlying.sum()), "by_feature": by_feature}
+
+
+def oversample_targets(counts: dict[str, int], shares: dict[str, float]) -> dict[str, int]:
+    """Group sizes after oversampling to target shares q_g: N' = max n_g/q_g, size_g = round(q_g·N')."""
+    total_share = sum(shares.values())
+    if not shares or total_share <= 0 or any(q <= 0 for q in shares.values()):
+        raise InputError("target shares must be positive")
+    q = {g: shares[g] / total_share for g in shares}
+    missing = [g for g in q if counts.get(g, 0) == 0]
+    if missing:
+        raise InputError(f"cannot oversample group '{missing[0]}': it has no rows")
+    n_prime = max(counts[g] / q[g] for g in q)
+    return {g: max(round(q[g] * n_prime), counts[g]) for g in q}
+
+
+def reweighing_weights(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-row weight w(g, y) = n_g·n_y / (n·n_gy) (Kamiran & Calders 2012; AIF360 Reweighing); Σw = n."""
+    frame = pd.DataFrame({"g": groups, "y": labels})
+    n = len(frame)
+    n_g = frame.groupby("g", dropna=False)["y"].transform("size")
+    n_y = frame.groupby("y")["y"].transform("size")
+    n_gy = frame.groupby(["g", "y"], dropna=False)["y"].transform("size")
+    return (n_g * n_y / (n * n_gy)).to_numpy(dtype=float)
+
+
+def _composition(frame: pd.DataFrame, attributes: list[str], weight: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"rows": len(frame)}
+    w = frame[weight] if weight else pd.Series(1.0, index=frame.index)
+    total = float(w.sum()) or 1.0
+    out["label_share_positive"] = round(float((w * frame["label"]).sum() / total), 6) if len(frame) else None
+    for attr in attributes:
+        shares = w.groupby(frame[attr].fillna("(missing)")).sum() / total
+        out[attr] = {str(k): round(float(v), 6) for k, v in shares.sort_index().items()}
+    return out
+
+
+def _rebalance(frame: pd.DataFrame, spec: CurationSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
+    attr = spec.rebalance_attribute
+    if attr not in frame.columns:
+        raise InputError(f"cannot rebalance on '{attr}': not a column of the curated set")
+    groups = frame[attr].fillna("(missing)")
+    if spec.rebalance_method == "reweigh":
+        frame = frame.assign(sample_weight=reweighing_weights(groups.to_numpy(), frame["label"].to_numpy()))
+        return frame, {
+            "method": "reweigh",
+            "attribute": attr,
+            "total_weight": round(float(frame.sample_weight.sum()), 6),
+        }
+    counts = groups.value_counts().to_dict()
+    shares = spec.target_shares or dict.fromkeys(counts, 1.0)
+    targets = oversample_targets(counts, shares)
+    rng = np.random.default_rng(spec.seed)
+    extra = []
+    for group in sorted(targets):
+        members = np.flatnonzero(groups.to_numpy() == group)
+        add = targets[group] - len(members)
+        if add > 0:
+            extra.append(frame.iloc[rng.choice(members, size=add, replace=True)])
+    frame = pd.concat([frame, *extra], ignore_index=True).sort_values("trace_id", kind="stable")
+    added = {g: targets[g] - counts.get(g, 0) for g in sorted(targets)}
+    return frame.reset_index(drop=True), {
+        "method": "oversample",
+        "attribute": attr,
+        "target_sizes": targets,
+        "added": added,
+    }
+
+
+def _read_training_file(path: str) -> pd.DataFrame:
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such training set file")
+    try:
+        return pd.read_parquet(file) if file.suffix in (".parquet", ".pq") else pd.read_csv(file)
+    except Exception as exc:  # any reader failure is bad input here
+        raise InputError(f"{file.name}: cannot read the training set ({type(exc).__name__})") from None
+
+
+def _merge(frame: pd.DataFrame, spec: CurationSpec) -> tuple[pd.DataFrame, dict[str, Any]]:
+    existing = _read_training_file(spec.merge_file).assign(source="training_set")
+    feedback = frame.assign(source="feedback")
+    capped = 0
+    cap = spec.max_feedback_share
+    if cap is not None and 0 <= cap < 1 and len(existing):
+        allowed = int(np.floor(cap * len(existing) / (1 - cap)))
+        if len(feedback) > allowed:
+            rng = np.random.default_rng(spec.seed)
+            keep = np.sort(rng.choice(len(feedback), size=allowed, replace=False))
+            capped = len(feedback) - allowed
+            feedback = feedback.iloc[keep]
+    merged = pd.concat([existing, feedback], ignore_index=True)
+    share = len(feedback) / len(merged) if len(merged) else 0.0
+    return merged, {"training_set_rows": len(existing), "feedback_rows": len(feedback), "feedback_rows_capped": capped,
+                    "feedback_share": round(share, 6)}  # fmt: skip
+
+
+def curate(store: Store, spec: CurationSpec) -> CuratedSet:
+    """Build the curated retraining set in memory (the preview) with a report of every step."""
+    frame, report, features, sensitive = _labelled_rows(store, spec)
+    composition_attrs = [spec.rebalance_attribute] if spec.rebalance_attribute else sensitive
+    report["composition_before"] = _composition(frame, composition_attrs)
+    if spec.dedupe_features:
+        frame, removed = _drop_identical_feature_rows(frame, [*features, *sensitive, "label"])
+        report["identical_feature_rows_removed"] = removed
+    numeric = [c for c in features if pd.api.types.is_numeric_dtype(frame[c])]
+    if spec.outlier_z is not None:
+        frame, outliers = _drop_outliers(frame, numeric, spec.outlier_z)
+        report["outliers_removed"] = {**outliers, "rule": f"|modified z| > {spec.outlier_z} (Iglewicz & Hoaglin)"}
+    if spec.rebalance_method:
+        frame, report["rebalance"] = _rebalance(frame, spec)
+    if spec.merge_file:
+        frame, report["merge"] = _merge(frame, spec)
+    weight = "sample_weight" if "sample_weight" in frame.columns else None
+    report["composition_after"] = _composition(frame, composition_attrs, weight)
+    report["model_versions"] = sorted(str(v) for v in frame["model_version"].dropna().unique())
+    ts = frame["ts"].dropna()
+    report["time_coverage"] = {"first": str(ts.min()) if len(ts) else None, "last": str(ts.max()) if len(ts) else None}
+    report["features"] = features
+    report["sensitive"] = sensitive
+    return CuratedSet(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None), report)
+
+
+def data_bytes(curated: CuratedSet, fmt: str = "parquet") -> bytes:
+    """The data file's bytes: Parquet (default) or CSV with formula-like text cells neutralised."""
+    sink = pa.BufferOutputStream()
+    if fmt == "parquet":
+        pq.write_table(curated.table, sink, compression="zstd", write_statistics=True)
+    elif fmt == "csv":
+        table = curated.table
+        for i, name in enumerate(table.column_names):
+            if pa.types.is_string(table.schema.field(i).type) or pa.types.is_large_string(table.schema.field(i).type):
+                values = [neutralise(v) for v in table.column(i).to_pylist()]
+                table = table.set_column(i, name, pa.array(values, type=pa.string()))
+        pacsv.write_csv(table, sink)
+    else:
+        raise InputError(f"unknown export format '{fmt}': use parquet or csv")
+    return sink.getvalue().to_pybytes()
+
+
+def manifest(curated: CuratedSet, spec: CurationSpec, data: bytes, fmt: str, created_by: str | None = None) -> dict:
+    """The manifest of an export: rows, typed columns, sha256 of the data file, parameters, lineage."""
+    return {
+        "rows": curated.table.num_rows,
+        "columns": [{"name": f.name, "type": str(f.type)} for f in curated.table.schema],
+        "format": fmt,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "filters": spec.to_dict(),
+        "source": curated.report["source"],
+        "model_versions": curated.report["model_versions"],
+        "composition_before": curated.report["composition_before"],
+        "composition_after": curated.report["composition_after"],
+        "report": {
+            k: v for k, v in curated.report.items() if k not in ("source", "composition_before", "composition_after")
+        },
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_by": created_by or getpass.getuser(),
+    }
+
+
+def export(
+    store: Store, spec: CurationSpec, out_dir: str | Path, fmt: str = "parquet", created_by: str | None = None
+) -> dict:
+    """Curate and write ``retraining_set.<fmt>`` and ``manifest.json`` into ``out_dir``; return the manifest."""
+    curated = curate(store, spec)
+    if curated.table.num_rows == 0:
+        raise InputError("the curated set is empty: widen the filters (are there labelled predictions in the window?)")
+    data = data_bytes(curated, fmt)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"retraining_set.{fmt}").write_bytes(data)
+    document = manifest(curated, spec, data, fmt, created_by)
+    (out / "manifest.json").write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    return document
