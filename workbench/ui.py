@@ -28,6 +28,12 @@ SOURCES = (SOURCE_DEFAULT, SOURCE_FILE, SOURCE_UPLOAD)
 # The pages that exist, in navigation order: (script, title, icon, what it answers).
 PAGES = [
     ("pages/home.py", "Home", ":material/home:", "What is in the store: volumes, versions, feedback coverage."),
+    (
+        "pages/gate.py",
+        "Retrain gate",
+        ":material/gavel:",
+        "Approve, reject or defer a retrain on the evidence; export the curated retraining set and the decision log.",
+    ),
 ]
 
 
@@ -46,6 +52,11 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def store_mtime(store: Store) -> float:
+    """The store file's modification time: part of every cache key, so a changed store is re-read."""
+    return _mtime(store.path)
 
 
 @st.cache_data(show_spinner="Summarising the store…", max_entries=32)

@@ -1,0 +1,196 @@
+"""Retrain gate: the evidence, the curated retraining set, the decision and its verifiable log."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from workbench import ui
+from workbench.charts.gate import composition_figure
+from workbench.curate import CurationSpec, curate, data_bytes, manifest
+from workbench.decisions import DECISIONS, decide, export, gate_blockers, read_decisions, verify
+from workbench.evidence import latest_runs
+
+st.title("Retrain gate")
+st.caption("Approve, reject or defer a retrain on the evidence, and export the exact data to train on.")
+
+store = ui.active_store()
+if not store.exists():
+    st.info("No store yet: build the demo with `workbench demo` or ingest files first.", icon=":material/database:")
+    st.stop()
+with ui.user_errors():
+    summary = ui.summary()
+    runs = latest_runs(store)
+
+# --- Evidence -----------------------------------------------------------------------------------------
+st.subheader("Evidence")
+pages = {script.split("/")[-1][:-3]: (script, title) for script, title, _, _ in ui.PAGES}
+cols = st.columns(4)
+for col, family in zip(cols, ("drift", "abtest", "fairness", "triggers"), strict=True):
+    run = runs[family]
+    label = {"drift": "Drift", "abtest": "A/B test", "fairness": "Fairness", "triggers": "Triggers"}[family]
+    with col.container(border=True):
+        if run is None:
+            st.markdown(f"**{label}**  \nnot run")
+        else:
+            st.markdown(f"**{label}**: {run.verdict}  \n{run.summary.get('verdict_text', '')}")
+            st.caption(f"run {run.created_at}")
+        if family in pages:
+            st.page_link(pages[family][0], label=f"Open {label}", icon=":material/arrow_forward:")
+evidence = {family: (run.to_dict() if run else None) for family, run in runs.items()}
+blockers = gate_blockers(evidence)
+for blocker in blockers:
+    st.error(f"Approval is blocked: {blocker}.", icon=":material/block:")
+
+# --- Curation -----------------------------------------------------------------------------------------
+st.subheader("Curated retraining set")
+window = ui.active_window()
+with st.form("curation"):
+    left, mid, right = st.columns(3)
+    kinds = left.multiselect(
+        "Label sources (feedback kinds)", ["explicit", "implicit", "automated"], placeholder="All kinds"
+    )
+    conflicts = left.radio("Conflicting labels for one prediction", ["drop", "majority"], horizontal=True)
+    outlier_z = mid.number_input(
+        "Exclude outliers above |modified z|",
+        0.0,
+        50.0,
+        5.0,
+        0.5,
+        help="Modified z-score (Iglewicz & Hoaglin) per numeric feature; 0 keeps all.",
+    )
+    dedupe = mid.checkbox("Drop rows with identical features and label", value=True)
+    attribute = right.selectbox("Rebalance on", ["(none)", *summary.sensitive])
+    method = right.radio(
+        "Method",
+        ["oversample", "reweigh"],
+        horizontal=True,
+        help="Oversample to equal shares (seeded) or add sample_weight (AIF360 reweighing).",
+    )
+    seed = right.number_input("Seed", 0, 2**31 - 1, 0)
+    st.form_submit_button("Preview", icon=":material/preview:")
+
+spec = CurationSpec(
+    start=window.start.isoformat() if window and window.start else None,
+    end=window.end.isoformat() if window and window.end else None,
+    model_versions=window.model_versions if window else (),
+    feedback_kinds=tuple(kinds),
+    conflict_policy=conflicts,
+    dedupe_features=dedupe,
+    outlier_z=outlier_z or None,
+    rebalance_attribute=None if attribute == "(none)" else attribute,
+    rebalance_method=None if attribute == "(none)" else method,
+    seed=int(seed),
+)
+
+
+@st.cache_data(show_spinner="Curating…", max_entries=8)
+def preview(path: str, mtime: float, spec: CurationSpec):
+    """The curated set for this spec, cached per store version."""
+    del mtime
+    from workbench.store import Store
+
+    return curate(Store(path), spec)
+
+
+with ui.user_errors():
+    curated = preview(str(store.path), ui.store_mtime(store), spec)
+report = curated.report
+before, after = report["composition_before"], report["composition_after"]
+metrics = st.columns(5)
+metrics[0].metric("Rows", f"{curated.table.num_rows:,}", f"{curated.table.num_rows - before['rows']:+,} vs labelled")
+metrics[1].metric("Positive labels", f"{after['label_share_positive']:.1%}" if after["rows"] else "n/a")
+metrics[2].metric("Conflicts dropped", f"{report['conflicts_dropped']:,}")
+metrics[3].metric("Identical rows removed", f"{report.get('identical_feature_rows_removed', 0):,}")
+metrics[4].metric("Outliers removed", f"{report.get('outliers_removed', {}).get('rows', 0):,}")
+coverage = report["time_coverage"]
+st.caption(
+    f"From {report['labelled_traces']:,} labelled predictions, {str(coverage['first'])[:10]} to "
+    f"{str(coverage['last'])[:10]}, model versions {', '.join(report['model_versions']) or '—'}."
+)
+shown = spec.rebalance_attribute or (summary.sensitive[0] if summary.sensitive else None)
+if shown and shown in before:
+    st.plotly_chart(composition_figure(before, after, shown), width="stretch")
+
+fmt = st.radio("Export format", ["parquet", "csv"], horizontal=True)
+data = data_bytes(curated, fmt) if curated.table.num_rows else b""
+doc = manifest(curated, spec, data, fmt)
+down = st.columns(2)
+down[0].download_button(
+    "Download retraining set", data, file_name=f"retraining_set.{fmt}", icon=":material/download:", disabled=not data
+)
+down[1].download_button(
+    "Download manifest.json",
+    json.dumps(doc, indent=2, sort_keys=True, default=str),
+    file_name="manifest.json",
+    mime="application/json",
+    icon=":material/description:",
+)
+st.caption(f"sha256 of the data file: `{doc['sha256']}`")
+
+# --- Decision -----------------------------------------------------------------------------------------
+st.subheader("Decision")
+with st.form("decision", clear_on_submit=True):
+    decision = st.radio("Decision", DECISIONS, horizontal=True)
+    reviewer = st.text_input("Reviewer")
+    rationale = st.text_area("Rationale", placeholder="What you decided and why, in a sentence or two.")
+    versions = [v["model_version"] for v in summary.model_versions]
+    candidate = st.selectbox("Candidate model version", ["(none)", *versions])
+    attach = st.checkbox("Attach the previewed retraining set's manifest", value=True)
+    override = st.text_input("Override reason (only to approve despite a blocked gate)") if blockers else ""
+    submitted = st.form_submit_button("Record decision", type="primary", icon=":material/gavel:")
+if submitted:
+    with ui.user_errors():
+        entry = decide(
+            store,
+            decision,
+            reviewer,
+            rationale,
+            None if candidate == "(none)" else candidate,
+            doc if attach else None,
+            override or None,
+        )
+    st.success(f"Decision {entry.seq} recorded: {entry.decision} by {entry.reviewer} (hash {entry.hash[:12]}…).")
+
+# --- Log ----------------------------------------------------------------------------------------------
+st.subheader("Decision log")
+entries = read_decisions(store)
+check = verify(store)
+if not entries:
+    st.caption("No decisions yet.")
+elif check.ok:
+    st.success(f"Hash chain intact: {check.entries} decisions verified.", icon=":material/verified:")
+else:
+    st.error(f"Hash chain broken at entry {check.first_bad_seq}: {check.problem}.", icon=":material/gpp_bad:")
+if entries:
+    chosen = st.multiselect("Show decisions", DECISIONS, default=list(DECISIONS))
+    st.dataframe(
+        [
+            {
+                "seq": d.seq,
+                "when": d.decided_at[:19],
+                "decision": d.decision,
+                "reviewer": d.reviewer,
+                "candidate": d.candidate,
+                "rationale": d.rationale,
+                "override": d.override_reason,
+                "hash": d.hash[:12],
+            }
+            for d in entries
+            if d.decision in chosen
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    exports = st.columns(3)
+    for col, (fmt_name, mime) in zip(
+        exports, (("md", "text/markdown"), ("jsonl", "application/x-ndjson"), ("csv", "text/csv")), strict=True
+    ):
+        col.download_button(
+            f"Export log as {fmt_name}",
+            export(store, fmt_name),
+            file_name=f"decisions.{fmt_name}",
+            mime=mime,
+            key=f"log-{fmt_name}",
+        )

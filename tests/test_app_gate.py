@@ -1,0 +1,67 @@
+"""AppTest of the Retrain gate page: evidence, preview, downloads, a recorded decision, the log."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from workbench.decisions import read_decisions, verify
+from workbench.demo import Scenario, build_demo
+from workbench.evidence import record_run
+from workbench.store import Store
+
+
+@pytest.fixture()
+def gate(tmp_path, monkeypatch, navigation_app):
+    store = Store(tmp_path / "workbench.duckdb")
+    build_demo(store, Scenario(rows=8_000, days=30))
+    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/gate.py").run()
+    return app, store
+
+
+def test_gate_page_previews_the_curated_set(gate):
+    app, _ = gate
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert int(metrics["Rows"].replace(",", "")) > 1000
+    assert "not run" in " ".join(m.value for m in app.markdown)
+    labels = [b.label for b in app.get("download_button")]
+    assert labels[:2] == ["Download retraining set", "Download manifest.json"]
+
+
+def test_recording_a_decision_appends_to_a_verified_log(gate):
+    app, store = gate
+    form = app.get("form")[1]
+    form.text_input[0].input("ana")
+    form.text_area[0].input("labels look clean; challenger wins")
+    form.radio[0].set_value("approve")
+    form.get("form_submit_button")[0].click().run()
+    assert not app.exception
+    assert any("Decision 1 recorded: approve by ana" in s.value for s in app.success)
+    assert any("Hash chain intact: 1 decisions verified" in s.value for s in app.success)
+    (entry,) = read_decisions(store)
+    assert entry.dataset_sha256 is not None and verify(store).ok
+
+
+def test_a_failing_fairness_audit_blocks_approval_on_the_page(tmp_path, monkeypatch, navigation_app):
+    store = Store(tmp_path / "workbench.duckdb")
+    build_demo(store, Scenario(rows=5_000, days=30))
+    record_run(store, "fairness", "fail", {"verdict_text": "fail: FPR for region=south is 0.27 vs 0.11"})
+    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/gate.py").run()
+    assert any("Approval is blocked: the latest fairness audit failed" in e.value for e in app.error)
+    form = app.get("form")[1]
+    form.text_input[0].input("ana")
+    form.text_area[0].input("ship")
+    form.radio[0].set_value("approve")
+    form.get("form_submit_button")[0].click().run()
+    assert any("approval refused" in e.value for e in app.error)
+    assert read_decisions(store) == []
