@@ -123,7 +123,6 @@ def format_summary(summary: Any) -> str:
 # fmt: off
 # isort: off
 # (none yet)
-import workbench.commands.gate  # noqa: E402,F401
 # isort: on
 # fmt: on
 

@@ -406,12 +406,12 @@ def _ingest_one(
     return _commit(con, table, plan, source)
 
 
-def _run(store: Store, loads: list[tuple[Loader, str]], table: str | None, roles: Roles | None) -> list[IngestResult]:
-    """Ingest every source in one transaction: all land, or (on any error) none does."""
+def _run(store: Store, loads: list[tuple[Loader, str, str | None]], roles: Roles | None) -> list[IngestResult]:
+    """Ingest every (loader, source, table) in one transaction: all land, or (on any error) none does."""
     with store.connect(read_only=False) as con:
         con.begin()
         try:
-            results = [_ingest_one(con, load, table, roles or Roles(), source) for load, source in loads]
+            results = [_ingest_one(con, load, table, roles or Roles(), source) for load, source, table in loads]
             con.commit()
         except BaseException:
             con.rollback()
@@ -424,8 +424,8 @@ def ingest_files(
 ) -> list[IngestResult]:
     """Validate and append files (CSV, Parquet, JSON Lines; each optionally .gz) in one transaction."""
     with tempfile.TemporaryDirectory() as workdir:
-        loads = [(_file_loader(Path(path), Path(workdir)), Path(path).name) for path in paths]
-        return _run(store, loads, table, roles)
+        loads = [(_file_loader(Path(path), Path(workdir)), Path(path).name, table) for path in paths]
+        return _run(store, loads, roles)
 
 
 def ingest_file(store: Store, path: str | Path, table: str | None = None, roles: Roles | None = None) -> IngestResult:
@@ -437,17 +437,27 @@ def _file_loader(path: Path, workdir: Path) -> Loader:
     return lambda con: _load_file(con, path, workdir)
 
 
-def ingest_frame(
-    store: Store, frame: Any, table: str, roles: Roles | None = None, source: str = "dataframe"
-) -> IngestResult:
-    """Validate and append an in-memory pandas DataFrame or Arrow table, like a file."""
-
+def _frame_loader(frame: Any) -> Loader:
     def load(con: duckdb.DuckDBPyConnection) -> None:
         con.register("incoming_frame", frame)
         con.execute("CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM incoming_frame")
         con.unregister("incoming_frame")
 
-    return _run(store, [(load, source)], table, roles)[0]
+    return load
+
+
+def ingest_frames(
+    store: Store, frames: list[tuple[Any, str]], roles: Roles | None = None, source: str = "dataframe"
+) -> list[IngestResult]:
+    """Validate and append in-memory tables [(pandas or Arrow frame, table name)] in one transaction."""
+    return _run(store, [(_frame_loader(frame), f"{source}:{table}", table) for frame, table in frames], roles)
+
+
+def ingest_frame(
+    store: Store, frame: Any, table: str, roles: Roles | None = None, source: str = "dataframe"
+) -> IngestResult:
+    """Validate and append one in-memory pandas DataFrame or Arrow table, like a file."""
+    return _run(store, [(_frame_loader(frame), source, table)], roles)[0]
 
 
 def total(results: list[IngestResult]) -> dict[str, Any]:
