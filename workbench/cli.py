@@ -6,6 +6,7 @@ with a one-line message on stderr and no traceback.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -118,13 +119,11 @@ def format_summary(summary: Any) -> str:
     return "\n".join(lines)
 
 
-# Capability commands live in their own modules and register on `app` when imported.
-# One import line per capability (keep the list sorted).
-# fmt: off
-# isort: off
-# (none yet)
-# isort: on
-# fmt: on
+# Capability commands live in their own modules (workbench/commands/) and register on `app` when
+# imported; one name per capability, sorted.
+CAPABILITIES = ("gate", "stream")
+for _capability in CAPABILITIES:
+    importlib.import_module(f"workbench.commands.{_capability}")
 
 
 def main() -> None:
