@@ -12,8 +12,9 @@ from workbench.curate import CurationSpec, curate, data_bytes, manifest
 from workbench.decisions import DECISIONS, decide, export, gate_blockers, read_decisions, verify
 from workbench.evidence import latest_runs
 
-st.title("Retrain gate")
-st.caption("Approve, reject or defer a retrain on the evidence, and export the exact data to train on.")
+ui.page_header(
+    "Retrain gate", "Approve, reject or defer a retrain on the evidence, and export the exact data to train on."
+)
 
 store = ui.active_store()
 if not store.exists():

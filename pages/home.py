@@ -4,10 +4,10 @@ import streamlit as st
 
 from workbench import charts, ui
 
-st.title("Feedback Workbench")
-st.caption(
+ui.page_header(
+    "Feedback Workbench",
     "Explore drift, run A/B significance analysis and audit fairness before you approve a retrain "
-    "of a production model."
+    "of a production model.",
 )
 
 store = ui.active_store()

@@ -37,6 +37,22 @@ PAGES = [
 ]
 
 
+def page_header(title: str, caption: str) -> None:
+    """Start a page: make sure it runs through the router (app.py), then its title and one-line purpose.
+
+    Streamlit starts in its legacy ``pages/`` mode and leaves it only when ``st.navigation`` first
+    runs; a deep link (``/gate``) opened first after a server start would run the page alone,
+    without the shared sidebar. Leave that mode and rerun, which goes through app.py to this page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    st.title(title)
+    st.caption(caption)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Show a project error as one line (``st.error``) and stop the page, never a traceback."""
