@@ -19,6 +19,17 @@ p3,2026-01-02 09:30:00,v2,1,0.77,7.25,FR,
 """
 
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict]:
+    """The default demo scenario (300k predictions, 90 days, seed 7) and its ground truth, built once per
+    test process. Analyses may record their runs in it; a test that needs a pristine store copies it."""
+    from workbench.demo import Scenario, build_demo
+
+    store = Store(tmp_path_factory.mktemp("demo") / "workbench.duckdb")
+    truth = build_demo(store, Scenario())
+    return store, truth
+
+
 @pytest.fixture()
 def store(tmp_path: Path) -> Store:
     """An empty store (the file does not exist until the first write)."""

@@ -1,0 +1,79 @@
+"""Foundation: building the demo store and validated ingestion, beside a plain unvalidated DuckDB load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from benchmarks.harness import Row, measure
+
+TITLE = "Foundation: demo generation and validated ingestion"
+
+
+def build_demo(db: str, rows: int) -> int:
+    """Our path: `workbench demo --rows N` (generate, validate, ingest in 1M-row chunks)."""
+    from workbench.demo import Scenario, build_demo
+    from workbench.store import Store
+
+    return build_demo(Store(db), Scenario(rows=rows))["predictions"]
+
+
+def export_parquet(db: str, out: str) -> None:
+    """Write the demo's predictions to a Parquet file (the input of the ingest benchmark)."""
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    con.execute(f"COPY (SELECT * EXCLUDE (ingest_id) FROM predictions) TO '{out}' (FORMAT parquet)")
+    con.close()
+
+
+def ingest(db: str, parquet: str) -> dict:
+    """Our path: `workbench ingest FILE` (validate every row, quarantine, dedupe, one transaction)."""
+    from workbench.ingest import ingest_file
+    from workbench.store import Store
+
+    result = ingest_file(Store(db), parquet)
+    return {"accepted": result.accepted, "duplicates": result.duplicates}
+
+
+def plain_load(db: str, parquet: str) -> int:
+    """The alternative: load the Parquet file into DuckDB as it is, no validation and no dedupe."""
+    import duckdb
+
+    con = duckdb.connect(db)
+    con.execute(f"CREATE TABLE predictions AS SELECT * FROM read_parquet('{parquet}')")
+    n = con.execute("SELECT count(*) FROM predictions").fetchone()[0]
+    con.close()
+    return n
+
+
+def _imports() -> None:
+    import duckdb  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    import workbench.ingest  # noqa: F401
+
+
+def cases(quick: bool, workdir: Path) -> Iterator[Row]:
+    """Demo build at 1M rows, then ingesting (and re-ingesting) its 1M predictions from Parquet."""
+    rows = 20_000 if quick else 1_000_000
+    demo_db = str(workdir / "foundation-demo.duckdb")
+    built = measure(build_demo, demo_db, rows, setup=_imports)
+    yield Row(
+        "foundation", "workbench demo", rows, built.seconds, built.peak_mb,
+        goal="seconds, not minutes", goal_met=built.seconds < 60,
+        notes="generate predictions and ~1.05 feedback rows per prediction, validate and ingest both streams",
+    )  # fmt: skip
+    parquet = str(workdir / "predictions.parquet")
+    export_parquet(demo_db, parquet)
+    ingest_db = str(workdir / "foundation-ingest.duckdb")
+    ours = measure(ingest, ingest_db, parquet, setup=_imports)
+    plain = measure(plain_load, str(workdir / "foundation-plain.duckdb"), parquet, setup=_imports)
+    yield Row(
+        "foundation", "ingest Parquet (validated)", rows, ours.seconds, ours.peak_mb,
+        "DuckDB CREATE TABLE AS read_parquet (no validation)", plain.seconds, plain.peak_mb,
+        notes="the ratio below 1 is the price of validation, quarantine and de-duplication",
+    )  # fmt: skip
+    again = measure(ingest, ingest_db, parquet, setup=_imports)
+    assert again.result["accepted"] == 0 and again.result["duplicates"] == rows
+    yield Row("foundation", "re-ingest the same file (all duplicates)", rows, again.seconds, again.peak_mb)

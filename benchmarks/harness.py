@@ -1,0 +1,86 @@
+"""Measure a call in a fresh process: wall seconds and peak resident memory, so runs share no caches.
+
+Peak memory is the child process's maximum RSS (``getrusage``), interpreter and imports included:
+what a user's process would need. ``setup`` runs before the clock starts (imports, warm-up).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import platform
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One timed call: seconds (best of ``repeat``), peak RSS in MB, and the call's (small) result."""
+
+    seconds: float
+    peak_mb: float
+    result: Any = None
+
+
+@dataclass
+class Row:
+    """One line of the results table: our time and memory beside the alternative's, and the goal."""
+
+    benchmark: str
+    case: str
+    rows: int
+    ours_s: float
+    ours_peak_mb: float
+    alternative: str | None = None
+    alt_s: float | None = None
+    alt_peak_mb: float | None = None
+    goal: str | None = None
+    goal_met: bool | None = None
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def speedup(self) -> float | None:
+        """How many times faster we are than the alternative (alt_s / ours_s)."""
+        return None if not self.alt_s else self.alt_s / self.ours_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form with the speedup."""
+        return {**asdict(self), "speedup": self.speedup}
+
+
+def _child(queue: Any, target: Callable, args: tuple, setup: Callable | None, repeat: int) -> None:
+    try:
+        if setup is not None:
+            setup()
+        best, result = float("inf"), None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            result = target(*args)
+            best = min(best, time.perf_counter() - started)
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        queue.put(("ok", best, peak_kb / 1024, result))
+    except BaseException as exc:  # report any failure to the parent instead of hanging it
+        queue.put(("error", f"{type(exc).__name__}: {exc}", None, None))
+
+
+def measure(target: Callable, *args: Any, setup: Callable | None = None, repeat: int = 1) -> Measurement:
+    """Run ``target(*args)`` in a fresh spawned process; return its best time and the process's peak RSS."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(queue, target, args, setup, repeat))
+    process.start()
+    status, seconds, peak_mb, result = queue.get()
+    process.join()
+    if status != "ok":
+        raise RuntimeError(f"{getattr(target, '__name__', target)} failed: {seconds}")
+    return Measurement(seconds, peak_mb, result)
+
+
+def machine() -> str:
+    """A one-line description of this machine for the results file."""
+    import os
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -1,0 +1,54 @@
+"""Settings: defaults in code, a [section] of the settings file overrides them, bad keys name their line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from workbench.errors import InputError
+from workbench.settings import load_section
+
+
+@dataclass(frozen=True)
+class Example:
+    threshold: float = 0.1
+    min_rows: int = 30
+    method: str = "holm"
+    groups: tuple[str, ...] = ()
+    cap: float | None = None
+
+
+def test_defaults_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_SETTINGS", raising=False)
+    assert load_section(Example, "example") == Example()
+
+
+def test_a_section_overrides_some_defaults(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[other]\nthreshold = 9\n[example]\nthreshold = 1\ngroups = ["a", "b"]\ncap = 0.5\n')
+    assert load_section(Example, "example", path) == Example(threshold=1.0, groups=("a", "b"), cap=0.5)
+
+
+def test_the_environment_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "s.toml"
+    path.write_text("[example]\nmin_rows = 5\n")
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(path))
+    assert load_section(Example, "example").min_rows == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[example]\nthreshold = 1\nthreshhold = 2\n", "line 3: [example] has no setting 'threshhold'"),
+        ("[example]\n\nmin_rows = 2.5\n", "line 3: [example] min_rows = 2.5 is not a valid"),
+        ('[example]\nthreshold = "high"\n', "line 2: [example] threshold = 'high' is not a valid"),
+        ("[example\n", "not valid TOML"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_line(tmp_path, body, message):
+    path = tmp_path / "s.toml"
+    path.write_text(body)
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        load_section(Example, "example", path)
