@@ -128,3 +128,34 @@ def test_demo_refuses_to_overwrite_a_store_that_is_not_a_demo(store, tmp_path):
     ingest_file(store, write(tmp_path / "p.csv", f"{PREDICTIONS_HEADER}\na,2026-01-01,v1,1,0.5,1,DE,x\n"))
     with pytest.raises(InputError, match="is not a demo store"):
         build_demo(store, Scenario(rows=1_000))
+
+
+def expected_stars(mu: float) -> float:
+    """E[clip(round(N(mu, 1)), 1, 5)] by hand: P(k) = Φ(k + ½ − mu) − Φ(k − ½ − mu), the ends open."""
+    from scipy.stats import norm
+
+    edges = np.array([-np.inf, 1.5, 2.5, 3.5, 4.5, np.inf])
+    return float(np.sum(np.arange(1, 6) * np.diff(norm.cdf(edges - mu))))
+
+
+def test_star_ratings_are_better_when_the_prediction_was_right(demo):
+    store, _ = demo
+    with store.connect() as con:
+        rows = con.execute(
+            """
+            SELECT p.prediction = o.label AS right, avg(f.value), var_samp(f.value) / count(*), min(f.value),
+                   max(f.value)
+            FROM feedback f JOIN predictions p USING (trace_id)
+            JOIN (SELECT trace_id, any_value(label) AS label FROM feedback WHERE type = 'outcome' GROUP BY 1) o
+              USING (trace_id)
+            WHERE f.type = 'rating' GROUP BY 1 ORDER BY 1
+            """
+        ).fetchall()
+        share = con.execute(
+            "SELECT count(*) FILTER (type = 'rating') / (SELECT count(*) FROM predictions) FROM feedback"
+        ).fetchone()[0]
+    (_, wrong, var_wrong, low, _), (_, right, var_right, _, high) = rows
+    gap, se = right - wrong, (var_right + var_wrong) ** 0.5
+    assert (low, high) == (1, 5)
+    assert abs(gap - (expected_stars(4.0) - expected_stars(3.0))) < 4 * se
+    assert share == pytest.approx(0.03, abs=0.003)

@@ -55,6 +55,7 @@ class Scenario:
     seed: int = 7
     thumbs_up_rate_champion: float = 0.62
     true_lift_abs: float = 0.03
+    rating_lift_latent: float = 0.15  # challenger's shift of the latent mean of 1–5 star ratings
     extra_fpr_biased_group: float = 0.15
     sudden_drift_factor: float = 1.6
 
@@ -170,7 +171,13 @@ def _predictions(sc: Scenario, rng: np.random.Generator, n: int, offset: int) ->
     return table, hidden
 
 
-def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any], chunk: int) -> pa.Table:
+def _feedback(
+    sc: Scenario,
+    rng: np.random.Generator,
+    hidden: dict[str, Any],
+    chunk: int,
+    rating_rng: np.random.Generator | None = None,
+) -> pa.Table:
     t_us, y, pred = hidden["t_us"], hidden["y"], hidden["prediction"]
     n = len(t_us)
     end_us = sc.days * US_PER_DAY
@@ -212,6 +219,12 @@ def _feedback(sc: Scenario, rng: np.random.Generator, hidden: dict[str, Any], ch
         corrected,
         rng.exponential(360 * minute, n),
     )
+    # Star ratings (1–5) on 3% of predictions, better when the prediction was right, from their own
+    # seeded stream so adding them left every other generated row unchanged.
+    rating_rng = rating_rng or np.random.default_rng([sc.seed, chunk, 1])
+    latent = 3.0 + 1.0 * (pred == y) + sc.rating_lift_latent * hidden["challenger"] + rating_rng.normal(0, 1.0, n)
+    stars = np.clip(np.round(latent), 1, 5)
+    add(rating_rng.random(n) < 0.03, "explicit", "rating", stars, None, rating_rng.exponential(120 * minute, n))
     outcome_delay = np.minimum(np.exp(rng.normal(np.log(3), 0.6, n)), 30) * US_PER_DAY
     add(rng.random(n) < 0.35, "automated", "outcome", y.astype(float), y, outcome_delay)
     logged = rng.random(n) < 0.5
@@ -346,6 +359,8 @@ class _Tally:
                 "control_rate": sc.thumbs_up_rate_champion,
                 "true_lift_abs": sc.true_lift_abs,
                 "split": [0.5, 0.5],
+                "rating_feedback_type": "rating",
+                "rating_lift_latent": sc.rating_lift_latent,
             },
             "predictions": self.predictions,
             "feedback_rows": self.feedback,

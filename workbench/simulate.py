@@ -67,7 +67,7 @@ class Simulator:
             ts = pa.array(START + t_us.astype("timedelta64[us]"), pa.timestamp("us", tz="UTC"))
             predictions = predictions.set_column(0, "trace_id", ids).set_column(1, "ts", ts)
             hidden = {**hidden, "t_us": t_us, "trace": ids}
-            feedback = _feedback(_LIVE, self.rng, hidden, 0)
+            feedback = _feedback(_LIVE, self.rng, hidden, 0, rating_rng=self.rng)
             feedback = feedback.filter(pc.is_in(feedback["trace_id"], value_set=ids))  # no orphans in live mode
         parts = [t for t in (self.pending, feedback) if t is not None and t.num_rows]
         if not parts:
