@@ -8,8 +8,9 @@ import streamlit as st
 
 from workbench import ui
 from workbench.charts.gate import composition_figure
-from workbench.curate import CurationSpec, curate, data_bytes, manifest
-from workbench.decisions import DECISIONS, decide, export, gate_blockers, read_decisions, verify
+from workbench.curate import CurationSpec, curate, data_bytes, export, manifest, parse_shares
+from workbench.decisions import DECISIONS, decide, gate_blockers, read_decisions, verify
+from workbench.decisions import export as export_log
 from workbench.evidence import latest_runs
 
 ui.page_header(
@@ -52,7 +53,14 @@ with st.form("curation"):
     kinds = left.multiselect(
         "Label sources (feedback kinds)", ["explicit", "implicit", "automated"], placeholder="All kinds"
     )
+    types = left.multiselect("Feedback types", sorted(summary.feedback_by_type), placeholder="All types")
     conflicts = left.radio("Conflicting labels for one prediction", ["drop", "majority"], horizontal=True)
+    labelled_only = left.checkbox("Only labelled rows", value=True)
+    implicit = left.checkbox(
+        "Add implicit labels (clicks, dwell)",
+        help="Only for click/dwell patterns whose measured agreement with the ground truth reaches the minimum.",
+    )
+    min_confidence = left.slider("Minimum implicit-signal confidence", 0.5, 1.0, 0.8, 0.01)
     outlier_z = mid.number_input(
         "Exclude outliers above |modified z|",
         0.0,
@@ -62,28 +70,52 @@ with st.form("curation"):
         help="Modified z-score (Iglewicz & Hoaglin) per numeric feature; 0 keeps all.",
     )
     dedupe = mid.checkbox("Drop rows with identical features and label", value=True)
+    merge_upload = mid.file_uploader("Merge with an existing training set", type=["parquet", "csv"])
+    max_share = mid.slider(
+        "Cap on feedback-derived rows when merging", 0.05, 1.0, 0.3, 0.05, help="Guards against a model training "
+        "mostly on its own outputs."
+    )  # fmt: skip
     attribute = right.selectbox("Rebalance on", ["(none)", *summary.sensitive])
     method = right.radio(
         "Method",
         ["oversample", "reweigh"],
         horizontal=True,
-        help="Oversample to equal shares (seeded) or add sample_weight (AIF360 reweighing).",
+        help="Oversample to target shares (seeded) or add sample_weight (AIF360 reweighing).",
+    )
+    targets = right.text_input(
+        "Target shares (oversample)",
+        key="target_shares",
+        placeholder="north=0.25,south=0.25,… (empty: equal shares)",
     )
     seed = right.number_input("Seed", 0, 2**31 - 1, 0)
     st.form_submit_button("Preview", icon=":material/preview:")
 
-spec = CurationSpec(
-    start=window.start.isoformat() if window and window.start else None,
-    end=window.end.isoformat() if window and window.end else None,
-    model_versions=window.model_versions if window else (),
-    feedback_kinds=tuple(kinds),
-    conflict_policy=conflicts,
-    dedupe_features=dedupe,
-    outlier_z=outlier_z or None,
-    rebalance_attribute=None if attribute == "(none)" else attribute,
-    rebalance_method=None if attribute == "(none)" else method,
-    seed=int(seed),
-)
+merge_file = None
+if merge_upload is not None:
+    merge_path = ui.upload_folder() / f"merge-{merge_upload.file_id}-{merge_upload.name}"
+    if not merge_path.exists():
+        merge_path.write_bytes(merge_upload.getvalue())
+    merge_file = str(merge_path)
+with ui.user_errors():
+    spec = CurationSpec(
+        start=window.start.isoformat() if window and window.start else None,
+        end=window.end.isoformat() if window and window.end else None,
+        model_versions=window.model_versions if window else (),
+        feedback_kinds=tuple(kinds),
+        feedback_types=tuple(types),
+        labelled_only=labelled_only,
+        implicit_labels=implicit,
+        min_implicit_confidence=float(min_confidence),
+        conflict_policy=conflicts,
+        dedupe_features=dedupe,
+        outlier_z=outlier_z or None,
+        rebalance_attribute=None if attribute == "(none)" else attribute,
+        rebalance_method=None if attribute == "(none)" else method,
+        target_shares=parse_shares(targets) if attribute != "(none)" and method == "oversample" else None,
+        seed=int(seed),
+        merge_file=merge_file,
+        max_feedback_share=float(max_share) if merge_file else None,
+    )
 
 
 @st.cache_data(show_spinner="Curating…", max_entries=8)
@@ -129,6 +161,17 @@ down[1].download_button(
     icon=":material/description:",
 )
 st.caption(f"sha256 of the data file: `{doc['sha256']}`")
+with st.form("write_folder", border=False):
+    folder_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
+    folder = folder_col.text_input("Or write both files to a folder", value="exports", key="export_folder")
+    write_clicked = button_col.form_submit_button("Write to folder", icon=":material/save:")
+if write_clicked:
+    with ui.user_errors():
+        written = export(store, spec, folder, fmt)
+    st.success(
+        f"Wrote {written['rows']:,} rows to `{folder}/retraining_set.{fmt}` and `{folder}/manifest.json` "
+        f"(sha256 {written['sha256'][:16]}…)."
+    )
 
 # --- Decision -----------------------------------------------------------------------------------------
 st.subheader("Decision")
@@ -190,7 +233,7 @@ if entries:
     ):
         col.download_button(
             f"Export log as {fmt_name}",
-            export(store, fmt_name),
+            export_log(store, fmt_name),
             file_name=f"decisions.{fmt_name}",
             mime=mime,
             key=f"log-{fmt_name}",

@@ -12,6 +12,12 @@ from workbench.evidence import record_run
 from workbench.store import Store
 
 
+def decision_form(app: AppTest):
+    """The form whose submit button records the decision."""
+    (form,) = [f for f in app.get("form") if [b.label for b in f.get("form_submit_button")] == ["Record decision"]]
+    return form
+
+
 @pytest.fixture()
 def gate(tmp_path, monkeypatch, navigation_app):
     store = Store(tmp_path / "workbench.duckdb")
@@ -36,7 +42,7 @@ def test_gate_page_previews_the_curated_set(gate):
 
 def test_recording_a_decision_appends_to_a_verified_log(gate):
     app, store = gate
-    form = app.get("form")[1]
+    form = decision_form(app)
     form.text_input[0].input("ana")
     form.text_area[0].input("labels look clean; challenger wins")
     form.radio[0].set_value("approve")
@@ -58,10 +64,48 @@ def test_a_failing_fairness_audit_blocks_approval_on_the_page(tmp_path, monkeypa
     app.run()
     app.switch_page("pages/gate.py").run()
     assert any("Approval is blocked: the latest fairness audit failed" in e.value for e in app.error)
-    form = app.get("form")[1]
+    form = decision_form(app)
     form.text_input[0].input("ana")
     form.text_area[0].input("ship")
     form.radio[0].set_value("approve")
     form.get("form_submit_button")[0].click().run()
     assert any("approval refused" in e.value for e in app.error)
     assert read_decisions(store) == []
+
+
+def form_with_button(app: AppTest, label: str):
+    (form,) = [f for f in app.get("form") if label in [b.label for b in f.get("form_submit_button")]]
+    return form
+
+
+def test_typed_in_target_shares_and_a_merge_reach_the_written_manifest(gate, tmp_path):
+    import io
+    import json
+
+    import pandas as pd
+
+    app, _ = gate
+    training = io.BytesIO()
+    pd.DataFrame({"amount": [1.0] * 4000, "label": [0, 1] * 2000}).to_parquet(training)
+    curation = form_with_button(app, "Preview")
+    [rebalance] = [s for s in curation.selectbox if s.label == "Rebalance on"]
+    rebalance.set_value("region")
+    curation.text_input(key="target_shares").input("north=0.4,south=0.2,east=0.2,west=0.2")
+    [merge] = [u for u in app.file_uploader if u.label == "Merge with an existing training set"]
+    merge.set_value(("train.parquet", training.getvalue(), "application/octet-stream"))
+    curation.get("form_submit_button")[0].click().run()
+    assert not app.exception
+    folder = tmp_path / "out"
+    writer = form_with_button(app, "Write to folder")
+    writer.text_input(key="export_folder").input(str(folder))
+    writer.get("form_submit_button")[0].click().run()
+    assert not app.exception
+    assert any("manifest.json" in s.value for s in app.success)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    rebalance_report = manifest["report"]["rebalance"]
+    sizes = rebalance_report["target_sizes"]
+    total = sum(sizes.values())
+    assert {g: round(n / total, 2) for g, n in sizes.items()} == {"north": 0.4, "south": 0.2, "east": 0.2, "west": 0.2}
+    merge = manifest["report"]["merge"]
+    assert merge["training_set_rows"] == 4000 and merge["feedback_share"] <= 0.3 + 1e-9
+    assert manifest["filters"]["target_shares"] == {"north": 0.4, "south": 0.2, "east": 0.2, "west": 0.2}

@@ -172,3 +172,72 @@ def test_merge_caps_the_share_of_feedback_derived_rows(demo, tmp_path):
 def test_an_empty_selection_is_refused_with_a_message(demo, tmp_path):
     with pytest.raises(InputError, match="the curated set is empty"):
         export(demo, CurationSpec(start="2030-01-01"), tmp_path / "none")
+
+
+def test_unlabelled_predictions_are_kept_with_an_empty_label_when_asked(demo):
+    curated = curate(demo, CurationSpec(labelled_only=False, outlier_z=None, dedupe_features=False))
+    (predictions, unlabelled) = sql(
+        demo,
+        "SELECT count(*), count(*) FILTER (trace_id NOT IN (SELECT trace_id FROM feedback WHERE label IS NOT NULL)) "
+        "FROM predictions",
+    )[0]
+    report = curated.report
+    assert curated.table.num_rows == predictions - report["conflicts_dropped"]
+    assert report["unlabelled_rows"] == unlabelled == curated.table.column("label").null_count
+    assert report["composition_after"]["labelled_rows"] == predictions - unlabelled - report["conflicts_dropped"]
+    with pytest.raises(InputError, match="reweighing needs a label on every row"):
+        curate(demo, CurationSpec(labelled_only=False, rebalance_attribute="region", rebalance_method="reweigh"))
+
+
+@pytest.fixture()
+def clicks_store(tmp_path) -> Store:
+    """Clicks that agree with the outcome label (long dwell), skips that agree half the time, a rare pattern."""
+    from workbench.ingest import ingest_frames
+
+    traces, feedback = [], []
+
+    def trace(label: int | None, clicked: bool | None, dwell: float | None) -> None:
+        tid = f"t{len(traces):03d}"
+        traces.append({"trace_id": tid, "ts": "2026-01-01", "model_version": "v1", "prediction": 1, "amount": 1.0})
+        if label is not None:
+            feedback.append({"trace_id": tid, "kind": "automated", "type": "outcome", "value": label, "label": label})
+        if clicked is not None:
+            feedback.append({"trace_id": tid, "kind": "implicit", "type": "click", "value": int(clicked)})
+        if dwell is not None:
+            feedback.append({"trace_id": tid, "kind": "implicit", "type": "dwell", "value": dwell})
+
+    for _ in range(40):
+        trace(1, True, 60.0)  # long reads: always a positive outcome → agreement 1.0
+    for i in range(40):
+        trace(i % 2, False, None)  # skips: half negative → agreement 0.5
+    for _ in range(5):
+        trace(1, True, 3.0)  # bounces: too few labelled traces to measure → never used
+    for _ in range(10):
+        trace(None, True, 45.0)  # unlabelled long reads → implicit label 1
+    for _ in range(10):
+        trace(None, False, None)  # unlabelled skips → confidence 0.5, below 0.8
+    for _ in range(5):
+        trace(None, True, 2.0)  # unlabelled bounces → unmeasured pattern
+    store = Store(tmp_path / "clicks.duckdb")
+    fb = pd.DataFrame(feedback).assign(ts="2026-01-02")
+    ingest_frames(store, [(pd.DataFrame(traces), "predictions"), (fb, "feedback")])
+    return store
+
+
+def test_implicit_labels_come_only_from_patterns_that_agreed_with_the_ground_truth(clicks_store):
+    curated = curate(clicks_store, CurationSpec(implicit_labels=True, min_implicit_confidence=0.8, outlier_z=None,
+                                                dedupe_features=False))  # fmt: skip
+    patterns = {p["pattern"]: p for p in curated.report["implicit_labels"]["patterns"]}
+    assert patterns["clicked, dwell 30–120 s"] == {
+        "pattern": "clicked, dwell 30–120 s", "implicit_label": 1, "overlap": 40, "agreement": 1.0
+    }  # fmt: skip
+    assert patterns["not clicked"]["agreement"] == 0.5 and patterns["not clicked"]["overlap"] == 40
+    assert patterns["clicked, dwell < 10 s"]["overlap"] == 5 and patterns["clicked, dwell < 10 s"]["agreement"] is None
+    frame = curated.table.to_pandas()
+    implicit = frame[frame["label_source"] == "implicit"]
+    assert curated.report["implicit_labels"]["rows_labelled"] == len(implicit) == 10
+    assert set(implicit["trace_id"]) == {f"t{i:03d}" for i in range(85, 95)} and set(implicit["label"]) == {1}
+    assert len(frame) == 85 + 10  # labelled traces, plus the trusted implicit ones; skips and bounces left out
+    everything = curate(clicks_store, CurationSpec(implicit_labels=True, min_implicit_confidence=0.0, outlier_z=None,
+                                                   dedupe_features=False))  # fmt: skip
+    assert everything.report["implicit_labels"]["rows_labelled"] == 20  # skips too, but never the unmeasured bounces

@@ -41,6 +41,9 @@ class CurationSpec:
     model_versions: tuple[str, ...] = ()
     feedback_kinds: tuple[str, ...] = ()  # empty: every kind
     feedback_types: tuple[str, ...] = ()  # empty: every type
+    labelled_only: bool = True  # False: keep unlabelled predictions too, with an empty label
+    implicit_labels: bool = False  # derive labels from clicks/dwell where no explicit/automated label exists
+    min_implicit_confidence: float = 0.8  # keep an implicit label only when its measured agreement is at least this
     conflict_policy: Literal["drop", "majority"] = "drop"
     dedupe_features: bool = True
     outlier_z: float | None = 5.0  # None: keep outliers
@@ -69,21 +72,81 @@ def _window(spec: CurationSpec) -> Window:
     return Window(start=parse(spec.start), end=parse(spec.end), model_versions=spec.model_versions)
 
 
+# Implicit signals become a label per trace only through patterns whose agreement with the ground
+# truth was measured on traces that carry both: (clicked, dwell band) → label 1, not clicked → label 0.
+DWELL_BANDS_S = (10.0, 30.0, 120.0)  # <10 s is a bounce; ≥120 s a long read
+MIN_PATTERN_OVERLAP = 30  # labelled traces a pattern needs before its agreement is trusted
+
+
+def _left_join(left: Any, right: Any) -> Any:
+    """``left`` LEFT JOIN ``right`` on trace_id, keeping one trace_id column."""
+    return left.left_join(right, "trace_id").drop("trace_id_right")
+
+
+def _implicit_patterns(f: Any) -> Any:
+    """Per trace with a click: its implicit label (clicked) and pattern name (dwell band), as an Ibis table."""
+    import ibis
+
+    clicks = f.filter(f.type == "click").group_by("trace_id").aggregate(clicked=(f.value > 0).max())
+    dwell = f.filter(f.type == "dwell").group_by("trace_id").aggregate(dwell_s=f.value.max())
+    j = _left_join(clicks, dwell)
+    low, mid, high = DWELL_BANDS_S
+    pattern = ibis.cases(
+        (~j.clicked, "not clicked"),
+        (j.dwell_s.isnull(), "clicked, no dwell"),
+        (j.dwell_s < low, f"clicked, dwell < {low:g} s"),
+        (j.dwell_s < mid, f"clicked, dwell {low:g}–{mid:g} s"),
+        (j.dwell_s < high, f"clicked, dwell {mid:g}–{high:g} s"),
+        else_=f"clicked, dwell ≥ {high:g} s",
+    )
+    return j.select("trace_id", implicit_label=j.clicked.cast("int8"), pattern=pattern)
+
+
+def implicit_label_confidence(con: Any, f: Any, ground_truth: Any) -> pd.DataFrame:
+    """Agreement of each implicit pattern with the ground truth, on traces that carry both.
+
+    Columns: pattern, implicit_label, overlap (labelled traces), agreement (share whose label equals the
+    implicit label; None under ``MIN_PATTERN_OVERLAP``). It is the implicit label's confidence: the
+    empirical P(label = implicit label | pattern), so clicks count as labels only where they were right.
+    """
+    patterns = _implicit_patterns(f)
+    truth = ground_truth.filter(ground_truth.label.notnull()).select("trace_id", "label")
+    both = patterns.inner_join(truth, "trace_id")
+    table = (
+        both.group_by(["pattern", "implicit_label"])
+        .aggregate(overlap=both.count(), agree=(both.label == both.implicit_label).cast("int64").sum())
+        .order_by("pattern")
+        .execute()
+    )
+    table["agreement"] = (table["agree"] / table["overlap"]).where(table["overlap"] >= MIN_PATTERN_OVERLAP)
+    return table.drop(columns="agree")
+
+
 def _labelled_rows(store: Store, spec: CurationSpec) -> tuple[pd.DataFrame, dict[str, Any], list[str], list[str]]:
     """Predictions joined with one label per trace (conflicts resolved by the policy), via Ibis."""
     with store.ibis() as con:
         roles = stored_roles(con.con).predictions
         features, sensitive = list(roles.features or []), list(roles.sensitive)
         p = filtered_predictions(con, _window(spec))
-        f = con.table("feedback")
-        f = f.filter(f.label.notnull())
+        all_feedback = con.table("feedback")
+        f = all_feedback.filter(all_feedback.label.notnull())
         if spec.feedback_kinds:
             f = f.filter(f.kind.isin(list(spec.feedback_kinds)))
         if spec.feedback_types:
             f = f.filter(f.type.isin(list(spec.feedback_types)))
         per_trace = f.group_by("trace_id").aggregate(n_labels=f.count(), n_positive=f.label.cast("int64").sum())
         columns = ["trace_id", "ts", "model_version", "prediction", "score", *features, *sensitive]
-        joined = p.select(*columns).inner_join(per_trace, "trace_id")
+        predictions = p.select(*columns)
+        keep_unlabelled = not spec.labelled_only or spec.implicit_labels
+        joined = (
+            _left_join(predictions, per_trace) if keep_unlabelled else predictions.inner_join(per_trace, "trace_id")
+        )
+        confidence = None
+        if spec.implicit_labels:
+            majority = per_trace.filter(2 * per_trace.n_positive != per_trace.n_labels)
+            truth = majority.select("trace_id", label=(2 * majority.n_positive > majority.n_labels).cast("int8"))
+            confidence = implicit_label_confidence(con, all_feedback, truth)
+            joined = _left_join(joined, _implicit_patterns(all_feedback))
         frame = joined.order_by("trace_id").to_pyarrow().to_pandas()
         source = {
             "store": str(store.path),
@@ -91,7 +154,8 @@ def _labelled_rows(store: Store, spec: CurationSpec) -> tuple[pd.DataFrame, dict
             "feedback": int(con.table("feedback").count().execute()),
             "max_ts": str(con.table("predictions").ts.max().execute()),
         }
-    conflict = (frame["n_positive"] > 0) & (frame["n_positive"] < frame["n_labels"])
+    has_label = frame["n_labels"].fillna(0) > 0
+    conflict = has_label & (frame["n_positive"] > 0) & (frame["n_positive"] < frame["n_labels"])
     tie = 2 * frame["n_positive"] == frame["n_labels"]
     if spec.conflict_policy == "drop":
         keep = ~conflict
@@ -99,14 +163,35 @@ def _labelled_rows(store: Store, spec: CurationSpec) -> tuple[pd.DataFrame, dict
         keep = ~(conflict & tie)
     else:
         raise InputError(f"conflict policy must be drop or majority, not '{spec.conflict_policy}'")
-    frame = frame[keep].copy()
-    frame["label"] = (2 * frame["n_positive"] > frame["n_labels"]).astype("int8")
+    label = pd.Series(pd.NA, index=frame.index, dtype="Int8")
+    label[has_label] = (2 * frame.loc[has_label, "n_positive"] > frame.loc[has_label, "n_labels"]).astype("int8")
+    source_of_label = pd.Series(pd.NA, index=frame.index, dtype="string")
+    source_of_label[has_label] = "feedback"
+    report: dict[str, Any] = {}
+    if confidence is not None:
+        trusted = confidence[confidence["agreement"] >= spec.min_implicit_confidence]
+        use = ~has_label & frame["pattern"].isin(set(trusted["pattern"]))
+        label[use] = frame.loc[use, "implicit_label"].astype("int8")
+        source_of_label[use] = "implicit"
+        report["implicit_labels"] = {
+            "min_confidence": spec.min_implicit_confidence,
+            "patterns": [
+                {k: (None if pd.isna(v) else v) for k, v in row.items()} for row in confidence.to_dict(orient="records")
+            ],
+            "rows_labelled": int(use.sum()),
+        }
+        frame = frame.drop(columns=["pattern", "implicit_label"])
+    if spec.labelled_only:
+        keep &= label.notna()
+    frame = frame.assign(label=label, label_source=source_of_label)[keep.to_numpy()].copy()
     report = {
         "source": source,
-        "labelled_traces": len(keep),
+        "labelled_traces": int(has_label.sum()),
         "conflicting_traces": int(conflict.sum()),
-        "conflicts_dropped": int((~keep).sum()),
+        "conflicts_dropped": int((conflict & ~keep).sum()),
         "conflicts_resolved_by_majority": int((conflict & keep).sum()),
+        "unlabelled_rows": int(frame["label"].isna().sum()),
+        **report,
     }
     return frame.drop(columns=["n_labels", "n_positive"]).reset_index(drop=True), report, features, sensitive
 
@@ -120,6 +205,8 @@ def _drop_identical_feature_rows(frame: pd.DataFrame, columns: list[str]) -> tup
 
 def robust_z(values: np.ndarray) -> np.ndarray:
     """Modified z-score 0.6745·(x − median)/MAD (Iglewicz & Hoaglin 1993); 0 where MAD is 0 or x is missing."""
+    if not np.isfinite(values).any():
+        return np.zeros_like(values, dtype=float)
     median = np.nanmedian(values)
     mad = np.nanmedian(np.abs(values - median))
     if not np.isfinite(mad) or mad == 0:
@@ -135,6 +222,24 @@ def _drop_outliers(frame: pd.DataFrame, numeric: list[str], threshold: float) ->
         by_feature[col] = int(hit.sum())
         outlying |= hit
     return frame[~outlying].reset_index(drop=True), {"rows": int(outlying.sum()), "by_feature": by_feature}
+
+
+def parse_shares(text: str | None) -> dict[str, float] | None:
+    """Parse 'north=0.25,south=0.25' into {'north': 0.25, 'south': 0.25} (None when empty)."""
+    if not text or not text.strip():
+        return None
+    shares = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            shares[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InputError(
+                f"target shares are group=share pairs separated by commas, e.g. north=0.5,south=0.5; got '{part}'"
+            )
+    return shares
 
 
 def oversample_targets(counts: dict[str, int], shares: dict[str, float]) -> dict[str, int]:
@@ -164,7 +269,11 @@ def _composition(frame: pd.DataFrame, attributes: list[str], weight: str | None 
     out: dict[str, Any] = {"rows": len(frame)}
     w = frame[weight] if weight else pd.Series(1.0, index=frame.index)
     total = float(w.sum()) or 1.0
-    out["label_share_positive"] = round(float((w * frame["label"]).sum() / total), 6) if len(frame) else None
+    labelled = frame["label"].notna()
+    labelled_weight = float(w[labelled].sum())
+    positive = float((w[labelled] * frame.loc[labelled, "label"].astype(float)).sum())
+    out["label_share_positive"] = round(positive / labelled_weight, 6) if labelled_weight else None
+    out["labelled_rows"] = int(labelled.sum())
     for attr in attributes:
         shares = w.groupby(frame[attr].fillna("(missing)")).sum() / total
         out[attr] = {str(k): round(float(v), 6) for k, v in shares.sort_index().items()}
@@ -177,6 +286,8 @@ def _rebalance(frame: pd.DataFrame, spec: CurationSpec) -> tuple[pd.DataFrame, d
         raise InputError(f"cannot rebalance on '{attr}': not a column of the curated set")
     groups = frame[attr].fillna("(missing)")
     if spec.rebalance_method == "reweigh":
+        if frame["label"].isna().any():
+            raise InputError("reweighing needs a label on every row: keep only labelled rows, or oversample instead")
         frame = frame.assign(sample_weight=reweighing_weights(groups.to_numpy(), frame["label"].to_numpy()))
         return frame, {
             "method": "reweigh",

@@ -111,11 +111,16 @@ def volume() -> Any:
     return cached_daily_volume(str(store.path), _mtime(store.path), active_window())
 
 
+def upload_folder() -> Path:
+    """This session's temporary folder for uploaded files (created once per session)."""
+    return Path(st.session_state.setdefault("upload_dir", tempfile.mkdtemp(prefix="workbench-upload-")))
+
+
 def _ingest_uploads(files: list[Any], roles_file: Any) -> None:
     from workbench.ingest import ingest_files
     from workbench.schema import parse_roles
 
-    folder = Path(st.session_state.setdefault("upload_dir", tempfile.mkdtemp(prefix="workbench-upload-")))
+    folder = upload_folder()
     paths = []
     for upload in files:
         target = folder / Path(upload.name).name

@@ -16,24 +16,6 @@ decisions_app = typer.Typer(help="Read, export and verify the append-only decisi
 app.add_typer(decisions_app, name="decisions")
 
 
-def parse_shares(text: str | None) -> dict[str, float] | None:
-    """Parse 'north=0.25,south=0.25' into {'north': 0.25, 'south': 0.25}."""
-    if not text:
-        return None
-    shares = {}
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        try:
-            shares[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise InputError(
-                f"--target takes group=share pairs separated by commas, e.g. north=0.5,south=0.5; got '{part}'"
-            )
-    return shares
-
-
 @app.command()
 def curate(
     out: Annotated[Path, typer.Option(help="Folder for retraining_set.<format> and manifest.json.")],
@@ -42,6 +24,15 @@ def curate(
     model_version: Annotated[list[str] | None, typer.Option(help="Keep these model versions (repeatable).")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Labels from these feedback kinds only (repeatable).")] = None,
     type_: Annotated[list[str] | None, typer.Option("--type", help="Labels from these feedback types only.")] = None,
+    labelled_only: Annotated[
+        bool, typer.Option("--labelled-only/--include-unlabelled", help="Keep only rows with a label.")
+    ] = True,
+    implicit_labels: Annotated[
+        bool, typer.Option(help="Label unlabelled traces from clicks/dwell where that pattern agreed with the truth.")
+    ] = False,
+    min_implicit_confidence: Annotated[
+        float, typer.Option(help="Minimum measured agreement of an implicit pattern with the ground truth.")
+    ] = 0.8,
     conflicts: Annotated[str, typer.Option(help="Conflicting labels for one trace: drop or majority.")] = "drop",
     dedupe: Annotated[bool, typer.Option(help="Drop rows with identical features, groups and label.")] = True,
     outlier_z: Annotated[float, typer.Option(help="Exclude rows with |modified z| above this; 0 keeps all.")] = 5.0,
@@ -61,7 +52,7 @@ def curate(
     as_json: JsonOption = False,
 ) -> None:
     """Export a curated retraining set (predictions joined with their labels) and its manifest."""
-    from workbench.curate import CurationSpec, export
+    from workbench.curate import CurationSpec, export, parse_shares
 
     if method not in ("oversample", "reweigh"):
         raise InputError(f"--method must be oversample or reweigh, not '{method}'")
@@ -71,6 +62,9 @@ def curate(
         model_versions=tuple(model_version or ()),
         feedback_kinds=tuple(kind or ()),
         feedback_types=tuple(type_ or ()),
+        labelled_only=labelled_only,
+        implicit_labels=implicit_labels,
+        min_implicit_confidence=min_implicit_confidence,
         conflict_policy=conflicts,  # type: ignore[arg-type]
         dedupe_features=dedupe,
         outlier_z=outlier_z or None,
