@@ -125,8 +125,18 @@ def wait_for_app(page: object, timeout_ms: int = 60_000) -> None:
 
 
 def screenshot(page: object, name: str) -> Path:
-    """Save a full-page screenshot to tests/artifacts/NAME.png and return its path."""
+    """Save the whole page (the app scrolls inside its main container) to tests/artifacts/NAME.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    viewport = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebarContent]')]"
+        ".map(e => e.scrollHeight), 0)"
+    )
+    page.set_viewport_size(
+        {"width": viewport["width"], "height": max(viewport["height"], min(int(height) + 40, 12000))}
+    )
+    page.wait_for_timeout(700)  # let Plotly re-layout to the new size
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)
     return path
