@@ -88,8 +88,11 @@ def _day_ts(rng: np.random.Generator, n: int, days: int) -> np.ndarray:
     return np.sort(us)
 
 
-def _predictions(sc: Scenario, rng: np.random.Generator, n: int, offset: int) -> tuple[pa.Table, dict[str, Any]]:
-    t_us = _day_ts(rng, n, sc.days)
+def _predictions(
+    sc: Scenario, rng: np.random.Generator, n: int, offset: int, t_us: np.ndarray | None = None
+) -> tuple[pa.Table, dict[str, Any]]:
+    # t_us (µs since START) places the rows in time instead of the scenario's own draw (live mode)
+    t_us = _day_ts(rng, n, sc.days) if t_us is None else t_us
     day = t_us // US_PER_DAY
     after_sudden = day >= sc.sudden_drift_day
     ramp = np.clip((day - sc.gradual_drift_start_day) / max(sc.days - sc.gradual_drift_start_day, 1), 0, 1)
