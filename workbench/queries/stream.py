@@ -1,39 +1,81 @@
 """Ibis aggregates for the feedback stream: per time bucket volumes, rates, accuracy, coverage, delay.
 
 Everything is grouped in the engine; a result has one row per bucket (and segment), so a year
-of hourly data is a few thousand rows whatever the stream's size.
+of hourly data is a few thousand rows whatever the stream's size. Feedback is counted on the
+bucket of the *prediction* it refers to (a cohort view: "how did the predictions made that day
+fare"), except in :func:`feedback_arrivals`, which counts it when it arrived. Each function takes
+an Ibis backend, so a caller can run several of them over one read-only connection: one snapshot
+of a store that another process may be appending to (see :mod:`workbench.queries.stream_view`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import ibis
 import pandas as pd
 
 from workbench.errors import InputError
 from workbench.queries import Window, filtered_predictions
-from workbench.store import Store
+from workbench.store import Store, stored_roles
 
 GRANULARITIES = {"hour": "h", "day": "D", "week": "W"}
 BUCKET_LENGTH = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1), "week": pd.Timedelta(weeks=1)}
 SEGMENT_NONE = "(all)"
+MISSING = "(missing)"
+SERIES_COUNTS = (
+    "predictions",
+    "with_feedback",
+    "with_label",
+    "feedback_explicit",
+    "feedback_implicit",
+    "feedback_automated",
+    "labels",
+    "correct",
+    "thumbs",
+    "thumbs_up",
+    "clicks",
+    "clicked",
+)
 
 
-def _unit(granularity: str) -> str:
+def unit(granularity: str) -> str:
+    """The engine's truncation unit for ``granularity`` (hour, day, week: ISO weeks start on Monday)."""
     if granularity not in GRANULARITIES:
         raise InputError(f"granularity must be one of {', '.join(GRANULARITIES)}, not '{granularity}'")
     return GRANULARITIES[granularity]
 
 
-def _per_trace_feedback(f: Any) -> Any:
+def bucket_label(bucket: pd.Timestamp, granularity: str) -> str:
+    """A bucket's start as text: ``2026-03-11`` for days and weeks, ``2026-03-11T14:00Z`` for hours."""
+    return bucket.strftime("%Y-%m-%dT%H:%MZ") if granularity == "hour" else bucket.strftime("%Y-%m-%d")
+
+
+def segment_columns(con: Any) -> list[str]:
+    """Columns the stream can be split by: model_version, arm, then sensitive and categorical columns."""
+    roles = stored_roles(con.con).predictions
+    present = set(con.table("predictions").columns)
+    ordered = ["model_version", "arm", *roles.sensitive, *(roles.categorical or [])]
+    return [c for i, c in enumerate(ordered) if c in present and c not in ordered[:i]]
+
+
+def _label_filter(f: Any, label_types: Sequence[str] | None) -> Any:
+    """Feedback rows that count as labels: a label, from one of ``label_types`` when given."""
+    labelled = f.label.notnull()
+    return labelled & f.type.isin(list(label_types)) if label_types else labelled
+
+
+def _per_trace_feedback(f: Any, label_types: Sequence[str] | None) -> Any:
     """One row per trace: counts by kind, labels (and positives), thumbs and clicks (and positives)."""
+    is_label = _label_filter(f, label_types)
     return f.group_by("trace_id").aggregate(
         n_feedback=f.count(),
         n_explicit=f.trace_id.count(where=f.kind == "explicit"),
         n_implicit=f.trace_id.count(where=f.kind == "implicit"),
         n_automated=f.trace_id.count(where=f.kind == "automated"),
-        n_labels=f.label.count(),
-        n_label_positive=f.label.cast("int64").sum(),
+        n_labels=f.trace_id.count(where=is_label),
+        n_label_positive=f.label.cast("int64").sum(where=is_label),
         n_thumbs=f.trace_id.count(where=f.type == "thumb"),
         n_thumbs_up=f.value.sum(where=f.type == "thumb"),
         n_clicks=f.trace_id.count(where=f.type == "click"),
@@ -41,119 +83,144 @@ def _per_trace_feedback(f: Any) -> Any:
     )
 
 
-def stream_series(
-    store: Store, window: Window | None = None, granularity: str = "day", segment: str | None = None
+def _segment(con: Any, table: Any, segment: str | None) -> Any:
+    if segment is None:
+        return ibis.literal(SEGMENT_NONE)
+    if segment not in segment_columns(con):
+        allowed = ", ".join(segment_columns(con))
+        raise InputError(f"cannot split the stream by '{segment}': choose one of {allowed}")
+    return table[segment].cast("string").fill_null(MISSING)
+
+
+def series_from(
+    con: Any,
+    window: Window | None = None,
+    granularity: str = "day",
+    segment: str | None = None,
+    label_types: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Per prediction bucket (and segment): predictions, feedback by kind, coverage, labels, accuracy inputs.
 
-    Columns: bucket, segment, predictions, with_feedback, with_label, feedback_explicit/implicit/automated,
-    labels, correct (labelled pairs where prediction == label), thumbs, thumbs_up, clicks, clicked.
-    Feedback is counted on its prediction's bucket, so recent buckets fill in as labels arrive.
+    Columns: bucket (UTC start), segment, then the counts of :data:`SERIES_COUNTS`: predictions,
+    with_feedback / with_label (predictions with any feedback / with a label), feedback rows by kind,
+    labels (labelled feedback rows, from ``label_types`` when given), correct (those whose label equals
+    the prediction), thumbs / thumbs_up and clicks / clicked (feedback rows of type thumb and click, and
+    how many had value 1). Buckets without predictions are absent (see :func:`on_calendar`).
     """
-    unit = _unit(granularity)
-    with store.ibis() as con:
-        p = filtered_predictions(con, window)
-        if segment is not None and segment not in p.columns:
-            raise InputError(f"cannot segment by '{segment}': not a column of predictions")
-        per_trace = _per_trace_feedback(con.table("feedback"))
-        j = p.left_join(per_trace, "trace_id")
-        labels = j.n_labels.fill_null(0)
-        positives = j.n_label_positive.fill_null(0)
-        correct = (j.prediction == 1).ifelse(positives, labels - positives)
-        seg = j[segment].cast("string").fill_null("(missing)") if segment else j.trace_id.isnull().ifelse("", "")
-        grouped = j.group_by(bucket=j.ts.truncate(unit), segment=seg).aggregate(
-            predictions=j.count(),
-            with_feedback=j.trace_id.count(where=j.n_feedback.fill_null(0) > 0),
-            with_label=j.trace_id.count(where=labels > 0),
-            feedback_explicit=j.n_explicit.fill_null(0).sum(),
-            feedback_implicit=j.n_implicit.fill_null(0).sum(),
-            feedback_automated=j.n_automated.fill_null(0).sum(),
-            labels=labels.sum(),
-            correct=correct.sum(),
-            thumbs=j.n_thumbs.fill_null(0).sum(),
-            thumbs_up=j.n_thumbs_up.fill_null(0).sum(),
-            clicks=j.n_clicks.fill_null(0).sum(),
-            clicked=j.n_clicked.fill_null(0).sum(),
-        )
-        frame = grouped.order_by(["bucket", "segment"]).execute()
-    if segment is None:
-        frame["segment"] = SEGMENT_NONE
-    numeric = [c for c in frame.columns if c not in ("bucket", "segment")]
-    frame[numeric] = frame[numeric].fillna(0).astype("int64")
+    trunc = unit(granularity)
+    p = filtered_predictions(con, window)
+    per_trace = _per_trace_feedback(con.table("feedback"), label_types)
+    j = p.left_join(per_trace, "trace_id")
+    labels = j.n_labels.fill_null(0)
+    positives = j.n_label_positive.fill_null(0)
+    correct = (j.prediction == 1).ifelse(positives, labels - positives)
+    grouped = j.group_by(bucket=j.ts.truncate(trunc), segment=_segment(con, j, segment)).aggregate(
+        predictions=j.count(),
+        with_feedback=j.trace_id.count(where=j.n_feedback.fill_null(0) > 0),
+        with_label=j.trace_id.count(where=labels > 0),
+        feedback_explicit=j.n_explicit.fill_null(0).sum(),
+        feedback_implicit=j.n_implicit.fill_null(0).sum(),
+        feedback_automated=j.n_automated.fill_null(0).sum(),
+        labels=labels.sum(),
+        correct=correct.sum(),
+        thumbs=j.n_thumbs.fill_null(0).sum(),
+        thumbs_up=j.n_thumbs_up.fill_null(0).sum(),
+        clicks=j.n_clicks.fill_null(0).sum(),
+        clicked=j.n_clicked.fill_null(0).sum(),
+    )
+    frame = grouped.order_by(["bucket", "segment"]).execute()
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    frame[list(SERIES_COUNTS)] = frame[list(SERIES_COUNTS)].fillna(0).astype("int64")
     return frame
 
 
-def feedback_arrivals(store: Store, window: Window | None = None, granularity: str = "day") -> pd.DataFrame:
-    """Feedback rows by arrival bucket (feedback ts), kind and type; the window's versions filter via the join."""
-    unit = _unit(granularity)
+def stream_series(
+    store: Store,
+    window: Window | None = None,
+    granularity: str = "day",
+    segment: str | None = None,
+    label_types: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """:func:`series_from` over a short-lived read-only connection to ``store``."""
     with store.ibis() as con:
-        f = con.table("feedback")
-        if window is not None and window.model_versions:
-            p = filtered_predictions(con, Window(model_versions=window.model_versions)).select("trace_id")
-            f = f.semi_join(p, "trace_id")
-        if window is not None and window.start is not None:
-            f = f.filter(f.ts >= window.start)
-        if window is not None and window.end is not None:
-            f = f.filter(f.ts < window.end)
-        frame = (
-            f.group_by(bucket=f.ts.truncate(unit), kind=f.kind, type=f.type)
-            .aggregate(rows=f.count())
-            .order_by(["bucket", "kind", "type"])
-            .execute()
-        )
+        return series_from(con, window, granularity, segment, label_types)
+
+
+def calendar(first: pd.Timestamp, last: pd.Timestamp, granularity: str) -> pd.DatetimeIndex:
+    """Every bucket start from ``first`` to ``last`` (both bucket starts), gaps included."""
+    return pd.date_range(first, last, freq=BUCKET_LENGTH[granularity], name="bucket")
+
+
+def on_calendar(frame: pd.DataFrame, buckets: pd.DatetimeIndex) -> pd.DataFrame:
+    """One segment's series re-indexed on ``buckets``: a bucket without predictions gets zero counts."""
+    counts = [c for c in frame.columns if c not in ("bucket", "segment")]
+    full = frame.groupby("bucket")[counts].sum().reindex(buckets, fill_value=0)
+    return full.reset_index()
+
+
+def feedback_arrivals(
+    con: Any, window: Window | None = None, granularity: str = "day", label_types: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Feedback rows on the window's predictions by *arrival* bucket (feedback ts), kind and type.
+
+    Columns: bucket, kind, type, rows, labels (rows that count as labels). Orphan feedback (no
+    prediction yet) has no prediction to filter on and is left out (see :func:`signal_quality_from`).
+    """
+    trunc = unit(granularity)
+    f = con.table("feedback")
+    f = f.semi_join(filtered_predictions(con, window).select("trace_id"), "trace_id")
+    frame = (
+        f.group_by(bucket=f.ts.truncate(trunc), kind=f.kind, type=f.type)
+        .aggregate(rows=f.count(), labels=f.trace_id.count(where=_label_filter(f, label_types)))
+        .order_by(["bucket", "kind", "type"])
+        .execute()
+    )
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
     return frame
 
 
-def label_delays(store: Store, window: Window | None = None, bin_hours: float = 6.0) -> pd.DataFrame:
-    """Histogram of label delay (labelled feedback ts − prediction ts) in bins of ``bin_hours``.
+def labels_arrived_before(
+    con: Any, moments: Sequence[pd.Timestamp], window: Window | None = None, label_types: Sequence[str] | None = None
+) -> list[int]:
+    """For each moment: labels on the window's predictions whose feedback ts is before it (one query)."""
+    if not moments:
+        return []
+    f = con.table("feedback")
+    f = f.filter(_label_filter(f, label_types)).semi_join(
+        filtered_predictions(con, window).select("trace_id"), "trace_id"
+    )
+    counts = f.aggregate(
+        **{f"m{i}": f.trace_id.count(where=f.ts < m.to_pydatetime()) for i, m in enumerate(moments)}
+    ).execute()
+    return [int(counts[f"m{i}"].iloc[0]) for i in range(len(moments))]
 
-    Columns: delay_hours (bin start), labels; negative delays (clock skew) fall in the first bin.
-    """
-    with store.ibis() as con:
-        p = filtered_predictions(con, window).select("trace_id", p_ts="ts")
-        f = con.table("feedback")
-        f = f.filter(f.label.notnull()).select("trace_id", "ts")
-        j = f.inner_join(p, "trace_id")
-        seconds = j.ts.epoch_seconds() - j.p_ts.epoch_seconds()
-        bin_index = (seconds / (3600.0 * bin_hours)).floor().clip(lower=0)
-        frame = j.group_by(bin_index=bin_index).aggregate(labels=j.count()).order_by("bin_index").execute()
-    frame["delay_hours"] = frame.pop("bin_index").astype(float) * bin_hours
-    return frame[["delay_hours", "labels"]]
+
+def versions_from(con: Any, window: Window | None = None) -> pd.DataFrame:
+    """Model versions in the window: model_version, first_ts (when it started serving), last_ts, predictions."""
+    p = filtered_predictions(con, window)
+    frame = (
+        p.group_by("model_version")
+        .aggregate(first_ts=p.ts.min(), last_ts=p.ts.max(), predictions=p.count())
+        .order_by(["first_ts", "model_version"])
+        .execute()
+    )
+    for column in ("first_ts", "last_ts"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
 
 
-def signal_quality(store: Store, window: Window | None = None, granularity: str = "day") -> dict[str, Any]:
-    """Quarantine by reason over ingest time; traces with conflicting labels, repeated feedback; orphans."""
-    unit = _unit(granularity)
-    with store.ibis() as con:
-        q = con.table("quarantine")
-        quarantine = (
-            q.group_by(bucket=q.quarantined_at.truncate(unit), reason=q.reason)
-            .aggregate(rows=q.count())
-            .order_by(["bucket", "reason"])
-            .execute()
-        )
-        p = filtered_predictions(con, window).select("trace_id")
-        f = con.table("feedback")
-        scoped = f.semi_join(p, "trace_id")
-        labelled = scoped.filter(scoped.label.notnull())
-        conflicting = (
-            labelled.group_by("trace_id")
-            .aggregate(lo=labelled.label.min(), hi=labelled.label.max())
-            .filter(lambda t: t.lo != t.hi)
-            .count()
-            .execute()
-        )
-        repeated = (
-            scoped.group_by(["trace_id", "type"])
-            .aggregate(n=scoped.count())
-            .filter(lambda t: t.n > 1)
-            .count()
-            .execute()
-        )
-        orphans = f.anti_join(con.table("predictions").select("trace_id"), "trace_id").count().execute()
-    return {
-        "quarantine": quarantine,
-        "conflicting_label_traces": int(conflicting),
-        "repeated_feedback_traces": int(repeated),
-        "orphan_feedback": int(orphans),
-    }
+def clock_from(con: Any, window: Window | None = None) -> dict[str, pd.Timestamp | None]:
+    """The stream's clock: ``as_of`` (newest prediction in the store, any filter), the window's first/last ts."""
+    everything = con.table("predictions")
+    p = filtered_predictions(con, window)
+    newest = everything.ts.max().execute()
+    span = p.aggregate(first=p.ts.min(), last=p.ts.max()).execute().iloc[0]
+    return {"as_of": utc(newest), "first": utc(span["first"]), "last": utc(span["last"])}
+
+
+def utc(value: Any) -> pd.Timestamp | None:
+    """``value`` as a UTC timestamp (naive values are UTC), or None for a missing value."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
