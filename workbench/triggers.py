@@ -1,17 +1,32 @@
-"""Retraining triggers: declarative rules in TOML, evaluated now and backtested over history.
+"""Retraining triggers: declarative rules (see :mod:`workbench.rules`) evaluated now and over history.
 
-A rule compares one metric per time bucket with a threshold and fires when the comparison holds
-for ``for`` consecutive complete buckets (a bucket with no data, or fewer than ``min_n`` labels or
-events, breaks the streak: we cannot say it was below). The last bucket is left out while it is
-still filling (the data's newest ts is before its end). Groups combine rules with all/any.
+A rule compares one metric per time bucket with a threshold and fires in a bucket when the
+comparison held in ``for`` consecutive buckets. Metrics live in :data:`METRICS`, a registry of
+name → :class:`Metric`: a function returning the per-bucket ``value`` and ``n`` on the calendar of
+the rule's window, the rule keys of its own, and how its buckets are judged (see :class:`Metric`).
+Adding a metric is one function and one entry.
+
+Bucket by bucket (the same for every metric):
+
+* *complete*: the bucket is over (it ended before ``as_of``, the newest prediction in the store), so a
+  half-filled last hour or day is not judged; running metrics (days or labels since the last retrain)
+  are judged up to ``as_of`` instead.
+* *settled* (metrics on labels): the bucket ended at least the delay by which ``labels_settled`` of the
+  labels arrive (measured on the label-delay distribution) before ``as_of``: labels arrive late, and
+  a bucket judged on its first labels is biased toward the fast ones (corrections, mostly filed
+  against wrong predictions).
+* *enough*: the value rests on at least ``min_n`` labels or events (sample metrics only).
+* evaluable = complete, settled and enough. A bucket that is not evaluable breaks a streak (we cannot
+  say the metric breached there: a gap in the days, a quiet hour), unless every later bucket is not
+  evaluable either: those trailing buckets are *pending* (still filling) and the rule's current state
+  is its state at the last evaluable bucket.
 """
 
 from __future__ import annotations
 
 import operator
-import re
-import tomllib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,311 +36,333 @@ import pandas as pd
 
 from workbench.errors import InputError
 from workbench.queries import Window
-from workbench.queries.stream import BUCKET_LENGTH, GRANULARITIES, stream_series
+from workbench.queries.stream import (
+    BUCKET_LENGTH,
+    bucket_label,
+    calendar,
+    clock_from,
+    feedback_arrivals,
+    labels_arrived_before,
+    on_calendar,
+    series_from,
+)
+from workbench.queries.stream_quality import label_delays_from
+from workbench.rules import Group, Param, Rule, RuleSet, choice, number, parse_rules, texts
 from workbench.store import Store
+from workbench.trigger_results import CheckResult, GroupResult, RuleResult, backtest_table, episodes
 
-OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-# metric -> (what it is, needs min_n samples of)
-METRICS = {
-    "online_accuracy": "share of labelled feedback where prediction == label, per prediction bucket",
-    "positive_feedback_rate": "share of positive feedback of `feedback_type` (thumb: thumbs-up, click: clicked)",
-    "coverage": "share of predictions with a labelled feedback",
-    "prediction_volume": "predictions per bucket",
-    "label_volume": "labelled feedback rows per bucket",
-    "new_labels_since_retrain": "labels on predictions made since the last approved retrain (cumulative)",
-    "days_since_retrain": "days since the last approved retrain (or since the first prediction)",
+__all__ = ["METRICS", "CheckResult", "Metric", "MetricContext", "RuleResult", "backtest_table", "check", "load_rules"]
+
+OPS: dict[str, Callable[[Any, Any], Any]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_NOTHING = "\x00no model version"  # a model-version filter that matches no prediction
+
+
+@dataclass
+class MetricContext:
+    """What a metric function may read: one open Ibis backend (one snapshot of the store), the store itself
+    (for analyses that open their own short read-only connection), the global window, the stream's clock
+    and the approved retrains, with per-check caches of shared aggregates."""
+
+    con: Any
+    store: Store
+    window: Window | None
+    as_of: pd.Timestamp
+    first: pd.Timestamp
+    last: pd.Timestamp
+    approvals: tuple[pd.Timestamp, ...] = ()
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def calendar(self, granularity: str) -> pd.DatetimeIndex:
+        """Every bucket of ``granularity`` from the window's first to its last prediction."""
+        floor = {"hour": "h", "day": "D"}.get(granularity)
+        if floor:
+            return calendar(self.first.floor(floor), self.last.floor(floor), granularity)
+        monday = lambda t: (t - pd.Timedelta(days=t.weekday())).floor("D")  # noqa: E731  ISO weeks, as the engine
+        return calendar(monday(self.first), monday(self.last), granularity)
+
+    def window_for(self, rule: Rule) -> Window:
+        """The global window narrowed to the rule's model versions."""
+        window = self.window or Window()
+        if not rule.model_versions:
+            return window
+        versions = rule.model_versions
+        if window.model_versions:
+            versions = tuple(v for v in window.model_versions if v in rule.model_versions) or (_NOTHING,)
+        return Window(window.start, window.end, versions)
+
+    def stream(self, rule: Rule, label_types: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """Per prediction bucket of the rule's window: the counts of ``series_from``, zero-filled on the calendar."""
+        window = self.window_for(rule)
+        key = ("stream", rule.window, window, label_types)
+        if key not in self._cache:
+            frame = series_from(self.con, window, rule.window, None, label_types)
+            self._cache[key] = on_calendar(frame, self.calendar(rule.window))
+        return self._cache[key]
+
+    def label_delay_hours(self, rule: Rule, share: float, label_types: tuple[str, ...] | None) -> float | None:
+        """The delay (hours) by which ``share`` of labels arrived (mature cohort, see stream_quality)."""
+        key = ("delay", self.window_for(rule), label_types, share)
+        if key not in self._cache:
+            delays = label_delays_from(self.con, self.window_for(rule), self.as_of, label_types, shares=(share,))
+            self._cache[key] = delays.quantile_hours(share)
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A trigger metric. ``series(ctx, rule)`` returns columns bucket (``ctx.calendar(rule.window)``),
+    value (NaN where undefined) and n (the sample behind the value).
+
+    ``kind``: "sample" (a rate: ``min_n`` applies to n), "count" (a volume: judged whatever n),
+    "running" (a level since an event, judged up to ``as_of`` including the current bucket).
+    ``uses_labels``: buckets wait for their labels to settle (key ``labels_settled``).
+    """
+
+    description: str
+    series: Callable[[MetricContext, Rule], pd.DataFrame]
+    params: Mapping[str, Param] = field(default_factory=dict)
+    kind: str = "sample"
+    uses_labels: bool = False
+    unit: str = "share"
+
+
+def _frame(buckets: pd.Series | pd.DatetimeIndex, value: Any, n: Any) -> pd.DataFrame:
+    return pd.DataFrame({"bucket": np.asarray(buckets), "value": np.asarray(value, float), "n": np.asarray(n, float)})
+
+
+def _ratio(successes: pd.Series, trials: pd.Series) -> np.ndarray:
+    k, n = successes.to_numpy(float), trials.to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, k / n, np.nan)
+
+
+def online_accuracy(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
+    """Share of labels equal to the prediction, per prediction bucket (labels from ``label_types``)."""
+    s = ctx.stream(rule, rule.param("label_types"))
+    return _frame(s["bucket"], _ratio(s["correct"], s["labels"]), s["labels"])
+
+
+def positive_feedback_rate(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
+    """Thumbs-up share of thumbs (``feedback_type = "thumb"``) or clicked share of impressions ("click")."""
+    s = ctx.stream(rule)
+    trials, successes = ("clicks", "clicked") if rule.param("feedback_type") == "click" else ("thumbs", "thumbs_up")
+    return _frame(s["bucket"], _ratio(s[successes], s[trials]), s[trials])
+
+
+def coverage(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
+    """Share of the bucket's predictions with a label (from ``label_types``)."""
+    s = ctx.stream(rule, rule.param("label_types"))
+    return _frame(s["bucket"], _ratio(s["with_label"], s["predictions"]), s["predictions"])
+
+
+def prediction_volume(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
+    """Predictions per bucket (a bucket without any is 0: an outage shows)."""
+    s = ctx.stream(rule)
+    return _frame(s["bucket"], s["predictions"], s["predictions"])
+
+
+def label_volume(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
+    """Labelled feedback rows that *arrived* in the bucket (by feedback ts): a stalled label pipeline shows."""
+    arrivals = feedback_arrivals(ctx.con, ctx.window_for(rule), rule.window, rule.param("label_types"))
+    per_bucket = arrivals.groupby("bucket")["labels"].sum().reindex(ctx.calendar(rule.window), fill_value=0)
+    return _frame(per_bucket.index, per_bucket.to_numpy(), per_bucket.to_numpy())
+
+
+def _last_approval(moments: pd.DatetimeIndex, approvals: tuple[pd.Timestamp, ...]) -> list[pd.Timestamp | None]:
+    return [max((a for a in approvals if a <= m), default=None) for m in moments]
+
+
+def _moments(ctx: MetricContext, rule: Rule) -> pd.DatetimeIndex:
+    """When a running metric is read in each bucket: the bucket's end, or ``as_of`` in the current bucket."""
+    ends = ctx.calendar(rule.window) + BUCKET_LENGTH[rule.window]
+    return ends.where(ends <= ctx.as_of, ctx.as_of)
+
+
+def new_labels_since_retrain(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
+    """Labels that arrived (feedback ts) since the last approved retrain, read at each bucket's end.
+
+    Before any approval: every label since the stream began. The current bucket counts every label
+    in the store. Approvals come from the decision log (``workbench decide``).
+    """
+    buckets = ctx.calendar(rule.window)
+    label_types = rule.param("label_types")
+    arrivals = feedback_arrivals(ctx.con, ctx.window_for(rule), rule.window, label_types)
+    per_bucket = arrivals.groupby("bucket")["labels"].sum()
+    ends = buckets + BUCKET_LENGTH[rule.window]
+    before_end = np.array([per_bucket[per_bucket.index < e].sum() for e in ends], float)
+    before_end[-1] = per_bucket.sum()  # the current bucket: everything that has arrived
+    since = _last_approval(_moments(ctx, rule), ctx.approvals)
+    marks = sorted({a for a in since if a is not None})
+    counted = dict(zip(marks, labels_arrived_before(ctx.con, marks, ctx.window_for(rule), label_types), strict=True))
+    value = before_end - np.array([0 if a is None else counted[a] for a in since], float)
+    return _frame(buckets, value, np.full(len(buckets), np.inf))
+
+
+def days_since_retrain(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
+    """Days from the last approved retrain (or, before any, from the first prediction) to each bucket's end."""
+    moments = _moments(ctx, rule)
+    since = [a if a is not None else ctx.first for a in _last_approval(moments, ctx.approvals)]
+    days = [(m - a).total_seconds() / 86_400 for m, a in zip(moments, since, strict=True)]
+    return _frame(ctx.calendar(rule.window), days, np.full(len(moments), np.inf))
+
+
+_LABEL_TYPES = Param(texts, None, help='feedback types whose labels count, e.g. ["outcome"]; default: every type')
+_SETTLED = Param(
+    number(0.0, 0.999),
+    0.5,
+    help="judge a bucket once this share of its labels has arrived, by the measured label delay (0: at once)",
+)
+
+# The registry: metric name → Metric. Adding a metric is one function above and one entry here.
+METRICS: dict[str, Metric] = {
+    "online_accuracy": Metric(
+        "share of labels equal to the prediction, per prediction bucket",
+        online_accuracy,
+        {"label_types": _LABEL_TYPES, "labels_settled": _SETTLED},
+        uses_labels=True,
+    ),
+    "positive_feedback_rate": Metric(
+        "thumbs-up share of thumbs, or click-through share of impressions, per prediction bucket",
+        positive_feedback_rate,
+        {"feedback_type": Param(choice("thumb", "click"), "thumb", help="thumb or click")},
+    ),
+    "coverage": Metric(
+        "share of predictions with a label, per prediction bucket",
+        coverage,
+        {"label_types": _LABEL_TYPES, "labels_settled": _SETTLED},
+        uses_labels=True,
+    ),
+    "prediction_volume": Metric("predictions per bucket", prediction_volume, kind="count", unit="count"),
+    "label_volume": Metric(
+        "labelled feedback rows arriving per bucket",
+        label_volume,
+        {"label_types": _LABEL_TYPES},
+        kind="count",
+        unit="count",
+    ),
+    "new_labels_since_retrain": Metric(
+        "labels arrived since the last approved retrain (decision log), or since the stream began",
+        new_labels_since_retrain,
+        {"label_types": _LABEL_TYPES},
+        kind="running",
+        unit="count",
+    ),
+    "days_since_retrain": Metric(
+        "days since the last approved retrain (decision log), or since the first prediction",
+        days_since_retrain,
+        kind="running",
+        unit="days",
+    ),
 }
-RULE_KEYS = {"name", "metric", "op", "threshold", "for", "window", "min_n", "feedback_type"}
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One trigger rule as written in the rules file (``line`` is where its [[rule]] starts)."""
-
-    name: str
-    metric: str
-    op: str
-    threshold: float
-    persistence: int = 1
-    window: str = "day"
-    min_n: int = 30
-    feedback_type: str = "thumb"
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class Group:
-    """Rules combined: fires in a bucket when all (or any) of its rules fire there."""
-
-    name: str
-    mode: str
-    rules: tuple[str, ...]
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    """A parsed rules file: rules, groups, and how the whole set decides (any/all of the top level)."""
-
-    rules: tuple[Rule, ...]
-    groups: tuple[Group, ...] = ()
-    mode: str = "any"
-
-
-def _line_of(lines: list[str], header: str, index: int) -> int:
-    """1-based line of the ``index``-th ``[[header]]`` table in the file."""
-    hits = [i + 1 for i, line in enumerate(lines) if re.match(rf"\s*\[\[\s*{header}\s*\]\]", line)]
-    return hits[index] if index < len(hits) else 0
-
-
-def _key_line(lines: list[str], start: int, key: str) -> int:
-    """Line of ``key = …`` inside the table that starts at ``start`` (or the table's line)."""
-    for i in range(start, len(lines)):  # lines[start - 1] is the [[header]] itself
-        if re.match(r"\s*\[", lines[i]):
-            break
-        if re.match(rf"\s*{re.escape(key)}\s*=", lines[i]):
-            return i + 1
-    return start
-
-
-def parse_rules(text: str, source: str = "rules file") -> RuleSet:
-    """Parse a rules TOML document; a bad rule is refused with a message naming its line."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not valid TOML ({exc})") from None
-    lines = text.splitlines()
-    rules: list[Rule] = []
-    for i, item in enumerate(raw.get("rule", [])):
-        start = _line_of(lines, "rule", i)
-
-        def bad(key: str, message: str, start: int = start) -> InputError:
-            return InputError(f"{source} line {_key_line(lines, start, key)}: {message}")
-
-        unknown = set(item) - RULE_KEYS
-        if unknown:
-            key = sorted(unknown)[0]
-            raise bad(key, f"unknown key '{key}' (known: {', '.join(sorted(RULE_KEYS))})")
-        for required in ("name", "metric", "op", "threshold"):
-            if required not in item:
-                raise InputError(f"{source} line {start}: rule {i + 1} needs '{required}'")
-        name = item["name"]
-        if not isinstance(name, str) or not name:
-            raise bad("name", "name must be a non-empty string")
-        if item["metric"] not in METRICS:
-            raise bad("metric", f"rule '{name}': unknown metric '{item['metric']}' (known: {', '.join(METRICS)})")
-        if item["op"] not in OPS:
-            raise bad("op", f"rule '{name}': op must be one of {' '.join(OPS)}")
-        if not isinstance(item["threshold"], int | float) or isinstance(item["threshold"], bool):
-            raise bad("threshold", f"rule '{name}': threshold must be a number")
-        persistence = item.get("for", 1)
-        if not isinstance(persistence, int) or persistence < 1:
-            raise bad("for", f"rule '{name}': 'for' must be a whole number of buckets ≥ 1")
-        window = item.get("window", "day")
-        if window not in GRANULARITIES:
-            raise bad("window", f"rule '{name}': window must be one of {', '.join(GRANULARITIES)}")
-        min_n = item.get("min_n", 30)
-        if not isinstance(min_n, int) or min_n < 0:
-            raise bad("min_n", f"rule '{name}': min_n must be a whole number ≥ 0")
-        if name in {r.name for r in rules}:
-            raise bad("name", f"rule name '{name}' is used twice")
-        rules.append(
-            Rule(
-                name,
-                item["metric"],
-                item["op"],
-                float(item["threshold"]),
-                persistence,
-                window,
-                min_n,
-                item.get("feedback_type", "thumb"),
-                start,
-            )
-        )
-    if not rules:
-        raise InputError(f"{source}: no [[rule]] tables")
-    groups = []
-    known = {r.name for r in rules}
-    for i, item in enumerate(raw.get("group", [])):
-        start = _line_of(lines, "group", i)
-        mode = item.get("mode", "all")
-        members = item.get("rules", [])
-        if mode not in ("all", "any"):
-            raise InputError(f"{source} line {_key_line(lines, start, 'mode')}: group mode must be all or any")
-        missing = [m for m in members if m not in known]
-        if not members or missing:
-            what = f"unknown rule '{missing[0]}'" if missing else "no rules"
-            raise InputError(f"{source} line {_key_line(lines, start, 'rules')}: group '{item.get('name')}' has {what}")
-        groups.append(Group(str(item.get("name", f"group {i + 1}")), mode, tuple(members), start))
-    mode = raw.get("mode", "any")
-    if mode not in ("all", "any"):
-        raise InputError(f"{source}: top-level mode must be all or any")
-    return RuleSet(tuple(rules), tuple(groups), mode)
+def parse(text: str, source: str = "rules file") -> RuleSet:
+    """Parse a rules TOML document against :data:`METRICS` (errors name the line)."""
+    return parse_rules(text, METRICS, source)
 
 
 def load_rules(path: str | Path) -> RuleSet:
     """Read and parse a rules file."""
     path = Path(path)
     try:
-        return parse_rules(path.read_text(encoding="utf-8"), str(path))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read rules file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"rules file {path} is not UTF-8 text") from None
+    return parse(text, str(path))
 
 
-@dataclass(frozen=True)
-class RuleResult:
-    """A rule evaluated over history: per-bucket values, where it fired, and its state now."""
-
-    name: str
-    metric: str
-    op: str
-    threshold: float
-    persistence: int
-    value: float | None
-    fired: bool
-    since: str | None
-    fired_buckets: list[str]
-    series: list[dict[str, Any]] = field(repr=False)
-
-    def to_dict(self, with_series: bool = False) -> dict[str, Any]:
-        """JSON-ready form (the series only when asked: it is long)."""
-        out = asdict(self)
-        if not with_series:
-            out.pop("series")
-        return out
-
-
-def _approvals(store: Store) -> list[pd.Timestamp]:
-    from workbench.decisions import read_decisions
-
-    return [pd.Timestamp(d.decided_at) for d in read_decisions(store) if d.decision == "approve"]
-
-
-def metric_series(frame: pd.DataFrame, rule: Rule, approvals: list[pd.Timestamp]) -> pd.DataFrame:
-    """Per bucket: value and n (the sample the value rests on) of the rule's metric."""
-    out = pd.DataFrame({"bucket": frame["bucket"]})
-    if rule.metric == "online_accuracy":
-        out["n"] = frame["labels"]
-        out["value"] = frame["correct"] / frame["labels"].where(frame["labels"] > 0)
-    elif rule.metric == "positive_feedback_rate":
-        n_col, pos_col = ("clicks", "clicked") if rule.feedback_type == "click" else ("thumbs", "thumbs_up")
-        out["n"] = frame[n_col]
-        out["value"] = frame[pos_col] / frame[n_col].where(frame[n_col] > 0)
-    elif rule.metric == "coverage":
-        out["n"] = frame["predictions"]
-        out["value"] = frame["with_label"] / frame["predictions"].where(frame["predictions"] > 0)
-    elif rule.metric in ("prediction_volume", "label_volume"):
-        col = "predictions" if rule.metric == "prediction_volume" else "labels"
-        out["n"] = frame[col]
-        out["value"] = frame[col].astype(float)
-    else:  # since the last approval before each bucket's end
-        ends = frame["bucket"] + BUCKET_LENGTH[rule.window]
-        first = frame["bucket"].min()
-        last_approval = [max([a for a in approvals if a < end], default=first) for end in ends]
-        if rule.metric == "days_since_retrain":
-            out["value"] = [(end - a).total_seconds() / 86400 for end, a in zip(ends, last_approval, strict=True)]
-        else:
-            labels = frame["labels"].to_numpy()
-            out["value"] = [
-                float(labels[(frame["bucket"] >= a).to_numpy() & (frame["bucket"] < end).to_numpy()].sum())
-                for end, a in zip(ends, last_approval, strict=True)
-            ]
-        out["n"] = np.iinfo(np.int64).max  # not a sample: never too small
+def judge(
+    series: pd.DataFrame, rule: Rule, metric: Metric, as_of: pd.Timestamp, settle_hours: float | None
+) -> pd.DataFrame:
+    """Per bucket: complete, evaluable, pending, breach, streak and fired (the consecutive-bucket logic)."""
+    out = series.copy()
+    ends = out["bucket"] + BUCKET_LENGTH[rule.window]
+    out["complete"] = True if metric.kind == "running" else ends <= as_of
+    out["settled"] = True if settle_hours is None else ends <= as_of - pd.Timedelta(hours=settle_hours)
+    enough = out["n"] >= max(rule.min_n, 1) if metric.kind == "sample" else True
+    out["evaluable"] = out["complete"] & out["settled"] & enough & out["value"].notna()
+    evaluable = out["evaluable"].to_numpy()
+    last = int(np.flatnonzero(evaluable)[-1]) if evaluable.any() else -1
+    out["pending"] = np.arange(len(out)) > last
+    with np.errstate(invalid="ignore"):
+        out["breach"] = evaluable & OPS[rule.op](out["value"].to_numpy(float), rule.threshold)
+    streak, streaks = 0, []
+    for breach, pending in zip(out["breach"], out["pending"], strict=True):
+        streak = 0 if pending else (streak + 1 if breach else 0)
+        streaks.append(streak)
+    out["streak"] = streaks
+    out["fired"] = out["streak"] >= rule.persistence
     return out
 
 
-def evaluate_rule(frame: pd.DataFrame, rule: Rule, approvals: list[pd.Timestamp], newest: pd.Timestamp) -> RuleResult:
-    """Run the consecutive-bucket logic over one metric series (``frame`` from stream_series)."""
-    calendar = pd.date_range(frame["bucket"].min(), frame["bucket"].max(), freq=BUCKET_LENGTH[rule.window])
-    full = pd.DataFrame({"bucket": calendar}).merge(frame, on="bucket", how="left")
-    counts = [c for c in full.columns if c not in ("bucket", "segment")]
-    full[counts] = full[counts].fillna(0)
-    series = metric_series(full, rule, approvals)
-    complete = (series["bucket"] + BUCKET_LENGTH[rule.window]) <= newest
-    has_value = series["value"].notna() & (series["n"] >= max(rule.min_n, 1)) & complete
-    breach = has_value & OPS[rule.op](series["value"].fillna(np.nan), rule.threshold)
-    streak, fired, since = 0, [], None
-    for b in breach:
-        streak = streak + 1 if b else 0
-        fired.append(streak >= rule.persistence)
-    fired_buckets = [str(series["bucket"].iloc[i].date()) for i, f in enumerate(fired) if f]
-    last = int(np.flatnonzero(complete.to_numpy())[-1]) if complete.any() else None
-    fired_now = bool(last is not None and fired[last])
-    if fired_now:
-        i = last
-        while i > 0 and fired[i - 1]:
-            i -= 1
-        since = str(series["bucket"].iloc[i].date())
-    value = None if last is None or pd.isna(series["value"].iloc[last]) else float(series["value"].iloc[last])
-    rows = [
-        {
-            "bucket": str(b.date()) if rule.window != "hour" else b.isoformat(),
-            "value": None if pd.isna(v) else float(v),
-            "n": int(min(n, 2**53)),
-            "complete": bool(c),
-            "breach": bool(br),
-            "fired": f,
-        }
-        for b, v, n, c, br, f in zip(
-            series["bucket"], series["value"], series["n"], complete, breach, fired, strict=True
-        )
-    ]
-    return RuleResult(
-        rule.name, rule.metric, rule.op, rule.threshold, rule.persistence, value, fired_now, since, fired_buckets, rows
+def evaluate_rule(ctx: MetricContext, rule: Rule) -> RuleResult:
+    """Evaluate one rule over the whole calendar: its per-bucket verdicts and its state now."""
+    metric = METRICS[rule.metric]
+    settle = None
+    if metric.uses_labels and rule.param("labels_settled", 0.0) > 0:
+        settle = ctx.label_delay_hours(rule, rule.param("labels_settled"), rule.param("label_types"))
+    frame = judge(metric.series(ctx, rule), rule, metric, ctx.as_of, settle)
+    return RuleResult.from_frame(rule, metric, frame, settle)
+
+
+def evaluate_group(group: Group, members: dict[str, RuleResult | GroupResult]) -> GroupResult:
+    """Combine members bucket by bucket (all: every member fired there; any: one did) and now."""
+    parts = [members[m] for m in group.members]
+    combine = np.logical_and.reduce if group.mode == "all" else np.logical_or.reduce
+    fired = combine([p.frame["fired"].to_numpy(bool) for p in parts])
+    frame = parts[0].frame[["bucket"]].assign(fired=fired)
+    now = all(p.fired for p in parts) if group.mode == "all" else any(p.fired for p in parts)
+    window = parts[0].window
+    runs = episodes(frame["bucket"], frame["fired"], window)
+    since = runs[-1]["start"] if now and runs else None
+    if now and since is None:
+        since = max((p.since for p in parts if p.since), default=None)
+    fired_buckets = [bucket_label(b, window) for b in frame.loc[frame["fired"], "bucket"]]
+    return GroupResult(
+        group.name, group.mode, group.members, window, now, since, fired_buckets, runs, group.line, frame
     )
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    """Every rule and group, now and over history, and whether the set as a whole fires."""
+def approved_retrains(store: Store) -> list[pd.Timestamp]:
+    """When each approved retrain was decided (UTC), from the decision log (``workbench decide``)."""
+    from workbench.decisions import read_decisions
 
-    rules: list[RuleResult]
-    groups: list[dict[str, Any]]
-    fired: bool
-    evaluated_at: str
+    stamps = [pd.Timestamp(d.decided_at) for d in read_decisions(store) if d.decision == "approve"]
+    return sorted(s.tz_convert("UTC") if s.tzinfo else s.tz_localize("UTC") for s in stamps)
 
-    def to_dict(self, with_series: bool = False) -> dict[str, Any]:
-        """JSON-ready form (the `workbench check --json` document)."""
-        return {
-            "fired": self.fired,
-            "evaluated_at": self.evaluated_at,
-            "rules": [r.to_dict(with_series) for r in self.rules],
-            "groups": self.groups,
-        }
+
+def on_stream_clock(stamps: list[pd.Timestamp], as_of: pd.Timestamp) -> tuple[pd.Timestamp, ...]:
+    """Approvals placed on the stream's clock: one recorded after the newest prediction (a store replayed
+    from the past, like the demo, or a stalled stream) counts as made at ``as_of``, i.e. just now."""
+    return tuple(min(s, as_of) for s in stamps)
 
 
 def check(store: Store, rules: RuleSet, window: Window | None = None) -> CheckResult:
-    """Evaluate every rule on the store (one aggregate query per bucket size) and combine them."""
-    approvals = _approvals(store)
-    frames = {w: stream_series(store, window, w) for w in {r.window for r in rules.rules}}
-    with store.connect() as con:
-        newest = con.execute("SELECT max(ts) FROM predictions").fetchall()[0][0]
-    if newest is None or all(f.empty for f in frames.values()):
-        raise InputError("no predictions in the store (or the window): nothing to check")
-    newest = pd.Timestamp(newest)
-    for name, frame in frames.items():
-        frames[name] = frame.assign(bucket=pd.to_datetime(frame["bucket"], utc=True))
-    results = [evaluate_rule(frames[r.window], r, approvals, newest) for r in rules.rules]
-    by_name = {r.name: r for r in results}
+    """Evaluate every rule and group on the store (one read-only snapshot) and decide the set."""
+    stamps = approved_retrains(store)
+    with store.ibis() as con:
+        clock = clock_from(con, window)
+        if clock["as_of"] is None or clock["first"] is None:
+            raise InputError("no predictions in the store (or in the selected window): nothing to check")
+        as_of = clock["as_of"]
+        ctx = MetricContext(con, store, window, as_of, clock["first"], clock["last"], on_stream_clock(stamps, as_of))
+        results = [evaluate_rule(ctx, rule) for rule in rules.rules]
+    members: dict[str, RuleResult | GroupResult] = {r.name: r for r in results}
     groups = []
-    for g in rules.groups:
-        combine = all if g.mode == "all" else any
-        members = [by_name[m] for m in g.rules]
-        common = (
-            set.intersection(*(set(m.fired_buckets) for m in members))
-            if g.mode == "all"
-            else set().union(*(m.fired_buckets for m in members))
-        )
-        groups.append(
-            {
-                "name": g.name,
-                "mode": g.mode,
-                "rules": list(g.rules),
-                "fired": combine(m.fired for m in members),
-                "fired_buckets": sorted(common),
-            }
-        )
-    grouped = {m for g in rules.groups for m in g.rules}
-    top = [r.fired for r in results if r.name not in grouped] + [g["fired"] for g in groups]
-    fired = (all if rules.mode == "all" else any)(top)
-    return CheckResult(results, groups, fired, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    for group in rules.groups:
+        members[group.name] = evaluate_group(group, members)
+        groups.append(members[group.name])
+    top = rules.top_level()
+    combine = all if rules.mode == "all" else any
+    return CheckResult(
+        rules=results,
+        groups=groups,
+        mode=rules.mode,
+        top_level=top,
+        fired=combine(members[name].fired for name in top),
+        as_of=as_of.isoformat(),
+        evaluated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        source=rules.source,
+    )
