@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from workbench.cli import DbOption, JsonOption, app, emit
+from workbench.errors import InputError
+from workbench.queries import Window
 from workbench.store import Store
 
 
 @app.command()
 def check(
-    rules: Annotated[Path, typer.Option(help="Rules TOML (see rules.example.toml).")],
+    rules: Annotated[Path, typer.Option(help="Rules TOML (see rules.example.toml and the README).")],
     backtest: Annotated[bool, typer.Option(help="Include each rule's per-bucket series in the JSON.")] = False,
+    start: Annotated[str | None, typer.Option(help="Only predictions from this ISO date/time (UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="Only predictions before this ISO date/time (UTC).")] = None,
+    model_version: Annotated[list[str] | None, typer.Option(help="Only these model versions (repeatable).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -24,23 +30,31 @@ def check(
     from workbench.triggers import load_rules
 
     store = Store(db)
-    result = evaluate(store, load_rules(rules))
-    lines = []
-    for r in result.rules:
-        value = "n/a" if r.value is None else f"{r.value:.4g}"
-        state = f"FIRED since {r.since}" if r.fired else "ok"
-        lines.append(f"{r.name:<28} {r.metric} = {value} ({r.op} {r.threshold:g} for {r.persistence}) → {state}")
-    lines += [
-        f"{g['name']:<28} group {g['mode']} of {', '.join(g['rules'])} → {'FIRED' if g['fired'] else 'ok'}"
-        for g in result.groups
-    ]
-    lines.append("retrain trigger FIRED" if result.fired else "no trigger fired")
-    fired = [r.name for r in result.rules if r.fired] + [g["name"] for g in result.groups if g["fired"]]
-    verdict_text = f"fired: {', '.join(fired)}" if result.fired else "no trigger fired"
-    record_run(store, "triggers", "fired" if result.fired else "quiet", {"verdict_text": verdict_text, "fired": fired})
+    rule_set = load_rules(rules)
+    window = Window(_moment(start, "--start"), _moment(end, "--end"), tuple(model_version or ()))
+    result = evaluate(store, rule_set, None if window == Window() else window)
+    lines = [r.sentence() for r in result.rules] + [g.sentence() for g in result.groups]
+    lines.append(result.verdict_text())
+    record_run(
+        store,
+        "triggers",
+        "fired" if result.fired else "quiet",
+        {"verdict_text": result.verdict_text(), "fired": result.fired_names(), "rules_file": str(rules)},
+    )
     emit(as_json, result.to_dict(with_series=backtest), "\n".join(lines))
     if result.fired:
         raise typer.Exit(1)
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    """An ISO date or date-time as an aware UTC datetime (naive means UTC)."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{option} must be an ISO date or date-time, e.g. 2026-03-01, not '{text}'") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @app.command()
@@ -53,7 +67,7 @@ def simulate(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Append realistic predictions and their (delayed) feedback to the store continuously."""
+    """Append realistic predictions and their (delayed) feedback to the store continuously (Ctrl-C stops)."""
     from workbench.simulate import SimulationReport
     from workbench.simulate import simulate as run
 
@@ -64,14 +78,11 @@ def simulate(
             err=True,
         )
 
-    try:
-        report = run(Store(db), rate, duration, interval, seed, speed, on_batch=show)
-    except KeyboardInterrupt:  # Ctrl-C ends a run without duration; the last batch committed or rolled back
-        typer.echo("stopped", err=True)
-        return
+    report = run(Store(db), rate, duration, interval, seed, speed, on_batch=show)
     emit(
         as_json,
         report.to_dict(),
-        f"wrote {report.predictions:,} predictions and {report.feedback:,} feedback rows "
-        f"in {report.batches} batches; {report.pending_feedback:,} feedback rows were not due yet",
+        f"wrote {report.predictions:,} predictions and {report.feedback:,} feedback rows in {report.batches} "
+        f"batches (stream now at {report.stream_end}); {report.pending_feedback:,} feedback rows were not due yet"
+        + (f"; {report.quarantined:,} rows quarantined" if report.quarantined else ""),
     )
