@@ -290,23 +290,33 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
         FROM clean WHERE __reason IS NULL
         """
     )
-    in_store = f"EXISTS (SELECT 1 FROM {table} s WHERE {same})"
-    identical_in_store = f"EXISTS (SELECT 1 FROM {table} s WHERE {all_same})"
+    # One hash join on trace_id (required, so never NULL) finds each first occurrence's rows in the
+    # store; the key and whole-row comparisons are then aggregated per file row. Cost: one scan of
+    # the store's matching rows, not one correlated subquery per condition.
     con.execute(
         f"""
+        CREATE OR REPLACE TEMP TABLE store_match AS
+        SELECT c.__row, bool_or({same}) AS __in_store, bool_or({same} AND {all_same}) AS __identical
+        FROM ranked c JOIN {table} s ON c.trace_id = s.trace_id
+        WHERE c.__k = 1
+        GROUP BY c.__row
+        """
+    )
+    con.execute(
+        """
         CREATE OR REPLACE TEMP TABLE decided AS
         SELECT c.*,
           CASE WHEN c.__k > 1 AND c.__same_as_first THEN 'duplicate'
                WHEN c.__k > 1 THEN 'quarantine'
-               WHEN {in_store} AND {identical_in_store} THEN 'duplicate'
-               WHEN {in_store} THEN 'quarantine'
+               WHEN m.__in_store AND m.__identical THEN 'duplicate'
+               WHEN m.__in_store THEN 'quarantine'
                ELSE 'accept' END AS __status,
           CASE WHEN c.__k > 1 AND NOT c.__same_as_first
                  THEN 'duplicate trace_id in file with other values'
-               WHEN c.__k = 1 AND {in_store} AND NOT {identical_in_store}
+               WHEN c.__k = 1 AND m.__in_store AND NOT m.__identical
                  THEN 'trace_id already in store with other values'
           END AS __dup_reason
-        FROM ranked c
+        FROM ranked c LEFT JOIN store_match m USING (__row)
         """
     )
 
