@@ -1,0 +1,518 @@
+"""Drift analysis: reference vs current (store windows, model versions, files) → a :class:`DriftResult`.
+
+windows/files → Ibis aggregates (``workbench.queries.drift``) → per-feature statistics and verdicts
+(``workbench.stats.drift*``) → a frozen result with ``to_dict()``, shared by the page, the CLI
+(`workbench drift`) and the notebook. Drift over time and the estimated performance live in
+``workbench.drift_time``; the standalone HTML report in ``workbench.drift_report``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.drift_windows import describe_window
+from workbench.errors import InputError
+from workbench.queries import Window, filtered_predictions
+from workbench.queries import drift as q
+from workbench.settings import load_section
+from workbench.stats.drift import DriftSettings, distribution_view
+from workbench.stats.drift_verdict import FeatureDrift, NumericSummary, categorical_feature, clean, decide
+from workbench.stats.drift_verdict import numeric_feature as numeric_drift
+from workbench.stats.proportions import two_proportion_ztest
+from workbench.store import Store, stored_roles
+
+Progress = Callable[[str], None]
+ROLE_COLUMNS = ("trace_id", "ts", "model_version", "prediction", "score", "arm", "unit_id", "label", "ingest_id")
+OTHER = "(other)"
+
+
+def load_settings() -> DriftSettings:
+    """Drift settings: defaults overridden by ``[drift]`` of settings.toml / $WORKBENCH_SETTINGS."""
+    return load_section(DriftSettings, "drift")
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Drift between a reference and a current window: per-feature results, summary, verdict and extras."""
+
+    reference: dict[str, Any]
+    current: dict[str, Any]
+    features: tuple[FeatureDrift, ...]
+    summary: dict[str, Any]
+    verdict: str  # drift | no drift | insufficient
+    verdict_text: str
+    prediction_drift: dict[str, Any] | None = None
+    label_drift: dict[str, Any] | None = None
+    multivariate: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+
+    @property
+    def drifted(self) -> list[str]:
+        """Names of the drifted features, largest PSI first."""
+        hits = [f for f in self.features if f.drift]
+        return [f.name for f in sorted(hits, key=lambda f: -(f.psi or 0.0))]
+
+    def feature(self, name: str) -> FeatureDrift:
+        """The result of one feature by name."""
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_dict(self, with_distribution: bool = True) -> dict[str, Any]:
+        """JSON-ready form: the DESIGN.md keys (``features[]``, ``summary``) and more; no NaN."""
+        return clean(
+            {
+                "verdict": self.verdict,
+                "verdict_text": self.verdict_text,
+                "summary": {**self.summary, "drifted": self.drifted},
+                "reference": self.reference,
+                "current": self.current,
+                "features": [f.to_dict(with_distribution) for f in self.features],
+                "prediction_drift": self.prediction_drift,
+                "label_drift": self.label_drift,
+                "multivariate": self.multivariate,
+                "warnings": list(self.warnings),
+                "settings": self.settings,
+                "seconds": self.seconds,
+            }
+        )
+
+    def run_summary(self) -> dict[str, Any]:
+        """What ``record_run(store, "drift", …)`` keeps: the sentence, counts, drifted names, the windows."""
+        return clean(
+            {
+                "verdict_text": self.verdict_text,
+                "n_features": self.summary["n_features"],
+                "n_drifted": self.summary["n_drifted"],
+                "share_drifted": self.summary["share_drifted"],
+                "dataset_drift": self.summary["dataset_drift"],
+                "drifted": self.drifted,
+                "reference": self.reference.get("label"),
+                "current": self.current.get("label"),
+            }
+        )
+
+
+# --- the engine pass ---------------------------------------------------------------------------------------
+
+
+def _reference_profile(
+    table: Any, numeric: list[str], categorical: list[str], exact: bool, settings: DriftSettings, say: Progress
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The reference profile (JSON-ready) and, in exact mode, the reference's sorted values per numeric feature."""
+    say("reference: quantiles and moments")
+    moments = q.numeric_moments(table, numeric, with_quantiles=not exact)
+    profile: dict[str, Any] = {"numeric": {}, "categorical": {}}
+    values: dict[str, np.ndarray] = {}
+    for i, f in enumerate(numeric):
+        say(f"reference: {f} ({i + 1}/{len(numeric)})")
+        pulled = q.pull_sorted(table, f) if exact else None
+        if pulled is not None:
+            values[f] = pulled
+        edges = q.reference_edges(moments[f], pulled)
+        spec = q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins)
+        counts = q.numeric_counts(table, f, edges, spec)
+        nonzero = np.flatnonzero(counts["grid_counts"])
+        profile["numeric"][f] = {
+            "edges": edges.tolist(),
+            "grid": spec,
+            "mean": moments[f]["m"],
+            "std": moments[f]["s"],
+            "bin_counts": counts["bin_counts"].tolist(),
+            "grid_index": nonzero.tolist(),
+            "grid_counts": counts["grid_counts"][nonzero].tolist(),
+            "grid_sums": counts["grid_sums"][nonzero].tolist(),
+        }
+    for f in categorical:
+        say(f"reference: {f}")
+        frame = q.categorical_counts(table, f)
+        profile["categorical"][f] = dict(zip(frame["value"].astype(str), frame["n"].astype(int).tolist(), strict=True))
+    return profile, values
+
+
+def _dense(entry: dict[str, Any], key: str) -> np.ndarray:
+    out = np.zeros(int(entry["grid"]["bins"]) + 2)
+    out[np.asarray(entry["grid_index"], dtype=int)] = entry[key]
+    return out
+
+
+def _categories(ref: dict[str, int], cur: dict[str, int], limit: int) -> list[str]:
+    """Reference categories by frequency, then unseen ones by frequency; beyond ``limit``: pooled as (other)."""
+    seen = sorted(ref, key=lambda c: (-ref[c], c))
+    unseen = sorted((c for c in cur if c not in ref), key=lambda c: (-cur[c], c))
+    ordered = seen + unseen
+    return ordered if len(ordered) <= limit else [*ordered[: limit - 1], OTHER]
+
+
+def _category_counts(counts: dict[str, int], categories: list[str]) -> np.ndarray:
+    keep = set(categories) - {OTHER}
+    out = [counts.get(c, 0) for c in categories if c != OTHER]
+    if OTHER in categories:
+        out.append(sum(n for c, n in counts.items() if c not in keep))
+    return np.asarray(out, dtype=float)
+
+
+def compare_tables(
+    ref_table: Any,
+    cur_table: Any,
+    numeric: list[str],
+    categorical: list[str],
+    settings: DriftSettings,
+    profile: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    ref_values: dict[str, np.ndarray] | None = None,
+) -> tuple[list[FeatureDrift], dict[str, Any], dict[str, Any], list[str]]:
+    """Per-feature drift of two Ibis tables: (features with verdicts, summary, reference profile, warnings).
+
+    ``profile`` is a (cached) reference profile: the reference pass is skipped, except the pull of
+    its values for the exact KS (``ref_values`` when already pulled). KS is exact when both windows
+    have ≤ ``ks_exact_max_rows`` rows, else on the fine grid.
+    """
+    say = progress or (lambda _: None)
+    features = numeric + categorical
+    ref_size = profile["sizes"] if profile else q.window_sizes(ref_table, features)
+    cur_size = q.window_sizes(cur_table, features)
+    exact = max(ref_size["rows"], cur_size["rows"]) <= settings.ks_exact_max_rows
+    ref_values = dict(ref_values or {})
+    if profile is None:
+        profile, ref_values = _reference_profile(ref_table, numeric, categorical, exact, settings, say)
+        profile["sizes"] = ref_size
+    results: list[FeatureDrift] = []
+    for i, f in enumerate(numeric):
+        say(f"current: {f} ({i + 1}/{len(numeric)})")
+        entry = profile["numeric"][f]
+        edges = np.asarray(entry["edges"], dtype=float)
+        counts = q.numeric_counts(cur_table, f, edges, entry["grid"])
+        pulled_ref = ref_values.get(f)
+        if exact and pulled_ref is None:
+            pulled_ref = q.pull_sorted(ref_table, f)
+        pulled_cur = q.pull_sorted(cur_table, f) if exact else None
+        ref_grid, ref_sums = _dense(entry, "grid_counts"), _dense(entry, "grid_sums")
+        ref = NumericSummary(
+            ref_size["rows"], ref_size["rows"] - ref_size["n"][f], np.asarray(entry["bin_counts"]), ref_grid,
+            ref_sums, entry["mean"] if entry["mean"] is not None else float("nan"),
+            entry["std"] if entry["std"] is not None else 0.0, pulled_ref,
+        )  # fmt: skip
+        n_cur = cur_size["n"][f]
+        cur = NumericSummary(
+            cur_size["rows"], cur_size["rows"] - n_cur, counts["bin_counts"], counts["grid_counts"],
+            counts["grid_sums"], float(counts["grid_sums"].sum() / n_cur) if n_cur else float("nan"), float("nan"),
+            pulled_cur,
+        )  # fmt: skip
+        grid = q.grid_edges(entry["grid"])
+        view = distribution_view(grid, ref_grid, counts["grid_counts"]) if ref.n and cur.n else {}
+        view.update(edges=edges.tolist(), bins_reference=ref.bin_counts.tolist(), bins_current=cur.bin_counts.tolist())
+        results.append(numeric_drift(f, ref, cur, grid, settings, view))
+    for f in categorical:
+        say(f"current: {f}")
+        frame = q.categorical_counts(cur_table, f)
+        cur_counts = dict(zip(frame["value"].astype(str), frame["n"].astype(int).tolist(), strict=True))
+        ref_counts = profile["categorical"][f]
+        cats = _categories(ref_counts, cur_counts, settings.max_categories)
+        rows = (ref_size["rows"], cur_size["rows"])
+        missing = (rows[0] - ref_size["n"][f], rows[1] - cur_size["n"][f])
+        result = categorical_feature(
+            f, cats, _category_counts(ref_counts, cats), _category_counts(cur_counts, cats), rows, missing, settings
+        )
+        results.append(result)
+    decided, summary = decide(results, ref_size["rows"], settings)
+    summary["ks_method"] = "exact" if exact else "grid"
+    warnings = [w for f in decided for w in f.warnings]
+    return decided, summary, profile, warnings
+
+
+# --- windows of the store ----------------------------------------------------------------------------------
+
+
+def _side(window: Window | None, rows: int, label: str | None = None) -> dict[str, Any]:
+    w = window or Window()
+    return {
+        "label": label or describe_window(w),
+        "rows": rows,
+        "start": w.start.isoformat() if w.start else None,
+        "end": w.end.isoformat() if w.end else None,
+        "model_versions": list(w.model_versions),
+    }
+
+
+def store_features(con: Any, features: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) features of the store from its roles; ``features`` narrows (unknown: InputError)."""
+    roles = stored_roles(con.con).predictions
+    columns = con.table("predictions").schema()
+    known = [c for c in (roles.features or []) if c in columns]
+    if not roles.features:  # no roles recorded: every column without another role
+        known = [c for c in columns if c not in ROLE_COLUMNS and c not in roles.sensitive]
+    if features:
+        unknown = [f for f in features if f not in columns]
+        if unknown:
+            raise InputError(f"unknown feature '{unknown[0]}' (features: {', '.join(known)})")
+        known = list(features)
+    categorical = set(roles.categorical or [])
+    cat = [f for f in known if f in categorical or not q.is_numeric(columns[f])]
+    return [f for f in known if f not in cat], cat
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """A reference window's profile (JSON-ready), its cache key, whether it was just computed, pulled values."""
+
+    profile: dict[str, Any]
+    key: str
+    fresh: bool
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def save(self, store: Store) -> None:
+        """Cache a freshly computed profile in the store (one short write; call with no connection open)."""
+        if self.fresh:
+            q.save_profile(store, self.key, self.profile)
+
+
+def reference_profile(
+    con: Any,
+    reference: Window | None,
+    numeric: list[str],
+    categorical: list[str],
+    settings: DriftSettings,
+    progress: Progress | None = None,
+    exact: bool = False,
+    cached: bool = True,
+) -> ReferenceProfile:
+    """The reference window's profile from the store's ``drift_profiles`` cache, else computed.
+
+    The cache key holds the window, the features, the grid and bins, and the reference's row count
+    and newest ingest id, so new data in the reference window makes a new profile. With ``exact``
+    (and a reference under the KS cap) its sorted values come along in ``values`` (never cached).
+    ``con`` is an open Ibis backend on the store; cache a fresh profile with ``.save(store)`` after closing it.
+    """
+    say = progress or (lambda _: None)
+    ref_table = filtered_predictions(con, reference)
+    parts = {"reference": _side(reference, 0), "numeric": numeric, "categorical": categorical,
+             "grid": settings.ks_grid_bins, "bins": settings.bins, **q.reference_fingerprint(ref_table)}  # fmt: skip
+    key = q.profile_key(parts)
+    found = q.load_profile(con.con, key) if cached else None
+    if found is not None:
+        say("reference profile from the cache")
+        return ReferenceProfile(found, key, False)
+    sizes = q.window_sizes(ref_table, numeric + categorical)
+    exact = exact and sizes["rows"] <= settings.ks_exact_max_rows
+    profile, values = _reference_profile(ref_table, numeric, categorical, exact, settings, say)
+    profile["sizes"] = sizes
+    return ReferenceProfile(profile, key, True, values)
+
+
+def compare(
+    store: Store,
+    reference: Window | None,
+    current: Window | None,
+    features: list[str] | None = None,
+    settings: DriftSettings | None = None,
+    multivariate: bool = True,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> DriftResult:
+    """Drift of the store's current window against its reference window (time ranges and/or model versions)."""
+    import time
+
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    say = progress or (lambda _: None)
+    with store.ibis() as con:
+        numeric, categorical = store_features(con, features)
+        ref_table = filtered_predictions(con, reference)
+        cur_table = filtered_predictions(con, current)
+        cur_rows = int(cur_table.count().execute())
+        exact = cur_rows <= settings.ks_exact_max_rows
+        lookup = reference_profile(con, reference, numeric, categorical, settings, say, exact, use_cache)
+        found, summary, profile, warnings = compare_tables(
+            ref_table, cur_table, numeric, categorical, settings, lookup.profile, say, lookup.values
+        )
+        extras = _prediction_and_labels(con, ref_table, cur_table, settings, say)
+        mv = None
+        if multivariate:
+            say("multivariate: domain classifier on a seeded sample")
+            mv = _domain_classifier(ref_table, cur_table, numeric, categorical, profile["sizes"], settings)
+    if use_cache:
+        lookup.save(store)
+    ref_side = _side(reference, profile["sizes"]["rows"])
+    cur_side = _side(current, cur_rows)
+    return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
+
+
+def _rows(features: list[FeatureDrift]) -> int:
+    return max((f.rows_current for f in features), default=0)
+
+
+def _prediction_and_labels(
+    con: Any, ref_table: Any, cur_table: Any, settings: DriftSettings, say: Progress
+) -> dict[str, Any]:
+    """Prediction drift (score distribution, predicted-positive rate) and label drift (feedback label rate)."""
+    from workbench.drift_time import labels_per_trace
+
+    out: dict[str, Any] = {"warnings": []}
+    say("prediction and label drift")
+    columns = ref_table.schema()
+    pred: dict[str, Any] = {}
+    if "score" in columns:
+        found, *_ = compare_tables(ref_table, cur_table, ["score"], [], settings)
+        pred["score"] = found[0].to_dict()
+    if "prediction" in columns:
+        pred["positive_rate"] = _rate_change(ref_table, cur_table, lambda t: t.prediction, settings)
+    out["prediction_drift"] = pred or None
+    if con is not None:
+        labels, note = labels_per_trace(con, settings.performance_label_kinds)
+        if note:
+            out["warnings"].append(note)
+        joined = [t.inner_join(labels, "trace_id") for t in (ref_table, cur_table)]
+        out["label_drift"] = _rate_change(joined[0], joined[1], lambda t: t.label, settings)
+    return out
+
+
+def _rate_change(ref_table: Any, cur_table: Any, column: Callable, settings: DriftSettings) -> dict[str, Any]:
+    """Share of 1s in each window and the pooled two-proportion z-test; drift when significant and ≥ 2 points."""
+    counts = []
+    for t in (ref_table, cur_table):
+        row = t.aggregate(n=column(t).count(), x=column(t).cast("int64").sum()).execute().iloc[0]
+        counts.append((int(row["n"]), int(row["x"]) if row["x"] == row["x"] and row["x"] is not None else 0))
+    (n_ref, x_ref), (n_cur, x_cur) = counts
+    test = two_proportion_ztest(x_cur, n_cur, x_ref, n_ref)
+    rate_ref = x_ref / n_ref if n_ref else None
+    rate_cur = x_cur / n_cur if n_cur else None
+    change = None if rate_ref is None or rate_cur is None else rate_cur - rate_ref
+    drift = bool(change is not None and abs(change) >= 0.02 and test.p_value < settings.p_value)
+    return {"reference": rate_ref, "current": rate_cur, "change": change, "p_value": test.p_value,
+            "n_reference": n_ref, "n_current": n_cur, "drift": drift}  # fmt: skip
+
+
+def _domain_classifier(
+    ref_table: Any, cur_table: Any, numeric: list[str], categorical: list[str], sizes: dict, settings: DriftSettings
+) -> dict[str, Any] | None:
+    from workbench.stats.domain import domain_classifier
+
+    columns = numeric + categorical
+    if not columns:
+        return None
+    frames = []
+    for t in (ref_table, cur_table):
+        total = t.count().execute()
+        frames.append(q.sample_rows(t, columns, settings.domain_classifier_rows, int(total), settings.seed))
+    result = domain_classifier(
+        frames[0], frames[1], numeric, categorical, settings.domain_classifier_folds,
+        settings.domain_classifier_margin, settings.seed, settings.min_rows,
+    )  # fmt: skip
+    return result.to_dict()
+
+
+def _result(
+    features: list[FeatureDrift],
+    summary: dict[str, Any],
+    reference: dict[str, Any],
+    current: dict[str, Any],
+    warnings: list[str],
+    extras: dict[str, Any],
+    multivariate: dict[str, Any] | None,
+    settings: DriftSettings,
+    started: float,
+) -> DriftResult:
+    import time
+
+    result = DriftResult(
+        reference=reference,
+        current=current,
+        features=tuple(features),
+        summary=summary,
+        verdict="",
+        verdict_text="",
+        prediction_drift=extras.get("prediction_drift"),
+        label_drift=extras.get("label_drift"),
+        multivariate=multivariate,
+        warnings=tuple(dict.fromkeys(warnings)),
+        settings=asdict(settings),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    verdict, text = verdict_sentence(result)
+    return DriftResult(**{**result.__dict__, "verdict": verdict, "verdict_text": text})
+
+
+def verdict_sentence(result: DriftResult) -> tuple[str, str]:
+    """('drift' | 'no drift' | 'insufficient', the sentence).
+
+    E.g. '5 of 25 features drifted since Mar 3; largest: amount, PSI 0.41'.
+    """
+    s = result.summary
+    since = result.current.get("label") or "the current window"
+    since = since if since.startswith(("since", "until")) else f"in {since}"
+    if s["n_features"] == 0:
+        return "insufficient", f"no feature has enough values to judge drift {since}"
+    text = f"{s['n_drifted']} of {s['n_features']} features drifted {since}"
+    if s["n_drifted"]:
+        top = result.feature(result.drifted[0])
+        if top.psi is not None:
+            text += f"; largest: {top.name}, PSI {top.psi:.2f}"
+        else:
+            before, after = top.missing_share_reference or 0, top.missing_share_current or 0
+            text += f"; {top.name}: missing share {before:.0%} → {after:.0%}"
+    if s["dataset_drift"]:
+        text += f" — dataset drift (≥ {result.settings.get('dataset_drift_share', 0.5):.0%} of features)"
+    return ("drift" if s["n_drifted"] else "no drift"), text
+
+
+# --- files ------------------------------------------------------------------------------------------------
+
+
+def file_features(
+    ref_table: Any, cur_table: Any, features: list[str] | None, categorical: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) columns common to both files; types inferred, ``categorical`` forced, roles left out."""
+    ref_schema, cur_schema = ref_table.schema(), cur_table.schema()
+    common = [c for c in ref_schema if c in cur_schema]
+    forced = set(categorical or [])
+    for name in [*(features or []), *forced]:
+        if name not in common:
+            raise InputError(f"column '{name}' is not in both files (common columns: {', '.join(common) or 'none'})")
+    chosen = list(features) if features else [c for c in common if c not in ROLE_COLUMNS]
+    usable = []
+    for c in chosen:
+        dtype = ref_schema[c]
+        if dtype.is_temporal() or dtype.is_nested():
+            continue  # timestamps and lists are not features to compare
+        usable.append(c)
+    if not usable:
+        raise InputError("no feature columns to compare (pass --features a,b)")
+    cat = [c for c in usable if c in forced or not (q.is_numeric(ref_schema[c]) and q.is_numeric(cur_schema[c]))]
+    return [c for c in usable if c not in cat], cat
+
+
+def compare_files(
+    reference_file: str | Path,
+    current_file: str | Path,
+    features: list[str] | None = None,
+    categorical: list[str] | None = None,
+    settings: DriftSettings | None = None,
+    multivariate: bool = True,
+    progress: Progress | None = None,
+) -> DriftResult:
+    """Drift between two files (CSV, Parquet, JSON Lines; types inferred, ``categorical`` forced)."""
+    import time
+
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    say = progress or (lambda _: None)
+    with q.file_table(reference_file) as ref_table, q.file_table(current_file) as cur_table:
+        numeric, cat = file_features(ref_table, cur_table, features, categorical)
+        found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
+        extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
+        mv = None
+        if multivariate:
+            say("multivariate: domain classifier on a seeded sample")
+            mv = _domain_classifier(ref_table, cur_table, numeric, cat, profile["sizes"], settings)
+    ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
+    cur_side = {"label": Path(current_file).name, "rows": _rows(found), "source": str(current_file)}
+    return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)

@@ -1,0 +1,249 @@
+"""Ibis aggregates for drift: reference profiles (quantile edges, moments, counts) and window counts on them.
+
+The engine does the counting; only small aggregates leave it: per numeric feature the counts (and
+sums) per fine grid bin × decile bin — the decile bin index is the sum of ``x >= edge`` indicators —,
+per categorical feature its value counts, and per window row and missing counts. Raw values
+leave the engine only for the exact KS test, one column at a time and under the size cap.
+A reference profile is cached in the store's ``drift_profiles`` table (one short write), so a new
+current window costs one scan per feature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.errors import InputError
+from workbench.stats.drift import DECILES, merged_edges
+
+NUMERIC_KINDS = ("int", "uint", "float", "decimal")
+GRID_TAIL = 0.001  # the grid spans the reference's 0.1% … 99.9% quantiles; outer bins are open
+PROFILE_VERSION = 1
+
+_DDL = "CREATE TABLE IF NOT EXISTS drift_profiles (key VARCHAR, created_at TIMESTAMPTZ, profile VARCHAR)"
+
+
+def is_numeric(dtype: Any) -> bool:
+    """Whether an Ibis dtype is numeric (booleans and text are categorical)."""
+    return dtype.is_numeric() and not dtype.is_boolean()
+
+
+@contextmanager
+def file_table(path: str | Path) -> Iterator[Any]:
+    """Yield an Ibis table over a CSV/Parquet/JSON Lines file (types inferred by DuckDB), in memory."""
+    import ibis
+
+    from workbench.ingest import detect_format
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    fmt, _ = detect_format(path)
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone = 'UTC'")
+    try:
+        reader = {"csv": con.read_csv, "parquet": con.read_parquet, "json": con.read_json}[fmt]
+        table = reader(str(path))
+    except Exception as exc:  # the reader's message names the problem; one line for the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path.name}: cannot be read as {fmt}: {first[:160]}") from None
+    try:
+        yield table
+    finally:
+        con.disconnect()
+
+
+def window_sizes(table: Any, features: list[str]) -> dict[str, Any]:
+    """One aggregate: rows, and per feature the non-missing count."""
+    aggs = {"__rows": table.count()}
+    aggs.update({f"n__{f}": table[f].count() for f in features})
+    row = table.aggregate(**aggs).execute().iloc[0]
+    return {"rows": int(row["__rows"]), "n": {f: int(row[f"n__{f}"]) for f in features}}
+
+
+def numeric_moments(table: Any, features: list[str], with_quantiles: bool) -> dict[str, dict[str, Any]]:
+    """Per numeric feature: mean, population std, min, max, and (optionally) the deciles and 0.1%/99.9% quantiles.
+
+    One aggregate for all features; quantiles are ``quantile_cont`` (linear interpolation, = np.quantile).
+    """
+    if not features:
+        return {}
+    probs = [GRID_TAIL, *DECILES, 1 - GRID_TAIL]
+    aggs = {}
+    for i, f in enumerate(features):
+        x = table[f].cast("float64")
+        aggs.update({f"m{i}": x.mean(), f"s{i}": x.std(how="pop"), f"lo{i}": x.min(), f"hi{i}": x.max()})
+        if with_quantiles:
+            aggs[f"q{i}"] = x.quantile(probs)
+    row = table.aggregate(**aggs).execute().iloc[0]
+    out = {}
+    for i, f in enumerate(features):
+        entry = {k: _float(row[f"{k}{i}"]) for k in ("m", "s", "lo", "hi")}
+        if with_quantiles:
+            entry["q"] = None if row[f"q{i}"] is None else [float(v) for v in row[f"q{i}"]]
+        out[f] = entry
+    return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def pull_sorted(table: Any, feature: str) -> np.ndarray:
+    """The feature's non-missing values, sorted (only called under the KS exact cap)."""
+    column = table.filter(table[feature].notnull()).select(x=table[feature].cast("float64")).to_pyarrow()
+    values = column.column("x").to_numpy()
+    values = values[~np.isnan(values)]
+    values.sort()
+    return values
+
+
+def grid_spec(quantiles: list[float] | None, bins: int) -> dict[str, float]:
+    """The fine grid: ``bins`` equal-width bins between the reference's 0.1% and 99.9% quantiles, open outer bins."""
+    if not quantiles:
+        return {"lo": 0.0, "width": 1.0, "bins": bins}
+    lo, hi = quantiles[0], quantiles[-1]
+    if not hi > lo:  # (almost) constant reference: a unit-wide grid around its value
+        return {"lo": lo - 0.5, "width": 1.0 / bins, "bins": bins}
+    return {"lo": lo, "width": (hi - lo) / bins, "bins": bins}
+
+
+def grid_edges(spec: dict[str, float]) -> np.ndarray:
+    """The grid's inner edges lo + j·width, j = 0 … bins."""
+    return spec["lo"] + spec["width"] * np.arange(int(spec["bins"]) + 1)
+
+
+def _bin_keys(x: Any, edges: np.ndarray, spec: dict[str, float]) -> tuple[Any, Any]:
+    """(grid key −1 … bins, decile bin = Σ 1[x ≥ e_j]) as Ibis expressions."""
+    import ibis
+
+    bins = int(spec["bins"])
+    raw = ((x - spec["lo"]) / spec["width"]).floor().cast("int64")
+    key = ibis.greatest(ibis.least(raw, bins), -1)  # x is never null here (filtered)
+    decile = sum(((x >= float(e)).cast("int64") for e in edges), ibis.literal(0, "int64"))
+    return key, decile
+
+
+def numeric_counts(
+    table: Any, feature: str, edges: np.ndarray, spec: dict[str, float], by: Any = None
+) -> dict[str, np.ndarray] | Any:
+    """Counts and sums per (grid bin, decile bin) of one feature, optionally per group ``by`` (an expression).
+
+    Returns arrays ``bin_counts`` (len(edges) + 1), ``grid_counts`` and ``grid_sums`` (bins + 2, outer bins
+    first and last); with ``by``, a DataFrame ``group, k, d, n, s`` for the caller to split.
+    """
+    t = table.filter(table[feature].notnull())
+    x = t[feature].cast("float64")
+    t = t.filter(~x.isnan())
+    x = t[feature].cast("float64")
+    key, decile = _bin_keys(x, edges, spec)
+    groups = {"k": key, "d": decile}
+    if by is not None:
+        groups = {"group": by(t), **groups}
+    frame = t.group_by(**groups).aggregate(n=t.count(), s=x.sum()).execute()
+    if by is not None:
+        return frame
+    return split_counts(frame, len(edges), int(spec["bins"]))
+
+
+def split_counts(frame: Any, n_edges: int, bins: int) -> dict[str, np.ndarray]:
+    """Decile and grid arrays from a ``k, d, n, s`` frame (k = −1 … bins → index 0 … bins + 1)."""
+    k = frame["k"].to_numpy(dtype=np.int64) + 1
+    d = frame["d"].to_numpy(dtype=np.int64)
+    n = frame["n"].to_numpy(dtype=float)
+    s = frame["s"].to_numpy(dtype=float)
+    return {
+        "bin_counts": np.bincount(d, weights=n, minlength=n_edges + 1),
+        "grid_counts": np.bincount(k, weights=n, minlength=bins + 2),
+        "grid_sums": np.bincount(k, weights=s, minlength=bins + 2),
+    }
+
+
+def categorical_counts(table: Any, feature: str, by: Any = None) -> Any:
+    """Value counts of one feature as text (missing values left out), optionally per group: ``[group,] value, n``."""
+    t = table.filter(table[feature].notnull())
+    groups = {"value": t[feature].cast("string")}
+    if by is not None:
+        groups = {"group": by(t), **groups}
+    return t.group_by(**groups).aggregate(n=t.count()).execute()
+
+
+def reference_edges(moments: dict[str, Any], values: np.ndarray | None) -> np.ndarray:
+    """Decile edges of the reference: from its pulled values when we have them, else the engine's quantiles."""
+    if values is not None:
+        return merged_edges(np.quantile(values, DECILES)) if values.size else np.array([])
+    q = moments.get("q")
+    return merged_edges(q[1:-1]) if q else np.array([])
+
+
+def grid_quantiles(moments: dict[str, Any], values: np.ndarray | None) -> list[float] | None:
+    """The reference's 0.1% and 99.9% quantiles (the grid's span)."""
+    if values is not None:
+        return [float(v) for v in np.quantile(values, [GRID_TAIL, 1 - GRID_TAIL])] if values.size else None
+    q = moments.get("q")
+    return [q[0], q[-1]] if q else None
+
+
+# --- cached reference profiles ----------------------------------------------------------------------------
+
+
+def profile_key(parts: dict[str, Any]) -> str:
+    """A stable key for a reference profile: SHA-256 of its definition and the reference's row/ingest counts."""
+    text = json.dumps({"version": PROFILE_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def reference_fingerprint(table: Any) -> dict[str, Any]:
+    """Rows and the newest ingest id of a store window: a profile is stale when either changes."""
+    row = table.aggregate(rows=table.count(), last_ingest=table.ingest_id.max()).execute().iloc[0]
+    return {
+        "rows": int(row["rows"]),
+        "last_ingest": None if row["last_ingest"] != row["last_ingest"] else int(row["last_ingest"]),
+    }
+
+
+def load_profile(con: Any, key: str) -> dict[str, Any] | None:
+    """The cached profile under ``key`` (from an open read-only DuckDB connection), or None."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'drift_profiles'"
+    ).fetchall()  # fetchall: leave no open result on the connection
+    if not exists[0][0]:
+        return None
+    rows = con.execute("SELECT profile FROM drift_profiles WHERE key = ?", [key]).fetchall()
+    return json.loads(rows[0][0]) if rows else None
+
+
+def save_profile(store: Any, key: str, profile: dict[str, Any], keep: int = 20) -> bool:
+    """Write the profile in one short transaction (keeping the newest ``keep``); False when the store is busy."""
+    from workbench.errors import StoreBusyError
+
+    try:
+        with store.connect(read_only=False) as con:
+            con.execute("BEGIN")
+            con.execute(_DDL)
+            con.execute("DELETE FROM drift_profiles WHERE key = ?", [key])
+            con.execute("INSERT INTO drift_profiles VALUES (?, now(), ?)", [key, json.dumps(profile)])
+            con.execute(
+                "DELETE FROM drift_profiles WHERE key NOT IN "
+                "(SELECT key FROM drift_profiles ORDER BY created_at DESC LIMIT ?)",
+                [keep],
+            )
+            con.execute("COMMIT")
+        return True
+    except StoreBusyError:  # a cache: being unable to write it must not fail the analysis
+        return False
+
+
+def sample_rows(table: Any, columns: list[str], rows: int, total: int, seed: int) -> Any:
+    """A seeded sample of about ``rows`` rows of ``columns`` (Bernoulli in the engine, then capped) as pandas."""
+    t = table.select(*columns)
+    if total > rows:
+        t = t.sample(min(1.0, 1.2 * rows / total), seed=seed)
+    frame = t.execute()
+    return frame.head(rows) if len(frame) > rows else frame
