@@ -338,7 +338,7 @@ def compare(
         mv = None
         if multivariate:
             say("multivariate: domain classifier on a seeded sample")
-            mv = _domain_classifier(ref_table, cur_table, numeric, categorical, profile["sizes"], settings)
+            mv = _domain_classifier(ref_table, cur_table, numeric, categorical, found, settings)
     if use_cache:
         lookup.save(store)
     ref_side = _side(reference, profile["sizes"]["rows"])
@@ -392,10 +392,19 @@ def _rate_change(ref_table: Any, cur_table: Any, column: Callable, settings: Dri
 
 
 def _domain_classifier(
-    ref_table: Any, cur_table: Any, numeric: list[str], categorical: list[str], sizes: dict, settings: DriftSettings
+    ref_table: Any,
+    cur_table: Any,
+    numeric: list[str],
+    categorical: list[str],
+    found: list[FeatureDrift],
+    settings: DriftSettings,
 ) -> dict[str, Any] | None:
+    """The domain classifier on a seeded sample of both windows, over the features that have a verdict."""
     from workbench.stats.domain import domain_classifier
 
+    usable = {f.name for f in found if f.status == "ok"}
+    numeric = [f for f in numeric if f in usable]
+    categorical = [f for f in categorical if f in usable]
     columns = numeric + categorical
     if not columns:
         return None
@@ -512,7 +521,7 @@ def compare_files(
         mv = None
         if multivariate:
             say("multivariate: domain classifier on a seeded sample")
-            mv = _domain_classifier(ref_table, cur_table, numeric, cat, profile["sizes"], settings)
+            mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings)
     ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
     cur_side = {"label": Path(current_file).name, "rows": _rows(found), "source": str(current_file)}
     return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)

@@ -197,6 +197,8 @@ def estimated_performance(
     chunks = pd.DataFrame(rows)
     if starts is not None and not chunks.empty:
         chunks["chunk"] = chunks["chunk"].map(dict(zip(starts["chunk"], starts["start"], strict=True)))
+    if not chunks.empty:
+        chunks["chunk"] = pd.to_datetime(chunks["chunk"], utc=True)  # chunk starts in UTC
     reference_info = {"label": describe_window(reference), "rows": int(reference_bins["n"].sum())}
     warnings = (note,) if note else ()
     return PerformanceOverTime(str(chunk), chunks, calibration, reference_info, warnings=warnings)

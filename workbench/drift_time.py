@@ -186,6 +186,7 @@ def _chunk_values(
     values["missing_share"] = 1 - values["non_missing"] / values["rows"]
     if isinstance(chunk, int):  # row blocks are labelled by their first timestamp
         values["chunk"] = values["start"]
+    values["chunk"] = pd.to_datetime(values["chunk"], utc=True)  # chunk starts in UTC
     values["type"] = values["feature"].map(
         {**dict.fromkeys(numeric, "numeric"), **dict.fromkeys(categorical, "categorical")}
     )

@@ -68,6 +68,23 @@ def domain_classifier(
     min_rows: int = 30,
 ) -> DomainClassifierResult:
     """Train reference-vs-current on the two samples (pandas frames); out-of-fold AUC, CI, permutation ranking."""
+    from threadpoolctl import threadpool_limits
+
+    # On a few thousand rows OpenMP threads cost more than they give (and spin on a busy machine).
+    with threadpool_limits(1):
+        return _domain_classifier(reference, current, numeric, categorical, folds, margin, seed, min_rows)
+
+
+def _domain_classifier(
+    reference: Any,
+    current: Any,
+    numeric: list[str],
+    categorical: list[str],
+    folds: int,
+    margin: float,
+    seed: int,
+    min_rows: int,
+) -> DomainClassifierResult:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold

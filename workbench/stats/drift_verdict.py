@@ -45,6 +45,11 @@ def clean(value: Any) -> Any:
     return value
 
 
+def finite(value: float | None) -> float | None:
+    """The value as a float, or None when it is missing, NaN or infinite (results never hold NaN)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
 @dataclass(frozen=True)
 class NumericSummary:
     """A numeric column in one window: rows, missing, counts on the reference's bins and grid, moments.
@@ -118,7 +123,7 @@ def _missing(rows_ref: int, missing_ref: int, rows_cur: int, missing_cur: int, s
     return {
         "missing_share_reference": missing_ref / rows_ref if rows_ref else None,
         "missing_share_current": missing_cur / rows_cur if rows_cur else None,
-        "missing_p_value": p,
+        "missing_p_value": finite(p),
         "missing_drift": drifted,
     }
 
@@ -167,18 +172,18 @@ def numeric_feature(
         raw_w = wasserstein_from_grid(grid_edges, ref.grid_counts, cur.grid_counts, ref.grid_sums, cur.grid_sums)
     return FeatureDrift(
         **base,
-        statistic=ks.statistic,
-        p_value=ks.p_value,
+        statistic=finite(ks.statistic),
+        p_value=finite(ks.p_value),
         p_adjusted=None,
         threshold=settings.psi_threshold,
         drift=False,
         decided_by="psi",
-        psi=psi(ref.bin_counts, cur.bin_counts),
-        js_distance=js_distance(ref.bin_counts, cur.bin_counts),
-        wasserstein=normalised_wasserstein(raw_w, ref.std),
-        wasserstein_raw=raw_w,
-        ks_statistic=ks.statistic,
-        ks_p_value=ks.p_value,
+        psi=finite(psi(ref.bin_counts, cur.bin_counts)),
+        js_distance=finite(js_distance(ref.bin_counts, cur.bin_counts)),
+        wasserstein=finite(normalised_wasserstein(raw_w, ref.std)),
+        wasserstein_raw=finite(raw_w),
+        ks_statistic=finite(ks.statistic),
+        ks_p_value=finite(ks.p_value),
         ks_method=ks.method,
         ks_max_error=ks.max_error,
         warnings=warnings,
@@ -218,14 +223,14 @@ def categorical_feature(
     test = chi_square(ref, cur)
     return FeatureDrift(
         **base,
-        statistic=test.statistic,
-        p_value=test.p_value,
+        statistic=finite(test.statistic),
+        p_value=finite(test.p_value),
         p_adjusted=None,
         threshold=settings.psi_threshold,
         drift=False,
         decided_by="psi",
-        psi=psi(ref, cur),
-        js_distance=js_distance(ref, cur),
+        psi=finite(psi(ref, cur)),
+        js_distance=finite(js_distance(ref, cur)),
         wasserstein=None,
         ks_statistic=None,
         ks_p_value=None,

@@ -1,0 +1,187 @@
+"""Drift between two files end to end (engine aggregates → statistics → verdict), checked against numpy/scipy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from workbench.drift import compare_files
+from workbench.errors import InputError
+from workbench.stats.divergence import psi
+from workbench.stats.drift import DriftSettings, bin_counts, merged_edges
+from workbench.stats.multiple import adjust_pvalues
+
+SETTINGS = DriftSettings()
+
+
+def frames(n_ref: int = 4000, n_cur: int = 3000, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    ref = pd.DataFrame(
+        {
+            "amount": rng.lognormal(3, 0.7, n_ref),
+            "stable": rng.normal(0, 1, n_ref),
+            "count": rng.poisson(3, n_ref).astype("int64"),
+            "device": rng.choice(["mobile", "desktop", "tablet"], n_ref, p=[0.6, 0.3, 0.1]),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "amount": rng.lognormal(3, 0.7, n_cur) * 1.5,
+            "stable": rng.normal(0, 1, n_cur),
+            "count": rng.poisson(3, n_cur).astype("int64"),
+            "device": rng.choice(["mobile", "desktop", "tablet", "watch"], n_cur, p=[0.5, 0.3, 0.1, 0.1]),
+        }
+    )
+    return ref, cur
+
+
+@pytest.fixture()
+def files(tmp_path):
+    ref, cur = frames()
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    return tmp_path / "ref.parquet", tmp_path / "cur.csv", ref, cur
+
+
+def test_every_statistic_equals_its_reference_on_raw_values(files):
+    ref_path, cur_path, ref, cur = files
+    result = compare_files(ref_path, cur_path, multivariate=False)
+    for name in ("amount", "stable", "count"):
+        f = result.feature(name)
+        r, c = ref[name].to_numpy(float), cur[name].to_numpy(float)
+        edges = merged_edges(np.quantile(r, np.arange(1, 10) / 10))
+        ks = stats.ks_2samp(r, c)
+        assert f.type == "numeric" and f.ks_method == "exact"
+        assert f.ks_statistic == pytest.approx(ks.statistic, abs=1e-9)
+        assert f.ks_p_value == pytest.approx(ks.pvalue, abs=1e-9)
+        assert f.psi == pytest.approx(psi(bin_counts(r, edges), bin_counts(c, edges)), abs=1e-9)
+        assert f.js_distance == pytest.approx(
+            jensenshannon(bin_counts(r, edges), bin_counts(c, edges), base=2), abs=1e-9
+        )
+        expected_w = stats.wasserstein_distance(r, c) / max(np.std(r), 0.001)
+        assert f.wasserstein == pytest.approx(expected_w, abs=1e-9)
+        assert (f.n_reference, f.n_current) == (len(r), len(c))
+
+
+def test_categorical_feature_lists_unseen_categories_and_equals_scipy(files):
+    ref_path, cur_path, ref, cur = files
+    f = compare_files(ref_path, cur_path, multivariate=False).feature("device")
+    assert f.type == "categorical" and f.test == "chi2" and f.unseen_categories == ["watch"]
+    cats = f.distribution["categories"]
+    table = np.array([[(ref["device"] == c).sum() for c in cats], [(cur["device"] == c).sum() for c in cats]])
+    expected = stats.chi2_contingency(table, correction=False)
+    assert f.statistic == pytest.approx(expected.statistic, abs=1e-9)
+    assert f.p_value == pytest.approx(expected.pvalue, abs=1e-9)
+    assert f.psi == pytest.approx(psi(table[0], table[1]), abs=1e-12)
+
+
+def test_large_reference_verdict_is_by_psi(files):
+    ref_path, cur_path, _, _ = files
+    result = compare_files(ref_path, cur_path, multivariate=False)
+    assert result.summary["rule"] == "psi"
+    assert result.feature("amount").drift and result.feature("device").drift
+    assert not result.feature("stable").drift and not result.feature("count").drift
+    assert result.summary["n_drifted"] == 2 and result.summary["n_features"] == 4
+    assert result.summary["share_drifted"] == 0.5 and result.summary["dataset_drift"] is True
+    assert result.verdict_text.startswith("2 of 4 features drifted")
+
+
+def test_small_reference_verdict_is_by_bh_adjusted_p_values(tmp_path):
+    ref, cur = frames(n_ref=300, n_cur=300, seed=3)
+    ref.to_parquet(tmp_path / "r.parquet")
+    cur.to_parquet(tmp_path / "c.parquet")
+    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False)
+    assert result.summary["rule"] == "p_value"
+    raw = [f.p_value for f in result.features]
+    np.testing.assert_allclose([f.p_adjusted for f in result.features], adjust_pvalues(raw, "bh"), atol=1e-12)
+    for f in result.features:
+        assert f.drift == (f.p_adjusted < 0.05)
+        assert f.decided_by == "p_value" if f.drift else True
+
+
+def test_categorical_option_forces_a_numeric_column_to_categories(files):
+    ref_path, cur_path, _, _ = files
+    result = compare_files(ref_path, cur_path, features=["count"], categorical=["count"], multivariate=False)
+    (f,) = result.features
+    assert f.type == "categorical" and f.test == "chi2"
+
+
+def test_grid_method_above_the_cap_says_so_and_stays_close(files):
+    ref_path, cur_path, ref, cur = files
+    tight = replace(SETTINGS, ks_exact_max_rows=1000)
+    f = compare_files(ref_path, cur_path, features=["amount"], settings=tight, multivariate=False).feature("amount")
+    exact = stats.ks_2samp(ref["amount"], cur["amount"])
+    assert f.ks_method == "grid"
+    assert 0 <= exact.statistic - f.ks_statistic <= f.ks_max_error + 1e-12
+    assert f.wasserstein == pytest.approx(
+        stats.wasserstein_distance(ref["amount"], cur["amount"]) / np.std(ref["amount"]), rel=0.01
+    )
+
+
+def test_missing_share_change_is_drift_of_its_own(tmp_path):
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 5000)})
+    cur = pd.DataFrame({"x": rng.normal(0, 1, 5000)})
+    cur.loc[: int(0.3 * len(cur)), "x"] = np.nan  # 30% missing, values unchanged
+    ref.to_parquet(tmp_path / "r.parquet")
+    cur.to_parquet(tmp_path / "c.parquet")
+    f = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False).feature("x")
+    assert f.missing_share_reference == 0 and f.missing_share_current == pytest.approx(0.3, abs=0.001)
+    assert f.missing_drift and f.drift and not f.value_drift and f.decided_by == "missing"
+
+
+def test_constant_empty_and_all_missing_columns_warn_without_crash_or_nan(tmp_path):
+    n = 2000
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"constant": np.ones(n), "all_missing": [np.nan] * n, "ok": rng.normal(0, 1, n),
+                        "label_text": ["a"] * n})  # fmt: skip
+    cur = pd.DataFrame({"constant": np.ones(n), "all_missing": [np.nan] * n, "ok": rng.normal(0, 1, n),
+                        "label_text": ["a"] * n})  # fmt: skip
+    ref.to_parquet(tmp_path / "r.parquet")
+    cur.to_parquet(tmp_path / "c.parquet")
+    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet")
+    document = result.to_dict()
+    json.dumps(document, allow_nan=False)  # no NaN anywhere
+    assert result.feature("all_missing").status == "insufficient" and not result.feature("all_missing").drift
+    assert any("all_missing" in w and "no values" in w for w in result.warnings)
+    assert any("constant" in w for w in result.warnings)
+    assert result.feature("constant").psi == 0.0 and not result.feature("constant").drift
+    assert result.feature("label_text").p_value is None  # one category: no chi-square test, no crash
+
+
+def test_an_empty_current_file_gives_no_verdict(tmp_path):
+    ref, _ = frames()
+    ref.to_parquet(tmp_path / "r.parquet")
+    ref.head(0).to_parquet(tmp_path / "c.parquet")
+    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet")
+    assert result.verdict == "insufficient" and result.summary["n_features"] == 0
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_bad_input_is_one_clear_error(files, tmp_path):
+    ref_path, cur_path, _, _ = files
+    with pytest.raises(InputError, match="no such file"):
+        compare_files(tmp_path / "missing.parquet", cur_path)
+    with pytest.raises(InputError, match="not in both files"):
+        compare_files(ref_path, cur_path, features=["nope"])
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(InputError, match=r"bad\.parquet"):
+        compare_files(bad, cur_path)
+
+
+def test_result_json_has_the_design_contract_keys(files):
+    ref_path, cur_path, _, _ = files
+    document = compare_files(ref_path, cur_path).to_dict()
+    keys = {"name", "type", "test", "statistic", "p_value", "p_adjusted", "threshold", "drift", "psi", "js_distance",
+            "wasserstein", "ks_statistic", "ks_p_value", "n_reference", "n_current"}  # fmt: skip
+    assert all(keys <= set(f) for f in document["features"])
+    assert {"n_features", "n_drifted", "share_drifted", "dataset_drift"} <= set(document["summary"])
+    assert document["multivariate"]["drift"] is True
+    assert document["multivariate"]["importance"][0]["feature"] in ("amount", "device")
