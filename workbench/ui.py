@@ -28,6 +28,7 @@ SOURCES = (SOURCE_DEFAULT, SOURCE_FILE, SOURCE_UPLOAD)
 # The pages that exist, in navigation order: (script, title, icon, what it answers).
 PAGES = [
     ("pages/home.py", "Home", ":material/home:", "What is in the store: volumes, versions, feedback coverage."),
+    ("pages/stream.py", "Feedback stream", ":material/monitoring:", "Feedback over time, label delay, triggers."),
     ("pages/drift.py", "Drift", ":material/ssid_chart:", "What moved, since when, how much; does it hurt the model?"),
     (
         "pages/gate.py",
