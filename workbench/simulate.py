@@ -143,8 +143,10 @@ def simulate(
     """Append a batch every ``interval`` seconds until ``duration`` (or Ctrl-C, SIGTERM, ``should_stop``).
 
     ``speed`` stream seconds pass per wall-clock second (3600: an hour a second, so delayed labels
-    arrive while you watch). A stop request ends the run between batches: every batch counted in the
-    report is committed, and nothing else was written.
+    arrive while you watch). After each write the store is left free at least as long as the write
+    took, so when writes are slow, batches come less often (each still holds ``rate·interval``
+    predictions on average and advances the stream by ``interval·speed``). A stop request ends the
+    run between batches: every batch counted in the report is committed, nothing else was written.
     """
     if not interval > 0 or not speed > 0:
         raise InputError("--interval and --speed must be positive")
@@ -169,14 +171,18 @@ def simulate(
             predictions, feedback = sim.batch(clock_us + span_us, interval, span_us)
             frames = [(t, name) for t, name in ((predictions, PREDICTIONS), (feedback, FEEDBACK)) if t is not None]
             frames = [(t, name) for t, name in frames if t.num_rows]
+            writing = time.monotonic()
             if frames:
                 results = ingest_frames(store, frames, DEMO_ROLES, source=f"simulate:{sim.run_id}:{batches + 1}")
                 n_predictions += sum(r.accepted for r in results if r.table == PREDICTIONS)
                 n_feedback += sum(r.accepted for r in results if r.table == FEEDBACK)
                 n_quarantined += sum(r.quarantined for r in results)
+            wrote = time.monotonic() - writing
             clock_us += span_us
             batches += 1
             if on_batch is not None:
                 on_batch(report())
-            stop.wait(max(0.0, interval - (time.monotonic() - tick)))
+            # Leave the store free at least as long as the write took (up to one interval): DuckDB has one
+            # writer and a reader cannot open the file meanwhile, so back-to-back writes would starve the app.
+            stop.wait(max(interval - (time.monotonic() - tick), min(wrote, interval)))
     return report()

@@ -248,6 +248,48 @@ class CheckResult:
     evaluated_at: str
     source: str
 
+    def table(self) -> list[dict[str, Any]]:
+        """One row per rule and group: its state now, for the page."""
+        rows = []
+        for r in self.rules:
+            rows.append(
+                {
+                    "rule": r.name,
+                    "what": r.description,
+                    "value now": format_value(r.value, r.unit) if r.value is not None else f"— ({r.reason})",
+                    "n": r.n,
+                    "bucket": r.bucket,
+                    "fires": r.fired,
+                    "since": r.since,
+                    "pending": r.pending_buckets,
+                }
+            )
+        for g in self.groups:
+            rows.append(
+                {
+                    "rule": g.name,
+                    "what": f"{g.mode} of {', '.join(g.members)}",
+                    "value now": "",
+                    "n": None,
+                    "bucket": None,
+                    "fires": g.fired,
+                    "since": g.since,
+                    "pending": None,
+                }
+            )
+        return rows
+
+    def evidence(self) -> tuple[str, dict[str, Any]]:
+        """(verdict word, summary) to record for the retrain gate (``record_run(store, "triggers", ...)``)."""
+        summary = {
+            "verdict_text": self.verdict_text(),
+            "fired": self.fired_names(),
+            "rules_file": self.source,
+            "as_of": self.as_of,
+            "rules": {r.name: {"fired": r.fired, "since": r.since, "value": r.value} for r in self.rules},
+        }
+        return ("fired" if self.fired else "quiet"), summary
+
     def fired_names(self) -> list[str]:
         """Top-level rules and groups that fire now (those that decide the set)."""
         everything = {r.name: r for r in [*self.rules, *self.groups]}

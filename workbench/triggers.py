@@ -53,6 +53,7 @@ from workbench.trigger_results import CheckResult, GroupResult, RuleResult, back
 
 __all__ = ["METRICS", "CheckResult", "Metric", "MetricContext", "RuleResult", "backtest_table", "check", "load_rules"]
 
+EXAMPLE_RULES = Path(__file__).resolve().parents[1] / "rules.example.toml"
 OPS: dict[str, Callable[[Any, Any], Any]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _NOTHING = "\x00no model version"  # a model-version filter that matches no prediction
 

@@ -35,12 +35,7 @@ def check(
     result = evaluate(store, rule_set, None if window == Window() else window)
     lines = [r.sentence() for r in result.rules] + [g.sentence() for g in result.groups]
     lines.append(result.verdict_text())
-    record_run(
-        store,
-        "triggers",
-        "fired" if result.fired else "quiet",
-        {"verdict_text": result.verdict_text(), "fired": result.fired_names(), "rules_file": str(rules)},
-    )
+    record_run(store, "triggers", *result.evidence())
     emit(as_json, result.to_dict(with_series=backtest), "\n".join(lines))
     if result.fired:
         raise typer.Exit(1)

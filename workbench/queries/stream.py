@@ -60,6 +60,14 @@ def segment_columns(con: Any) -> list[str]:
     return [c for i, c in enumerate(ordered) if c in present and c not in ordered[:i]]
 
 
+def split_options(sensitive: Sequence[str], categorical: Sequence[str]) -> dict[str, str | None]:
+    """What the page offers to split the stream by: label → column (None: no split)."""
+    options: dict[str, str | None] = {"nothing": None, "model version": "model_version", "arm": "arm"}
+    for column in [*sensitive, *categorical]:
+        options.setdefault(column, column)
+    return options
+
+
 def _label_filter(f: Any, label_types: Sequence[str] | None) -> Any:
     """Feedback rows that count as labels: a label, from one of ``label_types`` when given."""
     labelled = f.label.notnull()
@@ -224,3 +232,18 @@ def utc(value: Any) -> pd.Timestamp | None:
         return None
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def label_sources_from(con: Any) -> pd.DataFrame:
+    """Which feedback carries labels: type, kind and labelled rows, most rows first."""
+    f = con.table("feedback")
+    f = f.filter(f.label.notnull())
+    frame = f.group_by(["type", "kind"]).aggregate(labels=f.count()).execute()
+    return frame.sort_values(["labels", "type"], ascending=[False, True], ignore_index=True)
+
+
+def default_label_types(sources: pd.DataFrame) -> tuple[str, ...]:
+    """The label sources the page starts with: the automated ones (outcomes a system records, unbiased by
+    who chose to give feedback) when there are any, else every type that carries labels."""
+    automated = sources.loc[sources["kind"] == "automated", "type"]
+    return tuple(sorted(automated if len(automated) else sources["type"]))

@@ -209,6 +209,7 @@ def _pct(value: float | None) -> str:
 
 def _totals(series: pd.DataFrame) -> dict[str, Any]:
     sums = {c: int(series[c].sum()) for c in _COUNTS}
+    sums["feedback"] = sums["feedback_explicit"] + sums["feedback_implicit"] + sums["feedback_automated"]
     rates = {rate: (sums[k] / sums[n] if sums[n] else None) for rate, (k, n) in RATES.items()}
     return {**sums, **rates}
 

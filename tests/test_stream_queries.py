@@ -1,0 +1,231 @@
+"""Stream aggregates against hand counts, statsmodels and an independent reading of the store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+
+from tests.stream_data import ROLES, START, build
+from workbench.demo import Scenario, build_demo
+from workbench.errors import InputError
+from workbench.ingest import ingest_frames
+from workbench.queries import Window, store_summary
+from workbench.queries.stream import stream_series
+from workbench.queries.stream_quality import label_delays_from, signal_quality_from
+from workbench.queries.stream_view import StreamSettings, add_rates, stream_snapshot
+
+H = pd.Timedelta(hours=1)
+
+
+def prediction(trace, ts, prediction=1, version="v1", region="north"):
+    return {"trace_id": trace, "ts": ts, "model_version": version, "prediction": prediction, "region": region}
+
+
+def fb(trace, ts, kind, type_, value, label=None):
+    return {"trace_id": trace, "ts": ts, "kind": kind, "type": type_, "value": value, "label": label}
+
+
+@pytest.fixture()
+def small(tmp_path):
+    """Two days, four predictions; every kind of feedback once or twice."""
+    d0, d1 = START + 9 * H, START + pd.Timedelta(days=1) + 9 * H
+    predictions = [
+        prediction("a", d0, 1, region="north"),
+        prediction("b", d0 + H, 0, region="south"),
+        prediction("c", d1, 1, version="v2", region="south"),
+        prediction("d", d1 + H, 1, version="v2", region="north"),
+    ]
+    feedback = [
+        fb("a", d0 + H, "explicit", "thumb", 1),
+        fb("a", d0 + 30 * H, "automated", "outcome", 1, 1),  # correct, 30 h late
+        fb("b", d0 + 2 * H, "implicit", "click", 0),
+        fb("b", d0 + 50 * H, "automated", "outcome", 1, 1),  # wrong (predicted 0)
+        fb("b", d0 + 3 * H, "explicit", "correction", 1, 1),  # wrong too
+        fb("c", d1 + H, "explicit", "thumb", 0),
+        fb("c", d1 + 2 * H, "implicit", "click", 1),
+        fb("zz", d1, "implicit", "click", 1),  # orphan
+    ]
+    return build(tmp_path / "s.duckdb", predictions, feedback)
+
+
+def test_series_counts_every_column_by_prediction_day(small):
+    frame = stream_series(small).set_index("bucket")
+    day0, day1 = frame.loc[START], frame.loc[START + pd.Timedelta(days=1)]
+    expected0 = dict(predictions=2, with_feedback=2, with_label=2, feedback_explicit=2, feedback_implicit=1,
+                     feedback_automated=2, labels=3, correct=1, thumbs=1, thumbs_up=1, clicks=1, clicked=0)  # fmt: skip
+    expected1 = dict(predictions=2, with_feedback=1, with_label=0, feedback_explicit=1, feedback_implicit=1,
+                     feedback_automated=0, labels=0, correct=0, thumbs=1, thumbs_up=0, clicks=1, clicked=1)  # fmt: skip
+    assert {k: int(day0[k]) for k in expected0} == expected0
+    assert {k: int(day1[k]) for k in expected1} == expected1
+
+
+def test_label_types_choose_which_feedback_counts_as_labels(small):
+    frame = stream_series(small, label_types=["outcome"])
+    day0 = frame.iloc[0]
+    assert (day0["labels"], day0["correct"], day0["with_label"]) == (2, 1, 2)
+    frame = stream_series(small, label_types=["correction"])
+    assert (frame.iloc[0]["labels"], frame.iloc[0]["correct"], frame.iloc[0]["with_label"]) == (1, 0, 1)
+
+
+def test_segments_split_the_counts_and_sum_back(small):
+    frame = stream_series(small, segment="region")
+    assert set(frame["segment"]) == {"north", "south"}
+    assert frame["predictions"].sum() == 4
+    north0 = frame[(frame["segment"] == "north") & (frame["bucket"] == START)].iloc[0]
+    assert (north0["predictions"], north0["labels"], north0["correct"]) == (1, 1, 1)
+    by_version = stream_series(small, segment="model_version")
+    assert by_version.groupby("segment")["predictions"].sum().to_dict() == {"v1": 2, "v2": 2}
+
+
+def test_the_window_filters_versions_and_time(small):
+    frame = stream_series(small, Window(model_versions=("v2",)))
+    assert frame["predictions"].sum() == 2 and frame["bucket"].tolist() == [START + pd.Timedelta(days=1)]
+    frame = stream_series(small, Window(end=(START + pd.Timedelta(days=1)).to_pydatetime()))
+    assert frame["predictions"].sum() == 2
+
+
+def test_hours_and_weeks_bucket_on_utc_boundaries(small):
+    hours = stream_series(small, granularity="hour")
+    assert hours["bucket"].tolist() == [START + 9 * H, START + 10 * H, START + 33 * H, START + 34 * H]
+    weeks = stream_series(small, granularity="week")
+    assert weeks["bucket"].tolist() == [pd.Timestamp("2025-12-29", tz="UTC")]  # ISO week: Monday
+
+
+def test_bad_split_and_granularity_are_one_line_errors(small):
+    with pytest.raises(InputError, match="cannot split the stream by 'score'"):
+        stream_series(small, segment="score")
+    with pytest.raises(InputError, match="granularity must be one of hour, day, week"):
+        stream_series(small, granularity="month")
+
+
+def test_rates_carry_wilson_bands_equal_to_statsmodels():
+    frame = pd.DataFrame(
+        {c: [0] * 3 for c in ("predictions", "with_feedback", "with_label", "labels", "correct", "clicks", "clicked")}
+        | {"thumbs": [10, 250, 0], "thumbs_up": [7, 140, 0]}
+    )
+    out = add_rates(frame, 0.95)
+    low, high = proportion_confint([7, 140], [10, 250], alpha=0.05, method="wilson")
+    np.testing.assert_allclose(out["thumbs_up_rate_lower"][:2], low, rtol=1e-12)
+    np.testing.assert_allclose(out["thumbs_up_rate_upper"][:2], high, rtol=1e-12)
+    assert out["thumbs_up_rate"].tolist()[:2] == [0.7, 0.56] and np.isnan(out["thumbs_up_rate"][2])
+
+
+def delay_store(tmp_path, delays_hours, days_ago):
+    """One prediction per delay, ``days_ago`` days before the newest (clock) prediction, each labelled later."""
+    clock = START + pd.Timedelta(days=60)
+    predictions, feedback = [prediction("clock", clock, 0)], []
+    for i, (delay, age) in enumerate(zip(delays_hours, days_ago, strict=True)):
+        ts = clock - pd.Timedelta(days=age)
+        predictions.append(prediction(f"p{i}", ts))
+        feedback.append(fb(f"p{i}", ts + pd.Timedelta(hours=delay), "automated", "outcome", 1, 1))
+    return build(tmp_path / "d.duckdb", predictions, feedback), clock
+
+
+def test_label_delay_quantiles_are_exact_on_the_mature_cohort(tmp_path):
+    rng = np.random.default_rng(1)
+    old = rng.gamma(2, 20, 150)  # hours, on predictions 40+ days old
+    young = rng.gamma(2, 5, 50)  # faster labels on young predictions: left out of the cohort
+    store, clock = delay_store(tmp_path, [*old, *young], [40 + i % 10 for i in range(150)] + [5] * 50)
+    with store.ibis() as con:
+        delays = label_delays_from(con, None, clock, shares=(0.5, 0.95), horizon_days=30, min_labels=100)
+    assert not delays.censored and delays.labels == 150
+    assert delays.quantile_hours(0.5) == pytest.approx(np.quantile(old, 0.5), rel=1e-6)
+    assert delays.quantile_hours(0.95) == pytest.approx(np.quantile(old, 0.95), rel=1e-6)
+    assert delays.arrived_within.set_index("days").loc[1, "share"] == pytest.approx(np.mean(old <= 24))
+    assert delays.histogram["labels"].sum() == 150
+
+
+def test_label_delay_falls_back_to_every_prediction_and_says_it_is_censored(tmp_path):
+    store, clock = delay_store(tmp_path, [1.0, 2.0, 30.0, -3.0], [2, 2, 2, 2])
+    with store.ibis() as con:
+        delays = label_delays_from(con, None, clock, shares=(0.5,), horizon_days=30, min_labels=100)
+    assert delays.censored and delays.labels == 4 and delays.negative == 1
+    assert delays.quantile_hours(0.5) == pytest.approx(np.quantile([1.0, 2.0, 30.0, 0.0], 0.5))  # skew counts as 0
+
+
+def test_recent_buckets_are_shaded_until_95_percent_of_labels_arrive(tmp_path):
+    # labels arrive 10 h to 48 h after their prediction: the 95% delay is ≈ 46 h
+    delays = np.linspace(10, 48, 120)
+    store, clock = delay_store(tmp_path, delays, [31 + i % 5 for i in range(120)])
+    settings = StreamSettings(min_delay_labels=100)
+    snap = stream_snapshot(store, granularity="day", settings=settings)
+    q95 = float(np.quantile(delays, 0.95))
+    assert snap.labels_complete_hours == pytest.approx(q95)
+    cutoff = clock - pd.Timedelta(hours=q95)
+    series = snap.series.set_index("bucket")
+    for bucket, row in series.iterrows():
+        assert row["labels_complete"] == (bucket + pd.Timedelta(days=1) <= cutoff), bucket
+    assert snap.labels_incomplete_from == series.index[~series["labels_complete"]].min()
+    assert snap.labels_incomplete_from == (cutoff - pd.Timedelta(days=1)).ceil("D")
+    assert "Labels are still arriving from" in snap.verdict()
+
+
+def test_signal_quality_counts_conflicts_repeats_orphans_quarantine_and_duplicates(small, tmp_path):
+    d0 = START + 9 * H
+    extra = pd.DataFrame(
+        [
+            fb("a", d0 + 40 * H, "explicit", "correction", 0, 0),  # a: outcome 1 vs correction 0 → conflict
+            fb("c", d0 + 30 * H, "explicit", "thumb", 1),  # c: a second thumb → repeated
+            fb("a", d0 + H, "explicit", "thumb", 1),  # identical to an existing row → duplicate at ingest
+            fb("zz2", d0, "implicit", "click", 1),  # another orphan
+            fb("b", "not a time", "explicit", "thumb", 1),  # quarantined
+        ]
+    )
+    extra["label"] = extra["label"].astype("Int8")
+    ingest_frames(small, [(extra, "feedback")], ROLES, source="more")
+    with small.ibis() as con:
+        quality = signal_quality_from(con)
+        only_v1 = signal_quality_from(con, Window(model_versions=("v1",)))
+    assert quality.totals == {
+        "quarantined": 1,
+        "duplicates_at_ingest": 1,
+        "conflicting_label_traces": 1,
+        "repeated_feedback_traces": 1,
+        "orphan_feedback": 2,
+    }
+    assert quality.quarantine["reason"].tolist() == ["ts is not a timestamp"]
+    assert only_v1.totals["repeated_feedback_traces"] == 0 and only_v1.totals["conflicting_label_traces"] == 1
+    assert quality.conflicts.set_index("bucket").loc[START, "conflicting"] == 1
+
+
+@pytest.fixture(scope="module")
+def demo_small(tmp_path_factory):
+    from workbench.store import Store
+
+    store = Store(tmp_path_factory.mktemp("stream") / "demo.duckdb")
+    truth = build_demo(store, Scenario(rows=20_000, days=30))
+    return store, truth
+
+
+def test_the_snapshot_agrees_with_the_store_summary_and_the_truth(demo_small):
+    store, truth = demo_small
+    snap = stream_snapshot(store, segment="model_version")
+    summary = store_summary(store)
+    assert snap.totals["predictions"] == summary.predictions == truth["predictions"]
+    assert snap.totals["coverage_any"] == pytest.approx(summary.coverage_any, abs=1e-12)
+    assert snap.totals["coverage_labelled"] == pytest.approx(summary.coverage_labelled, abs=1e-12)
+    assert snap.arrivals["rows"].sum() == summary.feedback - summary.orphan_feedback
+    assert snap.quality.totals["orphan_feedback"] == summary.orphan_feedback == truth["orphan_feedback"]
+    first = snap.versions.set_index("model_version")["first_ts"]
+    assert first["v2"].floor("D") == pd.Timestamp(truth["start"], tz="UTC") + pd.Timedelta(
+        days=truth["ab_test"]["start_day"]
+    )
+    overall = snap.overall()
+    assert overall["predictions"].sum() == truth["predictions"] and len(overall) == 30
+
+
+def test_the_snapshot_respects_the_window_everywhere(demo_small):
+    store, _ = demo_small
+    window = Window(model_versions=("v2",))
+    snap = stream_snapshot(store, window)
+    assert snap.totals["predictions"] == store_summary(store, window).predictions
+    assert snap.versions["model_version"].tolist() == ["v2"]
+    assert snap.series["bucket"].min() >= snap.versions["first_ts"].iloc[0].floor("D")
+    with store.connect() as con:
+        v2_feedback = con.execute(
+            "SELECT count(*) FROM feedback f JOIN predictions p USING (trace_id) WHERE p.model_version = 'v2'"
+        ).fetchone()[0]
+    assert snap.arrivals["rows"].sum() == v2_feedback
+    assert snap.to_dict()["totals"]["predictions"] == snap.totals["predictions"]

@@ -1,0 +1,255 @@
+"""Figures of the feedback stream page: they draw a StreamSnapshot and a CheckResult, no statistics.
+
+Every time chart marks when each model version started serving; charts of label-based numbers shade
+the recent buckets whose labels are still arriving; a rule's fired buckets are drawn as markers on
+the chart of its metric.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from workbench.charts import PALETTE, _layout
+from workbench.queries.stream import BUCKET_LENGTH, SEGMENT_NONE
+from workbench.queries.stream_view import StreamSnapshot
+from workbench.trigger_results import CheckResult, RuleResult
+
+FIRED = "#dc2626"
+SHADE = "#9ca3af"
+# chart key → the rule metrics (and feedback_type) whose fired buckets it shows
+CHART_METRICS = {
+    "volume": {("prediction_volume", None)},
+    "arrivals": {("label_volume", None)},
+    "accuracy": {("online_accuracy", None)},
+    "thumbs_up_rate": {("positive_feedback_rate", "thumb")},
+    "click_through_rate": {("positive_feedback_rate", "click")},
+    "coverage": {("coverage", None)},
+}
+RATE_TITLES = {
+    "accuracy": ("Online accuracy", "share of labels equal to the prediction"),
+    "thumbs_up_rate": ("Thumbs-up rate", "thumbs-up / thumbs"),
+    "click_through_rate": ("Click-through rate", "clicked / impressions"),
+}
+
+
+def _naive(values: Any) -> Any:
+    """UTC timestamps without their zone, so Plotly draws them as UTC whatever the browser's zone."""
+    if isinstance(values, pd.Timestamp):
+        return values.tz_convert("UTC").tz_localize(None) if values.tzinfo else values
+    series = pd.to_datetime(pd.Series(values), utc=True)
+    return series.dt.tz_localize(None)
+
+
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def mark_versions(fig: go.Figure, versions: pd.DataFrame) -> None:
+    """A dotted vertical line where each model version started serving, labelled at the top."""
+    for version in versions.itertuples():
+        x = _naive(version.first_ts)
+        fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", line={"dash": "dot", "color": "#6b7280"})
+        fig.add_annotation(
+            x=x, y=1, yref="paper", text=f"{version.model_version} starts", showarrow=False,
+            xanchor="left", yanchor="top", font={"size": 10, "color": "#4b5563"},
+        )  # fmt: skip
+
+
+def shade_incomplete(fig: go.Figure, snapshot: StreamSnapshot) -> None:
+    """Shade buckets whose labels are still arriving, and say why on the chart."""
+    start = snapshot.labels_incomplete_from
+    if start is None or snapshot.labels_complete_hours is None or snapshot.empty:
+        return
+    end = snapshot.series["bucket"].max() + BUCKET_LENGTH[snapshot.granularity]
+    fig.add_vrect(x0=_naive(start), x1=_naive(end), fillcolor=SHADE, opacity=0.18, line_width=0, layer="below")
+    days = snapshot.labels_complete_hours / 24
+    fig.add_annotation(
+        x=_naive(start), y=0, yref="paper", xanchor="left", yanchor="bottom", showarrow=False,
+        text=f"labels still arriving<br>({snapshot.labels_complete_share:.0%} arrive within {days:.1f} days)",
+        font={"size": 10, "color": "#374151"}, align="left",
+    )  # fmt: skip
+
+
+def mark_fired(fig: go.Figure, result: CheckResult | None, chart: str, scale: float = 1.0) -> None:
+    """Markers where each rule on this chart's metric fired (at the rule's own value)."""
+    if result is None:
+        return
+    for rule in result.rules:
+        if (rule.metric, rule.params.get("feedback_type")) not in CHART_METRICS[chart]:
+            continue
+        fired = rule.frame[rule.frame["fired"]]
+        if fired.empty:
+            continue
+        fig.add_scatter(
+            x=_naive(fired["bucket"]), y=fired["value"] * scale, mode="markers", name=f"{rule.name} fires",
+            marker={"symbol": "x", "size": 9, "color": FIRED, "line": {"width": 1}},
+        )  # fmt: skip
+
+
+def _segments(snapshot: StreamSnapshot) -> list[tuple[str, pd.DataFrame]]:
+    return [(str(name), part) for name, part in snapshot.series.groupby("segment", sort=True)]
+
+
+def _name(segment: str, prefix: str = "") -> str:
+    return prefix if segment == SEGMENT_NONE else f"{prefix}{' · ' if prefix else ''}{segment}"
+
+
+def volume_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -> go.Figure:
+    """Stacked predictions per bucket by segment."""
+    fig = go.Figure()
+    for i, (segment, part) in enumerate(_segments(snapshot)):
+        fig.add_bar(x=_naive(part["bucket"]), y=part["predictions"], name=_name(segment, "predictions"),
+                    marker_color=PALETTE[i % len(PALETTE)])  # fmt: skip
+    mark_versions(fig, snapshot.versions)
+    mark_fired(fig, result, "volume")
+    fig.update_layout(barmode="stack", bargap=0.05)
+    return _layout(fig, f"Predictions per {snapshot.granularity}", "predictions")
+
+
+def arrivals_figure(snapshot: StreamSnapshot, by: str = "kind", result: CheckResult | None = None) -> go.Figure:
+    """Stacked feedback rows by arrival bucket, by kind or type."""
+    arrivals = snapshot.arrivals.groupby(["bucket", by], as_index=False)["rows"].sum()
+    fig = go.Figure()
+    for i, (name, part) in enumerate(arrivals.groupby(by, sort=True)):
+        fig.add_bar(x=_naive(part["bucket"]), y=part["rows"], name=str(name), marker_color=PALETTE[i % len(PALETTE)])
+    mark_versions(fig, snapshot.versions)
+    mark_fired(fig, result, "arrivals")
+    fig.update_layout(barmode="stack", bargap=0.05)
+    return _layout(fig, f"Feedback arriving per {snapshot.granularity}, by {by}", "feedback rows")
+
+
+def rate_figure(snapshot: StreamSnapshot, rate: str, result: CheckResult | None = None) -> go.Figure:
+    """One line per segment with its Wilson band; label-based rates shade buckets still receiving labels."""
+    title, y_title = RATE_TITLES[rate]
+    fig = go.Figure()
+    for i, (segment, part) in enumerate(_segments(snapshot)):
+        color = PALETTE[i % len(PALETTE)]
+        x = _naive(part["bucket"])
+        fig.add_scatter(x=x, y=part[f"{rate}_upper"], mode="lines", line={"width": 0}, showlegend=False,
+                        hoverinfo="skip")  # fmt: skip
+        fig.add_scatter(
+            x=x, y=part[f"{rate}_lower"], mode="lines", line={"width": 0}, fill="tonexty",
+            fillcolor=_rgba(color, 0.18), showlegend=False, hoverinfo="skip",
+        )  # fmt: skip
+        fig.add_scatter(x=x, y=part[rate], mode="lines+markers", name=_name(segment, title.lower()),
+                        line={"color": color, "width": 2}, marker={"size": 4})  # fmt: skip
+    if rate == "accuracy":
+        shade_incomplete(fig, snapshot)
+    mark_versions(fig, snapshot.versions)
+    mark_fired(fig, result, rate)
+    fig = _layout(fig, f"{title} per {snapshot.granularity} (band: 95% Wilson interval)", y_title)
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def coverage_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -> go.Figure:
+    """Share of each bucket's predictions with any feedback and with a label."""
+    overall = snapshot.overall()
+    fig = go.Figure()
+    x = _naive(overall["bucket"])
+    fig.add_scatter(x=x, y=overall["coverage_any"], name="any feedback", mode="lines", line={"color": PALETTE[0]})
+    fig.add_scatter(x=x, y=overall["coverage_labelled"], name="labelled", mode="lines", line={"color": PALETTE[2]})
+    shade_incomplete(fig, snapshot)
+    mark_versions(fig, snapshot.versions)
+    mark_fired(fig, result, "coverage")
+    fig = _layout(fig, f"Coverage per {snapshot.granularity} (share of predictions)", "share of predictions")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig
+
+
+def delay_figure(snapshot: StreamSnapshot) -> go.Figure:
+    """Histogram of label delay (days) by feedback type, and the share of labels arrived within N days."""
+    delays = snapshot.delays
+    fig = go.Figure()
+    width = (delays.histogram["delay_hours"].diff().min() if len(delays.histogram) > 1 else 6.0) or 6.0
+    for i, (name, part) in enumerate(delays.histogram.groupby("type", sort=True)):
+        fig.add_bar(x=(part["delay_hours"] + width / 2) / 24, y=part["labels"], width=width / 24, name=str(name),
+                    marker_color=PALETTE[i % len(PALETTE)])  # fmt: skip
+    fig.add_scatter(
+        x=delays.arrived_within["days"], y=delays.arrived_within["share"], yaxis="y2", mode="lines+markers",
+        name="share arrived within N days", line={"color": "#111827", "width": 2}, marker={"size": 4},
+    )  # fmt: skip
+    hours = snapshot.labels_complete_hours
+    if hours is not None:
+        fig.add_shape(type="line", x0=hours / 24, x1=hours / 24, y0=0, y1=1, yref="paper",
+                      line={"dash": "dash", "color": FIRED})  # fmt: skip
+        fig.add_annotation(x=hours / 24, y=1, yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                           text=f"{snapshot.labels_complete_share:.0%} within {hours / 24:.1f} days",
+                           font={"size": 10, "color": FIRED})  # fmt: skip
+    cohort = (
+        "every prediction: recent labels are still missing, so delays are underestimated"
+        if delays.censored
+        else f"predictions older than {delays.horizon_days:g} days, whose labels are in"
+    )
+    fig.update_layout(
+        barmode="stack",
+        yaxis2={"overlaying": "y", "side": "right", "range": [0, 1.02], "tickformat": ".0%", "showgrid": False},
+        xaxis={"range": [0, delays.horizon_days], "title": "days from prediction to label"},
+    )
+    fig = _layout(fig, f"Label delay<br><sup>{delays.labels:,} labels of {cohort}</sup>", "labels")
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
+def quality_figure(snapshot: StreamSnapshot) -> go.Figure:
+    """Quarantined rows by reason (bars, ingest time); conflicts and repeats (prediction time), orphans
+    (arrival time) and duplicates dropped at ingest (lines)."""
+    quality = snapshot.quality
+    fig = go.Figure()
+    reasons = quality.quarantine.groupby(["bucket", "reason"], as_index=False)["rows"].sum()
+    for i, (reason, part) in enumerate(reasons.groupby("reason", sort=True)):
+        fig.add_bar(x=_naive(part["bucket"]), y=part["rows"], name=f"quarantined: {reason}",
+                    marker_color=PALETTE[(i + 4) % len(PALETTE)])  # fmt: skip
+    lines = [
+        (quality.conflicts, "conflicting", "traces with conflicting labels", PALETTE[4]),
+        (quality.conflicts, "repeated", "traces with a repeated feedback type", PALETTE[3]),
+        (quality.orphans, "rows", "orphan feedback (no prediction)", PALETTE[7]),
+        (quality.ingest_duplicates, "duplicates", "identical rows dropped at ingest", PALETTE[5]),
+    ]
+    for frame, column, name, color in lines:
+        if len(frame) and frame[column].sum():
+            per_bucket = frame.groupby("bucket", as_index=False)[column].sum()
+            fig.add_scatter(x=_naive(per_bucket["bucket"]), y=per_bucket[column], name=name,
+                            mode="lines+markers", line={"color": color}, marker={"size": 4})  # fmt: skip
+    mark_versions(fig, snapshot.versions)
+    fig.update_layout(barmode="stack")
+    return _layout(fig, f"Signal quality per {snapshot.granularity}", "rows or traces")
+
+
+def backtest_figure(result: CheckResult) -> go.Figure:
+    """One panel per rule: its metric per bucket, the threshold, the buckets it fired in, the pending tail."""
+    rules = result.rules
+    fig = make_subplots(
+        rows=len(rules), cols=1, shared_xaxes=True, vertical_spacing=0.06 if len(rules) > 1 else 0,
+        subplot_titles=[f"{r.name}: {r.description}" for r in rules],
+    )  # fmt: skip
+    for row, rule in enumerate(rules, start=1):
+        _rule_panel(fig, rule, row)
+    fig = _layout(fig, "Trigger backtest: where each rule would have fired", "")
+    fig.update_layout(height=max(260, 170 * len(rules)), hovermode="closest", showlegend=False)
+    fig.update_annotations(font={"size": 12}, xanchor="left", x=0)
+    return fig
+
+
+def _rule_panel(fig: go.Figure, rule: RuleResult, row: int) -> None:
+    frame = rule.frame
+    x = _naive(frame["bucket"])
+    fig.add_scatter(x=x, y=frame["value"], mode="lines", line={"color": "#9ca3af", "width": 1}, row=row, col=1,
+                    name=f"{rule.name} (all buckets)")  # fmt: skip
+    judged = frame[frame["evaluable"]]
+    fig.add_scatter(x=_naive(judged["bucket"]), y=judged["value"], mode="markers", row=row, col=1,
+                    marker={"size": 5, "color": PALETTE[0]}, name=f"{rule.name} (judged)")  # fmt: skip
+    fired = frame[frame["fired"]]
+    fig.add_scatter(x=_naive(fired["bucket"]), y=fired["value"], mode="markers", row=row, col=1,
+                    marker={"symbol": "x", "size": 9, "color": FIRED}, name=f"{rule.name} fires")  # fmt: skip
+    fig.add_hline(y=rule.threshold, line={"dash": "dash", "color": FIRED, "width": 1}, row=row, col=1)
+    pending = frame[frame["pending"]]
+    if len(pending):
+        end = pending["bucket"].max() + BUCKET_LENGTH[rule.window]
+        fig.add_vrect(x0=_naive(pending["bucket"].min()), x1=_naive(end), fillcolor=SHADE, opacity=0.18,
+                      line_width=0, row=row, col=1)  # fmt: skip
