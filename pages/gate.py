@@ -38,8 +38,9 @@ for col, family in zip(cols, ("drift", "abtest", "fairness", "triggers"), strict
         else:
             st.markdown(f"**{label}**: {run.verdict}  \n{run.summary.get('verdict_text', '')}")
             st.caption(f"run {run.created_at}")
-        if family in pages:
-            st.page_link(pages[family][0], label=f"Open {label}", icon=":material/arrow_forward:")
+        page = pages.get("stream" if family == "triggers" else family)  # triggers live on the stream page
+        if page is not None:
+            st.page_link(page[0], label=f"Open {page[1]}", icon=":material/arrow_forward:")
 evidence = {family: (run.to_dict() if run else None) for family, run in runs.items()}
 blockers = gate_blockers(evidence)
 for blocker in blockers:
