@@ -50,7 +50,7 @@ def test_a_seeded_simulator_repeats_its_events():
     first, second = Simulator(50, seed=3), Simulator(50, seed=3)
     for now in (10_000_000, 20_000_000):
         (p1, f1), (p2, f2) = first.batch(now, 1.0, 10_000_000), second.batch(now, 1.0, 10_000_000)
-        assert p1.equals(p2) and (f1 is None and f2 is None or f1.equals(f2))
+        assert p1.equals(p2) and ((f1 is None and f2 is None) or f1.equals(f2))
 
 
 def test_only_feedback_that_is_due_is_written_and_the_rest_waits():
@@ -119,8 +119,8 @@ def test_a_reader_in_another_process_never_sees_half_a_batch_and_counts_match(co
         final_counts = con.execute(LIVE_COUNTS).fetchone()
         final_batches = con.execute(BATCHES).fetchall()
     live_p, distinct, live_f, accepted_p, accepted_f = final_counts
-    assert live_p == distinct == report["predictions"] > 0  # no lost and no doubled predictions
-    assert live_f == report["feedback"] > 0
+    assert live_p == distinct == accepted_p == report["predictions"] > 0  # no lost and no doubled predictions
+    assert live_f == accepted_f == report["feedback"] > 0
     tables_of = {}
     for table, batch in final_batches:
         tables_of.setdefault(batch, set()).add(table)
