@@ -1,0 +1,103 @@
+"""`workbench drift`: the DESIGN.md contract (keys, exit codes, one-line errors), files and store windows, HTML."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+from workbench.demo import Scenario, build_demo
+from workbench.drift_windows import parse_window
+from workbench.errors import InputError
+from workbench.evidence import latest_runs
+from workbench.store import Store
+
+FEATURE_KEYS = {"name", "type", "test", "statistic", "p_value", "p_adjusted", "threshold", "drift", "psi",
+                "js_distance", "wasserstein", "ks_statistic", "ks_p_value", "n_reference", "n_current"}  # fmt: skip
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "drift", *args], cwd=ROOT, capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("drift-cli") / "workbench.duckdb")
+    build_demo(store, Scenario(rows=20_000, days=30))
+    return store
+
+
+def test_two_files_give_the_contract_json_and_an_html_report(tmp_path):
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"x": rng.normal(0, 1, 3000), "c": rng.choice(["a", "b"], 3000)}).to_csv(
+        tmp_path / "r.csv", index=False
+    )
+    pd.DataFrame({"x": rng.normal(1, 1, 3000), "c": rng.choice(["a", "b", "z"], 3000)}).to_parquet(
+        tmp_path / "c.parquet"
+    )
+    html = tmp_path / "report.html"
+    out = run("--reference-file", str(tmp_path / "r.csv"), "--current-file", str(tmp_path / "c.parquet"),
+              "--html", str(html), "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    document = json.loads(out.stdout)
+    assert all(set(f) >= FEATURE_KEYS for f in document["features"])
+    assert {"n_features", "n_drifted", "share_drifted", "dataset_drift"} <= set(document["summary"])
+    assert document["summary"]["n_drifted"] == 2 and document["summary"]["dataset_drift"] is True
+    (cat,) = [f for f in document["features"] if f["name"] == "c"]
+    assert cat["unseen_categories"] == ["z"] and cat["test"] == "chi2"
+    text = html.read_text()
+    assert "Drift report" in text and "plotly" in text.lower() and len(text) < 1_500_000
+
+
+def test_store_windows_record_the_run_and_print_the_verdict(small_store):
+    out = run("--db", str(small_store.path), "--reference", "first:10d", "--current", "last:7d", "--no-multivariate")
+    assert out.returncode == 0, out.stderr
+    assert "features drifted since Jan 24" in out.stdout
+    run_ = latest_runs(small_store)["drift"]
+    assert run_ is not None and run_.verdict == "drift"
+    assert {"verdict_text", "n_features", "n_drifted", "share_drifted", "dataset_drift", "drifted", "reference",
+            "current"} <= set(run_.summary)  # fmt: skip
+
+
+def test_exit_code_flag_turns_dataset_drift_into_exit_1(small_store):
+    out = run("--db", str(small_store.path), "--reference", "..2026-01-10", "--current", "2026-01-24..",
+              "--features", "amount,tenure_days", "--no-multivariate", "--exit-code")  # fmt: skip
+    assert out.returncode == 1, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--reference", "yesterday..", "--current", "last:7d"], "not a date"),
+        (["--reference", "first:30d"], None),
+        (["--reference-file", "nope.csv"], "give both"),
+        (["--reference", "first:10d", "--current", "last:7d", "--features", "nope"], "unknown feature"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(small_store, args, message):
+    out = run("--db", str(small_store.path), *args)
+    if message is None:  # a reference alone is fine: the current window is then all data
+        assert out.returncode == 0, out.stderr
+        return
+    assert out.returncode == 2
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_window_text_forms():
+    import datetime as dt
+
+    bounds = (dt.datetime(2026, 1, 1, 8, tzinfo=dt.UTC), dt.datetime(2026, 3, 31, 20, tzinfo=dt.UTC))
+    w = parse_window("2026-01-01..2026-01-31")
+    assert w.start == dt.datetime(2026, 1, 1, tzinfo=dt.UTC) and w.end == dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    assert parse_window("first:30d", None, bounds).end == dt.datetime(2026, 1, 31, tzinfo=dt.UTC)
+    assert parse_window("last:7d", ["v2"], bounds).start == dt.datetime(2026, 3, 25, tzinfo=dt.UTC)
+    assert parse_window("all").start is None
+    with pytest.raises(InputError):
+        parse_window("2026-02-01..2026-01-01")
