@@ -1,0 +1,73 @@
+"""AppTest of the Drift page: verdict on the demo truth, statistics, over time, performance, downloads, the run."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from workbench.demo import Scenario, build_demo
+from workbench.evidence import latest_runs
+from workbench.store import Store
+
+
+@pytest.fixture(scope="module")
+def drift_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict]:
+    store = Store(tmp_path_factory.mktemp("drift_app") / "workbench.duckdb")
+    return store, build_demo(store, Scenario(rows=20_000, days=90))
+
+
+@pytest.fixture()
+def drift_app(drift_store, monkeypatch, navigation_app):
+    store, truth = drift_store
+    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    app.run()
+    app.switch_page("pages/drift.py").run()
+    return app, store, truth
+
+
+def test_drift_page_flags_the_injected_features_and_records_the_run(drift_app):
+    app, store, truth = drift_app
+    assert not app.exception
+    verdict = " ".join(e.value for e in app.error)
+    assert "features drifted" in verdict
+    metrics = {m.label: m.value for m in app.metric}
+    n_drifted, n_features = (int(x) for x in metrics["Features drifted"].split(" of "))
+    assert n_features == 11 and n_drifted >= 4
+    table = app.dataframe[0].value
+    flagged = set(table.loc[table["drift"], "feature"])
+    assert set(truth["drifted_features"]) <= flagged
+    assert "smartwatch" in " ".join(table["unseen categories"])
+    run = latest_runs(store)["drift"]
+    assert run.verdict == "drift" and run.summary["verdict_text"] in verdict
+    assert set(truth["drifted_features"]) <= set(run.summary["drifted"])
+
+
+def test_drift_page_shows_over_time_performance_and_offers_both_reports(drift_app):
+    app, _, _ = drift_app
+    subheaders = [s.value for s in app.subheader]
+    for title in ("Over time", "Performance", "Report", "Distributions"):
+        assert title in subheaders
+    assert any("covariate shift only" in c.value for c in app.caption)
+    crossings = app.dataframe[1].value
+    assert set(crossings.columns) >= {"feature", "first chunk over threshold", "threshold"}
+    labels = [b.label for b in app.get("download_button")]
+    assert labels == ["Download drift report (JSON)", "Download drift report (HTML)"]
+
+
+def test_model_version_preset_compares_versions(drift_app):
+    app, _, _ = drift_app
+    app.radio(key="drift_preset").set_value("Model version A vs B").run()
+    assert not app.exception
+    (caption,) = [c.value for c in app.caption if c.value.startswith("Reference:")]
+    assert "all data (v1)" in caption and "all data (v2)" in caption
+
+
+def test_custom_range_with_a_bad_window_is_one_line_error(drift_app):
+    app, _, _ = drift_app
+    app.radio(key="drift_preset").set_value("Custom ranges").run()
+    app.text_input(key="drift_ref").input("yesterday-ish").run()
+    assert not app.exception
+    assert app.error and len(app.error[0].value.splitlines()) == 1
