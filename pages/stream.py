@@ -9,7 +9,7 @@ import streamlit as st
 
 from workbench import ui
 from workbench.charts import stream as charts
-from workbench.errors import InputError
+from workbench.errors import InputError, WorkbenchError
 from workbench.evidence import record_run
 from workbench.queries import Window
 from workbench.queries.stream import default_label_types, label_sources_from, split_options
@@ -91,10 +91,34 @@ with st.expander("Retraining rules", expanded=False, icon=":material/rule:"):
     uploaded = st.file_uploader("Rules file (TOML)", type=["toml"], key="stream_rules_file",
                                 help="Default: rules.example.toml. See the README for every key.")  # fmt: skip
     if uploaded is not None:
-        rules_text, rules_source = uploaded.getvalue().decode("utf-8", errors="replace"), uploaded.name
+        base_text, rules_source = uploaded.getvalue().decode("utf-8", errors="replace"), uploaded.name
     else:
-        rules_text, rules_source = EXAMPLE_RULES.read_text(encoding="utf-8"), EXAMPLE_RULES.name
-    st.code(rules_text, language="toml")
+        base_text, rules_source = EXAMPLE_RULES.read_text(encoding="utf-8"), EXAMPLE_RULES.name
+    # Editable so thresholds can be tuned against the backtest below; a new upload starts a fresh text.
+    rules_text = st.text_area(
+        f"Rules ({rules_source}; edit to tune, Ctrl+Enter to apply)",
+        base_text,
+        height=320,
+        key=f"stream_rules_text_{rules_source}",
+    )
+    st.download_button("Download these rules", rules_text, file_name=rules_source, mime="application/toml",
+                       icon=":material/download:", key="stream_rules_download")  # fmt: skip
+
+
+def record_once(result: CheckResult, window: Window | None, rules_text: str) -> None:
+    """Record the triggers run for the retrain gate once per decision shown in this session: a new rules
+    text, window or set of fired rules records again; a live refresh that changes nothing does not."""
+    key = (str(store.path), rules_text, window, tuple(result.fired_names()), result.fired)
+    done = st.session_state.setdefault("stream_recorded", set())
+    if key in done:
+        return
+    try:
+        record_run(store, "triggers", *result.evidence())
+    except WorkbenchError as exc:  # a writer (simulate) holds the store: record on a later refresh
+        st.caption(f"Not recorded for the retrain gate yet: {exc}")
+        return
+    done.add(key)
+    st.caption("Recorded for the retrain gate (its Triggers evidence).")
 
 
 @st.fragment(run_every=settings.live_refresh_seconds if live else None)
@@ -130,9 +154,7 @@ def stream_view() -> None:
     elif result is not None:
         (st.error if result.fired else st.success)(result.verdict_text(), icon=":material/notifications:")
         st.dataframe(result.table(), hide_index=True, width="stretch")
-        if st.button("Record this check as evidence for the retrain gate", icon=":material/fact_check:"):
-            record_run(store, "triggers", *result.evidence())
-            st.success("Recorded: the retrain gate now shows this verdict.", icon=":material/check:")
+        record_once(result, window, rules_text)
 
     st.subheader("Over time")
     left, right = st.columns(2)

@@ -30,6 +30,7 @@ PAGES = [
     ("pages/home.py", "Home", ":material/home:", "What is in the store: volumes, versions, feedback coverage."),
     ("pages/stream.py", "Feedback stream", ":material/monitoring:", "Feedback over time, label delay, triggers."),
     ("pages/drift.py", "Drift", ":material/ssid_chart:", "What moved, since when, how much; does it hurt the model?"),
+    ("pages/abtest.py", "A/B test", ":material/science:", "Is the challenger better, guardrails safe, can we stop?"),
     (
         "pages/gate.py",
         "Retrain gate",
@@ -169,6 +170,12 @@ def _filters(summary: StoreSummary) -> None:
     last = dt.date.fromisoformat(summary.last_ts[:10]) if summary.last_ts else None
     window = None
     if first and last:
+        # A range that ends on the newest day follows new days as they arrive (live mode, a new ingest);
+        # a range the user ended earlier stays where they put it.
+        newest, current = st.session_state.get("range_newest"), st.session_state.get("range")
+        if newest and last > newest and isinstance(current, tuple) and len(current) == 2 and current[1] == newest:
+            st.session_state["range"] = (current[0], last)
+        st.session_state["range_newest"] = last
         picked = st.sidebar.date_input(
             "Time range (prediction day, UTC)",
             value=(first, last),

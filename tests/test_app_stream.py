@@ -1,0 +1,149 @@
+"""AppTest of the Feedback stream page: numbers under the filters, granularities, splits, the triggers section
+(edited rules, errors naming the line, backtest, recorded evidence) and live mode keeping the user's choices."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from tests.test_app_home import plotly_values
+from workbench.demo import Scenario, build_demo
+from workbench.evidence import latest_runs
+from workbench.simulate import simulate
+from workbench.store import Store
+
+APP = str(ROOT / "app.py")
+# A rule that the 8k-row, 30-day demo can judge: ≈270 predictions a day, about a third labelled.
+SMALL_RULES = """
+mode = "any"
+[[rule]]
+name = "volume_floor"
+metric = "prediction_volume"
+op = "<"
+threshold = 1000
+for = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("stream_app") / "workbench.duckdb")
+    truth = build_demo(store, Scenario(rows=8_000, days=30))
+    return store, truth
+
+
+def open_page(path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("WORKBENCH_DB", str(path))
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(APP, default_timeout=90)
+    app.run()
+    app.switch_page("pages/stream.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+@pytest.fixture()
+def page(demo_store, monkeypatch, navigation_app):
+    return open_page(demo_store[0].path, monkeypatch)
+
+
+def metric(app: AppTest, label: str) -> str:
+    return {m.label: m.value for m in app.metric}[label]
+
+
+def charts(app: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+
+
+def test_page_shows_the_whole_stream_with_every_section(page, demo_store):
+    _, truth = demo_store
+    assert metric(page, "Predictions") == "8,000"
+    # feedback on the selected predictions: orphans (no prediction) are counted under signal quality
+    assert metric(page, "Feedback rows") == f"{truth['feedback_rows'] - truth['orphan_feedback']:,}"
+    assert metric(page, "Orphan feedback") == f"{truth['orphan_feedback']:,}"
+    headers = [h.value for h in page.subheader]
+    assert headers == ["Triggers", "Over time", "How final are the numbers", "Signal quality", "Trigger backtest"]
+    assert "8,000 predictions" in " ".join(m.value for m in page.markdown)
+    assert len(page.get("plotly_chart")) == 8
+    # the volume chart counts every prediction once, and marks where each model version started serving
+    volume = charts(page)[0]
+    bars = [t for t in volume["data"] if t["type"] == "bar"]
+    assert sum(plotly_values(t["y"]).sum() for t in bars) == 8_000
+    shapes = " ".join(json.dumps(a) for a in volume["layout"].get("annotations", []))
+    assert "v2" in shapes
+
+
+def test_every_number_respects_the_model_version_filter(page):
+    page.sidebar.multiselect(key="versions").select("v2").run()
+    assert not page.exception
+    predictions = int(metric(page, "Predictions").replace(",", ""))
+    assert 0 < predictions < 8_000
+    bars = [t for t in charts(page)[0]["data"] if t["type"] == "bar"]
+    assert sum(plotly_values(t["y"]).sum() for t in bars) == predictions
+
+
+@pytest.mark.parametrize("granularity", ["hour", "week"])
+def test_other_granularities_render_the_same_total(page, demo_store, granularity):
+    page.segmented_control(key="stream_granularity").set_value(granularity).run()
+    assert not page.exception
+    assert metric(page, "Predictions") == "8,000"
+    bars = [t for t in charts(page)[0]["data"] if t["type"] == "bar"]
+    buckets = {x for t in bars for x in t["x"]}
+    with demo_store[0].connect() as con:  # every bucket from the first prediction's to the last one's, none skipped
+        expected = con.execute(
+            f"SELECT date_diff('{granularity}', date_trunc('{granularity}', min(ts)), date_trunc('{granularity}', "
+            "max(ts))) + 1 FROM predictions"
+        ).fetchone()[0]
+    assert len(buckets) == expected == {"hour": expected, "week": 5}[granularity] > 700 * (granularity == "hour")
+    assert sum(plotly_values(t["y"]).sum() for t in bars) == 8_000
+
+
+def test_split_by_model_version_draws_one_trace_per_version(page):
+    page.selectbox(key="stream_split").set_value("model version").run()
+    assert not page.exception
+    names = {t.get("name") for t in charts(page)[0]["data"] if t["type"] == "bar"}
+    assert names == {"predictions · v1", "predictions · v2"}
+
+
+def test_edited_rules_are_evaluated_backtested_and_recorded(page, demo_store):
+    store, _ = demo_store
+    page.text_area(key="stream_rules_text_rules.example.toml").input(SMALL_RULES).run()
+    assert not page.exception
+    # every complete day has fewer than 1,000 predictions: the rule fires from its 2nd day and still fires
+    assert any("Retrain trigger fired" in e.value and "volume_floor" in e.value for e in page.error)
+    table = page.dataframe[0].value
+    assert list(table["rule"]) == ["volume_floor"] and bool(table["fires"][0])
+    backtest = page.dataframe[1].value
+    assert len(backtest) == 1 and backtest["buckets"][0] == 28  # 29 complete days, the first has no streak yet
+    assert bool(backtest["fires now"][0])
+    run = latest_runs(store)["triggers"]
+    assert run is not None and run.verdict == "fired" and run.summary["fired"] == ["volume_floor"]
+
+
+def test_a_bad_rule_is_refused_with_its_line(page):
+    page.text_area(key="stream_rules_text_rules.example.toml").input(SMALL_RULES.replace("for = 2", "for = 0")).run()
+    assert not page.exception
+    assert any("line 8" in e.value and "'for' must be a whole number" in e.value for e in page.error)
+    assert len(page.get("plotly_chart")) == 7  # the stream still shows; only the backtest chart is missing
+
+
+def test_live_mode_refreshes_the_numbers_and_keeps_the_choices(tmp_path, demo_store, monkeypatch, navigation_app):
+    copy = Store(tmp_path / "live.duckdb")
+    copy.path.write_bytes(demo_store[0].path.read_bytes())
+    app = open_page(copy.path, monkeypatch)
+    app.segmented_control(key="stream_granularity").set_value("hour").run()
+    app.selectbox(key="stream_split").set_value("arm").run()
+    app.toggle(key="stream_live").set_value(True).run()
+    assert not app.exception
+    assert any(c.value.startswith("Live: refreshed") for c in app.caption)
+    before = int(metric(app, "Predictions").replace(",", ""))
+    report = simulate(copy, rate=500, interval=0.05, seed=3, speed=3600, duration=0.3)
+    app.run()  # what the fragment's timer does: re-run with the widgets' state
+    assert not app.exception
+    assert int(metric(app, "Predictions").replace(",", "")) == before + report.predictions > before
+    assert app.segmented_control(key="stream_granularity").value == "hour"
+    assert app.selectbox(key="stream_split").value == "arm"
+    assert app.toggle(key="stream_live").value is True
