@@ -1,0 +1,151 @@
+"""A/B test: is the challenger really better, without hurting the guardrails, and can we stop the test now?"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from workbench import ui
+from workbench.abtest import export
+from workbench.abtest_verdict import fmt_p
+from workbench.abtest_view import (
+    CALCULATOR_MEANS,
+    CALCULATOR_PROPORTIONS,
+    cached_store_result,
+    calculator_result,
+    experiment_arms,
+    power_curve,
+    record_once,
+    results_table,
+    settings_with,
+)
+from workbench.charts import abtest as charts
+from workbench.drift_view import data_version
+from workbench.queries.abtest import METRICS
+
+ui.page_header("A/B test", "Is the challenger really better, without hurting the guardrails, and can we stop now?")
+
+MODE_STORE, MODE_CALCULATOR = "Experiment in the store", "Calculator (typed-in results)"
+mode = st.segmented_control("Input", [MODE_STORE, MODE_CALCULATOR], default=MODE_STORE, key="ab_mode")
+names = {m.name: m.label for m in METRICS.values()}
+
+with st.expander("Statistical options"):
+    o1, o2, o3, o4 = st.columns(4)
+    alpha = o1.number_input("α (two-sided)", 0.001, 0.2, 0.05, 0.005, format="%.3f", key="ab_alpha")
+    adjustment = o2.selectbox("Multiple comparisons", ["holm", "bh", "none"], key="ab_adjustment",
+                              help="Holm controls the family-wise error; BH the false discovery rate.")  # fmt: skip
+    tuning_n = o3.number_input("Sequential tuning N*", 100, 1_000_000, 5000, 500, key="ab_tuning",
+                               help="Where the always-valid band is tightest (GrowthBook's default 5000).")  # fmt: skip
+    margin = o4.number_input("Guardrail margin (relative)", 0.0, 0.5, 0.05, 0.01, key="ab_margin",
+                             help="A guardrail passes when shown not worse than this share of control.")  # fmt: skip
+settings = settings_with(alpha, adjustment, float(tuning_n), margin)
+
+store = ui.active_store()
+result = None
+if mode == MODE_CALCULATOR:
+    st.caption("Type the results of a test run elsewhere: per arm n and successes (a rate) or n, mean and std.")
+    kind = st.radio("Metric type", ["proportion", "mean"], horizontal=True, key="ab_calc_kind")
+    table = st.data_editor(CALCULATOR_PROPORTIONS if kind == "proportion" else CALCULATOR_MEANS,
+                           num_rows="dynamic", key=f"ab_calc_{kind}", width="stretch")  # fmt: skip
+    with ui.user_errors():
+        result = calculator_result(table, settings)
+else:
+    if not store.exists():
+        st.info("No store yet: build the demo with `workbench demo` or ingest files first, or use the calculator.",
+                icon=":material/database:")  # fmt: skip
+        st.stop()
+    window = ui.active_window()
+    version = data_version(store)
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns([1.2, 1.2, 2.2, 2.2])
+        arm_source = c1.selectbox("Arms from", ["auto", "arm", "model_version"], key="ab_arm_source",
+                                  help="auto: the arm role when set, else model versions.")  # fmt: skip
+        with ui.user_errors():
+            arms = experiment_arms(str(store.path), version, window, arm_source)
+        if len(arms) < 2:
+            st.info("No experiment here: fewer than two arms in this window (set the `arm` role or pick model "
+                    "versions).", icon=":material/science:")  # fmt: skip
+            st.stop()
+        default_control = next((a for a in arms if a.lower() in ("champion", "control", "v1", "baseline")), arms[0])
+        control = c2.selectbox("Control arm", arms, index=arms.index(default_control), key="ab_control")
+        metrics = c3.multiselect("Primary metrics", list(names), default=["thumbs_up_rate"], key="ab_metrics",
+                                 format_func=names.get)  # fmt: skip
+        guardrails = c4.multiselect("Guardrails (must not get worse)", list(names), default=["dwell_time"],
+                                    key="ab_guardrails", format_func=names.get)  # fmt: skip
+        cuped = st.toggle("CUPED: adjust by each unit's pre-period value of the metric", key="ab_cuped")
+    if not metrics:
+        st.info("Pick at least one primary metric.", icon=":material/tune:")
+        st.stop()
+    with st.status("Analysing the experiment…", expanded=False) as status, ui.user_errors():
+        result = cached_store_result(str(store.path), version, window, tuple(metrics),
+                                     tuple(g for g in guardrails if g not in metrics), control, arm_source, cuped,
+                                     settings, _progress=status.update)  # fmt: skip
+        status.update(label="Analysis done", state="complete")
+    record_once(store, result, (window, tuple(metrics), tuple(guardrails), control, arm_source, cuped, settings))
+
+# --- SRM banner and verdict -----------------------------------------------------------------------------
+srm = result.srm
+if not srm.ok:
+    st.error(f"**Sample ratio mismatch** — {srm.message}{srm.reason_suffix}. Every result below is untrustworthy.",
+             icon=":material/report:")  # fmt: skip
+else:
+    st.caption(f":material/check_circle: SRM ok: {srm.message}")
+box = {"ship": st.success, "srm_fail": st.error, "keep_control": st.error, "guardrail_fail": st.error}
+box.get(result.verdict_word, st.warning)(f"**{result.verdict}**", icon=":material/gavel:")
+for warning in result.warnings:
+    if not warning.startswith("Sample ratio mismatch"):
+        st.caption(f":material/warning: {warning}")
+
+# --- Results ------------------------------------------------------------------------------------------------
+st.subheader("Results per metric and variant")
+st.dataframe(
+    results_table(result), hide_index=True, width="stretch",
+    column_config={"p": st.column_config.NumberColumn(format="%.4g"),
+                   "p adjusted": st.column_config.NumberColumn(format="%.4g"),
+                   "P(beat control)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
+)  # fmt: skip
+st.caption(
+    f"p adjusted: {result.adjustment} over the primary metrics × variants; intervals are built at the "
+    "matching per-test level, so an interval excludes 0 exactly when the adjusted p-value is below α."
+)
+st.plotly_chart(charts.forest_figure(result), width="stretch")
+
+if result.timelines:
+    st.subheader("Can we stop now? The cumulative effect")
+    options = {f"{t.metric} · {t.variant}": t for t in result.timelines}
+    picked = st.selectbox("Metric and variant", list(options), key="ab_timeline",
+                          format_func=lambda k: f"{names.get(k.split(' · ')[0], k)} · {k.split(' · ')[1]}")  # fmt: skip
+    t = options[picked]
+    kind = next(c.kind for c in [*result.comparisons, *result.guardrails] if c.metric == t.metric)
+    st.plotly_chart(charts.cumulative_figure(t, kind, names.get(t.metric, t.metric)), width="stretch")
+    last_p = t.p_always_valid[-1] if t.p_always_valid else None
+    st.caption(f"Look every day at the blue band: it holds its {1 - t.level:.0%} coverage however often you peek "
+               f"(always-valid p {fmt_p(last_p)}). The dotted fixed-horizon interval is valid only once, at the "
+               "planned end." + (f" {t.note}." if t.note else ""))  # fmt: skip
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Bayesian view")
+    st.plotly_chart(charts.bayes_figure(result), width="stretch")
+    st.caption("P(beat control) is the posterior probability (Beta(1,1) prior for rates, normal approximation for "
+               "means) that the variant is better. It is **not 1 − p**: a p-value is the chance of data this extreme "
+               "if there were no difference, not the chance that the variant wins.")  # fmt: skip
+with right:
+    st.subheader("Power")
+    for status_row in result.power:
+        curve = power_curve(result, status_row)
+        if curve is None:
+            st.caption(f"{names.get(status_row.metric, status_row.metric)}: {status_row.message or 'no plan'}")
+            continue
+        st.plotly_chart(charts.power_figure(curve), width="stretch")
+        share = status_row.share_of_needed or 0
+        more = f", about {status_row.days_needed:.0f} more days" if status_row.days_needed else ""
+        reach = f"; detectable now: {status_row.mde_reachable_rel:+.1%}" if status_row.mde_reachable_rel else ""
+        st.caption(f"{share:.0%} of the {status_row.n_needed_per_arm:,} per arm needed for a "
+                   f"{status_row.target_mde_rel:.0%} lift{more}{reach}.")  # fmt: skip
+
+st.subheader("Download")
+d1, d2 = st.columns(2)
+d1.download_button("Analysis (JSON)", lambda: export(result, "json"), "abtest.json", "application/json",
+                   icon=":material/download:", key="ab_json")  # fmt: skip
+d2.download_button("Comparisons (CSV)", lambda: export(result, "csv"), "abtest.csv", "text/csv",
+                   icon=":material/download:", key="ab_csv")  # fmt: skip

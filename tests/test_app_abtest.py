@@ -1,0 +1,76 @@
+"""AppTest of the A/B test page: pickers, SRM line, verdict, results table, charts, downloads, evidence, calculator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from workbench.demo import Scenario, build_demo
+from workbench.evidence import latest_runs
+from workbench.store import Store
+
+
+@pytest.fixture(scope="module")
+def ab_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    store = Store(tmp_path_factory.mktemp("ab-app") / "workbench.duckdb")
+    build_demo(store, Scenario(rows=20_000, days=30))
+    return store
+
+
+@pytest.fixture()
+def page(ab_store: Store, monkeypatch: pytest.MonkeyPatch, navigation_app: None) -> AppTest:
+    monkeypatch.setenv("WORKBENCH_DB", str(ab_store.path))
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    app.run()
+    app.switch_page("pages/abtest.py").run()
+    return app
+
+
+def test_store_mode_shows_pickers_verdict_table_charts_and_records_the_run(page: AppTest, ab_store: Store) -> None:
+    app = page
+    assert not app.exception
+    assert app.selectbox(key="ab_control").value == "champion"
+    assert app.multiselect(key="ab_metrics").value == ["thumbs_up_rate"]
+    assert "SRM ok" in " ".join(c.value for c in app.caption)
+    alerts = [a.value for a in app.warning] + [a.value for a in app.success] + [a.value for a in app.error]
+    run = latest_runs(ab_store)["abtest"]
+    assert run is not None and any(run.summary["verdict_text"] in a for a in alerts)
+    assert run.summary["srm"]["ok"] is True
+    table = app.dataframe[0].value
+    assert list(table["variant"]) == ["challenger", "challenger"]
+    assert len(app.get("plotly_chart")) >= 4  # forest, cumulative, Bayes, power
+    assert "not 1 − p" in " ".join(c.value for c in app.caption)
+    labels = [b.label for b in app.get("download_button")]
+    assert labels == ["Analysis (JSON)", "Comparisons (CSV)"]
+
+
+def test_picking_metrics_reruns_the_analysis(page: AppTest) -> None:
+    app = page
+    app.multiselect(key="ab_metrics").set_value(["thumbs_up_rate", "mean_rating"]).run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert [m for m in table["metric"]] == ["thumbs-up rate", "mean rating", "dwell time (guardrail)"]
+
+
+def test_calculator_mode_analyses_the_typed_in_table(page: AppTest) -> None:
+    app = page
+    app.get("button_group")[0].set_value("Calculator (typed-in results)").run()
+    assert not app.exception
+    table = app.dataframe[-1].value  # the first is the editable table itself
+    assert list(table["variant"]) == ["variant"] and list(table["difference"]) == ["+1.50 pts"]
+    app.radio(key="ab_calc_kind").set_value("mean").run()
+    assert not app.exception
+    assert app.dataframe[-1].value["test"].iloc[0] == "welch t"
+
+
+def test_the_exports_are_the_cli_documents() -> None:
+    from workbench.abtest import analyse_summary, export
+
+    result = analyse_summary([{"arm": "a", "n": 1000, "successes": 300}, {"arm": "b", "n": 1000, "successes": 340}])
+    doc = json.loads(export(result, "json"))
+    assert doc["verdict"] == result.verdict
+    assert export(result, "csv").splitlines()[0].startswith("role,metric,variant,control")
