@@ -121,7 +121,7 @@ def format_summary(summary: Any) -> str:
 
 # Capability commands live in their own modules (workbench/commands/) and register on `app` when
 # imported; one name per capability, sorted.
-CAPABILITIES = ("abtest", "drift", "gate", "stream")
+CAPABILITIES = ("abtest", "drift", "fairness", "gate", "stream")
 for _capability in CAPABILITIES:
     importlib.import_module(f"workbench.commands.{_capability}")
 
