@@ -119,7 +119,7 @@ if result.timelines:
     st.plotly_chart(charts.cumulative_figure(t, kind, names.get(t.metric, t.metric)), width="stretch")
     last_p = t.p_always_valid[-1] if t.p_always_valid else None
     st.caption(f"Look every day at the blue band: it holds its {1 - t.level:.0%} coverage however often you peek "
-               f"(always-valid p {fmt_p(last_p)}). The dotted fixed-horizon interval is valid only once, at the "
+               f"(always-valid {fmt_p(last_p)} now). The dotted fixed-horizon interval is valid only once, at the "
                "planned end." + (f" {t.note}." if t.note else ""))  # fmt: skip
 
 left, right = st.columns(2)

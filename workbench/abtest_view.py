@@ -114,15 +114,14 @@ def results_table(result: ABTestResult) -> pd.DataFrame:
         rel_ci = f"[{c.rel_lift_ci[0]:+.1%}, {c.rel_lift_ci[1]:+.1%}]" if c.rel_lift_ci else "n/a"
         out.append({
             "metric": c.label + (" (guardrail)" if c.role == "guardrail" else ""), "variant": c.variant,
-            "n control": c.n_control, "n variant": c.n_variant,
             "control": fmt(c.control_mean) if c.control_mean is not None else "n/a",
             "variant value": fmt(c.variant_mean) if c.variant_mean is not None else "n/a",
             "difference": _signed(c.diff, pct), f"CI ({1 - c.ci_level:.1%})": diff_ci,
             "lift": f"{c.rel_lift:+.1%}" if c.rel_lift is not None else "n/a", "lift CI": rel_ci,
-            "p": c.p_value, "p adjusted": c.p_adjusted, "significant": c.significant,
-            "P(beat control)": c.prob_beat_control, "test": c.test,
-            "guardrail": (c.guardrail or {}).get("status", ""),
-        })  # fmt: skip
+            "p adjusted": c.p_adjusted, "significant": c.significant, "P(beat control)": c.prob_beat_control,
+            "guardrail": (c.guardrail or {}).get("status", ""), "p": c.p_value,
+            "n control": c.n_control, "n variant": c.n_variant, "test": c.test,
+})  # fmt: skip
     return pd.DataFrame(out)
 
 

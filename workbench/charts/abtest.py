@@ -70,6 +70,11 @@ def cumulative_figure(timeline: Any, kind: str, label: str) -> go.Figure:
     fig.add_scatter(x=x, y=scaled(timeline.diff), mode="lines+markers", line={"color": PALETTE[0], "width": 3},
                     name="cumulative difference")  # fmt: skip
     fig.add_hline(y=0, line={"color": "#111827", "width": 1})
+    # The always-valid band is very wide on the first days; let it run off the chart rather than flatten the rest.
+    fixed = [abs(v) for v in scaled([*timeline.ci_low, *timeline.ci_high, *timeline.diff]) if v is not None]
+    if fixed:
+        top = 2.5 * max(fixed)
+        fig.update_yaxes(range=[-top, top])
     title = f"{label} · {timeline.variant}: cumulative effect by day"
     fig = _layout(fig, title, f"difference vs control{f' ({unit})' if unit else ''}")
     fig.update_layout(height=380, legend={"orientation": "h", "y": -0.18, "yanchor": "top", "x": 0, "xanchor": "left"})
@@ -110,6 +115,7 @@ def power_figure(curve: dict[str, Any]) -> go.Figure:
                     marker={"size": 12, "color": PALETTE[1]}, text=[f"now {curve['n_now']:,}"],
                     textposition="top left", name="so far")  # fmt: skip
     fig = _layout(fig, f"{curve['label']}: power by sample size", "power (%)")
-    fig.update_layout(hovermode="closest", height=320, xaxis_title="units per arm")
+    fig.update_layout(hovermode="closest", height=340, xaxis_title="units per arm",
+                      legend={"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0, "xanchor": "left"})  # fmt: skip
     fig.update_yaxes(range=[0, 105], ticksuffix="%")
     return fig

@@ -1,0 +1,37 @@
+"""Browser walk of the A/B test page: verdict and SRM line, charts, JSON download, the calculator."""
+
+import json
+
+import pytest
+
+from tests.e2e.conftest import screenshot, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+
+def test_abtest_shows_the_verdict_downloads_json_and_runs_the_calculator(page, app_url, tmp_path):
+    page.goto(f"{app_url}/abtest")
+    wait_for_app(page)
+    assert page.locator("[data-testid=stException]").count() == 0
+    body = page.inner_text("[data-testid=stMain]")
+    assert "SRM ok" in body
+    assert "Results per metric and variant" in body
+    assert "not 1 − p" in body
+    assert page.locator("[data-testid=stPlotlyChart]").count() >= 4
+    screenshot(page, "abtest")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Analysis (JSON)").click()
+    path = tmp_path / "abtest.json"
+    download_info.value.save_as(path)
+    doc = json.loads(path.read_text())
+    assert doc["control"] == "champion" and doc["variants"] == ["challenger"]
+    assert doc["srm"]["ok"] is True
+    assert doc["verdict"] in body
+
+    page.get_by_text("Calculator (typed-in results)").click()
+    wait_for_app(page)
+    body = page.inner_text("[data-testid=stMain]")
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert "+1.5 pts" in body  # the verdict on the default table (3,000 vs 3,150 of 10,000)
+    screenshot(page, "abtest_calculator")
