@@ -101,3 +101,37 @@ def test_window_text_forms():
     assert parse_window("all").start is None
     with pytest.raises(InputError):
         parse_window("2026-02-01..2026-01-01")
+
+
+def test_a_reference_file_against_a_store_window_matches_the_same_rows_as_a_store_window(small_store, tmp_path):
+    import duckdb
+
+    training = tmp_path / "training.parquet"
+    with duckdb.connect(str(small_store.path), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(
+            f"COPY (SELECT * EXCLUDE (ingest_id) FROM predictions WHERE ts < TIMESTAMPTZ '2026-01-11 00:00:00+00') "
+            f"TO '{training}' (FORMAT parquet)"
+        )
+    common = ("--current", "2026-01-24..", "--no-multivariate", "--json")
+    from_file = run("--db", str(small_store.path), "--reference-file", str(training), *common)
+    assert latest_runs(small_store)["drift"].summary["reference"] == "training.parquet"
+    from_store = run("--db", str(small_store.path), "--reference", "..2026-01-10", *common)
+    assert from_file.returncode == 0, from_file.stderr
+    file_doc, store_doc = json.loads(from_file.stdout), json.loads(from_store.stdout)
+    assert file_doc["reference"]["label"] == "training.parquet"
+    assert file_doc["reference"]["rows"] == store_doc["reference"]["rows"]
+    by_name = {f["name"]: f for f in store_doc["features"]}
+    assert {f["name"] for f in file_doc["features"]} == set(by_name)  # the store's features, not its roles
+    for f in file_doc["features"]:
+        g = by_name[f["name"]]
+        assert f["type"] == g["type"] and f["drift"] == g["drift"]
+        for key in ("psi", "js_distance", "statistic", "p_value", "n_reference", "n_current"):
+            assert f[key] == pytest.approx(g[key], rel=1e-9, abs=1e-12), (f["name"], key)
+
+
+def test_a_reference_file_without_store_features_is_one_line(small_store, tmp_path):
+    pd.DataFrame({"other": [1.0, 2.0, 3.0]}).to_csv(tmp_path / "t.csv", index=False)
+    out = run("--db", str(small_store.path), "--reference-file", str(tmp_path / "t.csv"), "--current", "last:7d")
+    assert out.returncode == 2 and "none of the store's features" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -473,55 +472,14 @@ def verdict_sentence(result: DriftResult) -> tuple[str, str]:
     return ("drift" if s["n_drifted"] else "no drift"), text
 
 
-# --- files ------------------------------------------------------------------------------------------------
+# --- files (reference file vs file or vs a window of the store) ----------------------------------------------
+_FILES = ("compare_file_to_window", "compare_files", "file_features")
 
 
-def file_features(
-    ref_table: Any, cur_table: Any, features: list[str] | None, categorical: list[str] | None
-) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) columns common to both files; types inferred, ``categorical`` forced, roles left out."""
-    ref_schema, cur_schema = ref_table.schema(), cur_table.schema()
-    common = [c for c in ref_schema if c in cur_schema]
-    forced = set(categorical or [])
-    for name in [*(features or []), *forced]:
-        if name not in common:
-            raise InputError(f"column '{name}' is not in both files (common columns: {', '.join(common) or 'none'})")
-    chosen = list(features) if features else [c for c in common if c not in ROLE_COLUMNS]
-    usable = []
-    for c in chosen:
-        dtype = ref_schema[c]
-        if dtype.is_temporal() or dtype.is_nested():
-            continue  # timestamps and lists are not features to compare
-        usable.append(c)
-    if not usable:
-        raise InputError("no feature columns to compare (pass --features a,b)")
-    cat = [c for c in usable if c in forced or not (q.is_numeric(ref_schema[c]) and q.is_numeric(cur_schema[c]))]
-    return [c for c in usable if c not in cat], cat
+def __getattr__(name: str) -> Any:
+    """``compare_files`` & co. live in :mod:`workbench.drift_files` (imported lazily: it imports this module)."""
+    if name in _FILES:
+        from workbench import drift_files
 
-
-def compare_files(
-    reference_file: str | Path,
-    current_file: str | Path,
-    features: list[str] | None = None,
-    categorical: list[str] | None = None,
-    settings: DriftSettings | None = None,
-    multivariate: bool = True,
-    progress: Progress | None = None,
-) -> DriftResult:
-    """Drift between two files (CSV, Parquet, JSON Lines; types inferred, ``categorical`` forced)."""
-    import time
-
-    started = time.perf_counter()
-    settings = settings or load_settings()
-    say = progress or (lambda _: None)
-    with q.file_table(reference_file) as ref_table, q.file_table(current_file) as cur_table:
-        numeric, cat = file_features(ref_table, cur_table, features, categorical)
-        found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
-        extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
-        mv = None
-        if multivariate:
-            say("multivariate: domain classifier on a seeded sample")
-            mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings)
-    ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
-    cur_side = {"label": Path(current_file).name, "rows": _rows(found), "source": str(current_file)}
-    return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
+        return getattr(drift_files, name)
+    raise AttributeError(f"module 'workbench.drift' has no attribute '{name}'")

@@ -84,19 +84,34 @@ def drift(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Drift between a reference and a current window of the store, or between two files.
+    """Drift between a reference and a current window of the store, two files, or a reference file and a window.
 
     Numeric features: KS, PSI, Jensen–Shannon, normalised Wasserstein; categorical: chi-square, PSI,
     JS with unseen categories listed; missing shares; prediction, label and multivariate drift.
     """
-    from workbench.drift import compare, compare_files
+    from workbench.drift import compare
+    from workbench.drift_files import compare_file_to_window, compare_files
     from workbench.drift_report import html_report
     from workbench.drift_windows import parse_window, store_bounds
 
     say = _progress(as_json)
-    if reference_file or current_file:
+    if reference_file and not current_file and (current or current_version):
+        # the reference training set (a file) against a window of the store
+        if reference or reference_version:
+            raise InputError("give either --reference-file or --reference/--reference-version, not both")
+        store = Store(db)
+        cur_window = parse_window(current, current_version, store_bounds(store))
+        result = compare_file_to_window(
+            reference_file, store, cur_window, _names(features), _names(categorical), multivariate=multivariate,
+            progress=say,
+        )  # fmt: skip
+        over, perf = None, None
+        _record(store, result)
+    elif reference_file or current_file:
         if not (reference_file and current_file):
-            raise InputError("give both --reference-file and --current-file")
+            raise InputError(
+                "give both --reference-file and --current-file, or --reference-file with --current (a store window)"
+            )
         if reference or current or reference_version or current_version:
             raise InputError("compare either two files or two windows of the store, not both")
         result = compare_files(

@@ -1,0 +1,125 @@
+"""Drift with files: a reference file (e.g. the training set) against another file or a window of the store.
+
+Types are inferred by DuckDB from the file; ``categorical`` forces columns to be compared as
+categories. The statistics are those of :func:`workbench.drift.compare_tables`, each side
+aggregated by its own engine connection (a file in memory, the store read-only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from workbench.drift import (
+    ROLE_COLUMNS,
+    DriftResult,
+    Progress,
+    _domain_classifier,
+    _prediction_and_labels,
+    _result,
+    _rows,
+    _side,
+    compare_tables,
+    load_settings,
+    store_features,
+)
+from workbench.errors import InputError
+from workbench.queries import Window, filtered_predictions
+from workbench.queries import drift as q
+from workbench.stats.drift import DriftSettings
+from workbench.store import Store
+
+
+def file_features(
+    ref_table: Any, cur_table: Any, features: list[str] | None, categorical: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) columns common to both files; types inferred, ``categorical`` forced, roles left out."""
+    ref_schema, cur_schema = ref_table.schema(), cur_table.schema()
+    common = [c for c in ref_schema if c in cur_schema]
+    forced = set(categorical or [])
+    for name in [*(features or []), *forced]:
+        if name not in common:
+            raise InputError(f"column '{name}' is not in both files (common columns: {', '.join(common) or 'none'})")
+    chosen = list(features) if features else [c for c in common if c not in ROLE_COLUMNS]
+    usable = []
+    for c in chosen:
+        dtype = ref_schema[c]
+        if dtype.is_temporal() or dtype.is_nested():
+            continue  # timestamps and lists are not features to compare
+        usable.append(c)
+    if not usable:
+        raise InputError("no feature columns to compare (pass --features a,b)")
+    cat = [c for c in usable if c in forced or not (q.is_numeric(ref_schema[c]) and q.is_numeric(cur_schema[c]))]
+    return [c for c in usable if c not in cat], cat
+
+
+def compare_files(
+    reference_file: str | Path,
+    current_file: str | Path,
+    features: list[str] | None = None,
+    categorical: list[str] | None = None,
+    settings: DriftSettings | None = None,
+    multivariate: bool = True,
+    progress: Progress | None = None,
+) -> DriftResult:
+    """Drift between two files (CSV, Parquet, JSON Lines; types inferred, ``categorical`` forced)."""
+    import time
+
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    say = progress or (lambda _: None)
+    with q.file_table(reference_file) as ref_table, q.file_table(current_file) as cur_table:
+        numeric, cat = file_features(ref_table, cur_table, features, categorical)
+        found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
+        extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
+        mv = None
+        if multivariate:
+            say("multivariate: domain classifier on a seeded sample")
+            mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings)
+    ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
+    cur_side = {"label": Path(current_file).name, "rows": _rows(found), "source": str(current_file)}
+    return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
+
+
+def compare_file_to_window(
+    reference_file: str | Path,
+    store: Store,
+    current: Window | None,
+    features: list[str] | None = None,
+    categorical: list[str] | None = None,
+    settings: DriftSettings | None = None,
+    multivariate: bool = True,
+    progress: Progress | None = None,
+) -> DriftResult:
+    """Drift of a window of the store against a reference file (e.g. the model's training set).
+
+    Features: the store's feature roles that the file also has (or ``features``); a feature is
+    categorical when the store's roles say so, when ``categorical`` forces it, or when either side
+    is not numeric. Label drift needs feedback on both sides and is left out.
+    """
+    import time
+
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    say = progress or (lambda _: None)
+    with q.file_table(reference_file) as ref_table, store.ibis() as con:
+        cur_table = filtered_predictions(con, current)
+        store_numeric, store_categorical = store_features(con, features)
+        in_file = set(ref_table.schema())
+        chosen = [f for f in store_numeric + store_categorical if f in in_file]
+        if not chosen:
+            raise InputError(
+                f"{Path(reference_file).name} has none of the store's features "
+                f"({', '.join(store_numeric + store_categorical)})"
+            )
+        forced = [*(categorical or []), *(f for f in store_categorical if f in chosen)]
+        numeric, cat = file_features(ref_table, cur_table, chosen, forced)
+        found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
+        extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
+        mv = None
+        if multivariate:
+            say("multivariate: domain classifier on a seeded sample")
+            mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings)
+    ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
+    cur_side = _side(current, _rows(found))
+    return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
