@@ -197,3 +197,27 @@ def _progress(as_json: bool) -> Any:
         typer.echo(f"  {step}…", err=True)
 
     return say
+
+
+@app.command()
+def shadow(
+    file: Annotated[Path, typer.Option(help="Scored pairs: one row per request with both models' predictions.")],
+    champion_col: Annotated[str, typer.Option(help="The champion's prediction column.")],
+    challenger_col: Annotated[str, typer.Option(help="The challenger's prediction column.")],
+    label_col: Annotated[str | None, typer.Option(help="The true label, where known (McNemar's test).")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    as_json: JsonOption = False,
+) -> None:
+    """Shadow mode: agreement rate and McNemar's exact test on correctness, both models on the same traffic."""
+    from workbench.abtest_shadow import analyse_shadow_file
+
+    if not 0 < alpha < 1:
+        raise InputError(f"--alpha must be between 0 and 1, not {alpha}")
+    result = analyse_shadow_file(file, champion_col, challenger_col, label_col, alpha)
+    emit(as_json, _clean_json(result.to_dict()), result.verdict_text)
+
+
+def _clean_json(value: Any) -> Any:
+    from workbench.abtest_result import _json_ready
+
+    return _json_ready(value)

@@ -1,0 +1,51 @@
+"""Shadow mode: champion and challenger scored on the same requests (a file of scored pairs), compared paired.
+
+The demo's A/B arms serve different units, so shadow mode reads a file with one row per request and both
+models' predictions (and the label where known): ``workbench shadow --file F --champion-col A
+--challenger-col B [--label-col Y]``. The engine counts agreement and the 2×2 correctness table in one
+aggregate; :func:`workbench.stats.shadow.compare_shadow` gives the agreement rate (Wilson interval) and
+McNemar's exact test on the discordant pairs (as ``statsmodels.stats.contingency_tables.mcnemar``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.errors import InputError
+from workbench.queries.abtest import read_file
+from workbench.stats.shadow import ShadowCounts, ShadowResult, compare_shadow
+
+
+def shadow_counts(
+    path: str | Path, champion_col: str, challenger_col: str, label_col: str | None = None
+) -> ShadowCounts:
+    """Paired counts over rows where both predictions are present (labelled counts where the label is too)."""
+    table = read_file(path)
+    wanted = [c for c in (champion_col, challenger_col, label_col) if c]
+    missing = [c for c in wanted if c not in table.columns]
+    if missing:
+        raise InputError(f"no column {', '.join(repr(c) for c in missing)} in {Path(path).name} "
+                         f"(it has {', '.join(table.columns)})")  # fmt: skip
+    a, b = table[champion_col].cast("string"), table[challenger_col].cast("string")
+    t = table.filter(a.notnull() & b.notnull())
+    a, b = t[champion_col].cast("string"), t[challenger_col].cast("string")
+    aggregates = {"n": t.count(), "agree": t.count(where=a == b)}
+    if label_col:
+        y = t[label_col].cast("string")
+        has = y.notnull()
+        aggregates |= {
+            "labelled": t.count(where=has),
+            "both_right": t.count(where=has & (a == y) & (b == y)),
+            "champion_only_right": t.count(where=has & (a == y) & (b != y)),
+            "challenger_only_right": t.count(where=has & (a != y) & (b == y)),
+            "both_wrong": t.count(where=has & (a != y) & (b != y)),
+        }
+    row = t.aggregate(**aggregates).execute().iloc[0]
+    return ShadowCounts(**{k: int(v) for k, v in row.items()})
+
+
+def analyse_shadow_file(
+    path: str | Path, champion_col: str, challenger_col: str, label_col: str | None = None, alpha: float = 0.05
+) -> ShadowResult:
+    """Agreement and (with labels) McNemar's test of the two models scored on the same requests."""
+    return compare_shadow(shadow_counts(path, champion_col, challenger_col, label_col), alpha)
