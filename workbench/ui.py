@@ -31,6 +31,7 @@ PAGES = [
     ("pages/stream.py", "Feedback stream", ":material/monitoring:", "Feedback over time, label delay, triggers."),
     ("pages/drift.py", "Drift", ":material/ssid_chart:", "What moved, since when, how much; does it hurt the model?"),
     ("pages/abtest.py", "A/B test", ":material/science:", "Is the challenger better, guardrails safe, can we stop?"),
+    ("pages/fairness.py", "Fairness", ":material/balance:", "Does the model or its feedback treat a group worse?"),
     (
         "pages/gate.py",
         "Retrain gate",

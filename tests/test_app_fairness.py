@@ -1,0 +1,72 @@
+"""AppTest of the Fairness page: verdict, group table, metric and attribute pickers, downloads, run recorded."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from workbench.demo import Scenario, build_demo
+from workbench.evidence import latest_runs
+from workbench.store import Store
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("fairness-app") / "workbench.duckdb")
+    build_demo(store, Scenario(rows=20_000, days=30))
+    return store
+
+
+@pytest.fixture()
+def page(demo_store, monkeypatch, navigation_app):
+    monkeypatch.setenv("WORKBENCH_DB", str(demo_store.path))
+    monkeypatch.delenv("WORKBENCH_SETTINGS", raising=False)
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    app.run()
+    app.switch_page("pages/fairness.py").run()
+    return app, demo_store
+
+
+def test_page_shows_the_failing_region_and_records_the_run(page):
+    app, store = page
+    assert not app.exception
+    assert app.title[0].value == "Fairness"
+    (verdict,) = app.error
+    assert verdict.value.startswith("**FAIL** — FPR for region=south is ")
+    table = app.dataframe[0].value
+    statuses = dict(zip(table["group"], table["status"], strict=True))
+    assert statuses == {"east": "pass", "north": "reference", "south": "fail", "west": "pass"}
+    assert "FPR 95% CI" in table.columns
+    run = latest_runs(store)["fairness"]
+    assert run.verdict == "fail" and run.summary["sensitive"] == ["region"]
+    assert [b.label for b in app.get("download_button")] == ["Audit (JSON)", "Groups (CSV)"]
+    assert {m.label for m in app.metric} >= {"equalized odds difference", "demographic parity ratio"}
+
+
+def test_intersections_and_another_metric(page):
+    app, _ = page
+    app.multiselect(key="fair_sensitive").set_value(["age_band", "region"]).run()
+    app.selectbox(key="fair_metric").set_value("tpr").run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert len(table) == 16 and all(" × " in g for g in table["group"])
+    assert "TPR 95% CI" in table.columns
+
+
+def test_an_unknown_reference_group_is_one_line(page):
+    app, _ = page
+    app.text_input(key="fair_reference").input("mars").run()
+    assert not app.exception
+    assert any("reference group 'mars' is not one of" in e.value for e in app.error)
+
+
+def test_a_bad_settings_file_is_one_line(page, tmp_path, monkeypatch):
+    app, _ = page
+    bad = tmp_path / "settings.toml"
+    bad.write_text("[fairness]\nmax_ratio = 'big'\n", encoding="utf-8")
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(bad))
+    app.run()
+    assert not app.exception
+    assert any("max_ratio" in e.value for e in app.error)
