@@ -6,6 +6,7 @@ import streamlit as st
 
 from workbench import ui
 from workbench.abtest import export
+from workbench.abtest_tables import power_curve, results_table
 from workbench.abtest_verdict import fmt_p
 from workbench.abtest_view import (
     CALCULATOR_MEANS,
@@ -13,9 +14,7 @@ from workbench.abtest_view import (
     cached_store_result,
     calculator_result,
     experiment_arms,
-    power_curve,
     record_once,
-    results_table,
     settings_with,
 )
 from workbench.charts import abtest as charts
