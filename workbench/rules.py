@@ -258,6 +258,9 @@ def _parse_rule(
                 common[key] = parse(item[key])
             except ValueError as exc:
                 raise bad(key, f"'{key}' {exc}, not {item[key]!r}") from None
+    supported = getattr(metrics[metric], "windows", GRANULARITIES)
+    if common.get("window", "day") not in supported:
+        raise bad("window", f"metric {metric} is computed per {' or '.join(supported)}, not per {common['window']}")
     params: dict[str, Any] = {}
     for key, spec in own.items():
         if key not in item:

@@ -109,7 +109,8 @@ class RuleResult:
             settle_hours=_clean(settle_hours),
             fired_buckets=[bucket_label(b, rule.window) for b in frame.loc[frame["fired"], "bucket"]],
             episodes=runs,
-            reason=None if current is not None else _no_value_reason(frame, rule, metric, settle_hours),
+            reason=None if current is not None else frame.attrs.get("reason")
+            or _no_value_reason(frame, rule, metric, settle_hours),
             unit=metric.unit,
             kind=metric.kind,
             frame=frame,

@@ -50,6 +50,7 @@ from workbench.queries.stream_quality import label_delays_from
 from workbench.rules import Group, Param, Rule, RuleSet, choice, number, parse_rules, texts
 from workbench.store import Store
 from workbench.trigger_results import CheckResult, GroupResult, RuleResult, backtest_table, episodes
+from workbench.triggers_analyses import DRIFT_PARAMS, PERFORMANCE_PARAMS, drift_psi, estimated_accuracy
 
 __all__ = ["METRICS", "CheckResult", "Metric", "MetricContext", "RuleResult", "backtest_table", "check", "load_rules"]
 
@@ -117,6 +118,8 @@ class Metric:
     ``kind``: "sample" (a rate: ``min_n`` applies to n), "count" (a volume: judged whatever n),
     "running" (a level since an event, judged up to ``as_of`` including the current bucket).
     ``uses_labels``: buckets wait for their labels to settle (key ``labels_settled``).
+    ``windows``: the granularities it supports; ``own_connection``: it runs a whole analysis that reads
+    the store itself (see :mod:`workbench.triggers_analyses`).
     """
 
     description: str
@@ -125,6 +128,8 @@ class Metric:
     kind: str = "sample"
     uses_labels: bool = False
     unit: str = "share"
+    windows: tuple[str, ...] = ("hour", "day", "week")  # the granularities the metric can be computed on
+    own_connection: bool = False  # an analysis that opens its own connection: evaluated after the snapshot's
 
 
 def _frame(buckets: pd.Series | pd.DatetimeIndex, value: Any, n: Any) -> pd.DataFrame:
@@ -254,6 +259,21 @@ METRICS: dict[str, Metric] = {
         kind="running",
         unit="days",
     ),
+    "drift_psi": Metric(
+        "the min_features-th largest PSI of the features against the reference days, per prediction bucket",
+        drift_psi,
+        DRIFT_PARAMS,
+        unit="psi",
+        windows=("day", "week"),
+        own_connection=True,
+    ),
+    "estimated_accuracy": Metric(
+        "label-free CBPE estimate of accuracy (calibrated on the reference days), per prediction bucket",
+        estimated_accuracy,
+        PERFORMANCE_PARAMS,
+        windows=("day", "week"),
+        own_connection=True,
+    ),
 }
 
 
@@ -349,7 +369,11 @@ def check(store: Store, rules: RuleSet, window: Window | None = None) -> CheckRe
             raise InputError("no predictions in the store (or in the selected window): nothing to check")
         as_of = clock["as_of"]
         ctx = MetricContext(con, store, window, as_of, clock["first"], clock["last"], on_stream_clock(stamps, as_of))
-        results = [evaluate_rule(ctx, rule) for rule in rules.rules]
+        done = {r.name: evaluate_rule(ctx, r) for r in rules.rules if not METRICS[r.metric].own_connection}
+    # Analyses open their own connection (and may cache a profile in the store): only once ours is closed.
+    ctx.con = None
+    done |= {r.name: evaluate_rule(ctx, r) for r in rules.rules if METRICS[r.metric].own_connection}
+    results = [done[r.name] for r in rules.rules]
     members: dict[str, RuleResult | GroupResult] = {r.name: r for r in results}
     groups = []
     for group in rules.groups:

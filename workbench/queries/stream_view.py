@@ -57,6 +57,8 @@ class StreamSettings:
     confidence: float = 0.95
     # Seconds between refreshes in live mode.
     live_refresh_seconds: float = 3.0
+    # In live mode the rules (drift and CBPE rules run whole analyses) are re-evaluated at most this often.
+    live_rules_seconds: float = 60.0
 
 
 def stream_settings() -> StreamSettings:
