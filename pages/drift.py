@@ -101,7 +101,11 @@ m[3].metric(
 
 st.plotly_chart(charts.psi_bars_figure(result), width="stretch")
 st.subheader("All statistics")
-st.dataframe(feature_table(result), hide_index=True, width="stretch")
+p_format = st.column_config.NumberColumn(format="%.2e")
+st.dataframe(
+    feature_table(result), hide_index=True, width="stretch", height=min(36 * (len(result.features) + 1) + 3, 700),
+    column_config={"p-value": p_format, "p (BH)": p_format, "statistic": st.column_config.NumberColumn(format="%.4f")},
+)  # fmt: skip
 for warning in result.warnings:
     st.caption(f":material/warning: {warning}")
 
@@ -117,14 +121,14 @@ st.subheader("Predictions, labels and the joint distribution")
 p = st.columns(3)
 pred = (result.prediction_drift or {}).get("positive_rate")
 if pred and pred["reference"] is not None and pred["current"] is not None:
-    p[0].metric("Predicted-positive rate", f"{pred['current']:.1%}", f"{pred['change']:+.1%} vs reference",
+    p[0].metric("Predicted-positive rate", f"{pred['current']:.1%}", f"{pred['change'] * 100:+.1f} pp vs reference",
                 delta_color="off")  # fmt: skip
 score = (result.prediction_drift or {}).get("score")
 if score and score.get("psi") is not None:
     p[1].metric("Score PSI", f"{score['psi']:.3f}", "drifted" if score["drift"] else "stable", delta_color="off")
 label = result.label_drift
 if label and label["reference"] is not None and label["current"] is not None:
-    p[2].metric("Label rate (feedback)", f"{label['current']:.1%}", f"{label['change']:+.1%} vs reference",
+    p[2].metric("Label rate (feedback)", f"{label['current']:.1%}", f"{label['change'] * 100:+.1f} pp vs reference",
                 delta_color="off", help="Share of positive labels among labelled predictions.")  # fmt: skip
 if mv.get("importance"):
     st.plotly_chart(charts.domain_classifier_figure(mv), width="stretch")

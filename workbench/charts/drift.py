@@ -31,7 +31,10 @@ def psi_bars_figure(result: Any) -> go.Figure:
         )
     )
     threshold = result.settings.get("psi_threshold", 0.1)
-    fig.add_vline(x=threshold, line_dash="dash", line_color="#111827", annotation_text=f"PSI {threshold:g}")
+    fig.add_vline(
+        x=threshold, line_dash="dash", line_color="#111827", annotation_text=f"PSI {threshold:g}",
+        annotation_position="bottom right",
+    )  # fmt: skip
     fig = _layout(fig, "Population stability index by feature (red: drifted)", "")
     fig.update_layout(hovermode="closest", height=max(260, 28 * len(rows) + 90), xaxis_title="PSI")
     return fig
@@ -63,7 +66,8 @@ def distribution_figure(feature: Any) -> go.Figure:
     fig.update_layout(barmode="overlay")
     title = f"{feature.name}: PSI {_num(feature.psi)}, KS {_num(feature.ks_statistic)} ({feature.ks_method or '—'})"
     fig = _layout(fig, title, "share")
-    fig.update_layout(hovermode="closest", height=340)
+    # the legend above the subplot titles, not on them
+    fig.update_layout(hovermode="closest", height=360, margin={"t": 90}, legend={"y": 1.18})
     fig.update_yaxes(title_text="F(x)", row=1, col=2, range=[0, 1.02])
     return fig
 

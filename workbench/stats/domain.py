@@ -68,6 +68,9 @@ def domain_classifier(
     min_rows: int = 30,
 ) -> DomainClassifierResult:
     """Train reference-vs-current on the two samples (pandas frames); out-of-fold AUC, CI, permutation ranking."""
+    # Import scikit-learn first: threadpool_limits only limits the OpenMP runtimes already loaded,
+    # and an unlimited one spun on a busy machine (20 s instead of 0.6 s on 2 × 5,000 rows).
+    import sklearn.ensemble  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     # On a few thousand rows OpenMP threads cost more than they give (and spin on a busy machine).
