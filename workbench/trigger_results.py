@@ -78,6 +78,7 @@ class RuleResult:
     reason: str | None
     unit: str
     kind: str
+    detail: str | None
     frame: pd.DataFrame = field(repr=False, compare=False)
 
     @classmethod
@@ -109,10 +110,12 @@ class RuleResult:
             settle_hours=_clean(settle_hours),
             fired_buckets=[bucket_label(b, rule.window) for b in frame.loc[frame["fired"], "bucket"]],
             episodes=runs,
-            reason=None if current is not None else frame.attrs.get("reason")
-            or _no_value_reason(frame, rule, metric, settle_hours),
+            reason=None
+            if current is not None
+            else frame.attrs.get("reason") or _no_value_reason(frame, rule, metric, settle_hours),
             unit=metric.unit,
             kind=metric.kind,
+            detail=_detail(current),
             frame=frame,
         )
 
@@ -144,7 +147,8 @@ class RuleResult:
         newer = self.window if self.pending_buckets == 1 else _PLURAL[self.window]
         wait = f"; {self.pending_buckets} newer {newer} pending" if self.pending_buckets else ""
         rule = f"{self.op} {self.threshold:g} for {self.persistence}"
-        return f"{self.name}: {self.metric} = {value} in {self.bucket} ({rule}) → {state}{wait}"
+        detail = f" [{self.detail}]" if self.detail else ""
+        return f"{self.name}: {self.metric} = {value}{detail} in {self.bucket} ({rule}) → {state}{wait}"
 
     def to_dict(self, with_series: bool = False) -> dict[str, Any]:
         """JSON-ready form; the per-bucket series only when asked (it is long)."""
@@ -170,11 +174,19 @@ class RuleResult:
             "fired_buckets": self.fired_buckets,
             "episodes": self.episodes,
             "reason": self.reason,
+            "detail": self.detail,
             "unit": self.unit,
         }
         if with_series:
             out["series"] = self.series_records()
         return out
+
+
+def _detail(current: pd.Series | None) -> str | None:
+    """What drives the current value, when the metric says (e.g. the drifted features, the group)."""
+    if current is None or "detail" not in current.index or not isinstance(current["detail"], str):
+        return None
+    return current["detail"]
 
 
 def _json_param(value: Any) -> Any:
@@ -259,6 +271,7 @@ class CheckResult:
                     "what": r.description,
                     "value now": format_value(r.value, r.unit) if r.value is not None else f"— ({r.reason})",
                     "n": r.n,
+                    "driven by": r.detail,
                     "bucket": r.bucket,
                     "fires": r.fired,
                     "since": r.since,
@@ -272,6 +285,7 @@ class CheckResult:
                     "what": f"{g.mode} of {', '.join(g.members)}",
                     "value now": "",
                     "n": None,
+                    "driven by": None,
                     "bucket": None,
                     "fires": g.fired,
                     "since": g.since,

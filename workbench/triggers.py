@@ -47,10 +47,18 @@ from workbench.queries.stream import (
     series_from,
 )
 from workbench.queries.stream_quality import label_delays_from
-from workbench.rules import Group, Param, Rule, RuleSet, choice, number, parse_rules, texts
+from workbench.rules import Group, Param, Rule, RuleSet, choice, parse_rules, texts
 from workbench.store import Store
 from workbench.trigger_results import CheckResult, GroupResult, RuleResult, backtest_table, episodes
-from workbench.triggers_analyses import DRIFT_PARAMS, PERFORMANCE_PARAMS, drift_psi, estimated_accuracy
+from workbench.triggers_analyses import (
+    DRIFT_PARAMS,
+    FAIRNESS_PARAMS,
+    LABELS_SETTLED,
+    PERFORMANCE_PARAMS,
+    drift_psi,
+    estimated_accuracy,
+    fairness_ratio,
+)
 
 __all__ = ["METRICS", "CheckResult", "Metric", "MetricContext", "RuleResult", "backtest_table", "check", "load_rules"]
 
@@ -105,7 +113,11 @@ class MetricContext:
         """The delay (hours) by which ``share`` of labels arrived (mature cohort, see stream_quality)."""
         key = ("delay", self.window_for(rule), label_types, share)
         if key not in self._cache:
-            delays = label_delays_from(self.con, self.window_for(rule), self.as_of, label_types, shares=(share,))
+            if self.con is None:  # an analysis metric, evaluated after the snapshot's connection closed
+                with self.store.ibis() as con:
+                    delays = label_delays_from(con, self.window_for(rule), self.as_of, label_types, shares=(share,))
+            else:
+                delays = label_delays_from(self.con, self.window_for(rule), self.as_of, label_types, shares=(share,))
             self._cache[key] = delays.quantile_hours(share)
         return self._cache[key]
 
@@ -213,11 +225,7 @@ def days_since_retrain(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
 
 
 _LABEL_TYPES = Param(texts, None, help='feedback types whose labels count, e.g. ["outcome"]; default: every type')
-_SETTLED = Param(
-    number(0.0, 0.999),
-    0.5,
-    help="judge a bucket once this share of its labels has arrived, by the measured label delay (0: at once)",
-)
+_SETTLED = LABELS_SETTLED
 
 # The registry: metric name → Metric. Adding a metric is one function above and one entry here.
 METRICS: dict[str, Metric] = {
@@ -264,6 +272,15 @@ METRICS: dict[str, Metric] = {
         drift_psi,
         DRIFT_PARAMS,
         unit="psi",
+        windows=("day", "week"),
+        own_connection=True,
+    ),
+    "fairness_ratio": Metric(
+        "largest (op > >=) or smallest (op < <=) ratio of a group's rate (default FPR) to the reference group's",
+        fairness_ratio,
+        FAIRNESS_PARAMS,
+        uses_labels=True,
+        unit="ratio",
         windows=("day", "week"),
         own_connection=True,
     ),
@@ -324,7 +341,11 @@ def evaluate_rule(ctx: MetricContext, rule: Rule) -> RuleResult:
     settle = None
     if metric.uses_labels and rule.param("labels_settled", 0.0) > 0:
         settle = ctx.label_delay_hours(rule, rule.param("labels_settled"), rule.param("label_types"))
-    frame = judge(metric.series(ctx, rule), rule, metric, ctx.as_of, settle)
+    try:
+        series = metric.series(ctx, rule)
+    except InputError as exc:  # e.g. an attribute the store does not have: say which rule asked for it
+        raise InputError(f"rule '{rule.name}' (line {rule.line}): {exc}") from None
+    frame = judge(series, rule, metric, ctx.as_of, settle)
     return RuleResult.from_frame(rule, metric, frame, settle)
 
 

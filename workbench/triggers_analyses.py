@@ -10,6 +10,11 @@ drift analysis caches its reference profile in the store with one short write), 
   features": the k-th largest PSI is ≥ t exactly when at least k features have PSI ≥ t. PSI is
   :func:`workbench.drift_time.drift_over_time` (reference deciles, 1e-4 empty-bin floor, categories
   as their own bins; Siddiqi 2006), the threshold 0.2 the usual "major shift" level.
+* ``fairness_ratio``: per bucket, each group's rate (``rate``, default FPR) divided by the reference
+  group's, from :func:`workbench.fairness_series.rate_ratio_series` (one label per trace; a side with
+  fewer than 30 labelled negatives gives no ratio). With ``op`` ``>``/``>=`` the value is the largest
+  ratio ("any group's FPR ratio above 1.25" ⟺ the largest is above 1.25), with ``<``/``<=`` the
+  smallest ("any group's selection-rate ratio below 0.8", the four-fifths rule).
 * ``estimated_accuracy``: CBPE (NannyML's confidence-based performance estimation) from
   :func:`workbench.drift_time.estimated_performance`, calibrated on the ``reference`` days: expected
   accuracy from the scores alone, so it is known the moment predictions are made, before any label.
@@ -25,12 +30,33 @@ import numpy as np
 import pandas as pd
 
 from workbench.queries import Window
-from workbench.rules import Param, date_range, texts, whole
+from workbench.rules import Param, choice, date_range, number, texts, whole
+from workbench.stats.fairness import RATES
 
 if TYPE_CHECKING:
     from workbench.rules import Rule
     from workbench.triggers import MetricContext
 
+
+def names(value: Any) -> tuple[str, ...]:
+    """A parser accepting a column name or a non-empty list of them (an intersection), stored as a tuple."""
+    if isinstance(value, str) and value.strip():
+        return (value.strip(),)
+    return texts(value)
+
+
+def text(value: Any) -> str:
+    """A parser accepting a non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+LABELS_SETTLED = Param(
+    number(0.0, 0.999),
+    0.5,
+    help="judge a bucket once this share of its labels has arrived, by the measured label delay (0: at once)",
+)
 REFERENCE = Param(
     date_range,
     required=True,
@@ -42,6 +68,12 @@ DRIFT_PARAMS = {
     "features": Param(texts, None, help='only these features, e.g. ["amount", "device"]; default: every feature'),
 }
 PERFORMANCE_PARAMS = {"reference": REFERENCE}
+FAIRNESS_PARAMS = {
+    "attribute": Param(names, required=True, help='a sensitive column, e.g. "region" (a list: their intersection)'),
+    "rate": Param(choice(*RATES), "fpr", help=f"the rate compared between groups: {', '.join(RATES)}"),
+    "reference_group": Param(text, "largest", help='the group others are compared with; "largest": most predictions'),
+    "labels_settled": LABELS_SETTLED,
+}
 
 
 def reference_window(rule: Rule) -> Window:
@@ -53,14 +85,22 @@ def reference_window(rule: Rule) -> Window:
     return Window(datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC))
 
 
-def _on_calendar(ctx: MetricContext, rule: Rule, chunks: pd.Series, value: Any, n: Any) -> pd.DataFrame:
-    """Per-chunk value and n re-indexed on the rule's calendar (a bucket without a chunk: NaN value, n 0)."""
-    starts = pd.to_datetime(chunks, utc=True)
+def _on_calendar(
+    ctx: MetricContext, rule: Rule, chunks: pd.Series, value: Any, n: Any, detail: Any = None
+) -> pd.DataFrame:
+    """Per-chunk value, n (and detail: what drives the value, in words) re-indexed on the rule's calendar
+    (a bucket without a chunk: NaN value, n 0, no detail)."""
+    starts = pd.to_datetime(pd.Series(chunks), utc=True)
     frame = pd.DataFrame({"value": np.asarray(value, float), "n": np.asarray(n, float)}, index=starts)
-    buckets = ctx.calendar(rule.window)
-    full = frame.reindex(buckets)
+    frame["detail"] = list(detail) if detail is not None else None
+    full = frame.reindex(ctx.calendar(rule.window))
     return pd.DataFrame(
-        {"bucket": np.asarray(buckets), "value": full["value"].to_numpy(), "n": full["n"].fillna(0).to_numpy()}
+        {
+            "bucket": np.asarray(full.index),
+            "value": full["value"].to_numpy(),
+            "n": full["n"].fillna(0).to_numpy(),
+            "detail": full["detail"].to_numpy(object),
+        }
     )
 
 
@@ -113,11 +153,46 @@ def drift_psi(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     if values.empty:
         return _no_values(ctx, rule, "no feature could be compared with the reference")
     k = rule.param("min_features", 1)
-    per_chunk = values.groupby("chunk").agg(
-        value=("psi", lambda s: kth_largest(s, k)),
-        n=("rows", "max"),
+    per_chunk = values.groupby("chunk").agg(value=("psi", lambda s: kth_largest(s, k)), n=("rows", "max"))
+    top = values.dropna(subset=["psi"]).sort_values("psi", ascending=False).groupby("chunk").head(k)
+    detail = top.groupby("chunk").apply(
+        lambda part: ", ".join(f"{f} {v:.2f}" for f, v in zip(part["feature"], part["psi"], strict=True)),
+        include_groups=False,
     )
-    return _on_calendar(ctx, rule, per_chunk.index.to_series(), per_chunk["value"], per_chunk["n"])
+    detail = detail.reindex(per_chunk.index)
+    return _on_calendar(ctx, rule, per_chunk.index.to_series(), per_chunk["value"], per_chunk["n"], detail)
+
+
+def fairness_ratio(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
+    """Per bucket: the largest (op > or >=) or smallest (op < or <=) ratio of a group's rate to the reference
+    group's; n = the smaller of the two labelled denominators behind it."""
+    from workbench.fairness_series import rate_ratio_series
+
+    attribute = rule.param("attribute")
+    key = ("fairness", attribute, rule.param("rate"), rule.param("reference_group"), rule.window, ctx.window_for(rule))
+    if key not in ctx._cache:
+        column = attribute[0] if len(attribute) == 1 else list(attribute)
+        ctx._cache[key] = rate_ratio_series(
+            ctx.store, column, ctx.window_for(rule), rule.window, rule.param("rate"), rule.param("reference_group")
+        )
+    series = ctx._cache[key]
+    usable = series[series["ratio"].notna()]
+    if usable.empty:
+        return _no_values(ctx, rule, "no bucket with enough labelled predictions in a group and the reference")
+    pick = (
+        usable.groupby("chunk")["ratio"].idxmax()
+        if rule.op in (">", ">=")
+        else usable.groupby("chunk")["ratio"].idxmin()
+    )
+    chosen = usable.loc[pick.to_numpy()]
+    n = np.minimum(chosen["denominator"], chosen["reference_denominator"])
+    detail = [
+        f"{g}: {rule.param('rate')} {v:.3f} vs {r} {rv:.3f}"
+        for g, v, r, rv in zip(
+            chosen["group"], chosen["value"], chosen["reference_group"], chosen["reference_value"], strict=True
+        )
+    ]
+    return _on_calendar(ctx, rule, chosen["chunk"], chosen["ratio"], n, detail)
 
 
 def estimated_accuracy(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
