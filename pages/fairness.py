@@ -15,7 +15,14 @@ from workbench.charts.fairness import (
     versions_figure,
 )
 from workbench.fairness import load_settings, read_population, with_overrides
-from workbench.fairness_view import cached_audit, disparity_table, group_table, record_once, versions_table
+from workbench.fairness_view import (
+    cached_audit,
+    disparity_table,
+    group_table,
+    number_format,
+    record_once,
+    versions_table,
+)
 from workbench.stats.fairness import GROUP_METRICS, METRIC_NAMES
 from workbench.stats.fairness_verdict import FOUR_FIFTHS_NOTE
 
@@ -100,7 +107,8 @@ for col, name in zip(m, ("demographic_parity_difference", "demographic_parity_ra
 # --- Groups -------------------------------------------------------------------------------------------
 st.subheader("Groups")
 st.plotly_chart(group_rates_figure(audit, metric), width="stretch")
-st.dataframe(group_table(audit, metric), hide_index=True, width="stretch")
+table = group_table(audit, metric)
+st.dataframe(table, hide_index=True, width="stretch", column_config=number_format(table))
 if audit.flags:
     with st.expander(f"Flags ({len(audit.flags)})", expanded=audit.verdict != "pass"):
         for flag in audit.flags:
@@ -142,7 +150,8 @@ with tab_versions:
         st.caption(f"{v['champion']} vs {v['challenger']} on the period both served "
                    f"({v['period']['from'][:10]} – {v['period']['to'][:10]}).")  # fmt: skip
         st.plotly_chart(versions_figure(audit), width="stretch")
-        st.dataframe(versions_table(audit), hide_index=True, width="stretch")
+        changes = versions_table(audit)
+        st.dataframe(changes, hide_index=True, width="stretch", column_config=number_format(changes))
     else:
         st.info("Needs two model versions that served at the same time.")
 with tab_cal:
@@ -154,5 +163,6 @@ with tab_cal:
 # --- Downloads ----------------------------------------------------------------------------------------
 d1, d2, _ = st.columns([1, 1, 3])
 d1.download_button("Audit (JSON)", lambda: json.dumps(audit.to_dict(), indent=2), "fairness.json",
-                   "application/json", icon=":material/download:")  # fmt: skip
-d2.download_button("Groups (CSV)", audit.groups_csv, "fairness_groups.csv", "text/csv", icon=":material/download:")
+                   "application/json", icon=":material/download:", key="fair_json")  # fmt: skip
+d2.download_button("Groups (CSV)", audit.groups_csv, "fairness_groups.csv", "text/csv", icon=":material/download:",
+                   key="fair_csv")  # fmt: skip

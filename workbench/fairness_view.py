@@ -6,13 +6,14 @@ No statistic is computed here; every number comes from :class:`workbench.fairnes
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from workbench.fairness import FairnessAudit, audit_store
 from workbench.queries import Window
-from workbench.stats.fairness import METRIC_NAMES, FairnessSettings
+from workbench.stats.fairness import FAIRLEARN_DISPARITIES, METRIC_NAMES, FairnessSettings
 from workbench.store import Store
 
 
@@ -79,13 +80,19 @@ def group_table(audit: FairnessAudit, metric: str) -> pd.DataFrame:
                 "flags": ", ".join(sorted(set(flags.get(g["group"], [])))),
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    text = {"group", "status", "flags", f"{name} 95% CI", "ratio 95% CI", "n", "labelled", "positives", "negatives"}
+    for column in frame.columns.difference(list(text)):
+        frame[column] = pd.to_numeric(frame[column]).astype("float64")  # None → NaN: shown blank, formatted
+    return frame
 
 
 def disparity_table(audit: FairnessAudit) -> pd.DataFrame:
     """fairlearn's disparities with their bootstrap intervals (and the per-rate between-groups ones)."""
     rows = []
-    for name, value in audit.disparities.items():
+    headline = [n for n in FAIRLEARN_DISPARITIES if n in audit.disparities]
+    for name in [*headline, *(n for n in audit.disparities if n not in headline)]:
+        value = audit.disparities[name]
         low, high = (audit.disparity_intervals.get(name) or [None, None])[:2]
         rows.append({"disparity": name, "value": value, "95% CI": _ci([low, high])})
     return pd.DataFrame(rows)
@@ -94,6 +101,8 @@ def disparity_table(audit: FairnessAudit) -> pd.DataFrame:
 def versions_table(audit: FairnessAudit) -> pd.DataFrame:
     """Every disparity for champion and challenger, the change, its bootstrap CI and whether it is significant."""
     versions = audit.versions or {}
+    order = {name: i for i, name in enumerate(FAIRLEARN_DISPARITIES)}
+    changes = sorted(versions.get("disparities", []), key=lambda d: order.get(d["name"], len(order)))
     return pd.DataFrame(
         [
             {
@@ -104,6 +113,19 @@ def versions_table(audit: FairnessAudit) -> pd.DataFrame:
                 "change 95% CI": _ci(d["change_ci"]),
                 "significant": d["significant"],
             }
-            for d in versions.get("disparities", [])
+            for d in changes
         ]
     )
+
+
+def number_format(frame: pd.DataFrame) -> dict[str, Any]:
+    """Streamlit column formats: rates and ratios to 3 decimals, p-values in 2 significant digits."""
+    formats: dict[str, Any] = {}
+    for column in frame.columns:
+        if column in ("n", "labelled", "positives", "negatives"):
+            formats[column] = st.column_config.NumberColumn(format="localized")
+        elif column.split()[-1] == "p":
+            formats[column] = st.column_config.NumberColumn(format="%.2g")
+        elif pd.api.types.is_float_dtype(frame[column]):
+            formats[column] = st.column_config.NumberColumn(format="%.3f")
+    return formats

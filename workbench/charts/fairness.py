@@ -42,7 +42,8 @@ def group_rates_figure(audit: Any, metric: str) -> go.Figure:
     if reference is not None and reference[metric] is not None:
         value = reference[metric]
         band = audit.settings.get("max_ratio", 1.25)
-        fig.add_vrect(x0=value / band, x1=min(value * band, 1.0), fillcolor="#16a34a", opacity=0.08, line_width=0)
+        fig.add_vrect(x0=value / band, x1=min(value * band, 1.0), fillcolor="#16a34a", opacity=0.08, line_width=0,
+                      layer="below")  # fmt: skip
         fig.add_vline(x=value, line={"color": "#111827", "dash": "dash", "width": 1.5},
                       annotation_text=f"reference {audit.reference_group}: {value:.3f}",
                       annotation_position="top")  # fmt: skip
@@ -62,7 +63,7 @@ def ratio_over_time_figure(audit: Any, metric: str) -> go.Figure:
         fig.add_scatter(x=timeline["chunks"], y=values, name=group, mode="lines+markers",
                         line={"color": PALETTE[i % len(PALETTE)], "width": 2}, connectgaps=False)  # fmt: skip
     band = audit.settings.get("max_ratio", 1.25)
-    fig.add_hrect(y0=1 / band, y1=band, fillcolor="#16a34a", opacity=0.08, line_width=0)
+    fig.add_hrect(y0=1 / band, y1=band, fillcolor="#16a34a", opacity=0.08, line_width=0, layer="below")
     fig.add_hline(y=1, line={"color": "#111827", "dash": "dash", "width": 1})
     chunk = timeline.get("chunk", "chunk")
     title = f"{METRIC_NAMES[metric]} ratio to {audit.reference_group} per {chunk} (band: ×{1 / band:.2f}–{band:g})"
