@@ -199,6 +199,7 @@ def _group_row(
         "positives": int(cells[0] + cells[2]),
         "negatives": int(cells[1] + cells[3]),
         "predicted_positive": int(cells[0] + cells[1] + cells[4]),
+        "confusion": {"tp": int(cells[0]), "fp": int(cells[1]), "fn": int(cells[2]), "tn": int(cells[3])},
         "missing_value": MISSING_GROUP in values,
         "ci": {m: [ev.rates[m][i].ci_low, ev.rates[m][i].ci_high] for m in GROUP_METRICS},
         "sufficient": {m: ev.rates[m][i].sufficient for m in GROUP_METRICS},
