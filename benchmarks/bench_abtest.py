@@ -63,6 +63,7 @@ def build_store(db: str, events: int) -> dict:
     import duckdb
 
     predictions = events // 2
+    Path(db).unlink(missing_ok=True)  # a rerun in the same workdir starts from an empty file
     con = duckdb.connect(db)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")

@@ -119,3 +119,13 @@ def test_power_for_means_uses_d_equals_delta_over_sigma() -> None:
     n = NormalIndPower().solve_power(effect_size=0.1, alpha=0.025, power=0.8, ratio=1.0)
     assert doc["n_per_arm"] == math.ceil(n)
     assert doc["days_needed"] == pytest.approx(3 * math.ceil(n) / 500)
+
+
+def test_an_srm_recorded_from_the_cli_blocks_the_retrain_gate(small_store: Store, tmp_path: Path) -> None:
+    from workbench.decisions import gate_blockers
+
+    path = tmp_path / "s.csv"
+    path.write_text("arm,n,successes\ncontrol,101600,30480\nvariant,98400,30504\n")
+    assert run("abtest", "--summary-file", str(path), "--db", str(small_store.path)).returncode == 0
+    evidence = {family: r.to_dict() if r else None for family, r in latest_runs(small_store).items()}
+    assert any("sample-ratio" in b for b in gate_blockers(evidence))
