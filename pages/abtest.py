@@ -6,7 +6,7 @@ import streamlit as st
 
 from workbench import ui
 from workbench.abtest import export
-from workbench.abtest_tables import power_curve, results_table
+from workbench.abtest_tables import power_curve, results_table, robustness_table, srm_segments_table
 from workbench.abtest_verdict import fmt_p
 from workbench.abtest_view import (
     CALCULATOR_MEANS,
@@ -106,6 +106,16 @@ st.caption(
     f"p adjusted: {result.adjustment} over the primary metrics × variants; intervals are built at the "
     "matching per-test level, so an interval excludes 0 exactly when the adjusted p-value is below α."
 )
+robust = robustness_table(result)
+if not robust.empty:
+    with st.expander("Robustness: capped (winsorized) vs uncapped, Mann–Whitney, CUPED, unit-level check"):
+        st.dataframe(robust, hide_index=True, width="stretch")
+        st.caption("Capping at the settings' percentile (of all values, or of non-zero ones) tames outliers; "
+                   "Mann–Whitney compares ranks, so a skewed metric that moves only in its tail shows up as a "
+                   "disagreement with Welch. The unit-level p counts each unit once (delta method).")  # fmt: skip
+if result.srm.segments:
+    with st.expander("Sample ratio by segment"):
+        st.dataframe(srm_segments_table(result), hide_index=True, width="stretch")
 st.plotly_chart(charts.forest_figure(result), width="stretch")
 
 if result.timelines:

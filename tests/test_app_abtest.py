@@ -42,6 +42,11 @@ def test_store_mode_shows_pickers_verdict_table_charts_and_records_the_run(page:
     assert run.summary["srm"]["ok"] is True
     table = app.dataframe[0].value
     assert list(table["variant"]) == ["challenger", "challenger"]
+    robust = app.dataframe[1].value  # capped beside uncapped, Mann–Whitney (means)
+    assert list(robust["metric"]) == ["thumbs-up rate", "dwell time"]  # thumbs: the unit-level check
+    assert robust["capped p"].notna().tolist() == [False, True]
+    segments = app.dataframe[2].value
+    assert {"region", "channel"} <= set(segments["segment"]) and segments["ok"].all()
     assert len(app.get("plotly_chart")) >= 4  # forest, cumulative, Bayes, power
     assert "not 1 − p" in " ".join(c.value for c in app.caption)
     labels = [b.label for b in app.get("download_button")]

@@ -60,3 +60,27 @@ def _signed(value: float | None, pct: bool) -> str:
     if value is None:
         return "n/a"
     return f"{value * 100:+.2f} pts" if pct else f"{value:+.4g}"
+
+
+def robustness_table(result: ABTestResult) -> pd.DataFrame:
+    """Mean metrics side by side: uncapped Welch, capped (winsorized) Welch, Mann–Whitney, CUPED, unit-level check."""
+    out = []
+    for c in [*result.comparisons, *result.guardrails]:
+        capped, cuped, clustered = c.capped or {}, c.cuped or {}, c.clustered or {}
+        if not (capped or cuped or clustered or c.mann_whitney_p is not None):
+            continue
+        out.append({
+            "metric": c.label, "variant": c.variant, "difference": c.diff, "p (Welch / z)": c.p_value,
+            "cap": capped.get("cap"), "capped difference": capped.get("diff"), "capped p": capped.get("p_value"),
+            "Mann–Whitney p": c.mann_whitney_p, "CUPED θ": cuped.get("theta"),
+            "CUPED variance reduction": cuped.get("variance_reduction"),
+            "unit-level p": clustered.get("p_value"), "design effect": clustered.get("design_effect"),
+        })  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def srm_segments_table(result: ABTestResult) -> pd.DataFrame:
+    """Units per arm in each segment value with the SRM p-value (Holm across segment values)."""
+    rows = [{"segment": s["segment"], "value": s["value"], **{f"units · {a}": n for a, n in s["counts"].items()},
+             "p": s["p_value"], "p (Holm)": s["p_adjusted"], "ok": s["ok"]} for s in result.srm.segments]  # fmt: skip
+    return pd.DataFrame(rows)
