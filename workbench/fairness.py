@@ -96,15 +96,15 @@ def audit_rows(
     unknown = [m for m in settings.verdict_metrics if m not in RATES]
     if unknown:
         raise InputError(f"[fairness] verdict_metrics: unknown rate '{unknown[0]}' (known: {', '.join(RATES)})")
-    say("counting groups")
-    n_groups = q.count_groups(base, sensitive)
+    say("counting groups and score deciles")
+    bound, edges = q.profile(base, sensitive, settings.calibration_bins)
+    n_groups = q.count_groups(base, sensitive) if bound > settings.max_groups else bound  # exact only when close
     if n_groups > settings.max_groups:
         raise InputError(
             f"{' × '.join(sensitive)} makes {n_groups:,} groups (limit {settings.max_groups}): "
             "choose fewer or coarser attributes"
         )
-    say("score deciles and model versions")
-    edges = q.score_edges(base, settings.calibration_bins)
+    say("model versions")
     spans = q.version_spans(base) if has_versions else None
     pair = sections.pick_versions(spans, *versions) if spans is not None else None
     period = sections.overlap_period(spans, pair) if pair else None

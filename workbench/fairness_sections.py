@@ -161,7 +161,14 @@ def over_time(
         return None
     chunks = sorted(frame["chunk"].dropna().unique())
     ref = list(groups).index(reference)
-    per_chunk = np.stack([cell_array(frame[frame["chunk"] == c], groups) for c in chunks])
+    # one groupby into a (chunk, group, cell) array instead of a filter per chunk
+    per_chunk = (
+        frame.groupby(["chunk", "group"])[list(CELLS)]
+        .sum()
+        .reindex(pd.MultiIndex.from_product([chunks, list(groups)]), fill_value=0.0)
+        .to_numpy(dtype=float)
+        .reshape(len(chunks), len(groups), len(CELLS))
+    )
     population = settings.selection_rate_population
     out: dict[str, Any] = {
         "chunk": settings.time_chunk,

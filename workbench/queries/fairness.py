@@ -186,17 +186,39 @@ def frame_rows(
     clash = [c for c in sensitive if c in (label, prediction, score, ts, model_version)]
     if clash:
         raise InputError(f"'{clash[0]}' cannot be both a sensitive attribute and the label/prediction/score column")
-    y = _binary(table, label, "label", source)
-    yhat = _binary(table, prediction, "prediction", source)
+    y, y_bad = _binary(table[label])
+    yhat, yhat_bad = _binary(table[prediction])
     s = table[score].cast("float64") if score else ibis.null().cast("float64")
-    if score:
-        outside = table.filter(s.notnull() & ((s < 0) | (s > 1))).count().execute()
-        if outside:
-            raise InputError(f"{source}: score column '{score}' has {outside:,} values outside [0, 1]")
+    # every check in one pass over the file (each pass costs a scan: ~0.1 s per 5M rows)
+    checks = (
+        table.aggregate(
+            rows=table.count(),
+            no_prediction=table.count(where=table[prediction].isnull()),
+            bad_label=table.count(where=y_bad),
+            bad_prediction=table.count(where=yhat_bad),
+            score_outside=table.count(where=s.notnull() & ((s < 0) | (s > 1))) if score else ibis.literal(0),
+        )
+        .execute()
+        .iloc[0]
+    )
+    for role, column, bad in (("label", label, y_bad), ("prediction", prediction, yhat_bad)):
+        n_bad = int(checks[f"bad_{role}"])
+        if n_bad:
+            example = table.filter(bad).select(v=table[column].cast("string")).limit(1).execute()["v"].iloc[0]
+            raise InputError(
+                f"{source}: {role} column '{column}' has {n_bad:,} values that are not 0 or 1, e.g. '{example}'"
+            )
+    if int(checks["score_outside"]):
+        raise InputError(f"{source}: score column '{score}' has {int(checks['score_outside']):,} values outside [0, 1]")
+    if int(checks["no_prediction"]) == int(checks["rows"]):
+        raise InputError(f"{source}: the prediction column '{prediction}' is empty")
+    ts_col = None
+    if ts:
+        ts_col = table[ts] if table[ts].type().is_timestamp() else table[ts].cast("timestamp")
     columns = {
         "prediction": yhat,
         "score": s,
-        "ts": table[ts].cast("timestamp") if ts else ibis.null().cast("timestamp"),
+        "ts": ts_col if ts_col is not None else ibis.null().cast("timestamp"),
         "model_version": table[model_version].cast("string") if model_version else ibis.null().cast("string"),
         **{c: table[c] for c in sensitive},
         **{c: ibis.null().cast("int64") for c in ("thumbs", "thumbs_up", "ratings")},
@@ -205,28 +227,21 @@ def frame_rows(
         "conflicting": ibis.literal(False),
     }
     rows = table.select(**columns)
-    dropped = rows.filter(rows.prediction.isnull()).count().execute()
-    if dropped == rows.count().execute():
-        raise InputError(f"{source}: the prediction column '{prediction}' is empty")
-    return rows.filter(rows.prediction.notnull())
+    return rows.filter(rows.prediction.notnull()) if int(checks["no_prediction"]) else rows
 
 
-def _binary(table: Any, column: str, role: str, source: str) -> Any:
-    """A 0/1 column as int8 (booleans and 0/1 numbers or text); anything else is refused with an example."""
-    col = table[column]
+def _binary(col: Any) -> tuple[Any, Any]:
+    """A 0/1 column as int8 and the condition of a value that is not 0/1 (booleans; 0/1 numbers; 0/1,
+    true/false, yes/no text). Numbers are cast directly: going through text costs ~20× more per row.
+    """
     if col.type().is_boolean():
-        return col.cast("int8")
-    value = col.cast("string").strip().lower() if col.type().is_string() else col.cast("string")
+        return col.cast("int8"), ibis.literal(False)
+    if col.type().is_numeric():
+        return col.cast("int8"), col.notnull() & ~col.cast("float64").isin([0.0, 1.0])
+    value = col.cast("string").strip().lower()
     as_number = ibis.cases((value.isin(["true", "yes"]), "1"), (value.isin(["false", "no"]), "0"), else_=value)
     number = as_number.try_cast("float64")
-    bad = table.filter(col.notnull() & (number.isnull() | ~number.isin([0.0, 1.0])))
-    n_bad = bad.count().execute()
-    if n_bad:
-        example = bad.select(v=col.cast("string")).limit(1).execute()["v"].iloc[0]
-        raise InputError(
-            f"{source}: {role} column '{column}' has {n_bad:,} values that are not 0 or 1, e.g. '{example}'"
-        )
-    return number.cast("int8")
+    return number.cast("int8"), col.notnull() & (number.isnull() | ~number.isin([0.0, 1.0]))
 
 
 def count_groups(base: Any, sensitive: Sequence[str]) -> int:
@@ -235,16 +250,24 @@ def count_groups(base: Any, sensitive: Sequence[str]) -> int:
     return int(keys.distinct().count().execute())
 
 
-def score_edges(base: Any, bins: int) -> list[float]:
-    """Quantile edges (exact, linear interpolation) of the scores in scope: bins − 1 inner edges, duplicates merged.
+def profile(base: Any, sensitive: Sequence[str], bins: int) -> tuple[int, list[float]]:
+    """One pass over the predictions in scope: an upper bound of the number of groups (the product of each
+    attribute's approximate distinct count, HyperLogLog, +1 for a missing value) and the score's decile edges.
 
-    Fixed on every prediction's score (no label needed, so no join): the same bins for every group.
+    The edges are approximate quantiles (DuckDB's t-digest ``approx_quantile``; an exact quantile sorts
+    every score, ~10× the cost at 5M rows): they only fix the bins, each bin's mean score and positive
+    rate are exact. bins − 1 inner edges, duplicates merged; the same bins for every group.
     """
-    scored = base.filter(base.score.notnull())
-    if bins < 2:
-        return []
-    values = scored.score.quantile([i / bins for i in range(1, bins)]).execute()
-    return sorted({float(v) for v in (values if values is not None else []) if v is not None and v == v})
+    metrics: dict[str, Any] = {f"d{i}": base[c].approx_nunique() for i, c in enumerate(sensitive)}
+    if bins >= 2:
+        metrics["edges"] = base.score.approx_quantile([i / bins for i in range(1, bins)])
+    row = base.aggregate(**metrics).execute().iloc[0]
+    bound = 1
+    for i in range(len(sensitive)):
+        bound *= int(row[f"d{i}"] or 0) + 1
+    values = row["edges"] if bins >= 2 else None
+    edges = sorted({float(v) for v in (values if values is not None else []) if v is not None and v == v})
+    return bound, edges
 
 
 def version_spans(base: Any) -> pd.DataFrame:
@@ -276,7 +299,11 @@ def cells(
     score bin of a labelled row: the count of ``edges`` at or below its score; -1 for unlabelled rows or
     no score) when ``edges``, ``in_overlap`` when ``overlap`` = (first, last) ts; then :data:`COUNTS`.
     """
-    keys: dict[str, Any] = {group_key(c): group_value(rows[c]) for c in sensitive}
+    # The engine groups by the raw values (plus label, prediction and the conflict flag) with plain counts
+    # and sums: no per-row string work or conditional aggregates, ~3× faster at 5M rows. The few hundred
+    # resulting rows are then named ("(missing)", "(blank)") and rolled into the cells here.
+    raw = [f"r__{i}" for i in range(len(sensitive))]
+    keys: dict[str, Any] = {r: rows[c].cast("string") for r, c in zip(raw, sensitive, strict=True)}
     if chunk is not None:
         if chunk not in TIME_UNITS:
             raise InputError(f"time chunk must be one of {', '.join(TIME_UNITS)}, not '{chunk}'")
@@ -288,28 +315,56 @@ def cells(
         keys["decile"] = ibis.ifelse(rows.label.notnull() & rows.score.notnull(), index, -1).cast("int8")
     if overlap is not None:
         keys["in_overlap"] = rows.ts.between(overlap[0], overlap[1])
-    labelled = rows.label.notnull()
-    yhat, y = rows.prediction, rows.label
+    outer = [k for k in keys if k not in raw]
+    keys.update(y__=rows.label, yhat__=rows.prediction, conflict__=rows.conflicting)
     grouped = rows.group_by(**keys).aggregate(
         n=rows.count(),
-        tp=yhat.count(where=(y == 1) & (yhat == 1)),
-        fp=yhat.count(where=(y == 0) & (yhat == 1)),
-        fn=yhat.count(where=(y == 1) & (yhat == 0)),
-        tn=yhat.count(where=(y == 0) & (yhat == 0)),
-        unlabelled_selected=yhat.count(where=~labelled & (yhat == 1)),
-        unlabelled_rejected=yhat.count(where=~labelled & (yhat == 0)),
-        score_n=rows.score.count(where=labelled),
-        score_sum=rows.score.sum(where=labelled),
-        conflicting=yhat.count(where=rows.conflicting),
-        conflicts_dropped=yhat.count(where=rows.conflicting & ~labelled),
+        score_n=rows.score.count(),
+        score_sum=rows.score.sum(),
         thumbs=rows.thumbs.sum(),
         thumbs_up=rows.thumbs_up.sum(),
         ratings=rows.ratings.sum(),
         rating_sum=rows.rating_sum.sum(),
         rating_sumsq=rows.rating_sumsq.sum(),
     )
-    frame = grouped.execute()
-    frame[list(COUNTS)] = frame[list(COUNTS)].astype("float64").fillna(0.0)
+    small = grouped.execute()
+    return _roll_up(small, sensitive, raw, outer, chunk)
+
+
+def _name(values: pd.Series) -> pd.Series:
+    """Group names of raw values: null → "(missing)", blank text → "(blank)" (same rule as :func:`group_value`)."""
+    text = values.astype(object)
+    blank = text.notna() & (text.astype(str).str.strip() == "")
+    return text.where(text.notna(), MISSING_GROUP).where(~blank, BLANK_GROUP).astype(str)
+
+
+def _roll_up(
+    small: pd.DataFrame, sensitive: Sequence[str], raw: list[str], outer: list[str], chunk: str | None
+) -> pd.DataFrame:
+    """The engine's (raw value × label × prediction) counts as the cells frame of :func:`cells`."""
+    y, yhat, conflict = small["y__"], small["yhat__"], small["conflict__"].fillna(False).astype(bool)
+    n = small["n"].astype("float64")
+    labelled = y.notna()
+    scored_labelled = labelled.to_numpy()
+    frame = pd.DataFrame({group_key(c): _name(small[r]) for c, r in zip(sensitive, raw, strict=True)})
+    for key in outer:
+        frame[key] = small[key]
+    frame["n"] = n
+    frame["tp"] = n.where((y == 1) & (yhat == 1), 0.0)
+    frame["fp"] = n.where((y == 0) & (yhat == 1), 0.0)
+    frame["fn"] = n.where((y == 1) & (yhat == 0), 0.0)
+    frame["tn"] = n.where((y == 0) & (yhat == 0), 0.0)
+    frame["unlabelled_selected"] = n.where(~labelled & (yhat == 1), 0.0)
+    frame["unlabelled_rejected"] = n.where(~labelled & (yhat == 0), 0.0)
+    frame["score_n"] = small["score_n"].astype("float64").where(scored_labelled, 0.0)
+    frame["score_sum"] = small["score_sum"].astype("float64").where(scored_labelled, 0.0)
+    frame["conflicting"] = n.where(conflict, 0.0)
+    frame["conflicts_dropped"] = n.where(conflict & ~labelled, 0.0)
+    for column in ("thumbs", "thumbs_up", "ratings", "rating_sum", "rating_sumsq"):
+        frame[column] = small[column].astype("float64")
+    frame[list(COUNTS)] = frame[list(COUNTS)].fillna(0.0)
+    keys = [group_key(c) for c in sensitive] + outer
+    frame = frame.groupby(keys, as_index=False, dropna=False, sort=True)[list(COUNTS)].sum()
     if "chunk" in frame:
         frame["chunk"] = chunk_start(frame["chunk"], chunk)
     return frame
