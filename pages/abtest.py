@@ -11,10 +11,13 @@ from workbench.abtest_verdict import fmt_p
 from workbench.abtest_view import (
     CALCULATOR_MEANS,
     CALCULATOR_PROPORTIONS,
+    cached_file_result,
     cached_store_result,
     calculator_result,
     experiment_arms,
+    file_columns,
     record_once,
+    saved_upload,
     settings_with,
 )
 from workbench.charts import abtest as charts
@@ -23,8 +26,12 @@ from workbench.queries.abtest import METRICS
 
 ui.page_header("A/B test", "Is the challenger really better, without hurting the guardrails, and can we stop now?")
 
-MODE_STORE, MODE_CALCULATOR = "Experiment in the store", "Calculator (typed-in results)"
-mode = st.segmented_control("Input", [MODE_STORE, MODE_CALCULATOR], default=MODE_STORE, key="ab_mode")
+MODE_STORE, MODE_FILE, MODE_CALCULATOR = (
+    "Experiment in the store",
+    "A file (one row per unit)",
+    "Calculator (typed-in results)",
+)
+mode = st.segmented_control("Input", [MODE_STORE, MODE_FILE, MODE_CALCULATOR], default=MODE_STORE, key="ab_mode")
 names = {m.name: m.label for m in METRICS.values()}
 
 with st.expander("Statistical options"):
@@ -47,6 +54,27 @@ if mode == MODE_CALCULATOR:
                            num_rows="dynamic", key=f"ab_calc_{kind}", width="stretch")  # fmt: skip
     with ui.user_errors():
         result = calculator_result(table, settings)
+elif mode == MODE_FILE:
+    upload = st.file_uploader("Units file (CSV, Parquet, JSON Lines)", type=["csv", "tsv", "parquet", "jsonl", "json"],
+                              key="ab_file", help="One row per unit: its arm, the metric, optionally a denominator "
+                              "(ratio metrics) and a pre-period value (CUPED).")  # fmt: skip
+    if upload is None:
+        st.info("Upload a file with one row per unit to analyse it.", icon=":material/upload_file:")
+        st.stop()
+    with ui.user_errors():
+        path = saved_upload(upload)
+        columns = file_columns(path, upload.size)
+    f1, f2, f3, f4, f5 = st.columns(5)
+    arm_col = f1.selectbox("Arm column", columns, key="ab_file_arm")
+    metric_col = f2.selectbox("Metric column", [c for c in columns if c != arm_col], key="ab_file_metric")
+    kind = f3.selectbox("Type", ["auto", "proportion", "mean", "ratio"], key="ab_file_kind")
+    others = ["(none)", *[c for c in columns if c not in (arm_col, metric_col)]]
+    denominator = f4.selectbox("Denominator (ratio)", others, key="ab_file_den")
+    pre = f5.selectbox("Pre-period value (CUPED)", others, key="ab_file_pre")
+    with ui.user_errors():
+        result = cached_file_result(path, upload.size, arm_col, metric_col, None if kind == "auto" else kind,
+                                    None if denominator == "(none)" else denominator,
+                                    None if pre == "(none)" else pre, settings)  # fmt: skip
 else:
     if not store.exists():
         st.info("No store yet: build the demo with `workbench demo` or ingest files first, or use the calculator.",

@@ -79,3 +79,24 @@ def test_the_exports_are_the_cli_documents() -> None:
     doc = json.loads(export(result, "json"))
     assert doc["verdict"] == result.verdict
     assert export(result, "csv").splitlines()[0].startswith("role,metric,variant,control")
+
+
+def test_file_mode_analyses_an_uploaded_units_file(page: AppTest) -> None:
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    rng = np.random.default_rng(9)
+    a, b = rng.normal(50, 10, 800), rng.normal(52, 10, 800)
+    frame = pd.DataFrame({"group": ["A"] * 800 + ["B"] * 800, "minutes": np.r_[a, b]})
+    app = page
+    app.get("button_group")[0].set_value("A file (one row per unit)").run()
+    assert not app.exception
+    app.file_uploader(key="ab_file").set_value(("units.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
+    assert not app.exception
+    assert app.selectbox(key="ab_file_arm").value == "group"
+    assert app.selectbox(key="ab_file_metric").value == "minutes"
+    table, robust = app.dataframe[0].value, app.dataframe[1].value
+    assert robust["Mann–Whitney p"].iloc[0] == pytest.approx(stats.mannwhitneyu(b, a).pvalue, abs=1e-9)
+    assert list(table["variant"]) == ["B"] and table["test"].iloc[0] == "welch t"
+    assert table["p"].iloc[0] == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue, abs=1e-9)

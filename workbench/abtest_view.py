@@ -87,3 +87,33 @@ def record_once(store: Store, result: ABTestResult, key: tuple) -> None:
     if key not in done:
         record_run(store, "abtest", result.verdict_word, result.summary())
         done.add(key)
+
+
+def saved_upload(upload: Any) -> str:
+    """Write an uploaded file into this session's upload folder; return its path."""
+    from pathlib import Path
+
+    from workbench.ui import upload_folder
+
+    target = upload_folder() / f"abtest-{Path(upload.name).name}"
+    target.write_bytes(upload.getvalue())
+    return str(target)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def file_columns(path: str, size: int) -> list[str]:
+    """The columns of a CSV/Parquet/JSON Lines file (types inferred by DuckDB)."""
+    from workbench.queries.abtest import read_file
+
+    del size  # part of the cache key only
+    return list(read_file(path).columns)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_file_result(path: str, size: int, arm_col: str, metric_col: str, kind: str | None,
+                       denominator_col: str | None, pre_col: str | None, settings: Any) -> ABTestResult:  # fmt: skip
+    """:func:`workbench.abtest.analyse_file`, cached per file and inputs."""
+    from workbench.abtest import analyse_file
+
+    del size
+    return analyse_file(path, arm_col, metric_col, kind, denominator_col, pre_col, None, settings)
