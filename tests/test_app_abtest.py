@@ -100,3 +100,16 @@ def test_file_mode_analyses_an_uploaded_units_file(page: AppTest) -> None:
     assert robust["Mann–Whitney p"].iloc[0] == pytest.approx(stats.mannwhitneyu(b, a).pvalue, abs=1e-9)
     assert list(table["variant"]) == ["B"] and table["test"].iloc[0] == "welch t"
     assert table["p"].iloc[0] == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue, abs=1e-9)
+
+
+def test_a_sample_ratio_mismatch_puts_a_red_banner_above_the_results(page: AppTest) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"arm": ["A"] * 1200 + ["B"] * 800, "converted": [0, 1] * 1000})
+    app = page
+    app.get("button_group")[0].set_value("A file (one row per unit)").run()
+    app.file_uploader(key="ab_file").set_value(("srm.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert errors and errors[0].startswith("**Sample ratio mismatch**")
+    assert any("untrustworthy" in e for e in errors[1:])  # the verdict says so too
