@@ -32,6 +32,7 @@ def assert_json_clean(result: object) -> dict:
     assert all(math.isfinite(x) for x in _walk_numbers(doc))
     for arm in doc["arms"]:
         assert {"arm", "n", "mean"} <= set(arm)
+    assert len({a["arm"] for a in doc["arms"]}) == len(doc["arms"])  # one row per arm: the first primary metric
     assert {"p_value", "ok"} <= set(doc["srm"])
     keys = {"variant", "control", "diff", "diff_ci", "rel_lift", "rel_lift_ci", "p_value", "p_adjusted",
             "significant", "prob_beat_control"}  # fmt: skip
@@ -66,6 +67,12 @@ def test_file_proportion_matches_statsmodels_pooled_z(tmp_path: Path, rng: np.ra
         z = stats.norm.ppf(0.975)
         assert c.diff_ci == pytest.approx((c.diff - z * se, c.diff + z * se), abs=1e-9)
     assert (c.diff_ci[0] > 0 or c.diff_ci[1] < 0) == c.significant
+    pa, pb = a.mean(), b.mean()
+    rel_se = math.sqrt(pb * (1 - pb) / 4100 / pa**2 + pb**2 * pa * (1 - pa) / 4000 / pa**4)  # delta method
+    assert c.rel_lift == pytest.approx(pb / pa - 1, abs=1e-12)
+    if "relative lift from" not in c.ci_method:
+        z = stats.norm.ppf(0.975)
+        assert c.rel_lift_ci == pytest.approx((c.rel_lift - z * rel_se, c.rel_lift + z * rel_se), abs=1e-9)
     assert_json_clean(result)
 
 

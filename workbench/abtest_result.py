@@ -144,6 +144,11 @@ class ABTestResult:
         doc = asdict(self)
         doc["srm"] = {k: doc["srm"][k] for k in ("p_value", "ok", "statistic", "counts", "expected_shares",
                                                  "threshold", "message", "segments", "crossover_units")}  # fmt: skip
+        # `arms` holds one row per arm (the first primary metric), so a reader keyed by arm gets that metric;
+        # every metric's rows are in `arm_metrics`.
+        first = self.comparisons[0].metric if self.comparisons else None
+        doc["arm_metrics"] = doc["arms"]
+        doc["arms"] = [a for a in doc["arms"] if a["metric"] == first] if first else doc["arms"]
         return _json_ready(doc)
 
     def summary(self) -> dict[str, Any]:
