@@ -247,8 +247,8 @@ def finish(
     days = (period or {}).get("days")
     power = [power_status(by_metric[c.metric], c, len(primary), settings.target_mde_relative, settings.alpha,
                           settings.power, days) for c in primary]  # fmt: skip
-    blockers = [f"arm '{arm}' has {n:,} units; at least {settings.min_units_per_arm:,} are needed for a verdict"
-                for arm, n in srm.counts.items() if n < settings.min_units_per_arm]  # fmt: skip
+    blockers = [f"arm '{arm}' has {n:,} unit{'' if n == 1 else 's'}; at least {settings.min_units_per_arm:,} are "
+                "needed for a verdict" for arm, n in srm.counts.items() if n < settings.min_units_per_arm]  # fmt: skip
     warnings += _warnings(srm, comparisons, days, settings)
     verdict = decide(primary, guards, power, srm, control, variants, settings.adjustment, blockers, days,
                      settings.min_days)  # fmt: skip
