@@ -96,16 +96,15 @@ def audit_rows(
     unknown = [m for m in settings.verdict_metrics if m not in RATES]
     if unknown:
         raise InputError(f"[fairness] verdict_metrics: unknown rate '{unknown[0]}' (known: {', '.join(RATES)})")
-    say("counting groups and score deciles")
-    bound, edges = q.profile(base, sensitive, settings.calibration_bins)
+    say("counting groups and model versions")
+    bound, spans = q.profile(base, sensitive, has_versions)
     n_groups = q.count_groups(base, sensitive) if bound > settings.max_groups else bound  # exact only when close
     if n_groups > settings.max_groups:
         raise InputError(
             f"{' × '.join(sensitive)} makes {n_groups:,} groups (limit {settings.max_groups}): "
             "choose fewer or coarser attributes"
         )
-    say("model versions")
-    spans = q.version_spans(base) if has_versions else None
+    edges = q.score_edges(settings.calibration_bins)
     pair = sections.pick_versions(spans, *versions) if spans is not None else None
     period = sections.overlap_period(spans, pair) if pair else None
     say("confusion cells per group (one GROUP BY)")
@@ -123,7 +122,8 @@ def audit_rows(
         sections.by_group(frame, groups, ["thumbs", "thumbs_up", "ratings", "rating_sum", "rating_sumsq"]),
         settings.confidence,
     )
-    calib = sections.calibration(frame, groups, edges, settings.confidence)
+    scored = bool(frame["score_n"].sum())  # no labelled score in scope: no calibration section
+    calib = sections.calibration(frame, groups, edges if scored else [], settings.confidence)
     rows_out = [_group_row(i, g, sensitive, ev, feedback[i], calib, labels) for i, g in enumerate(groups)]
     say("disparity over time, versions, representation")
     timeline = sections.over_time(frame, groups, reference, settings) if has_time else None

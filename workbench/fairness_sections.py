@@ -113,7 +113,7 @@ def calibration(
 ) -> dict[str, Any]:
     """Per group and score decile: labelled rows, mean score, observed positive rate (Wilson); per group the
     expected calibration error ECE = Σ_b (n_b/N)·|mean score_b − positive rate_b| and the gap mean score −
-    positive rate (calibration in the large). Deciles are fixed on all labelled scores in scope.
+    positive rate (calibration in the large). Bins are equal-width tenths of the score (the same for every group).
     """
     if not edges or "decile" not in frame:
         return {"edges": [], "groups": {}}

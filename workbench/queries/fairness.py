@@ -250,38 +250,41 @@ def count_groups(base: Any, sensitive: Sequence[str]) -> int:
     return int(keys.distinct().count().execute())
 
 
-def profile(base: Any, sensitive: Sequence[str], bins: int) -> tuple[int, list[float]]:
-    """One pass over the predictions in scope: an upper bound of the number of groups (the product of each
-    attribute's approximate distinct count, HyperLogLog, +1 for a missing value) and the score's decile edges.
+def score_edges(bins: int) -> list[float]:
+    """The inner edges of ``bins`` equal-width score bins: [0, 0.1), …, [0.9, 1] for 10 (no pass over the data).
 
-    The edges are approximate quantiles (DuckDB's t-digest ``approx_quantile``; an exact quantile sorts
-    every score, ~10× the cost at 5M rows): they only fix the bins, each bin's mean score and positive
-    rate are exact. bins − 1 inner edges, duplicates merged; the same bins for every group.
+    Equal-width bins are the reliability diagram's (scikit-learn ``calibration_curve(strategy="uniform")``);
+    quantile edges would cost a pass over every score. Each bin's mean score and positive rate are exact.
     """
-    metrics: dict[str, Any] = {f"d{i}": base[c].approx_nunique() for i, c in enumerate(sensitive)}
-    if bins >= 2:
-        metrics["edges"] = base.score.approx_quantile([i / bins for i in range(1, bins)])
-    row = base.aggregate(**metrics).execute().iloc[0]
+    return [i / bins for i in range(1, bins)] if bins >= 2 else []
+
+
+def profile(base: Any, sensitive: Sequence[str], by_version: bool) -> tuple[int, pd.DataFrame | None]:
+    """One pass over the predictions in scope: an upper bound of the number of groups and the model versions.
+
+    Per model version (when ``by_version``): first and last ts and the number of predictions (oldest
+    first), and each attribute's approximate distinct count (HyperLogLog). The bound is the product over
+    attributes of (Σ over versions of the distinct counts + 1 for a missing value): the union of the
+    versions' values is never larger than the sum, so the bound never under-counts (up to HLL's ~2%).
+    """
+    distinct = {f"d{i}": base[c].approx_nunique() for i, c in enumerate(sensitive)}
+    if by_version:
+        frame = (
+            base.group_by("model_version")
+            .aggregate(first_ts=base.ts.min(), last_ts=base.ts.max(), predictions=base.count(), **distinct)
+            .execute()
+        )
+    else:
+        frame = base.aggregate(**distinct).execute()
     bound = 1
     for i in range(len(sensitive)):
-        bound *= int(row[f"d{i}"] or 0) + 1
-    values = row["edges"] if bins >= 2 else None
-    edges = sorted({float(v) for v in (values if values is not None else []) if v is not None and v == v})
-    return bound, edges
-
-
-def version_spans(base: Any) -> pd.DataFrame:
-    """Model versions with their first/last prediction ts and prediction counts (oldest first)."""
-    spans = base.filter(base.model_version.notnull())
-    frame = (
-        spans.group_by("model_version")
-        .aggregate(first_ts=spans.ts.min(), last_ts=spans.ts.max(), predictions=spans.count())
-        .order_by(["first_ts", "model_version"])
-        .execute()
-    )
+        bound *= int(frame[f"d{i}"].fillna(0).sum()) + 1
+    if not by_version:
+        return bound, None
+    spans = frame[frame["model_version"].notna()].drop(columns=list(distinct))
     for column in ("first_ts", "last_ts"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame
+        spans[column] = pd.to_datetime(spans[column], utc=True)
+    return bound, spans.sort_values(["first_ts", "model_version"]).reset_index(drop=True)
 
 
 def cells(

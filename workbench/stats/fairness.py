@@ -89,7 +89,7 @@ class FairnessSettings:
     thumb_type: str = "thumb"  # positive-feedback rate = share of these with value 1
     rating_type: str = "rating"  # mean rating over these values
     time_chunk: Literal["day", "week"] = "week"
-    calibration_bins: int = 10  # score deciles (of the labelled scores in scope)
+    calibration_bins: int = 10  # equal-width score bins (tenths) for calibration
     under_representation: float = 0.2  # flag a group whose labelled share is < (1 − 0.2) × its target share
     max_groups: int = 500  # refuse intersections with more groups than this
 
