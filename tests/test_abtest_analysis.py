@@ -276,3 +276,23 @@ def test_demo_true_lift_lies_inside_the_reported_interval(demo: tuple[Store, dic
     assert c.control_mean == pytest.approx(ab["control_rate"], abs=0.04)
     assert result.srm.ok
     assert result.summary()["srm"]["ok"] is True and result.summary()["verdict_text"] == result.verdict
+
+
+def test_verdicts_in_words_ship_keep_control_and_keep_running() -> None:
+    ship = analyse_summary([
+        {"metric": "conversion", "arm": "control", "n": "20000", "successes": "6000"},
+        {"metric": "conversion", "arm": "variant", "n": "20000", "successes": "6400"},
+        {"metric": "signup", "arm": "control", "n": "20000", "successes": "2000"},
+        {"metric": "signup", "arm": "variant", "n": "20000", "successes": "2010"},
+    ])  # fmt: skip
+    assert ship.verdict_word == "ship"
+    assert ship.verdict.startswith("Ship variant: conversion +2.0 pts [") and "(Holm)" in ship.verdict
+    assert "signup unchanged" in ship.verdict and ship.verdict.endswith("SRM ok.")
+    worse = analyse_summary([{"arm": "control", "n": "20000", "successes": "6400"},
+                             {"arm": "variant", "n": "20000", "successes": "6000"}])  # fmt: skip
+    assert worse.verdict_word == "keep_control" and worse.verdict.startswith("Keep control:")
+    small = analyse_summary([{"arm": "control", "n": "1000", "successes": "300"},
+                             {"arm": "variant", "n": "1000", "successes": "310"}])  # fmt: skip
+    status = small.power[0]
+    assert small.verdict_word == "keep_running"
+    assert small.verdict.startswith(f"Keep running: {status.share_of_needed:.0%} of the needed sample")

@@ -144,7 +144,9 @@ def _variant_verdict(
         phrases = "".join(f", {guardrail_phrase(g)}" for g in guards)
         if pending:
             return Verdict("keep_running", f"Keep running: {headline}{phrases}", variant)
-        return Verdict("ship", f"Ship {variant}: {headline}{phrases}, SRM ok", variant)
+        rest = "".join(f", {c.label} {'also better' if c.direction == 'better' else 'unchanged'} ({fmt_effect(c)}, "
+                       f"{fmt_p(c.p_adjusted)})" for c in mine if c is not lead)  # fmt: skip
+        return Verdict("ship", f"Ship {variant}: {headline}{rest}{phrases}, SRM ok", variant)
     status = next((p for p in power if p.variant == variant and p.metric == lead.metric), None)
     if status is not None and status.share_of_needed is not None and status.share_of_needed < 1:
         more = f" (about {status.days_needed:.0f} more days at the current traffic)" if status.days_needed else ""
