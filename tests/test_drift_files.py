@@ -185,3 +185,23 @@ def test_result_json_has_the_design_contract_keys(files):
     assert {"n_features", "n_drifted", "share_drifted", "dataset_drift"} <= set(document["summary"])
     assert document["multivariate"]["drift"] is True
     assert document["multivariate"]["importance"][0]["feature"] in ("amount", "device")
+
+
+def test_binning_pulled_values_gives_the_engines_counts_exactly():
+    # exact mode bins the values it pulled for KS; the engine's GROUP BY must agree bin for bin
+    import ibis
+
+    from workbench.queries import drift as q
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.lognormal(2, 1, 5000), np.floor(rng.normal(5, 2, 3000)), [np.nan, -1e9, 1e9]])
+    con = ibis.duckdb.connect()
+    table = con.create_table("t", pd.DataFrame({"x": x}))
+    edges = merged_edges(np.nanquantile(x, np.linspace(0.1, 0.9, 9)))
+    spec = q.grid_spec([float(np.nanquantile(x, 0.001)), float(np.nanquantile(x, 0.999))], 997)
+    engine = q.numeric_counts(table, "x", edges, spec)
+    local = q.counts_from_values(q.pull_sorted(table, "x"), edges, spec)
+    for key in ("bin_counts", "grid_counts"):
+        np.testing.assert_array_equal(engine[key], local[key])
+    np.testing.assert_allclose(engine["grid_sums"], local["grid_sums"], rtol=1e-12, atol=1e-6)
+    assert engine["grid_counts"].sum() == len(x) - 1

@@ -118,7 +118,9 @@ def _reference_profile(
             values[f] = pulled
         edges = q.reference_edges(moments[f], pulled)
         spec = q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins)
-        counts = q.numeric_counts(table, f, edges, spec)
+        counts = (
+            q.numeric_counts(table, f, edges, spec) if pulled is None else q.counts_from_values(pulled, edges, spec)
+        )
         nonzero = np.flatnonzero(counts["grid_counts"])
         profile["numeric"][f] = {
             "edges": edges.tolist(),
@@ -189,11 +191,14 @@ def compare_tables(
         say(f"current: {f} ({i + 1}/{len(numeric)})")
         entry = profile["numeric"][f]
         edges = np.asarray(entry["edges"], dtype=float)
-        counts = q.numeric_counts(cur_table, f, edges, entry["grid"])
         pulled_ref = ref_values.get(f)
         if exact and pulled_ref is None:
             pulled_ref = q.pull_sorted(ref_table, f)
         pulled_cur = q.pull_sorted(cur_table, f) if exact else None
+        if pulled_cur is None:
+            counts = q.numeric_counts(cur_table, f, edges, entry["grid"])
+        else:  # the values are in memory for the exact KS: bin them here instead of scanning again
+            counts = q.counts_from_values(pulled_cur, edges, entry["grid"])
         ref_grid, ref_sums = _dense(entry, "grid_counts"), _dense(entry, "grid_sums")
         ref = NumericSummary(
             ref_size["rows"], ref_size["rows"] - ref_size["n"][f], np.asarray(entry["bin_counts"]), ref_grid,

@@ -99,11 +99,21 @@ def _ks_p_value(d: float, n1: int, n2: int) -> float:
 
 
 def _cdfs_on_union(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(union of values sorted, F_ref, F_cur at those values), F(x) = share ≤ x as in scipy."""
-    union = np.sort(np.concatenate([ref_sorted, cur_sorted]), kind="stable")  # two sorted runs: near-linear
-    f_ref = np.searchsorted(ref_sorted, union, side="right") / len(ref_sorted)
-    f_cur = np.searchsorted(cur_sorted, union, side="right") / len(cur_sorted)
-    return union, f_ref, f_cur
+    """(distinct values of the union sorted, F_ref, F_cur at those values), F(x) = share ≤ x as in scipy.
+
+    One merge of the two sorted runs (a stable sort of two runs is linear), then running counts of
+    each side; the last position of each group of equal values holds F at that value.
+    """
+    n1, n2 = len(ref_sorted), len(cur_sorted)
+    both = np.concatenate([ref_sorted, cur_sorted])
+    order = np.argsort(both, kind="stable")
+    values = both[order]
+    from_ref = np.cumsum(order < n1)
+    from_cur = np.arange(1, n1 + n2 + 1) - from_ref
+    last = np.empty(len(values), dtype=bool)
+    last[:-1] = values[1:] != values[:-1]
+    last[-1] = True
+    return values[last], from_ref[last] / n1, from_cur[last] / n2
 
 
 def ks_exact(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> KS:
