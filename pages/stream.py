@@ -65,7 +65,7 @@ with ui.user_errors():
     sources = cached_label_sources(str(store.path), ui.store_mtime(store))
 
 # --- What to look at (outside the live fragment: a refresh keeps every choice) -------------------------------
-cols = st.columns([1.3, 1.3, 1.4, 1.6, 1])
+cols = st.columns([1.6, 1.3, 1.3, 1.6, 0.8])
 granularity = cols[0].segmented_control(
     "Granularity", ["hour", "day", "week"], default="day", key="stream_granularity", required=True
 )
@@ -160,9 +160,9 @@ def stream_view() -> None:
         record_once(result, window, rules_text)
 
     st.subheader("Over time")
+    by = st.radio("Feedback arriving by", ["kind", "type"], horizontal=True, key="stream_arrivals_by")
     left, right = st.columns(2)
     left.plotly_chart(charts.volume_figure(snapshot, result), width="stretch", key="chart_volume")
-    by = right.radio("Feedback by", ["kind", "type"], horizontal=True, key="stream_arrivals_by")
     right.plotly_chart(charts.arrivals_figure(snapshot, by, result), width="stretch", key="chart_arrivals")
     left, right = st.columns(2)
     left.plotly_chart(charts.rate_figure(snapshot, "accuracy", result), width="stretch", key="chart_accuracy")

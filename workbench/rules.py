@@ -127,9 +127,9 @@ class Rule:
     def describe(self) -> str:
         """The rule in words: ``online_accuracy < 0.7 per day for 3 consecutive days``."""
         plural = {"hour": "hours", "day": "days", "week": "weeks"}[self.window]
-        span = f"for {self.persistence} consecutive {plural}" if self.persistence > 1 else "in one"
+        span = f" for {self.persistence} consecutive {plural}" if self.persistence > 1 else ""
         versions = f", model versions {', '.join(self.model_versions)}" if self.model_versions else ""
-        return f"{self.metric} {self.op} {self.threshold:g} per {self.window} {span}{versions}"
+        return f"{self.metric} {self.op} {self.threshold:g} per {self.window}{span}{versions}"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -91,6 +92,25 @@ def mark_fired(fig: go.Figure, result: CheckResult | None, chart: str, scale: fl
         )  # fmt: skip
 
 
+HOURS_SHOWN = pd.Timedelta(days=7)  # hour charts open on the newest week (2,000 hourly points are a blur)
+
+
+def _finish(fig: go.Figure, title: str, y_title: str, snapshot: StreamSnapshot | None = None) -> go.Figure:
+    """The shared layout, with the legend under the plot: half-width charts have no room beside their title.
+    Hour charts of a long window open on its newest week (zoom out to see the rest)."""
+    fig = _layout(fig, title, y_title)
+    fig.update_layout(
+        legend={"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0, "xanchor": "left"},
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        height=400,
+    )
+    if snapshot is not None and snapshot.granularity == "hour" and not snapshot.empty:
+        end = snapshot.series["bucket"].max() + BUCKET_LENGTH["hour"]
+        start = max(snapshot.series["bucket"].min(), end - HOURS_SHOWN)
+        fig.update_xaxes(range=[_naive(start), _naive(end)])
+    return fig
+
+
 def _segments(snapshot: StreamSnapshot) -> list[tuple[str, pd.DataFrame]]:
     return [(str(name), part) for name, part in snapshot.series.groupby("segment", sort=True)]
 
@@ -108,7 +128,7 @@ def volume_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, "volume")
     fig.update_layout(barmode="stack", bargap=0.05)
-    return _layout(fig, f"Predictions per {snapshot.granularity}", "predictions")
+    return _finish(fig, f"Predictions per {snapshot.granularity}", "predictions", snapshot)
 
 
 def arrivals_figure(snapshot: StreamSnapshot, by: str = "kind", result: CheckResult | None = None) -> go.Figure:
@@ -120,7 +140,7 @@ def arrivals_figure(snapshot: StreamSnapshot, by: str = "kind", result: CheckRes
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, "arrivals")
     fig.update_layout(barmode="stack", bargap=0.05)
-    return _layout(fig, f"Feedback arriving per {snapshot.granularity}, by {by}", "feedback rows")
+    return _finish(fig, f"Feedback arriving per {snapshot.granularity}, by {by}", "feedback rows", snapshot)
 
 
 def rate_figure(snapshot: StreamSnapshot, rate: str, result: CheckResult | None = None) -> go.Figure:
@@ -130,21 +150,38 @@ def rate_figure(snapshot: StreamSnapshot, rate: str, result: CheckResult | None 
     for i, (segment, part) in enumerate(_segments(snapshot)):
         color = PALETTE[i % len(PALETTE)]
         x = _naive(part["bucket"])
-        fig.add_scatter(x=x, y=part[f"{rate}_upper"], mode="lines", line={"width": 0}, showlegend=False,
-                        hoverinfo="skip")  # fmt: skip
-        fig.add_scatter(
-            x=x, y=part[f"{rate}_lower"], mode="lines", line={"width": 0}, fill="tonexty",
-            fillcolor=_rgba(color, 0.18), showlegend=False, hoverinfo="skip",
-        )  # fmt: skip
+        band_x, band_y = _band(x, part[f"{rate}_lower"], part[f"{rate}_upper"])
+        fig.add_scatter(x=band_x, y=band_y, mode="lines", line={"width": 0}, fill="toself",
+                        fillcolor=_rgba(color, 0.18), showlegend=False, hoverinfo="skip")  # fmt: skip
         fig.add_scatter(x=x, y=part[rate], mode="lines+markers", name=_name(segment, title.lower()),
                         line={"color": color, "width": 2}, marker={"size": 4})  # fmt: skip
     if rate == "accuracy":
         shade_incomplete(fig, snapshot)
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, rate)
-    fig = _layout(fig, f"{title} per {snapshot.granularity} (band: 95% Wilson interval)", y_title)
+    fig = _finish(fig, f"{title} per {snapshot.granularity} (band: 95% Wilson interval)", y_title, snapshot)
     fig.update_yaxes(tickformat=".0%")
     return fig
+
+
+def _band(x: Any, lower: pd.Series, upper: pd.Series) -> tuple[list[Any], list[Any]]:
+    """One closed polygon per run of buckets with an interval (None between runs): a bucket without trials
+    has no band, and a fill must not bridge it (``tonexty`` across a gap draws a band where there is none)."""
+    xs, ys = list(pd.Series(x)), []
+    lo, hi = lower.to_numpy(float), upper.to_numpy(float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    band_x: list[Any] = []
+    start = None
+    for i in range(len(ok) + 1):
+        if i < len(ok) and ok[i]:
+            start = i if start is None else start
+            continue
+        if start is not None:
+            run = range(start, i)
+            band_x += [xs[j] for j in run] + [xs[j] for j in reversed(run)] + [None]
+            ys += [hi[j] for j in run] + [lo[j] for j in reversed(run)] + [None]
+            start = None
+    return band_x, ys
 
 
 def coverage_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -> go.Figure:
@@ -157,7 +194,7 @@ def coverage_figure(snapshot: StreamSnapshot, result: CheckResult | None = None)
     shade_incomplete(fig, snapshot)
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, "coverage")
-    fig = _layout(fig, f"Coverage per {snapshot.granularity} (share of predictions)", "share of predictions")
+    fig = _finish(fig, f"Coverage per {snapshot.granularity} (share of predictions)", "share of predictions", snapshot)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
 
@@ -178,7 +215,7 @@ def delay_figure(snapshot: StreamSnapshot) -> go.Figure:
     if hours is not None:
         fig.add_shape(type="line", x0=hours / 24, x1=hours / 24, y0=0, y1=1, yref="paper",
                       line={"dash": "dash", "color": FIRED})  # fmt: skip
-        fig.add_annotation(x=hours / 24, y=1, yref="paper", xanchor="left", yanchor="top", showarrow=False,
+        fig.add_annotation(x=hours / 24, y=0.5, yref="paper", xanchor="left", yanchor="middle", showarrow=False,
                            text=f"{snapshot.labels_complete_share:.0%} within {hours / 24:.1f} days",
                            font={"size": 10, "color": FIRED})  # fmt: skip
     cohort = (
@@ -191,8 +228,8 @@ def delay_figure(snapshot: StreamSnapshot) -> go.Figure:
         yaxis2={"overlaying": "y", "side": "right", "range": [0, 1.02], "tickformat": ".0%", "showgrid": False},
         xaxis={"range": [0, delays.horizon_days], "title": "days from prediction to label"},
     )
-    fig = _layout(fig, f"Label delay<br><sup>{delays.labels:,} labels of {cohort}</sup>", "labels")
-    fig.update_layout(hovermode="closest")
+    fig = _finish(fig, f"Label delay<br><sup>{delays.labels:,} labels of {cohort}</sup>", "labels")
+    fig.update_layout(hovermode="closest", legend={"y": -0.22})  # below the x axis title
     return fig
 
 
@@ -211,14 +248,17 @@ def quality_figure(snapshot: StreamSnapshot) -> go.Figure:
         (quality.orphans, "rows", "orphan feedback (no prediction)", PALETTE[7]),
         (quality.ingest_duplicates, "duplicates", "identical rows dropped at ingest", PALETTE[5]),
     ]
+    buckets = pd.DatetimeIndex(snapshot.series["bucket"].unique()).sort_values()
     for frame, column, name, color in lines:
         if len(frame) and frame[column].sum():
-            per_bucket = frame.groupby("bucket", as_index=False)[column].sum()
-            fig.add_scatter(x=_naive(per_bucket["bucket"]), y=per_bucket[column], name=name,
-                            mode="lines+markers", line={"color": color}, marker={"size": 4})  # fmt: skip
+            # zero-filled on the stream's buckets: a line between two events must not suggest events between them
+            per_bucket = frame.groupby("bucket")[column].sum()
+            per_bucket = per_bucket.reindex(buckets.union(per_bucket.index), fill_value=0)
+            fig.add_scatter(x=_naive(per_bucket.index), y=per_bucket.to_numpy(), name=name,
+                            mode="lines", line={"color": color, "width": 1.5})  # fmt: skip
     mark_versions(fig, snapshot.versions)
     fig.update_layout(barmode="stack")
-    return _layout(fig, f"Signal quality per {snapshot.granularity}", "rows or traces")
+    return _finish(fig, f"Signal quality per {snapshot.granularity}", "rows or traces", snapshot)
 
 
 def backtest_figure(result: CheckResult) -> go.Figure:
@@ -230,7 +270,12 @@ def backtest_figure(result: CheckResult) -> go.Figure:
     )  # fmt: skip
     for row, rule in enumerate(rules, start=1):
         _rule_panel(fig, rule, row)
-    fig = _layout(fig, "Trigger backtest: where each rule would have fired", "")
+    legend = (
+        "line: the rule's metric per bucket · ● judged · ✖ fired · dashed: threshold · "
+        "grey: pending (incomplete, labels not settled or too few)"
+    )
+    fig = _layout(fig, f"Trigger backtest: where each rule would have fired<br><sup>{legend}</sup>", "")
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 80, "b": 10})
     fig.update_layout(height=max(260, 170 * len(rules)), hovermode="closest", showlegend=False)
     fig.update_annotations(font={"size": 12}, xanchor="left", x=0)
     return fig

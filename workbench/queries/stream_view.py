@@ -113,10 +113,11 @@ class StreamSnapshot:
         """True when the window holds no predictions."""
         return self.series.empty
 
-    def latest_complete_accuracy(self) -> dict[str, Any] | None:
-        """Accuracy of the newest bucket whose labels are complete (all segments together), or None."""
+    def latest_complete_accuracy(self, min_labels: int = 30) -> dict[str, Any] | None:
+        """Accuracy of the newest bucket whose labels are complete and number at least ``min_labels`` (all
+        segments together: an hour with 2 labels says nothing), or None."""
         overall = self.overall()
-        done = overall[overall["labels_complete"] & (overall["labels"] > 0)]
+        done = overall[overall["labels_complete"] & (overall["labels"] >= max(min_labels, 1))]
         if done.empty:
             return None
         row = done.iloc[-1]
