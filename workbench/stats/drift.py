@@ -116,7 +116,13 @@ def _cdfs_on_union(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.n
     return values[last], from_ref[last] / n1, from_cur[last] / n2
 
 
-def ks_exact(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> KS:
+def exact_ks_and_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[KS, float]:
+    """(:func:`ks_exact`, :func:`wasserstein_exact`) from one merge of the two sorted samples."""
+    cdfs = _cdfs_on_union(ref_sorted, cur_sorted) if min(len(ref_sorted), len(cur_sorted)) else None
+    return ks_exact(ref_sorted, cur_sorted, cdfs), wasserstein_exact(ref_sorted, cur_sorted, cdfs)
+
+
+def ks_exact(ref_sorted: np.ndarray, cur_sorted: np.ndarray, cdfs: tuple | None = None) -> KS:
     """KS on all values (both arrays sorted, no NaN): equals ``scipy.stats.ks_2samp(ref, cur)``.
 
     D = max |F_ref − F_cur| over the union of values. With at most 10,000 values per sample the
@@ -126,7 +132,7 @@ def ks_exact(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> KS:
     if max(n1, n2) <= MAX_AUTO_N:
         result = stats.ks_2samp(ref_sorted, cur_sorted)
         return KS(float(result.statistic), float(result.pvalue), "exact")
-    _, f_ref, f_cur = _cdfs_on_union(ref_sorted, cur_sorted)
+    _, f_ref, f_cur = cdfs or _cdfs_on_union(ref_sorted, cur_sorted)
     d = float(np.max(np.abs(f_ref - f_cur)))
     return KS(d, _ks_p_value(d, n1, n2), "exact")
 
@@ -147,9 +153,9 @@ def ks_from_grid(ref_counts: np.ndarray, cur_counts: np.ndarray) -> KS:
     return KS(d, _ks_p_value(d, int(n1), int(n2)), "grid", max_error)
 
 
-def wasserstein_exact(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
+def wasserstein_exact(ref_sorted: np.ndarray, cur_sorted: np.ndarray, cdfs: tuple | None = None) -> float:
     """W₁ = ∫ |F_ref − F_cur| dx on all values: equals ``scipy.stats.wasserstein_distance(ref, cur)``."""
-    union, f_ref, f_cur = _cdfs_on_union(ref_sorted, cur_sorted)
+    union, f_ref, f_cur = cdfs or _cdfs_on_union(ref_sorted, cur_sorted)
     return float(np.sum(np.abs(f_ref[:-1] - f_cur[:-1]) * np.diff(union)))
 
 

@@ -20,11 +20,10 @@ from workbench.stats.divergence import js_distance, psi
 from workbench.stats.drift import (
     DriftSettings,
     chi_square,
-    ks_exact,
+    exact_ks_and_wasserstein,
     ks_from_grid,
     missing_share_test,
     normalised_wasserstein,
-    wasserstein_exact,
     wasserstein_from_grid,
 )
 from workbench.stats.multiple import adjust_pvalues
@@ -165,8 +164,7 @@ def numeric_feature(
     if ref.std == 0:
         warnings.append(f"{name}: constant in the reference window; Wasserstein normalised by 0.001")
     if ref.values is not None and cur.values is not None:
-        ks = ks_exact(ref.values, cur.values)
-        raw_w = wasserstein_exact(ref.values, cur.values)
+        ks, raw_w = exact_ks_and_wasserstein(ref.values, cur.values)
     else:
         ks = ks_from_grid(ref.grid_counts, cur.grid_counts)
         raw_w = wasserstein_from_grid(grid_edges, ref.grid_counts, cur.grid_counts, ref.grid_sums, cur.grid_sums)
