@@ -205,3 +205,11 @@ def test_missing_blank_and_absent_values_are_named_groups_never_dropped() -> Non
     assert groups["(missing)"]["n"] == 100 and groups["(blank)"]["n"] == 100
     assert groups["c"]["n"] == 0 and groups["c"]["status"] == "insufficient data"  # in the population, not the data
     assert sum(g["n"] for g in audit.groups) == 900
+
+
+def test_an_attribute_missing_everywhere_is_one_named_group_and_no_verdict() -> None:
+    frame = pd.DataFrame({"g": [None] * 100, "y": np.arange(100) % 2, "p": (np.arange(100) // 2) % 2})
+    audit = audit_frame(frame, "y", "p", ["g"], settings=QUICK)
+    assert [g["group"] for g in audit.groups] == ["(missing)"] and audit.groups[0]["n"] == 100
+    assert audit.verdict == "insufficient"
+    assert "no group besides the reference" in audit.verdict_text

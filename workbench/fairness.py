@@ -313,6 +313,8 @@ def audit_frame(frame: Any, label: str, prediction: str, sensitive: Sequence[str
 
     con = ibis.duckdb.connect()
     try:
+        if hasattr(frame, "isna"):  # pandas: an all-missing attribute has no type; it is text (the "(missing)" group)
+            frame = frame.astype({c: "string" for c in sensitive if c in frame and frame[c].isna().all()})
         table = con.create_table("rows", frame)
         columns = {k: options.pop(k, None) for k in ("score", "ts", "model_version")}
         rows = q.frame_rows(table, label, prediction, sensitive, **columns, source="the data frame")
