@@ -297,7 +297,7 @@ def reference_profile(
     ``con`` is an open Ibis backend on the store; cache a fresh profile with ``.save(store)`` after closing it.
     """
     say = progress or (lambda _: None)
-    ref_table = filtered_predictions(con, reference)
+    ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
     parts = {"reference": _side(reference, 0), "numeric": numeric, "categorical": categorical,
              "grid": settings.ks_grid_bins, "bins": settings.bins, **q.reference_fingerprint(ref_table)}  # fmt: skip
     key = q.profile_key(parts)
@@ -330,8 +330,8 @@ def compare(
     say = progress or (lambda _: None)
     with store.ibis() as con:
         numeric, categorical = store_features(con, features)
-        ref_table = filtered_predictions(con, reference)
-        cur_table = filtered_predictions(con, current)
+        ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
+        cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
         cur_rows = int(cur_table.count().execute())
         exact = cur_rows <= settings.ks_exact_max_rows
         lookup = reference_profile(con, reference, numeric, categorical, settings, say, exact, use_cache)

@@ -59,6 +59,19 @@ def file_table(path: str | Path) -> Iterator[Any]:
         con.disconnect()
 
 
+def as_view(table: Any, name: str) -> Any:
+    """``table`` as a temporary view of its own connection (an Ibis table over the view).
+
+    The feature queries then compile against one named relation instead of re-deriving the window's
+    filter chain every time: Ibis' compile step, not the engine, dominated a new current window.
+    """
+    import ibis
+
+    backend = table._find_backend()
+    backend.raw_sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {ibis.to_sql(table)}")
+    return backend.table(name)
+
+
 def window_sizes(table: Any, features: list[str]) -> dict[str, Any]:
     """One aggregate: rows, and per feature the non-missing count."""
     aggs = {"__rows": table.count()}
