@@ -49,3 +49,17 @@ def test_signal_quality_lines_are_zero_between_events(store):
     expected = snapshot.quality.conflicts.groupby("bucket")["conflicting"].sum()
     y = pd.Series(conflicts.y, index=pd.to_datetime(conflicts.x))
     assert y.sum() == expected.sum() > 0 and (y == 0).sum() >= len(y) - len(expected)
+
+
+def test_fired_markers_sit_on_charts_of_their_own_granularity(store):
+    from workbench.charts.stream import volume_figure
+    from workbench.triggers import check, parse
+
+    rules = '[[rule]]\nname = "low"\nmetric = "prediction_volume"\nop = "<"\nthreshold = 1000\nfor = 2\n'
+    result = check(store, parse(rules))
+    (rule,) = result.rules
+    day = volume_figure(stream_snapshot(store, None, "day", None, ("outcome",)), result)
+    (markers,) = [t for t in day.data if t.name == "low fires"]
+    assert len(markers.x) == len(rule.fired_buckets) == 18  # 19 complete days; the first starts the streak
+    hour = volume_figure(stream_snapshot(store, None, "hour", None, ("outcome",)), result)
+    assert not [t for t in hour.data if t.name == "low fires"]

@@ -76,12 +76,13 @@ def shade_incomplete(fig: go.Figure, snapshot: StreamSnapshot) -> None:
     )  # fmt: skip
 
 
-def mark_fired(fig: go.Figure, result: CheckResult | None, chart: str, scale: float = 1.0) -> None:
-    """Markers where each rule on this chart's metric fired (at the rule's own value)."""
+def mark_fired(fig: go.Figure, result: CheckResult | None, chart: str, granularity: str, scale: float = 1.0) -> None:
+    """Markers where each rule on this chart's metric fired (at the rule's own value); only rules of the chart's
+    granularity, since a day's label count drawn on an hourly chart would sit at the wrong scale."""
     if result is None:
         return
     for rule in result.rules:
-        if (rule.metric, rule.params.get("feedback_type")) not in CHART_METRICS[chart]:
+        if (rule.metric, rule.params.get("feedback_type")) not in CHART_METRICS[chart] or rule.window != granularity:
             continue
         fired = rule.frame[rule.frame["fired"]]
         if fired.empty:
@@ -126,7 +127,7 @@ def volume_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -
         fig.add_bar(x=_naive(part["bucket"]), y=part["predictions"], name=_name(segment, "predictions"),
                     marker_color=PALETTE[i % len(PALETTE)])  # fmt: skip
     mark_versions(fig, snapshot.versions)
-    mark_fired(fig, result, "volume")
+    mark_fired(fig, result, "volume", snapshot.granularity)
     fig.update_layout(barmode="stack", bargap=0.05)
     return _finish(fig, f"Predictions per {snapshot.granularity}", "predictions", snapshot)
 
@@ -138,7 +139,7 @@ def arrivals_figure(snapshot: StreamSnapshot, by: str = "kind", result: CheckRes
     for i, (name, part) in enumerate(arrivals.groupby(by, sort=True)):
         fig.add_bar(x=_naive(part["bucket"]), y=part["rows"], name=str(name), marker_color=PALETTE[i % len(PALETTE)])
     mark_versions(fig, snapshot.versions)
-    mark_fired(fig, result, "arrivals")
+    mark_fired(fig, result, "arrivals", snapshot.granularity)
     fig.update_layout(barmode="stack", bargap=0.05)
     return _finish(fig, f"Feedback arriving per {snapshot.granularity}, by {by}", "feedback rows", snapshot)
 
@@ -158,7 +159,7 @@ def rate_figure(snapshot: StreamSnapshot, rate: str, result: CheckResult | None 
     if rate == "accuracy":
         shade_incomplete(fig, snapshot)
     mark_versions(fig, snapshot.versions)
-    mark_fired(fig, result, rate)
+    mark_fired(fig, result, rate, snapshot.granularity)
     fig = _finish(fig, f"{title} per {snapshot.granularity} (band: 95% Wilson interval)", y_title, snapshot)
     fig.update_yaxes(tickformat=".0%")
     return fig
@@ -193,7 +194,7 @@ def coverage_figure(snapshot: StreamSnapshot, result: CheckResult | None = None)
     fig.add_scatter(x=x, y=overall["coverage_labelled"], name="labelled", mode="lines", line={"color": PALETTE[2]})
     shade_incomplete(fig, snapshot)
     mark_versions(fig, snapshot.versions)
-    mark_fired(fig, result, "coverage")
+    mark_fired(fig, result, "coverage", snapshot.granularity)
     fig = _finish(fig, f"Coverage per {snapshot.granularity} (share of predictions)", "share of predictions", snapshot)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
@@ -225,7 +226,15 @@ def delay_figure(snapshot: StreamSnapshot) -> go.Figure:
     )
     fig.update_layout(
         barmode="stack",
-        yaxis2={"overlaying": "y", "side": "right", "range": [0, 1.02], "tickformat": ".0%", "showgrid": False},
+        yaxis2={
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 1.02],
+            "tickformat": ".0%",
+            "showgrid": False,
+            "tickmode": "array",
+            "tickvals": [0, 0.25, 0.5, 0.75, 1.0],
+        },
         xaxis={"range": [0, delays.horizon_days], "title": "days from prediction to label"},
     )
     fig = _finish(fig, f"Label delay<br><sup>{delays.labels:,} labels of {cohort}</sup>", "labels")
