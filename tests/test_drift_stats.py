@@ -18,6 +18,7 @@ from workbench.stats.drift import (
     bin_counts_from_ge,
     chi_square,
     distribution_view,
+    exact_ks_and_wasserstein,
     ks_exact,
     ks_from_grid,
     learned_threshold,
@@ -244,3 +245,15 @@ def test_statistics_do_not_depend_on_row_order(ref, cur, seed):
 def test_psi_is_zero_for_identical_windows():
     edges = deciles(REF)
     assert psi(bin_counts(REF, edges), bin_counts(REF, edges)) == 0.0
+
+
+def test_exact_ks_and_wasserstein_above_scipys_exact_limit_equal_scipy_with_ties():
+    # above 10,000 values per sample our merge of the sorted runs replaces scipy; ties must count as scipy's
+    rng = np.random.default_rng(11)
+    ref = np.round(rng.normal(0, 1, 25_000), 2)
+    cur = np.round(rng.normal(0.03, 1.1, 18_000), 2)
+    ks, w = exact_ks_and_wasserstein(np.sort(ref), np.sort(cur))
+    expected = stats.ks_2samp(ref, cur)
+    assert ks.statistic == pytest.approx(expected.statistic, abs=1e-12)
+    assert ks.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    assert w == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9)
