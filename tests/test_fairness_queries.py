@@ -213,3 +213,26 @@ def test_an_attribute_missing_everywhere_is_one_named_group_and_no_verdict() -> 
     assert [g["group"] for g in audit.groups] == ["(missing)"] and audit.groups[0]["n"] == 100
     assert audit.verdict == "insufficient"
     assert "no group besides the reference" in audit.verdict_text
+
+
+def test_a_store_without_thumbs_or_ratings_audits_labels_alone(tmp_path: Path) -> None:
+    from workbench.ingest import ingest_frames
+
+    frame = random_rows(6, 600, 1)
+    ts = pd.Timestamp("2026-01-01", tz="UTC")
+    predictions = pd.DataFrame({"trace_id": [f"t{i}" for i in range(600)], "ts": ts, "model_version": "v1",
+                                "prediction": frame["yhat"], "region": frame["s0"]})  # fmt: skip
+    labelled = frame.index % 2 == 0
+    feedback = pd.DataFrame({"trace_id": predictions["trace_id"][labelled], "ts": ts, "kind": "automated",
+                             "type": "outcome", "value": frame["y"][labelled].astype(float),
+                             "label": frame["y"][labelled]})  # fmt: skip
+    store = Store(tmp_path / "labels.duckdb")
+    ingest_frames(store, [(predictions, "predictions"), (feedback, "feedback")])
+    audit = audit_store(store, ["region"], settings=QUICK)
+    part = frame[labelled]
+    for row in audit.groups:
+        mine = part[part["s0"] == row["group"]]
+        assert row["n"] == int((frame["s0"] == row["group"]).sum()) and row["n_labelled"] == len(mine)
+        expected = ((mine["y"] == 0) & (mine["yhat"] == 1)).sum() / (mine["y"] == 0).sum()
+        assert row["fpr"] == pytest.approx(expected, abs=1e-12)
+        assert row["positive_feedback_rate"] is None and row["mean_rating"] is None
