@@ -9,7 +9,7 @@ import streamlit as st
 
 from workbench import ui
 from workbench.charts import stream as charts
-from workbench.errors import InputError, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.evidence import record_run
 from workbench.queries import Window
 from workbench.queries.stream import default_label_types, label_sources_from, split_options
@@ -51,7 +51,7 @@ def cached_check(
     del mtime
     try:
         return check(Store(path), parse(rules_text, source), window), None
-    except InputError as exc:
+    except WorkbenchError as exc:  # a bad rule, or the store busy past the retry (a long write)
         return None, str(exc)
 
 
