@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -147,3 +148,10 @@ def test_live_mode_refreshes_the_numbers_and_keeps_the_choices(tmp_path, demo_st
     assert app.segmented_control(key="stream_granularity").value == "hour"
     assert app.selectbox(key="stream_split").value == "arm"
     assert app.toggle(key="stream_live").value is True
+    # a range the user ended earlier stays where they put it: new rows do not enter it
+    app.sidebar.date_input(key="range").set_value((date(2026, 1, 1), date(2026, 1, 10))).run()
+    narrowed = metric(app, "Predictions")
+    simulate(copy, rate=500, interval=0.05, seed=4, speed=3600, duration=0.2)
+    app.run()
+    assert not app.exception and metric(app, "Predictions") == narrowed
+    assert app.sidebar.date_input(key="range").value == (date(2026, 1, 1), date(2026, 1, 10))
