@@ -8,7 +8,16 @@ import streamlit as st
 
 from workbench import ui
 from workbench.charts.gate import composition_figure
-from workbench.curate import CurationSpec, curate, data_bytes, export, manifest, parse_shares
+from workbench.curate import (
+    CurationSpec,
+    curate,
+    data_bytes,
+    export,
+    format_shares,
+    manifest,
+    parse_shares,
+    representation_targets,
+)
 from workbench.decisions import DECISIONS, decide, gate_blockers, read_decisions, verify
 from workbench.decisions import export as export_log
 from workbench.evidence import latest_runs
@@ -49,6 +58,23 @@ for blocker in blockers:
 # --- Curation -----------------------------------------------------------------------------------------
 st.subheader("Curated retraining set")
 window = ui.active_window()
+audit_targets = representation_targets(evidence.get("fairness"))
+if audit_targets is not None:
+    attribute_audited, shares, target_kind = audit_targets
+
+    def use_audit_targets() -> None:
+        """Fill the rebalancing controls from the latest fairness audit's representation targets."""
+        st.session_state["rebalance_on"] = attribute_audited
+        st.session_state["rebalance_method"] = "oversample"
+        st.session_state["target_shares"] = format_shares(shares)
+
+    st.button(
+        f"Rebalance on {attribute_audited} to the representation audit's targets ({target_kind})",
+        icon=":material/balance:",
+        on_click=use_audit_targets,
+        help="The target shares of the latest fairness audit: the reference population when one was given, "
+        "else each group's share of predictions.",
+    )  # fmt: skip
 with st.form("curation"):
     left, mid, right = st.columns(3)
     kinds = left.multiselect(
@@ -76,10 +102,11 @@ with st.form("curation"):
         "Cap on feedback-derived rows when merging", 0.05, 1.0, 0.3, 0.05, help="Guards against a model training "
         "mostly on its own outputs."
     )  # fmt: skip
-    attribute = right.selectbox("Rebalance on", ["(none)", *summary.sensitive])
+    attribute = right.selectbox("Rebalance on", ["(none)", *summary.sensitive], key="rebalance_on")
     method = right.radio(
         "Method",
         ["oversample", "reweigh"],
+        key="rebalance_method",
         horizontal=True,
         help="Oversample to target shares (seeded) or add sample_weight (AIF360 reweighing).",
     )

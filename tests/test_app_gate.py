@@ -109,3 +109,34 @@ def test_typed_in_target_shares_and_a_merge_reach_the_written_manifest(gate, tmp
     merge = manifest["report"]["merge"]
     assert merge["training_set_rows"] == 4000 and merge["feedback_share"] <= 0.3 + 1e-9
     assert manifest["filters"]["target_shares"] == {"north": 0.4, "south": 0.2, "east": 0.2, "west": 0.2}
+
+
+def test_the_representation_audit_fills_the_rebalancing_targets(gate, tmp_path):
+    import json
+
+    from workbench.fairness import audit_store
+
+    app, store = gate
+    audit = audit_store(store, ["region"])
+    record_run(store, "fairness", audit.verdict, audit.run_summary())
+    expected = audit.representation["target_shares"]
+    app.run()
+    [use] = [b for b in app.button if b.label.startswith("Rebalance on region to the representation audit")]
+    assert "(share of predictions)" in use.label
+    use.click().run()
+    assert not app.exception
+    curation = form_with_button(app, "Preview")
+    assert curation.selectbox(key="rebalance_on").value == "region"
+    typed = curation.text_input(key="target_shares").value
+    assert {g: float(q) for g, q in (p.split("=") for p in typed.split(","))} == pytest.approx(expected, abs=1e-4)
+    curation.get("form_submit_button")[0].click().run()
+    folder = tmp_path / "out"
+    writer = form_with_button(app, "Write to folder")
+    writer.text_input(key="export_folder").input(str(folder))
+    writer.get("form_submit_button")[0].click().run()
+    assert not app.exception
+    manifest = json.loads((folder / "manifest.json").read_text())
+    sizes = manifest["report"]["rebalance"]["target_sizes"]
+    total = sum(sizes.values())
+    for group, share in expected.items():  # reached within rounding of one row per group
+        assert abs(sizes[group] / total - share) <= 1 / total + 1e-4

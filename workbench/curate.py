@@ -242,6 +242,26 @@ def parse_shares(text: str | None) -> dict[str, float] | None:
     return shares
 
 
+def format_shares(shares: dict[str, float]) -> str:
+    """The text form parse_shares reads: 'north=0.25,south=0.25' (shares rounded to 4 decimals)."""
+    return ",".join(f"{group}={round(float(share), 4):g}" for group, share in shares.items())
+
+
+def representation_targets(fairness_run: dict[str, Any] | None) -> tuple[str, dict[str, float], str] | None:
+    """(attribute, {group: target share}, what the target is) from a recorded fairness run, or None.
+
+    The fairness audit's representation section sets each group's target share to its share of a
+    reference population when one was given, else its share of predictions; a run over several
+    attributes (an intersection) has none, since curation rebalances on one column.
+    """
+    summary = (fairness_run or {}).get("summary") or {}
+    shares, sensitive = summary.get("target_shares"), summary.get("sensitive") or []
+    if not shares or len(sensitive) != 1:
+        return None
+    kind = {"reference population": "the reference population"}.get(summary.get("target"), "share of predictions")
+    return sensitive[0], {str(g): float(q) for g, q in shares.items()}, kind
+
+
 def oversample_targets(counts: dict[str, int], shares: dict[str, float]) -> dict[str, int]:
     """Group sizes after oversampling to target shares q_g: N' = max n_g/q_g, size_g = round(q_g·N')."""
     total_share = sum(shares.values())

@@ -104,6 +104,10 @@ class FairnessAudit:
                 "failed_groups": [g["group"] for g in self.groups if g["status"] == "fail"],
                 "disparities": {k: self.disparities.get(k) for k in FAIRLEARN_DISPARITIES[:4]},
                 "source": self.source.get("label"),
+                # The representation audit's target composition, which the retrain gate can rebalance to
+                # (curation rebalances on one column, so only for an audit of one attribute).
+                "target_shares": (self.representation or {}).get("target_shares") if len(self.sensitive) == 1 else None,
+                "target": (self.representation or {}).get("target") if len(self.sensitive) == 1 else None,
             }
         )
 
