@@ -81,3 +81,19 @@ def test_bad_input_exits_2_with_one_line(args, message):
 def test_ingest_with_a_bad_table_name_is_refused(tmp_path):
     out = run("ingest", str(write(tmp_path / "p.csv", GOOD)), "--table", "preds", "--db", str(tmp_path / "s.duckdb"))
     assert out.returncode == 2 and "--table must be predictions or feedback" in out.stderr
+
+
+def test_a_settings_file_changes_an_analysis_and_a_bad_one_names_its_line(demo_db, tmp_path):
+    db, _ = demo_db
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[fairness]\nreference_group = "south"\nbootstrap_resamples = 50\n')
+    out = run("--settings", str(settings), "fairness", "--sensitive", "region", "--db", str(db), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["reference_group"] == "south"
+    settings.write_text("[fairness]\n\nmax_ration = 2\n")
+    out = run("--settings", str(settings), "fairness", "--sensitive", "region", "--db", str(db), "--json")
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {settings} line 3: [fairness] has no setting 'max_ration' (known: verdict_metrics")
+    out = run("--settings", str(tmp_path / "missing.toml"), "info", "--db", str(db))
+    assert out.returncode == 2 and "settings file" in out.stderr and "does not exist" in out.stderr

@@ -52,3 +52,23 @@ def test_bad_settings_are_refused_naming_the_line(tmp_path, body, message):
     path.write_text(body)
     with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         load_section(Example, "example", path)
+
+
+def test_the_example_file_lists_every_setting_with_its_default():
+    """settings.example.toml documents every analysis setting; loading it changes nothing."""
+    import dataclasses
+    import tomllib
+
+    from tests.conftest import ROOT
+    from workbench.abtest_result import ABTestSettings
+    from workbench.queries.stream_view import StreamSettings
+    from workbench.stats.drift import DriftSettings
+    from workbench.stats.fairness import FairnessSettings
+
+    example = ROOT / "settings.example.toml"
+    listed = tomllib.loads(example.read_text(encoding="utf-8"))
+    sections = {"drift": DriftSettings, "abtest": ABTestSettings, "fairness": FairnessSettings, "stream": StreamSettings}
+    assert set(listed) == set(sections)
+    for section, cls in sections.items():
+        assert set(listed[section]) == {f.name for f in dataclasses.fields(cls)}, section
+        assert load_section(cls, section, example) == cls(), section

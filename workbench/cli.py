@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,26 @@ DbOption = Annotated[
     typer.Option("--db", help="Store file (default: $WORKBENCH_DB or data/workbench.duckdb)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+@app.callback()
+def _global_options(
+    settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            help="Settings TOML ([drift], [abtest], [fairness], [stream]); default: $WORKBENCH_SETTINGS or "
+            "./settings.toml. Put it before the command: workbench --settings s.toml drift …",
+        ),
+    ] = None,
+) -> None:
+    """Options for every command (the settings file is read by each analysis through $WORKBENCH_SETTINGS)."""
+    if settings is not None:
+        from workbench.settings import SETTINGS_ENV
+
+        if not settings.is_file():
+            raise InputError(f"settings file {settings} does not exist")
+        os.environ[SETTINGS_ENV] = str(settings)
 
 
 def emit(as_json: bool, document: dict[str, Any], text: str) -> None:
