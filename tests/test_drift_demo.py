@@ -100,6 +100,12 @@ def test_the_sudden_drift_start_is_found_within_one_daily_chunk(demo, windows):
     assert over.first_crossing["age"] is None and over.first_crossing["channel"] is None
     daily = over.values[over.values["feature"] == "amount"]
     assert len(daily) == truth["days"]
+    from workbench.charts.drift import feature_lines_figure
+
+    marks = [t for t in feature_lines_figure(over, ["amount", "age"]).data if t.name.endswith("first crossed")]
+    assert [(t.name, pd.Timestamp(t.x[0], tz="UTC")) for t in marks] == [
+        ("amount first crossed", pd.Timestamp(over.first_crossing["amount"]))
+    ]
 
 
 def test_the_estimated_accuracy_tracks_the_realised_one_within_its_band_before_the_concept_drift(demo, windows):

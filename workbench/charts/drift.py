@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -136,7 +137,7 @@ def feature_lines_figure(over: Any, features: list[str], metric: str = "psi") ->
             )  # fmt: skip
             first = over.first_crossing.get(name)
             if first:
-                hit = part[part["chunk"].astype(str).str[:19] == first[:19]]
+                hit = part[part["chunk"] == pd.Timestamp(first)]  # first is an ISO string, chunk a UTC timestamp
                 fig.add_scatter(
                     x=hit["chunk"], y=hit[metric], mode="markers", marker={"size": 12, "color": color, "symbol": "x"},
                     name=f"{name} first crossed", showlegend=False,
