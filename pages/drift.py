@@ -26,10 +26,7 @@ from workbench.drift_windows import describe_window
 
 ui.page_header("Drift", "What moved, since when, how much, and does it hurt the model?")
 
-store = ui.active_store()
-if not store.exists():
-    st.info("No store yet: build the demo with `workbench demo` or ingest files first.", icon=":material/database:")
-    st.stop()
+store = ui.require_store()
 with ui.user_errors():
     summary = ui.cached_summary(str(store.path), ui.store_mtime(store), None)  # presets span the whole store
 if not summary.predictions:

@@ -32,10 +32,7 @@ ui.page_header(
     "disparities, who the feedback represents, the gap over time and champion vs challenger.",
 )
 
-store = ui.active_store()
-if not store.exists():
-    st.info("No store yet: build the demo with `workbench demo` or ingest files first.", icon=":material/database:")
-    st.stop()
+store = ui.require_store()
 with ui.user_errors():
     summary = ui.summary()
     settings = load_settings()

@@ -26,10 +26,7 @@ ui.page_header(
     "Retrain gate", "Approve, reject or defer a retrain on the evidence, and export the exact data to train on."
 )
 
-store = ui.active_store()
-if not store.exists():
-    st.info("No store yet: build the demo with `workbench demo` or ingest files first.", icon=":material/database:")
-    st.stop()
+store = ui.require_store()
 with ui.user_errors():
     summary = ui.summary()
     runs = latest_runs(store)

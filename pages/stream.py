@@ -55,10 +55,7 @@ def cached_check(
         return None, str(exc)
 
 
-store = ui.active_store()
-if not store.exists():
-    st.info("No store yet: build the demo with `workbench demo` or ingest files first.", icon=":material/database:")
-    st.stop()
+store = ui.require_store()
 settings = stream_settings()
 with ui.user_errors():
     summary = ui.summary()

@@ -98,6 +98,15 @@ def active_store() -> Store:
     return Store(st.session_state.get("db_path") or default_db_path())
 
 
+def require_store() -> Store:
+    """The active store; when it does not exist yet, say how to make one and stop the page."""
+    store = active_store()
+    if not store.exists():
+        st.info("No store yet: build the demo with `workbench demo` or ingest files first.", icon=":material/database:")
+        st.stop()
+    return store
+
+
 def active_window() -> Window | None:
     """The global filters from the sidebar as a :class:`Window` (None: everything)."""
     return st.session_state.get("window")

@@ -1,0 +1,21 @@
+"""Every page, opened on a store that does not exist yet, says how to make one instead of failing."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from workbench import ui
+
+
+@pytest.mark.parametrize("script", [script for script, *_ in ui.PAGES if not script.endswith("home.py")])
+def test_a_page_without_a_store_says_how_to_build_one(script, tmp_path, monkeypatch, navigation_app):
+    monkeypatch.setenv("WORKBENCH_DB", str(tmp_path / "missing.duckdb"))
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page(script).run()
+    assert not app.exception
+    assert any("No store yet" in i.value for i in app.info)
+    assert not (tmp_path / "missing.duckdb").exists()
