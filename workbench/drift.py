@@ -111,16 +111,20 @@ def _reference_profile(
     moments = q.numeric_moments(table, numeric, with_quantiles=not exact)
     profile: dict[str, Any] = {"numeric": {}, "categorical": {}}
     values: dict[str, np.ndarray] = {}
+    bins: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
     for i, f in enumerate(numeric):
-        say(f"reference: {f} ({i + 1}/{len(numeric)})")
-        pulled = q.pull_sorted(table, f) if exact else None
-        if pulled is not None:
-            values[f] = pulled
+        pulled = None
+        if exact:
+            say(f"reference: {f} ({i + 1}/{len(numeric)})")
+            pulled = values[f] = q.pull_sorted(table, f)
         edges = q.reference_edges(moments[f], pulled)
-        spec = q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins)
-        counts = (
-            q.numeric_counts(table, f, edges, spec) if pulled is None else q.counts_from_values(pulled, edges, spec)
-        )
+        bins[f] = (edges, q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins))
+    if not exact and numeric:
+        say(f"reference: bin counts of {len(numeric)} numeric features (one query)")
+    engine = {} if exact else q.numeric_counts_many(table, bins)
+    for f in numeric:
+        edges, spec = bins[f]
+        counts = engine[f] if f in engine else q.counts_from_values(values[f], edges, spec)
         nonzero = np.flatnonzero(counts["grid_counts"])
         profile["numeric"][f] = {
             "edges": edges.tolist(),
@@ -132,10 +136,9 @@ def _reference_profile(
             "grid_counts": counts["grid_counts"][nonzero].tolist(),
             "grid_sums": counts["grid_sums"][nonzero].tolist(),
         }
-    for f in categorical:
-        say(f"reference: {f}")
-        frame = q.categorical_counts(table, f)
-        profile["categorical"][f] = dict(zip(frame["value"].astype(str), frame["n"].astype(int).tolist(), strict=True))
+    if categorical:
+        say(f"reference: value counts of {len(categorical)} categorical features (one query)")
+    profile["categorical"].update(q.categorical_counts_many(table, categorical))
     return profile, values
 
 
@@ -177,7 +180,31 @@ def compare_tables(
     its values for the exact KS (``ref_values`` when already pulled). KS is exact when both windows
     have ≤ ``ks_exact_max_rows`` rows, else on the fine grid.
     """
+    found, summary, profile, warnings, _ = _compare_tables(
+        ref_table, cur_table, numeric, categorical, settings, profile, progress, ref_values
+    )
+    return found, summary, profile, warnings
+
+
+def _compare_tables(
+    ref_table: Any,
+    cur_table: Any,
+    numeric: list[str],
+    categorical: list[str],
+    settings: DriftSettings,
+    profile: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    ref_values: dict[str, np.ndarray] | None = None,
+    aside: tuple[str, ...] = (),
+) -> tuple[list[FeatureDrift], dict[str, Any], dict[str, Any], list[str], list[FeatureDrift]]:
+    """:func:`compare_tables`, plus the numeric columns ``aside`` (e.g. the score) in the same engine queries.
+
+    The ``aside`` columns share the windows' scans and the profile but are decided on their own, each
+    as a one-feature comparison (what a separate ``compare_tables(…, [column], [])`` gives), and are left
+    out of the features' verdict, summary and warnings: (…, the aside columns' results).
+    """
     say = progress or (lambda _: None)
+    numeric = [*numeric, *(c for c in aside if c not in numeric)]
     features = numeric + categorical
     ref_size = profile["sizes"] if profile else q.window_sizes(ref_table, features)
     cur_size = q.window_sizes(cur_table, features)
@@ -187,18 +214,23 @@ def compare_tables(
         profile, ref_values = _reference_profile(ref_table, numeric, categorical, exact, settings, say)
         profile["sizes"] = ref_size
     results: list[FeatureDrift] = []
+    engine: dict[str, dict[str, np.ndarray]] = {}
+    if not exact and numeric:  # every numeric feature's counts in one engine query
+        say(f"current: bin counts of {len(numeric)} numeric features (one query)")
+        bins = {f: (np.asarray(profile["numeric"][f]["edges"], dtype=float), profile["numeric"][f]["grid"])
+                for f in numeric}  # fmt: skip
+        engine = q.numeric_counts_many(cur_table, bins)
     for i, f in enumerate(numeric):
-        say(f"current: {f} ({i + 1}/{len(numeric)})")
         entry = profile["numeric"][f]
         edges = np.asarray(entry["edges"], dtype=float)
         pulled_ref = ref_values.get(f)
+        if exact:
+            say(f"current: {f} ({i + 1}/{len(numeric)})")
         if exact and pulled_ref is None:
             pulled_ref = q.pull_sorted(ref_table, f)
         pulled_cur = q.pull_sorted(cur_table, f) if exact else None
-        if pulled_cur is None:
-            counts = q.numeric_counts(cur_table, f, edges, entry["grid"])
-        else:  # the values are in memory for the exact KS: bin them here instead of scanning again
-            counts = q.counts_from_values(pulled_cur, edges, entry["grid"])
+        # in exact mode the values are in memory for the KS: bin them here instead of scanning again
+        counts = engine[f] if pulled_cur is None else q.counts_from_values(pulled_cur, edges, entry["grid"])
         ref_grid, ref_sums = _dense(entry, "grid_counts"), _dense(entry, "grid_sums")
         ref = NumericSummary(
             ref_size["rows"], ref_size["rows"] - ref_size["n"][f], np.asarray(entry["bin_counts"]), ref_grid,
@@ -215,10 +247,11 @@ def compare_tables(
         view = distribution_view(grid, ref_grid, counts["grid_counts"]) if ref.n and cur.n else {}
         view.update(edges=edges.tolist(), bins_reference=ref.bin_counts.tolist(), bins_current=cur.bin_counts.tolist())
         results.append(numeric_drift(f, ref, cur, grid, settings, view))
+    if categorical:
+        say(f"current: value counts of {len(categorical)} categorical features (one query)")
+    cur_categorical = q.categorical_counts_many(cur_table, categorical)
     for f in categorical:
-        say(f"current: {f}")
-        frame = q.categorical_counts(cur_table, f)
-        cur_counts = dict(zip(frame["value"].astype(str), frame["n"].astype(int).tolist(), strict=True))
+        cur_counts = cur_categorical[f]
         ref_counts = profile["categorical"][f]
         cats = _categories(ref_counts, cur_counts, settings.max_categories)
         rows = (ref_size["rows"], cur_size["rows"])
@@ -227,10 +260,12 @@ def compare_tables(
             f, cats, _category_counts(ref_counts, cats), _category_counts(cur_counts, cats), rows, missing, settings
         )
         results.append(result)
-    decided, summary = decide(results, ref_size["rows"], settings)
+    kept = [r for r in results if r.name not in aside]
+    set_aside = [decide([r], ref_size["rows"], settings)[0][0] for r in results if r.name in aside]
+    decided, summary = decide(kept, ref_size["rows"], settings)
     summary["ks_method"] = "exact" if exact else "grid"
     warnings = [w for f in decided for w in f.warnings]
-    return decided, summary, profile, warnings
+    return decided, summary, profile, warnings, set_aside
 
 
 # --- windows of the store ----------------------------------------------------------------------------------
@@ -334,11 +369,13 @@ def compare(
         cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
         cur_rows = int(cur_table.count().execute())
         exact = cur_rows <= settings.ks_exact_max_rows
-        lookup = reference_profile(con, reference, numeric, categorical, settings, say, exact, use_cache)
-        found, summary, profile, warnings = compare_tables(
-            ref_table, cur_table, numeric, categorical, settings, lookup.profile, say, lookup.values
+        # the score is profiled and counted with the features (one scan), decided on its own
+        aside = ("score",) if "score" in ref_table.schema() and "score" not in numeric + categorical else ()
+        lookup = reference_profile(con, reference, [*numeric, *aside], categorical, settings, say, exact, use_cache)
+        found, summary, profile, warnings, scored = _compare_tables(
+            ref_table, cur_table, numeric, categorical, settings, lookup.profile, say, lookup.values, aside
         )
-        extras = _prediction_and_labels(con, ref_table, cur_table, settings, say)
+        extras = _prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
         mv = None
         if multivariate:
             say("multivariate: domain classifier on a seeded sample")
@@ -355,16 +392,21 @@ def _rows(features: list[FeatureDrift]) -> int:
 
 
 def _prediction_and_labels(
-    con: Any, ref_table: Any, cur_table: Any, settings: DriftSettings, say: Progress
+    con: Any, ref_table: Any, cur_table: Any, settings: DriftSettings, say: Progress, score: FeatureDrift | None = None
 ) -> dict[str, Any]:
-    """Prediction drift (score distribution, predicted-positive rate) and label drift (feedback label rate)."""
+    """Prediction drift (score distribution, predicted-positive rate) and label drift (feedback label rate).
+
+    ``score``: the score's drift when the caller computed it with the features (else computed here).
+    """
     from workbench.drift_time import labels_per_trace
 
     out: dict[str, Any] = {"warnings": []}
     say("prediction and label drift")
     columns = ref_table.schema()
     pred: dict[str, Any] = {}
-    if "score" in columns:
+    if score is not None:
+        pred["score"] = score.to_dict()
+    elif "score" in columns:
         found, *_ = compare_tables(ref_table, cur_table, ["score"], [], settings)
         pred["score"] = found[0].to_dict()
     if "prediction" in columns:

@@ -218,6 +218,8 @@ def drift_over_time(
         numeric, categorical = store_features(con, features)
         lookup = reference_profile(con, reference, numeric, categorical, settings, progress)
         profile = lookup.profile
+        if not profile["sizes"]["rows"]:  # every chunk would be compared with nothing
+            raise InputError(f"the reference window ({describe_window(reference)}) has no predictions")
         values = _chunk_values(filtered_predictions(con, window), profile, numeric, categorical, chunk, settings)
         learned = None
         if learn_thresholds:

@@ -1,0 +1,122 @@
+"""Drift's batched engine queries (one query for every feature) agree with the per-feature queries they replaced."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.demo import Scenario, build_demo
+from workbench.drift import compare, compare_tables, store_features
+from workbench.drift_time import drift_over_time
+from workbench.errors import InputError
+from workbench.queries import Window, filtered_predictions
+from workbench.queries import drift as q
+from workbench.stats.drift import DriftSettings, merged_edges
+from workbench.store import Store
+
+SETTINGS = DriftSettings()
+EMPTY = Window(start=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), end=dt.datetime(2020, 2, 1, tzinfo=dt.UTC))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("drift-batched") / "workbench.duckdb")
+    build_demo(store, Scenario(rows=20_000, days=30))
+    return store
+
+
+def _bins(values: np.ndarray, grid: int) -> tuple[np.ndarray, dict[str, float]]:
+    edges = merged_edges(np.nanquantile(values, np.linspace(0.1, 0.9, 9)))
+    return edges, q.grid_spec([float(np.nanquantile(values, 0.001)), float(np.nanquantile(values, 0.999))], grid)
+
+
+def test_one_query_for_all_numeric_features_gives_each_features_counts_exactly():
+    rng = np.random.default_rng(11)
+    n = 6000
+    frame = pd.DataFrame(
+        {
+            "skewed": np.concatenate([rng.lognormal(2, 1, n - 3), [np.nan, -1e9, 1e9]]),
+            "ties": np.floor(rng.normal(5, 2, n)),
+            "whole": rng.integers(0, 7, n),  # an integer column: cast to float like the per-feature query
+            "constant": np.full(n, 3.0),
+            "gappy": np.where(rng.random(n) < 0.3, np.nan, rng.normal(0, 1, n)),
+        }
+    )
+    table = ibis.duckdb.connect().create_table("t", frame)
+    bins = {c: _bins(frame[c].to_numpy(dtype=float), 997) for c in frame.columns}
+    together = q.numeric_counts_many(table, bins)
+    for column, (edges, spec) in bins.items():
+        alone = q.numeric_counts(table, column, edges, spec)
+        for key in ("bin_counts", "grid_counts"):
+            np.testing.assert_array_equal(together[column][key], alone[key], err_msg=f"{column} {key}")
+        np.testing.assert_allclose(together[column]["grid_sums"], alone["grid_sums"], rtol=1e-12, atol=1e-6)
+        assert together[column]["grid_counts"].sum() == frame[column].notna().sum()
+
+
+def test_one_query_for_all_categorical_features_gives_each_features_value_counts(store):
+    with store.ibis() as con:
+        numeric, categorical = store_features(con)
+        table = filtered_predictions(con, None)
+        together = q.categorical_counts_many(table, [*categorical, numeric[0]])
+        for column in [*categorical, numeric[0]]:
+            frame = q.categorical_counts(table, column)
+            alone = dict(zip(frame["value"].astype(str), frame["n"].astype(int).tolist(), strict=True))
+            assert together[column] == alone
+    assert categorical and all(together[c] for c in categorical)
+
+
+def test_store_windows_give_the_same_statistics_as_the_per_feature_path(store):
+    # the batched compare against the statistics recomputed with the per-feature queries, feature by feature
+    reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
+    current = Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC))
+    settings = DriftSettings(ks_exact_max_rows=1000)  # the grid path: counts come from the engine
+    batched = compare(store, reference, current, settings=settings, multivariate=False, use_cache=False)
+    with store.ibis() as con:
+        numeric, _ = store_features(con)
+        ref = filtered_predictions(con, reference)
+        cur = filtered_predictions(con, current)
+        for f in numeric:  # the per-feature query on the profile's own bins equals the batched counts
+            entry = q.numeric_moments(ref, [f], with_quantiles=True)[f]
+            edges, spec = q.reference_edges(entry, None), q.grid_spec(q.grid_quantiles(entry, None), 10_000)
+            alone = q.numeric_counts(cur, f, edges, spec)
+            shown = batched.feature(f).distribution
+            assert shown["bins_current"] == alone["bin_counts"].tolist()
+        score, *_ = compare_tables(ref, cur, ["score"], [], settings)
+    assert batched.prediction_drift["score"] == score[0].to_dict()
+    assert batched.summary["ks_method"] == "grid"
+
+
+def test_the_score_computed_with_the_features_equals_its_own_comparison_in_exact_mode_too(store):
+    reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
+    current = Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC))
+    batched = compare(store, reference, current, multivariate=False, use_cache=False)
+    assert batched.summary["ks_method"] == "exact"
+    with store.ibis() as con:
+        score, *_ = compare_tables(
+            filtered_predictions(con, reference), filtered_predictions(con, current), ["score"], [], SETTINGS
+        )
+    assert batched.prediction_drift["score"] == score[0].to_dict()
+    assert "score" not in [f.name for f in batched.features]
+
+
+def test_an_empty_reference_window_gives_no_verdict_not_a_crash(store):
+    result = compare(store, EMPTY, None, multivariate=False)
+    assert result.verdict == "insufficient"
+    assert result.summary["n_features"] == 0
+    assert any("no values in the reference window" in w for w in result.warnings)
+    json.dumps(result.to_dict(), allow_nan=False)  # no NaN anywhere
+
+
+def test_an_empty_reference_fingerprint_has_zero_rows_and_no_ingest(store):
+    with store.ibis() as con:
+        assert q.reference_fingerprint(filtered_predictions(con, EMPTY)) == {"rows": 0, "last_ingest": None}
+
+
+def test_drift_over_time_against_an_empty_reference_is_one_clear_error(store):
+    with pytest.raises(InputError, match=r"^the reference window \(Jan 1 – Jan 31\) has no predictions$"):
+        drift_over_time(store, EMPTY, chunk="week")
