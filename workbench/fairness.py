@@ -81,11 +81,13 @@ def audit_rows(
     has_time: bool = True,
     has_versions: bool = True,
     progress: Progress | None = None,
+    signals: bool = True,
 ) -> FairnessAudit:
     """The audit of ``rows`` shaped like :func:`workbench.queries.fairness.store_rows` (any mode).
 
     ``base`` is the table before the label join (the predictions in scope), for the cheap passes:
     counting groups, score deciles and model versions; in file mode it is ``rows`` itself.
+    ``signals=False``: the thumb and rating columns of ``rows`` are null (not summed).
     """
     started = time.perf_counter()
     settings = settings or load_settings()
@@ -108,7 +110,8 @@ def audit_rows(
     pair = sections.pick_versions(spans, *versions) if spans is not None else None
     period = sections.overlap_period(spans, pair) if pair else None
     say("confusion cells per group (one GROUP BY)")
-    frame = q.cells(rows, sensitive, settings.time_chunk if has_time else None, pair is not None, edges, period)
+    chunk = settings.time_chunk if has_time else None
+    frame = q.cells(rows, sensitive, chunk, pair is not None, edges, period, signals)
     frame = sections.with_group_column(frame, sensitive)
     warnings: list[str] = []
     groups = sections.group_names(frame, extra=list(population or {}))  # a named group absent: n = 0
@@ -269,11 +272,12 @@ def audit_store(
         if bad:
             declared = ", ".join(roles.sensitive) or "none"
             raise InputError(f"'{bad[0]}' is a role column, not a sensitive attribute (declared: {declared})")
-        rows = q.store_rows(con, window, sensitive, settings)
+        signals = q.has_signals(con, settings)
+        rows = q.store_rows(con, window, sensitive, settings, signals)
         base = filtered_predictions(con, window)
         source = {"mode": "store", "store": str(store.path), "window": _window_text(window), "label": str(store.path)}
         return audit_rows(rows, base, sensitive, source, settings, reference_group, population, (champion, challenger),
-                          progress=progress)  # fmt: skip
+                          progress=progress, signals=signals)  # fmt: skip
 
 
 def audit_file(
@@ -304,6 +308,7 @@ def audit_file(
             has_time=ts is not None,
             has_versions=model_version is not None,
             progress=progress,
+            signals=False,
         )
 
 
@@ -321,7 +326,7 @@ def audit_frame(frame: Any, label: str, prediction: str, sensitive: Sequence[str
         source = {"mode": "frame", "label": "data frame"}
         return audit_rows(rows, rows, sensitive, source, options.pop("settings", None),
                           has_time=columns["ts"] is not None, has_versions=columns["model_version"] is not None,
-                          **options)  # fmt: skip
+                          signals=False, **options)  # fmt: skip
     finally:
         con.disconnect()
 
