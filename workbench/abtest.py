@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,8 @@ from workbench.errors import InputError
 from workbench.queries import Window
 from workbench.queries.abtest import (
     Metric,
-    arm_units,
     cap_value,
     capped_stats,
-    crossover_units,
     daily_event_stats,
     event_observations,
     experiment_predictions,
@@ -38,14 +37,19 @@ from workbench.queries.abtest import (
     metric,
     moments_by,
     observations,
-    period,
     pre_period_observations,
     rank_sums,
     read_file,
-    segment_units,
     temp_table,
     unit_stats,
-    units_by_arm,
+)
+from workbench.queries.abtest_summary import (
+    EventAggregates,
+    event_summary,
+    rank_sums_from_counts,
+    read_event_summary,
+    read_unit_summary,
+    unit_summary,
 )
 from workbench.stats.abtest import Moments, ProportionStats
 from workbench.store import Store, stored_roles, table_columns
@@ -84,29 +88,22 @@ def analyse_store(
         segment_columns = _segment_columns(con, settings)
         exp, source = experiment_predictions(con, window, arm_source, tuple(segment_columns))
         say("counting units per arm and segment")
-        with temp_table(con, units_by_arm(exp, len(segment_columns)), "abtest_units") as units:
-            counts = arm_units(units)
-            if not counts:
-                raise InputError("no predictions with an arm in this window: set the `arm` role, or use model versions")
-            control = choose_control(list(counts), control or settings.control or None)
-            counts = {control: counts[control], **{a: n for a, n in counts.items() if a != control}}
-            variants = [a for a in counts if a != control]
-            first, last = period(units)
-            segments = {col: segment_units(units, i, settings.max_segment_values)
-                        for i, col in enumerate(segment_columns)}  # fmt: skip
-            crossover = crossover_units(units)
+        summary = read_unit_summary(unit_summary(exp, len(segment_columns)).execute(), len(segment_columns),
+                                    settings.max_segment_values)  # fmt: skip
+        if not summary.counts:
+            raise InputError("no predictions with an arm in this window: set the `arm` role, or use model versions")
+        control = choose_control(list(summary.counts), control or settings.control or None)
+        counts = {control: summary.counts[control], **{a: n for a, n in summary.counts.items() if a != control}}
+        variants = [a for a in counts if a != control]
+        first, last, crossover = summary.first, summary.last, summary.crossover
+        segments = dict(zip(segment_columns, summary.segments, strict=True))
         has_units = _has_unit_ids(con, window)
         if cuped and not has_units:
             warnings.append("CUPED needs a unit_id to find each unit's pre-period: it was not applied.")
             cuped = False
         say("joining feedback to the arms")
-        with temp_table(con, event_observations(con, exp, [*primary, *guards]), "abtest_events") as events:
-            datas = []
-            for role, chosen in (("primary", primary), ("guardrail", guards)):
-                for m in chosen:
-                    say(f"aggregating {m.label}")
-                    obs = observations(con, exp, m, events)
-                    datas.append(_store_metric(con, obs, m, role, control, variants, settings, cuped, first))
+        chosen = [*(("primary", m) for m in primary), *(("guardrail", m) for m in guards)]
+        datas = _store_metrics(con, exp, chosen, control, variants, settings, cuped, first, say)
     srm = srm_summary(counts, planned_split or settings.planned_split or None, settings.srm_p_threshold,
                       {k: v for k, v in segments.items() if v}, crossover)  # fmt: skip
     days = (last - first).total_seconds() / 86400 if first and last else None
@@ -130,6 +127,52 @@ def _segment_columns(con: Any, settings: ABTestSettings) -> list[str]:
     roles = stored_roles(con.con).predictions
     wanted = [*roles.sensitive, *(roles.categorical or [])]
     return [c for c in dict.fromkeys(wanted) if c in columns]
+
+
+def _store_metrics(
+    con: Any,
+    exp: Any,
+    chosen: list[tuple[str, Metric]],
+    control: str,
+    variants: list[str],
+    settings: ABTestSettings,
+    cuped: bool,
+    start: Any,
+    say: Progress,
+) -> list[MetricData]:
+    """Every metric's MetricData, in ``chosen`` order (role, metric).
+
+    Without CUPED the event metrics come from one query (:func:`event_summary`: one join of feedback to
+    the arms); per-prediction metrics, and CUPED's pre-period covariate, use one query per aggregate.
+    """
+    event_metrics = [m for _role, m in chosen if not m.per_prediction]
+    fast = {}
+    if event_metrics and not cuped:
+        say(f"aggregating {', '.join(m.label for m in event_metrics)}")
+        query = event_summary(event_observations(con, exp, event_metrics), event_metrics,
+                              settings.capping_percentile, settings.capping_nonzero_only)  # fmt: skip
+        fast = read_event_summary(query.execute(), event_metrics)
+    out = []
+    with ExitStack() as stack:
+        events = None
+        if len(fast) < len(event_metrics):
+            events = stack.enter_context(temp_table(con, event_observations(con, exp, event_metrics), "abtest_events"))
+        for role, m in chosen:
+            if m.name in fast:
+                out.append(_event_metric(fast[m.name], m, role, control, variants))
+                continue
+            say(f"aggregating {m.label}")
+            obs = observations(con, exp, m, events)
+            out.append(_store_metric(con, obs, m, role, control, variants, settings, cuped, start))
+    return out
+
+
+def _event_metric(agg: EventAggregates, m: Metric, role: str, control: str, variants: list[str]) -> MetricData:
+    """MetricData of an event metric from its one-query aggregates (as :func:`_store_metric` builds it)."""
+    empty: Any = ProportionStats(0, 0) if m.kind == "proportion" else Moments.empty()
+    events = {arm: sum(per_day.values(), empty) for arm, per_day in agg.daily.items()}
+    ranks = {v: rank_sums_from_counts(agg.values, control, v) for v in variants} if m.kind == "mean" else {}
+    return MetricData(m, role, events, agg.units, agg.daily, None, None, agg.capped, agg.cap, ranks, clustered=True)
 
 
 def _store_metric(

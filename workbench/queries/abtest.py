@@ -75,9 +75,10 @@ def experiment_predictions(
         raise InputError(f"arms come from 'arm' or 'model_version', not '{arm_source}'")
     p = p.filter(p[arm_source].notnull())
     columns = {f"seg_{i}": p[c].cast("string").fill_null("(missing)") for i, c in enumerate(segments)}
+    # The day of a UTC timestamp (the store's session zone): truncating the naive value skips ICU's calendar.
     exp = p.select(
         "trace_id", arm=p[arm_source].cast("string"), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
-        day=p.ts.truncate("D"), **columns,
+        day=p.ts.cast("timestamp").truncate("D"), **columns,
     )  # fmt: skip
     return exp, arm_source
 

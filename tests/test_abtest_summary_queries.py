@@ -1,0 +1,165 @@
+"""The one-query A/B aggregates give what the one-query-per-aggregate functions give, on a small tricky store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from workbench.queries.abtest import (
+    arm_units,
+    cap_value,
+    capped_stats,
+    crossover_units,
+    daily_event_stats,
+    event_observations,
+    experiment_predictions,
+    metric,
+    observations,
+    period,
+    rank_sums,
+    segment_units,
+    temp_table,
+    unit_stats,
+    units_by_arm,
+)
+from workbench.queries.abtest_summary import (
+    event_summary,
+    rank_sums_from_counts,
+    read_event_summary,
+    read_unit_summary,
+    unit_summary,
+)
+from workbench.stats.abtest import Moments
+from workbench.store import Store
+
+SEGMENTS = ("region", "device")
+METRICS = [metric("thumbs_up_rate"), metric("dwell_time"), metric("mean_rating")]
+
+
+@pytest.fixture(scope="module")
+def tricky_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """3 arms, 400 units of which 5 crossed arms, a NULL segment, a unit-less prediction, tied dwell values."""
+    store = Store(tmp_path_factory.mktemp("abq") / "tricky.duckdb")
+    with store.connect(read_only=False) as con:
+        con.execute("ALTER TABLE predictions ADD COLUMN region VARCHAR")
+        con.execute("ALTER TABLE predictions ADD COLUMN device VARCHAR")
+        con.execute("""
+            INSERT INTO predictions
+            SELECT 'tr-' || i,
+                   TIMESTAMPTZ '2026-03-01 00:00:00+00' + to_microseconds((hash(i) % (9 * 86400000000))::BIGINT),
+                   'v1', 0, 0.5,
+                   CASE WHEN i % 400 < 7 AND i >= 3000 THEN 'gamma'
+                        ELSE ['alpha', 'beta', 'gamma'][1 + (i % 400) % 3] END,
+                   CASE WHEN i = 2999 THEN NULL ELSE 'u-' || (i % 400) END, NULL,
+                   CASE WHEN i % 11 = 0 THEN NULL ELSE ['north', 'south'][1 + (hash(i + 7) % 2)::INT] END,
+                   ['mobile', 'desktop', 'tablet'][1 + (hash(i + 9) % 3)::INT]
+            FROM range(4000) t(i)""")  # fmt: skip
+        con.execute("""
+            INSERT INTO feedback
+            SELECT 'tr-' || (hash(j) % 4000), TIMESTAMPTZ '2026-03-02 00:00:00+00', 'explicit',
+                   ['thumb', 'dwell', 'rating', 'click'][1 + (j % 4)],
+                   CASE WHEN j % 4 = 0 THEN (hash(j + 1) % 2)::DOUBLE WHEN j % 4 = 1 THEN (hash(j + 2) % 40) / 2.0
+                        WHEN j % 4 = 2 THEN 1 + hash(j + 3) % 5 ELSE 1 END, NULL, NULL
+            FROM range(9000) t(j)""")  # fmt: skip
+    return store
+
+
+def _close(a: Moments, b: Moments) -> None:
+    assert a.n == b.n
+    assert np.allclose(a.mean, b.mean, rtol=1e-12, atol=0) and np.allclose(a.comoment, b.comoment, rtol=1e-10, atol=0)
+
+
+def test_unit_summary_equals_the_per_aggregate_queries(tricky_store: Store) -> None:
+    with tricky_store.ibis() as con:
+        exp, _source = experiment_predictions(con, None, "auto", SEGMENTS)
+        new = read_unit_summary(unit_summary(exp, len(SEGMENTS)).execute(), len(SEGMENTS), max_values=50)
+        capped = read_unit_summary(unit_summary(exp, len(SEGMENTS)).execute(), len(SEGMENTS), max_values=2)
+        with temp_table(con, units_by_arm(exp, len(SEGMENTS)), "abtest_units") as units:
+            counts, (first, last), crossover = arm_units(units), period(units), crossover_units(units)
+            segments = [segment_units(units, i, 50) for i in range(len(SEGMENTS))]
+            assert capped.segments == [segment_units(units, i, 2) for i in range(len(SEGMENTS))]
+    assert new.counts == counts and list(new.counts) == ["alpha", "beta", "gamma"]
+    assert (new.first, new.last, new.crossover) == (first, last, crossover)
+    assert crossover == 5 and isinstance(first, dt.datetime)
+    assert new.segments == segments and "(missing)" in segments[0]
+    assert capped.segments == [{}, {}]  # 3 values each (region with '(missing)'): above 2, no per-segment check
+
+
+def test_event_summary_equals_the_per_aggregate_queries(tricky_store: Store) -> None:
+    with tricky_store.ibis() as con:
+        exp, _source = experiment_predictions(con, None, "auto", ())
+        for nonzero in (False, True):
+            query = event_summary(event_observations(con, exp, METRICS), METRICS, 0.9, nonzero)
+            new = read_event_summary(query.execute(), METRICS)
+            with temp_table(con, event_observations(con, exp, METRICS), "abtest_events") as events:
+                for m in METRICS:
+                    obs = observations(con, exp, m, events)
+                    got = new[m.name]
+                    units = unit_stats(obs)
+                    assert set(got.units) == set(units) == {"alpha", "beta", "gamma"}
+                    for arm in units:
+                        _close(got.units[arm], units[arm])
+                    daily = daily_event_stats(obs, m.kind)
+                    assert {a: set(d) for a, d in got.daily.items()} == {a: set(d) for a, d in daily.items()}
+                    for arm, per_day in daily.items():
+                        for day, s in per_day.items():
+                            if m.kind == "proportion":
+                                assert got.daily[arm][day] == s
+                            else:
+                                _close(got.daily[arm][day], s)
+                    if m.kind != "mean":
+                        assert got.capped is None and got.cap is None and got.values == {}
+                        continue
+                    cap = cap_value(obs, 0.9, nonzero)
+                    assert got.cap == cap and cap is not None
+                    for arm, s in capped_stats(obs, cap).items():
+                        _close(got.capped[arm], s)
+                    for variant in ("beta", "gamma"):
+                        assert rank_sums_from_counts(got.values, "alpha", variant) == rank_sums(obs, "alpha", variant)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=40), st.lists(st.integers(0, 6), min_size=1, max_size=40))
+def test_rank_sums_from_counts_equal_scipy_ranks(control: list[int], variant: list[int]) -> None:
+    """The variant's rank sum is Σ of scipy's average ranks over the pooled sample; ties Σ(t³ − t)."""
+    values: dict[str, dict[float, int]] = {"c": {}, "v": {}}
+    for arm, data in (("c", control), ("v", variant)):
+        for x in data:
+            values[arm][float(x)] = values[arm].get(float(x), 0) + 1
+    n_c, n_v, rank_sum, ties = rank_sums_from_counts(values, "c", "v")
+    ranks = stats.rankdata(np.r_[control, variant])
+    _unique, t = np.unique(np.r_[control, variant], return_counts=True)
+    assert (n_c, n_v) == (len(control), len(variant))
+    assert math.isclose(rank_sum, ranks[len(control) :].sum(), rel_tol=0, abs_tol=1e-9)
+    assert ties == float((t**3 - t).sum())
+
+
+def test_rank_sums_from_counts_of_an_empty_pair_are_zero() -> None:
+    assert rank_sums_from_counts({}, "a", "b") == (0, 0, 0.0, 0.0)
+
+
+def test_the_store_analysis_reads_the_big_tables_in_two_queries(tricky_store: Store, tmp_path: Path) -> None:
+    """Default metrics: one query for the units, one for the events, and no temporary table."""
+    import workbench.abtest as abtest
+
+    created: list[str] = []
+    original = abtest.temp_table
+
+    def spy(con, expr, name):  # type: ignore[no-untyped-def]
+        created.append(name)
+        return original(con, expr, name)
+
+    abtest.temp_table = spy
+    try:
+        result = abtest.analyse_store(tricky_store)
+    finally:
+        abtest.temp_table = original
+    assert created == []
+    assert result.srm.crossover_units == 5 and set(result.srm.counts) == {"alpha", "beta", "gamma"}

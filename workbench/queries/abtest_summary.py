@@ -1,0 +1,198 @@
+"""One query per side of an A/B test: the SRM inputs from the predictions, every event metric's aggregates.
+
+Each is a UNION ALL of small GROUP BYs over one shared subexpression (the units per arm, the feedback joined
+to the arms), which Ibis emits as a CTE and DuckDB materialises once: the big tables are scanned and joined
+a single time, with no temporary table. Readers turn the rows back into the objects of
+:mod:`workbench.queries.abtest`'s one-aggregate-per-query functions, which stay for CUPED and per-prediction
+metrics (and as the reference the tests compare against).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.queries.abtest import Metric, _as_date, _num, units_by_arm
+from workbench.stats.abtest import Moments, ProportionStats
+
+
+def unit_summary(exp: Any, n_segments: int) -> Any:
+    """One query for the SRM inputs: per arm units and first/last ts, per segment value and arm units, crossover.
+
+    Rows ``part, seg, arm, units, first, last``: part −1 is an arm's total, 0…k−1 the segment of that index,
+    −2 the units seen in more than one arm. The per-(unit, arm) table is a CTE every branch reads, which
+    DuckDB materialises once, so the predictions are scanned and grouped a single time.
+    """
+    import ibis
+
+    units = units_by_arm(exp, n_segments)
+    ts_type = units.first.type()
+    no_ts, no_seg = ibis.null(ts_type), ibis.null("string")
+
+    def part(index: int, seg: Any, arm: Any, units_: Any, first: Any, last: Any) -> dict[str, Any]:
+        return {"part": ibis.literal(index, "int64"), "seg": seg, "arm": arm, "units": units_, "first": first,
+                "last": last}  # fmt: skip
+
+    order = ["part", "seg", "arm", "units", "first", "last"]
+    arms = units.group_by("arm").aggregate(units=units.count(), first=units.first.min(), last=units.last.max())
+    branches = [arms.select(**part(-1, no_seg, arms.arm, arms.units, arms.first, arms.last))]
+    for i in range(n_segments):
+        seg = units.group_by([units[f"seg_{i}"].name("seg"), "arm"]).aggregate(units=units.count())
+        branches.append(seg.select(**part(i, seg.seg, seg.arm, seg.units, no_ts, no_ts)))
+    per_unit = units.group_by("unit").aggregate(k=units.count())
+    crossing = per_unit.filter(per_unit.k > 1)
+    crossed = crossing.aggregate(units=crossing.count())
+    branches.append(crossed.select(**part(-2, no_seg, ibis.null("string"), crossed.units, no_ts, no_ts)))
+    return ibis.union(*(b.select(*order) for b in branches), distinct=False)
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    """What :func:`unit_summary` returns, read: units per arm (sorted), period, per-segment counts, crossover."""
+
+    counts: dict[str, int]
+    first: dt.datetime | None
+    last: dt.datetime | None
+    segments: list[dict[str, dict[str, int]]]
+    crossover: int
+
+
+def read_unit_summary(frame: Any, n_segments: int, max_values: int) -> UnitSummary:
+    """The :class:`UnitSummary` of :func:`unit_summary`'s rows (as :func:`arm_units`, :func:`period`,
+    :func:`segment_units` and :func:`crossover_units` give them; a segment above ``max_values`` values is {})."""
+    rows = frame.to_dict("records")
+    arms = sorted((r for r in rows if r["part"] == -1), key=lambda r: str(r["arm"]))
+    counts = {str(r["arm"]): int(r["units"]) for r in arms}
+    firsts = [r["first"] for r in arms if r["first"] is not None and r["first"] == r["first"]]
+    lasts = [r["last"] for r in arms if r["last"] is not None and r["last"] == r["last"]]
+    first = min(firsts).to_pydatetime() if firsts else None
+    last = max(lasts).to_pydatetime() if lasts and first is not None else None
+    segments = []
+    for i in range(n_segments):
+        seg_rows = sorted((str(r["seg"]), str(r["arm"]), int(r["units"])) for r in rows if r["part"] == i)
+        out: dict[str, dict[str, int]] = {}
+        for value, arm, n in seg_rows:
+            out.setdefault(value, {})[arm] = n
+        segments.append({} if len(out) > max_values else out)
+    crossover = sum(int(r["units"]) for r in rows if r["part"] == -2)
+    return UnitSummary(counts, first, last, segments, crossover)
+
+
+EVENT_COLUMNS = ("part", "metric", "arm", "day", "value", "rows", "mean_y", "mean_m", "var_y", "cov_ym", "var_m",
+                 "total", "mean", "var", "cap")  # fmt: skip
+
+
+def event_summary(events: Any, metrics: list[Metric], capping_percentile: float, nonzero_only: bool) -> Any:
+    """One query for every event metric's aggregates over the joined events (:func:`event_observations`).
+
+    Rows by ``part``: ``unit`` — per metric and arm the Moments inputs of (Σ value, observations) over units
+    (as :func:`unit_stats`); ``day`` — per metric, arm and day n, Σ, mean, var (as :func:`daily_event_stats`);
+    for mean metrics ``cap`` — the capping threshold (as :func:`cap_value`), ``capped`` — per arm n, mean,
+    var of min(value, cap) (as :func:`capped_stats`), and ``value`` — per arm and distinct value its count
+    (the Mann–Whitney ranks, :func:`rank_sums_from_counts`).
+    The join is a CTE that every branch reads: DuckDB materialises it once, so feedback is joined a single time.
+    """
+    import ibis
+
+    types = {
+        "day": events.day.type(), "value": ibis.dtype("float64"), "rows": ibis.dtype("int64"),
+        **{c: ibis.dtype("float64") for c in EVENT_COLUMNS[6:]},
+    }  # fmt: skip
+
+    def row(part: str, **values: Any) -> dict[str, Any]:
+        out = {"part": ibis.literal(part, "string")}
+        for c in EVENT_COLUMNS[1:]:
+            out[c] = values[c].cast(types[c]) if c in values and c in types else values.get(c, ibis.null(types.get(c)))
+        return out
+
+    per_unit = events.group_by(["metric", "arm", "unit"]).aggregate(
+        y=events.value.sum(), m=events.count().cast("float64")
+    )
+    units = per_unit.group_by(["metric", "arm"]).aggregate(
+        rows=per_unit.count(), mean_y=per_unit.y.mean(), mean_m=per_unit.m.mean(), var_y=per_unit.y.var(),
+        cov_ym=per_unit.y.cov(per_unit.m), var_m=per_unit.m.var(),
+    )  # fmt: skip
+    branches = [units.select(**row("unit", **{c: units[c] for c in units.columns}))]
+    days = events.group_by(["metric", "arm", "day"]).aggregate(
+        rows=events.count(), total=events.value.sum(), mean=events.value.mean(), var=events.value.var()
+    )
+    branches.append(days.select(**row("day", **{c: days[c] for c in days.columns})))
+    for m in metrics:
+        if m.kind != "mean" or m.per_prediction:
+            continue
+        obs = events.filter(events.metric == m.name)
+        where = obs.value != 0 if nonzero_only else None
+        quantile = obs.value.quantile(capping_percentile, where=where)
+        capped = obs.mutate(value=obs.value.clip(upper=quantile.as_scalar()))
+        stats = capped.group_by("arm").aggregate(rows=capped.count(), mean=capped.value.mean(), var=capped.value.var())
+        metric_name = ibis.literal(m.name, "string")
+        branches.append(stats.select(**row("capped", metric=metric_name, **{c: stats[c] for c in stats.columns})))
+        threshold = obs.aggregate(cap=quantile)
+        branches.append(threshold.select(**row("cap", metric=metric_name, arm=ibis.null("string"), cap=threshold.cap)))
+        values = obs.group_by(["arm", "value"]).aggregate(rows=obs.count())
+        branches.append(values.select(**row("value", metric=metric_name, **{c: values[c] for c in values.columns})))
+    return ibis.union(*(b.select(*EVENT_COLUMNS) for b in branches), distinct=False)
+
+
+@dataclass(frozen=True)
+class EventAggregates:
+    """One event metric's aggregates read from :func:`event_summary`: unit Moments, daily stats, capping, values."""
+
+    units: dict[str, Moments]
+    daily: dict[str, dict[dt.date, Any]]
+    capped: dict[str, Moments] | None
+    cap: float | None
+    values: dict[str, dict[float, int]]
+
+
+def read_event_summary(frame: Any, metrics: list[Metric]) -> dict[str, EventAggregates]:
+    """Per metric name its :class:`EventAggregates` (the same objects the one-query-per-aggregate path builds)."""
+    rows = frame.to_dict("records")
+    out = {}
+    for m in metrics:
+        mine = [r for r in rows if r["metric"] == m.name]
+        units = {}
+        daily: dict[str, dict[dt.date, Any]] = {}
+        capped: dict[str, Moments] = {}
+        values: dict[str, dict[float, int]] = {}
+        cap: float | None = None
+        for r in mine:
+            arm, part = str(r["arm"]), r["part"]
+            if part == "unit":
+                cov = [[_num(r["var_y"]), _num(r["cov_ym"])], [_num(r["cov_ym"]), _num(r["var_m"])]]
+                units[arm] = Moments.from_moments(int(r["rows"]), [_num(r["mean_y"]), _num(r["mean_m"])], cov)
+            elif part == "day":
+                if m.kind == "proportion":
+                    stats: Any = ProportionStats(int(r["rows"]), round(float(r["total"])))
+                else:
+                    stats = Moments.from_moments(int(r["rows"]), [r["mean"]], [[_num(r["var"])]])
+                daily.setdefault(arm, {})[_as_date(r["day"])] = stats
+            elif part == "cap":
+                cap = None if r["cap"] is None or r["cap"] != r["cap"] else float(r["cap"])
+            elif part == "capped":
+                capped[arm] = Moments.from_moments(int(r["rows"]), [r["mean"]], [[_num(r["var"])]])
+            elif part == "value":
+                values.setdefault(arm, {})[float(r["value"])] = int(r["rows"])
+        out[m.name] = EventAggregates(units, daily, capped if cap is not None else None, cap, values)
+    return out
+
+
+def rank_sums_from_counts(
+    values: dict[str, dict[float, int]], control: str, variant: str
+) -> tuple[int, int, float, float]:
+    """As :func:`rank_sums`, from the per-arm counts of each distinct value (exact integer arithmetic).
+
+    A tie group of t values ending at cumulative count c has mid-rank c − (t − 1)/2; twice the rank sum
+    Σ n_v·(2c − t + 1) is an integer, so the result is the engine's (whose float sums are exact at these sizes).
+    """
+    a, b = values.get(control, {}), values.get(variant, {})
+    cumulative = twice_rank_sum = ties = 0
+    for value in sorted(set(a) | set(b)):
+        nv = b.get(value, 0)
+        t = a.get(value, 0) + nv
+        cumulative += t
+        twice_rank_sum += nv * (2 * cumulative - t + 1)
+        ties += t * t * t - t
+    n_variant = sum(b.values())
+    return sum(a.values()), n_variant, twice_rank_sum / 2, float(ties)
