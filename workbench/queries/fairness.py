@@ -111,11 +111,7 @@ def _per_trace_feedback(f: Any, settings: FairnessSettings, signals: bool = True
         per = f.group_by("trace_id").aggregate(
             n_labels=f.count(), n_positive=f.label.cast("int64").sum().cast("int64").fill_null(0)
         )
-        per = per.mutate(
-            **{c: ibis.null().cast("int64") for c in ("thumbs", "thumbs_up", "ratings")},
-            **{c: ibis.null().cast("float64") for c in ("rating_sum", "rating_sumsq")},
-        )
-        return _resolve_label(per, settings)
+        return _resolve_label(per, settings, signals=False)
     is_thumb = (f.type == settings.thumb_type) & f.value.notnull()
     is_rating = (f.type == settings.rating_type) & f.value.notnull()
     f = f.mutate(is_label=is_label, is_thumb=is_thumb, is_rating=is_rating)
@@ -132,8 +128,9 @@ def _per_trace_feedback(f: Any, settings: FairnessSettings, signals: bool = True
     return _resolve_label(per, settings)
 
 
-def _resolve_label(per: Any, settings: FairnessSettings) -> Any:
-    """The per-trace label from its counts of labels and positive labels, by the conflict policy."""
+def _resolve_label(per: Any, settings: FairnessSettings, signals: bool = True) -> Any:
+    """The per-trace label from its counts of labels and positive labels, by the conflict policy (with the
+    signal columns of ``per`` when ``signals``)."""
     n, pos = per.n_labels, per.n_positive
     if settings.conflict_policy == "majority":
         label = ibis.cases((2 * pos > n, 1), (2 * pos < n, 0), else_=ibis.null())
@@ -143,11 +140,7 @@ def _resolve_label(per: Any, settings: FairnessSettings) -> Any:
         raise InputError(f"conflict policy must be majority or drop, not '{settings.conflict_policy}'")
     return per.select(
         "trace_id",
-        "thumbs",
-        "thumbs_up",
-        "ratings",
-        "rating_sum",
-        "rating_sumsq",
+        *(SIGNALS if signals else ()),
         label=ibis.ifelse(n > 0, label, ibis.null()).cast("int8"),
         conflicting=(pos > 0) & (pos < n),
     )
@@ -178,7 +171,13 @@ def store_rows(
     signals = has_signals(con, settings) if signals is None else signals
     per_trace = _per_trace_feedback(feedback, settings, signals)
     j = p.select("trace_id", "prediction", "score", "ts", "model_version", *sensitive).left_join(per_trace, "trace_id")
-    return j.drop("trace_id", "trace_id_right")
+    j = j.drop("trace_id", "trace_id_right")
+    if not signals:  # null after the join, not carried through its hash table (5 columns × every labelled trace)
+        j = j.mutate(
+            **{c: ibis.null().cast("int64") for c in SIGNALS[:3]},
+            **{c: ibis.null().cast("float64") for c in SIGNALS[3:]},
+        )
+    return j
 
 
 @contextmanager
