@@ -67,7 +67,12 @@ def test_the_example_file_lists_every_setting_with_its_default():
 
     example = ROOT / "settings.example.toml"
     listed = tomllib.loads(example.read_text(encoding="utf-8"))
-    sections = {"drift": DriftSettings, "abtest": ABTestSettings, "fairness": FairnessSettings, "stream": StreamSettings}
+    sections = {
+        "drift": DriftSettings,
+        "abtest": ABTestSettings,
+        "fairness": FairnessSettings,
+        "stream": StreamSettings,
+    }
     assert set(listed) == set(sections)
     for section, cls in sections.items():
         assert set(listed[section]) == {f.name for f in dataclasses.fields(cls)}, section
