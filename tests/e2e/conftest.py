@@ -117,10 +117,26 @@ def page(browser: object) -> Iterator[object]:
 
 
 def wait_for_app(page: object, timeout_ms: int = 60_000) -> None:
-    """Wait until the app rendered: container present, script not running, no skeletons."""
+    """Wait until the app rendered: a page title drawn, then the script idle for 1.5 s, no skeletons.
+
+    "Idle for a while" rather than "idle once": the state reads notRunning before the first run starts
+    and between a run and the rerun it asks for (the router's first st.navigation, a fragment), so
+    on a busy machine a single look can land in such a gap.
+    """
     page.wait_for_selector("[data-testid=stAppViewContainer]", timeout=timeout_ms)
-    page.wait_for_selector("[data-test-script-state=notRunning]", timeout=timeout_ms, state="attached")
-    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=timeout_ms)
+    page.wait_for_function(
+        """() => {
+            const state = document.querySelector('[data-test-script-state]');
+            const idle = state && state.getAttribute('data-test-script-state') === 'notRunning'
+                && document.querySelector('[data-testid=stMain] h1')
+                && !document.querySelector('[data-testid=stSkeleton]');
+            if (!idle) { window.__workbenchIdleSince = null; return false; }
+            window.__workbenchIdleSince = window.__workbenchIdleSince || Date.now();
+            return Date.now() - window.__workbenchIdleSince >= 1500;
+        }""",
+        timeout=timeout_ms,
+        polling=100,
+    )
     page.wait_for_timeout(500)  # let Plotly finish drawing before a screenshot
 
 
