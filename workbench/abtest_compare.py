@@ -23,6 +23,7 @@ from workbench.stats.abtest import (
     ratio_variance,
 )
 from workbench.stats.bayes import beta_binomial, normal_posterior
+from workbench.stats.clean import finite
 from workbench.stats.cuped import compare_cuped, compare_cuped_ratios
 from workbench.stats.multiple import adjust_pvalues, adjusted_alpha
 from workbench.stats.power import days_needed, mde_mean, mde_proportion, plan_mean, plan_proportion
@@ -112,10 +113,6 @@ class Comparison:
         return asdict(self)
 
 
-def _clean(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
 def compare_metric(
     data: MetricData, control: str, variants: list[str], alpha: float, seed: int = 0
 ) -> list[tuple[Effect, dict[str, Any]]]:
@@ -192,15 +189,15 @@ def _comparison(
     clustered_dict = None
     if clustered is not None:
         ci = clustered.intervals(level)
-        clustered_dict = {"diff_ci": ci.diff_ci, "p_value": _clean(clustered.p_value),
-                          "design_effect": _clean((clustered.se / effect.se) ** 2)}  # fmt: skip
+        clustered_dict = {"diff_ci": ci.diff_ci, "p_value": finite(clustered.p_value),
+                          "design_effect": finite((clustered.se / effect.se) ** 2)}  # fmt: skip
     capped = extras.get("capped")
     capped_dict = None
     if capped is not None:
         ci = capped.intervals(level)
-        capped_dict = {"cap": data.cap, "control_mean": _clean(capped.control_mean),
-                       "variant_mean": _clean(capped.variant_mean), "diff": _clean(capped.diff),
-                       "diff_ci": ci.diff_ci, "p_value": _clean(capped.p_value)}  # fmt: skip
+        capped_dict = {"cap": data.cap, "control_mean": finite(capped.control_mean),
+                       "variant_mean": finite(capped.variant_mean), "diff": finite(capped.diff),
+                       "diff_ci": ci.diff_ci, "p_value": finite(capped.p_value)}  # fmt: skip
     mw = extras.get("mann_whitney")
     guardrail = None
     if data.role == "guardrail":
@@ -208,15 +205,15 @@ def _comparison(
     return Comparison(
         metric=m.name, label=m.label, kind=m.kind, role=data.role, variant=variant, control=control,
         n_control=int(effect.n_control), n_variant=int(effect.n_variant),
-        control_mean=_clean(effect.control_mean), variant_mean=_clean(effect.variant_mean),
-        diff=_clean(effect.diff), diff_ci=intervals.diff_ci, rel_lift=_clean(effect.rel_lift),
-        rel_lift_ci=intervals.rel_lift_ci, p_value=_clean(effect.p_value), p_adjusted=_clean(p_adj),
+        control_mean=finite(effect.control_mean), variant_mean=finite(effect.variant_mean),
+        diff=finite(effect.diff), diff_ci=intervals.diff_ci, rel_lift=finite(effect.rel_lift),
+        rel_lift_ci=intervals.rel_lift_ci, p_value=finite(effect.p_value), p_adjusted=finite(p_adj),
         ci_level=level, significant=significant, direction=direction,
         prob_beat_control=bayes.prob_beat_control, expected_loss=bayes.expected_loss_variant,
         expected_loss_control=bayes.expected_loss_control, bayes_method=bayes.method, test=effect.test,
         ci_method=intervals.method, higher_is_better=m.higher_is_better, message=effect.message,
-        clustered=clustered_dict, capped=capped_dict, mann_whitney_p=_clean(mw.p_value) if mw else None,
-        cuped={k: _clean(v) for k, v in effect.extra.items()} if effect.kind == "cuped" else None,
+        clustered=clustered_dict, capped=capped_dict, mann_whitney_p=finite(mw.p_value) if mw else None,
+        cuped={k: finite(v) for k, v in effect.extra.items()} if effect.kind == "cuped" else None,
         guardrail=guardrail,
     )  # fmt: skip
 
@@ -230,7 +227,7 @@ def _guardrail(
     margin = margin_rel * abs(effect.control_mean)
     ni = non_inferiority(effect, margin, alpha, better)
     status = "ok" if ni.non_inferior else ("worse" if direction == "worse" else "inconclusive")
-    return {"margin": margin, "margin_rel": margin_rel, "bound": _clean(ni.bound), "p_value": _clean(ni.p_value),
+    return {"margin": margin, "margin_rel": margin_rel, "bound": finite(ni.bound), "p_value": finite(ni.p_value),
             "non_inferior": ni.non_inferior, "status": status}  # fmt: skip
 
 
@@ -282,9 +279,9 @@ def timeline(data: MetricData, control: str, variant: str, level: float, tuning_
     note = "unit-days counted as units" if kind == "ratio" else ""
     return Timeline(
         data.metric.name, variant, [d for d, _ in rows], [int(e.n_control) for _, e in rows],
-        [int(e.n_variant) for _, e in rows], [_clean(x) for x in diff],
-        [_clean(c[0]) if c else None for c in cis], [_clean(c[1]) if c else None for c in cis],
-        [_clean(x) for x in diff - half], [_clean(x) for x in diff + half], [_clean(x) for x in p_av],
+        [int(e.n_variant) for _, e in rows], [finite(x) for x in diff],
+        [finite(c[0]) if c else None for c in cis], [finite(c[1]) if c else None for c in cis],
+        [finite(x) for x in diff - half], [finite(x) for x in diff + half], [finite(x) for x in p_av],
         level, tuning_n, note,
     )  # fmt: skip
 

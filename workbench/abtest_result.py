@@ -17,6 +17,7 @@ from workbench.abtest_verdict import decide
 from workbench.errors import InputError
 from workbench.settings import load_section
 from workbench.stats.abtest import Moments, ProportionStats, srm_test
+from workbench.stats.clean import finite, json_ready
 from workbench.stats.multiple import adjust_pvalues
 
 CONTROL_NAMES = ("control", "champion", "baseline", "a", "v1", "old")
@@ -149,12 +150,12 @@ class ABTestResult:
         first = self.comparisons[0].metric if self.comparisons else None
         doc["arm_metrics"] = doc["arms"]
         doc["arms"] = [a for a in doc["arms"] if a["metric"] == first] if first else doc["arms"]
-        return _json_ready(doc)
+        return json_ready(doc)
 
     def summary(self) -> dict[str, Any]:
         """What the retrain gate keeps as evidence: verdict_text, srm {p_value, ok}, the primary comparisons."""
         keep = ("metric", "variant", "control", "diff", "diff_ci", "rel_lift", "p_adjusted", "significant")
-        return _json_ready({
+        return json_ready({
             "verdict_text": self.verdict, "verdict": self.verdict_word, "source": self.source,
             "srm": {"p_value": self.srm.p_value, "ok": self.srm.ok}, "control": self.control,
             "variants": self.variants, "period": self.period,
@@ -177,7 +178,7 @@ class ABTestResult:
                 "guardrail_status": (c.guardrail or {}).get("status"), "srm_p_value": self.srm.p_value,
                 "srm_ok": self.srm.ok, "verdict": self.verdict_word,
             })  # fmt: skip
-        return _json_ready(out)
+        return json_ready(out)
 
 
 def export(result: ABTestResult, fmt: str) -> str:
@@ -192,18 +193,6 @@ def export(result: ABTestResult, fmt: str) -> str:
         writer.writerows(rows)
         return buffer.getvalue()
     raise InputError(f"export format must be json or csv, not '{fmt}'")
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, float) or hasattr(value, "item"):
-        value = value.item() if hasattr(value, "item") else value
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-    return value
 
 
 def choose_control(arms: list[str], explicit: str | None) -> str:
@@ -308,11 +297,11 @@ def _arms(datas: list[MetricData], arms: list[str]) -> list[ArmResult]:
             units = data.units.get(arm) if data.units else None
             stats = (data.events or {}).get(arm)
             if isinstance(stats, ProportionStats):
-                out.append(ArmResult(arm, data.metric.name, stats.n, _finite(stats.rate), units.n if units else None,
+                out.append(ArmResult(arm, data.metric.name, stats.n, finite(stats.rate), units.n if units else None,
                                      stats.successes))  # fmt: skip
             elif isinstance(stats, Moments):
                 out.append(ArmResult(arm, data.metric.name, stats.n, stats.mean[0] if stats.n else None,
-                                     units.n if units else None, std=_finite(math.sqrt(stats.variance()))
+                                     units.n if units else None, std=finite(math.sqrt(stats.variance()))
                                      if stats.n > 1 else None))  # fmt: skip
             elif units is not None:  # ratio: Σy/Σn over units
                 mean = units.mean[0] / units.mean[1] if units.n and units.mean[1] else None
@@ -320,7 +309,3 @@ def _arms(datas: list[MetricData], arms: list[str]) -> list[ArmResult]:
             else:
                 out.append(ArmResult(arm, data.metric.name, 0, None, 0))
     return out
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None

@@ -19,8 +19,9 @@ from workbench.errors import InputError
 from workbench.queries import Window, filtered_predictions
 from workbench.queries import drift as q
 from workbench.settings import load_section
+from workbench.stats.clean import json_ready
 from workbench.stats.drift import DriftSettings, distribution_view
-from workbench.stats.drift_verdict import FeatureDrift, NumericSummary, categorical_feature, clean, decide
+from workbench.stats.drift_verdict import FeatureDrift, NumericSummary, categorical_feature, decide
 from workbench.stats.drift_verdict import numeric_feature as numeric_drift
 from workbench.stats.proportions import two_proportion_ztest
 from workbench.store import Store, stored_roles
@@ -67,7 +68,7 @@ class DriftResult:
 
     def to_dict(self, with_distribution: bool = True) -> dict[str, Any]:
         """JSON-ready form: the DESIGN.md keys (``features[]``, ``summary``) and more; no NaN."""
-        return clean(
+        return json_ready(
             {
                 "verdict": self.verdict,
                 "verdict_text": self.verdict_text,
@@ -86,7 +87,7 @@ class DriftResult:
 
     def run_summary(self) -> dict[str, Any]:
         """What ``record_run(store, "drift", …)`` keeps: the sentence, counts, drifted names, the windows."""
-        return clean(
+        return json_ready(
             {
                 "verdict_text": self.verdict_text,
                 "n_features": self.summary["n_features"],

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.queries import Window, filtered_predictions
+from workbench.stats.clean import json_ready
 from workbench.stats.drift import DriftSettings
-from workbench.stats.drift_verdict import clean
 from workbench.stats.performance import (
     binned_auc,
     calibration_error,
@@ -48,7 +48,7 @@ class PerformanceOverTime:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: one record per chunk."""
         records = self.chunks.assign(chunk=self.chunks["chunk"].astype(str)).to_dict(orient="records")
-        return clean({**asdict(self), "chunks": records})
+        return json_ready({**asdict(self), "chunks": records})
 
 
 def _binned(table: Any, labels: Any, by: Any | None) -> pd.DataFrame:

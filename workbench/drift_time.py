@@ -21,6 +21,7 @@ import pandas as pd
 from workbench.errors import InputError
 from workbench.queries import Window, filtered_predictions
 from workbench.queries import drift as q
+from workbench.stats.clean import json_ready
 from workbench.stats.divergence import js_distance, psi
 from workbench.stats.drift import (
     DriftSettings,
@@ -30,7 +31,6 @@ from workbench.stats.drift import (
     normalised_wasserstein,
     wasserstein_from_grid,
 )
-from workbench.stats.drift_verdict import clean
 from workbench.store import Store
 
 CHUNK_UNITS = {"day": "D", "week": "W"}
@@ -104,7 +104,7 @@ class DriftOverTime:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: one record per chunk and feature."""
         records = self.values.assign(chunk=self.values["chunk"].astype(str)).to_dict(orient="records")
-        return clean({"chunk": self.chunk, "metric": self.metric, "values": records, "thresholds": self.thresholds,
+        return json_ready({"chunk": self.chunk, "metric": self.metric, "values": records, "thresholds": self.thresholds,
                       "first_crossing": self.first_crossing, "reference": self.reference,
                       "warnings": list(self.warnings)})  # fmt: skip
 

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from workbench.queries.stream import bucket_label
+from workbench.stats.clean import finite
 
 if TYPE_CHECKING:
     from workbench.rules import Rule
     from workbench.triggers import Metric
 
 _PLURAL = {"hour": "hours", "day": "days", "week": "weeks"}
-
-
-def _clean(value: Any) -> float | None:
-    """A JSON-safe number: None for NaN and ±inf."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def format_value(value: float | None, unit: str) -> str:
@@ -100,14 +92,14 @@ class RuleResult:
             min_n=rule.min_n,
             params=params,
             line=rule.line,
-            value=None if current is None else _clean(current["value"]),
-            n=None if current is None or _clean(current["n"]) is None else int(current["n"]),
+            value=None if current is None else finite(current["value"]),
+            n=None if current is None or finite(current["n"]) is None else int(current["n"]),
             bucket=None if current is None else bucket_label(current["bucket"], rule.window),
             fired=fired_now,
             since=runs[-1]["start"] if fired_now and runs else None,
             streak=0 if current is None else int(current["streak"]),
             pending_buckets=int(frame["pending"].sum()),
-            settle_hours=_clean(settle_hours),
+            settle_hours=finite(settle_hours),
             fired_buckets=[bucket_label(b, rule.window) for b in frame.loc[frame["fired"], "bucket"]],
             episodes=runs,
             reason=None
@@ -124,8 +116,8 @@ class RuleResult:
         return [
             {
                 "bucket": bucket_label(r.bucket, self.window),
-                "value": _clean(r.value),
-                "n": None if _clean(r.n) is None else int(r.n),
+                "value": finite(r.value),
+                "n": None if finite(r.n) is None else int(r.n),
                 "complete": bool(r.complete),
                 "settled": bool(r.settled),
                 "evaluable": bool(r.evaluable),

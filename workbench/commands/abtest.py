@@ -11,6 +11,7 @@ import typer
 
 from workbench.cli import DbOption, JsonOption, app, emit
 from workbench.errors import InputError
+from workbench.stats.clean import json_ready
 from workbench.store import Store
 
 
@@ -214,10 +215,4 @@ def shadow(
     if not 0 < alpha < 1:
         raise InputError(f"--alpha must be between 0 and 1, not {alpha}")
     result = analyse_shadow_file(file, champion_col, challenger_col, label_col, alpha)
-    emit(as_json, _clean_json(result.to_dict()), result.verdict_text)
-
-
-def _clean_json(value: Any) -> Any:
-    from workbench.abtest_result import _json_ready
-
-    return _json_ready(value)
+    emit(as_json, json_ready(result.to_dict()), result.verdict_text)

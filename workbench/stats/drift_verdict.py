@@ -10,12 +10,12 @@ gives the feature a warning and no verdict ("insufficient").
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from workbench.stats.clean import finite, json_ready
 from workbench.stats.divergence import js_distance, psi
 from workbench.stats.drift import (
     DriftSettings,
@@ -27,26 +27,6 @@ from workbench.stats.drift import (
     wasserstein_from_grid,
 )
 from workbench.stats.multiple import adjust_pvalues
-
-
-def clean(value: Any) -> Any:
-    """JSON-ready copy: NaN/inf → None, numpy scalars/arrays → Python numbers/lists (recursively)."""
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [clean(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def finite(value: float | None) -> float | None:
-    """The value as a float, or None when it is missing, NaN or infinite (results never hold NaN)."""
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -113,7 +93,7 @@ class FeatureDrift:
         out = asdict(self)
         if not with_distribution:
             out.pop("distribution")
-        return clean(out)
+        return json_ready(out)
 
 
 def _missing(rows_ref: int, missing_ref: int, rows_cur: int, missing_cur: int, settings: DriftSettings) -> dict:
