@@ -83,3 +83,11 @@ def test_default_path_follows_the_environment(monkeypatch, tmp_path):
     assert default_db_path() == tmp_path / "x.duckdb"
     monkeypatch.delenv("WORKBENCH_DB")
     assert str(default_db_path()) == "data/workbench.duckdb"
+
+
+def test_connections_draw_no_progress_bar_on_stderr(tmp_path):
+    """DuckDB's progress bar would interleave with the CLI's one-line messages."""
+    store = Store(tmp_path / "w.duckdb")
+    for read_only in (False, True):
+        with store.connect(read_only=read_only) as con:
+            assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)

@@ -81,6 +81,9 @@ class Store:
             except duckdb.Error as exc:
                 raise InputError(f"cannot open store {self.path}: {exc}") from None
         con.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on stderr for queries over 2 s; the CLI's stderr is for one-line
+        # messages and our own progress lines, and the app shows its own status.
+        con.execute("SET enable_progress_bar = false")
         return con
 
     @contextmanager
