@@ -21,7 +21,6 @@ from workbench.fairness_result import (  # re-exported: callers import the audit
     FairnessAudit,
     load_settings,
     read_population,
-    sections_clean,
     with_overrides,
 )
 from workbench.queries import Window, filtered_predictions
@@ -50,7 +49,6 @@ __all__ = [
     "curation_target_shares",
     "load_settings",
     "read_population",
-    "sections_clean",
     "with_overrides",
 ]
 

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from workbench.errors import InputError
 from workbench.settings import load_section
+from workbench.stats.clean import json_ready
 from workbench.stats.fairness import FAIRLEARN_DISPARITIES, GROUP_METRICS, FairnessSettings
 from workbench.stats.fairness_verdict import FOUR_FIFTHS_NOTE
 
@@ -68,7 +66,7 @@ class FairnessAudit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: DESIGN.md's keys (``groups[]``, ``disparities``, ``flags[]``, ``verdict``) and more."""
-        return sections_clean(
+        return json_ready(
             {
                 "verdict": self.verdict,
                 "verdict_text": self.verdict_text,
@@ -94,7 +92,7 @@ class FairnessAudit:
 
     def run_summary(self) -> dict[str, Any]:
         """What ``record_run(store, "fairness", …)`` keeps: the sentence, flags, reference group, attributes."""
-        return sections_clean(
+        return json_ready(
             {
                 "verdict_text": self.verdict_text,
                 "flags": [f["message"] for f in self.flags],
@@ -131,21 +129,6 @@ class FairnessAudit:
             flat["ece"] = (row.get("calibration") or {}).get("ece")
             writer.writerow(flat)
         return buffer.getvalue()
-
-
-def sections_clean(value: Any) -> Any:
-    """JSON-ready copy: NaN/inf → None, numpy and tuples → Python numbers and lists (recursively)."""
-    if isinstance(value, dict):
-        return {str(k): sections_clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [sections_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [sections_clean(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def read_population(path: str | Path) -> dict[str, float]:

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from workbench.queries.fairness import group_key
+from workbench.stats.clean import finite
 from workbench.stats.fairness import (
     CELLS,
     GROUP_JOINER,
@@ -30,14 +31,6 @@ from workbench.stats.fairness_change import gap_change, gap_trend, gap_variance
 from workbench.stats.fairness_verdict import Evaluation, evaluate
 from workbench.stats.intervals import wilson_interval
 from workbench.stats.multiple import adjust_pvalues
-
-
-def num(x: Any) -> float | None:
-    """A finite float or None (JSON has no NaN)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def with_group_column(frame: pd.DataFrame, sensitive: Sequence[str]) -> pd.DataFrame:
@@ -98,11 +91,11 @@ def feedback_rates(sums: np.ndarray, confidence: float) -> list[dict[str, Any]]:
         out.append(
             {
                 "thumbs": int(thumbs[i]),
-                "positive_feedback_rate": num(up[i] / thumbs[i]) if thumbs[i] > 0 else None,
-                "positive_feedback_ci": [num(low[i]), num(high[i])],
+                "positive_feedback_rate": finite(up[i] / thumbs[i]) if thumbs[i] > 0 else None,
+                "positive_feedback_ci": [finite(low[i]), finite(high[i])],
                 "ratings": int(ratings[i]),
-                "mean_rating": num(mean),
-                "mean_rating_ci": [num(mean - half), num(mean + half)],
+                "mean_rating": finite(mean),
+                "mean_rating_ci": [finite(mean - half), finite(mean + half)],
             }
         )
     return out
@@ -135,17 +128,17 @@ def calibration(
                 {
                     "bin": b,
                     "n": int(n[b]),
-                    "mean_score": num(mean_score[b]),
-                    "positive_rate": num(rate[b]),
-                    "ci": [num(low[b]), num(high[b])],
+                    "mean_score": finite(mean_score[b]),
+                    "positive_rate": finite(rate[b]),
+                    "ci": [finite(low[b]), finite(high[b])],
                 }
                 for b in bins
             ],
             "n": int(total),
-            "ece": num(ece),
-            "mean_score": num(s.sum() / total) if total else None,
-            "positive_rate": num(pos.sum() / total) if total else None,
-            "calibration_gap": num((s.sum() - pos.sum()) / total) if total else None,
+            "ece": finite(ece),
+            "mean_score": finite(s.sum() / total) if total else None,
+            "positive_rate": finite(pos.sum() / total) if total else None,
+            "calibration_gap": finite((s.sum() - pos.sum()) / total) if total else None,
         }
     return out
 
@@ -191,12 +184,13 @@ def over_time(
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.where(both, value - value[:, [ref]], np.nan)
             ratio = np.where(both & (value[:, [ref]] > 0), value / value[:, [ref]], np.nan)
-        out["rates"][metric] = {g: [num(v) for v in value[:, i]] for i, g in enumerate(groups)}
+        out["rates"][metric] = {g: [finite(v) for v in value[:, i]] for i, g in enumerate(groups)}
         out["ci"][metric] = {
-            g: [[num(a), num(b)] for a, b in zip(low[:, i], high[:, i], strict=True)] for i, g in enumerate(groups)
+            g: [[finite(a), finite(b)] for a, b in zip(low[:, i], high[:, i], strict=True)]
+            for i, g in enumerate(groups)
         }
-        out["gap"][metric] = {g: [num(v) for v in gap[:, i]] for i, g in enumerate(groups) if i != ref}
-        out["ratio"][metric] = {g: [num(v) for v in ratio[:, i]] for i, g in enumerate(groups) if i != ref}
+        out["gap"][metric] = {g: [finite(v) for v in gap[:, i]] for i, g in enumerate(groups) if i != ref}
+        out["ratio"][metric] = {g: [finite(v) for v in ratio[:, i]] for i, g in enumerate(groups) if i != ref}
         if metric not in settings.verdict_metrics:
             continue
         for i, group in enumerate(groups):
@@ -207,12 +201,12 @@ def over_time(
             if trend is not None:
                 trend_rows.append({"group": group, "metric": metric, **trend.__dict__})
     for name, values in _point_disparities(per_chunk, population).items():
-        out["disparities"][name] = [num(v) for v in values]
+        out["disparities"][name] = [finite(v) for v in values]
     adjusted = adjust_pvalues([t["p_value"] for t in trend_rows], settings.adjust)
     for row, p_adj in zip(trend_rows, adjusted, strict=True):
         widening = bool(row["widening"] and p_adj < settings.alpha)
-        out["trends"].append({**{k: num(v) if isinstance(v, float) else v for k, v in row.items()},
-                              "p_adjusted": num(p_adj), "widening": widening})  # fmt: skip
+        out["trends"].append({**{k: finite(v) if isinstance(v, float) else v for k, v in row.items()},
+                              "p_adjusted": finite(p_adj), "widening": widening})  # fmt: skip
     return out
 
 
@@ -317,6 +311,6 @@ def _gap_changes(first: Evaluation, second: Evaluation, settings: FairnessSettin
             rows.append({"group": group, "metric": metric, **change.__dict__})
     adjusted = adjust_pvalues([np.nan if r["p_value"] is None else r["p_value"] for r in rows], settings.adjust)
     for row, p_adj in zip(rows, adjusted, strict=True):
-        row["p_adjusted"] = num(p_adj)
+        row["p_adjusted"] = finite(p_adj)
         row["significant"] = bool(np.isfinite(p_adj) and p_adj < settings.alpha)
     return rows

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.stats.clean import finite
 from workbench.stats.fairness import (
     METRIC_NAMES,
     RATES,
@@ -244,13 +245,8 @@ def evaluate(
         cells=cells,
         rates=group_rates_by_metric,
         comparisons=comparisons,
-        disparities={name: _finite(value) for name, value in point.items()},
+        disparities={name: finite(value) for name, value in point.items()},
         intervals=intervals,
         replicates=replicates,
         judgement=judgement,
     )
-
-
-def _finite(value: Any) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
