@@ -7,6 +7,7 @@ and a lock held by another process is retried briefly before a one-line :class:`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -83,7 +84,8 @@ class Store:
         con.execute("SET TimeZone = 'UTC'")
         # DuckDB draws a progress bar on stderr for queries over 2 s; the CLI's stderr is for one-line
         # messages and our own progress lines, and the app shows its own status.
-        con.execute("SET enable_progress_bar = false")
+        with contextlib.suppress(duckdb.Error):  # in Jupyter DuckDB refuses the setting without ipywidgets
+            con.execute("SET enable_progress_bar = false")
         return con
 
     @contextmanager
