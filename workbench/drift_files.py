@@ -24,7 +24,7 @@ from workbench.drift import (
     store_features,
 )
 from workbench.errors import InputError
-from workbench.queries import Window, filtered_predictions
+from workbench.queries import Window, file_table, filtered_predictions
 from workbench.queries import drift as q
 from workbench.stats.drift import DriftSettings
 from workbench.store import Store
@@ -68,7 +68,7 @@ def compare_files(
     started = time.perf_counter()
     settings = settings or load_settings()
     say = progress or (lambda _: None)
-    with q.file_table(reference_file) as ref_table, q.file_table(current_file) as cur_table:
+    with file_table(reference_file) as ref_table, file_table(current_file) as cur_table:
         numeric, cat = file_features(ref_table, cur_table, features, categorical)
         found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
         extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
@@ -102,7 +102,7 @@ def compare_file_to_window(
     started = time.perf_counter()
     settings = settings or load_settings()
     say = progress or (lambda _: None)
-    with q.file_table(reference_file) as ref_table, store.ibis() as con:
+    with file_table(reference_file) as ref_table, store.ibis() as con:
         cur_table = filtered_predictions(con, current)
         store_numeric, store_categorical = store_features(con, features)
         in_file = set(ref_table.schema())

@@ -6,10 +6,14 @@ Spark, BigQuery, Snowflake when a user outgrows one machine; only aggregates lea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from workbench.errors import InputError
 from workbench.store import Store, stored_roles
 
 
@@ -148,3 +152,31 @@ def daily_volume(store: Store, window: Window | None = None) -> Any:
         frame = grouped.order_by(["day", "model_version"]).execute()
     frame["feedback"] = frame["feedback"].astype("int64")
     return frame
+
+
+@contextmanager
+def file_table(path: str | Path) -> Iterator[Any]:
+    """Yield an Ibis table over a CSV/Parquet/JSON Lines file (types inferred by DuckDB), in memory.
+
+    A file that cannot be read is bad input: one line naming the file and the reader's first complaint.
+    """
+    import ibis
+
+    from workbench.ingest import detect_format
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    fmt, _ = detect_format(path)
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone = 'UTC'")
+    try:
+        reader = {"csv": con.read_csv, "parquet": con.read_parquet, "json": con.read_json}[fmt]
+        table = reader(str(path))
+    except Exception as exc:  # the reader's message names the problem; one line for the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path.name}: cannot be read as {fmt}: {first[:160]}") from None
+    try:
+        yield table
+    finally:
+        con.disconnect()

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from workbench.errors import InputError
 from workbench.stats.drift import DECILES, merged_edges
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")
@@ -32,31 +28,6 @@ _DDL = "CREATE TABLE IF NOT EXISTS drift_profiles (key VARCHAR, created_at TIMES
 def is_numeric(dtype: Any) -> bool:
     """Whether an Ibis dtype is numeric (booleans and text are categorical)."""
     return dtype.is_numeric() and not dtype.is_boolean()
-
-
-@contextmanager
-def file_table(path: str | Path) -> Iterator[Any]:
-    """Yield an Ibis table over a CSV/Parquet/JSON Lines file (types inferred by DuckDB), in memory."""
-    import ibis
-
-    from workbench.ingest import detect_format
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    fmt, _ = detect_format(path)
-    con = ibis.duckdb.connect()
-    con.raw_sql("SET TimeZone = 'UTC'")
-    try:
-        reader = {"csv": con.read_csv, "parquet": con.read_parquet, "json": con.read_json}[fmt]
-        table = reader(str(path))
-    except Exception as exc:  # the reader's message names the problem; one line for the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path.name}: cannot be read as {fmt}: {first[:160]}") from None
-    try:
-        yield table
-    finally:
-        con.disconnect()
 
 
 def as_view(table: Any, name: str) -> Any:

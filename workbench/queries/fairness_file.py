@@ -15,6 +15,7 @@ import ibis
 import pandas as pd
 
 from workbench.errors import InputError
+from workbench.queries import file_table
 
 
 @contextmanager
@@ -28,23 +29,8 @@ def file_rows(
     model_version: str | None = None,
 ) -> Iterator[Any]:
     """Yield an Ibis table over a CSV/Parquet/JSON Lines file with the columns of :func:`store_rows`."""
-    from workbench.ingest import detect_format
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    fmt, _ = detect_format(path)
-    con = ibis.duckdb.connect()
-    con.raw_sql("SET TimeZone = 'UTC'")
-    try:
-        try:
-            table = {"csv": con.read_csv, "parquet": con.read_parquet, "json": con.read_json}[fmt](str(path))
-        except Exception as exc:  # any reader failure is bad input: one line naming the file
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"{path.name}: cannot be read as {fmt}: {first[:160]}") from None
-        yield frame_rows(table, label, prediction, sensitive, score, ts, model_version, source=path.name)
-    finally:
-        con.disconnect()
+    with file_table(path) as table:
+        yield frame_rows(table, label, prediction, sensitive, score, ts, model_version, source=Path(path).name)
 
 
 def frame_rows(
