@@ -70,15 +70,31 @@ def compare_files(
     say = progress or (lambda _: None)
     with file_table(reference_file) as ref_table, file_table(current_file) as cur_table:
         numeric, cat = file_features(ref_table, cur_table, features, categorical)
-        found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
-        extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
-        mv = None
-        if multivariate:
-            say("multivariate: domain classifier on a seeded sample")
-            mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings)
+        found, summary, profile, warnings, extras, mv = _compare(
+            ref_table, cur_table, numeric, cat, settings, multivariate, say
+        )
     ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
     cur_side = {"label": Path(current_file).name, "rows": _rows(found), "source": str(current_file)}
     return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
+
+
+def _compare(
+    ref_table: Any,
+    cur_table: Any,
+    numeric: list[str],
+    cat: list[str],
+    settings: DriftSettings,
+    multivariate: bool,
+    say: Progress,
+) -> tuple[list[Any], dict[str, Any], dict[str, Any], list[str], dict[str, Any], dict[str, Any] | None]:
+    """Per-feature statistics, prediction/label drift and (optionally) the domain classifier of two open tables."""
+    found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
+    extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
+    mv = None
+    if multivariate:
+        say("multivariate: domain classifier on a seeded sample")
+        mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings)
+    return found, summary, profile, warnings, extras, mv
 
 
 def compare_file_to_window(
@@ -114,12 +130,9 @@ def compare_file_to_window(
             )
         forced = [*(categorical or []), *(f for f in store_categorical if f in chosen)]
         numeric, cat = file_features(ref_table, cur_table, chosen, forced)
-        found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
-        extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
-        mv = None
-        if multivariate:
-            say("multivariate: domain classifier on a seeded sample")
-            mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings)
+        found, summary, profile, warnings, extras, mv = _compare(
+            ref_table, cur_table, numeric, cat, settings, multivariate, say
+        )
     ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
     cur_side = _side(current, _rows(found))
     return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
