@@ -183,6 +183,6 @@ with right:
 st.subheader("Download")
 d1, d2 = st.columns(2)
 d1.download_button("Analysis (JSON)", lambda: export(result, "json"), "abtest.json", "application/json",
-                   icon=":material/download:", key="ab_json")  # fmt: skip
+                   icon=":material/download:", key="ab_json", on_click="ignore")  # fmt: skip
 d2.download_button("Comparisons (CSV)", lambda: export(result, "csv"), "abtest.csv", "text/csv",
-                   icon=":material/download:", key="ab_csv")  # fmt: skip
+                   icon=":material/download:", key="ab_csv", on_click="ignore")  # fmt: skip

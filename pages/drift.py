@@ -179,6 +179,7 @@ d[0].download_button(
     file_name="drift_report.json",
     mime="application/json",
     icon=":material/data_object:",
+    on_click="ignore",
 )
 d[1].download_button(
     "Download drift report (HTML)",
@@ -186,4 +187,5 @@ d[1].download_button(
     file_name="drift_report.html",
     mime="text/html",
     icon=":material/description:",
+    on_click="ignore",
 )

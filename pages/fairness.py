@@ -160,6 +160,6 @@ with tab_cal:
 # --- Downloads ----------------------------------------------------------------------------------------
 d1, d2, _ = st.columns([1, 1, 3])
 d1.download_button("Audit (JSON)", lambda: json.dumps(audit.to_dict(), indent=2), "fairness.json",
-                   "application/json", icon=":material/download:", key="fair_json")  # fmt: skip
+                   "application/json", icon=":material/download:", key="fair_json", on_click="ignore")  # fmt: skip
 d2.download_button("Groups (CSV)", audit.groups_csv, "fairness_groups.csv", "text/csv", icon=":material/download:",
-                   key="fair_csv")  # fmt: skip
+                   key="fair_csv", on_click="ignore")  # fmt: skip

@@ -176,7 +176,12 @@ data = data_bytes(curated, fmt) if curated.table.num_rows else b""
 doc = manifest(curated, spec, data, fmt)
 down = st.columns(2)
 down[0].download_button(
-    "Download retraining set", data, file_name=f"retraining_set.{fmt}", icon=":material/download:", disabled=not data
+    "Download retraining set",
+    data,
+    file_name=f"retraining_set.{fmt}",
+    icon=":material/download:",
+    disabled=not data,
+    on_click="ignore",
 )
 down[1].download_button(
     "Download manifest.json",
@@ -184,6 +189,7 @@ down[1].download_button(
     file_name="manifest.json",
     mime="application/json",
     icon=":material/description:",
+    on_click="ignore",
 )
 st.caption(f"sha256 of the data file: `{doc['sha256']}`")
 with st.form("write_folder", border=False):
@@ -262,4 +268,5 @@ if entries:
             file_name=f"decisions.{fmt_name}",
             mime=mime,
             key=f"log-{fmt_name}",
+            on_click="ignore",
         )

@@ -99,7 +99,7 @@ with st.expander("Retraining rules", expanded=False, icon=":material/rule:"):
         key=f"stream_rules_text_{rules_source}",
     )
     st.download_button("Download these rules", rules_text, file_name=rules_source, mime="application/toml",
-                       icon=":material/download:", key="stream_rules_download")  # fmt: skip
+                       icon=":material/download:", key="stream_rules_download", on_click="ignore")  # fmt: skip
 
 
 def record_once(result: CheckResult, window: Window | None, rules_text: str) -> None:
