@@ -1,5 +1,8 @@
 """`make bench`: run every benchmarks/bench_*.py, print each row as it lands, write RESULTS.md and out/results.json.
 
+A run of some modules only (``run.py drift``) or at quick sizes writes out/ only: RESULTS.md always holds one
+complete run, measured under one load (the 1-minute load average is recorded before each module and at the end).
+
 Each module exposes ``TITLE`` and ``cases(quick: bool, workdir: Path) -> Iterator[Row]``; a case measures
 our path and, where one exists, the alternative a user would pick instead, in the same run.
 """
@@ -10,6 +13,7 @@ import argparse
 import datetime as dt
 import importlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -47,10 +51,11 @@ def main() -> None:
     parser.add_argument("only", nargs="*", help="Module names without bench_ (e.g. drift abtest).")
     args = parser.parse_args()
     names = args.only or sorted(p.stem[len("bench_") :] for p in HERE.glob("bench_*.py"))
-    sections, everything = [], []
+    sections, everything, loads = [], [], []
     with tempfile.TemporaryDirectory(prefix="workbench-bench-") as tmp:
         for name in names:
             module = importlib.import_module(f"benchmarks.bench_{name}")
+            loads.append(os.getloadavg()[0])
             print(f"== {module.TITLE}", flush=True)
             rows = []
             for row in module.cases(args.quick, Path(tmp)):
@@ -62,15 +67,17 @@ def main() -> None:
                 rows.append(row)
             sections += [f"## {module.TITLE}", "", *table(rows), ""]
             everything += [{"module": name, **r.to_dict()} for r in rows]
+    loads.append(os.getloadavg()[0])
     header = [
         "# Benchmark results",
         "",
         f"`make bench` on {dt.date.today().isoformat()}, {machine()}{' (quick sizes)' if args.quick else ''}.",
         "Times are wall-clock seconds of the measured call (best of the repeats), each in a fresh process;",
-        "peak is that process's maximum resident memory, interpreter and imports included.",
+        "peak is that process's own high-water resident memory (VmHWM), interpreter and imports included.",
+        f"1-minute load average before each module and at the end: {', '.join(f'{x:.1f}' for x in loads)}.",
         "",
     ]
-    if not args.quick:
+    if not args.quick and not args.only:
         (HERE / "RESULTS.md").write_text("\n".join(header + sections))
     out = HERE / "out"
     out.mkdir(exist_ok=True)
