@@ -120,3 +120,43 @@ def test_an_empty_reference_fingerprint_has_zero_rows_and_no_ingest(store):
 def test_drift_over_time_against_an_empty_reference_is_one_clear_error(store):
     with pytest.raises(InputError, match=r"^the reference window \(Jan 1 – Jan 31\) has no predictions$"):
         drift_over_time(store, EMPTY, chunk="week")
+
+
+def _indicator_sum(x, edges):
+    """The decile expression the count query used before the binary search: Σ_j 1[x ≥ e_j]."""
+    return sum(((x >= float(e)).cast("int64") for e in edges), ibis.literal(0, "int64"))
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 5, 8, 9, 12])
+def test_the_binary_search_decile_equals_the_sum_of_indicators_and_searchsorted(k):
+    # values on every edge, just below and above it, far outside, and ties: the three must agree row by row
+    rng = np.random.default_rng(k)
+    edges = np.unique(np.round(rng.normal(0, 3, k), 1))
+    values = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
+                             [-1e300, 1e300, 0.0], np.round(rng.normal(0, 4, 500), 1)])  # fmt: skip
+    table = ibis.duckdb.connect().create_table("t", pd.DataFrame({"x": values}))
+    _, tree = q._bin_keys(table.x, edges, {"lo": -10.0, "width": 0.1, "bins": 200})
+    frame = table.select(table.x, tree=tree, old=_indicator_sum(table.x, edges)).to_pyarrow()
+    x = frame.column("x").to_numpy()
+    np.testing.assert_array_equal(frame.column("tree").to_numpy(), frame.column("old").to_numpy())
+    np.testing.assert_array_equal(frame.column("tree").to_numpy(), np.searchsorted(edges, x, side="right"))
+
+
+def test_the_count_query_gives_what_the_indicator_sum_query_gave_on_a_small_store(store):
+    reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
+    with store.ibis() as con:
+        numeric, _ = store_features(con)
+        ref = filtered_predictions(con, reference)
+        moments = q.numeric_moments(ref, numeric, with_quantiles=True)
+        bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 10_000))
+                for f in numeric}  # fmt: skip
+        new = q.numeric_counts_many(ref, bins)
+        for f, (edges, spec) in bins.items():
+            t = ref.filter(ref[f].notnull() & ~ref[f].cast("float64").isnan())
+            x = t[f].cast("float64")
+            key, _ = q._bin_keys(x, edges, spec)
+            old = t.group_by(k=key, d=_indicator_sum(x, edges)).aggregate(n=t.count(), s=x.sum()).execute()
+            expected = q.split_counts(old, len(edges), int(spec["bins"]))
+            for name in ("bin_counts", "grid_counts"):
+                np.testing.assert_array_equal(new[f][name], expected[name], err_msg=f"{f} {name}")
+            np.testing.assert_allclose(new[f]["grid_sums"], expected["grid_sums"], rtol=1e-12, atol=1e-9)

@@ -110,8 +110,24 @@ def _bin_keys(x: Any, edges: np.ndarray, spec: dict[str, float]) -> tuple[Any, A
     bins = int(spec["bins"])
     raw = ((x - spec["lo"]) / spec["width"]).floor().cast("int64")
     key = ibis.greatest(ibis.least(raw, bins), -1)  # x is never null here (filtered)
-    decile = sum(((x >= float(e)).cast("int64") for e in edges), ibis.literal(0, "int64"))
-    return key, decile
+    return key, _edges_at_or_below(x, [float(e) for e in edges], 0)
+
+
+def _edges_at_or_below(x: Any, edges: list[float], offset: int) -> Any:
+    """Σ_j 1[x ≥ e_j] + offset over sorted ``edges`` as a binary search of nested CASEs (x not null, not NaN).
+
+    The same number as the sum of indicators (edges are sorted, so the count is where x falls among them),
+    but ⌈log₂(k + 1)⌉ comparisons per row instead of k comparisons, casts and additions: the decile term
+    was two thirds of the projection's cost in the engine's profile of the count query.
+    """
+    import ibis
+
+    if not edges:
+        return ibis.literal(offset, "int64")
+    mid = len(edges) // 2
+    above = _edges_at_or_below(x, edges[mid + 1 :], offset + mid + 1)
+    below = _edges_at_or_below(x, edges[:mid], offset)
+    return ibis.ifelse(x >= edges[mid], above, below)
 
 
 def numeric_counts(
