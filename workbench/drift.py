@@ -9,6 +9,7 @@ windows/files → Ibis aggregates (``workbench.queries.drift``) → per-feature 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from workbench.store import Store, stored_roles
 Progress = Callable[[str], None]
 ROLE_COLUMNS = ("trace_id", "ts", "model_version", "prediction", "score", "arm", "unit_id", "label", "ingest_id")
 OTHER = "(other)"
+STAT_THREADS = 2  # per-feature statistics beside the engine pulls (the machines we aim at have 2 cores)
 
 
 def load_settings() -> DriftSettings:
@@ -149,6 +151,39 @@ def _dense(entry: dict[str, Any], key: str) -> np.ndarray:
     return out
 
 
+def _numeric_result(
+    f: str,
+    entry: dict[str, Any],
+    counts: dict[str, np.ndarray] | None,
+    pulled_ref: np.ndarray | None,
+    pulled_cur: np.ndarray | None,
+    sizes: tuple[int, int, int, int],
+    settings: DriftSettings,
+) -> FeatureDrift:
+    """One numeric feature's drift from its profile entry and the current counts (or its pulled values).
+
+    ``sizes``: reference rows and non-missing values, current rows and non-missing values.
+    """
+    ref_rows, ref_n, cur_rows, n_cur = sizes
+    edges = np.asarray(entry["edges"], dtype=float)
+    if counts is None:  # exact mode: the values are in memory for the KS; bin them instead of scanning again
+        counts = q.counts_from_values(pulled_cur, edges, entry["grid"])
+    ref_grid, ref_sums = _dense(entry, "grid_counts"), _dense(entry, "grid_sums")
+    ref = NumericSummary(
+        ref_rows, ref_rows - ref_n, np.asarray(entry["bin_counts"]), ref_grid, ref_sums,
+        entry["mean"] if entry["mean"] is not None else float("nan"),
+        entry["std"] if entry["std"] is not None else 0.0, pulled_ref,
+    )  # fmt: skip
+    cur = NumericSummary(
+        cur_rows, cur_rows - n_cur, counts["bin_counts"], counts["grid_counts"], counts["grid_sums"],
+        float(counts["grid_sums"].sum() / n_cur) if n_cur else float("nan"), float("nan"), pulled_cur,
+    )  # fmt: skip
+    grid = q.grid_edges(entry["grid"])
+    view = distribution_view(grid, ref_grid, counts["grid_counts"]) if ref.n and cur.n else {}
+    view.update(edges=edges.tolist(), bins_reference=ref.bin_counts.tolist(), bins_current=cur.bin_counts.tolist())
+    return numeric_drift(f, ref, cur, grid, settings, view)
+
+
 def _categories(ref: dict[str, int], cur: dict[str, int], limit: int) -> list[str]:
     """Reference categories by frequency, then unseen ones by frequency; beyond ``limit``: pooled as (other)."""
     seen = sorted(ref, key=lambda c: (-ref[c], c))
@@ -221,33 +256,23 @@ def _compare_tables(
         bins = {f: (np.asarray(profile["numeric"][f]["edges"], dtype=float), profile["numeric"][f]["grid"])
                 for f in numeric}  # fmt: skip
         engine = q.numeric_counts_many(cur_table, bins)
-    for i, f in enumerate(numeric):
-        entry = profile["numeric"][f]
-        edges = np.asarray(entry["edges"], dtype=float)
-        pulled_ref = ref_values.get(f)
-        if exact:
-            say(f"current: {f} ({i + 1}/{len(numeric)})")
-        if exact and pulled_ref is None:
-            pulled_ref = q.pull_sorted(ref_table, f)
-        pulled_cur = q.pull_sorted(cur_table, f) if exact else None
-        # in exact mode the values are in memory for the KS: bin them here instead of scanning again
-        counts = engine[f] if pulled_cur is None else q.counts_from_values(pulled_cur, edges, entry["grid"])
-        ref_grid, ref_sums = _dense(entry, "grid_counts"), _dense(entry, "grid_sums")
-        ref = NumericSummary(
-            ref_size["rows"], ref_size["rows"] - ref_size["n"][f], np.asarray(entry["bin_counts"]), ref_grid,
-            ref_sums, entry["mean"] if entry["mean"] is not None else float("nan"),
-            entry["std"] if entry["std"] is not None else 0.0, pulled_ref,
-        )  # fmt: skip
-        n_cur = cur_size["n"][f]
-        cur = NumericSummary(
-            cur_size["rows"], cur_size["rows"] - n_cur, counts["bin_counts"], counts["grid_counts"],
-            counts["grid_sums"], float(counts["grid_sums"].sum() / n_cur) if n_cur else float("nan"), float("nan"),
-            pulled_cur,
-        )  # fmt: skip
-        grid = q.grid_edges(entry["grid"])
-        view = distribution_view(grid, ref_grid, counts["grid_counts"]) if ref.n and cur.n else {}
-        view.update(edges=edges.tolist(), bins_reference=ref.bin_counts.tolist(), bins_current=cur.bin_counts.tolist())
-        results.append(numeric_drift(f, ref, cur, grid, settings, view))
+    # The statistics of one feature (numpy, scipy's KS p-value: both release the GIL) run in a worker
+    # thread while the main thread pulls the next feature's values from the engine; results keep their order.
+    with ThreadPoolExecutor(max_workers=STAT_THREADS) as pool:
+        pending: list[Future] = []
+        for i, f in enumerate(numeric):
+            pulled_ref, pulled_cur = ref_values.get(f), None
+            if exact:
+                say(f"current: {f} ({i + 1}/{len(numeric)})")
+                if pulled_ref is None:
+                    pulled_ref = q.pull_sorted(ref_table, f)
+                pulled_cur = q.pull_sorted(cur_table, f)
+            sizes = (ref_size["rows"], ref_size["n"][f], cur_size["rows"], cur_size["n"][f])
+            args = (f, profile["numeric"][f], engine.get(f), pulled_ref, pulled_cur, sizes, settings)
+            pending.append(pool.submit(_numeric_result, *args))
+            if exact and sum(not p.done() for p in pending) > STAT_THREADS:
+                wait([p for p in pending if not p.done()], return_when=FIRST_COMPLETED)  # bound pulled columns held
+        results.extend(p.result() for p in pending)
     if categorical:
         say(f"current: value counts of {len(categorical)} categorical features (one query)")
     cur_categorical = q.categorical_counts_many(cur_table, categorical)
