@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from workbench.queries.abtest import (
+    DAY_US,
     arm_units,
     cap_value,
     capped_stats,
@@ -28,8 +29,10 @@ from workbench.queries.abtest import (
     temp_table,
     unit_stats,
     units_by_arm,
+    utc_day,
 )
 from workbench.queries.abtest_summary import (
+    capped_from_counts,
     event_summary,
     rank_sums_from_counts,
     read_event_summary,
@@ -90,6 +93,39 @@ def test_unit_summary_equals_the_per_aggregate_queries(tricky_store: Store) -> N
     assert crossover == 5 and isinstance(first, dt.datetime)
     assert new.segments == segments and "(missing)" in segments[0]
     assert capped.segments == [{}, {}]  # 3 values each (region with '(missing)'): above 2, no per-segment check
+
+
+def test_units_by_arm_arg_min_equals_ibis_argmin(tricky_store: Store) -> None:
+    """The engine's arg_min gives, per (unit, arm), the segments Ibis's argmin (FIRST … ORDER BY ts) gives."""
+    with tricky_store.ibis() as con:
+        exp, _source = experiment_predictions(con, None, "auto", SEGMENTS)
+        plain = {f"seg_{i}": exp[f"seg_{i}"].argmin(exp.ts) for i in range(len(SEGMENTS))}
+        old = exp.group_by(["unit", "arm"]).aggregate(first=exp.ts.min(), last=exp.ts.max(), **plain).execute()
+        new = units_by_arm(exp, len(SEGMENTS)).execute()
+    key = ["unit", "arm"]
+    old, new = old.sort_values(key).reset_index(drop=True), new.sort_values(key).reset_index(drop=True)
+    assert len(new) == 406 and list(new.columns) == list(old.columns)  # 400 units + 5 crossed + 1 unit-less
+    assert new.equals(old)
+    assert (new["seg_0"] == "(missing)").any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-3 * 10**15, 4 * 10**15), min_size=1, max_size=30))
+def test_utc_day_equals_date_trunc_of_the_naive_timestamp(micros: list[int]) -> None:
+    """The integer day floor is DuckDB's date_trunc('day', ts::TIMESTAMP), before and after 1970, at midnight."""
+    import duckdb
+    import ibis
+
+    micros = [*micros, 0, -1, DAY_US, DAY_US - 1, -DAY_US, -DAY_US - 1]
+    raw = duckdb.connect()
+    raw.execute("SET TimeZone = 'UTC'")
+    raw.execute(
+        "CREATE TABLE t AS SELECT TIMESTAMPTZ 'epoch' + to_microseconds(us) AS ts FROM unnest(?) u(us)", [micros]
+    )
+    t = ibis.duckdb.from_connection(raw).table("t")
+    frame = t.select(new=utc_day(t.ts), old=t.ts.cast("timestamp").truncate("D")).execute()
+    assert frame["new"].dtype == frame["old"].dtype
+    assert (frame["new"] == frame["old"]).all()
 
 
 def test_event_summary_equals_the_per_aggregate_queries(tricky_store: Store) -> None:
@@ -163,3 +199,27 @@ def test_the_store_analysis_reads_the_big_tables_in_two_queries(tricky_store: St
         abtest.temp_table = original
     assert created == []
     assert result.srm.crossover_units == 5 and set(result.srm.counts) == {"alpha", "beta", "gamma"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), st.lists(st.integers(0, 80), min_size=1, max_size=60), min_size=1
+    ),
+    st.integers(0, 80),
+)
+def test_capped_from_counts_equals_the_capped_raw_values(arms: dict[str, list[int]], cap_tenths: int) -> None:
+    """Moments of min(value, cap) from the distinct values' counts = two-pass numpy moments of the raw values."""
+    raw = {arm: [x / 10 for x in data] for arm, data in arms.items()}
+    values: dict[str, dict[float, int]] = {}
+    for arm, data in raw.items():
+        for x in data:
+            values.setdefault(arm, {})[x] = values.get(arm, {}).get(x, 0) + 1
+    cap = cap_tenths / 10
+    got = capped_from_counts(values, cap)
+    assert set(got) == set(raw)
+    for arm, data in raw.items():
+        want = Moments.from_values(np.minimum(data, cap))
+        assert got[arm].n == want.n
+        assert math.isclose(got[arm].mean[0], want.mean[0], rel_tol=1e-13, abs_tol=1e-13)
+        assert math.isclose(got[arm].comoment[0][0], want.comoment[0][0], rel_tol=1e-12, abs_tol=1e-12)

@@ -75,12 +75,34 @@ def experiment_predictions(
         raise InputError(f"arms come from 'arm' or 'model_version', not '{arm_source}'")
     p = p.filter(p[arm_source].notnull())
     columns = {f"seg_{i}": p[c].cast("string").fill_null("(missing)") for i, c in enumerate(segments)}
-    # The day of a UTC timestamp (the store's session zone): truncating the naive value skips ICU's calendar.
     exp = p.select(
         "trace_id", arm=p[arm_source].cast("string"), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
-        day=p.ts.cast("timestamp").truncate("D"), **columns,
+        day=utc_day(p.ts), **columns,
     )  # fmt: skip
     return exp, arm_source
+
+
+DAY_US = 86_400_000_000
+
+
+def utc_day(ts: Any) -> Any:
+    """The UTC day of a timestamp as a naive TIMESTAMP at midnight (= ``date_trunc('day', ts::TIMESTAMP)``).
+
+    Integer arithmetic on the microseconds since the epoch, floored (``x − ((x mod d) + d) mod d`` also
+    below 1970): DuckDB's date_trunc goes through the calendar and cost 0.6 CPU-s per 5M predictions, this 0.1.
+    """
+    import ibis
+
+    @ibis.udf.scalar.builtin(name="epoch_us")
+    def _epoch_us(ts) -> int:  # type: ignore[no-untyped-def]
+        """Microseconds since 1970-01-01 UTC (DuckDB builtin)."""
+
+    @ibis.udf.scalar.builtin(name="make_timestamp")
+    def _make_timestamp(us: int) -> dt.datetime:
+        """The naive TIMESTAMP of microseconds since the epoch (DuckDB builtin)."""
+
+    us = _epoch_us(ts)
+    return _make_timestamp(us - ((us % DAY_US) + DAY_US) % DAY_US)
 
 
 @contextmanager
@@ -95,8 +117,25 @@ def temp_table(con: Any, expr: Any, name: str) -> Iterator[Any]:
 
 def units_by_arm(exp: Any, n_segments: int) -> Any:
     """One row per (unit, arm): first and last ts, and each segment's value at the unit's first exposure."""
-    segs = {f"seg_{i}": exp[f"seg_{i}"].argmin(exp.ts) for i in range(n_segments)}
+    segs = {f"seg_{i}": arg_min(exp[f"seg_{i}"], exp.ts) for i in range(n_segments)}
     return exp.group_by(["unit", "arm"]).aggregate(first=exp.ts.min(), last=exp.ts.max(), **segs)
+
+
+def arg_min(value: Any, key: Any) -> Any:
+    """The engine's ``arg_min(value, key)`` of a string ``value``: its value on the row of the smallest ``key``.
+
+    Ibis's ``value.argmin(key)`` compiles to ``FIRST(value ORDER BY key)``, which DuckDB runs as ``arg_min_null``
+    over a binary sort key: the per-(unit, arm) GROUP BY of 5M predictions with three segments took 3× as long.
+    The two differ only when every key of a group is NULL (arg_min skips NULL keys and gives NULL); ``ts`` is
+    required at ingest, so they give the same row (on tied ts both engines may pick either).
+    """
+    import ibis
+
+    @ibis.udf.agg.builtin(name="arg_min")
+    def _arg_min(value, key) -> str:  # type: ignore[no-untyped-def]
+        """DuckDB's arg_min (a builtin: Ibis only names it)."""
+
+    return _arg_min(value, key)
 
 
 def event_observations(con: Any, exp: Any, metrics: list[Metric]) -> Any:

@@ -1,15 +1,16 @@
 """One query per side of an A/B test: the SRM inputs from the predictions, every event metric's aggregates.
 
 Each is a UNION ALL of small GROUP BYs over one shared subexpression (the units per arm, the feedback joined
-to the arms), which Ibis emits as a CTE and DuckDB materialises once: the big tables are scanned and joined
-a single time, with no temporary table. Readers turn the rows back into the objects of
-:mod:`workbench.queries.abtest`'s one-aggregate-per-query functions, which stay for CUPED and per-prediction
-metrics (and as the reference the tests compare against).
+to the arms), which Ibis emits as a CTE and DuckDB streams to every branch at once: the big tables are
+scanned and joined a single time, with no temporary table and nothing materialised. Readers turn the rows
+back into the objects of :mod:`workbench.queries.abtest`'s one-aggregate-per-query functions, which stay for
+CUPED and per-prediction metrics (and as the reference the tests compare against).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,10 +89,12 @@ def event_summary(events: Any, metrics: list[Metric], capping_percentile: float,
 
     Rows by ``part``: ``unit`` — per metric and arm the Moments inputs of (Σ value, observations) over units
     (as :func:`unit_stats`); ``day`` — per metric, arm and day n, Σ, mean, var (as :func:`daily_event_stats`);
-    for mean metrics ``cap`` — the capping threshold (as :func:`cap_value`), ``capped`` — per arm n, mean,
-    var of min(value, cap) (as :func:`capped_stats`), and ``value`` — per arm and distinct value its count
-    (the Mann–Whitney ranks, :func:`rank_sums_from_counts`).
-    The join is a CTE that every branch reads: DuckDB materialises it once, so feedback is joined a single time.
+    for mean metrics ``cap`` — the capping threshold (as :func:`cap_value`), and ``value`` — per arm and
+    distinct value its count, from which the reader takes the Mann–Whitney ranks (:func:`rank_sums_from_counts`)
+    and the capped moments (:func:`capped_from_counts`, as :func:`capped_stats`).
+    The join is a CTE that every branch reads as it streams by: feedback is joined a single time. No branch
+    may depend on another's result (a capped mean needs the cap first): DuckDB would then materialise the
+    4M joined rows of the benchmark for the second reader, which took longer than the whole join.
     """
     import ibis
 
@@ -124,10 +127,7 @@ def event_summary(events: Any, metrics: list[Metric], capping_percentile: float,
         obs = events.filter(events.metric == m.name)
         where = obs.value != 0 if nonzero_only else None
         quantile = obs.value.quantile(capping_percentile, where=where)
-        capped = obs.mutate(value=obs.value.clip(upper=quantile.as_scalar()))
-        stats = capped.group_by("arm").aggregate(rows=capped.count(), mean=capped.value.mean(), var=capped.value.var())
         metric_name = ibis.literal(m.name, "string")
-        branches.append(stats.select(**row("capped", metric=metric_name, **{c: stats[c] for c in stats.columns})))
         threshold = obs.aggregate(cap=quantile)
         branches.append(threshold.select(**row("cap", metric=metric_name, arm=ibis.null("string"), cap=threshold.cap)))
         values = obs.group_by(["arm", "value"]).aggregate(rows=obs.count())
@@ -154,7 +154,6 @@ def read_event_summary(frame: Any, metrics: list[Metric]) -> dict[str, EventAggr
         mine = [r for r in rows if r["metric"] == m.name]
         units = {}
         daily: dict[str, dict[dt.date, Any]] = {}
-        capped: dict[str, Moments] = {}
         values: dict[str, dict[float, int]] = {}
         cap: float | None = None
         for r in mine:
@@ -170,11 +169,26 @@ def read_event_summary(frame: Any, metrics: list[Metric]) -> dict[str, EventAggr
                 daily.setdefault(arm, {})[_as_date(r["day"])] = stats
             elif part == "cap":
                 cap = None if r["cap"] is None or r["cap"] != r["cap"] else float(r["cap"])
-            elif part == "capped":
-                capped[arm] = Moments.from_moments(int(r["rows"]), [r["mean"]], [[_num(r["var"])]])
             elif part == "value":
                 values.setdefault(arm, {})[float(r["value"])] = int(r["rows"])
-        out[m.name] = EventAggregates(units, daily, capped if cap is not None else None, cap, values)
+        capped = capped_from_counts(values, cap) if cap is not None else None
+        out[m.name] = EventAggregates(units, daily, capped, cap, values)
+    return out
+
+
+def capped_from_counts(values: dict[str, dict[float, int]], cap: float) -> dict[str, Moments]:
+    """Per arm Moments of min(value, cap) from the counts of each distinct value (as :func:`capped_stats`).
+
+    Two passes over the distinct values, with exactly rounded sums (fsum): mean = Σ c·w / n and
+    C = Σ c·(w − mean)² for w = min(value, cap), which the engine's one-pass var_samp matches to ~1e-15.
+    """
+    out = {}
+    for arm, counts in values.items():
+        n = sum(counts.values())
+        capped = [(min(value, cap), count) for value, count in counts.items()]
+        mean = math.fsum(w * c for w, c in capped) / n
+        comoment = math.fsum(c * (w - mean) ** 2 for w, c in capped)
+        out[arm] = Moments(n, (mean,), ((comoment,),))
     return out
 
 
