@@ -160,3 +160,41 @@ def test_the_count_query_gives_what_the_indicator_sum_query_gave_on_a_small_stor
             for name in ("bin_counts", "grid_counts"):
                 np.testing.assert_array_equal(new[f][name], expected[name], err_msg=f"{f} {name}")
             np.testing.assert_allclose(new[f]["grid_sums"], expected["grid_sums"], rtol=1e-12, atol=1e-9)
+
+
+def test_the_compiled_count_query_gives_what_the_ibis_expression_gives(store):
+    # named tables and views run the SQL compiled once against a placeholder; other expressions the Ibis one
+    with store.ibis() as con:
+        numeric, _ = store_features(con)
+        view = q.as_view(filtered_predictions(con, Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))), "v")
+        moments = q.numeric_moments(view, numeric, with_quantiles=True)
+        bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 500))
+                for f in numeric}  # fmt: skip
+        for table in (view, con.table("predictions")):
+            templates: dict[str, str] = {}
+            compiled = q.numeric_counts_many(table, bins, templates)
+            expression = q.numeric_counts_many(table.select(*numeric), bins)  # not a named table: Ibis path
+            assert len(templates) == 1 and q._SOURCE in next(iter(templates.values()))
+            for f in numeric:
+                for name in ("bin_counts", "grid_counts"):
+                    np.testing.assert_array_equal(compiled[f][name], expression[f][name], err_msg=f"{f} {name}")
+                np.testing.assert_allclose(compiled[f]["grid_sums"], expression[f]["grid_sums"], rtol=1e-12, atol=1e-9)
+
+
+def test_a_new_window_runs_the_count_query_kept_in_the_cached_profile(store, monkeypatch):
+    reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
+    settings = DriftSettings(ks_exact_max_rows=1000)  # the grid path
+    first = compare(store, reference, Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC)), settings=settings,
+                    multivariate=False)  # fmt: skip
+    fresh = compare(store, reference, Window(start=dt.datetime(2026, 1, 20, tzinfo=dt.UTC)), settings=settings,
+                    multivariate=False, use_cache=False)  # fmt: skip
+    q._TEMPLATES.clear()  # as in a new process: the query can only come from the profile in the store
+
+    def no_compile(*args, **kwargs):
+        raise AssertionError("the count query was compiled again")
+
+    monkeypatch.setattr(q, "_counts_union", no_compile)
+    again = compare(store, reference, Window(start=dt.datetime(2026, 1, 20, tzinfo=dt.UTC)), settings=settings,
+                    multivariate=False)  # fmt: skip
+    assert first.summary["ks_method"] == again.summary["ks_method"] == "grid"
+    assert [f.to_dict() for f in again.features] == [f.to_dict() for f in fresh.features]

@@ -124,7 +124,8 @@ def _reference_profile(
         bins[f] = (edges, q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins))
     if not exact and numeric:
         say(f"reference: bin counts of {len(numeric)} numeric features (one query)")
-    engine = {} if exact else q.numeric_counts_many(table, bins)
+    # the count query compiled here serves the current window too (and later runs, from the cached profile)
+    engine = {} if exact else q.numeric_counts_many(table, bins, profile.setdefault("count_sql", {}))
     for f in numeric:
         edges, spec = bins[f]
         counts = engine[f] if f in engine else q.counts_from_values(values[f], edges, spec)
@@ -255,7 +256,7 @@ def _compare_tables(
         say(f"current: bin counts of {len(numeric)} numeric features (one query)")
         bins = {f: (np.asarray(profile["numeric"][f]["edges"], dtype=float), profile["numeric"][f]["grid"])
                 for f in numeric}  # fmt: skip
-        engine = q.numeric_counts_many(cur_table, bins)
+        engine = q.numeric_counts_many(cur_table, bins, profile.setdefault("count_sql", {}))
     # The statistics of one feature (numpy, scipy's KS p-value: both release the GIL) run in a worker
     # thread while the main thread pulls the next feature's values from the engine; results keep their order.
     with ThreadPoolExecutor(max_workers=STAT_THREADS) as pool:

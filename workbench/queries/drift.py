@@ -153,29 +153,19 @@ def numeric_counts(
 
 
 def numeric_counts_many(
-    table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]]
+    table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], templates: dict[str, str] | None = None
 ) -> dict[str, dict[str, np.ndarray]]:
     """:func:`numeric_counts` of several features (``{feature: (edges, grid spec)}``) in ONE engine query.
 
     One aggregate per feature, all in a single ``UNION ALL``: one compile and one round trip instead of
     one per feature, and each branch groups on one integer key ``(grid key + 1)·(len(edges) + 1) + decile bin``
     (a hash aggregate over one integer is faster than over two). Same filters and bin rules as
-    :func:`numeric_counts`, so the arrays are the same.
+    :func:`numeric_counts`, so the arrays are the same. ``templates`` (e.g. a cached profile's) keeps the
+    compiled SQL of these bins: see :func:`_counts_frame`.
     """
-    import ibis
-
     if not bins:
         return {}
-    parts = []
-    for i, (f, (edges, spec)) in enumerate(bins.items()):
-        t = table.filter(table[f].notnull())
-        t = t.filter(~t[f].cast("float64").isnan())
-        x = t[f].cast("float64")
-        key, decile = _bin_keys(x, edges, spec)
-        joint = (key + 1) * (len(edges) + 1) + decile
-        part = t.group_by(j=joint).aggregate(n=t.count(), s=x.sum())
-        parts.append(part.mutate(f=ibis.literal(i, "int32")))
-    frame = ibis.union(*parts, distinct=False).to_pyarrow()
+    frame = _counts_frame(table, bins, templates)
     f_all = frame.column("f").to_numpy()
     joint_all = frame.column("j").to_numpy().astype(np.int64)
     n_all = frame.column("n").to_numpy().astype(float)
@@ -191,6 +181,65 @@ def numeric_counts_many(
             "grid_sums": np.bincount(k, weights=s_all[mine], minlength=n_bins + 2),
         }
     return out
+
+
+def _counts_union(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]]) -> Any:
+    """The Ibis expression of :func:`numeric_counts_many`: one ``GROUP BY`` per feature under ``UNION ALL``."""
+    import ibis
+
+    parts = []
+    for i, (f, (edges, spec)) in enumerate(bins.items()):
+        t = table.filter(table[f].notnull())
+        t = t.filter(~t[f].cast("float64").isnan())
+        x = t[f].cast("float64")
+        key, decile = _bin_keys(x, edges, spec)
+        joint = (key + 1) * (len(edges) + 1) + decile
+        part = t.group_by(j=joint).aggregate(n=t.count(), s=x.sum())
+        parts.append(part.mutate(f=ibis.literal(i, "int32")))
+    return ibis.union(*parts, distinct=False)
+
+
+_SOURCE = "__drift_counts_source__"
+_TEMPLATES: dict[str, str] = {}  # this process's compiled count queries, by template key
+
+
+def _counts_frame(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], templates: dict | None) -> Any:
+    """Run the count query of ``bins`` on ``table`` (a pyarrow table ``j, n, s, f``).
+
+    Building and compiling the Ibis expression (21 features, each a binary search of CASEs) cost more
+    than DuckDB's run of it on a new current window. The SQL depends only on the bins and the columns'
+    types, so it is compiled once against a placeholder table and kept (in this process and in
+    ``templates``, which the reference profile carries into the store's cache); a named DuckDB table or
+    view then runs it with its own name in place of the placeholder. Other tables: the Ibis expression.
+    """
+    import ibis
+    import ibis.expr.operations as ops
+    import sqlglot as sg
+
+    backend = table._find_backend()
+    if backend.name != "duckdb" or not isinstance(table.op(), ops.DatabaseTable):
+        return _counts_union(table, bins).to_pyarrow()
+    schema = table.select(*bins).schema()
+    key = _template_key(schema, bins)
+    sql = (templates or {}).get(key) or _TEMPLATES.get(key)
+    if sql is None:
+        sql = ibis.to_sql(_counts_union(ibis.table(schema, name=_SOURCE), bins), dialect="duckdb")
+    _TEMPLATES[key] = sql
+    if templates is not None:
+        templates.clear()  # one entry: the profile keeps only the query of its own bins
+        templates[key] = sql
+    op = table.op()  # the table's own (catalog, database,) name, quoted as Ibis' compiler quotes it
+    name = sg.table(op.name, db=op.namespace.database, catalog=op.namespace.catalog, quoted=True).sql("duckdb")
+    return backend.con.sql(sql.replace(f'"{_SOURCE}"', name)).to_arrow_table()
+
+
+def _template_key(schema: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]]) -> str:
+    """SHA-256 of what the count query's text depends on: columns, their types, edges and grids, Ibis' version."""
+    import ibis
+
+    parts = [[f, str(schema[f]), [float(e) for e in edges], spec] for f, (edges, spec) in bins.items()]
+    text = json.dumps({"ibis": ibis.__version__, "bins": parts}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def categorical_counts_many(table: Any, features: list[str]) -> dict[str, dict[str, int]]:
