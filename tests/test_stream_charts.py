@@ -7,9 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.charts.stream import HOURS_SHOWN, _band, quality_figure, rate_figure
+from workbench.charts.stream import (
+    HOURS_SHOWN,
+    _band,
+    arrivals_figure,
+    quality_figure,
+    rate_figure,
+    volume_figure,
+)
 from workbench.demo import Scenario, build_demo
-from workbench.queries.stream_view import stream_snapshot
+from workbench.queries.stream_view import PARTIAL_BELOW, observed_share, stream_snapshot
 from workbench.store import Store
 
 
@@ -63,3 +70,39 @@ def test_fired_markers_sit_on_charts_of_their_own_granularity(store):
     assert len(markers.x) == len(rule.fired_buckets) == 18  # 19 complete days; the first starts the streak
     hour = volume_figure(stream_snapshot(store, None, "hour", None, ("outcome",)), result)
     assert not [t for t in hour.data if t.name == "low fires"]
+
+
+def test_observed_share_is_the_part_of_each_bucket_inside_the_stream_span():
+    weeks = pd.Series(pd.date_range("2025-12-29", "2026-03-30", freq="7D", tz="UTC"))
+    first, last = pd.Timestamp("2026-01-01 00:58", tz="UTC"), pd.Timestamp("2026-03-31 23:59:59", tz="UTC")
+    share = observed_share(weeks, "week", first, last)
+    assert share.iloc[0] == pytest.approx((4 * 24 * 60 - 58) / (7 * 24 * 60), abs=1e-12)  # Thu 00:58 → Mon
+    assert share.iloc[-1] == pytest.approx((2 * 86400 - 1) / (7 * 86400), abs=1e-12)  # Mon → Tue 23:59:59
+    assert (share.iloc[1:-1] == 1.0).all()
+    days = pd.Series(pd.date_range("2026-03-30", periods=2, freq="D", tz="UTC"))
+    live = observed_share(days, "day", pd.Timestamp("2026-03-01", tz="UTC"), pd.Timestamp("2026-03-31 12:00", tz="UTC"))
+    assert live.tolist() == [1.0, 0.5]  # today, half over
+    assert observed_share(days, "day", None, None).tolist() == [1.0, 1.0]
+
+
+def test_partial_weeks_are_hatched_and_say_how_much_was_observed(store):
+    snapshot = stream_snapshot(store, None, "week", None, ("outcome",))
+    overall = snapshot.overall()
+    partial = overall["observed"] < PARTIAL_BELOW
+    assert partial.iloc[-1] or partial.iloc[0]  # a 20-day demo cannot fill whole weeks at both ends
+    fig = volume_figure(snapshot)
+    shapes = list(fig.data[0].marker.pattern.shape)
+    assert shapes == ["/" if p else "" for p in partial]
+    note = " ".join(a.text for a in fig.layout.annotations if a.text.startswith("hatched"))
+    first_partial = overall[partial].iloc[0]
+    assert f"{first_partial['observed']:.0%}" in note
+    arrivals = arrivals_figure(snapshot)
+    first, last = snapshot.arrivals["first"].min(), snapshot.arrivals["last"].max()
+    for bar in arrivals.data:  # each kind's bars: hatched where the arrivals cover part of the week
+        expected = observed_share(pd.Series(pd.to_datetime(bar.x, utc=True)), "week", first, last) < PARTIAL_BELOW
+        assert list(bar.marker.pattern.shape) == ["/" if p else "" for p in expected]
+    assert any(a.text.startswith("hatched") for a in arrivals.layout.annotations)
+    days = stream_snapshot(store, None, "day", None, ("outcome",))
+    day_shapes = list(volume_figure(days).data[0].marker.pattern.shape)
+    assert day_shapes == ["/" if o < PARTIAL_BELOW else "" for o in days.overall()["observed"]]
+    assert day_shapes.count("/") < partial.sum() + 2  # days are whole but for the stream's edges

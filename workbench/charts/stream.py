@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.charts import PALETTE, _layout
-from workbench.queries.stream import BUCKET_LENGTH, SEGMENT_NONE
-from workbench.queries.stream_view import StreamSnapshot
+from workbench.queries.stream import BUCKET_LENGTH, SEGMENT_NONE, bucket_label
+from workbench.queries.stream_view import PARTIAL_BELOW, StreamSnapshot, observed_share
 from workbench.trigger_results import CheckResult, RuleResult
 
 FIRED = "#dc2626"
@@ -120,12 +120,41 @@ def _name(segment: str, prefix: str = "") -> str:
     return prefix if segment == SEGMENT_NONE else f"{prefix}{' · ' if prefix else ''}{segment}"
 
 
+def _hatched(observed: pd.Series) -> dict[str, Any]:
+    """Bar marker settings that hatch and fade the buckets observed under :data:`PARTIAL_BELOW`."""
+    partial = observed < PARTIAL_BELOW
+    return {"pattern": {"shape": ["/" if p else "" for p in partial]}, "opacity": [0.55 if p else 1.0 for p in partial]}
+
+
+def note_partial(fig: go.Figure, buckets: pd.Series, observed: pd.Series, granularity: str) -> None:
+    """Say above the plot which buckets are partial and how much of each the stream covers."""
+    partial = observed < PARTIAL_BELOW
+    if not partial.any():
+        return
+    shares = ", ".join(
+        f"{bucket_label(b, granularity)}: {o:.0%}" for b, o in zip(buckets[partial], observed[partial], strict=True)
+    )
+    fig.add_annotation(
+        x=1, y=1.0, xref="paper", yref="paper", xanchor="right", yanchor="bottom", showarrow=False,
+        text=f"hatched: partial {granularity}s ({shares} of the {granularity} observed)",
+        font={"size": 10, "color": "#4b5563"},
+    )  # fmt: skip
+
+
 def volume_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -> go.Figure:
-    """Stacked predictions per bucket by segment."""
+    """Stacked predictions per bucket by segment; a bucket the stream covers only in part is hatched and says
+    how much of it was observed (a short first week is not a drop in traffic)."""
     fig = go.Figure()
+    unit = snapshot.granularity
     for i, (segment, part) in enumerate(_segments(snapshot)):
-        fig.add_bar(x=_naive(part["bucket"]), y=part["predictions"], name=_name(segment, "predictions"),
-                    marker_color=PALETTE[i % len(PALETTE)])  # fmt: skip
+        fig.add_bar(
+            x=_naive(part["bucket"]), y=part["predictions"], name=_name(segment, "predictions"),
+            marker={"color": PALETTE[i % len(PALETTE)], **_hatched(part["observed"])}, customdata=part["observed"],
+            hovertemplate=f"%{{x}}<br>%{{y:,}} predictions<br>%{{customdata:.0%}} of the {unit} observed"
+            "<extra></extra>",
+        )  # fmt: skip
+    overall = snapshot.overall()
+    note_partial(fig, overall["bucket"], overall["observed"], unit)
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, "volume", snapshot.granularity)
     fig.update_layout(barmode="stack", bargap=0.05)
@@ -133,11 +162,19 @@ def volume_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -
 
 
 def arrivals_figure(snapshot: StreamSnapshot, by: str = "kind", result: CheckResult | None = None) -> go.Figure:
-    """Stacked feedback rows by arrival bucket, by kind or type."""
+    """Stacked feedback rows by arrival bucket, by kind or type; buckets the arrivals cover in part are hatched
+    (observed share from the first to the newest arrival, as for predictions)."""
     arrivals = snapshot.arrivals.groupby(["bucket", by], as_index=False)["rows"].sum()
+    unit = snapshot.granularity
+    first = snapshot.arrivals["first"].min() if not snapshot.arrivals.empty else None
+    last = snapshot.arrivals["last"].max() if not snapshot.arrivals.empty else None
+    arrivals["observed"] = observed_share(arrivals["bucket"], unit, first, last)
     fig = go.Figure()
     for i, (name, part) in enumerate(arrivals.groupby(by, sort=True)):
-        fig.add_bar(x=_naive(part["bucket"]), y=part["rows"], name=str(name), marker_color=PALETTE[i % len(PALETTE)])
+        fig.add_bar(x=_naive(part["bucket"]), y=part["rows"], name=str(name),
+                    marker={"color": PALETTE[i % len(PALETTE)], **_hatched(part["observed"])})  # fmt: skip
+    buckets = arrivals.drop_duplicates("bucket").sort_values("bucket")
+    note_partial(fig, buckets["bucket"].reset_index(drop=True), buckets["observed"].reset_index(drop=True), unit)
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, "arrivals", snapshot.granularity)
     fig.update_layout(barmode="stack", bargap=0.05)

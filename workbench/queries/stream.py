@@ -171,19 +171,26 @@ def feedback_arrivals(
 ) -> pd.DataFrame:
     """Feedback rows on the window's predictions by *arrival* bucket (feedback ts), kind and type.
 
-    Columns: bucket, kind, type, rows, labels (rows that count as labels). Orphan feedback (no
-    prediction yet) has no prediction to filter on and is left out (see :func:`signal_quality_from`).
+    Columns: bucket, kind, type, rows, labels (rows that count as labels), first and last (the earliest and
+    newest arrival in the cell). Orphan feedback (no prediction yet) has no prediction to filter on and is
+    left out (see :func:`signal_quality_from`).
     """
     trunc = unit(granularity)
     f = con.table("feedback")
     f = f.semi_join(filtered_predictions(con, window).select("trace_id"), "trace_id")
     frame = (
         f.group_by(bucket=f.ts.truncate(trunc), kind=f.kind, type=f.type)
-        .aggregate(rows=f.count(), labels=f.trace_id.count(where=_label_filter(f, label_types)))
+        .aggregate(
+            rows=f.count(),
+            labels=f.trace_id.count(where=_label_filter(f, label_types)),
+            first=f.ts.min(),
+            last=f.ts.max(),
+        )
         .order_by(["bucket", "kind", "type"])
         .execute()
     )
-    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    for column in ("bucket", "first", "last"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
 

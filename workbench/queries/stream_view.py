@@ -133,7 +133,7 @@ class StreamSnapshot:
         """The series with segments summed: one row per bucket, rates recomputed."""
         counts = [c for c in self.series.columns if c in _COUNTS]
         summed = self.series.groupby("bucket", as_index=False)[counts].sum()
-        flags = self.series.groupby("bucket", as_index=False)[["bucket_end", "labels_complete"]].first()
+        flags = self.series.groupby("bucket", as_index=False)[["bucket_end", "labels_complete", "observed"]].first()
         return add_rates(summed.merge(flags, on="bucket"))
 
     def verdict(self) -> str:
@@ -171,6 +171,7 @@ class StreamSnapshot:
                     **{c: int(getattr(row, c)) for c in _COUNTS},
                     **{r: _num(getattr(row, r)) for r in RATES},
                     "labels_complete": bool(row.labels_complete),
+                    "observed": round(float(row.observed), 4),
                 }
             )
         return {
@@ -230,6 +231,26 @@ def labels_complete_mask(
     return (buckets + BUCKET_LENGTH[granularity]) <= as_of - pd.Timedelta(hours=settle_hours)
 
 
+PARTIAL_BELOW = 0.9  # a bucket the stream covers less than 90% of is drawn as partial (a first day from 00:58 is not)
+
+
+def observed_share(
+    buckets: pd.Series, granularity: str, first: pd.Timestamp | None, last: pd.Timestamp | None
+) -> pd.Series:
+    """Per bucket, the share of its length inside the stream's observed span [first, last] (1.0: all of it).
+
+    The first and last week of a window rarely start on a Monday and end on a Sunday, and the newest day
+    or hour of a live stream is still running: their volumes are short because part of the bucket was
+    not observed, not because traffic fell. Charts draw buckets under :data:`PARTIAL_BELOW` as partial.
+    """
+    if first is None or last is None or buckets.empty:
+        return pd.Series(1.0, index=buckets.index)
+    length = BUCKET_LENGTH[granularity]
+    start = buckets.where(buckets > first, first)
+    end = (buckets + length).where(buckets + length < last, last)
+    return ((end - start) / length).clip(lower=0.0, upper=1.0)
+
+
 def snapshot_from(
     con: Any,
     window: Window | None = None,
@@ -260,6 +281,7 @@ def snapshot_from(
     settle = delays.quantile_hours(settings.labels_complete_share)
     series["bucket_end"] = series["bucket"] + BUCKET_LENGTH[granularity]
     series["labels_complete"] = labels_complete_mask(series["bucket"], granularity, clock["as_of"], settle)
+    series["observed"] = observed_share(series["bucket"], granularity, clock["first"], clock["last"])
     series = add_rates(series, settings.confidence)
     pending = series.loc[~series["labels_complete"], "bucket"]
     return StreamSnapshot(
