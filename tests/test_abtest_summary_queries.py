@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from workbench.queries import Window
 from workbench.queries.abtest import (
     DAY_US,
     arm_units,
@@ -24,6 +25,8 @@ from workbench.queries.abtest import (
     metric,
     observations,
     period,
+    pre_period_observations,
+    pre_period_predictions,
     rank_sums,
     segment_units,
     temp_table,
@@ -159,6 +162,28 @@ def test_event_summary_equals_the_per_aggregate_queries(tricky_store: Store) -> 
                         _close(got.capped[arm], s)
                     for variant in ("beta", "gamma"):
                         assert rank_sums_from_counts(got.values, "alpha", variant) == rank_sums(obs, "alpha", variant)
+
+
+def test_event_summary_with_cuped_equals_unit_stats_with_the_pre_period(tricky_store: Store) -> None:
+    """With the pre-period, each arm's unit Moments of (y, m, z) are those of unit_stats(obs, pre)."""
+    start = dt.datetime(2026, 3, 5, tzinfo=dt.UTC)
+    with tricky_store.ibis() as con:
+        exp, _source = experiment_predictions(con, Window(start=start), "auto", ())
+        pre = event_observations(con, pre_period_predictions(con, start, 3), METRICS)
+        query = event_summary(event_observations(con, exp, METRICS), METRICS, 0.9, False, pre)
+        new = read_event_summary(query.execute(), METRICS, cuped=True)
+        plain = read_event_summary(event_summary(event_observations(con, exp, METRICS), METRICS, 0.9, False)
+                                   .execute(), METRICS)  # fmt: skip
+        for m in METRICS:
+            units = unit_stats(observations(con, exp, m), pre_period_observations(con, m, start, 3))
+            got = new[m.name]
+            assert got.cuped and not plain[m.name].cuped and set(got.units) == set(units) == {"alpha", "beta", "gamma"}
+            for arm in units:
+                assert got.units[arm].k == 3 and got.units[arm].comoment[2][2] > 0  # units with a pre-period
+                _close(got.units[arm], units[arm])
+                _close(plain[m.name].units[arm], Moments(units[arm].n, units[arm].mean[:2],
+                                                         tuple(r[:2] for r in units[arm].comoment[:2])))  # fmt: skip
+            assert got.daily == plain[m.name].daily and got.values == plain[m.name].values
 
 
 @settings(max_examples=60, deadline=None)

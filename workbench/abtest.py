@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,10 @@ from workbench.queries.abtest import (
     moments_by,
     observations,
     pre_period_observations,
+    pre_period_predictions,
     rank_sums,
     read_file,
-    temp_table,
+    temp_table,  # noqa: F401  (no analysis makes one any more; tests watch this name to keep it so)
     unit_stats,
 )
 from workbench.queries.abtest_summary import (
@@ -142,28 +142,28 @@ def _store_metrics(
 ) -> list[MetricData]:
     """Every metric's MetricData, in ``chosen`` order (role, metric).
 
-    Without CUPED the event metrics come from one query (:func:`event_summary`: one join of feedback to
-    the arms); per-prediction metrics, and CUPED's pre-period covariate, use one query per aggregate.
+    The event metrics come from one query (:func:`event_summary`: one join of feedback to the arms, and with
+    CUPED one of feedback to the pre-period's predictions); per-prediction metrics use one query per aggregate.
     """
     event_metrics = [m for _role, m in chosen if not m.per_prediction]
     fast = {}
-    if event_metrics and not cuped:
+    if event_metrics:
         say(f"aggregating {', '.join(m.label for m in event_metrics)}")
+        pre = None
+        if cuped and start:
+            pre = event_observations(con, pre_period_predictions(con, start, settings.cuped_lookback_days),
+                                     event_metrics)  # fmt: skip
         query = event_summary(event_observations(con, exp, event_metrics), event_metrics,
-                              settings.capping_percentile, settings.capping_nonzero_only)  # fmt: skip
-        fast = read_event_summary(query.execute(), event_metrics)
+                              settings.capping_percentile, settings.capping_nonzero_only, pre)  # fmt: skip
+        fast = read_event_summary(query.execute(), event_metrics, cuped=pre is not None)
     out = []
-    with ExitStack() as stack:
-        events = None
-        if len(fast) < len(event_metrics):
-            events = stack.enter_context(temp_table(con, event_observations(con, exp, event_metrics), "abtest_events"))
-        for role, m in chosen:
-            if m.name in fast:
-                out.append(_event_metric(fast[m.name], m, role, control, variants))
-                continue
-            say(f"aggregating {m.label}")
-            obs = observations(con, exp, m, events)
-            out.append(_store_metric(con, obs, m, role, control, variants, settings, cuped, start))
+    for role, m in chosen:
+        if m.name in fast:
+            out.append(_event_metric(fast[m.name], m, role, control, variants))
+            continue
+        say(f"aggregating {m.label}")
+        obs = observations(con, exp, m)
+        out.append(_store_metric(con, obs, m, role, control, variants, settings, cuped, start))
     return out
 
 
@@ -172,7 +172,9 @@ def _event_metric(agg: EventAggregates, m: Metric, role: str, control: str, vari
     empty: Any = ProportionStats(0, 0) if m.kind == "proportion" else Moments.empty()
     events = {arm: sum(per_day.values(), empty) for arm, per_day in agg.daily.items()}
     ranks = {v: rank_sums_from_counts(agg.values, control, v) for v in variants} if m.kind == "mean" else {}
-    return MetricData(m, role, events, agg.units, agg.daily, None, None, agg.capped, agg.cap, ranks, clustered=True)
+    cuped = agg.units if agg.cuped else None
+    return MetricData(m, role, events, agg.units, agg.daily, cuped, "ratio" if agg.cuped else None, agg.capped,
+                      agg.cap, ranks, clustered=True)  # fmt: skip
 
 
 def _store_metric(

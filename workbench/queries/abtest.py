@@ -312,11 +312,15 @@ def period(units: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
 
 def pre_period_observations(con: Any, m: Metric, start: dt.datetime, days: int) -> Any:
     """Observations of ``m`` on every prediction of the ``days`` before ``start`` (any arm): the CUPED covariate."""
+    return observations(con, pre_period_predictions(con, start, days), m)
+
+
+def pre_period_predictions(con: Any, start: dt.datetime, days: int) -> Any:
+    """Every prediction of the ``days`` before ``start`` (any arm, arm ''), shaped as :func:`experiment_predictions`."""
     p = con.table("predictions")
     p = p.filter((p.ts >= start - dt.timedelta(days=days)) & (p.ts < start))
-    pre = p.select("trace_id", arm=ibis_literal_string(""), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
-                   day=p.ts.truncate("D"))  # fmt: skip
-    return observations(con, pre, m)
+    return p.select("trace_id", arm=ibis_literal_string(""), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
+                    day=p.ts.truncate("D"))  # fmt: skip
 
 
 def ibis_literal_string(value: str) -> Any:

@@ -81,17 +81,21 @@ def read_unit_summary(frame: Any, n_segments: int, max_values: int) -> UnitSumma
 
 
 EVENT_COLUMNS = ("part", "metric", "arm", "day", "value", "rows", "mean_y", "mean_m", "var_y", "cov_ym", "var_m",
-                 "total", "mean", "var", "cap")  # fmt: skip
+                 "total", "mean", "var", "cap", "mean_z", "cov_yz", "cov_mz", "var_z")  # fmt: skip
 
 
-def event_summary(events: Any, metrics: list[Metric], capping_percentile: float, nonzero_only: bool) -> Any:
+def event_summary(
+    events: Any, metrics: list[Metric], capping_percentile: float, nonzero_only: bool, pre: Any | None = None
+) -> Any:
     """One query for every event metric's aggregates over the joined events (:func:`event_observations`).
 
     Rows by ``part``: ``unit`` — per metric and arm the Moments inputs of (Σ value, observations) over units
-    (as :func:`unit_stats`); ``day`` — per metric, arm and day n, Σ, mean, var (as :func:`daily_event_stats`);
-    for mean metrics ``cap`` — the capping threshold (as :func:`cap_value`), and ``value`` — per arm and
-    distinct value its count, from which the reader takes the Mann–Whitney ranks (:func:`rank_sums_from_counts`)
-    and the capped moments (:func:`capped_from_counts`, as :func:`capped_stats`).
+    (as :func:`unit_stats`), with CUPED's covariate z when ``pre`` holds the pre-period events (each unit's
+    Σ value of the same metric there, 0 when it had none, as :func:`unit_stats` with ``pre``); ``day`` — per
+    metric, arm and day n, Σ, mean, var (as :func:`daily_event_stats`); for mean metrics ``cap`` — the
+    capping threshold (as :func:`cap_value`), and ``value`` — per arm and distinct value its count, from
+    which the reader takes the Mann–Whitney ranks (:func:`rank_sums_from_counts`) and the capped moments
+    (:func:`capped_from_counts`, as :func:`capped_stats`).
     The join is a CTE that every branch reads as it streams by: feedback is joined a single time. No branch
     may depend on another's result (a capped mean needs the cap first): DuckDB would then materialise the
     4M joined rows of the benchmark for the second reader, which took longer than the whole join.
@@ -112,9 +116,16 @@ def event_summary(events: Any, metrics: list[Metric], capping_percentile: float,
     per_unit = events.group_by(["metric", "arm", "unit"]).aggregate(
         y=events.value.sum(), m=events.count().cast("float64")
     )
+    covariate = {}
+    if pre is not None:
+        pre_unit = pre.group_by(["metric", "unit"]).aggregate(z=pre.value.sum())
+        joined = per_unit.left_join(pre_unit, ["metric", "unit"])
+        per_unit = joined.select("metric", "arm", "unit", "y", "m", z=joined.z.fill_null(0.0))
+        covariate = {"mean_z": per_unit.z.mean(), "cov_yz": per_unit.y.cov(per_unit.z),
+                     "cov_mz": per_unit.m.cov(per_unit.z), "var_z": per_unit.z.var()}  # fmt: skip
     units = per_unit.group_by(["metric", "arm"]).aggregate(
         rows=per_unit.count(), mean_y=per_unit.y.mean(), mean_m=per_unit.m.mean(), var_y=per_unit.y.var(),
-        cov_ym=per_unit.y.cov(per_unit.m), var_m=per_unit.m.var(),
+        cov_ym=per_unit.y.cov(per_unit.m), var_m=per_unit.m.var(), **covariate,
     )  # fmt: skip
     branches = [units.select(**row("unit", **{c: units[c] for c in units.columns}))]
     days = events.group_by(["metric", "arm", "day"]).aggregate(
@@ -137,17 +148,25 @@ def event_summary(events: Any, metrics: list[Metric], capping_percentile: float,
 
 @dataclass(frozen=True)
 class EventAggregates:
-    """One event metric's aggregates read from :func:`event_summary`: unit Moments, daily stats, capping, values."""
+    """One event metric's aggregates read from :func:`event_summary`: unit Moments, daily stats, capping, values.
+
+    ``units`` are Moments of (y, m) per unit, or of (y, m, z) when the query had CUPED's pre-period (``cuped``).
+    """
 
     units: dict[str, Moments]
     daily: dict[str, dict[dt.date, Any]]
     capped: dict[str, Moments] | None
     cap: float | None
     values: dict[str, dict[float, int]]
+    cuped: bool = False
 
 
-def read_event_summary(frame: Any, metrics: list[Metric]) -> dict[str, EventAggregates]:
-    """Per metric name its :class:`EventAggregates` (the same objects the one-query-per-aggregate path builds)."""
+def read_event_summary(frame: Any, metrics: list[Metric], cuped: bool = False) -> dict[str, EventAggregates]:
+    """Per metric name its :class:`EventAggregates` (the same objects the one-query-per-aggregate path builds).
+
+    ``cuped``: the query had the pre-period (``event_summary(…, pre=…)``), unit Moments are of (y, m, z).
+    """
+    names = ("y", "m", "z") if cuped else ("y", "m")
     rows = frame.to_dict("records")
     out = {}
     for m in metrics:
@@ -159,8 +178,8 @@ def read_event_summary(frame: Any, metrics: list[Metric]) -> dict[str, EventAggr
         for r in mine:
             arm, part = str(r["arm"]), r["part"]
             if part == "unit":
-                cov = [[_num(r["var_y"]), _num(r["cov_ym"])], [_num(r["cov_ym"]), _num(r["var_m"])]]
-                units[arm] = Moments.from_moments(int(r["rows"]), [_num(r["mean_y"]), _num(r["mean_m"])], cov)
+                cov = [[_num(r[_cov_column(a, b)]) for b in names] for a in names]
+                units[arm] = Moments.from_moments(int(r["rows"]), [_num(r[f"mean_{c}"]) for c in names], cov)
             elif part == "day":
                 if m.kind == "proportion":
                     stats: Any = ProportionStats(int(r["rows"]), round(float(r["total"])))
@@ -172,8 +191,14 @@ def read_event_summary(frame: Any, metrics: list[Metric]) -> dict[str, EventAggr
             elif part == "value":
                 values.setdefault(arm, {})[float(r["value"])] = int(r["rows"])
         capped = capped_from_counts(values, cap) if cap is not None else None
-        out[m.name] = EventAggregates(units, daily, capped, cap, values)
+        out[m.name] = EventAggregates(units, daily, capped, cap, values, cuped)
     return out
+
+
+def _cov_column(a: str, b: str) -> str:
+    """The event_summary column of the (co)variance of per-unit columns a and b (y, m, z)."""
+    first, second = sorted((a, b), key="ymz".index)
+    return f"var_{first}" if first == second else f"cov_{first}{second}"
 
 
 def capped_from_counts(values: dict[str, dict[float, int]], cap: float) -> dict[str, Moments]:
