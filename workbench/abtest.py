@@ -48,7 +48,9 @@ from workbench.queries.abtest_summary import (
     event_summary,
     rank_sums_from_counts,
     read_event_summary,
+    read_segment_codes,
     read_unit_summary,
+    segment_values,
     unit_summary,
 )
 from workbench.stats.abtest import Moments, ProportionStats
@@ -88,7 +90,9 @@ def analyse_store(
         segment_columns = _segment_columns(con, settings)
         exp, source = experiment_predictions(con, window, arm_source, tuple(segment_columns))
         say("counting units per arm and segment")
-        summary = read_unit_summary(unit_summary(exp, len(segment_columns)).execute(), len(segment_columns),
+        n_segments = len(segment_columns)
+        codes = read_segment_codes(segment_values(exp, n_segments).execute(), n_segments) if n_segments else None
+        summary = read_unit_summary(unit_summary(exp, n_segments, codes).execute(), n_segments,
                                     settings.max_segment_values)  # fmt: skip
         if not summary.counts:
             raise InputError("no predictions with an arm in this window: set the `arm` role, or use model versions")
