@@ -91,3 +91,16 @@ def test_connections_draw_no_progress_bar_on_stderr(tmp_path):
     for read_only in (False, True):
         with store.connect(read_only=read_only) as con:
             assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+
+
+def test_in_memory_file_connections_are_utc_and_draw_no_progress_bar(tmp_path):
+    """File modes (drift, fairness) read through an in-memory DuckDB: same settings as the store's."""
+    from workbench.queries import file_table
+
+    path = tmp_path / "rows.csv"
+    path.write_text("x\n1\n2\n")
+    with file_table(path) as table:
+        settings = table._find_backend().raw_sql(
+            "SELECT current_setting('enable_progress_bar'), current_setting('TimeZone')"
+        )
+        assert settings.fetchall() == [(False, "UTC")]

@@ -35,7 +35,7 @@ from workbench.stats.fairness import (
 )
 from workbench.stats.fairness_verdict import evaluate
 from workbench.stats.representation import representation
-from workbench.store import Store, stored_roles
+from workbench.store import Store, quiet_utc, stored_roles
 
 Progress = Callable[[str], None]
 ROLE_COLUMNS = ("trace_id", "ts", "prediction", "score", "model_version", "label", "ingest_id")
@@ -314,7 +314,7 @@ def audit_frame(frame: Any, label: str, prediction: str, sensitive: Sequence[str
     """Audit an in-memory pandas/Arrow table (notebooks, tests) through the same engine path as a file."""
     import ibis
 
-    con = ibis.duckdb.connect()
+    con = quiet_utc(ibis.duckdb.connect())
     try:
         if hasattr(frame, "isna"):  # pandas: an all-missing attribute has no type; it is text (the "(missing)" group)
             frame = frame.astype({c: "string" for c in sensitive if c in frame and frame[c].isna().all()})

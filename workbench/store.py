@@ -41,6 +41,20 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 """
 
 
+def quiet_utc(con: Any) -> Any:
+    """``con`` (a DuckDB connection or an Ibis DuckDB backend) set to UTC and without DuckDB's progress bar.
+
+    DuckDB draws a progress bar on stderr for queries over 2 s; the CLI's stderr is for one-line messages
+    and our own progress lines, and the app shows its own status. In Jupyter DuckDB refuses the setting
+    without ipywidgets: it is then left on.
+    """
+    run = con.raw_sql if hasattr(con, "raw_sql") else con.execute
+    run("SET TimeZone = 'UTC'")
+    with contextlib.suppress(duckdb.Error):
+        run("SET enable_progress_bar = false")
+    return con
+
+
 def default_db_path() -> Path:
     """Return ``$WORKBENCH_DB`` when set, else ``data/workbench.duckdb``."""
     return Path(os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
@@ -81,12 +95,7 @@ class Store:
                 delay = min(delay * 2, 0.5)
             except duckdb.Error as exc:
                 raise InputError(f"cannot open store {self.path}: {exc}") from None
-        con.execute("SET TimeZone = 'UTC'")
-        # DuckDB draws a progress bar on stderr for queries over 2 s; the CLI's stderr is for one-line
-        # messages and our own progress lines, and the app shows its own status.
-        with contextlib.suppress(duckdb.Error):  # in Jupyter DuckDB refuses the setting without ipywidgets
-            con.execute("SET enable_progress_bar = false")
-        return con
+        return quiet_utc(con)
 
     @contextmanager
     def connect(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError
-from workbench.store import Store, stored_roles
+from workbench.store import Store, quiet_utc, stored_roles
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,7 @@ def file_table(path: str | Path) -> Iterator[Any]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     fmt, _ = detect_format(path)
-    con = ibis.duckdb.connect()
-    con.raw_sql("SET TimeZone = 'UTC'")
+    con = quiet_utc(ibis.duckdb.connect())
     try:
         reader = {"csv": con.read_csv, "parquet": con.read_parquet, "json": con.read_json}[fmt]
         table = reader(str(path))
