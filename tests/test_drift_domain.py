@@ -1,4 +1,4 @@
-"""The domain classifier (folds fitted in threads, permutations scored in one call) equals the plain sklearn loop."""
+"""The domain classifier (the permuted copies scored in one predict_proba call) equals the plain sklearn loop."""
 
 from __future__ import annotations
 

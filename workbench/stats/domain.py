@@ -10,14 +10,11 @@ and Evidently's "model-based" drift; the inputs are a sample, never the whole ta
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import stats
-
-FIT_THREADS = 2  # cross-validation folds fitted side by side (2 cores)
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,6 @@ def _domain_classifier(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
-    from threadpoolctl import threadpool_limits
 
     n_ref, n_cur = len(reference), len(current)
     if min(n_ref, n_cur) < max(min_rows, folds * 2):
@@ -115,18 +111,13 @@ def _domain_classifier(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(x, y))
 
-    def fit(train: np.ndarray) -> Any:
-        # each fold's model is deterministic (fixed random_state, no early stopping), so fitting the folds
-        # in threads (the tree growing releases the GIL) gives the models a loop would
-        with threadpool_limits(1):  # the OpenMP limit is per thread: set it in the worker too
-            model = HistGradientBoostingClassifier(
-                max_iter=60, max_leaf_nodes=15, early_stopping=False, random_state=seed,
-                categorical_features=is_cat if is_cat.any() else None,
-            )  # fmt: skip
-            return model.fit(x[train], y[train])
-
-    with ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
-        models = list(pool.map(fit, [train for train, _ in splits]))
+    models = [
+        HistGradientBoostingClassifier(
+            max_iter=60, max_leaf_nodes=15, early_stopping=False, random_state=seed,
+            categorical_features=is_cat if is_cat.any() else None,
+        ).fit(x[train], y[train])
+        for train, _ in splits
+    ]  # fmt: skip
     for model, (_, test) in zip(models, splits, strict=True):
         oof[test] = model.predict_proba(x[test])[:, 1]
     # permutation importance on the first held-out fold (one model is enough to rank); the shuffled copies
