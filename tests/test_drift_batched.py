@@ -198,3 +198,23 @@ def test_a_new_window_runs_the_count_query_kept_in_the_cached_profile(store, mon
                     multivariate=False)  # fmt: skip
     assert first.summary["ks_method"] == again.summary["ks_method"] == "grid"
     assert [f.to_dict() for f in again.features] == [f.to_dict() for f in fresh.features]
+
+
+def test_a_profile_packed_for_the_cache_unpacks_to_the_same_numbers():
+    rng = np.random.default_rng(4)
+    entry = {"edges": [0.5, 1.5], "grid": {"lo": 0.0, "width": 0.1, "bins": 100}, "mean": 1.0, "std": 0.3,
+             "bin_counts": [3.0, 4.0, 5.0], "grid_index": [0, 7, 101], "grid_counts": [1.0, 10.0, 2.0],
+             "grid_sums": (rng.normal(size=3) * 1e6).tolist()}  # fmt: skip
+    empty = {**entry, "grid_index": [], "grid_counts": [], "grid_sums": []}
+    profile = {"numeric": {"x": entry, "empty": empty}, "categorical": {"c": {"a": 2}},
+               "sizes": {"rows": 12, "n": {"x": 12}}, "count_sql": {"k": "SELECT 1"}}  # fmt: skip
+    text = json.dumps(q._pack(profile))
+    back = q._unpack(json.loads(text))
+    for f in ("x", "empty"):
+        for key in ("grid_index", "grid_counts", "grid_sums"):
+            np.testing.assert_array_equal(back["numeric"][f][key], profile["numeric"][f][key])  # bit for bit
+        assert back["numeric"][f]["edges"] == profile["numeric"][f]["edges"]
+    assert back["numeric"]["x"]["grid_index"].dtype == np.int64
+    assert {k: back[k] for k in ("categorical", "sizes", "count_sql")} == {
+        k: profile[k] for k in ("categorical", "sizes", "count_sql")
+    }

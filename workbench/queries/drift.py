@@ -10,6 +10,7 @@ current window costs one scan per feature.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -20,7 +21,7 @@ from workbench.stats.drift import DECILES, merged_edges
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")
 GRID_TAIL = 0.001  # the grid spans the reference's 0.1% … 99.9% quantiles; outer bins are open
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2  # 2: the grid arrays are stored as base64 of their bytes (see _pack)
 
 _DDL = "CREATE TABLE IF NOT EXISTS drift_profiles (key VARCHAR, created_at TIMESTAMPTZ, profile VARCHAR)"
 
@@ -341,7 +342,37 @@ def load_profile(con: Any, key: str) -> dict[str, Any] | None:
     if not exists[0][0]:
         return None
     rows = con.execute("SELECT profile FROM drift_profiles WHERE key = ?", [key]).fetchall()
-    return json.loads(rows[0][0]) if rows else None
+    return _unpack(json.loads(rows[0][0])) if rows else None
+
+
+_PACKED = {"grid_index": "<i8", "grid_counts": "<f8", "grid_sums": "<f8"}
+
+
+def _pack(profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile with each numeric feature's grid arrays as ``{"dtype", "b64"}`` (their little-endian bytes).
+
+    21 features × up to 10,000 grid bins as JSON numbers made a 5 MB text whose parsing cost 0.15 s of a
+    new window's run; the bytes are exact (no decimal round trip) and decode in milliseconds.
+    """
+    numeric = {}
+    for f, entry in profile.get("numeric", {}).items():
+        packed = dict(entry)
+        for key, dtype in _PACKED.items():
+            if key in entry:
+                data = np.ascontiguousarray(entry[key], dtype=dtype).tobytes()
+                packed[key] = {"dtype": dtype, "b64": base64.b64encode(data).decode("ascii")}
+        numeric[f] = packed
+    return {**profile, "numeric": numeric}
+
+
+def _unpack(profile: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`_pack`: the grid arrays as numpy arrays (lists are left as they are)."""
+    for entry in profile.get("numeric", {}).values():
+        for key in _PACKED:
+            value = entry.get(key)
+            if isinstance(value, dict):
+                entry[key] = np.frombuffer(base64.b64decode(value["b64"]), dtype=value["dtype"])
+    return profile
 
 
 def save_profile(store: Any, key: str, profile: dict[str, Any], keep: int = 20) -> bool:
@@ -353,7 +384,7 @@ def save_profile(store: Any, key: str, profile: dict[str, Any], keep: int = 20) 
             con.execute("BEGIN")
             con.execute(_DDL)
             con.execute("DELETE FROM drift_profiles WHERE key = ?", [key])
-            con.execute("INSERT INTO drift_profiles VALUES (?, now(), ?)", [key, json.dumps(profile)])
+            con.execute("INSERT INTO drift_profiles VALUES (?, now(), ?)", [key, json.dumps(_pack(profile))])
             con.execute(
                 "DELETE FROM drift_profiles WHERE key NOT IN "
                 "(SELECT key FROM drift_profiles ORDER BY created_at DESC LIMIT ?)",
