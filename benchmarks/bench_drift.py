@@ -140,7 +140,6 @@ def _digest(r: object) -> dict:
 
 
 def _imports() -> None:
-    import ibis  # noqa: F401
     import ibis.backends.duckdb  # noqa: F401  (its SQL compilers load on the first query: 0.5 s of imports)
     import scipy.stats  # noqa: F401
     import sklearn.ensemble
