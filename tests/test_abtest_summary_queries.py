@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from pathlib import Path
+import re
 
 import numpy as np
 import pytest
@@ -232,23 +232,30 @@ def test_rank_sums_from_counts_of_an_empty_pair_are_zero() -> None:
     assert rank_sums_from_counts({}, "a", "b") == (0, 0, 0.0, 0.0)
 
 
-def test_the_store_analysis_reads_the_big_tables_in_two_queries(tricky_store: Store, tmp_path: Path) -> None:
-    """Default metrics: one query for the units, one for the events, and no temporary table."""
-    import workbench.abtest as abtest
+def test_the_store_analysis_joins_feedback_once_and_creates_no_table(tricky_store: Store, monkeypatch) -> None:
+    """Default metrics: no temporary table; one query reads the feedback (the events), one groups the units."""
+    from ibis.backends.duckdb import Backend
 
+    from workbench.abtest import analyse_store
+
+    executed: list[str] = []
     created: list[str] = []
-    original = abtest.temp_table
+    execute, create_table = Backend.execute, Backend.create_table
 
-    def spy(con, expr, name):  # type: ignore[no-untyped-def]
+    def spy_execute(self, expr, *args, **kwargs):  # type: ignore[no-untyped-def]
+        executed.append(str(self.compile(expr)))
+        return execute(self, expr, *args, **kwargs)
+
+    def spy_create(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
         created.append(name)
-        return original(con, expr, name)
+        return create_table(self, name, *args, **kwargs)
 
-    abtest.temp_table = spy
-    try:
-        result = abtest.analyse_store(tricky_store)
-    finally:
-        abtest.temp_table = original
+    monkeypatch.setattr(Backend, "execute", spy_execute)
+    monkeypatch.setattr(Backend, "create_table", spy_create)
+    result = analyse_store(tricky_store)
     assert created == []
+    assert sum('"feedback"' in sql for sql in executed) == 1
+    assert sum(bool(re.search(r'MIN\("t\d+"\."ts"\) AS "first"', sql)) for sql in executed) == 1  # (unit, arm)
     assert result.srm.crossover_units == 5 and set(result.srm.counts) == {"alpha", "beta", "gamma"}
 
 

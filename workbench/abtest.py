@@ -40,7 +40,6 @@ from workbench.queries.abtest import (
     pre_period_predictions,
     rank_sums,
     read_file,
-    temp_table,  # noqa: F401  (no analysis makes one any more; tests watch this name to keep it so)
     unit_stats,
 )
 from workbench.queries.abtest_summary import (
