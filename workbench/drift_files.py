@@ -21,8 +21,8 @@ from workbench.drift import (
     _side,
     compare_tables,
     load_settings,
-    store_features,
 )
+from workbench.drift_store import store_features
 from workbench.errors import InputError
 from workbench.queries import Window, file_table, filtered_predictions
 from workbench.queries import drift as q

@@ -210,7 +210,8 @@ def drift_over_time(
     ``learn_thresholds`` the upper end of mean ± ``learned_sigmas``·σ of its PSI over the reference's
     own chunks (NannyML's convention). ``first_crossing`` is the first chunk where that happened.
     """
-    from workbench.drift import describe_window, load_settings, reference_profile, store_features
+    from workbench.drift import describe_window, load_settings
+    from workbench.drift_store import reference_profile, store_features
 
     settings = settings or load_settings()
     chunk = parse_chunk(chunk)
