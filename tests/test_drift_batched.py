@@ -174,7 +174,7 @@ def test_the_compiled_count_query_gives_what_the_ibis_expression_gives(store):
             templates: dict[str, str] = {}
             compiled = q.numeric_counts_many(table, bins, templates)
             expression = q.numeric_counts_many(table.select(*numeric), bins)  # not a named table: Ibis path
-            assert len(templates) == 1 and q._SOURCE in next(iter(templates.values()))
+            assert len(templates) == 1 and q._SOURCE in next(iter(templates.values()))["sql"]
             for f in numeric:
                 for name in ("bin_counts", "grid_counts"):
                     np.testing.assert_array_equal(compiled[f][name], expression[f][name], err_msg=f"{f} {name}")
@@ -198,6 +198,30 @@ def test_a_new_window_runs_the_count_query_kept_in_the_cached_profile(store, mon
                     multivariate=False)  # fmt: skip
     assert first.summary["ks_method"] == again.summary["ks_method"] == "grid"
     assert [f.to_dict() for f in again.features] == [f.to_dict() for f in fresh.features]
+
+
+def test_a_cached_count_query_runs_only_with_this_machines_signature(store, monkeypatch, tmp_path):
+    # a store can be uploaded from anywhere: SQL text in its profile cache must not run unless we signed it
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with store.ibis() as con:
+        numeric, _ = store_features(con)
+        table = con.table("predictions")
+        moments = q.numeric_moments(table, numeric, with_quantiles=True)
+        bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 500))
+                for f in numeric}  # fmt: skip
+        signed: dict = {}
+        expected = q.numeric_counts_many(table, bins, signed)
+        ((key, entry),) = signed.items()
+        assert (tmp_path / "cache" / "workbench" / "count-query.key").stat().st_size == 32
+        assert q._verified(entry, key) == entry["sql"]
+        hostile = "SELECT 1 AS j, 1 AS n, 1.0 AS s, 0 AS f"  # would give wrong counts if it ran
+        for forged in ({key: hostile}, {key: {"sql": hostile, "signature": entry["signature"]}},
+                       {key: {"sql": hostile, "signature": "0" * 64}}):  # fmt: skip
+            q._TEMPLATES.clear()  # as in a new process
+            got = q.numeric_counts_many(table, bins, forged)
+            for f in numeric:
+                np.testing.assert_array_equal(got[f]["bin_counts"], expected[f]["bin_counts"])
+            assert forged[key]["sql"] != hostile and q._verified(forged[key], key) == forged[key]["sql"]
 
 
 def test_a_profile_packed_for_the_cache_unpacks_to_the_same_numbers():

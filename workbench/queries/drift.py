@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -154,7 +158,7 @@ def numeric_counts(
 
 
 def numeric_counts_many(
-    table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], templates: dict[str, str] | None = None
+    table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], templates: dict[str, Any] | None = None
 ) -> dict[str, dict[str, np.ndarray]]:
     """:func:`numeric_counts` of several features (``{feature: (edges, grid spec)}``) in ONE engine query.
 
@@ -212,6 +216,8 @@ def _counts_frame(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]
     types, so it is compiled once against a placeholder table and kept (in this process and in
     ``templates``, which the reference profile carries into the store's cache); a named DuckDB table or
     view then runs it with its own name in place of the placeholder. Other tables: the Ibis expression.
+    SQL from ``templates`` runs only when it carries this machine's signature (:func:`_signature`): a store
+    file comes from anywhere (an upload), and text in it must never run as a query unless we wrote it.
     """
     import ibis
     import ibis.expr.operations as ops
@@ -222,16 +228,60 @@ def _counts_frame(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]
         return _counts_union(table, bins).to_pyarrow()
     schema = table.select(*bins).schema()
     key = _template_key(schema, bins)
-    sql = (templates or {}).get(key) or _TEMPLATES.get(key)
+    sql = _TEMPLATES.get(key) or _verified((templates or {}).get(key), key)
     if sql is None:
         sql = ibis.to_sql(_counts_union(ibis.table(schema, name=_SOURCE), bins), dialect="duckdb")
     _TEMPLATES[key] = sql
     if templates is not None:
         templates.clear()  # one entry: the profile keeps only the query of its own bins
-        templates[key] = sql
+        signature = _signature(key, sql)
+        if signature is not None:
+            templates[key] = {"sql": sql, "signature": signature}
     op = table.op()  # the table's own (catalog, database,) name, quoted as Ibis' compiler quotes it
     name = sg.table(op.name, db=op.namespace.database, catalog=op.namespace.catalog, quoted=True).sql("duckdb")
     return backend.con.sql(sql.replace(f'"{_SOURCE}"', name)).to_arrow_table()
+
+
+def _signing_key() -> bytes | None:
+    """This machine's secret for signing cached count queries (32 random bytes in the user's cache directory,
+    made on first use), or None when it cannot be read or written (queries are then not cached in the store)."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "workbench"
+    path = folder / "count-query.key"
+    try:
+        if not path.is_file():  # written whole under a private name, then linked: a reader never sees half a key
+            folder.mkdir(parents=True, exist_ok=True)
+            draft = folder / f".count-query.key.{secrets.token_hex(8)}"
+            with open(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+                out.write(secrets.token_bytes(32))
+            try:
+                os.link(draft, path)
+            except FileExistsError:  # another process made it first: use theirs
+                pass
+            finally:
+                draft.unlink()
+        key = path.read_bytes()
+    except OSError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def _signature(key: str, sql: str) -> str | None:
+    """HMAC-SHA256 of a count query's template key and text under :func:`_signing_key` (None: no key)."""
+    secret = _signing_key()
+    return None if secret is None else hmac.new(secret, f"{key}\n{sql}".encode(), hashlib.sha256).hexdigest()
+
+
+def _verified(entry: Any, key: str) -> str | None:
+    """The SQL of a cached ``{"sql", "signature"}`` entry when its signature is this machine's, else None."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("sql"), str):
+        return None
+    expected = _signature(key, entry["sql"])
+    given = entry.get("signature")
+    return (
+        entry["sql"]
+        if expected is not None and isinstance(given, str) and hmac.compare_digest(expected, given)
+        else None
+    )
 
 
 def _template_key(schema: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]]) -> str:
