@@ -174,7 +174,7 @@ def arrivals_figure(snapshot: StreamSnapshot, by: str = "kind", result: CheckRes
         fig.add_bar(x=_naive(part["bucket"]), y=part["rows"], name=str(name),
                     marker={"color": PALETTE[i % len(PALETTE)], **_hatched(part["observed"])})  # fmt: skip
     buckets = arrivals.drop_duplicates("bucket").sort_values("bucket")
-    note_partial(fig, buckets["bucket"].reset_index(drop=True), buckets["observed"].reset_index(drop=True), unit)
+    note_partial(fig, buckets["bucket"], buckets["observed"], unit)
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, "arrivals", snapshot.granularity)
     fig.update_layout(barmode="stack", bargap=0.05)
