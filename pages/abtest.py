@@ -6,7 +6,13 @@ import streamlit as st
 
 from workbench import ui
 from workbench.abtest import export
-from workbench.abtest_tables import power_curve, results_table, robustness_table, srm_segments_table
+from workbench.abtest_tables import (
+    power_curve,
+    results_table,
+    robustness_table,
+    shown_columns,
+    srm_segments_table,
+)
 from workbench.abtest_verdict import fmt_p
 from workbench.abtest_view import (
     CALCULATOR_MEANS,
@@ -124,16 +130,20 @@ for warning in result.warnings:
 
 # --- Results ------------------------------------------------------------------------------------------------
 st.subheader("Results per metric and variant")
-st.dataframe(
-    results_table(result), hide_index=True, width="stretch",
-    column_config={"p": st.column_config.NumberColumn(format="%.4g"),
-                   "p adjusted": st.column_config.NumberColumn(format="%.4g"),
-                   "P(beat control)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
-)  # fmt: skip
+table = results_table(result)
+number_formats = {
+    "p": st.column_config.NumberColumn(format="%.4g"),
+    "p adjusted": st.column_config.NumberColumn(format="%.4g"),
+    "P(beat control)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+}
+st.dataframe(table, hide_index=True, width="stretch", column_order=shown_columns(table), column_config=number_formats)
+levels = "" if "CI level" in shown_columns(table) or table.empty else f" ({table['CI level'].iloc[0]} here)"
 st.caption(
     f"p adjusted: {result.adjustment} over the primary metrics × variants; intervals are built at the "
-    "matching per-test level, so an interval excludes 0 exactly when the adjusted p-value is below α."
+    f"matching per-test level{levels}, so an interval excludes 0 exactly when the adjusted p-value is below α."
 )
+with st.expander("All columns: unadjusted p, units per arm, the test"):
+    st.dataframe(table, hide_index=True, width="stretch", column_config=number_formats)
 robust = robustness_table(result)
 if not robust.empty:
     with st.expander("Robustness: capped (winsorized) vs uncapped, Mann–Whitney, CUPED, unit-level check"):

@@ -42,10 +42,16 @@ def test_store_mode_shows_pickers_verdict_table_charts_and_records_the_run(page:
     assert run.summary["srm"]["ok"] is True
     table = app.dataframe[0].value
     assert list(table["variant"]) == ["challenger", "challenger"]
-    robust = app.dataframe[1].value  # capped beside uncapped, Mann–Whitney (means)
+    assert table["CI level"].tolist() == ["95.0%", "95.0%"]  # one level: said once, in the caption
+    shown = app.dataframe[0].proto.column_order
+    assert "CI level" not in shown and "variant" not in shown and "guardrail" in shown
+    assert "matching per-test level (95.0% here)" in " ".join(c.value for c in app.caption)
+    everything = app.dataframe[1].value  # the same rows with every column, behind an expander
+    assert {"p", "n control", "n variant", "test"} <= set(everything.columns)
+    robust = app.dataframe[2].value  # capped beside uncapped, Mann–Whitney (means)
     assert list(robust["metric"]) == ["thumbs-up rate", "dwell time"]  # thumbs: the unit-level check
     assert robust["capped p"].notna().tolist() == [False, True]
-    segments = app.dataframe[2].value
+    segments = app.dataframe[3].value
     assert {"region", "channel"} <= set(segments["segment"]) and segments["ok"].all()
     assert len(app.get("plotly_chart")) >= 4  # forest, cumulative, Bayes, power
     assert "not 1 − p" in " ".join(c.value for c in app.caption)
@@ -66,7 +72,7 @@ def test_calculator_mode_analyses_the_typed_in_table(page: AppTest) -> None:
     app.get("button_group")[0].set_value("Calculator (typed-in results)").run()
     assert not app.exception
     table = app.dataframe[-1].value  # the first is the editable table itself
-    assert list(table["variant"]) == ["variant"] and list(table["difference"]) == ["+1.50 pts"]
+    assert list(table["variant"]) == ["variant"] and table["difference [CI]"].iloc[0].startswith("+1.50 pts [")
     app.radio(key="ab_calc_kind").set_value("mean").run()
     assert not app.exception
     assert app.dataframe[-1].value["test"].iloc[0] == "welch t"
@@ -96,7 +102,7 @@ def test_file_mode_analyses_an_uploaded_units_file(page: AppTest) -> None:
     assert not app.exception
     assert app.selectbox(key="ab_file_arm").value == "group"
     assert app.selectbox(key="ab_file_metric").value == "minutes"
-    table, robust = app.dataframe[0].value, app.dataframe[1].value
+    table, robust = app.dataframe[0].value, app.dataframe[2].value  # [1]: the same table with every column
     assert robust["Mann–Whitney p"].iloc[0] == pytest.approx(stats.mannwhitneyu(b, a).pvalue, abs=1e-9)
     assert list(table["variant"]) == ["B"] and table["test"].iloc[0] == "welch t"
     assert table["p"].iloc[0] == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue, abs=1e-9)

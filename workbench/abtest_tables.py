@@ -35,20 +35,46 @@ def power_curve(result: ABTestResult, status: Any) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
+RESULT_COLUMNS_SHOWN = ("metric", "variant", "control", "variant value", "difference [CI]", "lift [CI]", "CI level",
+                        "p adjusted", "P(beat control)", "guardrail")  # fmt: skip
+
+
+def shown_columns(table: pd.DataFrame) -> list[str]:
+    """:data:`RESULT_COLUMNS_SHOWN` of :func:`results_table`, without "CI level" when every row has the same one
+    (the page then says it once), "variant" when there is one (the verdict names it), "guardrail" when no row
+    is a guardrail."""
+    drop = set()
+    if table.empty or table["variant"].nunique() == 1:
+        drop.add("variant")
+    if table.empty or table["CI level"].nunique() == 1:
+        drop.add("CI level")
+    if table.empty or not table["guardrail"].astype(bool).any():
+        drop.add("guardrail")
+    return [c for c in RESULT_COLUMNS_SHOWN if c not in drop]
+
+
 def results_table(result: ABTestResult) -> pd.DataFrame:
-    """One row per metric and variant for the page: means, lift with its CI, p and adjusted p, Bayes."""
+    """One row per metric and variant for the page: means, difference and lift with CIs, p and adjusted p, Bayes.
+
+    The CI level is a column of its own: with Holm or BH each comparison's interval has its own level (the one
+    matching its adjusted p-value). :data:`RESULT_COLUMNS_SHOWN` are the columns the page shows (p, n per arm
+    and the test are behind an expander; "significant" is p adjusted < α, which the caption says), so the table
+    fits the page without scrolling sideways.
+    """
     out = []
     for c in [*result.comparisons, *result.guardrails]:
         pct = c.kind == "proportion"
         fmt = (lambda v: f"{v:.2%}") if pct else (lambda v: f"{v:.4g}")
-        diff_ci = f"[{_signed(c.diff_ci[0], pct)}, {_signed(c.diff_ci[1], pct)}]" if c.diff_ci else "n/a"
+        bounds = [_signed(v, pct).removesuffix(" pts") for v in c.diff_ci] if c.diff_ci else None
+        diff_ci = f"[{bounds[0]}, {bounds[1]}]" if bounds else "[n/a]"
         rel_ci = f"[{c.rel_lift_ci[0]:+.1%}, {c.rel_lift_ci[1]:+.1%}]" if c.rel_lift_ci else "n/a"
         out.append({
             "metric": c.label + (" (guardrail)" if c.role == "guardrail" else ""), "variant": c.variant,
             "control": fmt(c.control_mean) if c.control_mean is not None else "n/a",
             "variant value": fmt(c.variant_mean) if c.variant_mean is not None else "n/a",
-            "difference": _signed(c.diff, pct), f"CI ({1 - c.ci_level:.1%})": diff_ci,
-            "lift": f"{c.rel_lift:+.1%}" if c.rel_lift is not None else "n/a", "lift CI": rel_ci,
+            "difference [CI]": f"{_signed(c.diff, pct)} {diff_ci}",
+            "lift [CI]": f"{c.rel_lift:+.1%} {rel_ci}" if c.rel_lift is not None else "n/a",
+            "CI level": f"{1 - c.ci_level:.1%}",
             "p adjusted": c.p_adjusted, "significant": c.significant, "P(beat control)": c.prob_beat_control,
             "guardrail": (c.guardrail or {}).get("status", ""), "p": c.p_value,
             "n control": c.n_control, "n variant": c.n_variant, "test": c.test,
