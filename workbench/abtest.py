@@ -24,7 +24,7 @@ from workbench.abtest_result import (
     srm_summary,
 )
 from workbench.errors import InputError
-from workbench.queries import Window
+from workbench.queries import Window, file_table
 from workbench.queries.abtest import (
     Metric,
     cap_value,
@@ -39,7 +39,6 @@ from workbench.queries.abtest import (
     pre_period_observations,
     pre_period_predictions,
     rank_sums,
-    read_file,
     unit_stats,
 )
 from workbench.queries.abtest_summary import (
@@ -233,34 +232,34 @@ def analyse_file(
         raise InputError(f"--type must be proportion, mean or ratio, not '{kind}'")
     if kind == "ratio" and not denominator_col:
         raise InputError("--type ratio needs --denominator-col (the metric is Σ metric / Σ denominator per arm)")
-    table = read_file(path)
-    obs = file_observations(table, arm_col, {"value": metric_col, "den": denominator_col, "pre": pre_col})
-    stats = obs.aggregate(rows=obs.count(), binary=obs.count(where=obs.value.isin([0.0, 1.0]))).execute().iloc[0]
-    if int(stats["rows"]) == 0:
-        raise InputError(f"{Path(path).name}: no row has both '{arm_col}' and '{metric_col}'")
-    kind = kind or ("ratio" if denominator_col else "proportion" if stats["binary"] == stats["rows"] else "mean")
-    if kind == "proportion" and stats["binary"] != stats["rows"]:
-        raise InputError(f"column '{metric_col}' has values other than 0 and 1: use --type mean (or ratio)")
-    m = Metric(metric_col, metric_col.replace("_", " "), kind, "", not lower_is_better)
-    frame = obs.group_by("arm").aggregate(n=obs.count(), total=obs.value.sum()).order_by("arm").execute()
-    counts = {str(r.arm): int(r.n) for r in frame.itertuples()}
-    control = choose_control(list(counts), control or settings.control or None)
-    variants = [a for a in counts if a != control]
-    events = units = cuped = capped = cap = None
-    ranks: dict[str, Any] = {}
-    if kind == "proportion":
-        events = {str(r.arm): ProportionStats(int(r.n), round(float(r.total))) for r in frame.itertuples()}
-    elif kind == "mean":
-        events = moments_by(obs, ["arm"], ["value"])
-        cap = cap_value(obs, settings.capping_percentile, settings.capping_nonzero_only)
-        capped = capped_stats(obs, cap) if cap is not None else None
-        ranks = {v: rank_sums(obs, control, v) for v in variants}
-    else:
-        units = moments_by(obs, ["arm"], ["value", "den"])
-    if pre_col:
-        cuped = moments_by(obs, ["arm"], ["value", "den", "pre"] if kind == "ratio" else ["value", "pre"])
-    data = MetricData(m, "primary", events, units, None, cuped, ("ratio" if kind == "ratio" else "mean") if cuped
-                      else None, capped, cap, ranks)  # fmt: skip
+    with file_table(path, materialize=True) as table:
+        obs = file_observations(table, arm_col, {"value": metric_col, "den": denominator_col, "pre": pre_col})
+        stats = obs.aggregate(rows=obs.count(), binary=obs.count(where=obs.value.isin([0.0, 1.0]))).execute().iloc[0]
+        if int(stats["rows"]) == 0:
+            raise InputError(f"{Path(path).name}: no row has both '{arm_col}' and '{metric_col}'")
+        kind = kind or ("ratio" if denominator_col else "proportion" if stats["binary"] == stats["rows"] else "mean")
+        if kind == "proportion" and stats["binary"] != stats["rows"]:
+            raise InputError(f"column '{metric_col}' has values other than 0 and 1: use --type mean (or ratio)")
+        m = Metric(metric_col, metric_col.replace("_", " "), kind, "", not lower_is_better)
+        frame = obs.group_by("arm").aggregate(n=obs.count(), total=obs.value.sum()).order_by("arm").execute()
+        counts = {str(r.arm): int(r.n) for r in frame.itertuples()}
+        control = choose_control(list(counts), control or settings.control or None)
+        variants = [a for a in counts if a != control]
+        events = units = cuped = capped = cap = None
+        ranks: dict[str, Any] = {}
+        if kind == "proportion":
+            events = {str(r.arm): ProportionStats(int(r.n), round(float(r.total))) for r in frame.itertuples()}
+        elif kind == "mean":
+            events = moments_by(obs, ["arm"], ["value"])
+            cap = cap_value(obs, settings.capping_percentile, settings.capping_nonzero_only)
+            capped = capped_stats(obs, cap) if cap is not None else None
+            ranks = {v: rank_sums(obs, control, v) for v in variants}
+        else:
+            units = moments_by(obs, ["arm"], ["value", "den"])
+        if pre_col:
+            cuped = moments_by(obs, ["arm"], ["value", "den", "pre"] if kind == "ratio" else ["value", "pre"])
+        data = MetricData(m, "primary", events, units, None, cuped, ("ratio" if kind == "ratio" else "mean") if cuped
+                          else None, capped, cap, ranks)  # fmt: skip
     srm = srm_summary(counts, planned_split or settings.planned_split or None, settings.srm_p_threshold)
     return finish([data], srm, control, settings, "file", "row")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.errors import InputError
-from workbench.queries.abtest import read_file
+from workbench.queries import file_table
 from workbench.stats.shadow import ShadowCounts, ShadowResult, compare_shadow
 
 
@@ -20,27 +20,27 @@ def shadow_counts(
     path: str | Path, champion_col: str, challenger_col: str, label_col: str | None = None
 ) -> ShadowCounts:
     """Paired counts over rows where both predictions are present (labelled counts where the label is too)."""
-    table = read_file(path)
-    wanted = [c for c in (champion_col, challenger_col, label_col) if c]
-    missing = [c for c in wanted if c not in table.columns]
-    if missing:
-        raise InputError(f"no column {', '.join(repr(c) for c in missing)} in {Path(path).name} "
-                         f"(it has {', '.join(table.columns)})")  # fmt: skip
-    a, b = table[champion_col].cast("string"), table[challenger_col].cast("string")
-    t = table.filter(a.notnull() & b.notnull())
-    a, b = t[champion_col].cast("string"), t[challenger_col].cast("string")
-    aggregates = {"n": t.count(), "agree": t.count(where=a == b)}
-    if label_col:
-        y = t[label_col].cast("string")
-        has = y.notnull()
-        aggregates |= {
-            "labelled": t.count(where=has),
-            "both_right": t.count(where=has & (a == y) & (b == y)),
-            "champion_only_right": t.count(where=has & (a == y) & (b != y)),
-            "challenger_only_right": t.count(where=has & (a != y) & (b == y)),
-            "both_wrong": t.count(where=has & (a != y) & (b != y)),
-        }
-    row = t.aggregate(**aggregates).execute().iloc[0]
+    with file_table(path) as table:
+        wanted = [c for c in (champion_col, challenger_col, label_col) if c]
+        missing = [c for c in wanted if c not in table.columns]
+        if missing:
+            raise InputError(f"no column {', '.join(repr(c) for c in missing)} in {Path(path).name} "
+                             f"(it has {', '.join(table.columns)})")  # fmt: skip
+        a, b = table[champion_col].cast("string"), table[challenger_col].cast("string")
+        t = table.filter(a.notnull() & b.notnull())
+        a, b = t[champion_col].cast("string"), t[challenger_col].cast("string")
+        aggregates = {"n": t.count(), "agree": t.count(where=a == b)}
+        if label_col:
+            y = t[label_col].cast("string")
+            has = y.notnull()
+            aggregates |= {
+                "labelled": t.count(where=has),
+                "both_right": t.count(where=has & (a == y) & (b == y)),
+                "champion_only_right": t.count(where=has & (a == y) & (b != y)),
+                "challenger_only_right": t.count(where=has & (a != y) & (b == y)),
+                "both_wrong": t.count(where=has & (a != y) & (b != y)),
+            }
+        row = t.aggregate(**aggregates).execute().iloc[0]
     return ShadowCounts(**{k: int(v) for k, v in row.items()})
 
 

@@ -103,10 +103,11 @@ def saved_upload(upload: Any) -> str:
 @st.cache_data(show_spinner=False, max_entries=8)
 def file_columns(path: str, size: int) -> list[str]:
     """The columns of a CSV/Parquet/JSON Lines file (types inferred by DuckDB)."""
-    from workbench.queries.abtest import read_file
+    from workbench.queries import file_table
 
     del size  # part of the cache key only
-    return list(read_file(path).columns)
+    with file_table(path) as table:
+        return list(table.columns)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

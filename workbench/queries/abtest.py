@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from workbench.errors import InputError
@@ -344,29 +343,6 @@ def ibis_literal_string(value: str) -> Any:
     import ibis
 
     return ibis.literal(value, type="string")
-
-
-def read_file(path: str | Path) -> Any:
-    """An Ibis table over a CSV/TSV, Parquet or JSON Lines file (types inferred), on an in-memory DuckDB."""
-    import duckdb
-    import ibis
-
-    from workbench.ingest import detect_format
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    fmt, _ = detect_format(path)
-    con = duckdb.connect()
-    literal = "'" + str(path).replace("'", "''") + "'"
-    reader = {"csv": f"read_csv({literal}, header = true)", "json": f"read_json({literal}, format = 'auto')",
-              "parquet": f"read_parquet({literal})"}[fmt]  # fmt: skip
-    try:
-        con.execute(f"CREATE TEMP TABLE abtest_file AS SELECT * FROM {reader}")
-    except duckdb.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{path.name}: cannot be read as {fmt.upper()}: {first[:160]}") from None
-    return ibis.duckdb.from_connection(con).table("abtest_file")
 
 
 def file_observations(table: Any, arm_col: str, columns: dict[str, str | None]) -> Any:
