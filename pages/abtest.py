@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from workbench import ui
 from workbench.abtest import export
+from workbench.abtest_shadow import shadow_document
 from workbench.abtest_tables import (
     power_curve,
     results_table,
@@ -18,6 +21,7 @@ from workbench.abtest_view import (
     CALCULATOR_MEANS,
     CALCULATOR_PROPORTIONS,
     cached_file_result,
+    cached_shadow_result,
     cached_store_result,
     calculator_result,
     experiment_arms,
@@ -32,12 +36,14 @@ from workbench.queries.abtest import METRICS
 
 ui.page_header("A/B test", "Is the challenger really better, without hurting the guardrails, and can we stop now?")
 
-MODE_STORE, MODE_FILE, MODE_CALCULATOR = (
+MODE_STORE, MODE_FILE, MODE_CALCULATOR, MODE_SHADOW = (
     "Experiment in the store",
     "A file (one row per unit)",
     "Calculator (typed-in results)",
+    "Shadow mode (same requests)",
 )
-mode = st.segmented_control("Input", [MODE_STORE, MODE_FILE, MODE_CALCULATOR], default=MODE_STORE, key="ab_mode")
+modes = [MODE_STORE, MODE_FILE, MODE_CALCULATOR, MODE_SHADOW]
+mode = st.segmented_control("Input", modes, default=MODE_STORE, key="ab_mode")
 names = {m.name: m.label for m in METRICS.values()}
 
 with st.expander("Statistical options"):
@@ -53,6 +59,58 @@ settings = settings_with(alpha, adjustment, float(tuning_n), margin)
 
 store = ui.active_store()
 result = None
+if mode == MODE_SHADOW:
+    st.caption(
+        "Both models scored the same requests (the challenger in shadow, unseen by users): how often would it "
+        "change what users see, and where they disagree on a labelled request, which one is right?"
+    )
+    upload = st.file_uploader(
+        "Scored pairs (CSV, Parquet, JSON Lines)",
+        type=["csv", "tsv", "parquet", "jsonl", "json"],
+        key="ab_shadow_file",
+        help="One row per request: the champion's prediction, the challenger's, and the true label where known.",
+    )
+    if upload is None:
+        st.info("Upload a file of scored pairs to compare the two models.", icon=":material/upload_file:")
+        st.stop()
+    with ui.user_errors():
+        path = saved_upload(upload)
+        columns = file_columns(path, upload.size)
+    s1, s2, s3 = st.columns(3)
+    champion_col = s1.selectbox("Champion's prediction", columns, key="ab_shadow_champion")
+    challenger_col = s2.selectbox("Challenger's prediction", [c for c in columns if c != champion_col],
+                                  key="ab_shadow_challenger")  # fmt: skip
+    label_options = ["(none)", *(c for c in columns if c not in (champion_col, challenger_col))]
+    guess = next((c for c in label_options if c.lower() in ("label", "y", "target", "truth", "actual")), "(none)")
+    label_col = s3.selectbox("True label (McNemar)", label_options, index=label_options.index(guess),
+                             key="ab_shadow_label")  # fmt: skip
+    with ui.user_errors():
+        shadow = cached_shadow_result(path, upload.size, champion_col, challenger_col,
+                                      None if label_col == "(none)" else label_col, alpha)  # fmt: skip
+    box = {"better": st.success, "worse": st.error}.get(shadow.verdict, st.info)
+    box(f"**{shadow.verdict_text}**", icon=":material/gavel:")
+    m1, m2, m3, m4 = st.columns(4)
+    lo, hi = shadow.agreement_ci or (None, None)
+    m1.metric("Agreement", f"{shadow.agreement_rate:.1%}" if shadow.agreement_rate is not None else "n/a",
+              help=f"{1 - alpha:.0%} Wilson interval [{lo:.1%}, {hi:.1%}]" if lo is not None else None)  # fmt: skip
+    if shadow.labelled:
+        m2.metric("Champion accuracy", f"{shadow.champion_accuracy:.1%}")
+        m3.metric("Challenger accuracy", f"{shadow.challenger_accuracy:.1%}",
+                  f"{shadow.accuracy_diff * 100:+.1f} pts")  # fmt: skip
+        discordant = f"on the {sum(shadow.discordant):,} labelled requests where exactly one model was right"
+        m4.metric("McNemar exact p", fmt_p(shadow.mcnemar_p_value), help=discordant)
+        st.plotly_chart(charts.shadow_figure(shadow), width="stretch")
+        low, high = shadow.accuracy_diff_ci
+        st.caption(f"{shadow.labelled:,} of {shadow.n:,} requests are labelled. Accuracy difference "
+                   f"{shadow.accuracy_diff * 100:+.2f} pts, {1 - alpha:.0%} CI [{low * 100:+.2f}, {high * 100:+.2f}] "
+                   "(paired Wald). McNemar's test uses only the two coloured cells: requests where the models "
+                   "agree say nothing about which is better.")  # fmt: skip
+    else:
+        st.caption("No label column: agreement only. Pick the true label to test which model is right more often.")
+    document = json.dumps(shadow_document(shadow), indent=2)
+    st.download_button("Shadow comparison (JSON)", document, "shadow.json", "application/json",
+                       icon=":material/download:", key="ab_shadow_json", on_click="ignore")  # fmt: skip
+    st.stop()
 if mode == MODE_CALCULATOR:
     st.caption("Type the results of a test run elsewhere: per arm n and successes (a rate) or n, mean and std.")
     kind = st.radio("Metric type", ["proportion", "mean"], horizontal=True, key="ab_calc_kind")

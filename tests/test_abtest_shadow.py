@@ -48,6 +48,24 @@ def test_counts_and_mcnemar_match_pandas_and_statsmodels(pairs: tuple[Path, pd.D
     assert result.verdict == "better"
 
 
+def test_a_label_read_as_float_matches_integer_predictions(tmp_path: Path) -> None:
+    """Parquet with a float label (1.0, NaN) beside integer predictions: compared as numbers, not as "1.0" vs "1"."""
+    frame = pd.DataFrame({"v1": [1, 0, 1, 1, 0, 1], "v2": [1, 1, 0, 1, 0, 0], "y": [1.0, 1.0, 1.0, np.nan, 0.0, 0.0]})
+    path = tmp_path / "pairs.parquet"
+    frame.to_parquet(path)
+    counts = shadow_counts(path, "v1", "v2", "y")
+    assert (counts.n, counts.agree, counts.labelled) == (6, 3, 5)
+    # rows with a label: (1,1|1) both right, (0,1|1) challenger only, (1,0|1) champion only, (0,0|0) both right,
+    # (1,0|0) challenger only
+    assert (counts.both_right, counts.champion_only_right, counts.challenger_only_right, counts.both_wrong) == (
+        2, 1, 2, 0,
+    )  # fmt: skip
+    text = pd.DataFrame({"a": ["spam", "ham", "spam"], "b": ["spam", "spam", "ham"], "y": ["spam", "spam", "spam"]})
+    text.to_csv(tmp_path / "text.csv", index=False)
+    counts = shadow_counts(tmp_path / "text.csv", "a", "b", "y")
+    assert (counts.agree, counts.both_right, counts.champion_only_right, counts.challenger_only_right) == (1, 1, 1, 1)
+
+
 def test_without_labels_only_agreement_and_no_verdict(pairs: tuple[Path, pd.DataFrame]) -> None:
     path, _ = pairs
     result = analyse_shadow_file(path, "v1", "v2")

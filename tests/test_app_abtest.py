@@ -119,3 +119,42 @@ def test_a_sample_ratio_mismatch_puts_a_red_banner_above_the_results(page: AppTe
     errors = [e.value for e in app.error]
     assert errors and errors[0].startswith("**Sample ratio mismatch**")
     assert any("untrustworthy" in e for e in errors[1:])  # the verdict says so too
+
+
+def test_shadow_mode_compares_the_two_models_on_the_same_requests(page: AppTest) -> None:
+    import numpy as np
+    import pandas as pd
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    rng = np.random.default_rng(4)
+    label = rng.integers(0, 2, 3000)
+    champion = np.where(rng.random(3000) < 0.80, label, 1 - label)
+    challenger = np.where(rng.random(3000) < 0.86, label, 1 - label)
+    frame = pd.DataFrame({"v1": champion, "v2": challenger, "y": label.astype(float)})
+    frame.loc[:499, "y"] = np.nan  # 500 requests without a label yet
+    app = page
+    app.get("button_group")[0].set_value("Shadow mode (same requests)").run()
+    assert not app.exception
+    app.file_uploader(key="ab_shadow_file").set_value(("pairs.csv", frame.to_csv(index=False).encode(), "text/csv"))
+    app.run()
+    assert not app.exception
+    app.selectbox(key="ab_shadow_champion").set_value("v1").run()
+    app.selectbox(key="ab_shadow_challenger").set_value("v2").run()
+    app.selectbox(key="ab_shadow_label").set_value("y").run()
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Agreement"] == f"{(champion == challenger).mean():.1%}"
+    known = frame.iloc[500:]
+    right_a, right_b = known["v1"] == known["y"], known["v2"] == known["y"]
+    assert metrics["Champion accuracy"] == f"{right_a.mean():.1%}"
+    assert metrics["Challenger accuracy"] == f"{right_b.mean():.1%}"
+    table = [
+        [(right_a & right_b).sum(), (right_a & ~right_b).sum()],
+        [(~right_a & right_b).sum(), (~right_a & ~right_b).sum()],
+    ]
+    reference = mcnemar(table, exact=True).pvalue
+    assert reference < 0.05  # the challenger is right more often
+    assert any("Challenger more accurate" in s.value for s in app.success)
+    assert len(app.get("plotly_chart")) == 1  # McNemar's 2×2 table
+    assert "2,500 of 3,000 requests are labelled" in " ".join(c.value for c in app.caption)
+    assert [b.label for b in app.get("download_button")] == ["Shadow comparison (JSON)"]

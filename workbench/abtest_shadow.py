@@ -10,9 +10,11 @@ McNemar's exact test on the discordant pairs (as ``statsmodels.stats.contingency
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import InputError
 from workbench.queries import file_table
+from workbench.stats.clean import json_ready
 from workbench.stats.shadow import ShadowCounts, ShadowResult, compare_shadow
 
 
@@ -26,12 +28,15 @@ def shadow_counts(
         if missing:
             raise InputError(f"no column {', '.join(repr(c) for c in missing)} in {Path(path).name} "
                              f"(it has {', '.join(table.columns)})")  # fmt: skip
-        a, b = table[champion_col].cast("string"), table[challenger_col].cast("string")
-        t = table.filter(a.notnull() & b.notnull())
-        a, b = t[champion_col].cast("string"), t[challenger_col].cast("string")
+        # Compared as numbers when every column is numeric (a label column with gaps reads as 1.0 where the
+        # predictions read as 1), else as text ("spam" vs "spam").
+        numeric = all(table[c].type().is_numeric() or table[c].type().is_boolean() for c in wanted)
+        as_value = "float64" if numeric else "string"
+        t = table.filter(table[champion_col].notnull() & table[challenger_col].notnull())
+        a, b = t[champion_col].cast(as_value), t[challenger_col].cast(as_value)
         aggregates = {"n": t.count(), "agree": t.count(where=a == b)}
         if label_col:
-            y = t[label_col].cast("string")
+            y = t[label_col].cast(as_value)
             has = y.notnull()
             aggregates |= {
                 "labelled": t.count(where=has),
@@ -49,3 +54,8 @@ def analyse_shadow_file(
 ) -> ShadowResult:
     """Agreement and (with labels) McNemar's test of the two models scored on the same requests."""
     return compare_shadow(shadow_counts(path, champion_col, challenger_col, label_col), alpha)
+
+
+def shadow_document(result: ShadowResult) -> dict[str, Any]:
+    """The JSON document of a shadow comparison (no NaN): the CLI's ``--json`` output and the page's download."""
+    return json_ready(result.to_dict())

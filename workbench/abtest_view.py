@@ -111,6 +111,16 @@ def file_columns(path: str, size: int) -> list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
+def cached_shadow_result(path: str, size: int, champion_col: str, challenger_col: str, label_col: str | None,
+                         alpha: float) -> Any:  # fmt: skip
+    """:func:`workbench.abtest_shadow.analyse_shadow_file`, cached per file and inputs."""
+    from workbench.abtest_shadow import analyse_shadow_file
+
+    del size
+    return analyse_shadow_file(path, champion_col, challenger_col, label_col, alpha)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
 def cached_file_result(path: str, size: int, arm_col: str, metric_col: str, kind: str | None,
                        denominator_col: str | None, pre_col: str | None, settings: Any) -> ABTestResult:  # fmt: skip
     """:func:`workbench.abtest.analyse_file`, cached per file and inputs."""

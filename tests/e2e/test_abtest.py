@@ -35,3 +35,26 @@ def test_abtest_shows_the_verdict_downloads_json_and_runs_the_calculator(page, a
     assert page.locator("[data-testid=stException]").count() == 0
     assert "+1.5 pts" in body  # the verdict on the default table (3,000 vs 3,150 of 10,000)
     screenshot(page, "abtest_calculator")
+
+
+def test_shadow_mode_reads_a_file_of_scored_pairs(page, app_url, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 3000)
+    pairs = pd.DataFrame({"v1": np.where(rng.random(3000) < 0.80, y, 1 - y),
+                          "v2": np.where(rng.random(3000) < 0.86, y, 1 - y), "y": y})  # fmt: skip
+    path = tmp_path / "pairs.csv"
+    pairs.to_csv(path, index=False)
+    page.goto(f"{app_url}/abtest")
+    wait_for_app(page)
+    page.get_by_text("Shadow mode (same requests)").click()
+    wait_for_app(page)
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(path))
+    wait_for_app(page)
+    body = page.inner_text("[data-testid=stMain]")
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert "Challenger more accurate" in body and "McNemar" in body  # the label column "y" is picked by its name
+    assert page.locator("[data-testid=stPlotlyChart]").count() == 1
+    screenshot(page, "abtest_shadow")

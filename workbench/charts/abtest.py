@@ -119,3 +119,29 @@ def power_figure(curve: dict[str, Any]) -> go.Figure:
                       legend={"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0, "xanchor": "left"})  # fmt: skip
     fig.update_yaxes(range=[0, 105], ticksuffix="%")
     return fig
+
+
+def shadow_figure(result: Any) -> go.Figure:
+    """McNemar's 2×2 table of the labelled pairs: champion right/wrong × challenger right/wrong, counts and shares.
+
+    Only the two discordant cells (one model right) carry the test; they are coloured, the concordant ones grey.
+    """
+    (both_right, both_wrong), (champion_only, challenger_only) = result.concordant, result.discordant
+    cells = [[both_right, challenger_only], [champion_only, both_wrong]]  # rows: challenger right, wrong
+    total = max(result.labelled, 1)
+    grey = "#e5e7eb"
+    colours = [[grey, PALETTE[0]], [PALETTE[1], grey]]  # challenger only right: blue; champion only: orange
+    fig = go.Figure()
+    for i in range(2):
+        for j in range(2):  # j: champion right, wrong
+            fig.add_shape(type="rect", x0=j, x1=j + 1, y0=1 - i, y1=2 - i, line={"color": "white", "width": 4},
+                          fillcolor=colours[i][j], layer="below")  # fmt: skip
+            ink = "#111827" if colours[i][j] == grey else "white"
+            fig.add_annotation(x=j + 0.5, y=1.5 - i, showarrow=False, font={"size": 16, "color": ink},
+                               text=f"<b>{cells[i][j]:,}</b><br>{cells[i][j] / total:.1%}")  # fmt: skip
+    fig = _layout(fig, "Who was right on the labelled requests (McNemar's table)", "challenger")
+    fig.update_layout(height=320, hovermode=False, showlegend=False)
+    fig.update_xaxes(range=[0, 2], tickvals=[0.5, 1.5], ticktext=["right", "wrong"], title="champion",
+                     showgrid=False, zeroline=False)  # fmt: skip
+    fig.update_yaxes(range=[0, 2], tickvals=[1.5, 0.5], ticktext=["right", "wrong"], showgrid=False, zeroline=False)
+    return fig

@@ -11,7 +11,6 @@ import typer
 
 from workbench.cli import DbOption, JsonOption, app, emit
 from workbench.errors import InputError
-from workbench.stats.clean import json_ready
 from workbench.store import Store
 
 
@@ -210,9 +209,9 @@ def shadow(
     as_json: JsonOption = False,
 ) -> None:
     """Shadow mode: agreement rate and McNemar's exact test on correctness, both models on the same traffic."""
-    from workbench.abtest_shadow import analyse_shadow_file
+    from workbench.abtest_shadow import analyse_shadow_file, shadow_document
 
     if not 0 < alpha < 1:
         raise InputError(f"--alpha must be between 0 and 1, not {alpha}")
     result = analyse_shadow_file(file, champion_col, challenger_col, label_col, alpha)
-    emit(as_json, json_ready(result.to_dict()), result.verdict_text)
+    emit(as_json, shadow_document(result), result.verdict_text)

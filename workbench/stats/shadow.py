@@ -50,6 +50,7 @@ class ShadowResult:
     mcnemar_chi2_p_value: float | None
     verdict: str
     verdict_text: str
+    concordant: tuple[int, int] = (0, 0)  # labelled pairs where both models were right, both wrong
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -93,11 +94,11 @@ def compare_shadow(counts: ShadowCounts, alpha: float = 0.05) -> ShadowResult:
     verdict = "no_difference" if p > alpha else ("better" if c > b else "worse")
     text = (
         f"Challenger {'more' if c > b else 'less'} accurate: {challenger:.1%} vs {champion:.1%} "
-        f"({diff:+.1%}), McNemar p={p:.2g} on {b + c:,} disagreements"
+        f"({diff * 100:+.1f} pts), McNemar p={p:.2g} on {b + c:,} disagreements"
         if verdict != "no_difference"
         else f"No difference in accuracy: {challenger:.1%} vs {champion:.1%}, McNemar p={p:.2g} on {b + c:,} "
         "disagreements"
     ) + f"; the models agree on {agreement:.1%} of {counts.n:,} requests."
     return ShadowResult(counts.n, agreement, (float(lo), float(hi)), m, champion, challenger, diff,
                         (diff - z * se, diff + z * se), (b, c), statistic, p, mcnemar_chi2(b, c), verdict,
-                        text)  # fmt: skip
+                        text, (counts.both_right, counts.both_wrong))  # fmt: skip
