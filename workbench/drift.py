@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -105,43 +106,85 @@ class DriftResult:
 
 
 def _reference_profile(
-    table: Any, numeric: list[str], categorical: list[str], exact: bool, settings: DriftSettings, say: Progress
+    table: Any,
+    numeric: list[str],
+    categorical: list[str],
+    exact: bool,
+    settings: DriftSettings,
+    say: Progress,
+    counted: list[str] | None = None,
+    on_bins: Callable[[dict[str, tuple[np.ndarray, dict[str, float]]]], None] | None = None,
+    on_moments: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The reference profile (JSON-ready) and, in exact mode, the reference's sorted values per numeric feature."""
+    """The reference profile (JSON-ready) and, in exact mode, the reference's sorted values per numeric feature.
+
+    With ``counted`` the window's sizes (``profile["sizes"]``) come from the moments' scan. ``on_bins`` is
+    called with the numeric features' bins as soon as they are known (the caller starts the other window's
+    counts beside the reference's), ``on_moments`` once the quantiles are done. On DuckDB the categorical
+    value counts run on their own cursor beside the moments and quantiles.
+    """
     say("reference: quantiles and moments")
-    moments = q.numeric_moments(table, numeric, with_quantiles=not exact)
-    profile: dict[str, Any] = {"numeric": {}, "categorical": {}}
-    values: dict[str, np.ndarray] = {}
-    bins: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
-    for i, f in enumerate(numeric):
-        pulled = None
-        if exact:
-            say(f"reference: {f} ({i + 1}/{len(numeric)})")
-            pulled = values[f] = q.pull_sorted(table, f)
-        edges = q.reference_edges(moments[f], pulled)
-        bins[f] = (edges, q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins))
-    if not exact and numeric:
-        say(f"reference: bin counts of {len(numeric)} numeric features (one query)")
-    # the count query compiled here serves the current window too (and later runs, from the cached profile)
-    engine = {} if exact else q.numeric_counts_many(table, bins, profile.setdefault("count_sql", {}))
-    for f in numeric:
-        edges, spec = bins[f]
-        counts = engine[f] if f in engine else q.counts_from_values(values[f], edges, spec)
-        nonzero = np.flatnonzero(counts["grid_counts"])
-        profile["numeric"][f] = {
-            "edges": edges.tolist(),
-            "grid": spec,
-            "mean": moments[f]["m"],
-            "std": moments[f]["s"],
-            "bin_counts": counts["bin_counts"].tolist(),
-            "grid_index": nonzero.tolist(),
-            "grid_counts": counts["grid_counts"][nonzero].tolist(),
-            "grid_sums": counts["grid_sums"][nonzero].tolist(),
-        }
-    if categorical:
-        say(f"reference: value counts of {len(categorical)} categorical features (one query)")
-    profile["categorical"].update(q.categorical_counts_many(table, categorical))
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
+        beside = _Beside(stack, pool)
+        categories = beside.submit(q.categorical_counts_many, table, categorical)
+        moments, sizes = q.moments_and_sizes(table, numeric, not exact, counted)
+        if on_moments is not None:
+            on_moments()
+        profile: dict[str, Any] = {"numeric": {}, "categorical": {}}
+        values: dict[str, np.ndarray] = {}
+        bins: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
+        for i, f in enumerate(numeric):
+            pulled = None
+            if exact:
+                say(f"reference: {f} ({i + 1}/{len(numeric)})")
+                pulled = values[f] = q.pull_sorted(table, f)
+            edges = q.reference_edges(moments[f], pulled)
+            bins[f] = (edges, q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins))
+        if on_bins is not None:
+            if not exact:  # compiled once, here: the other window's query (started now) finds it in the process
+                q.count_sql(table, bins, None)
+            on_bins(bins)
+        if not exact and numeric:
+            say(f"reference: bin counts of {len(numeric)} numeric features (one query)")
+        # the count query compiled here serves the current window too (and later runs, from the cached profile)
+        engine = {} if exact else q.numeric_counts_many(table, bins, profile.setdefault("count_sql", {}))
+        for f in numeric:
+            edges, spec = bins[f]
+            counts = engine[f] if f in engine else q.counts_from_values(values[f], edges, spec)
+            nonzero = np.flatnonzero(counts["grid_counts"])
+            profile["numeric"][f] = {
+                "edges": edges.tolist(),
+                "grid": spec,
+                "mean": moments[f]["m"],
+                "std": moments[f]["s"],
+                "bin_counts": counts["bin_counts"].tolist(),
+                "grid_index": nonzero.tolist(),
+                "grid_counts": counts["grid_counts"][nonzero].tolist(),
+                "grid_sums": counts["grid_sums"][nonzero].tolist(),
+            }
+        if categorical:
+            say(f"reference: value counts of {len(categorical)} categorical features (one query)")
+        profile["categorical"].update(categories.result())
+    if sizes is not None:
+        profile["sizes"] = sizes
     return profile, values
+
+
+class _Beside:
+    """Runs engine queries in worker threads beside the caller's, each on its own cursor (DuckDB)."""
+
+    def __init__(self, stack: ExitStack, pool: ThreadPoolExecutor) -> None:
+        self.stack, self.pool = stack, pool
+
+    def submit(self, function: Callable, table: Any, *args: Any) -> Future:
+        """A future of ``function(table, *args)``: in a worker on a cursor opened now (the caller's thread
+        owns the connection), or run at once when the engine has no cursors (one query at a time)."""
+        if not q.has_cursors(table) or (function is q.categorical_counts_many and not args[0]):
+            done: Future = Future()
+            done.set_result(function(table, *args))
+            return done
+        mine = self.stack.enter_context(q.on_cursor(table))
+        return self.pool.submit(function, mine, *args)
 
 
 def _dense(entry: dict[str, Any], key: str) -> np.ndarray:
@@ -231,30 +274,62 @@ def _compare_tables(
     progress: Progress | None = None,
     ref_values: dict[str, np.ndarray] | None = None,
     aside: tuple[str, ...] = (),
+    rows: tuple[int | None, int | None] | None = None,
+    after_moments: Callable[[], None] | None = None,
 ) -> tuple[list[FeatureDrift], dict[str, Any], dict[str, Any], list[str], list[FeatureDrift]]:
     """:func:`compare_tables`, plus the numeric columns ``aside`` (e.g. the score) in the same engine queries.
 
     The ``aside`` columns share the windows' scans and the profile but are decided on their own, each
     as a one-feature comparison (what a separate ``compare_tables(…, [column], [])`` gives), and are left
-    out of the features' verdict, summary and warnings: (…, the aside columns' results).
+    out of the features' verdict, summary and warnings: (…, the aside columns' results). ``rows``: the
+    windows' row counts when the caller has them. Queries that need nothing from each other run side by
+    side on their own cursors (DuckDB): the current window's sizes, value counts and bin counts beside
+    the reference's profile. When both windows are in one database, the current's scans wait for the
+    reference's quantiles: DuckDB keeps the blocks it read in its cache, and the quantiles hold every
+    value of their columns, so the two together made the run's peak memory. ``after_moments`` is called
+    then too (e.g. to start the domain classifier, whose sample scans both windows).
     """
     say = progress or (lambda _: None)
     numeric = [*numeric, *(c for c in aside if c not in numeric)]
     features = numeric + categorical
-    ref_size = profile["sizes"] if profile else q.window_sizes(ref_table, features)
-    cur_size = q.window_sizes(cur_table, features)
-    exact = max(ref_size["rows"], cur_size["rows"]) <= settings.ks_exact_max_rows
-    ref_values = dict(ref_values or {})
-    if profile is None:
-        profile, ref_values = _reference_profile(ref_table, numeric, categorical, exact, settings, say)
-        profile["sizes"] = ref_size
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=3) as pool:
+        beside = _Beside(stack, pool)
+        started: dict[str, Future] = {}
+
+        def start_current() -> None:  # the current window's sizes and value counts need nothing from the reference
+            started["sizes"] = beside.submit(q.window_sizes, cur_table, features)
+            started["values"] = beside.submit(q.categorical_counts_many, cur_table, categorical)
+            if after_moments is not None:
+                after_moments()
+
+        one_database = ref_table._find_backend().con is cur_table._find_backend().con
+        if profile is not None or not one_database:
+            start_current()
+        # the KS mode needs both windows' rows first (a Parquet file's are in its footer)
+        ref_rows = profile["sizes"]["rows"] if profile else _count(ref_table, rows and rows[0])
+        exact = max(ref_rows, _count(cur_table, rows and rows[1])) <= settings.ks_exact_max_rows
+        ref_values = dict(ref_values or {})
+        counted: list[Future] = []
+
+        def count_current(bins: dict[str, tuple[np.ndarray, dict[str, float]]], templates: dict[str, Any]) -> None:
+            if not exact and numeric:  # every numeric feature's counts in one engine query
+                say(f"current: bin counts of {len(numeric)} numeric features (one query)")
+                counted.append(beside.submit(q.numeric_counts_many, cur_table, bins, templates))
+
+        if profile is None:  # the current's counts start beside the reference's, on the query compiled for both
+            profile, ref_values = _reference_profile(
+                ref_table, numeric, categorical, exact, settings, say, features, lambda bins: count_current(bins, {}),
+                None if started else start_current,
+            )  # fmt: skip
+        if not counted:
+            bins = {f: (np.asarray(profile["numeric"][f]["edges"], dtype=float), profile["numeric"][f]["grid"])
+                    for f in numeric}  # fmt: skip
+            count_current(bins, profile.setdefault("count_sql", {}))
+        ref_size = profile["sizes"]
+        cur_size = started["sizes"].result()
+        engine: dict[str, dict[str, np.ndarray]] = counted[0].result() if counted else {}
+        cur_categorical = started["values"].result()
     results: list[FeatureDrift] = []
-    engine: dict[str, dict[str, np.ndarray]] = {}
-    if not exact and numeric:  # every numeric feature's counts in one engine query
-        say(f"current: bin counts of {len(numeric)} numeric features (one query)")
-        bins = {f: (np.asarray(profile["numeric"][f]["edges"], dtype=float), profile["numeric"][f]["grid"])
-                for f in numeric}  # fmt: skip
-        engine = q.numeric_counts_many(cur_table, bins, profile.setdefault("count_sql", {}))
     # The statistics of one feature (numpy, scipy's KS p-value: both release the GIL) run in a worker
     # thread while the main thread pulls the next feature's values from the engine; results keep their order.
     with ThreadPoolExecutor(max_workers=STAT_THREADS) as pool:
@@ -272,17 +347,14 @@ def _compare_tables(
             if exact and sum(not p.done() for p in pending) > STAT_THREADS:
                 wait([p for p in pending if not p.done()], return_when=FIRST_COMPLETED)  # bound pulled columns held
         results.extend(p.result() for p in pending)
-    if categorical:
-        say(f"current: value counts of {len(categorical)} categorical features (one query)")
-    cur_categorical = q.categorical_counts_many(cur_table, categorical)
     for f in categorical:
         cur_counts = cur_categorical[f]
         ref_counts = profile["categorical"][f]
         cats = _categories(ref_counts, cur_counts, settings.max_categories)
-        rows = (ref_size["rows"], cur_size["rows"])
-        missing = (rows[0] - ref_size["n"][f], rows[1] - cur_size["n"][f])
+        both = (ref_size["rows"], cur_size["rows"])
+        missing = (both[0] - ref_size["n"][f], both[1] - cur_size["n"][f])
         result = categorical_feature(
-            f, cats, _category_counts(ref_counts, cats), _category_counts(cur_counts, cats), rows, missing, settings
+            f, cats, _category_counts(ref_counts, cats), _category_counts(cur_counts, cats), both, missing, settings
         )
         results.append(result)
     kept = [r for r in results if r.name not in aside]
@@ -294,6 +366,11 @@ def _compare_tables(
 
 
 # --- windows of the store ----------------------------------------------------------------------------------
+
+
+def _count(table: Any, known: int | None) -> int:
+    """Rows of ``table`` (``known`` when the caller counted them already)."""
+    return int(known) if known is not None else int(table.count().execute())
 
 
 def _side(window: Window | None, rows: int, label: str | None = None) -> dict[str, Any]:
@@ -364,13 +441,41 @@ def _domain_classifier(
     categorical: list[str],
     found: list[FeatureDrift],
     settings: DriftSettings,
+    early: Future | None = None,
 ) -> dict[str, Any] | None:
-    """The domain classifier on a seeded sample of both windows, over the features that have a verdict."""
+    """The domain classifier on a seeded sample of both windows, over the features that have a verdict.
+
+    ``early``: the classifier started on every feature by :func:`start_domain_classifier`; its result
+    is used when every feature has a verdict (the usual case), else the classifier runs again here.
+    """
+    usable = {f.name for f in found if f.status == "ok"}
+    chosen = [f for f in numeric if f in usable], [f for f in categorical if f in usable]
+    if early is not None and chosen == (list(numeric), list(categorical)):
+        return early.result()
+    return _classify(ref_table, cur_table, *chosen, settings)
+
+
+def start_domain_classifier(
+    stack: ExitStack, pool: ThreadPoolExecutor, ref_table: Any, cur_table: Any,
+    numeric: list[str], categorical: list[str], settings: DriftSettings,
+) -> Future | None:  # fmt: skip
+    """The domain classifier on every feature, started in ``pool`` beside the per-feature statistics.
+
+    Its sample queries run on cursors of their own (closed with ``stack``) and scikit-learn's fit on one
+    thread: while the engine finalises the reference's quantiles on one thread per query, the other core
+    trains. None when the engine has no cursors (the classifier then runs after the statistics).
+    """
+    if not (q.has_cursors(ref_table) and q.has_cursors(cur_table)):
+        return None
+    ref, cur = (stack.enter_context(q.on_cursor(t)) for t in (ref_table, cur_table))
+    return pool.submit(_classify, ref, cur, numeric, categorical, settings)
+
+
+def _classify(
+    ref_table: Any, cur_table: Any, numeric: list[str], categorical: list[str], settings: DriftSettings
+) -> dict[str, Any] | None:
     from workbench.stats.domain import domain_classifier
 
-    usable = {f.name for f in found if f.status == "ok"}
-    numeric = [f for f in numeric if f in usable]
-    categorical = [f for f in categorical if f in usable]
     columns = numeric + categorical
     if not columns:
         return None

@@ -7,6 +7,8 @@ aggregated by its own engine connection (a file in memory, the store read-only).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from workbench.drift import (
     _side,
     compare_tables,
     load_settings,
+    start_domain_classifier,
 )
 from workbench.drift_store import store_features
 from workbench.errors import InputError
@@ -88,12 +91,14 @@ def _compare(
     say: Progress,
 ) -> tuple[list[Any], dict[str, Any], dict[str, Any], list[str], dict[str, Any], dict[str, Any] | None]:
     """Per-feature statistics, prediction/label drift and (optionally) the domain classifier of two open tables."""
-    found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
-    extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
-    mv = None
-    if multivariate:
-        say("multivariate: domain classifier on a seeded sample")
-        mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings)
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
+        early = None
+        if multivariate:  # on every feature, beside the statistics; used when each feature has a verdict
+            say("multivariate: domain classifier on a seeded sample (beside the statistics)")
+            early = start_domain_classifier(stack, pool, ref_table, cur_table, numeric, cat, settings)
+        found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
+        extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
+        mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings, early) if multivariate else None
     return found, summary, profile, warnings, extras, mv
 
 

@@ -7,6 +7,8 @@ The statistics, the verdict and the result object are :mod:`workbench.drift`'s, 
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from workbench.drift import (
     _result,
     _side,
     load_settings,
+    start_domain_classifier,
 )
 from workbench.errors import InputError
 from workbench.queries import Window, filtered_predictions
@@ -81,19 +84,30 @@ def reference_profile(
     ``con`` is an open Ibis backend on the store; cache a fresh profile with ``.save(store)`` after closing it.
     """
     say = progress or (lambda _: None)
-    ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
-    parts = {"reference": _side(reference, 0), "numeric": numeric, "categorical": categorical,
-             "grid": settings.ks_grid_bins, "bins": settings.bins, **q.reference_fingerprint(ref_table)}  # fmt: skip
-    key = q.profile_key(parts)
-    found = q.load_profile(con.con, key) if cached else None
+    key, found, rows, ref_table = _lookup(con, reference, numeric, categorical, settings, cached)
     if found is not None:
         say("reference profile from the cache")
         return ReferenceProfile(found, key, False)
-    sizes = q.window_sizes(ref_table, numeric + categorical)
-    exact = exact and sizes["rows"] <= settings.ks_exact_max_rows
-    profile, values = _reference_profile(ref_table, numeric, categorical, exact, settings, say)
-    profile["sizes"] = sizes
+    exact = exact and rows <= settings.ks_exact_max_rows
+    profile, values = _reference_profile(ref_table, numeric, categorical, exact, settings, say, numeric + categorical)
     return ReferenceProfile(profile, key, True, values)
+
+
+def _lookup(
+    con: Any,
+    reference: Window | None,
+    numeric: list[str],
+    categorical: list[str],
+    settings: DriftSettings,
+    cached: bool,
+) -> tuple[str, dict[str, Any] | None, int, Any]:
+    """(the reference profile's cache key, the cached profile or None, the window's rows, its view)."""
+    ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
+    fingerprint = q.reference_fingerprint(ref_table)
+    parts = {"reference": _side(reference, 0), "numeric": numeric, "categorical": categorical,
+             "grid": settings.ks_grid_bins, "bins": settings.bins, **fingerprint}  # fmt: skip
+    key = q.profile_key(parts)
+    return key, q.load_profile(con.con, key) if cached else None, fingerprint["rows"], ref_table
 
 
 def compare(
@@ -112,25 +126,35 @@ def compare(
     started = time.perf_counter()
     settings = settings or load_settings()
     say = progress or (lambda _: None)
-    with store.ibis() as con:
+    with store.ibis() as con, ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
         numeric, categorical = store_features(con, features)
-        ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
         cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
         cur_rows = int(cur_table.count().execute())
-        exact = cur_rows <= settings.ks_exact_max_rows
         # the score is profiled and counted with the features (one scan), decided on its own
-        aside = ("score",) if "score" in ref_table.schema() and "score" not in numeric + categorical else ()
-        lookup = reference_profile(con, reference, [*numeric, *aside], categorical, settings, say, exact, use_cache)
+        aside = ("score",) if "score" in cur_table.schema() and "score" not in numeric + categorical else ()
+        key, cached, ref_rows, ref_table = _lookup(
+            con, reference, [*numeric, *aside], categorical, settings, use_cache
+        )  # the reference profile from the cache, else computed with the current window's counts beside it
+        if cached is not None:
+            say("reference profile from the cache")
+        early: list[Future | None] = [None]
+
+        def classify() -> None:  # on every feature, beside the statistics; used when each feature has a verdict
+            say("multivariate: domain classifier on a seeded sample (beside the statistics)")
+            early[0] = start_domain_classifier(stack, pool, ref_table, cur_table, numeric, categorical, settings)
+
         found, summary, profile, warnings, scored = _compare_tables(
-            ref_table, cur_table, numeric, categorical, settings, lookup.profile, say, lookup.values, aside
-        )
+            ref_table, cur_table, numeric, categorical, settings, cached, say, None, aside, (ref_rows, cur_rows),
+            classify if multivariate else None,
+        )  # fmt: skip
         extras = _prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
-        mv = None
-        if multivariate:
-            say("multivariate: domain classifier on a seeded sample")
-            mv = _domain_classifier(ref_table, cur_table, numeric, categorical, found, settings)
-    if use_cache:
-        lookup.save(store)
+        mv = (
+            _domain_classifier(ref_table, cur_table, numeric, categorical, found, settings, early[0])
+            if multivariate
+            else None
+        )
+    if use_cache and cached is None:  # one short write, with no connection open
+        q.save_profile(store, key, profile)
     ref_side = _side(reference, profile["sizes"]["rows"])
     cur_side = _side(current, cur_rows)
     return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
