@@ -104,9 +104,9 @@ def test_a_feature_without_a_verdict_makes_the_classifier_run_again_on_the_other
     calls = []
     real = drift_module._classify
 
-    def spy(ref_table, cur_table, numeric, categorical, settings):
+    def spy(ref_table, cur_table, numeric, *rest):
         calls.append(list(numeric))
-        return real(ref_table, cur_table, numeric, categorical, settings)
+        return real(ref_table, cur_table, numeric, *rest)
 
     monkeypatch.setattr(drift_module, "_classify", spy)
     beside = compare_files(*paths)
@@ -133,3 +133,19 @@ def test_a_new_window_against_the_cached_profile_equals_a_fresh_profile(store):
                 assert da[key] == pytest.approx(db[key], rel=1e-9, abs=1e-12), (a.name, key)
             else:
                 assert da[key] == db[key], (a.name, key)
+
+
+def test_the_classifier_sample_kept_in_the_profile_gives_the_sample_drawn_from_the_window(store, monkeypatch):
+    settings = DriftSettings(ks_exact_max_rows=1000)
+    with store.connect(read_only=False) as con:
+        con.execute("DROP TABLE IF EXISTS drift_profiles")
+    first = compare(store, REFERENCE, CURRENT, settings=settings)  # computes the profile with the sample
+    with store.ibis() as con:
+        numeric, categorical = store_features(con)
+        _, cached, _, ref_table = drift_store._lookup(con, REFERENCE, [*numeric, "score"], categorical, settings, True)
+        kept = drift_store._cached_sample(cached, numeric + categorical, settings)
+        drawn = drift_module.classifier_sample(ref_table, numeric + categorical, settings)
+    pd.testing.assert_frame_equal(kept, drawn)
+    assert drift_store._cached_sample(cached, numeric, settings) is None  # other columns: drawn again
+    again = compare(store, REFERENCE, CURRENT, settings=settings)  # from the cache, sample included
+    assert again.multivariate == first.multivariate and again.multivariate["auc"] is not None

@@ -457,32 +457,38 @@ def _domain_classifier(
 
 def start_domain_classifier(
     stack: ExitStack, pool: ThreadPoolExecutor, ref_table: Any, cur_table: Any,
-    numeric: list[str], categorical: list[str], settings: DriftSettings,
+    numeric: list[str], categorical: list[str], settings: DriftSettings, ref_sample: Any = None,
 ) -> Future | None:  # fmt: skip
     """The domain classifier on every feature, started in ``pool`` beside the per-feature statistics.
 
     Its sample queries run on cursors of their own (closed with ``stack``) and scikit-learn's fit on one
     thread: while the engine finalises the reference's quantiles on one thread per query, the other core
-    trains. None when the engine has no cursors (the classifier then runs after the statistics).
+    trains. ``ref_sample``: the reference's sample when already drawn (:func:`classifier_sample`, e.g. kept
+    in the cached profile). None when the engine has no cursors (the classifier then runs after the statistics).
     """
     if not (q.has_cursors(ref_table) and q.has_cursors(cur_table)):
         return None
     ref, cur = (stack.enter_context(q.on_cursor(t)) for t in (ref_table, cur_table))
-    return pool.submit(_classify, ref, cur, numeric, categorical, settings)
+    return pool.submit(_classify, ref, cur, numeric, categorical, settings, ref_sample)
+
+
+def classifier_sample(table: Any, columns: list[str], settings: DriftSettings) -> Any:
+    """The domain classifier's seeded sample of a window (pandas; see :func:`workbench.queries.drift.sample_rows`)."""
+    total = table.count().execute()
+    return q.sample_rows(table, columns, settings.domain_classifier_rows, int(total), settings.seed)
 
 
 def _classify(
-    ref_table: Any, cur_table: Any, numeric: list[str], categorical: list[str], settings: DriftSettings
-) -> dict[str, Any] | None:
+    ref_table: Any, cur_table: Any, numeric: list[str], categorical: list[str], settings: DriftSettings,
+    ref_sample: Any = None,
+) -> dict[str, Any] | None:  # fmt: skip
     from workbench.stats.domain import domain_classifier
 
     columns = numeric + categorical
     if not columns:
         return None
-    frames = []
-    for t in (ref_table, cur_table):
-        total = t.count().execute()
-        frames.append(q.sample_rows(t, columns, settings.domain_classifier_rows, int(total), settings.seed))
+    frames = [ref_sample if ref_sample is not None else classifier_sample(ref_table, columns, settings)]
+    frames.append(classifier_sample(cur_table, columns, settings))
     result = domain_classifier(
         frames[0], frames[1], numeric, categorical, settings.domain_classifier_folds,
         settings.domain_classifier_margin, settings.seed, settings.min_rows,

@@ -18,12 +18,14 @@ from workbench.drift import (
     ROLE_COLUMNS,
     DriftResult,
     Progress,
+    _Beside,
     _compare_tables,
     _domain_classifier,
     _prediction_and_labels,
     _reference_profile,
     _result,
     _side,
+    classifier_sample,
     load_settings,
     start_domain_classifier,
 )
@@ -126,25 +128,46 @@ def compare(
     started = time.perf_counter()
     settings = settings or load_settings()
     say = progress or (lambda _: None)
+    values: dict[str, np.ndarray] = {}
+    # 1. the reference's profile (cached, else computed with the domain classifier's sample of the reference) on
+    # a connection of its own: the blocks DuckDB read for it leave the engine's cache when it closes, before the
+    # current window's are read (together, with the quantiles' values, they made a first run's peak memory)
     with store.ibis() as con, ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
         numeric, categorical = store_features(con, features)
-        cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
-        cur_rows = int(cur_table.count().execute())
         # the score is profiled and counted with the features (one scan), decided on its own
-        aside = ("score",) if "score" in cur_table.schema() and "score" not in numeric + categorical else ()
-        key, cached, ref_rows, ref_table = _lookup(
-            con, reference, [*numeric, *aside], categorical, settings, use_cache
-        )  # the reference profile from the cache, else computed with the current window's counts beside it
+        columns = con.table("predictions").schema()
+        aside = ("score",) if "score" in columns and "score" not in numeric + categorical else ()
+        key, cached, ref_rows, ref_table = _lookup(con, reference, [*numeric, *aside], categorical, settings, use_cache)
+        cur_rows = int(q.as_view(filtered_predictions(con, current), "drift_current").count().execute())
+        profile = cached
         if cached is not None:
             say("reference profile from the cache")
+        else:
+            if multivariate:  # beside the quantiles: it reads the same blocks
+                sampled = _Beside(stack, pool).submit(classifier_sample, ref_table, numeric + categorical, settings)
+            exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows
+            profile, values = _reference_profile(
+                ref_table, [*numeric, *aside], categorical, exact, settings, say, [*numeric, *aside, *categorical]
+            )
+            if multivariate:
+                profile["classifier_sample"] = _sample_entry(sampled.result(), numeric + categorical, settings)
+    if use_cache and cached is None:  # one short write, with no connection open
+        q.save_profile(store, key, profile)
+    # 2. the current window against the profile
+    with store.ibis() as con, ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
+        ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
+        cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
         early: list[Future | None] = [None]
 
         def classify() -> None:  # on every feature, beside the statistics; used when each feature has a verdict
             say("multivariate: domain classifier on a seeded sample (beside the statistics)")
-            early[0] = start_domain_classifier(stack, pool, ref_table, cur_table, numeric, categorical, settings)
+            ref_sample = _cached_sample(profile, numeric + categorical, settings)
+            early[0] = start_domain_classifier(
+                stack, pool, ref_table, cur_table, numeric, categorical, settings, ref_sample
+            )
 
         found, summary, profile, warnings, scored = _compare_tables(
-            ref_table, cur_table, numeric, categorical, settings, cached, say, None, aside, (ref_rows, cur_rows),
+            ref_table, cur_table, numeric, categorical, settings, profile, say, values, aside, (ref_rows, cur_rows),
             classify if multivariate else None,
         )  # fmt: skip
         extras = _prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
@@ -153,8 +176,25 @@ def compare(
             if multivariate
             else None
         )
-    if use_cache and cached is None:  # one short write, with no connection open
-        q.save_profile(store, key, profile)
     ref_side = _side(reference, profile["sizes"]["rows"])
     cur_side = _side(current, cur_rows)
     return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
+
+
+def _sample_entry(frame: Any, columns: list[str], settings: DriftSettings) -> dict[str, Any]:
+    """The domain classifier's reference sample as kept in the profile: what it was drawn with, and its rows."""
+    return {"columns": columns, "rows": settings.domain_classifier_rows, "seed": settings.seed,
+            "arrow": q.pack_frame(frame)}  # fmt: skip
+
+
+def _cached_sample(profile: dict[str, Any], columns: list[str], settings: DriftSettings) -> Any:
+    """The profile's reference sample when it was drawn with these columns and settings, else None."""
+    entry = profile.get("classifier_sample")
+    if not isinstance(entry, dict) or not isinstance(entry.get("arrow"), str):
+        return None
+    if (entry.get("columns"), entry.get("rows"), entry.get("seed")) != (
+        columns, settings.domain_classifier_rows, settings.seed
+    ):  # fmt: skip
+        return None
+    frame = q.unpack_frame(entry["arrow"])
+    return frame if list(frame.columns) == columns else None

@@ -571,3 +571,21 @@ def sample_rows(table: Any, columns: list[str], rows: int, total: int, seed: int
         t = t.sample(min(1.0, 1.2 * rows / total), seed=seed)
     frame = t.execute()
     return frame.head(rows) if len(frame) > rows else frame
+
+
+def pack_frame(frame: Any) -> str:
+    """A small data frame (a sample) as base64 of its Arrow IPC bytes: exact values, no code in it."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
+
+
+def unpack_frame(text: str) -> Any:
+    """Inverse of :func:`pack_frame` (pandas)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(base64.b64decode(text)).read_all().to_pandas()
