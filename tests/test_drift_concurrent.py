@@ -149,3 +149,19 @@ def test_the_classifier_sample_kept_in_the_profile_gives_the_sample_drawn_from_t
     assert drift_store._cached_sample(cached, numeric, settings) is None  # other columns: drawn again
     again = compare(store, REFERENCE, CURRENT, settings=settings)  # from the cache, sample included
     assert again.multivariate == first.multivariate and again.multivariate["auc"] is not None
+
+
+def test_columns_pulled_side_by_side_come_in_order_and_equal_the_ones_pulled_one_at_a_time(store):
+    with store.ibis() as con:
+        numeric, _ = store_features(con)
+        view = q.as_view(filtered_predictions(con, CURRENT), "drift_current")
+        pulled = list(q.pulled_in_order(view, numeric))
+        assert [f for f, _ in pulled] == numeric
+        for f, values in pulled:
+            np.testing.assert_array_equal(values, q.pull_sorted(view, f), err_msg=f)
+        without, _ = q.moments_and_sizes(view, numeric, False, None)  # no quantiles: one query
+        single, _ = q.moments_and_sizes(view.select(*view.columns), numeric, False, None)
+        assert without.keys() == single.keys() and all("q" not in entry for entry in without.values())
+        for f in numeric:
+            assert without[f]["lo"] == single[f]["lo"] and without[f]["hi"] == single[f]["hi"]
+            assert without[f]["m"] == pytest.approx(single[f]["m"], rel=1e-12, abs=1e-12)

@@ -133,11 +133,13 @@ def _reference_profile(
         profile: dict[str, Any] = {"numeric": {}, "categorical": {}}
         values: dict[str, np.ndarray] = {}
         bins: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
+        pulls = q.pulled_in_order(table, numeric) if exact else None
         for i, f in enumerate(numeric):
             pulled = None
-            if exact:
+            if pulls is not None:
                 say(f"reference: {f} ({i + 1}/{len(numeric)})")
-                pulled = values[f] = q.pull_sorted(table, f)
+                _, pulled = next(pulls)
+                values[f] = pulled
             edges = q.reference_edges(moments[f], pulled)
             bins[f] = (edges, q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins))
         if on_bins is not None:
@@ -334,13 +336,14 @@ def _compare_tables(
     # thread while the main thread pulls the next feature's values from the engine; results keep their order.
     with ThreadPoolExecutor(max_workers=STAT_THREADS) as pool:
         pending: list[Future] = []
+        pulls = q.pulled_in_order(cur_table, numeric) if exact else None  # the next column while this one's stats run
         for i, f in enumerate(numeric):
             pulled_ref, pulled_cur = ref_values.get(f), None
-            if exact:
+            if pulls is not None:
                 say(f"current: {f} ({i + 1}/{len(numeric)})")
                 if pulled_ref is None:
                     pulled_ref = q.pull_sorted(ref_table, f)
-                pulled_cur = q.pull_sorted(cur_table, f)
+                _, pulled_cur = next(pulls)
             sizes = (ref_size["rows"], ref_size["n"][f], cur_size["rows"], cur_size["n"][f])
             args = (f, profile["numeric"][f], engine.get(f), pulled_ref, pulled_cur, sizes, settings)
             pending.append(pool.submit(_numeric_result, *args))

@@ -161,7 +161,8 @@ def moments_and_sizes(
     if not features and counted is None:
         return {}, None
     probs = [GRID_TAIL, *DECILES, 1 - GRID_TAIL]
-    step = max(1, -(-len(features) // MOMENT_PARTS))
+    # without quantiles nothing is finalised on one thread: one query, one scan
+    step = max(1, -(-len(features) // (MOMENT_PARTS if with_quantiles else 1)))
 
     def part(t: Any, chosen: range, sizes: bool) -> dict[str, Any]:
         aggs = {}
@@ -198,6 +199,33 @@ def pull_sorted(table: Any, feature: str) -> np.ndarray:
     values = values[~np.isnan(values)]
     values.sort()
     return values
+
+
+def pulled_in_order(table: Any, features: list[str], ahead: int = 2) -> Iterator[tuple[str, np.ndarray]]:
+    """(feature, :func:`pull_sorted` values) for each feature in order, up to ``ahead`` pulled side by side.
+
+    On DuckDB each of the ``ahead`` workers pulls on a cursor of its own (a column's query and numpy's sort
+    both release the GIL); at most ``ahead`` columns are pulled before the caller takes them. Elsewhere
+    one after the other.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(features) < 2 or not has_cursors(table):
+        for f in features:
+            yield f, pull_sorted(table, f)
+        return
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=ahead) as pool:
+        cursors = [stack.enter_context(on_cursor(table)) for _ in range(ahead)]
+        pending: deque = deque()
+        for i, f in enumerate(features):  # pull i + ahead starts once pull i (same cursor) was taken
+            pending.append((f, pool.submit(pull_sorted, cursors[i % ahead], f)))
+            if len(pending) == ahead:
+                name, future = pending.popleft()
+                yield name, future.result()
+        while pending:
+            name, future = pending.popleft()
+            yield name, future.result()
 
 
 def grid_spec(quantiles: list[float] | None, bins: int) -> dict[str, float]:
