@@ -131,51 +131,38 @@ def compare(
     values: dict[str, np.ndarray] = {}
     # 1. the reference's profile (cached, else computed with the domain classifier's sample of the reference) on
     # a connection of its own: the blocks DuckDB read for it leave the engine's cache when it closes, before the
-    # current window's are read (together, with the quantiles' values, they made a first run's peak memory)
+    # current window's are read (together, with the quantiles' values, they made a first run's peak memory).
+    # A cached profile read nothing big: the current window then runs on the same connection.
     with store.ibis() as con, ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
         numeric, categorical = store_features(con, features)
         # the score is profiled and counted with the features (one scan), decided on its own
         columns = con.table("predictions").schema()
         aside = ("score",) if "score" in columns and "score" not in numeric + categorical else ()
         key, cached, ref_rows, ref_table = _lookup(con, reference, [*numeric, *aside], categorical, settings, use_cache)
-        cur_rows = int(q.as_view(filtered_predictions(con, current), "drift_current").count().execute())
-        profile = cached
+        cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
+        cur_rows = int(cur_table.count().execute())
+        window = _Window(reference, current, numeric, categorical, aside, (ref_rows, cur_rows), settings, say)
         if cached is not None:
             say("reference profile from the cache")
+            outcome = window.against(con, ref_table, cur_table, cached, values, multivariate)
         else:
             if multivariate:  # beside the quantiles: it reads the same blocks
                 sampled = _Beside(stack, pool).submit(classifier_sample, ref_table, numeric + categorical, settings)
             exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows
-            profile, values = _reference_profile(
+            fresh, values = _reference_profile(
                 ref_table, [*numeric, *aside], categorical, exact, settings, say, [*numeric, *aside, *categorical]
             )
             if multivariate:
-                profile["classifier_sample"] = _sample_entry(sampled.result(), numeric + categorical, settings)
-    if use_cache and cached is None:  # one short write, with no connection open
-        q.save_profile(store, key, profile)
-    # 2. the current window against the profile
-    with store.ibis() as con, ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
-        ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
-        cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
-        early: list[Future | None] = [None]
-
-        def classify() -> None:  # on every feature, beside the statistics; used when each feature has a verdict
-            say("multivariate: domain classifier on a seeded sample (beside the statistics)")
-            ref_sample = _cached_sample(profile, numeric + categorical, settings)
-            early[0] = start_domain_classifier(
-                stack, pool, ref_table, cur_table, numeric, categorical, settings, ref_sample
-            )
-
-        found, summary, profile, warnings, scored = _compare_tables(
-            ref_table, cur_table, numeric, categorical, settings, profile, say, values, aside, (ref_rows, cur_rows),
-            classify if multivariate else None,
-        )  # fmt: skip
-        extras = _prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
-        mv = (
-            _domain_classifier(ref_table, cur_table, numeric, categorical, found, settings, early[0])
-            if multivariate
-            else None
-        )
+                fresh["classifier_sample"] = _sample_entry(sampled.result(), numeric + categorical, settings)
+    if cached is None:
+        if use_cache:  # one short write, with no connection open
+            q.save_profile(store, key, fresh)
+        # 2. the current window against the profile, on a fresh connection
+        with store.ibis() as con:
+            ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
+            cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
+            outcome = window.against(con, ref_table, cur_table, fresh, values, multivariate)
+    found, summary, profile, warnings, extras, mv = outcome
     ref_side = _side(reference, profile["sizes"]["rows"])
     cur_side = _side(current, cur_rows)
     return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
@@ -198,3 +185,44 @@ def _cached_sample(profile: dict[str, Any], columns: list[str], settings: DriftS
         return None
     frame = q.unpack_frame(entry["arrow"])
     return frame if list(frame.columns) == columns else None
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What :func:`compare` needs to run the current window against a reference profile."""
+
+    reference: Window | None
+    current: Window | None
+    numeric: list[str]
+    categorical: list[str]
+    aside: tuple[str, ...]
+    rows: tuple[int, int]
+    settings: DriftSettings
+    say: Progress
+
+    def against(
+        self, con: Any, ref_table: Any, cur_table: Any, profile: dict[str, Any], values: dict, multivariate: bool
+    ) -> tuple[list[Any], dict[str, Any], dict[str, Any], list[str], dict[str, Any], dict[str, Any] | None]:
+        """(features, summary, profile, warnings, prediction/label drift, domain classifier) of the current window."""
+        numeric, categorical, settings, say = self.numeric, self.categorical, self.settings, self.say
+        with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
+            early: list[Future | None] = [None]
+
+            def classify() -> None:  # on every feature, beside the statistics; used when each has a verdict
+                say("multivariate: domain classifier on a seeded sample (beside the statistics)")
+                ref_sample = _cached_sample(profile, numeric + categorical, settings)
+                early[0] = start_domain_classifier(
+                    stack, pool, ref_table, cur_table, numeric, categorical, settings, ref_sample
+                )
+
+            found, summary, profile, warnings, scored = _compare_tables(
+                ref_table, cur_table, numeric, categorical, settings, profile, say, values, self.aside, self.rows,
+                classify if multivariate else None,
+            )  # fmt: skip
+            extras = _prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
+            mv = (
+                _domain_classifier(ref_table, cur_table, numeric, categorical, found, settings, early[0])
+                if multivariate
+                else None
+            )
+        return found, summary, profile, warnings, extras, mv
