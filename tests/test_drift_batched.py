@@ -14,7 +14,7 @@ from workbench.demo import Scenario, build_demo
 from workbench.drift import compare, compare_tables, store_features
 from workbench.drift_time import drift_over_time
 from workbench.errors import InputError
-from workbench.queries import Window, filtered_predictions
+from workbench.queries import Window, drift_cache, filtered_predictions
 from workbench.queries import drift as q
 from workbench.stats.drift import DriftSettings, merged_edges
 from workbench.store import Store
@@ -232,8 +232,8 @@ def test_a_profile_packed_for_the_cache_unpacks_to_the_same_numbers():
     empty = {**entry, "grid_index": [], "grid_counts": [], "grid_sums": []}
     profile = {"numeric": {"x": entry, "empty": empty}, "categorical": {"c": {"a": 2}},
                "sizes": {"rows": 12, "n": {"x": 12}}, "count_sql": {"k": "SELECT 1"}}  # fmt: skip
-    text = json.dumps(q._pack(profile))
-    back = q._unpack(json.loads(text))
+    text = json.dumps(drift_cache._pack(profile))
+    back = drift_cache._unpack(json.loads(text))
     for f in ("x", "empty"):
         for key in ("grid_index", "grid_counts", "grid_sums"):
             np.testing.assert_array_equal(back["numeric"][f][key], profile["numeric"][f][key])  # bit for bit

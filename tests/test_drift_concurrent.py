@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import workbench.drift as drift_module
-from workbench import drift_files, drift_store
+from workbench import drift_classifier, drift_files, drift_store
 from workbench.demo import Scenario, build_demo
 from workbench.drift import compare, compare_files, store_features
 from workbench.queries import Window, file_table, filtered_predictions
@@ -102,13 +101,13 @@ def test_a_feature_without_a_verdict_makes_the_classifier_run_again_on_the_other
     ref.to_parquet(paths[0])
     cur.to_parquet(paths[1])
     calls = []
-    real = drift_module._classify
+    real = drift_classifier._classify
 
     def spy(ref_table, cur_table, numeric, *rest):
         calls.append(list(numeric))
         return real(ref_table, cur_table, numeric, *rest)
 
-    monkeypatch.setattr(drift_module, "_classify", spy)
+    monkeypatch.setattr(drift_classifier, "_classify", spy)
     beside = compare_files(*paths)
     assert beside.feature("gone").status != "ok"
     assert calls == [["a", "b", "gone"], ["a", "b"]]  # the early run on every feature, then on those with a verdict
@@ -144,7 +143,7 @@ def test_the_classifier_sample_kept_in_the_profile_gives_the_sample_drawn_from_t
         numeric, categorical = store_features(con)
         _, cached, _, ref_table = drift_store._lookup(con, REFERENCE, [*numeric, "score"], categorical, settings, True)
         kept = drift_store._cached_sample(cached, numeric + categorical, settings)
-        drawn = drift_module.classifier_sample(ref_table, numeric + categorical, settings)
+        drawn = drift_classifier.classifier_sample(ref_table, numeric + categorical, settings)
     pd.testing.assert_frame_equal(kept, drawn)
     assert drift_store._cached_sample(cached, numeric, settings) is None  # other columns: drawn again
     again = compare(store, REFERENCE, CURRENT, settings=settings)  # from the cache, sample included

@@ -16,15 +16,14 @@ from workbench.drift import (
     ROLE_COLUMNS,
     DriftResult,
     Progress,
-    _domain_classifier,
     _prediction_and_labels,
     _result,
     _rows,
     _side,
     compare_tables,
     load_settings,
-    start_domain_classifier,
 )
+from workbench.drift_classifier import domain_classifier_result, start_domain_classifier
 from workbench.drift_store import store_features
 from workbench.errors import InputError
 from workbench.queries import Window, file_table, filtered_predictions
@@ -98,7 +97,11 @@ def _compare(
             early = start_domain_classifier(stack, pool, ref_table, cur_table, numeric, cat, settings)
         found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
         extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
-        mv = _domain_classifier(ref_table, cur_table, numeric, cat, found, settings, early) if multivariate else None
+        mv = (
+            domain_classifier_result(ref_table, cur_table, numeric, cat, found, settings, early)
+            if multivariate
+            else None
+        )
     return found, summary, profile, warnings, extras, mv
 
 

@@ -20,15 +20,13 @@ from workbench.drift import (
     Progress,
     _Beside,
     _compare_tables,
-    _domain_classifier,
     _prediction_and_labels,
     _reference_profile,
     _result,
     _side,
-    classifier_sample,
     load_settings,
-    start_domain_classifier,
 )
+from workbench.drift_classifier import classifier_sample, domain_classifier_result, start_domain_classifier
 from workbench.errors import InputError
 from workbench.queries import Window, filtered_predictions
 from workbench.queries import drift as q
@@ -221,7 +219,7 @@ class _Window:
             )  # fmt: skip
             extras = _prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
             mv = (
-                _domain_classifier(ref_table, cur_table, numeric, categorical, found, settings, early[0])
+                domain_classifier_result(ref_table, cur_table, numeric, categorical, found, settings, early[0])
                 if multivariate
                 else None
             )

@@ -4,106 +4,45 @@ The engine does the counting; only small aggregates leave it: per numeric featur
 sums) per fine grid bin × decile bin — the decile bin index is the sum of ``x >= edge`` indicators —,
 per categorical feature its value counts, and per window row and missing counts. Raw values
 leave the engine only for the exact KS test, one column at a time and under the size cap.
-A reference profile is cached in the store's ``drift_profiles`` table (one short write), so a new
-current window costs one scan per feature.
+A reference profile is cached in the store's ``drift_profiles`` table (one short write, see
+:mod:`workbench.queries.drift_cache`), so a new current window costs one scan per feature; independent
+queries run side by side on cursors (:mod:`workbench.queries.cursors`).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# moved to their own modules; callers still reach them as workbench.queries.drift.<name>
+from workbench.queries.cursors import as_view, concurrently, has_cursors, on_cursor  # noqa: F401
+from workbench.queries.drift_cache import (  # noqa: F401
+    load_profile,
+    pack_frame,
+    profile_key,
+    reference_fingerprint,
+    save_profile,
+    unpack_frame,
+)
 from workbench.stats.drift import DECILES, merged_edges
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")
 MOMENT_PARTS = 4  # the reference's quantiles in up to 4 queries, 2 at a time (see _aggregate_row)
 GRID_TAIL = 0.001  # the grid spans the reference's 0.1% … 99.9% quantiles; outer bins are open
-PROFILE_VERSION = 2  # 2: the grid arrays are stored as base64 of their bytes (see _pack)
-
-_DDL = "CREATE TABLE IF NOT EXISTS drift_profiles (key VARCHAR, created_at TIMESTAMPTZ, profile VARCHAR)"
 
 
 def is_numeric(dtype: Any) -> bool:
     """Whether an Ibis dtype is numeric (booleans and text are categorical)."""
     return dtype.is_numeric() and not dtype.is_boolean()
-
-
-def as_view(table: Any, name: str) -> Any:
-    """``table`` as a temporary view of its own connection (an Ibis table over the view).
-
-    The feature queries then compile against one named relation instead of re-deriving the window's
-    filter chain every time: Ibis' compile step, not the engine, dominated a new current window.
-    """
-    import ibis
-
-    backend = table._find_backend()
-    backend.raw_sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {ibis.to_sql(table)}")
-    return backend.table(name)
-
-
-def has_cursors(table: Any) -> bool:
-    """Whether ``table`` is a named relation of a DuckDB database (so :func:`on_cursor` can rebind it)."""
-    import ibis.expr.operations as ops
-
-    return table._find_backend().name == "duckdb" and isinstance(table.op(), ops.DatabaseTable)
-
-
-@contextmanager
-def on_cursor(table: Any) -> Iterator[Any]:
-    """``table`` bound to a new cursor of its DuckDB database (its connection's temp views copied), else ``table``.
-
-    DuckDB runs the queries of different cursors at the same time and releases the GIL meanwhile, so
-    independent aggregates (the two halves of the quantiles, the other window's counts, the domain
-    classifier's sample) can run in threads. A cursor is a new connection: temporary views (a file's,
-    a window's) and the session settings belong to one connection and are recreated on it. The
-    cursor is closed on exit (an open one would keep the store's file open). Open it in the thread owning
-    the connection (DuckDB refuses a second call on a busy connection), then hand it to a worker. Other
-    engines, and tables that are not a named relation, are yielded as they are (callers then run serially:
-    see :func:`has_cursors`).
-    """
-    import ibis
-
-    from workbench.store import quiet_utc
-
-    if not has_cursors(table):
-        yield table
-        return
-    backend = table._find_backend()
-    cursor = backend.con.cursor()
-    try:
-        quiet_utc(cursor)
-        views = backend.con.execute(
-            "SELECT sql FROM duckdb_views() WHERE database_name = 'temp' AND NOT internal ORDER BY view_oid"
-        ).fetchall()
-        for (sql,) in views:
-            cursor.execute(sql)
-        clone = ibis.duckdb.from_connection(cursor)  # the same compiler and conversions, another connection
-        op = table.op()
-        yield clone.table(op.name, database=op.namespace.database or None)
-    finally:
-        cursor.close()
-
-
-def concurrently(calls: list[Any], workers: int = 2) -> list[Any]:
-    """The results of the zero-argument ``calls``, ``workers`` at a time in threads (each call on its own cursor:
-    see :func:`on_cursor`)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if len(calls) < 2:
-        return [call() for call in calls]
-    with ThreadPoolExecutor(max_workers=min(workers, len(calls))) as pool:
-        futures = [pool.submit(call) for call in calls]
-        return [f.result() for f in futures]
 
 
 def _aggregate_row(table: Any, parts: list[Any]) -> dict[str, Any]:
@@ -514,84 +453,6 @@ def grid_quantiles(moments: dict[str, Any], values: np.ndarray | None) -> list[f
     return [q[0], q[-1]] if q else None
 
 
-# --- cached reference profiles ----------------------------------------------------------------------------
-
-
-def profile_key(parts: dict[str, Any]) -> str:
-    """A stable key for a reference profile: SHA-256 of its definition and the reference's row/ingest counts."""
-    text = json.dumps({"version": PROFILE_VERSION, **parts}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def reference_fingerprint(table: Any) -> dict[str, Any]:
-    """Rows and the newest ingest id of a store window: a profile is stale when either changes."""
-    row = table.aggregate(rows=table.count(), last_ingest=table.ingest_id.max()).to_pyarrow().to_pylist()[0]
-    last = row["last_ingest"]  # None for an empty window (max of no rows)
-    return {"rows": int(row["rows"] or 0), "last_ingest": None if last is None or last != last else int(last)}
-
-
-def load_profile(con: Any, key: str) -> dict[str, Any] | None:
-    """The cached profile under ``key`` (from an open read-only DuckDB connection), or None."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'drift_profiles'"
-    ).fetchall()  # fetchall: leave no open result on the connection
-    if not exists[0][0]:
-        return None
-    rows = con.execute("SELECT profile FROM drift_profiles WHERE key = ?", [key]).fetchall()
-    return _unpack(json.loads(rows[0][0])) if rows else None
-
-
-_PACKED = {"grid_index": "<i8", "grid_counts": "<f8", "grid_sums": "<f8"}
-
-
-def _pack(profile: dict[str, Any]) -> dict[str, Any]:
-    """The profile with each numeric feature's grid arrays as ``{"dtype", "b64"}`` (their little-endian bytes).
-
-    21 features × up to 10,000 grid bins as JSON numbers made a 5 MB text whose parsing cost 0.15 s of a
-    new window's run; the bytes are exact (no decimal round trip) and decode in milliseconds.
-    """
-    numeric = {}
-    for f, entry in profile.get("numeric", {}).items():
-        packed = dict(entry)
-        for key, dtype in _PACKED.items():
-            if key in entry:
-                data = np.ascontiguousarray(entry[key], dtype=dtype).tobytes()
-                packed[key] = {"dtype": dtype, "b64": base64.b64encode(data).decode("ascii")}
-        numeric[f] = packed
-    return {**profile, "numeric": numeric}
-
-
-def _unpack(profile: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`_pack`: the grid arrays as numpy arrays (lists are left as they are)."""
-    for entry in profile.get("numeric", {}).values():
-        for key in _PACKED:
-            value = entry.get(key)
-            if isinstance(value, dict):
-                entry[key] = np.frombuffer(base64.b64decode(value["b64"]), dtype=value["dtype"])
-    return profile
-
-
-def save_profile(store: Any, key: str, profile: dict[str, Any], keep: int = 20) -> bool:
-    """Write the profile in one short transaction (keeping the newest ``keep``); False when the store is busy."""
-    from workbench.errors import StoreBusyError
-
-    try:
-        with store.connect(read_only=False) as con:
-            con.execute("BEGIN")
-            con.execute(_DDL)
-            con.execute("DELETE FROM drift_profiles WHERE key = ?", [key])
-            con.execute("INSERT INTO drift_profiles VALUES (?, now(), ?)", [key, json.dumps(_pack(profile))])
-            con.execute(
-                "DELETE FROM drift_profiles WHERE key NOT IN "
-                "(SELECT key FROM drift_profiles ORDER BY created_at DESC LIMIT ?)",
-                [keep],
-            )
-            con.execute("COMMIT")
-        return True
-    except StoreBusyError:  # a cache: being unable to write it must not fail the analysis
-        return False
-
-
 def sample_rows(table: Any, columns: list[str], rows: int, total: int, seed: int) -> Any:
     """A seeded sample of about ``rows`` rows of ``columns`` (Bernoulli in the engine, then capped) as pandas."""
     t = table.select(*columns)
@@ -599,21 +460,3 @@ def sample_rows(table: Any, columns: list[str], rows: int, total: int, seed: int
         t = t.sample(min(1.0, 1.2 * rows / total), seed=seed)
     frame = t.execute()
     return frame.head(rows) if len(frame) > rows else frame
-
-
-def pack_frame(frame: Any) -> str:
-    """A small data frame (a sample) as base64 of its Arrow IPC bytes: exact values, no code in it."""
-    import pyarrow as pa
-
-    sink = pa.BufferOutputStream()
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
-
-
-def unpack_frame(text: str) -> Any:
-    """Inverse of :func:`pack_frame` (pandas)."""
-    import pyarrow as pa
-
-    return pa.ipc.open_stream(base64.b64decode(text)).read_all().to_pandas()
