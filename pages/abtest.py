@@ -25,10 +25,9 @@ from workbench.abtest_view import (
     cached_store_result,
     calculator_result,
     experiment_arms,
-    file_columns,
     record_once,
-    saved_upload,
     settings_with,
+    uploaded_file,
 )
 from workbench.charts import abtest as charts
 from workbench.drift_view import data_version
@@ -64,18 +63,11 @@ if mode == MODE_SHADOW:
         "Both models scored the same requests (the challenger in shadow, unseen by users): how often would it "
         "change what users see, and where they disagree on a labelled request, which one is right?"
     )
-    upload = st.file_uploader(
-        "Scored pairs (CSV, Parquet, JSON Lines)",
-        type=["csv", "tsv", "parquet", "jsonl", "json"],
-        key="ab_shadow_file",
-        help="One row per request: the champion's prediction, the challenger's, and the true label where known.",
-    )
-    if upload is None:
-        st.info("Upload a file of scored pairs to compare the two models.", icon=":material/upload_file:")
-        st.stop()
-    with ui.user_errors():
-        path = saved_upload(upload)
-        columns = file_columns(path, upload.size)
+    path, columns, size = uploaded_file(
+        "Scored pairs (CSV, Parquet, JSON Lines)", "ab_shadow_file",
+        "One row per request: the champion's prediction, the challenger's, and the true label where known.",
+        "Upload a file of scored pairs to compare the two models.",
+    )  # fmt: skip
     s1, s2, s3 = st.columns(3)
     champion_col = s1.selectbox("Champion's prediction", columns, key="ab_shadow_champion")
     challenger_col = s2.selectbox("Challenger's prediction", [c for c in columns if c != champion_col],
@@ -85,7 +77,7 @@ if mode == MODE_SHADOW:
     label_col = s3.selectbox("True label (McNemar)", label_options, index=label_options.index(guess),
                              key="ab_shadow_label")  # fmt: skip
     with ui.user_errors():
-        shadow = cached_shadow_result(path, upload.size, champion_col, challenger_col,
+        shadow = cached_shadow_result(path, size, champion_col, challenger_col,
                                       None if label_col == "(none)" else label_col, alpha)  # fmt: skip
     box = {"better": st.success, "worse": st.error}.get(shadow.verdict, st.info)
     box(f"**{shadow.verdict_text}**", icon=":material/gavel:")
@@ -119,15 +111,12 @@ if mode == MODE_CALCULATOR:
     with ui.user_errors():
         result = calculator_result(table, settings)
 elif mode == MODE_FILE:
-    upload = st.file_uploader("Units file (CSV, Parquet, JSON Lines)", type=["csv", "tsv", "parquet", "jsonl", "json"],
-                              key="ab_file", help="One row per unit: its arm, the metric, optionally a denominator "
-                              "(ratio metrics) and a pre-period value (CUPED).")  # fmt: skip
-    if upload is None:
-        st.info("Upload a file with one row per unit to analyse it.", icon=":material/upload_file:")
-        st.stop()
-    with ui.user_errors():
-        path = saved_upload(upload)
-        columns = file_columns(path, upload.size)
+    path, columns, size = uploaded_file(
+        "Units file (CSV, Parquet, JSON Lines)", "ab_file",
+        "One row per unit: its arm, the metric, optionally a denominator (ratio metrics) and a pre-period value "
+        "(CUPED).",
+        "Upload a file with one row per unit to analyse it.",
+    )  # fmt: skip
     f1, f2, f3, f4, f5 = st.columns(5)
     arm_col = f1.selectbox("Arm column", columns, key="ab_file_arm")
     metric_col = f2.selectbox("Metric column", [c for c in columns if c != arm_col], key="ab_file_metric")
@@ -136,7 +125,7 @@ elif mode == MODE_FILE:
     denominator = f4.selectbox("Denominator (ratio)", others, key="ab_file_den")
     pre = f5.selectbox("Pre-period value (CUPED)", others, key="ab_file_pre")
     with ui.user_errors():
-        result = cached_file_result(path, upload.size, arm_col, metric_col, None if kind == "auto" else kind,
+        result = cached_file_result(path, size, arm_col, metric_col, None if kind == "auto" else kind,
                                     None if denominator == "(none)" else denominator,
                                     None if pre == "(none)" else pre, settings)  # fmt: skip
 else:

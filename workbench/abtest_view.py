@@ -100,6 +100,20 @@ def saved_upload(upload: Any) -> str:
     return str(target)
 
 
+def uploaded_file(label: str, key: str, help_text: str, empty: str) -> tuple[str, list[str], int]:
+    """A file uploader (CSV, Parquet, JSON Lines): the saved file's path, its columns and size; stops the page
+    with ``empty`` as a hint until a file is there."""
+    from workbench.ui import user_errors
+
+    upload = st.file_uploader(label, type=["csv", "tsv", "parquet", "jsonl", "json"], key=key, help=help_text)
+    if upload is None:
+        st.info(empty, icon=":material/upload_file:")
+        st.stop()
+    with user_errors():
+        path = saved_upload(upload)
+        return path, file_columns(path, upload.size), upload.size
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def file_columns(path: str, size: int) -> list[str]:
     """The columns of a CSV/Parquet/JSON Lines file (types inferred by DuckDB)."""
