@@ -65,8 +65,8 @@ def results_table(result: ABTestResult) -> pd.DataFrame:
     for c in [*result.comparisons, *result.guardrails]:
         pct = c.kind == "proportion"
         fmt = (lambda v: f"{v:.2%}") if pct else (lambda v: f"{v:.4g}")
-        bounds = [_signed(v, pct).removesuffix(" pts") for v in c.diff_ci] if c.diff_ci else None
-        diff_ci = f"[{bounds[0]}, {bounds[1]}]" if bounds else "[n/a]"
+        low, high = c.diff_ci or (None, None)
+        diff_ci = f"[{_signed(low, pct, unit=False)}, {_signed(high, pct, unit=False)}]" if c.diff_ci else "[n/a]"
         rel_ci = f"[{c.rel_lift_ci[0]:+.1%}, {c.rel_lift_ci[1]:+.1%}]" if c.rel_lift_ci else "n/a"
         out.append({
             "metric": c.label + (" (guardrail)" if c.role == "guardrail" else ""), "variant": c.variant,
@@ -82,10 +82,11 @@ def results_table(result: ABTestResult) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _signed(value: float | None, pct: bool) -> str:
+def _signed(value: float | None, pct: bool, unit: bool = True) -> str:
+    """A signed difference: points (× 100, " pts" when ``unit``) for proportions, 4 significant digits otherwise."""
     if value is None:
         return "n/a"
-    return f"{value * 100:+.2f} pts" if pct else f"{value:+.4g}"
+    return f"{value * 100:+.2f}{' pts' if unit else ''}" if pct else f"{value:+.4g}"
 
 
 def robustness_table(result: ABTestResult) -> pd.DataFrame:
