@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from workbench.stats.smirnov import kstwo_sf
+
 DECILES = tuple(i / 10 for i in range(1, 10))
 MAX_AUTO_N = 10_000  # scipy.stats.ks_2samp's "auto": exact p-value up to this many values per sample
 MIN_STD = 0.001  # floor of the reference std that normalises the Wasserstein distance
@@ -95,7 +97,7 @@ def _ks_p_value(d: float, n1: int, n2: int) -> float:
     """Two-sided asymptotic p-value as ``ks_2samp`` computes it above 10,000 values: kstwo.sf(D, round(en))."""
     m, n = sorted([float(n1), float(n2)], reverse=True)
     en = m * n / (m + n)
-    return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    return float(np.clip(kstwo_sf(d, float(np.round(en))), 0.0, 1.0))
 
 
 def _cdfs_on_union(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

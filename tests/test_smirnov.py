@@ -1,0 +1,78 @@
+"""The KS tail: our Birnbaum–Tingey sum against scipy's ``smirnov`` / ``kstwo.sf`` / ``ks_2samp``."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special, stats
+
+from workbench.stats.drift import ks_exact
+from workbench.stats.smirnov import SMIRNOV_MAX_COMPUTE_N, SUM_MIN_N, kstwo_sf, smirnov_sf, stirling_error
+
+
+def test_stirling_error_matches_log_gamma():
+    """Up to 1000 log-gamma's difference is exact to ~1e-12 (it cancels digits beyond); far out the series
+    is 1/(12k) − 1/(360k³) to double precision."""
+    k = np.array([1.0, 2.0, 7.0, 15.0, 16.0, 17.0, 100.0, 1000.0])
+    expected = special.gammaln(k + 1) - (k + 0.5) * np.log(k) + k - 0.5 * np.log(2 * np.pi)
+    np.testing.assert_allclose(stirling_error(k), expected, rtol=1e-9, atol=1e-12)
+    far = np.array([1e4, 1e6])
+    np.testing.assert_allclose(stirling_error(far), 1 / (12 * far) - 1 / (360 * far**3), rtol=1e-15)
+
+
+@pytest.mark.parametrize("n", [10_001, 123_457, 416_667, 1_000_000])
+@pytest.mark.parametrize("nd2", [2.2, 10.0, 50.0, 300.0])
+def test_smirnov_sum_matches_scipy(n, nd2):
+    d = float(np.sqrt(nd2 / n))
+    assert smirnov_sf(n, d) == pytest.approx(special.smirnov(n, d), rel=1e-11)
+
+
+def test_smirnov_sum_on_small_n_and_its_edges():
+    for n, d in [(2, 0.3), (10, 0.05), (50, 0.4), (1000, 0.01), (1000, 0.999)]:
+        assert smirnov_sf(n, d) == pytest.approx(special.smirnov(n, d), rel=1e-11, abs=1e-300)
+    # n(1 − d) whole: its last term, (1 − d − v/n)^(n−v) = 0, is left out instead of giving log(0)
+    assert smirnov_sf(100, 0.25) == pytest.approx(special.smirnov(100, 0.25), rel=1e-11)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(SUM_MIN_N + 1, 60_000), nd2=st.floats(0.01, 500.0), frac=st.floats(0.0, 1.0))
+def test_kstwo_sf_equals_scipy_everywhere(n, nd2, frac):
+    """Inside the zone our sum replaces scipy's; outside it is scipy's own call: equal to 1e-11 either way."""
+    d = float(np.sqrt(nd2 / n)) if frac < 0.9 else frac * 0.999 + 0.0005  # also large d, outside the zone
+    ours, theirs = kstwo_sf(d, float(n)), float(stats.kstwo.sf(d, n))
+    assert 0.0 <= ours <= 1.0
+    assert ours == pytest.approx(theirs, rel=1e-11, abs=1e-300)
+
+
+def test_beyond_the_compute_limit_scipy_approximation_is_kept():
+    n = SMIRNOV_MAX_COMPUTE_N + 1
+    d = float(np.sqrt(10 / n))
+    assert kstwo_sf(d, float(n)) == stats.kstwo.sf(d, n)
+
+
+def test_exact_ks_p_value_matches_ks_2samp_in_the_slow_zone():
+    """A small shift at 60k vs 40k values (n·d² ≈ 8, inside the zone): same D and p as ks_2samp."""
+    rng = np.random.default_rng(7)
+    ref, cur = np.sort(rng.normal(0, 1, 60_000)), np.sort(rng.normal(0.02, 1, 40_000))
+    expected = stats.ks_2samp(ref, cur)
+    ours = ks_exact(ref, cur)
+    en = 60_000 * 40_000 / 100_000
+    assert 2.2 <= en * ours.statistic**2 < 370
+    assert ours.statistic == pytest.approx(expected.statistic, abs=1e-15)
+    assert ours.p_value == pytest.approx(expected.pvalue, rel=1e-11)
+
+
+def test_faster_than_scipy_where_it_sums_term_by_term():
+    """The reason for the module: n = 416,667 (500k vs 2.5M rows), a feature drifted a little."""
+    n, d = 416_667, float(np.sqrt(10 / 416_667))
+    start = time.perf_counter()
+    special.smirnov(n, d)
+    theirs = time.perf_counter() - start
+    start = time.perf_counter()
+    smirnov_sf(n, d)
+    ours = time.perf_counter() - start
+    assert ours < theirs / 3
