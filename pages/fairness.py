@@ -16,11 +16,13 @@ from workbench.charts.fairness import (
 )
 from workbench.fairness import load_settings, read_population, with_overrides
 from workbench.fairness_view import (
+    MISSING_CELL,
     cached_audit,
     disparity_table,
     group_table,
     number_format,
     record_once,
+    shown_group_columns,
     versions_table,
 )
 from workbench.stats.fairness import GROUP_METRICS, METRIC_NAMES
@@ -105,13 +107,17 @@ for col, name in zip(m, ("demographic_parity_difference", "demographic_parity_ra
 st.subheader("Groups")
 st.plotly_chart(group_rates_figure(audit, metric), width="stretch")
 table = group_table(audit, metric)
-st.dataframe(table, hide_index=True, width="stretch", column_config=number_format(table))
+formats = number_format(table)
+st.dataframe(table, hide_index=True, width="stretch", column_order=shown_group_columns(table, metric),
+             column_config=formats, placeholder=MISSING_CELL)  # fmt: skip
+with st.expander("All columns: positives and negatives, the other rates"):
+    st.dataframe(table, hide_index=True, width="stretch", column_config=formats, placeholder=MISSING_CELL)
 if audit.flags:
     with st.expander(f"Flags ({len(audit.flags)})", expanded=audit.verdict != "pass"):
         for flag in audit.flags:
             st.markdown(f"- **{flag['kind'].replace('_', ' ')}** — {flag['message']}")
 with st.expander("All disparities (fairlearn's between-groups difference and ratio) and the four-fifths rule"):
-    st.dataframe(disparity_table(audit), hide_index=True, width="stretch")
+    st.dataframe(disparity_table(audit), hide_index=True, width="stretch", placeholder=MISSING_CELL)
     st.caption(FOUR_FIFTHS_NOTE)
 
 # --- Over time, representation, versions, calibration -------------------------------------------------
@@ -139,7 +145,7 @@ with tab_rep:
     st.dataframe(
         [{k: g[k] for k in ("group", "predictions", "labelled", "share_predictions", "share_labelled", "coverage",
                             "target_share", "under_represented", "oversampling_factor")} for g in rep["groups"]],
-        hide_index=True, width="stretch",
+        hide_index=True, width="stretch", placeholder=MISSING_CELL,
     )  # fmt: skip
 with tab_versions:
     if audit.versions and len(audit.versions.get("per_version", {})) == 2:
@@ -148,7 +154,8 @@ with tab_versions:
                    f"({v['period']['from'][:10]} – {v['period']['to'][:10]}).")  # fmt: skip
         st.plotly_chart(versions_figure(audit), width="stretch")
         changes = versions_table(audit)
-        st.dataframe(changes, hide_index=True, width="stretch", column_config=number_format(changes))
+        st.dataframe(changes, hide_index=True, width="stretch", column_config=number_format(changes),
+                     placeholder=MISSING_CELL)  # fmt: skip
     else:
         st.info("Needs two model versions that served at the same time.")
 with tab_cal:

@@ -39,6 +39,15 @@ def test_page_shows_the_failing_region_and_records_the_run(page):
     statuses = dict(zip(table["group"], table["status"], strict=True))
     assert statuses == {"east": "pass", "north": "reference", "south": "fail", "west": "pass"}
     assert "FPR 95% CI" in table.columns
+    # the page shows the columns that fit (the rest in "All columns"); the reference's ratio to itself is "—"
+    main = app.dataframe[0].proto
+    assert list(main.column_order) == ["group", "status", "n", "labelled", "FPR", "FPR 95% CI",
+                                       "ratio to reference", "ratio 95% CI", "adjusted p", "flags"]  # fmt: skip
+    assert main.placeholder == "—"
+    assert table.loc[table["status"] == "reference", "ratio to reference"].isna().all()
+    full = app.dataframe[1]
+    assert {"positives", "negatives", "TPR", "selection rate"} <= set(full.value.columns)
+    assert not full.proto.column_order
     run = latest_runs(store)["fairness"]
     assert run.verdict == "fail" and run.summary["sensitive"] == ["region"]
     assert [b.label for b in app.get("download_button")] == ["Audit (JSON)", "Groups (CSV)"]

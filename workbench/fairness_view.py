@@ -87,6 +87,21 @@ def group_table(audit: FairnessAudit, metric: str) -> pd.DataFrame:
     return frame
 
 
+def shown_group_columns(table: pd.DataFrame, metric: str) -> list[str]:
+    """The columns of :func:`group_table` the page shows, so it fits without scrolling sideways: the group, its
+    status and sizes, the chosen rate with its CI, the comparison with the reference, and the flags when any
+    group has one. Positives, negatives and the other rates are behind an expander (and in the CSV)."""
+    name = METRIC_NAMES[metric]
+    shown = ["group", "status", "n", "labelled", name, f"{name} 95% CI", "ratio to reference", "ratio 95% CI",
+             "adjusted p", "flags"]  # fmt: skip
+    if table.empty or not table["flags"].astype(bool).any():
+        shown.remove("flags")
+    return [c for c in shown if c in table.columns]
+
+
+MISSING_CELL = "—"  # what a table shows where a value does not apply (the reference's ratio to itself)
+
+
 def disparity_table(audit: FairnessAudit) -> pd.DataFrame:
     """fairlearn's disparities with their bootstrap intervals (and the per-rate between-groups ones)."""
     rows = []
