@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -53,7 +54,21 @@ def test_two_files_give_the_contract_json_and_an_html_report(tmp_path):
     (cat,) = [f for f in document["features"] if f["name"] == "c"]
     assert cat["unseen_categories"] == ["z"] and cat["test"] == "chi2"
     text = html.read_text()
-    assert "Drift report" in text and "plotly" in text.lower() and len(text) < 1_500_000
+    assert "Drift report" in text and len(text) < 1_500_000
+    assert re.findall(r"<script[^>]*\bsrc=\"https://cdn\.plot\.ly/", text)  # plotly.js from its CDN by default
+
+
+def test_an_offline_html_report_embeds_plotly_and_loads_nothing(tmp_path):
+    rng = np.random.default_rng(1)
+    for name, shift in (("r", 0.0), ("c", 0.5)):
+        pd.DataFrame({"x": rng.normal(shift, 1, 2000)}).to_csv(tmp_path / f"{name}.csv", index=False)
+    html = tmp_path / "report.html"
+    out = run("--reference-file", str(tmp_path / "r.csv"), "--current-file", str(tmp_path / "c.csv"),
+              "--html", str(html), "--html-offline", "--no-multivariate")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = html.read_text()
+    assert not re.findall(r"<script[^>]*\bsrc=", text)  # no script fetched from anywhere
+    assert text.count("Plotly.newPlot") >= 2 and len(text) > 3_000_000  # plotly.js itself is inline
 
 
 def test_store_windows_record_the_run_and_print_the_verdict(small_store):

@@ -76,6 +76,9 @@ def drift(
     categorical: Annotated[str | None, typer.Option(help="Columns to treat as categorical, a,b (files).")] = None,
     features: Annotated[str | None, typer.Option(help="Only these features, a,b.")] = None,
     html: Annotated[Path | None, typer.Option(help="Also write the standalone HTML report here.")] = None,
+    html_offline: Annotated[
+        bool, typer.Option(help="Embed plotly.js in the HTML report (+3.5 MB): it then opens with no network.")
+    ] = False,
     over_time: Annotated[
         str | None, typer.Option(help="Add drift and performance over time by day, week or N rows (store only).")
     ] = None,
@@ -141,7 +144,7 @@ def drift(
             perf = estimated_performance(store, ref_window, over_time, None)
         _record(store, result)
     if html is not None:
-        html.write_text(html_report(result, over, perf), encoding="utf-8")
+        html.write_text(html_report(result, over, perf, embed_plotlyjs=html_offline), encoding="utf-8")
         say(f"HTML report written to {html}")
     document = result.to_dict(with_distribution=False)
     if over is not None:
