@@ -18,9 +18,11 @@ from workbench.drift_view import (
     cached_over_time,
     cached_performance,
     data_version,
+    feature_column_config,
     feature_table,
     preset_windows,
     record_once,
+    shown_feature_columns,
 )
 from workbench.drift_windows import describe_window
 
@@ -98,11 +100,13 @@ m[3].metric(
 
 st.plotly_chart(charts.psi_bars_figure(result), width="stretch")
 st.subheader("All statistics")
-p_format = st.column_config.NumberColumn(format="%.2e")
+stats_table = feature_table(result)
 st.dataframe(
-    feature_table(result), hide_index=True, width="stretch", height=min(36 * (len(result.features) + 1) + 3, 700),
-    column_config={"p-value": p_format, "p (BH)": p_format, "statistic": st.column_config.NumberColumn(format="%.4f")},
+    stats_table, hide_index=True, width="stretch", height=min(35 * (len(result.features) + 1) + 3, 700),
+    column_order=shown_feature_columns(stats_table), column_config=feature_column_config(), placeholder="—",
 )  # fmt: skip
+with st.expander("All columns: how each verdict was decided, the test, the KS method"):
+    st.dataframe(stats_table, hide_index=True, width="stretch", column_config=feature_column_config(), placeholder="—")
 for warning in result.warnings:
     st.caption(f":material/warning: {warning}")
 

@@ -40,6 +40,16 @@ def test_drift_page_flags_the_injected_features_and_records_the_run(drift_app):
     flagged = set(table.loc[table["drift"], "feature"])
     assert set(truth["drifted_features"]) <= flagged
     assert "smartwatch" in " ".join(table["unseen categories"])
+    # the columns that fit the page: the uniform "decided by" and KS method and the implied test are in the caption
+    # and in the full table behind "All columns"
+    main = app.dataframe[0].proto
+    assert list(main.column_order) == [
+        "feature", "type", "drift", "PSI", "JS distance", "Wasserstein / σ", "statistic", "p-value", "p (BH)",
+        "n reference", "n current", "missing ref", "missing cur", "unseen categories",
+    ]  # fmt: skip
+    assert main.placeholder == "—"
+    assert {"decided by", "KS", "test"} <= set(app.dataframe[1].value.columns)
+    assert not app.dataframe[1].proto.column_order
     run = latest_runs(store)["drift"]
     assert run.verdict == "drift" and run.summary["verdict_text"] in verdict
     assert set(truth["drifted_features"]) <= set(run.summary["drifted"])
@@ -51,7 +61,7 @@ def test_drift_page_shows_over_time_performance_and_offers_both_reports(drift_ap
     for title in ("Over time", "Performance", "Report", "Distributions"):
         assert title in subheaders
     assert any("covariate shift only" in c.value for c in app.caption)
-    crossings = app.dataframe[1].value
+    crossings = app.dataframe[2].value
     assert set(crossings.columns) >= {"feature", "first chunk over threshold", "threshold"}
     labels = [b.label for b in app.get("download_button")]
     assert labels == ["Download drift report (JSON)", "Download drift report (HTML)"]

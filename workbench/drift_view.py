@@ -132,6 +132,44 @@ def feature_table(result: DriftResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+IMPLIED_TEST = {"numeric": "ks", "categorical": "chi2"}
+
+
+def shown_feature_columns(table: pd.DataFrame) -> list[str]:
+    """The columns of :func:`feature_table` the page shows, so it fits without scrolling sideways: "decided by"
+    and "KS" only when they differ between features (the caption above the table says them once), "test" only
+    where one is not the type's usual one (KS numeric, chi² categorical), "unseen categories" only when a
+    feature has some. The full table stays behind an expander."""
+    drop = set()
+    for column in ("decided by", "KS"):
+        if table.empty or table[column].dropna().nunique() <= 1:
+            drop.add(column)
+    if table.empty or (table["test"].isna() | (table["test"] == table["type"].map(IMPLIED_TEST))).all():
+        drop.add("test")
+    if table.empty or not table["unseen categories"].astype(bool).any():
+        drop.add("unseen categories")
+    return [c for c in table.columns if c not in drop]
+
+
+def feature_column_config() -> dict[str, Any]:
+    """Streamlit formats of :func:`feature_table`: effect sizes and statistics to 4 decimals, p-values in
+    scientific notation, missing shares in %, short headers (the full names are the frame's, e.g. in the CSV)."""
+    number = st.column_config.NumberColumn
+    effect = {c: number(label, format="%.4f") for c, label in
+              (("PSI", "PSI"), ("JS distance", "JS"), ("Wasserstein / σ", "W / σ"))}  # fmt: skip
+    return {
+        **effect,
+        "statistic": number(format="%.4f"),
+        "unseen categories": st.column_config.TextColumn("unseen", width=110),
+        "p-value": number("p", format="%.1e"),
+        "p (BH)": number("p (BH)", format="%.1e"),
+        "n reference": number("n ref", format="localized"),
+        "n current": number("n cur", format="localized"),
+        "missing ref": number("NA ref", format="percent", help="Share of missing values in the reference"),
+        "missing cur": number("NA cur", format="percent", help="Share of missing values in the current window"),
+    }
+
+
 def record_once(store: Store, result: DriftResult) -> None:
     """Record the run (``record_run(store, "drift", …)``) once per result shown in this session."""
     from workbench.evidence import record_run
