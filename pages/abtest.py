@@ -183,24 +183,24 @@ number_formats = {
     "p adjusted": st.column_config.NumberColumn(format="%.4g"),
     "P(beat control)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
 }
-st.dataframe(table, hide_index=True, width="stretch", column_order=shown_columns(table), column_config=number_formats)
+ui.table(table, column_order=shown_columns(table), column_config=number_formats)
 levels = "" if "CI level" in shown_columns(table) or table.empty else f" ({table['CI level'].iloc[0]} here)"
 st.caption(
     f"p adjusted: {result.adjustment} over the primary metrics × variants; intervals are built at the "
     f"matching per-test level{levels}, so an interval excludes 0 exactly when the adjusted p-value is below α."
 )
 with st.expander("All columns: unadjusted p, units per arm, the test"):
-    st.dataframe(table, hide_index=True, width="stretch", column_config=number_formats)
+    ui.table(table, column_config=number_formats)
 robust = robustness_table(result)
 if not robust.empty:
     with st.expander("Robustness: capped (winsorized) vs uncapped, Mann–Whitney, CUPED, unit-level check"):
-        st.dataframe(robust, hide_index=True, width="stretch")
+        ui.table(robust)
         st.caption("Capping at the settings' percentile (of all values, or of non-zero ones) tames outliers; "
                    "Mann–Whitney compares ranks, so a skewed metric that moves only in its tail shows up as a "
                    "disagreement with Welch. The unit-level p counts each unit once (delta method).")  # fmt: skip
 if result.srm.segments:
     with st.expander("Sample ratio by segment"):
-        st.dataframe(srm_segments_table(result), hide_index=True, width="stretch")
+        ui.table(srm_segments_table(result))
 st.plotly_chart(charts.forest_figure(result), width="stretch")
 
 if result.timelines:

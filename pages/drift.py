@@ -101,12 +101,12 @@ m[3].metric(
 st.plotly_chart(charts.psi_bars_figure(result), width="stretch")
 st.subheader("All statistics")
 stats_table = feature_table(result)
-st.dataframe(
-    stats_table, hide_index=True, width="stretch", height=min(35 * (len(result.features) + 1) + 3, 700),
-    column_order=shown_feature_columns(stats_table), column_config=feature_column_config(), placeholder="—",
+ui.table(
+    stats_table, height=min(35 * (len(result.features) + 1) + 3, 700),
+    column_order=shown_feature_columns(stats_table), column_config=feature_column_config(),
 )  # fmt: skip
 with st.expander("All columns: how each verdict was decided, the test, the KS method"):
-    st.dataframe(stats_table, hide_index=True, width="stretch", column_config=feature_column_config(), placeholder="—")
+    ui.table(stats_table, column_config=feature_column_config())
 for warning in result.warnings:
     st.caption(f":material/warning: {warning}")
 
@@ -149,7 +149,7 @@ if lines:
 crossings = [{"feature": f, "first chunk over threshold": (c or "never")[:10],
               "threshold": over.thresholds[f]["upper"], "learned": over.thresholds[f]["learned"]}
              for f, c in over.first_crossing.items()]  # fmt: skip
-st.dataframe(pd.DataFrame(crossings), hide_index=True, width="stretch")
+ui.table(pd.DataFrame(crossings))
 
 st.subheader("Performance")
 with ui.user_errors(), st.spinner("Realised and estimated performance…"):

@@ -16,7 +16,6 @@ from workbench.charts.fairness import (
 )
 from workbench.fairness import load_settings, read_population, with_overrides
 from workbench.fairness_view import (
-    MISSING_CELL,
     cached_audit,
     disparity_table,
     group_table,
@@ -108,16 +107,15 @@ st.subheader("Groups")
 st.plotly_chart(group_rates_figure(audit, metric), width="stretch")
 table = group_table(audit, metric)
 formats = number_format(table)
-st.dataframe(table, hide_index=True, width="stretch", column_order=shown_group_columns(table, metric),
-             column_config=formats, placeholder=MISSING_CELL)  # fmt: skip
+ui.table(table, column_order=shown_group_columns(table, metric), column_config=formats)
 with st.expander("All columns: positives and negatives, the other rates"):
-    st.dataframe(table, hide_index=True, width="stretch", column_config=formats, placeholder=MISSING_CELL)
+    ui.table(table, column_config=formats)
 if audit.flags:
     with st.expander(f"Flags ({len(audit.flags)})", expanded=audit.verdict != "pass"):
         for flag in audit.flags:
             st.markdown(f"- **{flag['kind'].replace('_', ' ')}** — {flag['message']}")
 with st.expander("All disparities (fairlearn's between-groups difference and ratio) and the four-fifths rule"):
-    st.dataframe(disparity_table(audit), hide_index=True, width="stretch", placeholder=MISSING_CELL)
+    ui.table(disparity_table(audit))
     st.caption(FOUR_FIFTHS_NOTE)
 
 # --- Over time, representation, versions, calibration -------------------------------------------------
@@ -142,10 +140,9 @@ with tab_rep:
         f" A group is under-represented when its labelled share is below {1 - rep['threshold']:.0%} of its target "
         f"share ({rep['target']}); the oversampling factor restores it."
     )
-    st.dataframe(
+    ui.table(
         [{k: g[k] for k in ("group", "predictions", "labelled", "share_predictions", "share_labelled", "coverage",
                             "target_share", "under_represented", "oversampling_factor")} for g in rep["groups"]],
-        hide_index=True, width="stretch", placeholder=MISSING_CELL,
     )  # fmt: skip
 with tab_versions:
     if audit.versions and len(audit.versions.get("per_version", {})) == 2:
@@ -154,8 +151,7 @@ with tab_versions:
                    f"({v['period']['from'][:10]} – {v['period']['to'][:10]}).")  # fmt: skip
         st.plotly_chart(versions_figure(audit), width="stretch")
         changes = versions_table(audit)
-        st.dataframe(changes, hide_index=True, width="stretch", column_config=number_format(changes),
-                     placeholder=MISSING_CELL)  # fmt: skip
+        ui.table(changes, column_config=number_format(changes))
     else:
         st.info("Needs two model versions that served at the same time.")
 with tab_cal:

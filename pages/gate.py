@@ -240,7 +240,7 @@ else:
     st.error(f"Hash chain broken at entry {check.first_bad_seq}: {check.problem}.", icon=":material/gpp_bad:")
 if entries:
     chosen = st.multiselect("Show decisions", DECISIONS, default=list(DECISIONS))
-    st.dataframe(
+    ui.table(
         [
             {
                 "seq": d.seq,
@@ -255,8 +255,6 @@ if entries:
             for d in entries
             if d.decision in chosen
         ],
-        hide_index=True,
-        width="stretch",
     )
     exports = st.columns(3)
     for col, (fmt_name, mime) in zip(

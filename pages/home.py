@@ -46,7 +46,7 @@ if summary.predictions:
 left, right = st.columns(2)
 with left:
     st.subheader("Model versions")
-    st.dataframe(
+    ui.table(
         [
             {
                 "version": v["model_version"],
@@ -56,8 +56,6 @@ with left:
             }
             for v in summary.model_versions
         ],
-        hide_index=True,
-        width="stretch",
     )
     if summary.orphan_feedback:
         st.caption(
@@ -70,10 +68,8 @@ with right:
 
 if summary.quarantine_by_reason:
     st.subheader("Quarantine")
-    st.dataframe(
+    ui.table(
         [{"reason": r, "rows": n} for r, n in summary.quarantine_by_reason.items()],
-        hide_index=True,
-        width="stretch",
     )
 
 st.subheader("Columns and their roles")

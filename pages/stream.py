@@ -153,7 +153,7 @@ def stream_view() -> None:
         st.error(rules_error, icon=":material/error:")
     elif result is not None:
         (st.error if result.fired else st.success)(result.verdict_text(), icon=":material/notifications:")
-        st.dataframe(result.table(), hide_index=True, width="stretch")
+        ui.table(result.table())
         record_once(result, window, rules_text)
 
     st.subheader("Over time")
@@ -198,7 +198,7 @@ def stream_view() -> None:
         st.plotly_chart(charts.backtest_figure(result), width="stretch", key="chart_backtest")
         episodes = backtest_table(result)
         if episodes:
-            st.dataframe(episodes, hide_index=True, width="stretch")
+            ui.table(episodes)
         else:
             st.caption("No rule fired anywhere in the window.")
         with st.expander("Every bucket each rule fired in"):

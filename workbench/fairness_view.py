@@ -99,9 +99,6 @@ def shown_group_columns(table: pd.DataFrame, metric: str) -> list[str]:
     return [c for c in shown if c in table.columns]
 
 
-MISSING_CELL = "—"  # what a table shows where a value does not apply (the reference's ratio to itself)
-
-
 def disparity_table(audit: FairnessAudit) -> pd.DataFrame:
     """fairlearn's disparities with their bootstrap intervals (and the per-rate between-groups ones)."""
     rows = []

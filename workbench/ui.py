@@ -20,6 +20,17 @@ from workbench.errors import WorkbenchError
 from workbench.queries import StoreSummary, Window, daily_volume, store_summary
 from workbench.store import Store, default_db_path
 
+MISSING = "—"  # what a table shows where a value does not apply (the reference's ratio to itself), never "None"
+
+
+def table(data: Any, **kwargs: Any) -> Any:
+    """``st.dataframe`` as every page shows a table: no index, the page's width, "—" for a missing value."""
+    kwargs.setdefault("hide_index", True)
+    kwargs.setdefault("width", "stretch")
+    kwargs.setdefault("placeholder", MISSING)
+    return st.dataframe(data, **kwargs)
+
+
 SOURCE_DEFAULT = "Default store"
 SOURCE_FILE = "Another DuckDB file"
 SOURCE_UPLOAD = "Uploaded files"
