@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -64,15 +62,3 @@ def test_exact_ks_p_value_matches_ks_2samp_in_the_slow_zone():
     assert 2.2 <= en * ours.statistic**2 < 370
     assert ours.statistic == pytest.approx(expected.statistic, abs=1e-15)
     assert ours.p_value == pytest.approx(expected.pvalue, rel=1e-11)
-
-
-def test_faster_than_scipy_where_it_sums_term_by_term():
-    """The reason for the module: n = 416,667 (500k vs 2.5M rows), a feature drifted a little."""
-    n, d = 416_667, float(np.sqrt(10 / 416_667))
-    start = time.perf_counter()
-    special.smirnov(n, d)
-    theirs = time.perf_counter() - start
-    start = time.perf_counter()
-    smirnov_sf(n, d)
-    ours = time.perf_counter() - start
-    assert ours < theirs / 3
