@@ -103,7 +103,7 @@ st.subheader("All statistics")
 stats_table = feature_table(result)
 ui.table(
     stats_table, height=min(35 * (len(result.features) + 1) + 3, 700),
-    column_order=shown_feature_columns(stats_table), column_config=feature_column_config(),
+    column_order=shown_feature_columns(stats_table, s.get("rule")), column_config=feature_column_config(),
 )  # fmt: skip
 with st.expander("All columns: how each verdict was decided, the test, the KS method"):
     ui.table(stats_table, column_config=feature_column_config())

@@ -69,6 +69,10 @@ def test_an_offline_html_report_embeds_plotly_and_loads_nothing(tmp_path):
     text = html.read_text()
     assert not re.findall(r"<script[^>]*\bsrc=", text)  # no script fetched from anywhere
     assert text.count("Plotly.newPlot") >= 2 and len(text) > 3_000_000  # plotly.js itself is inline
+    files = ("--reference-file", str(tmp_path / "r.csv"), "--current-file", str(tmp_path / "c.csv"))
+    alone = run(*files, "--html-offline")
+    assert alone.returncode == 2 and "--html-offline needs --html" in alone.stderr
+    assert "Traceback" not in alone.stderr
 
 
 def test_store_windows_record_the_run_and_print_the_verdict(small_store):

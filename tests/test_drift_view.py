@@ -19,14 +19,21 @@ def _table(**changes: list) -> pd.DataFrame:
 
 
 def test_uniform_and_implied_columns_are_left_to_the_caption():
-    shown = shown_feature_columns(_table())
+    shown = shown_feature_columns(_table(), "psi")
     assert shown == ["feature", "type", "drift", "PSI", "JS distance", "Wasserstein / σ", "statistic", "p-value",
                      "p (BH)", "n reference", "n current", "missing ref", "missing cur"]  # fmt: skip
 
 
 def test_columns_that_vary_are_shown():
     shown = shown_feature_columns(
-        _table(**{"decided by": ["psi", "p_value"], "test": ["ks", "ks"], "unseen categories": ["", "z"]})
+        _table(**{"decided by": ["psi", "p_value"], "test": ["ks", "ks"], "unseen categories": ["", "z"]}), "psi"
     )
     assert {"decided by", "test", "unseen categories"} <= set(shown)
     assert "KS" not in shown  # one KS method (the categorical feature has none)
+
+
+def test_a_verdict_not_by_the_runs_rule_keeps_its_reason():
+    """Drift by the missing share (PSI tiny) must not read as a PSI verdict: the column stays, even when uniform."""
+    one = _table(**{"decided by": ["missing", "missing"]})
+    assert "decided by" in shown_feature_columns(one, "psi")
+    assert "decided by" not in shown_feature_columns(_table(**{"decided by": ["p_value"] * 2}), "p_value")

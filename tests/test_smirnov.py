@@ -30,20 +30,41 @@ def test_smirnov_sum_matches_scipy(n, nd2):
 
 
 def test_smirnov_sum_on_small_n_and_its_edges():
-    for n, d in [(2, 0.3), (10, 0.05), (50, 0.4), (1000, 0.01), (1000, 0.999)]:
-        assert smirnov_sf(n, d) == pytest.approx(special.smirnov(n, d), rel=1e-11, abs=1e-300)
+    for n, d in [(2, 0.3), (10, 0.05), (50, 0.4), (1000, 0.01), (1000, 0.3)]:
+        expected = special.smirnov(n, d)
+        assert expected > 1e-300
+        assert smirnov_sf(n, d) == pytest.approx(expected, rel=1e-11)
     # n(1 − d) whole: its last term, (1 − d − v/n)^(n−v) = 0, is left out instead of giving log(0)
     assert smirnov_sf(100, 0.25) == pytest.approx(special.smirnov(100, 0.25), rel=1e-11)
 
 
+def _agrees(ours: float, theirs: float) -> bool:
+    """Equal to 1e-11 relative where scipy's value is a normal double; below 1e-300 both are (nearly) subnormal."""
+    return 0.0 <= ours <= 1.0 and (ours == pytest.approx(theirs, rel=1e-11) if theirs >= 1e-300 else ours < 1e-290)
+
+
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(SUM_MIN_N + 1, 60_000), nd2=st.floats(0.01, 500.0), frac=st.floats(0.0, 1.0))
-def test_kstwo_sf_equals_scipy_everywhere(n, nd2, frac):
-    """Inside the zone our sum replaces scipy's; outside it is scipy's own call: equal to 1e-11 either way."""
-    d = float(np.sqrt(nd2 / n)) if frac < 0.9 else frac * 0.999 + 0.0005  # also large d, outside the zone
-    ours, theirs = kstwo_sf(d, float(n)), float(stats.kstwo.sf(d, n))
-    assert 0.0 <= ours <= 1.0
-    assert ours == pytest.approx(theirs, rel=1e-11, abs=1e-300)
+@given(n=st.integers(SUM_MIN_N + 1, 60_000), nd2=st.floats(2.2, 369.99), whole=st.booleans())
+def test_kstwo_sf_equals_scipy_in_the_zone(n, nd2, whole):
+    """Where our sum replaces scipy's (also when n·(1 − d) is a whole number, its last term then 0)."""
+    d = float(np.sqrt(nd2 / n))
+    if whole:
+        d = round(n * d) / n
+    assert _agrees(kstwo_sf(d, float(n)), float(stats.kstwo.sf(d, n)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 60_000), nd2=st.floats(0.0, 2000.0), large_d=st.floats(0.5, 1.0))
+def test_kstwo_sf_equals_scipy_outside_the_zone(n, nd2, large_d):
+    """Outside the zone (small n, n·d² < 2.2 or ≥ 370, d ≥ 0.5) the value is scipy's own."""
+    for d in (min(float(np.sqrt(nd2 / n)), 0.999), large_d):
+        assert _agrees(kstwo_sf(d, float(n)), float(stats.kstwo.sf(d, n)))
+
+
+@pytest.mark.parametrize("n", [SUM_MIN_N, SUM_MIN_N + 1, 416_667, SMIRNOV_MAX_COMPUTE_N])
+def test_kstwo_sf_at_the_zone_limits_of_n(n):
+    d = float(np.sqrt(10 / n))
+    assert _agrees(kstwo_sf(d, float(n)), float(stats.kstwo.sf(d, n)))
 
 
 def test_beyond_the_compute_limit_scipy_approximation_is_kept():

@@ -3,7 +3,7 @@
 Charts are Plotly figures built from the result's aggregates (shares per bin, ECDF points, metric
 values per chunk), so the file holds numbers a reader sees, never the data. plotly.js is loaded
 from its CDN by default (the file stays ~100 KB; the tables read without network), or embedded
-(``embed_plotlyjs=True``, about 4.5 MB more) for a fully offline file. The page's download and
+(``embed_plotlyjs=True``, about 4.8 MB more) for a fully offline file. The page's download and
 ``workbench drift --html`` both call :func:`html_report`.
 """
 

@@ -135,15 +135,17 @@ def feature_table(result: DriftResult) -> pd.DataFrame:
 IMPLIED_TEST = {"numeric": "ks", "categorical": "chi2"}
 
 
-def shown_feature_columns(table: pd.DataFrame) -> list[str]:
+def shown_feature_columns(table: pd.DataFrame, rule: str | None) -> list[str]:
     """The columns of :func:`feature_table` the page shows, so it fits without scrolling sideways: "decided by"
-    and "KS" only when they differ between features (the caption above the table says them once), "test" only
-    where one is not the type's usual one (KS numeric, chi² categorical), "unseen categories" only when a
+    unless every feature was decided by the run's ``rule`` (which the caption above the table says; a verdict
+    by the missing share, or "insufficient", keeps the column), "KS" when its method differs between features,
+    "test" where one is not the type's usual one (KS numeric, chi² categorical), "unseen categories" when a
     feature has some. The full table stays behind an expander."""
     drop = set()
-    for column in ("decided by", "KS"):
-        if table.empty or table[column].dropna().nunique() <= 1:
-            drop.add(column)
+    if table.empty or (table["decided by"].isna() | (table["decided by"] == rule)).all():
+        drop.add("decided by")
+    if table.empty or table["KS"].dropna().nunique() <= 1:
+        drop.add("KS")
     if table.empty or (table["test"].isna() | (table["test"] == table["type"].map(IMPLIED_TEST))).all():
         drop.add("test")
     if table.empty or not table["unseen categories"].astype(bool).any():

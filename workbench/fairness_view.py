@@ -48,9 +48,10 @@ def record_once(store: Store, audit: FairnessAudit, key: tuple) -> None:
         done.add(key_text)
 
 
-def _ci(pair: list[float | None]) -> str:
+def _ci(pair: list[float | None]) -> str | None:
+    """An interval as text, or None (shown "—") when it does not apply (the reference's ratio to itself)."""
     low, high = pair
-    return "" if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
+    return None if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
 
 
 def group_table(audit: FairnessAudit, metric: str) -> pd.DataFrame:

@@ -77,7 +77,7 @@ def drift(
     features: Annotated[str | None, typer.Option(help="Only these features, a,b.")] = None,
     html: Annotated[Path | None, typer.Option(help="Also write the standalone HTML report here.")] = None,
     html_offline: Annotated[
-        bool, typer.Option(help="Embed plotly.js in the HTML report (+3.5 MB): it then opens with no network.")
+        bool, typer.Option(help="Embed plotly.js in the HTML report (+4.8 MB): it then opens with no network.")
     ] = False,
     over_time: Annotated[
         str | None, typer.Option(help="Add drift and performance over time by day, week or N rows (store only).")
@@ -98,6 +98,8 @@ def drift(
     from workbench.drift_windows import parse_window, store_bounds
 
     say = _progress(as_json)
+    if html_offline and html is None:
+        raise InputError("--html-offline needs --html FILE (the report it embeds plotly.js in)")
     if reference_file and not current_file and (current or current_version):
         # the reference training set (a file) against a window of the store
         if reference or reference_version:
