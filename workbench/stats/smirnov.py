@@ -20,6 +20,7 @@ from scipy import special, stats
 
 SUM_MIN_N = 10_000  # below, scipy's own sum is fast (≤ 10 ms): keep it
 SMIRNOV_MAX_COMPUTE_N = 1_000_000  # above, scipy uses a closed-form approximation (fast): keep it
+CHUNK = 65_536  # terms summed at a time
 TAIL_ZONE = (2.2, 370.0)  # n·d² where scipy's kstwo.sf is 2·smirnov(n, d) (below: Pelz–Good; above: 0)
 _STIRLING = (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188)  # Stirling series of log k! (Loader 2000)
 
@@ -46,24 +47,27 @@ def smirnov_sf(n: int, d: float) -> float:
     the ±nd of the two deviance terms cancelling. All terms are positive, so the sum loses nothing.
     """
     nd = n * d
-    v = np.arange(1, int(np.floor(n * (1 - d))) + 1, dtype=float)
-    rest = n - v
-    if len(v) and rest[-1] <= nd:  # 1 − d − v/n = 0 exactly: that term is 0
-        v, rest = v[:-1], rest[:-1]
-    mean = v + nd  # n·p
-    logs = (
-        np.log(nd)
-        - np.log(mean)
-        + stirling_error(np.array([float(n)]))[0]
-        - stirling_error(v)
-        - stirling_error(rest)
-        - v * np.log1p(-nd / mean)
-        - rest * np.log1p(nd / (rest - nd))
-        + 0.5 * np.log(n / (2 * np.pi * v * rest))
-    )
-    logs = np.append(logs, n * np.log1p(-d))  # v = 0: (1 − d)^n
-    top = logs.max()
-    return float(np.exp(top + np.log(np.exp(logs - top).sum())))  # one exp: no subnormal factor below 1e-308
+    last = int(np.floor(n * (1 - d)))
+    if n - last <= nd:  # 1 − d − last/n = 0 exactly: that term is 0
+        last -= 1
+    base = np.log(nd) + stirling_error(np.array([float(n)]))[0]
+    parts = [np.array([n * np.log1p(-d)])]  # v = 0: (1 − d)^n
+    for start in range(1, last + 1, CHUNK):  # in chunks: a few MB of temporaries whatever n
+        v = np.arange(start, min(start + CHUNK, last + 1), dtype=float)
+        rest = n - v
+        mean = v + nd  # n·p
+        parts.append(
+            base
+            - np.log(mean)
+            - stirling_error(v)
+            - stirling_error(rest)
+            - v * np.log1p(-nd / mean)
+            - rest * np.log1p(nd / (rest - nd))
+            + 0.5 * np.log(n / (2 * np.pi * v * rest))
+        )
+    top = max(float(p.max()) for p in parts)
+    total = sum(float(np.exp(p - top).sum()) for p in parts)
+    return float(np.exp(top + np.log(total)))  # one exp: no subnormal factor below 1e-308
 
 
 def kstwo_sf(d: float, n: float) -> float:
