@@ -205,3 +205,33 @@ def test_binning_pulled_values_gives_the_engines_counts_exactly():
         np.testing.assert_array_equal(engine[key], local[key])
     np.testing.assert_allclose(engine["grid_sums"], local["grid_sums"], rtol=1e-12, atol=1e-6)
     assert engine["grid_counts"].sum() == len(x) - 1
+
+
+def test_infinite_and_huge_values_fall_in_the_outer_bins_with_a_warning(tmp_path):
+    """±inf and 1e300 (a sentinel, an overflow upstream): no engine error in either KS mode, KS as scipy's on the
+    raw values (which sorts inf like any number), PSI on the open outer decile bins, a warning, no NaN in the JSON."""
+    rng = np.random.default_rng(11)
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 4000), "y": rng.normal(0, 1, 4000)})
+    cur = pd.DataFrame({"x": rng.normal(0.3, 1, 3000), "y": rng.normal(0, 1, 3000)})
+    cur.loc[:4, "x"] = [np.inf, -np.inf, np.inf, 1e300, -1e300]
+    ref.loc[:1, "y"] = [np.inf, -np.inf]
+    ref.to_parquet(tmp_path / "r.parquet")
+    cur.to_parquet(tmp_path / "c.parquet")
+    exact = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", settings=SETTINGS, multivariate=False)
+    grid_settings = replace(SETTINGS, ks_exact_max_rows=1000)
+    grid = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", settings=grid_settings, multivariate=False)
+    for name, window in (("x", "current"), ("y", "reference")):
+        expected = stats.ks_2samp(ref[name], cur[name])
+        edges = merged_edges(np.quantile(ref[name], np.linspace(0.1, 0.9, 9)))
+        expected_psi = psi(bin_counts(ref[name], edges), bin_counts(cur[name], edges))
+        for result, method in ((exact, "exact"), (grid, "grid")):
+            f = result.feature(name)
+            assert f.ks_method == method
+            assert f.psi == pytest.approx(expected_psi, abs=1e-12)
+            if method == "exact":
+                assert f.ks_statistic == pytest.approx(expected.statistic, abs=1e-12)
+                assert f.ks_p_value == pytest.approx(expected.pvalue, abs=1e-9)
+            else:
+                assert -1e-12 <= expected.statistic - f.ks_statistic <= f.ks_max_error + 1e-12
+            assert any(f"{name}: infinite values in the {window} window" in w for w in result.warnings)
+            json.dumps(result.to_dict(), allow_nan=False)

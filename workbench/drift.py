@@ -219,9 +219,11 @@ def _numeric_result(
         entry["mean"] if entry["mean"] is not None else float("nan"),
         entry["std"] if entry["std"] is not None else 0.0, pulled_ref,
     )  # fmt: skip
+    with np.errstate(invalid="ignore"):  # +inf and −inf values: a NaN mean, and a warning of the feature's own
+        cur_mean = float(counts["grid_sums"].sum() / n_cur) if n_cur else float("nan")
     cur = NumericSummary(
-        cur_rows, cur_rows - n_cur, counts["bin_counts"], counts["grid_counts"], counts["grid_sums"],
-        float(counts["grid_sums"].sum() / n_cur) if n_cur else float("nan"), float("nan"), pulled_cur,
+        cur_rows, cur_rows - n_cur, counts["bin_counts"], counts["grid_counts"], counts["grid_sums"], cur_mean,
+        float("nan"), pulled_cur,
     )  # fmt: skip
     grid = q.grid_edges(entry["grid"])
     view = distribution_view(grid, ref_grid, counts["grid_counts"]) if ref.n and cur.n else {}

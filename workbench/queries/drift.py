@@ -172,6 +172,9 @@ def grid_spec(quantiles: list[float] | None, bins: int) -> dict[str, float]:
     if not quantiles:
         return {"lo": 0.0, "width": 1.0, "bins": bins}
     lo, hi = quantiles[0], quantiles[-1]
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # over 0.1% of the reference infinite: a unit grid, no NaN keys
+        finite = [q for q in (lo, hi) if np.isfinite(q)]
+        return {"lo": (finite[0] if finite else 0.0) - 0.5, "width": 1.0 / bins, "bins": bins}
     if not hi > lo:  # (almost) constant reference: a unit-wide grid around its value
         return {"lo": lo - 0.5, "width": 1.0 / bins, "bins": bins}
     return {"lo": lo, "width": (hi - lo) / bins, "bins": bins}
@@ -187,8 +190,10 @@ def _bin_keys(x: Any, edges: np.ndarray, spec: dict[str, float]) -> tuple[Any, A
     import ibis
 
     bins = int(spec["bins"])
-    raw = ((x - spec["lo"]) / spec["width"]).floor().cast("int64")
-    key = ibis.greatest(ibis.least(raw, bins), -1)  # x is never null here (filtered)
+    # clipped to [−1, bins] before the floor and the cast: ±inf and huge values fall in the open outer bins
+    # (as numpy's clip does in counts_from_values) instead of failing the cast to BIGINT
+    scaled = ibis.greatest(ibis.least((x - spec["lo"]) / spec["width"], float(bins)), -1.0)
+    key = scaled.floor().cast("int64")  # x is never null or NaN here (filtered)
     return key, _edges_at_or_below(x, [float(e) for e in edges], 0)
 
 

@@ -117,6 +117,14 @@ def _insufficient(n_ref: int, n_cur: int, settings: DriftSettings, name: str) ->
     return problems
 
 
+def _has_infinite(side: NumericSummary) -> bool:
+    """Whether a window's values hold ±inf: the ends of its sorted values, or a non-finite sum of an outer grid bin."""
+    if side.values is not None:
+        return bool(side.values.size and np.isinf(side.values[[0, -1]]).any())
+    sums = np.asarray(side.grid_sums, dtype=float)
+    return bool(sums.size and not np.isfinite(sums[[0, -1]]).all())
+
+
 def numeric_feature(
     name: str,
     ref: NumericSummary,
@@ -143,6 +151,10 @@ def numeric_feature(
     warnings = []
     if ref.std == 0:
         warnings.append(f"{name}: constant in the reference window; Wasserstein normalised by 0.001")
+    for label, side in (("reference", ref), ("current", cur)):
+        if _has_infinite(side):
+            warnings.append(f"{name}: infinite values in the {label} window, counted in the outer bins; "
+                            "Wasserstein is undefined")  # fmt: skip
     if ref.values is not None and cur.values is not None:
         ks, raw_w = exact_ks_and_wasserstein(ref.values, cur.values)
     else:
