@@ -242,3 +242,24 @@ def test_a_profile_packed_for_the_cache_unpacks_to_the_same_numbers():
     assert {k: back[k] for k in ("categorical", "sizes", "count_sql")} == {
         k: profile[k] for k in ("categorical", "sizes", "count_sql")
     }
+
+
+def test_a_count_query_kept_by_an_older_build_is_compiled_again(store, monkeypatch):
+    """The template key carries COUNT_SQL_VERSION: after a change of the SQL, a cached profile's query is not run."""
+    with store.ibis() as con:
+        numeric, _ = store_features(con)
+        table = con.table("predictions")
+        moments = q.numeric_moments(table, numeric, with_quantiles=True)
+        bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 500))
+                for f in numeric}  # fmt: skip
+        q._TEMPLATES.clear()
+        templates: dict[str, str] = {}
+        q.count_sql(table, bins, templates)
+        (old_key,) = templates
+        q._TEMPLATES.clear()
+        monkeypatch.setattr(q, "COUNT_SQL_VERSION", q.COUNT_SQL_VERSION + 1)
+        compiled = []
+        union = q._counts_union
+        monkeypatch.setattr(q, "_counts_union", lambda *a: compiled.append(1) or union(*a))
+        q.count_sql(table, bins, templates)
+        assert compiled == [1] and old_key not in templates

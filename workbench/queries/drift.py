@@ -283,6 +283,7 @@ def _counts_union(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]
     return ibis.union(*parts, distinct=False)
 
 
+COUNT_SQL_VERSION = 2  # 2: the grid key is clipped before its cast (±inf no longer fails the query)
 _SOURCE = "__drift_counts_source__"
 _TEMPLATES: dict[str, str] = {}  # this process's compiled count queries, by template key
 
@@ -375,11 +376,12 @@ def _verified(entry: Any, key: str) -> str | None:
 
 
 def _template_key(schema: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]]) -> str:
-    """SHA-256 of what the count query's text depends on: columns, their types, edges and grids, Ibis' version."""
+    """SHA-256 of what the count query's text depends on: columns, their types, edges and grids, Ibis' version and
+    :data:`COUNT_SQL_VERSION` (so a profile cached by an older build never runs that build's SQL)."""
     import ibis
 
     parts = [[f, str(schema[f]), [float(e) for e in edges], spec] for f, (edges, spec) in bins.items()]
-    text = json.dumps({"ibis": ibis.__version__, "bins": parts}, sort_keys=True)
+    text = json.dumps({"ibis": ibis.__version__, "sql": COUNT_SQL_VERSION, "bins": parts}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
