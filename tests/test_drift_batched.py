@@ -170,9 +170,12 @@ def test_the_compiled_count_query_gives_what_the_ibis_expression_gives(store):
         moments = q.numeric_moments(view, numeric, with_quantiles=True)
         bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 500))
                 for f in numeric}  # fmt: skip
+        default = con.con.execute("SELECT current_setting('perfect_ht_threshold')").fetchall()[0][0]
         for table in (view, con.table("predictions")):
             templates: dict[str, str] = {}
             compiled = q.numeric_counts_many(table, bins, templates)
+            # the count query's larger perfect-hash limit is its own: the connection's setting is back after it
+            assert con.con.execute("SELECT current_setting('perfect_ht_threshold')").fetchall()[0][0] == default
             expression = q.numeric_counts_many(table.select(*numeric), bins)  # not a named table: Ibis path
             assert len(templates) == 1 and q._SOURCE in next(iter(templates.values()))["sql"]
             for f in numeric:
