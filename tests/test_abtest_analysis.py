@@ -225,6 +225,26 @@ def test_summary_file_parses_csv_and_rejects_bad_rows(tmp_path: Path) -> None:
         analyse_file(good, "group", "mean")
 
 
+def test_a_nan_is_missing_and_an_infinite_value_is_refused(tmp_path: Path, rng: np.random.Generator) -> None:
+    """NaN (pandas' missing float, kept as NaN in Parquet) leaves its row out like a null; ±inf in the metric, the
+    denominator or the pre-period column is a one-line error, never an infinite mean and a verdict on it."""
+    frame = pd.DataFrame({"arm": rng.choice(["A", "B"], 2000), "y": rng.normal(1.0, 1.0, 2000),
+                          "x": rng.normal(0.0, 1.0, 2000)})  # fmt: skip
+    frame.loc[:9, "y"] = np.nan
+    path = tmp_path / "units.parquet"
+    frame.to_parquet(path)
+    c = analyse_file(path, "arm", "y", kind="mean", control="A").comparisons[0]
+    kept = frame.dropna()
+    expected = stats.ttest_ind(kept.loc[kept.arm == "B", "y"], kept.loc[kept.arm == "A", "y"], equal_var=False)
+    assert c.p_value == pytest.approx(expected.pvalue, abs=1e-9)
+    for column in ("y", "x"):
+        bad = frame.copy()
+        bad.loc[20:22, column] = [np.inf, -np.inf, np.inf]
+        bad.to_parquet(tmp_path / "bad.parquet")
+        with pytest.raises(InputError, match=f"column '{column}' has 3 infinite value"):
+            analyse_file(tmp_path / "bad.parquet", "arm", "y", kind="mean", pre_col="x")
+
+
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     from workbench.demo import Scenario, build_demo

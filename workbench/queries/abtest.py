@@ -346,7 +346,12 @@ def ibis_literal_string(value: str) -> Any:
 
 
 def file_observations(table: Any, arm_col: str, columns: dict[str, str | None]) -> Any:
-    """``arm`` and the numeric columns named in ``columns`` ({value: M, den: D, pre: P}), rows with all present."""
+    """``arm`` and the numeric columns named in ``columns`` ({value: M, den: D, pre: P}), rows with all present.
+
+    A NaN is missing (pandas writes missing floats as NaN), so its row is left out like a null's. An infinite
+    value is bad input: it would make its arm's mean infinite and the verdict meaningless, so it is refused
+    with where it is, rather than dropped in silence.
+    """
     wanted = {"arm": arm_col, **{k: v for k, v in columns.items() if v}}
     missing = [c for c in wanted.values() if c not in table.columns]
     if missing:
@@ -362,9 +367,19 @@ def file_observations(table: Any, arm_col: str, columns: dict[str, str | None]) 
         selected[key] = table[col].cast("float64")
     obs = table.select(**selected)
     condition = obs.arm.notnull()
+    numeric = [key for key in selected if key != "arm"]
     for key in selected:
         condition &= obs[key].notnull()
-    return obs.filter(condition)
+    for key in numeric:
+        condition &= ~obs[key].isnan()
+    obs = obs.filter(condition)
+    if numeric:
+        infinite = obs.aggregate(**{key: obs[key].isinf().sum() for key in numeric}).execute().iloc[0]
+        for key in numeric:
+            if int(infinite[key] or 0):
+                raise InputError(f"column '{wanted[key]}' has {int(infinite[key]):,} infinite value(s): "
+                                 "fix or drop those rows (an arm's mean would be infinite)")  # fmt: skip
+    return obs
 
 
 def _as_date(value: Any) -> dt.date:
