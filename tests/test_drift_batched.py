@@ -35,6 +35,13 @@ def _bins(values: np.ndarray, grid: int) -> tuple[np.ndarray, dict[str, float]]:
     return edges, q.grid_spec([float(np.nanquantile(values, 0.001)), float(np.nanquantile(values, 0.999))], grid)
 
 
+def _reference_bins(table, numeric: list[str], grid: int) -> dict:
+    """Each feature's decile edges and fine grid from the engine's moments and quantiles, as the profile makes them."""
+    moments = q.numeric_moments(table, numeric, with_quantiles=True)
+    return {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), grid))
+            for f in numeric}  # fmt: skip
+
+
 def test_one_query_for_all_numeric_features_gives_each_features_counts_exactly():
     rng = np.random.default_rng(11)
     n = 6000
@@ -147,9 +154,7 @@ def test_the_count_query_gives_what_the_indicator_sum_query_gave_on_a_small_stor
     with store.ibis() as con:
         numeric, _ = store_features(con)
         ref = filtered_predictions(con, reference)
-        moments = q.numeric_moments(ref, numeric, with_quantiles=True)
-        bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 10_000))
-                for f in numeric}  # fmt: skip
+        bins = _reference_bins(ref, numeric, 10_000)
         new = q.numeric_counts_many(ref, bins)
         for f, (edges, spec) in bins.items():
             t = ref.filter(ref[f].notnull() & ~ref[f].cast("float64").isnan())
@@ -167,9 +172,7 @@ def test_the_compiled_count_query_gives_what_the_ibis_expression_gives(store):
     with store.ibis() as con:
         numeric, _ = store_features(con)
         view = q.as_view(filtered_predictions(con, Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))), "v")
-        moments = q.numeric_moments(view, numeric, with_quantiles=True)
-        bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 500))
-                for f in numeric}  # fmt: skip
+        bins = _reference_bins(view, numeric, 500)
         default = con.con.execute("SELECT current_setting('perfect_ht_threshold')").fetchall()[0][0]
         for table in (view, con.table("predictions")):
             templates: dict[str, str] = {}
@@ -209,9 +212,7 @@ def test_a_cached_count_query_runs_only_with_this_machines_signature(store, monk
     with store.ibis() as con:
         numeric, _ = store_features(con)
         table = con.table("predictions")
-        moments = q.numeric_moments(table, numeric, with_quantiles=True)
-        bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 500))
-                for f in numeric}  # fmt: skip
+        bins = _reference_bins(table, numeric, 500)
         signed: dict = {}
         expected = q.numeric_counts_many(table, bins, signed)
         ((key, entry),) = signed.items()
@@ -252,9 +253,7 @@ def test_a_count_query_kept_by_an_older_build_is_compiled_again(store, monkeypat
     with store.ibis() as con:
         numeric, _ = store_features(con)
         table = con.table("predictions")
-        moments = q.numeric_moments(table, numeric, with_quantiles=True)
-        bins = {f: (q.reference_edges(moments[f], None), q.grid_spec(q.grid_quantiles(moments[f], None), 500))
-                for f in numeric}  # fmt: skip
+        bins = _reference_bins(table, numeric, 500)
         q._TEMPLATES.clear()
         templates: dict[str, str] = {}
         q.count_sql(table, bins, templates)
