@@ -154,3 +154,24 @@ def test_a_reference_file_without_store_features_is_one_line(small_store, tmp_pa
     out = run("--db", str(small_store.path), "--reference-file", str(tmp_path / "t.csv"), "--current", "last:7d")
     assert out.returncode == 2 and "none of the store's features" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_store_feature_missing_from_the_reference_file_is_named(small_store, tmp_path):
+    import datetime as dt
+
+    import duckdb
+
+    from workbench.drift_files import compare_file_to_window
+    from workbench.drift_store import store_features
+    from workbench.queries import Window
+
+    with small_store.ibis() as con:
+        numeric, _ = store_features(con)
+    dropped = numeric[0]
+    training = tmp_path / "training.parquet"
+    with duckdb.connect(str(small_store.path), read_only=True) as con:
+        con.execute(f"COPY (SELECT * EXCLUDE (ingest_id, {dropped}) FROM predictions LIMIT 5000) TO '{training}'")
+    current = Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC))
+    result = compare_file_to_window(training, small_store, current, multivariate=False)
+    assert dropped not in [f.name for f in result.features]
+    assert f"store features not in training.parquet, not compared: {dropped}" in result.warnings

@@ -235,3 +235,28 @@ def test_infinite_and_huge_values_fall_in_the_outer_bins_with_a_warning(tmp_path
                 assert -1e-12 <= expected.statistic - f.ks_statistic <= f.ks_max_error + 1e-12
             assert any(f"{name}: infinite values in the {window} window" in w for w in result.warnings)
             json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_columns_left_out_or_retyped_are_said_in_the_warnings(tmp_path):
+    """A column that disappeared, a new one, a timestamp, a code that became text: each is named, none is silent."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    ref = pd.DataFrame({"a": rng.normal(0, 1, n), "when": pd.date_range("2026-01-01", periods=n, freq="h"),
+                        "gone": rng.normal(0, 1, n), "code": rng.integers(0, 3, n),
+                        "score": rng.random(n)})  # fmt: skip
+    cur = pd.DataFrame({"a": rng.normal(0, 1, n), "when": pd.date_range("2026-03-01", periods=n, freq="h"),
+                        "new": rng.normal(0, 1, n), "code": rng.choice(["0", "1", "2"], n),
+                        "score": rng.random(n)})  # fmt: skip
+    ref.to_parquet(tmp_path / "r.parquet")
+    cur.to_parquet(tmp_path / "c.parquet")
+    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False)
+    assert [f.name for f in result.features] == ["a", "code"]
+    assert result.feature("code").type == "categorical"
+    assert list(result.warnings[:4]) == [
+        "in the reference file only, not compared: gone",
+        "in the current file only, not compared: new",
+        "not compared (timestamps or lists): when",
+        "numeric in one file and text in the other, compared as categories: code",
+    ]
+    chosen = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", features=["a"], multivariate=False)
+    assert not any("file only" in w or "not compared" in w for w in chosen.warnings)  # the user chose the features

@@ -55,6 +55,29 @@ def file_features(
     return [c for c in usable if c not in cat], cat
 
 
+def schema_notes(ref_table: Any, cur_table: Any, numeric: list[str], categorical: list[str], chosen: bool) -> list[str]:
+    """What the comparison of two files left out or changed, in words (a schema change is drift a user must see).
+
+    Columns in one file only (unless the user ``chosen`` the features), timestamp and list columns, and
+    features numeric on one side and text on the other (compared as categories). Role columns are not features.
+    """
+    ref_schema, cur_schema = ref_table.schema(), cur_table.schema()
+    notes = []
+    if not chosen:
+        for label, mine, other in (("reference", ref_schema, cur_schema), ("current", cur_schema, ref_schema)):
+            alone = [c for c in mine if c not in other and c not in ROLE_COLUMNS]
+            if alone:
+                notes.append(f"in the {label} file only, not compared: {', '.join(alone)}")
+        compared = {*numeric, *categorical, *ROLE_COLUMNS}
+        skipped = [c for c in ref_schema if c in cur_schema and c not in compared]
+        if skipped:
+            notes.append(f"not compared (timestamps or lists): {', '.join(skipped)}")
+    mixed = [c for c in categorical if q.is_numeric(ref_schema[c]) != q.is_numeric(cur_schema[c])]
+    if mixed:
+        notes.append(f"numeric in one file and text in the other, compared as categories: {', '.join(mixed)}")
+    return notes
+
+
 def compare_files(
     reference_file: str | Path,
     current_file: str | Path,
@@ -72,12 +95,14 @@ def compare_files(
     say = progress or (lambda _: None)
     with file_table(reference_file) as ref_table, file_table(current_file) as cur_table:
         numeric, cat = file_features(ref_table, cur_table, features, categorical)
+        notes = schema_notes(ref_table, cur_table, numeric, cat, bool(features))
         found, summary, profile, warnings, extras, mv = _compare(
             ref_table, cur_table, numeric, cat, settings, multivariate, say
         )
     ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
     cur_side = {"label": Path(current_file).name, "rows": _rows(found), "source": str(current_file)}
-    return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
+    warnings = notes + warnings + extras.pop("warnings")
+    return _result(found, summary, ref_side, cur_side, warnings, extras, mv, settings, started)
 
 
 def _compare(
@@ -136,6 +161,9 @@ def compare_file_to_window(
                 f"{Path(reference_file).name} has none of the store's features "
                 f"({', '.join(store_numeric + store_categorical)})"
             )
+        absent = [f for f in store_numeric + store_categorical if f not in in_file]
+        name = Path(reference_file).name
+        notes = [f"store features not in {name}, not compared: {', '.join(absent)}"] if absent else []
         forced = [*(categorical or []), *(f for f in store_categorical if f in chosen)]
         numeric, cat = file_features(ref_table, cur_table, chosen, forced)
         found, summary, profile, warnings, extras, mv = _compare(
@@ -143,4 +171,5 @@ def compare_file_to_window(
         )
     ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
     cur_side = _side(current, _rows(found))
-    return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
+    warnings = notes + warnings + extras.pop("warnings")
+    return _result(found, summary, ref_side, cur_side, warnings, extras, mv, settings, started)
