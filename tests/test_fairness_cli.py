@@ -56,6 +56,11 @@ def test_store_mode_records_the_run_and_exit_code_says_fail(small_store, tmp_pat
     assert out.returncode == 1, out.stderr  # the demo's south region has the injected higher FPR
     assert out.stdout.startswith("fail: FPR for region=south")
     assert table.read_text(encoding="utf-8").splitlines()[0].startswith("group,region,status,n,")
+    lines = out.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("group "))
+    assert header.split() == ["group", "n", "selection", "accuracy", "TPR", "FPR", "FNR", "precision", "status"]
+    south = next(line for line in lines if line.startswith("south "))
+    assert len(south.rstrip()) - len("fail") == len(header.rstrip()) - len("status")  # the columns line up
     run_ = latest_runs(small_store)["fairness"]
     assert run_.verdict == "fail"
     assert run_.summary["reference_group"] == "north" and run_.summary["sensitive"] == ["region"]

@@ -101,18 +101,22 @@ def fairness(
         raise typer.Exit(1)
 
 
-def _pct(x: float | None) -> str:
-    return "   n/a" if x is None else f"{x:6.3f}"
+def _pct(x: float | None, width: int = 6) -> str:
+    return f"{'n/a':>{width}}" if x is None else f"{x:{width}.3f}"
+
+
+TERMINAL_HEADERS = {"selection_rate": "selection", "accuracy": "accuracy", "tpr": "TPR", "fpr": "FPR", "fnr": "FNR",
+                    "precision": "precision"}  # fmt: skip
 
 
 def format_audit(audit: Any) -> str:
-    """The audit for the terminal: verdict, group table, disparities, flags."""
-    metrics = ("selection_rate", "accuracy", "tpr", "fpr", "fnr", "precision")
+    """The audit for the terminal: verdict, group table (whole metric names as headers), disparities, flags."""
+    widths = {m: max(len(h), 6) for m, h in TERMINAL_HEADERS.items()}
     width = max([len(g["group"]) for g in audit.groups] + [5])
-    lines = [audit.verdict_text, "", f"{'group':<{width}}  {'n':>9}  " + "  ".join(f"{m[:6]:>6}" for m in metrics)
-             + "  status"]  # fmt: skip
+    header = "  ".join(f"{h:>{widths[m]}}" for m, h in TERMINAL_HEADERS.items())
+    lines = [audit.verdict_text, "", f"{'group':<{width}}  {'n':>9}  {header}  status"]
     for g in audit.groups:
-        values = "  ".join(_pct(g[m]) for m in metrics)
+        values = "  ".join(_pct(g[m], widths[m]) for m in TERMINAL_HEADERS)
         lines.append(f"{g['group']:<{width}}  {g['n']:>9,}  {values}  {g['status']}")
     lines.append("")
     for name in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
