@@ -350,7 +350,7 @@ def file_observations(table: Any, arm_col: str, columns: dict[str, str | None]) 
 
     A NaN is missing (pandas writes missing floats as NaN), so its row is left out like a null's. An infinite
     value is bad input: it would make its arm's mean infinite and the verdict meaningless, so it is refused
-    with where it is, rather than dropped in silence.
+    with the column and the count, rather than dropped in silence.
     """
     wanted = {"arm": arm_col, **{k: v for k, v in columns.items() if v}}
     missing = [c for c in wanted.values() if c not in table.columns]
