@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from workbench.errors import InputError
+from workbench.queries import trace_feedback
 from workbench.schema import (
     FEEDBACK,
     FEEDBACK_KINDS,
@@ -366,6 +367,8 @@ def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str
         "SELECT count(*) FILTER (__status = 'accept'), count(*) FILTER (__status = 'duplicate') FROM decided"
     ).fetchone()
     quarantined = sum(reasons.values())
+    if table == FEEDBACK:  # the per-trace summary the fairness audit joins, in this same transaction
+        trace_feedback.after_ingest(con, ingest_id, int(accepted))
     con.execute(
         "INSERT INTO ingests VALUES (?, ?, ?, now(), ?, ?, ?)",
         [ingest_id, table, source, accepted, duplicates, quarantined],

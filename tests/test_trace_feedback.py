@@ -1,0 +1,223 @@
+"""The per-trace feedback summary the ingest keeps (workbench.queries.trace_feedback): after any sequence of
+ingests it equals grouping the feedback now; the audit gives the same numbers with it as without; it is not
+trusted when stale (feedback changed behind the ingest, other label types) and is rebuilt by the next ingest;
+a failed ingest leaves it as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.errors import InputError
+from workbench.fairness import audit_store
+from workbench.ingest import ingest_frame, ingest_frames
+from workbench.queries import trace_feedback
+from workbench.stats.fairness import FairnessSettings
+from workbench.store import Store
+
+QUICK = FairnessSettings(bootstrap_resamples=50)
+COUNT_COLUMNS = ["trace_id", "n_labels", "n_positive", "thumbs", "thumbs_up", "ratings", "rating_sum", "rating_sumsq"]
+
+
+def _predictions(start: int, stop: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = stop - start
+    return pd.DataFrame({
+        "trace_id": [f"t{i}" for i in range(start, stop)],
+        "ts": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 40 * 86400, n), unit="s"),
+        "model_version": rng.choice(["v1", "v2"], n),
+        "prediction": rng.integers(0, 2, n),
+        "score": rng.random(n),
+        "region": rng.choice(["north", "south", "east", None], n),
+    })  # fmt: skip
+
+
+def _feedback(traces: np.ndarray, seed: int) -> pd.DataFrame:
+    """Corrections with labels, thumbs (some with a label too), ratings (some without a value), clicks."""
+    rng = np.random.default_rng(seed)
+    n = len(traces)
+    kind = rng.choice(["correction", "thumb", "rating", "click"], n, p=[0.4, 0.3, 0.2, 0.1])
+    value = np.where(kind == "rating", rng.integers(1, 6, n), rng.integers(0, 2, n)).astype(float)
+    value[(kind == "rating") & (rng.random(n) < 0.2)] = np.nan
+    label = np.where((kind == "correction") | ((kind == "thumb") & (rng.random(n) < 0.3)), rng.integers(0, 2, n), -1)
+    return pd.DataFrame({
+        "trace_id": [f"t{i}" for i in traces],
+        "ts": pd.Timestamp("2026-02-15", tz="UTC") + pd.to_timedelta(rng.integers(0, 86400 * 5, n), unit="s"),
+        "kind": "explicit",
+        "type": kind,
+        "value": value,
+        "label": pd.array(np.where(label < 0, None, label), dtype="Int8"),
+    })  # fmt: skip
+
+
+def _build(tmp_path: Path) -> Store:
+    """Predictions in two parts; feedback in three batches: orphans before their predictions, late and
+    conflicting labels for traces that already had some, and a batch repeated whole (all duplicates)."""
+    store = Store(tmp_path / "kept.duckdb")
+    rng = np.random.default_rng(5)
+    ingest_frame(store, _predictions(0, 1500, 1), "predictions")
+    first = _feedback(rng.integers(0, 2000, 1500), 2)  # traces 1500–1999 are orphans for now
+    ingest_frame(store, first, "feedback")
+    ingest_frame(store, _predictions(1500, 2000, 3), "predictions")
+    ingest_frame(store, _feedback(rng.integers(0, 800, 900), 4), "feedback")  # late labels, conflicts
+    ingest_frame(store, first, "feedback")  # every row a duplicate: nothing lands
+    return store
+
+
+def _kept(store: Store) -> pd.DataFrame:
+    with store.connect(read_only=True) as con:
+        frame = con.execute(f"SELECT * FROM {trace_feedback.TABLE}").df()
+    return frame[COUNT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
+
+
+def _grouped_now(store: Store, settings: FairnessSettings | None = None) -> pd.DataFrame:
+    """The reference: per_trace_counts over the feedback as it is now (Ibis, not the kept table)."""
+    s = settings or FairnessSettings()
+    with store.ibis() as con:
+        expr = trace_feedback.per_trace_counts(con.table("feedback"), s.label_types, s.thumb_type, s.rating_type)
+        frame = expr.execute()
+    return frame[COUNT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
+
+
+def _by_hand(store: Store) -> pd.DataFrame:
+    """The same counts in pandas from the raw feedback rows (an independent reference)."""
+    with store.connect(read_only=True) as con:
+        f = con.execute("SELECT trace_id, type, value, label FROM feedback").df()
+    f["is_label"] = f["label"].notna()
+    f["is_thumb"] = (f["type"] == "thumb") & f["value"].notna()
+    f["is_rating"] = (f["type"] == "rating") & f["value"].notna()
+    f = f[f["is_label"] | f["is_thumb"] | f["is_rating"]].copy()
+    f["pos"] = np.where(f["is_label"], f["label"].fillna(0).astype(int), 0)
+    f["up"] = f["is_thumb"] & (f["value"] > 0)
+    f["r"] = np.where(f["is_rating"], f["value"], np.nan)
+    g = f.groupby("trace_id")
+    out = pd.DataFrame({
+        "n_labels": g["is_label"].sum(), "n_positive": g["pos"].sum(), "thumbs": g["is_thumb"].sum(),
+        "thumbs_up": g["up"].sum(), "ratings": g["is_rating"].sum(),
+        "rating_sum": g["r"].sum(min_count=1), "rating_sumsq": (f["r"] ** 2).groupby(f["trace_id"]).sum(min_count=1),
+    }).reset_index()  # fmt: skip
+    return out[COUNT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
+
+
+def _same_counts(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a["trace_id"]) == list(b["trace_id"])
+    for column in COUNT_COLUMNS[1:6]:
+        assert a[column].astype("int64").tolist() == b[column].astype("int64").tolist(), column
+    for column in COUNT_COLUMNS[6:]:
+        np.testing.assert_allclose(a[column].astype(float), b[column].astype(float), rtol=1e-12, equal_nan=True)
+
+
+def _is_current(store: Store, settings: FairnessSettings | None = None) -> bool:
+    with store.ibis() as con:
+        return trace_feedback.current_table(con, settings or FairnessSettings()) is not None
+
+
+def test_after_a_sequence_of_ingests_the_kept_table_equals_the_feedback_grouped_now(tmp_path: Path) -> None:
+    store = _build(tmp_path)
+    assert _is_current(store)
+    kept = _kept(store)
+    _same_counts(kept, _grouped_now(store))
+    _same_counts(kept, _by_hand(store))
+    # the sequence did exercise what the table must get right
+    assert (kept["n_labels"] >= 2).any() and ((kept["n_positive"] > 0) & (kept["n_positive"] < kept["n_labels"])).any()
+    assert kept["trace_id"].isin([f"t{i}" for i in range(1500, 2000)]).any()  # the orphans' feedback is there
+    assert (kept["n_labels"] == 0).any()  # a trace with only thumbs or ratings
+    with store.connect(read_only=True) as con:
+        per_ingest = con.execute("SELECT table_name, accepted FROM ingests ORDER BY ingest_id").fetchall()
+    assert per_ingest[-1] == ("feedback", 0)
+
+
+@pytest.mark.parametrize("policy", ["majority", "drop"])
+def test_the_audit_gives_the_same_numbers_with_the_kept_table_as_from_the_feedback(
+    tmp_path: Path, policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _build(tmp_path)
+    settings = FairnessSettings(bootstrap_resamples=50, conflict_policy=policy, min_positives=1, min_negatives=1)
+    kept = audit_store(store, ["region"], settings=settings)
+    monkeypatch.setattr(trace_feedback, "current_table", lambda *_: None)
+    grouped = audit_store(store, ["region"], settings=settings)
+    assert kept.groups == grouped.groups
+    assert kept.disparities == grouped.disparities
+    assert kept.verdict == grouped.verdict
+    assert sum(g["n"] for g in kept.groups) == 2000
+    labelled = sum(g["n_labelled"] for g in kept.groups)
+    assert 0 < labelled < 2000
+
+
+def test_feedback_changed_behind_the_ingest_makes_the_table_stale_until_the_next_ingest(tmp_path: Path) -> None:
+    store = _build(tmp_path)
+    with store.connect(read_only=False) as con:
+        con.execute("INSERT INTO feedback VALUES ('t3', now(), 'explicit', 'correction', 1, 1, NULL)")
+    assert not _is_current(store)  # one more row than the stamp: not trusted, the audit groups the feedback
+    audit_store(store, ["region"], settings=QUICK)  # runs on the fallback
+    ingest_frame(store, _feedback(np.array([7, 8]), 9), "feedback")
+    assert _is_current(store)  # the next ingest rebuilt it whole, the row added behind its back included
+    _same_counts(_kept(store), _grouped_now(store))
+    with store.connect(read_only=False) as con:  # same row count, other rows: the last ingest id tells
+        con.execute("DELETE FROM feedback WHERE trace_id = 't3' AND ingest_id IS NULL")
+        con.execute("INSERT INTO feedback VALUES ('t4', now(), 'explicit', 'correction', 1, 1, 999)")
+    assert not _is_current(store)
+
+
+def test_other_label_types_or_feedback_types_do_not_use_the_kept_table(tmp_path: Path) -> None:
+    store = _build(tmp_path)
+    assert not _is_current(store, FairnessSettings(label_types=("correction",)))
+    assert not _is_current(store, FairnessSettings(thumb_type="like"))
+    audit = audit_store(
+        store, ["region"], settings=FairnessSettings(bootstrap_resamples=50, label_types=("correction",))
+    )
+    with store.connect(read_only=True) as con:  # traces whose correction labels have a majority (ties dropped)
+        expected = con.execute(
+            "SELECT count(*) FROM (SELECT trace_id, count(*) n, sum(label) pos FROM feedback "
+            "WHERE type = 'correction' AND label IS NOT NULL GROUP BY trace_id) l "
+            "JOIN predictions USING (trace_id) WHERE 2 * pos <> n"
+        ).fetchall()[0][0]
+    assert sum(g["n_labelled"] for g in audit.groups) == expected > 0
+    every_type = audit_store(store, ["region"], settings=QUICK)
+    assert sum(g["n_labelled"] for g in every_type.groups) != expected  # thumbs' labels too
+
+
+def test_a_failed_ingest_leaves_the_table_and_its_stamp_as_they_were(tmp_path: Path) -> None:
+    store = _build(tmp_path)
+    before = _kept(store)
+    good = _feedback(np.array([1, 2, 3]), 11)
+    with pytest.raises(InputError):
+        ingest_frames(store, [(good, "feedback"), (pd.DataFrame({"nothing": []}), "feedback")])
+    assert _is_current(store)
+    _same_counts(_kept(store), before)
+
+
+def test_a_store_without_the_table_is_audited_from_the_feedback_and_the_next_ingest_builds_it(tmp_path: Path) -> None:
+    store = _build(tmp_path)
+    with store.connect(read_only=False) as con:  # as a store written before the table existed
+        con.execute(f"DROP TABLE {trace_feedback.TABLE}")
+        con.execute("DELETE FROM meta WHERE key = 'trace_feedback'")
+    assert not _is_current(store)
+    assert audit_store(store, ["region"], settings=QUICK).groups
+    ingest_frame(store, _feedback(np.array([10, 11, 12]), 12), "feedback")
+    assert _is_current(store)
+    _same_counts(_kept(store), _by_hand(store))
+
+
+def test_the_kept_query_is_the_ibis_expression_compiled(tmp_path: Path) -> None:
+    """counts_sql runs per_trace_counts' SQL: same rows as the Ibis expression on a DuckDB table."""
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    con.execute("CREATE TABLE feedback (trace_id VARCHAR, type VARCHAR, value DOUBLE, label TINYINT)")
+    rows = ["('a', 'thumb', 1, NULL)", "('a', 'thumb', 0, 1)", "('b', 'rating', NULL, NULL)", "('b', 'rating', 4, 0)",
+            "('c', 'click', 1, NULL)", "('d', 'correction', 1, 1)", "('d', 'other', 0, 0)"]  # fmt: skip
+    con.execute(f"INSERT INTO feedback VALUES {', '.join(rows)}")
+    got = con.execute(f"SELECT * FROM ({trace_feedback.counts_sql('feedback')}) ORDER BY trace_id").df()
+    assert got["trace_id"].tolist() == ["a", "b", "d"]  # c: a click without a label counts for nothing here
+    assert got["n_labels"].tolist() == [1, 1, 2] and got["n_positive"].tolist() == [1, 0, 1]
+    assert got["thumbs"].tolist() == [2, 0, 0] and got["thumbs_up"].tolist() == [1, 0, 0]
+    assert got["ratings"].tolist() == [0, 1, 0] and got["rating_sum"].iloc[1] == 4.0
+    assert got["rating_sumsq"].iloc[1] == 16.0
+    backend = ibis.duckdb.from_connection(con)
+    expr = trace_feedback.per_trace_counts(backend.table("feedback")).order_by("trace_id")
+    pd.testing.assert_frame_equal(expr.execute()[list(got.columns)], got, check_dtype=False)
+    con.close()
