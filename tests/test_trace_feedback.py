@@ -114,7 +114,19 @@ def _same_counts(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 def _is_current(store: Store, settings: FairnessSettings | None = None) -> bool:
     with store.ibis() as con:
-        return trace_feedback.current_table(con, settings or FairnessSettings()) is not None
+        return trace_feedback.is_current(con, settings or FairnessSettings())
+
+
+def _copies_match(store: Store) -> None:
+    """Every prediction row carries exactly its trace's kept counts (null: no such feedback)."""
+    hidden = ", ".join(f"p.{trace_feedback.hidden(c)} AS {c}" for c in COUNT_COLUMNS[1:])
+    with store.connect(read_only=True) as con:
+        rows = con.execute(f"SELECT p.trace_id, {hidden} FROM predictions p").df()
+    rows = rows.sort_values("trace_id").reset_index(drop=True)
+    expected = _grouped_now(store)
+    with_feedback = rows[rows["n_labels"].notna()].reset_index(drop=True)
+    _same_counts(with_feedback, expected[expected["trace_id"].isin(rows["trace_id"])].reset_index(drop=True))
+    assert rows["n_labels"].isna().sum() == (~rows["trace_id"].isin(expected["trace_id"])).sum()
 
 
 def test_after_a_sequence_of_ingests_the_kept_table_equals_the_feedback_grouped_now(tmp_path: Path) -> None:
@@ -122,6 +134,7 @@ def test_after_a_sequence_of_ingests_the_kept_table_equals_the_feedback_grouped_
     assert _is_current(store)
     kept = _kept(store)
     _same_counts(kept, _grouped_now(store))
+    _copies_match(store)  # the orphans' predictions, ingested after their feedback, got their counts too
     _same_counts(kept, _by_hand(store))
     # the sequence did exercise what the table must get right
     assert (kept["n_labels"] >= 2).any() and ((kept["n_positive"] > 0) & (kept["n_positive"] < kept["n_labels"])).any()
@@ -139,7 +152,7 @@ def test_the_audit_gives_the_same_numbers_with_the_kept_table_as_from_the_feedba
     store = _build(tmp_path)
     settings = FairnessSettings(bootstrap_resamples=50, conflict_policy=policy, min_positives=1, min_negatives=1)
     kept = audit_store(store, ["region"], settings=settings)
-    monkeypatch.setattr(trace_feedback, "current_table", lambda *_: None)
+    monkeypatch.setattr(trace_feedback, "is_current", lambda *_: False)
     grouped = audit_store(store, ["region"], settings=settings)
     assert kept.groups == grouped.groups
     assert kept.disparities == grouped.disparities
@@ -162,6 +175,26 @@ def test_feedback_changed_behind_the_ingest_makes_the_table_stale_until_the_next
         con.execute("DELETE FROM feedback WHERE trace_id = 't3' AND ingest_id IS NULL")
         con.execute("INSERT INTO feedback VALUES ('t4', now(), 'explicit', 'correction', 1, 1, 999)")
     assert not _is_current(store)
+    ingest_frame(store, _feedback(np.array([7]), 10), "feedback")
+    assert _is_current(store)
+    with store.connect(read_only=False) as con:  # a prediction written behind the ingest's back
+        con.execute("INSERT INTO predictions (trace_id, ts, model_version, prediction) VALUES ('x1', now(), 'v1', 1)")
+    assert not _is_current(store)
+
+
+def test_the_copies_on_the_predictions_are_no_feature_and_no_user_column_may_take_their_names(tmp_path: Path) -> None:
+    from workbench.drift_store import store_features
+
+    store = _build(tmp_path)
+    with store.ibis() as con:
+        numeric, categorical = store_features(con)
+    assert not [c for c in numeric + categorical if c.startswith(trace_feedback.HIDDEN_PREFIX)]
+    assert "region" in categorical
+    clash = _predictions(5000, 5003, 13).assign(**{trace_feedback.hidden("thumbs"): 1})
+    with pytest.raises(InputError, match="reserved prefix"):
+        ingest_frame(store, clash, "predictions")
+    with pytest.raises(InputError, match="no column '__fb_n_labels'"):
+        audit_store(store, [trace_feedback.hidden("n_labels")], settings=QUICK)
 
 
 def test_other_label_types_or_feedback_types_do_not_use_the_kept_table(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from workbench.drift_classifier import classifier_sample, domain_classifier_resu
 from workbench.errors import InputError
 from workbench.queries import Window, filtered_predictions
 from workbench.queries import drift as q
+from workbench.queries.trace_feedback import HIDDEN_PREFIX
 from workbench.stats.drift import DriftSettings
 from workbench.store import Store, stored_roles
 
@@ -40,7 +41,8 @@ def store_features(con: Any, features: list[str] | None = None) -> tuple[list[st
     columns = con.table("predictions").schema()
     known = [c for c in (roles.features or []) if c in columns]
     if not roles.features:  # no roles recorded: every column without another role
-        known = [c for c in columns if c not in ROLE_COLUMNS and c not in roles.sensitive]
+        known = [c for c in columns if c not in ROLE_COLUMNS and c not in roles.sensitive
+                 and not c.startswith(HIDDEN_PREFIX)]  # fmt: skip
     if features:
         unknown = [f for f in features if f not in columns]
         if unknown:

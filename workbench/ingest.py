@@ -323,6 +323,10 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
 
 
 def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str) -> IngestResult:
+    reserved = [c for c in plan.types if c.startswith(trace_feedback.HIDDEN_PREFIX)]
+    if reserved:
+        raise InputError(f"{source}: column '{reserved[0]}' uses the store's reserved prefix "
+                         f"'{trace_feedback.HIDDEN_PREFIX}'; rename it")  # fmt: skip
     for col, dtype in plan.types.items():
         if col not in table_columns(con, table):
             con.execute(f"ALTER TABLE {table} ADD COLUMN {q(col)} {dtype}")
@@ -367,8 +371,8 @@ def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str
         "SELECT count(*) FILTER (__status = 'accept'), count(*) FILTER (__status = 'duplicate') FROM decided"
     ).fetchone()
     quarantined = sum(reasons.values())
-    if table == FEEDBACK:  # the per-trace summary the fairness audit joins, in this same transaction
-        trace_feedback.after_ingest(con, ingest_id, int(accepted))
+    # the per-trace feedback summary and its copy on the prediction rows (the fairness audit reads them), here
+    trace_feedback.after_ingest(con, table, ingest_id, int(accepted))
     con.execute(
         "INSERT INTO ingests VALUES (?, ?, ?, now(), ?, ?, ?)",
         [ingest_id, table, source, accepted, duplicates, quarantined],

@@ -1,16 +1,21 @@
-"""The store's per-trace feedback summary: one row per trace with a label, thumb or rating, kept by the ingest.
+"""Each prediction's feedback counts, kept by the ingest: the fairness audit reads its labels without a join.
 
-The fairness audit needs one label per prediction. Grouping every feedback row by trace at each audit cost
-~0.2–0.4 s of a 5M-prediction audit before the join; the ingest now keeps those per-trace counts
-(:func:`per_trace_counts` with the default settings: every labelled type, thumbs
-of type ``thumb``, ratings of type ``rating``) in the table ``trace_feedback``, in the same transaction as the
-feedback rows, so an ingest stays all-or-nothing. The label policy (majority or drop) is applied when read.
+The audit needs one label per prediction. Grouping the feedback by trace and joining it to 5M predictions
+took ~0.6 s of a ~1.2 s audit (2M labels, 2 cores), and the join was its floor. So every ingest keeps, in
+its own transaction (still all-or-nothing):
 
-The table is used only while it matches the feedback: a stamp in ``meta`` records the feedback's row count
-and last ingest id when the table was written, and the audit checks both (one cheap aggregate) before it
-trusts the table. A store written by an older build, or feedback changed by anything but the ingest, gives
-a stale stamp: the audit then groups the feedback itself (same numbers, the old cost) and the next feedback
-ingest rebuilds the table whole.
+- the table ``trace_feedback``: one row per trace with a label, thumb or rating, its counts from
+  :func:`per_trace_counts` with the default types (every labelled type, thumbs of type ``thumb``,
+  ratings of type ``rating``), recomputed whole for each trace a feedback ingest touches;
+- a copy of those counts on the trace's prediction rows (columns ``__fb_<count>``, null without such
+  feedback), written for the touched traces, and for new predictions whose feedback came first.
+
+The audit then reads the label counts with each prediction (one scan, no join) and applies the label policy
+(majority or drop) as it reads. It does so only while a stamp in ``meta`` (each stream's row count and last
+ingest id when the copies were written) matches both streams now; a store from an older build, rows written
+behind the ingest's back, or other label types make it group the feedback itself (the same numbers, the old
+cost), and the next ingest rebuilds both whole. The ``__fb_`` columns are never features, segments or
+sensitive attributes, and a file may not bring a column of that name.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import duckdb
 from workbench.store import read_meta, table_columns, write_meta
 
 TABLE = "trace_feedback"
-VERSION = 1  # bump when the table's columns or their meaning change: a stamp of another version is stale
+VERSION = 2  # bump when the table's columns or their meaning change: a stamp of another version is stale
 _STAMP = "trace_feedback"
 _SOURCE = "__trace_feedback_source__"
 _DEFAULT_TYPES = {"label_types": [], "thumb_type": "thumb", "rating_type": "rating"}
@@ -78,42 +83,81 @@ def counts_sql(source: str) -> str:
     return ibis.to_sql(expr, dialect="duckdb").replace(f'"{_SOURCE}"', source)
 
 
-def _feedback_state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """The feedback's row count and largest ingest id (what the stamp must match)."""
-    rows, last = con.execute("SELECT count(*), max(ingest_id) FROM feedback").fetchall()[0]
-    return {"rows": int(rows), "last_ingest": None if last is None else int(last)}
+COUNTS = {"n_labels": "BIGINT", "n_positive": "BIGINT", "thumbs": "BIGINT", "thumbs_up": "BIGINT",
+          "ratings": "BIGINT", "rating_sum": "DOUBLE", "rating_sumsq": "DOUBLE"}  # fmt: skip
+HIDDEN_PREFIX = "__fb_"  # the copies on the prediction rows: never a feature, a segment or a role
+
+
+def hidden(count: str) -> str:
+    """The predictions' column that holds ``count`` of the row's trace (null: no such feedback yet)."""
+    return f"{HIDDEN_PREFIX}{count}"
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Each stream's row count and largest ingest id (what the stamp must match)."""
+    out = {}
+    for table in ("predictions", "feedback"):
+        rows, last = con.execute(f"SELECT count(*), max(ingest_id) FROM {table}").fetchall()[0]
+        out[table] = {"rows": int(rows), "last_ingest": None if last is None else int(last)}
+    return out
 
 
 def _stamp_is_current(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> bool:
     stamp = read_meta(con, _STAMP)
+    columns = table_columns(con, "predictions")
     return (
         isinstance(stamp, dict)
         and stamp.get("version") == VERSION
         and stamp.get("types") == _DEFAULT_TYPES
-        and {k: stamp.get(k) for k in state} == state
+        and stamp.get("state") == state
         and bool(table_columns(con, TABLE))
+        and all(hidden(c) in columns for c in COUNTS)
+    )
+
+
+def _stamp(con: duckdb.DuckDBPyConnection) -> None:
+    write_meta(con, _STAMP, {"version": VERSION, "types": _DEFAULT_TYPES, "state": _state(con)})
+
+
+def _copy_to_predictions(con: duckdb.DuckDBPyConnection, where: str = "", params: list[Any] | None = None) -> None:
+    """Copy the table's counts onto the prediction rows of their traces (those matching ``where`` too)."""
+    sets = ", ".join(f"{hidden(c)} = t.{c}" for c in COUNTS)
+    con.execute(
+        f"UPDATE predictions SET {sets} FROM {TABLE} t WHERE predictions.trace_id = t.trace_id {where}", params or []
     )
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
-    """Write the whole table from the feedback and stamp it (in the caller's transaction)."""
+    """Write the whole table from the feedback, copy it onto the predictions and stamp it (caller's transaction)."""
     con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS {counts_sql('feedback')}")
-    write_meta(con, _STAMP, {"version": VERSION, "types": _DEFAULT_TYPES, **_feedback_state(con)})
+    columns = table_columns(con, "predictions")
+    for count, dtype in COUNTS.items():
+        if hidden(count) not in columns:
+            con.execute(f"ALTER TABLE predictions ADD COLUMN {hidden(count)} {dtype}")
+    clear = ", ".join(f"{hidden(c)} = NULL" for c in COUNTS)
+    con.execute(f"UPDATE predictions SET {clear} WHERE {hidden('n_labels')} IS NOT NULL")
+    _copy_to_predictions(con)
+    _stamp(con)
 
 
-def after_ingest(con: duckdb.DuckDBPyConnection, ingest_id: int, accepted: int) -> None:
-    """Bring the table up to date after ``accepted`` feedback rows of ingest ``ingest_id`` landed.
+def after_ingest(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int, accepted: int) -> None:
+    """Bring the table and the predictions' copies up to date after ``accepted`` rows of ingest ``ingest_id``
+    landed in ``table`` (predictions or feedback), in the same transaction.
 
-    Same transaction as the rows. When the stamp matched the feedback before this ingest, only the
-    traces this ingest touched are recomputed (from all their feedback, not by adding: a late label
-    for an old trace gives that trace's whole count again); otherwise the table is rebuilt whole.
+    When the stamp matched both streams before this ingest, only what it touched is recomputed:
+    feedback → the traces it names, from all their feedback (a late label for an old trace gives that
+    trace's whole count again, nothing is added up), then their prediction rows; predictions → the new
+    rows whose trace already had feedback (orphans). Otherwise everything is rebuilt whole.
     """
-    state = _feedback_state(con)
-    before = {"rows": state["rows"] - accepted, "last_ingest": _last_before(con, ingest_id)}
+    state = _state(con)
+    before = {
+        **state,
+        table: {"rows": state[table]["rows"] - accepted, "last_ingest": _last_before(con, table, ingest_id)},
+    }
     if not _stamp_is_current(con, before):
         rebuild(con)
         return
-    if accepted:
+    if accepted and table == "feedback":
         con.execute(
             "CREATE OR REPLACE TEMP TABLE __touched_traces AS "
             "SELECT DISTINCT trace_id FROM feedback WHERE ingest_id = ?",
@@ -122,23 +166,23 @@ def after_ingest(con: duckdb.DuckDBPyConnection, ingest_id: int, accepted: int) 
         con.execute(f"DELETE FROM {TABLE} WHERE trace_id IN (SELECT trace_id FROM __touched_traces)")
         source = "(SELECT * FROM feedback WHERE trace_id IN (SELECT trace_id FROM __touched_traces))"
         con.execute(f"INSERT INTO {TABLE} {counts_sql(source)}")
+        _copy_to_predictions(con, "AND t.trace_id IN (SELECT trace_id FROM __touched_traces)")
         con.execute("DROP TABLE __touched_traces")
-    write_meta(con, _STAMP, {"version": VERSION, "types": _DEFAULT_TYPES, **state})
+    elif accepted:
+        _copy_to_predictions(con, "AND predictions.ingest_id = ?", [ingest_id])
+    _stamp(con)
 
 
-def _last_before(con: duckdb.DuckDBPyConnection, ingest_id: int) -> int | None:
-    last = con.execute("SELECT max(ingest_id) FROM feedback WHERE ingest_id < ?", [ingest_id]).fetchall()[0][0]
+def _last_before(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int) -> int | None:
+    last = con.execute(f"SELECT max(ingest_id) FROM {table} WHERE ingest_id < ?", [ingest_id]).fetchall()[0][0]
     return None if last is None else int(last)
 
 
-def current_table(backend: Any, settings: Any) -> Any | None:
-    """The kept table as an Ibis table when it holds what ``settings`` asks for and matches the feedback now,
-    else None (the caller then groups the feedback itself)."""
+def is_current(backend: Any, settings: Any) -> bool:
+    """Whether the predictions' copies hold what ``settings`` asks for and match both streams now (else the
+    caller groups the feedback itself)."""
     wanted = {"label_types": list(settings.label_types), "thumb_type": settings.thumb_type,
               "rating_type": settings.rating_type}  # fmt: skip
     if wanted != _DEFAULT_TYPES or backend.name != "duckdb":
-        return None
-    con = backend.con
-    if not _stamp_is_current(con, _feedback_state(con)):
-        return None
-    return backend.table(TABLE)
+        return False
+    return _stamp_is_current(backend.con, _state(backend.con))
