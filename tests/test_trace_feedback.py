@@ -195,6 +195,38 @@ def test_the_copies_on_the_predictions_are_no_feature_and_no_user_column_may_tak
         ingest_frame(store, clash, "predictions")
     with pytest.raises(InputError, match="no column '__fb_n_labels'"):
         audit_store(store, [trace_feedback.hidden("n_labels")], settings=QUICK)
+    with store.ibis() as con, pytest.raises(InputError, match="unknown feature '__fb_thumbs'"):
+        store_features(con, [trace_feedback.hidden("thumbs")])
+    ingest_frame(store, _feedback(np.array([1]), 14).assign(__fb_note="x"), "feedback")  # reserved on predictions only
+
+
+def test_an_attribute_named_like_a_count_is_audited_through_the_join(tmp_path: Path) -> None:
+    store = _build(tmp_path)
+    with store.connect(read_only=False) as con:
+        con.execute("ALTER TABLE predictions ADD COLUMN n_labels VARCHAR")
+        con.execute("UPDATE predictions SET n_labels = region")
+        trace_feedback.rebuild(con)  # the ALTER/UPDATE kept the row count: stamp again, as an ingest would
+    assert _is_current(store)
+    by_count_name = audit_store(store, ["n_labels"], settings=QUICK)
+    by_region = audit_store(store, ["region"], settings=QUICK)
+    assert [g["confusion"] for g in by_count_name.groups] == [g["confusion"] for g in by_region.groups]
+
+
+def test_a_users_column_with_the_reserved_prefix_from_an_older_build_is_left_alone(tmp_path: Path) -> None:
+    store = Store(tmp_path / "old.duckdb")
+    ingest_frame(store, _predictions(0, 200, 1), "predictions")
+    with store.connect(read_only=False) as con:  # as an older build let it in, before any stamp
+        con.execute("DROP TABLE trace_feedback")
+        con.execute("DELETE FROM meta WHERE key = 'trace_feedback'")
+        for count in trace_feedback.COUNTS:
+            con.execute(f"ALTER TABLE predictions DROP COLUMN {trace_feedback.hidden(count)}")
+        con.execute("ALTER TABLE predictions ADD COLUMN __fb_n_labels VARCHAR")
+        con.execute("UPDATE predictions SET __fb_n_labels = 'mine'")
+    ingest_frame(store, _feedback(np.arange(0, 200), 15), "feedback")
+    with store.connect(read_only=True) as con:
+        assert con.execute("SELECT DISTINCT __fb_n_labels FROM predictions").fetchall() == [("mine",)]
+    assert not _is_current(store)
+    assert sum(g["n_labelled"] for g in audit_store(store, ["region"], settings=QUICK).groups) > 0
 
 
 def test_other_label_types_or_feedback_types_do_not_use_the_kept_table(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ from workbench.queries.abtest_summary import (
     segment_values,
     unit_summary,
 )
+from workbench.queries.trace_feedback import HIDDEN_PREFIX
 from workbench.stats.abtest import Moments, ProportionStats
 from workbench.store import Store, stored_roles, table_columns
 
@@ -123,7 +124,7 @@ def _has_unit_ids(con: Any, window: Window | None) -> bool:
 
 def _segment_columns(con: Any, settings: ABTestSettings) -> list[str]:
     """The columns to check SRM in: settings.segments, else the sensitive and categorical roles."""
-    columns = table_columns(con.con, "predictions")
+    columns = [c for c in table_columns(con.con, "predictions") if not c.startswith(HIDDEN_PREFIX)]
     if settings.segments:
         return [c for c in settings.segments if c in columns]
     roles = stored_roles(con.con).predictions

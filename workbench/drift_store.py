@@ -44,7 +44,7 @@ def store_features(con: Any, features: list[str] | None = None) -> tuple[list[st
         known = [c for c in columns if c not in ROLE_COLUMNS and c not in roles.sensitive
                  and not c.startswith(HIDDEN_PREFIX)]  # fmt: skip
     if features:
-        unknown = [f for f in features if f not in columns]
+        unknown = [f for f in features if f not in columns or f.startswith(HIDDEN_PREFIX)]
         if unknown:
             raise InputError(f"unknown feature '{unknown[0]}' (features: {', '.join(known)})")
         known = list(features)

@@ -323,7 +323,7 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
 
 
 def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str) -> IngestResult:
-    reserved = [c for c in plan.types if c.startswith(trace_feedback.HIDDEN_PREFIX)]
+    reserved = [c for c in plan.types if table == PREDICTIONS and c.startswith(trace_feedback.HIDDEN_PREFIX)]
     if reserved:
         raise InputError(f"{source}: column '{reserved[0]}' uses the store's reserved prefix "
                          f"'{trace_feedback.HIDDEN_PREFIX}'; rename it")  # fmt: skip

@@ -153,7 +153,8 @@ def store_rows(
     if missing:
         raise InputError(f"no column '{missing[0]}' in the predictions: {', '.join(visible)}")
     signals = has_signals(con, settings) if signals is None else signals
-    if trace_feedback.is_current(con, settings):  # each row carries its trace's counts: no join
+    own = {*trace_feedback.COUNTS, "label", "conflicting"}  # an attribute of such a name: the join keeps it apart
+    if trace_feedback.is_current(con, settings) and not own & set(sensitive):  # each row has its counts: no join
         counts = {c: p[trace_feedback.hidden(c)] for c in trace_feedback.COUNTS}
         rows = p.select("prediction", "score", "ts", "model_version", *sensitive, **counts)
         j = _resolve_label(rows, settings, signals, keep=("prediction", "score", "ts", "model_version", *sensitive))

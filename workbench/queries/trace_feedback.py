@@ -12,10 +12,13 @@ its own transaction (still all-or-nothing):
 
 The audit then reads the label counts with each prediction (one scan, no join) and applies the label policy
 (majority or drop) as it reads. It does so only while a stamp in ``meta`` (each stream's row count and last
-ingest id when the copies were written) matches both streams now; a store from an older build, rows written
-behind the ingest's back, or other label types make it group the feedback itself (the same numbers, the old
-cost), and the next ingest rebuilds both whole. The ``__fb_`` columns are never features, segments or
-sensitive attributes, and a file may not bring a column of that name.
+ingest id when the copies were written) matches both streams now; a store from an older build, rows added or
+removed behind the ingest's back, or other label types make it group the feedback itself (the same numbers,
+the old cost), and the next ingest rebuilds both whole. The stamp does not see a row edited in place (a
+checksum of both tables would cost ~0.3 s per audit at 5M rows, the very time saved): the store is written by
+the ingest only, append-only. The ``__fb_`` columns are never features, segments or sensitive attributes, and
+a predictions file may not bring a column of that name (one that an older build let in is left alone: the
+copies are then not written and the audit joins).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ TABLE = "trace_feedback"
 VERSION = 2  # bump when the table's columns or their meaning change: a stamp of another version is stale
 _STAMP = "trace_feedback"
 _SOURCE = "__trace_feedback_source__"
+_OWNER = "workbench: trace feedback counts"  # the comment on our __fb_ columns (a user's has none)
 _DEFAULT_TYPES = {"label_types": [], "thumb_type": "thumb", "rating_type": "rating"}
 
 
@@ -110,13 +114,14 @@ def _stamp_is_current(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> 
         and stamp.get("version") == VERSION
         and stamp.get("types") == _DEFAULT_TYPES
         and stamp.get("state") == state
+        and stamp.get("copies") is True
         and bool(table_columns(con, TABLE))
-        and all(hidden(c) in columns for c in COUNTS)
+        and all(columns.get(hidden(c)) == dtype for c, dtype in COUNTS.items())
     )
 
 
-def _stamp(con: duckdb.DuckDBPyConnection) -> None:
-    write_meta(con, _STAMP, {"version": VERSION, "types": _DEFAULT_TYPES, "state": _state(con)})
+def _stamp(con: duckdb.DuckDBPyConnection, copies: bool = True) -> None:
+    write_meta(con, _STAMP, {"version": VERSION, "types": _DEFAULT_TYPES, "state": _state(con), "copies": copies})
 
 
 def _copy_to_predictions(con: duckdb.DuckDBPyConnection, where: str = "", params: list[Any] | None = None) -> None:
@@ -130,10 +135,19 @@ def _copy_to_predictions(con: duckdb.DuckDBPyConnection, where: str = "", params
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Write the whole table from the feedback, copy it onto the predictions and stamp it (caller's transaction)."""
     con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS {counts_sql('feedback')}")
-    columns = table_columns(con, "predictions")
+    notes = dict(
+        con.execute(
+            "SELECT column_name, comment FROM duckdb_columns() "
+            "WHERE schema_name = 'main' AND table_name = 'predictions'"
+        ).fetchall()
+    )
+    if any(hidden(c) in notes and notes[hidden(c)] != _OWNER for c in COUNTS):  # a user's (older build): left alone
+        _stamp(con, copies=False)
+        return
     for count, dtype in COUNTS.items():
-        if hidden(count) not in columns:
+        if hidden(count) not in notes:
             con.execute(f"ALTER TABLE predictions ADD COLUMN {hidden(count)} {dtype}")
+            con.execute(f"COMMENT ON COLUMN predictions.{hidden(count)} IS '{_OWNER}'")
     clear = ", ".join(f"{hidden(c)} = NULL" for c in COUNTS)
     con.execute(f"UPDATE predictions SET {clear} WHERE {hidden('n_labels')} IS NOT NULL")
     _copy_to_predictions(con)
