@@ -140,6 +140,21 @@ def wait_for_app(page: object, timeout_ms: int = 60_000) -> None:
     page.wait_for_timeout(500)  # let Plotly finish drawing before a screenshot
 
 
+def wait_for_charts(page: object, at_least: int, timeout_ms: int = 30_000) -> int:
+    """Wait until ``at_least`` Plotly charts are drawn and return how many there are.
+
+    Streamlit loads its Plotly component lazily, per browser context: on a busy machine the script can be idle
+    and its text drawn while a chart's bundle is still arriving (the element appears only once it has).
+    """
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=stPlotlyChart]').length >= n",
+        arg=at_least,
+        timeout=timeout_ms,
+        polling=100,
+    )
+    return page.locator("[data-testid=stPlotlyChart]").count()
+
+
 def screenshot(page: object, name: str) -> Path:
     """Save the whole page (the app scrolls inside its main container) to tests/artifacts/NAME.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import screenshot, wait_for_app
+from tests.e2e.conftest import screenshot, wait_for_app, wait_for_charts
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +17,7 @@ def test_abtest_shows_the_verdict_downloads_json_and_runs_the_calculator(page, a
     assert "SRM ok" in body
     assert "Results per metric and variant" in body
     assert "not 1 − p" in body
-    assert page.locator("[data-testid=stPlotlyChart]").count() >= 4
+    assert wait_for_charts(page, 4) >= 4
     screenshot(page, "abtest")
 
     with page.expect_download() as download_info:
@@ -56,5 +56,5 @@ def test_shadow_mode_reads_a_file_of_scored_pairs(page, app_url, tmp_path):
     body = page.inner_text("[data-testid=stMain]")
     assert page.locator("[data-testid=stException]").count() == 0
     assert "Challenger more accurate" in body and "McNemar" in body  # the label column "y" is picked by its name
-    assert page.locator("[data-testid=stPlotlyChart]").count() == 1
+    assert wait_for_charts(page, 1) == 1
     screenshot(page, "abtest_shadow")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import screenshot, wait_for_app
+from tests.e2e.conftest import screenshot, wait_for_app, wait_for_charts
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,7 @@ def test_fairness_page_audits_regions_and_downloads_the_audit(page, app_url, tmp
     wait_for_app(page)
     body = page.inner_text("[data-testid=stMain]")
     assert "FAIL" in body and "FPR for region=south" in body
-    assert page.locator("[data-testid=stPlotlyChart]").count() >= 1
+    assert wait_for_charts(page, 1) >= 1
     wait_for_app(page)
     screenshot(page, "fairness")
 
