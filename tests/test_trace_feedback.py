@@ -22,6 +22,11 @@ from workbench.store import Store
 
 QUICK = FairnessSettings(bootstrap_resamples=50)
 COUNT_COLUMNS = ["trace_id", "n_labels", "n_positive", "thumbs", "thumbs_up", "ratings", "rating_sum", "rating_sumsq"]
+AB_COUNTS = ["ab_click_n", "ab_click_up", "ab_correction_rows", "ab_dwell_n", "ab_rating_n", "ab_thumb_n",
+             "ab_thumb_up"]  # fmt: skip
+AB_SUMS = ["ab_click_sum", "ab_dwell_sum", "ab_rating_sum"]
+AB_VALUES = ["ab_dwell_values", "ab_rating_values"]
+KEPT_COLUMNS = [*COUNT_COLUMNS, *AB_COUNTS, *AB_SUMS, *AB_VALUES]
 
 
 def _predictions(start: int, stop: int, seed: int) -> pd.DataFrame:
@@ -38,12 +43,15 @@ def _predictions(start: int, stop: int, seed: int) -> pd.DataFrame:
 
 
 def _feedback(traces: np.ndarray, seed: int) -> pd.DataFrame:
-    """Corrections with labels, thumbs (some with a label too), ratings (some without a value), clicks."""
+    """Corrections with labels, thumbs (some with a label too), ratings and dwell times (some without a value),
+    clicks."""
     rng = np.random.default_rng(seed)
     n = len(traces)
-    kind = rng.choice(["correction", "thumb", "rating", "click"], n, p=[0.4, 0.3, 0.2, 0.1])
+    kind = rng.choice(["correction", "thumb", "rating", "click", "dwell"], n, p=[0.35, 0.3, 0.2, 0.1, 0.05])
     value = np.where(kind == "rating", rng.integers(1, 6, n), rng.integers(0, 2, n)).astype(float)
+    value = np.where(kind == "dwell", np.round(rng.gamma(2.0, 20.0, n), 1), value)
     value[(kind == "rating") & (rng.random(n) < 0.2)] = np.nan
+    value[(kind == "dwell") & (rng.random(n) < 0.2)] = np.nan
     label = np.where((kind == "correction") | ((kind == "thumb") & (rng.random(n) < 0.3)), rng.integers(0, 2, n), -1)
     return pd.DataFrame({
         "trace_id": [f"t{i}" for i in traces],
@@ -72,16 +80,18 @@ def _build(tmp_path: Path) -> Store:
 def _kept(store: Store) -> pd.DataFrame:
     with store.connect(read_only=True) as con:
         frame = con.execute(f"SELECT * FROM {trace_feedback.TABLE}").df()
-    return frame[COUNT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
+    return frame[KEPT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
 
 
 def _grouped_now(store: Store, settings: FairnessSettings | None = None) -> pd.DataFrame:
     """The reference: per_trace_counts over the feedback as it is now (Ibis, not the kept table)."""
     s = settings or FairnessSettings()
     with store.ibis() as con:
-        expr = trace_feedback.per_trace_counts(con.table("feedback"), s.label_types, s.thumb_type, s.rating_type)
+        expr = trace_feedback.per_trace_counts(
+            con.table("feedback"), s.label_types, s.thumb_type, s.rating_type, experiment=True
+        )
         frame = expr.execute()
-    return frame[COUNT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
+    return frame[KEPT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
 
 
 def _by_hand(store: Store) -> pd.DataFrame:
@@ -91,7 +101,8 @@ def _by_hand(store: Store) -> pd.DataFrame:
     f["is_label"] = f["label"].notna()
     f["is_thumb"] = (f["type"] == "thumb") & f["value"].notna()
     f["is_rating"] = (f["type"] == "rating") & f["value"].notna()
-    f = f[f["is_label"] | f["is_thumb"] | f["is_rating"]].copy()
+    ab_types = ["thumb", "click", "correction", "rating", "dwell"]  # the A/B metrics' feedback types
+    f = f[f["is_label"] | f["is_thumb"] | f["is_rating"] | f["type"].isin(ab_types)].copy()
     f["pos"] = np.where(f["is_label"], f["label"].fillna(0).astype(int), 0)
     f["up"] = f["is_thumb"] & (f["value"] > 0)
     f["r"] = np.where(f["is_rating"], f["value"], np.nan)
@@ -100,16 +111,37 @@ def _by_hand(store: Store) -> pd.DataFrame:
         "n_labels": g["is_label"].sum(), "n_positive": g["pos"].sum(), "thumbs": g["is_thumb"].sum(),
         "thumbs_up": g["up"].sum(), "ratings": g["is_rating"].sum(),
         "rating_sum": g["r"].sum(min_count=1), "rating_sumsq": (f["r"] ** 2).groupby(f["trace_id"]).sum(min_count=1),
-    }).reset_index()  # fmt: skip
-    return out[COUNT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
+    })  # fmt: skip
+    for t in ab_types:
+        of_type = f["type"] == t
+        with_value = of_type & f["value"].notna()
+        out[f"ab_{t}_n"] = with_value.groupby(f["trace_id"]).sum()
+        out[f"ab_{t}_up"] = (with_value & (f["value"] > 0)).groupby(f["trace_id"]).sum()
+        out[f"ab_{t}_rows"] = of_type.groupby(f["trace_id"]).sum()
+        out[f"ab_{t}_sum"] = f["value"].where(of_type).groupby(f["trace_id"]).sum(min_count=1)
+        out[f"ab_{t}_values"] = f["value"].where(with_value).groupby(f["trace_id"]).agg(_values)
+    return out.reset_index()[KEPT_COLUMNS].sort_values("trace_id").reset_index(drop=True)
+
+
+def _values(values: pd.Series) -> list[float] | None:
+    """The non-missing values, sorted (None when there are none, as the engine's list aggregate gives)."""
+    kept = sorted(float(v) for v in values if v == v)
+    return kept or None
 
 
 def _same_counts(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a["trace_id"]) == list(b["trace_id"])
-    for column in COUNT_COLUMNS[1:6]:
+    for column in [*COUNT_COLUMNS[1:6], *AB_COUNTS]:
         assert a[column].astype("int64").tolist() == b[column].astype("int64").tolist(), column
-    for column in COUNT_COLUMNS[6:]:
+    for column in [*COUNT_COLUMNS[6:], *AB_SUMS]:
         np.testing.assert_allclose(a[column].astype(float), b[column].astype(float), rtol=1e-12, equal_nan=True)
+    for column in AB_VALUES:
+        assert [_sorted(v) for v in a[column]] == [_sorted(v) for v in b[column]], column
+
+
+def _sorted(values: object) -> list[float] | None:
+    """A list cell as a sorted list; None for a missing one (None, NaN or pandas' NA, by reader)."""
+    return None if values is None or not hasattr(values, "__len__") else sorted(float(v) for v in values)
 
 
 def _is_current(store: Store, settings: FairnessSettings | None = None) -> bool:
@@ -119,7 +151,7 @@ def _is_current(store: Store, settings: FairnessSettings | None = None) -> bool:
 
 def _copies_match(store: Store) -> None:
     """Every prediction row carries exactly its trace's kept counts (null: no such feedback)."""
-    hidden = ", ".join(f"p.{trace_feedback.hidden(c)} AS {c}" for c in COUNT_COLUMNS[1:])
+    hidden = ", ".join(f"p.{trace_feedback.hidden(c)} AS {c}" for c in KEPT_COLUMNS[1:])
     with store.connect(read_only=True) as con:
         rows = con.execute(f"SELECT p.trace_id, {hidden} FROM predictions p").df()
     rows = rows.sort_values("trace_id").reset_index(drop=True)
@@ -218,7 +250,7 @@ def test_a_users_column_with_the_reserved_prefix_from_an_older_build_is_left_alo
     with store.connect(read_only=False) as con:  # as an older build let it in, before any stamp
         con.execute("DROP TABLE trace_feedback")
         con.execute("DELETE FROM meta WHERE key = 'trace_feedback'")
-        for count in trace_feedback.COUNTS:
+        for count in trace_feedback.KEPT:
             con.execute(f"ALTER TABLE predictions DROP COLUMN {trace_feedback.hidden(count)}")
         con.execute("ALTER TABLE predictions ADD COLUMN __fb_n_labels VARCHAR")
         con.execute("UPDATE predictions SET __fb_n_labels = 'mine'")
@@ -277,12 +309,19 @@ def test_the_kept_query_is_the_ibis_expression_compiled(tmp_path: Path) -> None:
             "('c', 'click', 1, NULL)", "('d', 'correction', 1, 1)", "('d', 'other', 0, 0)"]  # fmt: skip
     con.execute(f"INSERT INTO feedback VALUES {', '.join(rows)}")
     got = con.execute(f"SELECT * FROM ({trace_feedback.counts_sql('feedback')}) ORDER BY trace_id").df()
-    assert got["trace_id"].tolist() == ["a", "b", "d"]  # c: a click without a label counts for nothing here
-    assert got["n_labels"].tolist() == [1, 1, 2] and got["n_positive"].tolist() == [1, 0, 1]
-    assert got["thumbs"].tolist() == [2, 0, 0] and got["thumbs_up"].tolist() == [1, 0, 0]
-    assert got["ratings"].tolist() == [0, 1, 0] and got["rating_sum"].iloc[1] == 4.0
+    assert got["trace_id"].tolist() == ["a", "b", "c", "d"]  # c: a click, kept for the A/B analysis
+    assert got["n_labels"].tolist() == [1, 1, 0, 2] and got["n_positive"].tolist() == [1, 0, 0, 1]
+    assert got["thumbs"].tolist() == [2, 0, 0, 0] and got["thumbs_up"].tolist() == [1, 0, 0, 0]
+    assert got["ratings"].tolist() == [0, 1, 0, 0] and got["rating_sum"].iloc[1] == 4.0
     assert got["rating_sumsq"].iloc[1] == 16.0
+    assert got["ab_thumb_n"].tolist() == [2, 0, 0, 0] and got["ab_thumb_up"].tolist() == [1, 0, 0, 0]
+    assert got["ab_click_n"].tolist() == [0, 0, 1, 0] and got["ab_click_sum"].iloc[2] == 1.0
+    assert got["ab_correction_rows"].tolist() == [0, 0, 0, 1]
+    assert got["ab_rating_n"].tolist() == [0, 1, 0, 0] and list(got["ab_rating_values"].iloc[1]) == [4.0]
     backend = ibis.duckdb.from_connection(con)
-    expr = trace_feedback.per_trace_counts(backend.table("feedback")).order_by("trace_id")
-    pd.testing.assert_frame_equal(expr.execute()[list(got.columns)], got, check_dtype=False)
+    expr = trace_feedback.per_trace_counts(backend.table("feedback"), experiment=True).order_by("trace_id")
+    expected = expr.execute()[list(got.columns)]
+    for column in ("ab_dwell_values", "ab_rating_values"):  # lists: compared as lists, not by pandas
+        assert [_sorted(v) for v in expected.pop(column)] == [_sorted(v) for v in got.pop(column)]
+    pd.testing.assert_frame_equal(expected, got, check_dtype=False)
     con.close()

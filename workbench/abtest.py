@@ -41,6 +41,7 @@ from workbench.queries.abtest import (
     rank_sums,
     unit_stats,
 )
+from workbench.queries.abtest_kept import KeptSummary, kept_columns, kept_summary, read_kept_summary
 from workbench.queries.abtest_summary import (
     EventAggregates,
     event_summary,
@@ -51,7 +52,7 @@ from workbench.queries.abtest_summary import (
     segment_values,
     unit_summary,
 )
-from workbench.queries.trace_feedback import HIDDEN_PREFIX
+from workbench.queries.trace_feedback import HIDDEN_PREFIX, copies_current
 from workbench.stats.abtest import Moments, ProportionStats
 from workbench.store import Store, stored_roles, table_columns
 
@@ -85,14 +86,26 @@ def analyse_store(
               if g not in primary]  # fmt: skip
     cuped = settings.cuped if cuped is None else cuped
     warnings: list[str] = []
+    chosen = [*(("primary", m) for m in primary), *(("guardrail", m) for m in guards)]
     with store.ibis() as con:
         segment_columns = _segment_columns(con, settings)
-        exp, source = experiment_predictions(con, window, arm_source, tuple(segment_columns))
+        has_units = _has_unit_ids(con, window)
+        if cuped and not has_units:
+            warnings.append("CUPED needs a unit_id to find each unit's pre-period: it was not applied.")
+            cuped = False
+        kept = copies_current(con)
+        keep = kept_columns([m for _role, m in chosen]) if kept else ()
+        exp, source = experiment_predictions(con, window, arm_source, tuple(segment_columns), keep)
         say("counting units per arm and segment")
         n_segments = len(segment_columns)
         codes = read_segment_codes(segment_values(exp, n_segments).execute(), n_segments) if n_segments else None
-        summary = read_unit_summary(unit_summary(exp, n_segments, codes).execute(), n_segments,
-                                    settings.max_segment_values)  # fmt: skip
+        if kept:
+            say(f"aggregating {', '.join(m.label for _role, m in chosen)} from the kept per-trace sums")
+            read = _kept_aggregates(con, exp, n_segments, codes, chosen, settings, cuped, keep)
+            summary = read.units
+        else:
+            summary = read_unit_summary(unit_summary(exp, n_segments, codes).execute(), n_segments,
+                                        settings.max_segment_values)  # fmt: skip
         if not summary.counts:
             raise InputError("no predictions with an arm in this window: set the `arm` role, or use model versions")
         control = choose_control(list(summary.counts), control or settings.control or None)
@@ -100,19 +113,44 @@ def analyse_store(
         variants = [a for a in counts if a != control]
         first, last, crossover = summary.first, summary.last, summary.crossover
         segments = dict(zip(segment_columns, summary.segments, strict=True))
-        has_units = _has_unit_ids(con, window)
-        if cuped and not has_units:
-            warnings.append("CUPED needs a unit_id to find each unit's pre-period: it was not applied.")
-            cuped = False
-        say("joining feedback to the arms")
-        chosen = [*(("primary", m) for m in primary), *(("guardrail", m) for m in guards)]
-        datas = _store_metrics(con, exp, chosen, control, variants, settings, cuped, first, say)
+        if kept:
+            datas = [_event_metric(read.metrics[m.name], m, role, control, variants) for role, m in chosen]
+        else:
+            say("joining feedback to the arms")
+            datas = _store_metrics(con, exp, chosen, control, variants, settings, cuped, first, say)
     srm = srm_summary(counts, planned_split or settings.planned_split or None, settings.srm_p_threshold,
                       {k: v for k, v in segments.items() if v}, crossover)  # fmt: skip
     days = (last - first).total_seconds() / 86400 if first and last else None
     info = {"first": first.isoformat() if first else None, "last": last.isoformat() if last else None,
             "days": days, "arm_source": source, "cuped": cuped}  # fmt: skip
     return finish(datas, srm, control, settings, "store", "unit_id" if has_units else "prediction", info, warnings)
+
+
+def _kept_aggregates(
+    con: Any,
+    exp: Any,
+    n_segments: int,
+    codes: Any,
+    chosen: list[tuple[str, Metric]],
+    settings: ABTestSettings,
+    cuped: bool,
+    keep: tuple[str, ...],
+) -> KeptSummary:
+    """The SRM inputs and every metric's aggregates in one query over the predictions' kept per-trace sums
+    (:mod:`workbench.queries.abtest_kept`); with CUPED, the pre-period is the days before the first exposure."""
+    import pandas as pd
+
+    metrics = [m for _role, m in chosen]
+    pre = None
+    if cuped:
+        start = exp.ts.min().execute()
+        if start is not None and start == start:
+            start = start.to_pydatetime() if hasattr(start, "to_pydatetime") else start
+            pre = pre_period_predictions(con, start, settings.cuped_lookback_days, keep)
+    queries = kept_summary(exp, n_segments, codes, metrics, settings.capping_percentile,
+                           settings.capping_nonzero_only, pre)  # fmt: skip
+    frame = pd.concat([q.execute() for q in queries], ignore_index=True)
+    return read_kept_summary(frame, metrics, n_segments, settings.max_segment_values, pre is not None)
 
 
 def _has_unit_ids(con: Any, window: Window | None) -> bool:
@@ -173,7 +211,7 @@ def _store_metrics(
 def _event_metric(agg: EventAggregates, m: Metric, role: str, control: str, variants: list[str]) -> MetricData:
     """MetricData of an event metric from its one-query aggregates (as :func:`_store_metric` builds it)."""
     empty: Any = ProportionStats(0, 0) if m.kind == "proportion" else Moments.empty()
-    events = {arm: sum(per_day.values(), empty) for arm, per_day in agg.daily.items()}
+    events = None if m.kind == "ratio" else {arm: sum(per_day.values(), empty) for arm, per_day in agg.daily.items()}
     ranks = {v: rank_sums_from_counts(agg.values, control, v) for v in variants} if m.kind == "mean" else {}
     cuped = agg.units if agg.cuped else None
     return MetricData(m, role, events, agg.units, agg.daily, cuped, "ratio" if agg.cuped else None, agg.capped,

@@ -60,9 +60,14 @@ def metric(name: str) -> Metric:
 
 
 def experiment_predictions(
-    con: Any, window: Window | None, arm_source: str = "auto", segments: tuple[str, ...] = ()
+    con: Any,
+    window: Window | None,
+    arm_source: str = "auto",
+    segments: tuple[str, ...] = (),
+    keep: tuple[str, ...] = (),
 ) -> tuple[Any, str]:
-    """Predictions in the experiment (arm not null) with ``trace_id, arm, unit, ts, day`` (+ segment columns).
+    """Predictions in the experiment (arm not null) with ``trace_id, arm, unit, ts, day`` (+ segment columns,
+    + the columns named in ``keep``, e.g. the ingest's per-trace feedback sums).
 
     ``arm_source``: ``arm`` (the arm role), ``model_version``, or ``auto`` (arm when any row has one).
     The unit is ``unit_id`` when set, else the prediction itself (each trace its own unit).
@@ -75,7 +80,7 @@ def experiment_predictions(
     p = p.filter(p[arm_source].notnull())
     columns = {f"seg_{i}": p[c].cast("string").fill_null("(missing)") for i, c in enumerate(segments)}
     exp = p.select(
-        "trace_id", arm=p[arm_source].cast("string"), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
+        "trace_id", *keep, arm=p[arm_source].cast("string"), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
         day=utc_day(p.ts), **columns,
     )  # fmt: skip
     return exp, arm_source
@@ -114,18 +119,20 @@ def temp_table(con: Any, expr: Any, name: str) -> Iterator[Any]:
         con.drop_table(name, force=True)
 
 
-def units_by_arm(exp: Any, n_segments: int, packed: Any | None = None) -> Any:
+def units_by_arm(exp: Any, n_segments: int, packed: Any | None = None, sums: dict[str, Any] | None = None) -> Any:
     """One row per (unit, arm): first and last ts, and each segment's value at the unit's first exposure.
 
     ``packed`` (an integer expression over ``exp`` coding several segments' values, see
     :class:`workbench.queries.abtest_summary.SegmentCodes`): those segments come as one ``seg_codes`` column
-    instead, as one arg_min over an integer costs less than one per segment over strings.
+    instead, as one arg_min over an integer costs less than one per segment over strings. ``sums``: more
+    columns, each the sum of an expression over the unit's rows (the metrics' per-unit sums, in the same pass).
     """
     coded = packed.indexes if packed is not None else ()
     segs = {f"seg_{i}": arg_min(exp[f"seg_{i}"], exp.ts) for i in range(n_segments) if i not in coded}
     if packed is not None:
         segs["seg_codes"] = arg_min(packed.code(exp), exp.ts)
-    return exp.group_by(["unit", "arm"]).aggregate(first=exp.ts.min(), last=exp.ts.max(), **segs)
+    extra = {name: value.sum() for name, value in (sums or {}).items()}
+    return exp.group_by(["unit", "arm"]).aggregate(first=exp.ts.min(), last=exp.ts.max(), **segs, **extra)
 
 
 def arg_min(value: Any, key: Any) -> Any:
@@ -330,11 +337,12 @@ def pre_period_observations(con: Any, m: Metric, start: dt.datetime, days: int) 
     return observations(con, pre_period_predictions(con, start, days), m)
 
 
-def pre_period_predictions(con: Any, start: dt.datetime, days: int) -> Any:
-    """Every prediction of the ``days`` before ``start`` (any arm, arm ''), shaped as :func:`experiment_predictions`."""
+def pre_period_predictions(con: Any, start: dt.datetime, days: int, keep: tuple[str, ...] = ()) -> Any:
+    """Every prediction of the ``days`` before ``start`` (any arm, arm ''), shaped as :func:`experiment_predictions`
+    (with the columns named in ``keep``)."""
     p = con.table("predictions")
     p = p.filter((p.ts >= start - dt.timedelta(days=days)) & (p.ts < start))
-    return p.select("trace_id", arm=ibis_literal_string(""), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
+    return p.select("trace_id", *keep, arm=ibis_literal_string(""), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
                     day=p.ts.truncate("D"))  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from workbench.queries.abtest import Metric, _as_date, _num, units_by_arm
@@ -97,6 +98,17 @@ def unit_summary(exp: Any, n_segments: int, codes: SegmentCodes | None = None) -
     import ibis
 
     units = units_by_arm(exp, n_segments, codes)
+    return ibis.union(*srm_branches(units, n_segments, codes), distinct=False)
+
+
+SRM_COLUMNS = ("part", "seg", "arm", "units", "first", "last")
+
+
+def srm_branches(units: Any, n_segments: int, codes: SegmentCodes | None = None) -> list[Any]:
+    """:func:`unit_summary`'s rows from the per-(unit, arm) table ``units`` (:func:`units_by_arm`), as one
+    table per part with the columns :data:`SRM_COLUMNS`."""
+    import ibis
+
     ts_type = units.first.type()
     no_ts, no_seg = ibis.null(ts_type), ibis.null("string")
 
@@ -104,7 +116,6 @@ def unit_summary(exp: Any, n_segments: int, codes: SegmentCodes | None = None) -
         return {"part": ibis.literal(index, "int64"), "seg": seg, "arm": arm, "units": units_, "first": first,
                 "last": last}  # fmt: skip
 
-    order = ["part", "seg", "arm", "units", "first", "last"]
     arms = units.group_by("arm").aggregate(units=units.count(), first=units.first.min(), last=units.last.max())
     branches = [arms.select(**part(-1, no_seg, arms.arm, arms.units, arms.first, arms.last))]
     for i in range(n_segments):
@@ -120,7 +131,7 @@ def unit_summary(exp: Any, n_segments: int, codes: SegmentCodes | None = None) -
     crossing = per_unit.filter(per_unit.k > 1)
     crossed = crossing.aggregate(units=crossing.count())
     branches.append(crossed.select(**part(-2, no_seg, ibis.null("string"), crossed.units, no_ts, no_ts)))
-    return ibis.union(*(b.select(*order) for b in branches), distinct=False)
+    return [b.select(*SRM_COLUMNS) for b in branches]
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,19 @@ EVENT_COLUMNS = ("part", "metric", "arm", "day", "value", "rows", "mean_y", "mea
                  "total", "mean", "var", "cap", "mean_z", "cov_yz", "cov_mz", "var_z")  # fmt: skip
 
 
+def event_row(part: str, day_type: Any, **values: Any) -> dict[str, Any]:
+    """One row of :func:`event_summary`'s union: ``part`` and the :data:`EVENT_COLUMNS` given in ``values``
+    (cast to the union's types), null for the others."""
+    import ibis
+
+    types = {"day": day_type, "value": ibis.dtype("float64"), "rows": ibis.dtype("int64"),
+             **{c: ibis.dtype("float64") for c in EVENT_COLUMNS[6:]}}  # fmt: skip
+    out = {"part": ibis.literal(part, "string")}
+    for c in EVENT_COLUMNS[1:]:
+        out[c] = values[c].cast(types[c]) if c in values and c in types else values.get(c, ibis.null(types.get(c)))
+    return out
+
+
 def event_summary(
     events: Any, metrics: list[Metric], capping_percentile: float, nonzero_only: bool, pre: Any | None = None
 ) -> Any:
@@ -177,17 +201,7 @@ def event_summary(
     """
     import ibis
 
-    types = {
-        "day": events.day.type(), "value": ibis.dtype("float64"), "rows": ibis.dtype("int64"),
-        **{c: ibis.dtype("float64") for c in EVENT_COLUMNS[6:]},
-    }  # fmt: skip
-
-    def row(part: str, **values: Any) -> dict[str, Any]:
-        out = {"part": ibis.literal(part, "string")}
-        for c in EVENT_COLUMNS[1:]:
-            out[c] = values[c].cast(types[c]) if c in values and c in types else values.get(c, ibis.null(types.get(c)))
-        return out
-
+    row = partial(event_row, day_type=events.day.type())
     per_unit = events.group_by(["metric", "arm", "unit"]).aggregate(
         y=events.value.sum(), m=events.count().cast("float64")
     )
@@ -240,6 +254,8 @@ def read_event_summary(frame: Any, metrics: list[Metric], cuped: bool = False) -
     """Per metric name its :class:`EventAggregates` (the same objects the one-query-per-aggregate path builds).
 
     ``cuped``: the query had the pre-period (``event_summary(…, pre=…)``), unit Moments are of (y, m, z).
+    Rows of part ``unit_day`` (a ratio metric's days, from :mod:`workbench.queries.abtest_kept`) are its daily
+    Moments of (y, m) over units, as :func:`unit_stats` with ``by_day``.
     """
     names = ("y", "m", "z") if cuped else ("y", "m")
     rows = frame.to_dict("records")
@@ -255,6 +271,10 @@ def read_event_summary(frame: Any, metrics: list[Metric], cuped: bool = False) -
             if part == "unit":
                 cov = [[_num(r[_cov_column(a, b)]) for b in names] for a in names]
                 units[arm] = Moments.from_moments(int(r["rows"]), [_num(r[f"mean_{c}"]) for c in names], cov)
+            elif part == "unit_day":  # a ratio metric's day: Moments of (y, m) over the day's units
+                cov = [[_num(r[_cov_column(a, b)]) for b in "ym"] for a in "ym"]
+                moments = Moments.from_moments(int(r["rows"]), [_num(r["mean_y"]), _num(r["mean_m"])], cov)
+                daily.setdefault(arm, {})[_as_date(r["day"])] = moments
             elif part == "day":
                 if m.kind == "proportion":
                     stats: Any = ProportionStats(int(r["rows"]), round(float(r["total"])))

@@ -8,7 +8,10 @@ its own transaction (still all-or-nothing):
   :func:`per_trace_counts` with the default types (every labelled type, thumbs of type ``thumb``,
   ratings of type ``rating``), recomputed whole for each trace a feedback ingest touches;
 - a copy of those counts on the trace's prediction rows (columns ``__fb_<count>``, null without such
-  feedback), written for the touched traces, and for new predictions whose feedback came first.
+  feedback), written for the touched traces, and for new predictions whose feedback came first;
+- beside them, the per-trace sums the A/B analysis reads (:data:`EXPERIMENT`: for each metric's feedback type
+  its observations, positives, Σ value and, for mean metrics, the values themselves), so the analysis groups
+  the predictions by unit once and joins no feedback (:mod:`workbench.queries.abtest_kept`).
 
 The audit then reads the label counts with each prediction (one scan, no join) and applies the label policy
 (majority or drop) as it reads. It does so only while a stamp in ``meta`` (each stream's row count and last
@@ -28,10 +31,11 @@ from typing import Any
 
 import duckdb
 
+from workbench.queries.abtest import METRICS, Metric
 from workbench.store import read_meta, table_columns, write_meta
 
 TABLE = "trace_feedback"
-VERSION = 2  # bump when the table's columns or their meaning change: a stamp of another version is stale
+VERSION = 3  # bump when the table's columns or their meaning change: a stamp of another version is stale
 _STAMP = "trace_feedback"
 _SOURCE = "__trace_feedback_source__"
 _OWNER = "workbench: trace feedback counts"  # the comment on our __fb_ columns (a user's has none)
@@ -44,13 +48,15 @@ def per_trace_counts(
     thumb_type: str = "thumb",
     rating_type: str = "rating",
     signals: bool = True,
+    experiment: bool = False,
 ) -> Any:
     """One row per trace with a label, thumb or rating: ``trace_id, n_labels, n_positive`` and (with
     ``signals``) ``thumbs, thumbs_up, ratings, rating_sum, rating_sumsq``, before any label policy (Ibis).
 
     ``f``: the feedback table. Labels of ``label_types`` (empty: every type); thumbs up are values > 0.
     Without ``signals`` (no thumb or rating feedback in the store) only the labelled traces and their two
-    counts: ~35% cheaper at 5M predictions.
+    counts: ~35% cheaper at 5M predictions. ``experiment``: also the A/B sums of :data:`EXPERIMENT`, and a
+    row for every trace with feedback of an A/B metric's type (what the ingest keeps).
     """
     is_label = f.label.notnull()
     if label_types:
@@ -63,7 +69,9 @@ def per_trace_counts(
     is_thumb = (f.type == thumb_type) & f.value.notnull()
     is_rating = (f.type == rating_type) & f.value.notnull()
     f = f.mutate(is_label=is_label, is_thumb=is_thumb, is_rating=is_rating)
-    f = f.filter(f.is_label | f.is_thumb | f.is_rating)
+    kept = f.is_label | f.is_thumb | f.is_rating
+    f = f.filter(kept | f.type.isin(sorted({m.feedback_type for m in METRICS.values()})) if experiment else kept)
+    sums = experiment_sums(f) if experiment else {}
     return f.group_by("trace_id").aggregate(
         n_labels=f.trace_id.count(where=f.is_label),
         n_positive=f.label.cast("int64").sum(where=f.is_label).cast("int64").fill_null(0),
@@ -72,7 +80,50 @@ def per_trace_counts(
         ratings=f.trace_id.count(where=f.is_rating),
         rating_sum=f.value.sum(where=f.is_rating),
         rating_sumsq=(f.value * f.value).sum(where=f.is_rating),
+        **sums,
     )
+
+
+def experiment_columns(m: Metric) -> dict[str, str]:
+    """The kept per-trace columns metric ``m`` reads, by role: ``n`` (observations with a value), ``up``
+    (values > 0), ``sum`` (Σ value), ``rows`` (feedback rows of its type, any value), ``values`` (the values).
+
+    Event metrics: proportions n and up; means n, sum and values (Welch, Mann–Whitney and capping need the
+    distribution). Per-prediction metrics: a proportion its rows (did the prediction get one), a ratio its sum.
+    """
+    t = m.feedback_type
+    if m.per_prediction:
+        return {"rows": f"ab_{t}_rows"} if m.kind == "proportion" else {"sum": f"ab_{t}_sum"}
+    if m.kind == "proportion":
+        return {"n": f"ab_{t}_n", "up": f"ab_{t}_up"}
+    return {"n": f"ab_{t}_n", "sum": f"ab_{t}_sum", "values": f"ab_{t}_values"}
+
+
+_ROLE_TYPES = {"n": "BIGINT", "up": "BIGINT", "rows": "BIGINT", "sum": "DOUBLE", "values": "DOUBLE[]"}
+
+
+def _experiment_types() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in METRICS.values():
+        out.update({column: _ROLE_TYPES[role] for role, column in experiment_columns(m).items()})
+    return dict(sorted(out.items()))
+
+
+def experiment_sums(f: Any) -> dict[str, Any]:
+    """The Ibis aggregates of :data:`EXPERIMENT` over feedback rows ``f`` (grouped by trace by the caller).
+
+    As the A/B analysis's join reads events (:func:`workbench.queries.abtest.event_observations`): an
+    observation is a row of the type with a value; a proportion's success is a value > 0.
+    """
+    out = {}
+    for m in METRICS.values():
+        of_type = f.type == m.feedback_type
+        with_value = of_type & f.value.notnull()
+        aggregates = {"n": f.trace_id.count(where=with_value), "up": f.trace_id.count(where=with_value & (f.value > 0)),
+                      "sum": f.value.sum(where=of_type), "rows": f.trace_id.count(where=of_type),
+                      "values": f.value.collect(where=with_value)}  # fmt: skip
+        out.update({column: aggregates[role] for role, column in experiment_columns(m).items()})
+    return dict(sorted(out.items()))
 
 
 def counts_sql(source: str) -> str:
@@ -83,12 +134,14 @@ def counts_sql(source: str) -> str:
     schema = ibis.schema({"trace_id": "string", "type": "string", "value": "float64", "label": "int8"})
     table = ibis.table(schema, name=_SOURCE)
     expr = per_trace_counts(table, _DEFAULT_TYPES["label_types"], _DEFAULT_TYPES["thumb_type"],
-                            _DEFAULT_TYPES["rating_type"])  # fmt: skip
+                            _DEFAULT_TYPES["rating_type"], experiment=True)  # fmt: skip
     return ibis.to_sql(expr, dialect="duckdb").replace(f'"{_SOURCE}"', source)
 
 
 COUNTS = {"n_labels": "BIGINT", "n_positive": "BIGINT", "thumbs": "BIGINT", "thumbs_up": "BIGINT",
           "ratings": "BIGINT", "rating_sum": "DOUBLE", "rating_sumsq": "DOUBLE"}  # fmt: skip
+EXPERIMENT = _experiment_types()  # the A/B sums kept beside COUNTS (column → SQL type)
+KEPT = {**COUNTS, **EXPERIMENT}  # every column of the table, copied onto the prediction rows
 HIDDEN_PREFIX = "__fb_"  # the copies on the prediction rows: never a feature, a segment or a role
 
 
@@ -116,7 +169,7 @@ def _stamp_is_current(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> 
         and stamp.get("state") == state
         and stamp.get("copies") is True
         and bool(table_columns(con, TABLE))
-        and all(columns.get(hidden(c)) == dtype for c, dtype in COUNTS.items())
+        and all(columns.get(hidden(c)) == dtype for c, dtype in KEPT.items())
     )
 
 
@@ -126,7 +179,7 @@ def _stamp(con: duckdb.DuckDBPyConnection, copies: bool = True) -> None:
 
 def _copy_to_predictions(con: duckdb.DuckDBPyConnection, where: str = "", params: list[Any] | None = None) -> None:
     """Copy the table's counts onto the prediction rows of their traces (those matching ``where`` too)."""
-    sets = ", ".join(f"{hidden(c)} = t.{c}" for c in COUNTS)
+    sets = ", ".join(f"{hidden(c)} = t.{c}" for c in KEPT)
     con.execute(
         f"UPDATE predictions SET {sets} FROM {TABLE} t WHERE predictions.trace_id = t.trace_id {where}", params or []
     )
@@ -141,14 +194,14 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
             "WHERE schema_name = 'main' AND table_name = 'predictions'"
         ).fetchall()
     )
-    if any(hidden(c) in notes and notes[hidden(c)] != _OWNER for c in COUNTS):  # a user's (older build): left alone
+    if any(hidden(c) in notes and notes[hidden(c)] != _OWNER for c in KEPT):  # a user's (older build): left alone
         _stamp(con, copies=False)
         return
-    for count, dtype in COUNTS.items():
+    for count, dtype in KEPT.items():
         if hidden(count) not in notes:
             con.execute(f"ALTER TABLE predictions ADD COLUMN {hidden(count)} {dtype}")
             con.execute(f"COMMENT ON COLUMN predictions.{hidden(count)} IS '{_OWNER}'")
-    clear = ", ".join(f"{hidden(c)} = NULL" for c in COUNTS)
+    clear = ", ".join(f"{hidden(c)} = NULL" for c in KEPT)
     con.execute(f"UPDATE predictions SET {clear} WHERE {hidden('n_labels')} IS NOT NULL")
     _copy_to_predictions(con)
     _stamp(con)
@@ -197,6 +250,10 @@ def is_current(backend: Any, settings: Any) -> bool:
     caller groups the feedback itself)."""
     wanted = {"label_types": list(settings.label_types), "thumb_type": settings.thumb_type,
               "rating_type": settings.rating_type}  # fmt: skip
-    if wanted != _DEFAULT_TYPES or backend.name != "duckdb":
-        return False
-    return _stamp_is_current(backend.con, _state(backend.con))
+    return wanted == _DEFAULT_TYPES and copies_current(backend)
+
+
+def copies_current(backend: Any) -> bool:
+    """Whether the predictions' copies of the kept sums match both streams now (a DuckDB store written by
+    this build's ingest); else the caller reads the feedback itself."""
+    return backend.name == "duckdb" and _stamp_is_current(backend.con, _state(backend.con))

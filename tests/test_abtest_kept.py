@@ -1,0 +1,157 @@
+"""The A/B analysis from the ingest's per-trace sums (workbench.queries.abtest_kept) gives what the join of the
+feedback gives: every metric kind, CUPED, windows, model-version arms, segments, crossed units; and the store
+uses it only while the sums are current."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.abtest import analyse_store
+from workbench.abtest_result import ABTestSettings
+from workbench.ingest import ingest_frame
+from workbench.queries import Window, trace_feedback
+from workbench.queries.abtest import METRICS
+from workbench.store import Store
+
+EVERY_METRIC = list(METRICS)
+QUICK = ABTestSettings(metrics=("thumbs_up_rate",), guardrails=())
+
+
+@pytest.fixture(scope="module")
+def kept_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """3 arms, 400 units of which 5 crossed arms, a NULL segment, a unit-less prediction, tied dwell values,
+    a pre-period without arms (CUPED), every metric's feedback type (some without a value); copies written."""
+    store = Store(tmp_path_factory.mktemp("abkept") / "kept.duckdb")
+    with store.connect(read_only=False) as con:
+        con.execute("ALTER TABLE predictions ADD COLUMN region VARCHAR")
+        con.execute("ALTER TABLE predictions ADD COLUMN device VARCHAR")
+        con.execute("""
+            INSERT INTO predictions
+            SELECT 'tr-' || i,
+                   TIMESTAMPTZ '2026-03-01 00:00:00+00' + to_microseconds((hash(i) % (9 * 86400000000))::BIGINT),
+                   ['v1', 'v2'][1 + (i % 2)], 0, 0.5,
+                   CASE WHEN i % 400 < 7 AND i >= 3000 THEN 'gamma'
+                        ELSE ['alpha', 'beta', 'gamma'][1 + (i % 400) % 3] END,
+                   CASE WHEN i = 2999 THEN NULL ELSE 'u-' || (i % 400) END, NULL,
+                   CASE WHEN i % 11 = 0 THEN NULL ELSE ['north', 'south'][1 + (hash(i + 7) % 2)::INT] END,
+                   ['mobile', 'desktop', 'tablet'][1 + (hash(i + 9) % 3)::INT]
+            FROM range(4000) t(i)""")  # fmt: skip
+        con.execute("""
+            INSERT INTO predictions
+            SELECT 'pre-' || i, TIMESTAMPTZ '2026-02-10 00:00:00+00' + to_microseconds((i * 3600000000)::BIGINT),
+                   'v0', 0, 0.5, NULL, 'u-' || (i % 350), NULL, 'north', 'mobile'
+            FROM range(600) t(i)""")  # fmt: skip
+        con.execute("""
+            INSERT INTO feedback
+            SELECT CASE WHEN j % 10 = 0 THEN 'pre-' || (hash(j) % 600) ELSE 'tr-' || (hash(j) % 4000) END,
+                   TIMESTAMPTZ '2026-03-02 00:00:00+00', 'explicit',
+                   ['thumb', 'dwell', 'rating', 'click', 'correction'][1 + (j % 5)],
+                   CASE WHEN j % 37 = 0 THEN NULL WHEN j % 5 = 0 THEN (hash(j + 1) % 2)::DOUBLE
+                        WHEN j % 5 = 1 THEN (hash(j + 2) % 40) / 2.0 WHEN j % 5 = 2 THEN 1 + hash(j + 3) % 5
+                        WHEN j % 5 = 3 THEN (hash(j + 4) % 3)::DOUBLE ELSE 1 END, NULL, NULL
+            FROM range(12000) t(j)""")  # fmt: skip
+        trace_feedback.rebuild(con)
+    return store
+
+
+def _joined(store: Store, tmp_path: Path) -> Store:
+    """A copy of ``store`` whose kept sums are stale (no stamp): the analysis joins the feedback."""
+    copy = Store(tmp_path / "joined.duckdb")
+    shutil.copy(store.path, copy.path)
+    with copy.connect(read_only=False) as con:
+        con.execute("DELETE FROM meta WHERE key = 'trace_feedback'")
+    return copy
+
+
+def _kept_is_used(store: Store) -> bool:
+    with store.ibis() as con:
+        return trace_feedback.copies_current(con)
+
+
+def _same(a: Any, b: Any, path: str = "") -> None:
+    """Equal JSON documents: numbers to 1e-9 relative (sums in another order), everything else exactly."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for key in a:
+            _same(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.parametrize(
+    ("window", "arm_source", "cuped"),
+    [(None, "auto", False), (None, "arm", True),
+     (Window(dt.datetime(2026, 3, 3, tzinfo=dt.UTC), dt.datetime(2026, 3, 8, tzinfo=dt.UTC)), "arm", True),
+     (Window(model_versions=("v1", "v2")), "model_version", False)],
+)  # fmt: skip
+def test_every_metric_from_the_kept_sums_equals_the_join(
+    kept_store: Store, tmp_path: Path, window: Window | None, arm_source: str, cuped: bool
+) -> None:
+    joined = _joined(kept_store, tmp_path)
+    assert _kept_is_used(kept_store) and not _kept_is_used(joined)
+    settings = ABTestSettings(segments=("region", "device"))
+    args = {"window": window, "metrics": EVERY_METRIC, "guardrails": [], "arm_source": arm_source, "cuped": cuped,
+            "settings": settings}  # fmt: skip
+    kept, join = analyse_store(kept_store, **args).to_dict(), analyse_store(joined, **args).to_dict()
+    assert len(kept["comparisons"]) == len(EVERY_METRIC) * (len(kept["arms"]) - 1)
+    if arm_source == "arm":
+        assert kept["srm"]["crossover_units"] == join["srm"]["crossover_units"] > 0
+    _same(kept, join)
+
+
+def test_a_store_written_by_the_ingest_is_analysed_from_the_kept_sums(tmp_path: Path) -> None:
+    """Through the ingest (orphans first, then their predictions; late feedback): the sums stay current and
+    the result equals the join's."""
+    rng = np.random.default_rng(9)
+    n = 3000
+    predictions = pd.DataFrame({
+        "trace_id": [f"t{i}" for i in range(n)],
+        "ts": pd.Timestamp("2026-04-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 14 * 86400, n), unit="s"),
+        "model_version": "v1", "prediction": rng.integers(0, 2, n), "score": rng.random(n),
+        "arm": np.where(np.arange(n) % 2 == 0, "champion", "challenger"), "unit_id": [f"u{i % 700}" for i in range(n)],
+    })  # fmt: skip
+    kinds = rng.choice(["thumb", "dwell", "click", "rating", "correction"], 6000)
+    feedback = pd.DataFrame({
+        "trace_id": [f"t{i}" for i in rng.integers(0, n, 6000)],
+        "ts": pd.Timestamp("2026-04-16", tz="UTC"), "kind": "explicit", "type": kinds,
+        "value": np.where(kinds == "dwell", np.round(rng.gamma(2, 15, 6000), 1), rng.integers(0, 2, 6000)),
+    })  # fmt: skip
+    store = Store(tmp_path / "ingested.duckdb")
+    ingest_frame(store, feedback.iloc[:2000], "feedback")  # orphans: their predictions come next
+    ingest_frame(store, predictions, "predictions")
+    ingest_frame(store, feedback.iloc[2000:], "feedback")
+    assert _kept_is_used(store)
+    args = {"metrics": EVERY_METRIC, "guardrails": []}
+    _same(analyse_store(store, **args).to_dict(), analyse_store(_joined(store, tmp_path), **args).to_dict())
+
+
+def test_the_kept_path_reads_no_feedback_and_groups_the_units_once(kept_store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ibis.backends.duckdb import Backend
+
+    executed: list[str] = []
+    execute = Backend.execute
+
+    def spy(self, expr, *args, **kwargs):  # type: ignore[no-untyped-def]
+        executed.append(str(self.compile(expr)))
+        return execute(self, expr, *args, **kwargs)
+
+    monkeypatch.setattr(Backend, "execute", spy)
+    result = analyse_store(kept_store, metrics=EVERY_METRIC, guardrails=[])
+    assert not any('"feedback"' in sql for sql in executed)
+    assert sum(bool(re.search(r'MIN\("t\d+"\."ts"\) AS "first"', sql)) for sql in executed) == 1  # (unit, arm)
+    assert result.srm.crossover_units == 5
