@@ -18,8 +18,9 @@ import pytest
 from workbench.abtest import analyse_store
 from workbench.abtest_result import ABTestSettings
 from workbench.ingest import ingest_frame
-from workbench.queries import Window, trace_feedback
+from workbench.queries import Window, trace_feedback, unit_sums
 from workbench.queries.abtest import METRICS
+from workbench.schema import parse_roles
 from workbench.store import Store
 
 EVERY_METRIC = list(METRICS)
@@ -114,9 +115,9 @@ def test_every_metric_from_the_kept_sums_equals_the_join(
     _same(kept, join)
 
 
-def test_a_store_written_by_the_ingest_is_analysed_from_the_kept_sums(tmp_path: Path) -> None:
-    """Through the ingest (orphans first, then their predictions; late feedback): the sums stay current and
-    the result equals the join's."""
+def _ingested(tmp_path: Path) -> Store:
+    """A store written by the ingest: orphan feedback first, then their predictions (a segment role), then
+    late feedback, and predictions of new and of known units."""
     rng = np.random.default_rng(9)
     n = 3000
     predictions = pd.DataFrame({
@@ -124,6 +125,7 @@ def test_a_store_written_by_the_ingest_is_analysed_from_the_kept_sums(tmp_path: 
         "ts": pd.Timestamp("2026-04-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 14 * 86400, n), unit="s"),
         "model_version": "v1", "prediction": rng.integers(0, 2, n), "score": rng.random(n),
         "arm": np.where(np.arange(n) % 2 == 0, "champion", "challenger"), "unit_id": [f"u{i % 700}" for i in range(n)],
+        "region": rng.choice(["north", "south"], n),
     })  # fmt: skip
     kinds = rng.choice(["thumb", "dwell", "click", "rating", "correction"], 6000)
     feedback = pd.DataFrame({
@@ -132,15 +134,26 @@ def test_a_store_written_by_the_ingest_is_analysed_from_the_kept_sums(tmp_path: 
         "value": np.where(kinds == "dwell", np.round(rng.gamma(2, 15, 6000), 1), rng.integers(0, 2, 6000)),
     })  # fmt: skip
     store = Store(tmp_path / "ingested.duckdb")
+    roles = parse_roles('[predictions]\nsensitive = ["region"]\n')
     ingest_frame(store, feedback.iloc[:2000], "feedback")  # orphans: their predictions come next
-    ingest_frame(store, predictions, "predictions")
+    ingest_frame(store, predictions.iloc[:2500], "predictions", roles=roles)
     ingest_frame(store, feedback.iloc[2000:], "feedback")
+    ingest_frame(store, predictions.iloc[2500:], "predictions")  # new units and more predictions of known ones
+    return store
+
+
+def test_a_store_written_by_the_ingest_is_analysed_from_the_kept_sums(tmp_path: Path) -> None:
+    """Through the ingest the sums stay current and the result equals the join's."""
+    store = _ingested(tmp_path)
     assert _kept_is_used(store)
     args = {"metrics": EVERY_METRIC, "guardrails": []}
-    _same(analyse_store(store, **args).to_dict(), analyse_store(_joined(store, tmp_path), **args).to_dict())
+    kept = analyse_store(store, **args).to_dict()
+    assert kept["srm"]["segments"]  # the region role is checked from the kept units
+    _same(kept, analyse_store(_joined(store, tmp_path), **args).to_dict())
 
 
-def test_the_kept_path_reads_no_feedback_and_groups_the_units_once(kept_store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _executed(store: Store, monkeypatch, **args: Any) -> tuple[list[str], Any]:  # type: ignore[no-untyped-def]
+    """The SQL the analysis ran, and its result."""
     from ibis.backends.duckdb import Backend
 
     executed: list[str] = []
@@ -151,7 +164,36 @@ def test_the_kept_path_reads_no_feedback_and_groups_the_units_once(kept_store: S
         return execute(self, expr, *args, **kwargs)
 
     monkeypatch.setattr(Backend, "execute", spy)
-    result = analyse_store(kept_store, metrics=EVERY_METRIC, guardrails=[])
+    return executed, analyse_store(store, metrics=EVERY_METRIC, guardrails=[], **args)
+
+
+GROUPS_UNITS = r'MIN\("t\d+"\."ts"\) AS "first"'  # the (unit, arm) GROUP BY of the predictions
+
+
+def test_the_whole_experiment_reads_the_kept_units_and_no_feedback(kept_store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    executed, result = _executed(kept_store, monkeypatch)
     assert not any('"feedback"' in sql for sql in executed)
-    assert sum(bool(re.search(r'MIN\("t\d+"\."ts"\) AS "first"', sql)) for sql in executed) == 1  # (unit, arm)
+    assert not any(re.search(GROUPS_UNITS, sql) for sql in executed)
+    assert sum(f'"{unit_sums.TABLE}"' in sql for sql in executed) == 1
     assert result.srm.crossover_units == 5
+
+
+def test_a_window_groups_the_predictions_by_unit_once_and_reads_no_feedback(kept_store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    window = Window(dt.datetime(2026, 3, 2, tzinfo=dt.UTC), None)
+    executed, result = _executed(kept_store, monkeypatch, window=window)
+    assert not any('"feedback"' in sql for sql in executed)
+    assert not any(f'"{unit_sums.TABLE}"' in sql for sql in executed)
+    assert sum(bool(re.search(GROUPS_UNITS, sql)) for sql in executed) == 1
+    assert result.srm.crossover_units == 5
+
+
+def test_the_kept_units_equal_the_predictions_grouped_now_after_every_ingest(tmp_path: Path) -> None:
+    """unit_sums after ingests of predictions and feedback in any order equals rebuilding it whole."""
+    store = _ingested(tmp_path)
+    with store.connect(read_only=True) as con:
+        kept = con.execute(f"SELECT * FROM {unit_sums.TABLE} ORDER BY unit, arm").df()
+    with store.connect(read_only=False) as con:
+        unit_sums.rebuild(con, unit_sums.segment_columns(con))
+        whole = con.execute(f"SELECT * FROM {unit_sums.TABLE} ORDER BY unit, arm").df()
+    assert len(kept) == len(whole) > 0
+    pd.testing.assert_frame_equal(kept, whole, check_dtype=False, rtol=1e-12)

@@ -41,7 +41,7 @@ from workbench.queries.abtest import (
     rank_sums,
     unit_stats,
 )
-from workbench.queries.abtest_kept import KeptSummary, kept_columns, kept_summary, read_kept_summary
+from workbench.queries.abtest_kept import KeptSummary, kept_columns, kept_summary, kept_units, read_kept_summary
 from workbench.queries.abtest_summary import (
     EventAggregates,
     event_summary,
@@ -52,7 +52,7 @@ from workbench.queries.abtest_summary import (
     segment_values,
     unit_summary,
 )
-from workbench.queries.trace_feedback import HIDDEN_PREFIX, copies_current
+from workbench.queries.trace_feedback import HIDDEN_PREFIX, copies_current, kept_segments
 from workbench.stats.abtest import Moments, ProportionStats
 from workbench.store import Store, stored_roles, table_columns
 
@@ -98,10 +98,13 @@ def analyse_store(
         exp, source = experiment_predictions(con, window, arm_source, tuple(segment_columns), keep)
         say("counting units per arm and segment")
         n_segments = len(segment_columns)
-        codes = read_segment_codes(segment_values(exp, n_segments).execute(), n_segments) if n_segments else None
+        units = _kept_units(con, window, source, segment_columns) if kept else None
+        codes = None
+        if n_segments and units is None:
+            codes = read_segment_codes(segment_values(exp, n_segments).execute(), n_segments)
         if kept:
-            say(f"aggregating {', '.join(m.label for _role, m in chosen)} from the kept per-trace sums")
-            read = _kept_aggregates(con, exp, n_segments, codes, chosen, settings, cuped, keep)
+            say(f"aggregating {', '.join(m.label for _role, m in chosen)} from the kept sums")
+            read = _kept_aggregates(con, exp, n_segments, codes, chosen, settings, cuped, keep, units)
             summary = read.units
         else:
             summary = read_unit_summary(unit_summary(exp, n_segments, codes).execute(), n_segments,
@@ -135,9 +138,11 @@ def _kept_aggregates(
     settings: ABTestSettings,
     cuped: bool,
     keep: tuple[str, ...],
+    units: list[str] | None = None,
 ) -> KeptSummary:
-    """The SRM inputs and every metric's aggregates in one query over the predictions' kept per-trace sums
-    (:mod:`workbench.queries.abtest_kept`); with CUPED, the pre-period is the days before the first exposure."""
+    """The SRM inputs and every metric's aggregates from the predictions' kept per-trace sums
+    (:mod:`workbench.queries.abtest_kept`), with ``units`` (segment columns) from the kept per-unit sums; with
+    CUPED, the pre-period is the days before the first exposure."""
     import pandas as pd
 
     metrics = [m for _role, m in chosen]
@@ -147,10 +152,18 @@ def _kept_aggregates(
         if start is not None and start == start:
             start = start.to_pydatetime() if hasattr(start, "to_pydatetime") else start
             pre = pre_period_predictions(con, start, settings.cuped_lookback_days, keep)
+    table = kept_units(con, units, metrics) if units is not None else None
     queries = kept_summary(exp, n_segments, codes, metrics, settings.capping_percentile,
-                           settings.capping_nonzero_only, pre)  # fmt: skip
+                           settings.capping_nonzero_only, pre, table)  # fmt: skip
     frame = pd.concat([q.execute() for q in queries], ignore_index=True)
     return read_kept_summary(frame, metrics, n_segments, settings.max_segment_values, pre is not None)
+
+
+def _kept_units(con: Any, window: Window | None, source: str, segments: list[str]) -> list[str] | None:
+    """The segment columns in the ingest's per-unit sums' order when they serve this analysis (the whole
+    experiment, arms from the ``arm`` role, these segments kept), else None."""
+    kept = kept_segments(con) if window is None and source == "arm" else None
+    return segments if kept is not None and set(segments) <= set(kept) else None
 
 
 def _has_unit_ids(con: Any, window: Window | None) -> bool:

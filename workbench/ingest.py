@@ -371,13 +371,14 @@ def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str
         "SELECT count(*) FILTER (__status = 'accept'), count(*) FILTER (__status = 'duplicate') FROM decided"
     ).fetchone()
     quarantined = sum(reasons.values())
-    # the per-trace feedback summary and its copy on the prediction rows (the fairness audit reads them), here
+    write_meta(con, "roles", _union_lists(con, plan.roles))  # before the kept sums: they keep the roles' segments
+    # the per-trace feedback summary, its copy on the prediction rows and the per-unit sums (the fairness audit
+    # and the A/B analysis read them), here
     trace_feedback.after_ingest(con, table, ingest_id, int(accepted))
     con.execute(
         "INSERT INTO ingests VALUES (?, ?, ?, now(), ?, ?, ?)",
         [ingest_id, table, source, accepted, duplicates, quarantined],
     )
-    write_meta(con, "roles", _union_lists(con, plan.roles))
     return IngestResult(table, source, int(accepted), int(duplicates), int(quarantined), reasons)
 
 

@@ -13,9 +13,9 @@ from the rows that hold any. Rows and readers are those of :mod:`workbench.queri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
+from workbench.queries import unit_sums
 from workbench.queries.abtest import Metric, units_by_arm
 from workbench.queries.abtest_summary import (
     EVENT_COLUMNS,
@@ -23,7 +23,6 @@ from workbench.queries.abtest_summary import (
     EventAggregates,
     SegmentCodes,
     UnitSummary,
-    event_row,
     read_event_summary,
     read_unit_summary,
     srm_branches,
@@ -66,6 +65,7 @@ def kept_summary(
     capping_percentile: float,
     nonzero_only: bool,
     pre: Any | None = None,
+    units: Any | None = None,
 ) -> list[Any]:
     """The queries for the SRM inputs and every metric's aggregates, from ``exp`` (:func:`experiment_predictions`
     with :func:`kept_columns`); ``pre``: the pre-period's predictions shaped alike (CUPED's covariate).
@@ -73,16 +73,18 @@ def kept_summary(
     Rows in :data:`COLUMNS`: part ``srm`` as :func:`unit_summary`'s rows (``srm`` its part number, ``rows`` the
     units); ``unit``, ``day``, ``cap``, ``value`` as :func:`event_summary`'s; ``unit_day`` a ratio metric's
     Moments of (y, m) over each day's units. A metric's units are those with at least one observation of it.
-    One query per pass over the predictions (units; days; each mean metric's values; each ratio's unit-days):
-    in one query DuckDB would materialise the experiment's rows (lists included) for its several readers,
-    which measured 1.8–2.3 s against ~1.1 s for the separate queries at 5M predictions.
+    ``units``: the whole experiment's per-unit sums kept by the ingest (:func:`kept_units`) instead of grouping
+    ``exp`` by (unit, arm). One query per pass over the predictions (units; days; each mean metric's values;
+    each ratio's unit-days): in one query DuckDB would materialise the experiment's rows (lists included) for
+    its several readers, which measured 1.8–2.3 s against ~1.1 s for the separate queries at 5M predictions.
     """
     import ibis
 
-    row = partial(event_row, day_type=exp.day.type())
+    row = _row
     observed = {i: trace_observations(exp, m) for i, m in enumerate(metrics)}
     sums = {**{f"y{i}": s for i, (_c, s) in observed.items()}, **{f"m{i}": c for i, (c, _s) in observed.items()}}
-    units = units_by_arm(exp, n_segments, codes, sums)
+    if units is None:
+        units = units_by_arm(exp, n_segments, codes, sums)
     unit_branches = [_srm_row(b) for b in srm_branches(units, n_segments, codes)]
     if pre is not None:
         pre_sums = {f"z{i}": trace_observations(pre, m)[1].sum() for i, m in enumerate(metrics)}
@@ -107,9 +109,20 @@ def kept_summary(
             days = daily.filter(daily[f"m{i}"] > 0)
             day_branches.append(days.select(**row("day", metric=name, arm=days.arm, day=days.day,
                                                   rows=days[f"m{i}"], total=days[f"y{i}"])))  # fmt: skip
-    types = (exp.day.type(), exp.ts.type())
+    types = _types(exp.day.type(), exp.ts.type())
     queries = [unit_branches, *([day_branches] if day_branches else []), *other]
-    return [ibis.union(*(_full_row(b, *types) for b in branches), distinct=False) for branches in queries]
+    return [_union(branches, types) for branches in queries]
+
+
+def kept_units(con: Any, segments: list[str], metrics: list[Metric]) -> Any:
+    """The ingest's per-unit sums (:mod:`workbench.queries.unit_sums`) shaped as :func:`kept_summary` groups them
+    from the predictions: ``unit, arm, first, last, seg_<i>`` and each metric's ``y<i>``, ``m<i>``."""
+    t = con.table(unit_sums.TABLE)
+    return t.select(
+        "unit", "arm", "first", "last", **{f"seg_{i}": t[unit_sums.segment_name(c)] for i, c in enumerate(segments)},
+        **{f"y{i}": t[f"y__{m.name}"] for i, m in enumerate(metrics)},
+        **{f"m{i}": t[f"m__{m.name}"] for i, m in enumerate(metrics)},
+    )  # fmt: skip
 
 
 def _moment_names(cuped: bool) -> tuple[str, ...]:
@@ -174,15 +187,31 @@ def _srm_row(branch: Any) -> Any:
                          srm=branch.part, seg=branch.seg, first=branch.first, last=branch.last)  # fmt: skip
 
 
-def _full_row(branch: Any, day_type: Any, ts_type: Any) -> Any:
-    """``branch`` with every column of :data:`COLUMNS` (null where it has none), in order."""
+def _types(day_type: Any, ts_type: Any) -> dict[str, Any]:
+    """The type of each column of :data:`COLUMNS` but ``part``."""
+    return {"metric": "string", "arm": "string", "day": day_type, "value": "float64", "rows": "int64",
+            **{c: "float64" for c in EVENT_COLUMNS[6:]}, "srm": "int64", "seg": "string", "first": ts_type,
+            "last": ts_type}  # fmt: skip
+
+
+def _row(part: str, **values: Any) -> dict[str, Any]:
+    """A branch's row: its part and the columns it has (the union fills in the others)."""
     import ibis
 
-    types = {"metric": "string", "arm": "string", "value": "float64", "rows": "int64", "srm": "int64",
-             "seg": "string", "day": day_type, "first": ts_type, "last": ts_type,
-             **{c: "float64" for c in EVENT_COLUMNS[6:]}}  # fmt: skip
-    return branch.select(part=branch.part, **{c: branch[c] if c in branch.columns else ibis.null(types[c])
-                                              for c in COLUMNS[1:]})  # fmt: skip
+    return {"part": ibis.literal(part, "string"), **values}
+
+
+def _union(branches: list[Any], types: dict[str, Any]) -> Any:
+    """One query of ``branches``: each with the columns any of them has (typed nulls where it has none), in
+    :data:`COLUMNS` order; a column no branch has is left out (the reader takes it as missing), which keeps the
+    expression small: compiling it was a tenth of the analysis."""
+    import ibis
+
+    present = {c for b in branches for c in b.columns}
+    columns = [c for c in COLUMNS[1:] if c in present]
+    rows = [b.select(part=b.part, **{c: b[c].cast(types[c]) if c in b.columns else ibis.null(types[c])
+                                     for c in columns}) for b in branches]  # fmt: skip
+    return ibis.union(*rows, distinct=False)
 
 
 @dataclass(frozen=True)

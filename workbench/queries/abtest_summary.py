@@ -258,7 +258,9 @@ def read_event_summary(frame: Any, metrics: list[Metric], cuped: bool = False) -
     Moments of (y, m) over units, as :func:`unit_stats` with ``by_day``.
     """
     names = ("y", "m", "z") if cuped else ("y", "m")
-    rows = frame.to_dict("records")
+    is_value = (frame["part"] == "value").to_numpy()
+    rows = frame[~is_value].to_dict("records")
+    counted = frame[is_value]  # thousands of rows: read by column, not row by row
     out = {}
     for m in metrics:
         mine = [r for r in rows if r["metric"] == m.name]
@@ -266,6 +268,10 @@ def read_event_summary(frame: Any, metrics: list[Metric], cuped: bool = False) -
         daily: dict[str, dict[dt.date, Any]] = {}
         values: dict[str, dict[float, int]] = {}
         cap: float | None = None
+        of_metric = counted[(counted["metric"] == m.name).to_numpy()]
+        for arm, group in of_metric.groupby("arm", sort=False):
+            values[str(arm)] = dict(zip(group["value"].astype(float).tolist(), group["rows"].astype(int).tolist(),
+                                        strict=True))  # fmt: skip
         for r in mine:
             arm, part = str(r["arm"]), r["part"]
             if part == "unit":
@@ -283,8 +289,6 @@ def read_event_summary(frame: Any, metrics: list[Metric], cuped: bool = False) -
                 daily.setdefault(arm, {})[_as_date(r["day"])] = stats
             elif part == "cap":
                 cap = None if r["cap"] is None or r["cap"] != r["cap"] else float(r["cap"])
-            elif part == "value":
-                values.setdefault(arm, {})[float(r["value"])] = int(r["rows"])
         capped = capped_from_counts(values, cap) if cap is not None else None
         out[m.name] = EventAggregates(units, daily, capped, cap, values, cuped)
     return out

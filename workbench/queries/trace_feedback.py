@@ -31,6 +31,7 @@ from typing import Any
 
 import duckdb
 
+from workbench.queries import unit_sums
 from workbench.queries.abtest import METRICS, Metric
 from workbench.store import read_meta, table_columns, write_meta
 
@@ -168,13 +169,16 @@ def _stamp_is_current(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> 
         and stamp.get("types") == _DEFAULT_TYPES
         and stamp.get("state") == state
         and stamp.get("copies") is True
+        and stamp.get("segments") == unit_sums.segment_columns(con)
         and bool(table_columns(con, TABLE))
+        and bool(table_columns(con, unit_sums.TABLE))
         and all(columns.get(hidden(c)) == dtype for c, dtype in KEPT.items())
     )
 
 
-def _stamp(con: duckdb.DuckDBPyConnection, copies: bool = True) -> None:
-    write_meta(con, _STAMP, {"version": VERSION, "types": _DEFAULT_TYPES, "state": _state(con), "copies": copies})
+def _stamp(con: duckdb.DuckDBPyConnection, copies: bool = True, segments: list[str] | None = None) -> None:
+    write_meta(con, _STAMP, {"version": VERSION, "types": _DEFAULT_TYPES, "state": _state(con), "copies": copies,
+                             "segments": segments})  # fmt: skip
 
 
 def _copy_to_predictions(con: duckdb.DuckDBPyConnection, where: str = "", params: list[Any] | None = None) -> None:
@@ -204,7 +208,9 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     clear = ", ".join(f"{hidden(c)} = NULL" for c in KEPT)
     con.execute(f"UPDATE predictions SET {clear} WHERE {hidden('n_labels')} IS NOT NULL")
     _copy_to_predictions(con)
-    _stamp(con)
+    segments = unit_sums.segment_columns(con)
+    unit_sums.rebuild(con, segments)
+    _stamp(con, segments=segments)
 
 
 def after_ingest(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int, accepted: int) -> None:
@@ -224,6 +230,7 @@ def after_ingest(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int, acc
     if not _stamp_is_current(con, before):
         rebuild(con)
         return
+    segments = unit_sums.segment_columns(con)
     if accepted and table == "feedback":
         con.execute(
             "CREATE OR REPLACE TEMP TABLE __touched_traces AS "
@@ -234,10 +241,12 @@ def after_ingest(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int, acc
         source = "(SELECT * FROM feedback WHERE trace_id IN (SELECT trace_id FROM __touched_traces))"
         con.execute(f"INSERT INTO {TABLE} {counts_sql(source)}")
         _copy_to_predictions(con, "AND t.trace_id IN (SELECT trace_id FROM __touched_traces)")
+        unit_sums.update(con, segments, *unit_sums.touched_by_traces("__touched_traces"))
         con.execute("DROP TABLE __touched_traces")
     elif accepted:
         _copy_to_predictions(con, "AND predictions.ingest_id = ?", [ingest_id])
-    _stamp(con)
+        unit_sums.update(con, segments, *unit_sums.touched_by_predictions(ingest_id))
+    _stamp(con, segments=segments)
 
 
 def _last_before(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int) -> int | None:
@@ -251,6 +260,14 @@ def is_current(backend: Any, settings: Any) -> bool:
     wanted = {"label_types": list(settings.label_types), "thumb_type": settings.thumb_type,
               "rating_type": settings.rating_type}  # fmt: skip
     return wanted == _DEFAULT_TYPES and copies_current(backend)
+
+
+def kept_segments(backend: Any) -> list[str] | None:
+    """The segment columns of the kept unit sums (:mod:`workbench.queries.unit_sums`) when they and the copies
+    match both streams now; else None."""
+    if not copies_current(backend):
+        return None
+    return list(read_meta(backend.con, _STAMP)["segments"])
 
 
 def copies_current(backend: Any) -> bool:
