@@ -21,7 +21,7 @@ from workbench.ingest import ingest_frame
 from workbench.queries import Window, trace_feedback, unit_sums
 from workbench.queries.abtest import METRICS
 from workbench.schema import parse_roles
-from workbench.store import Store
+from workbench.store import Store, write_meta
 
 EVERY_METRIC = list(METRICS)
 QUICK = ABTestSettings(metrics=("thumbs_up_rate",), guardrails=())
@@ -60,6 +60,7 @@ def kept_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
                         WHEN j % 5 = 1 THEN (hash(j + 2) % 40) / 2.0 WHEN j % 5 = 2 THEN 1 + hash(j + 3) % 5
                         WHEN j % 5 = 3 THEN (hash(j + 4) % 3)::DOUBLE ELSE 1 END, NULL, NULL
             FROM range(12000) t(j)""")  # fmt: skip
+        write_meta(con, "roles", {"predictions": {"sensitive": ["region"], "categorical": ["device"]}})
         trace_feedback.rebuild(con)
     return store
 
@@ -76,6 +77,11 @@ def _joined(store: Store, tmp_path: Path) -> Store:
 def _kept_is_used(store: Store) -> bool:
     with store.ibis() as con:
         return trace_feedback.copies_current(con)
+
+
+def _path(result: dict[str, Any]) -> str:
+    """What the analysis read (taken out of the result: the one entry the two paths must not share)."""
+    return result["period"].pop("aggregated_from")
 
 
 def _same(a: Any, b: Any, path: str = "") -> None:
@@ -109,6 +115,8 @@ def test_every_metric_from_the_kept_sums_equals_the_join(
     args = {"window": window, "metrics": EVERY_METRIC, "guardrails": [], "arm_source": arm_source, "cuped": cuped,
             "settings": settings}  # fmt: skip
     kept, join = analyse_store(kept_store, **args).to_dict(), analyse_store(joined, **args).to_dict()
+    whole_experiment = window is None and arm_source != "model_version"
+    assert _path(kept) == ("unit sums" if whole_experiment else "trace sums") and _path(join) == "feedback join"
     assert len(kept["comparisons"]) == len(EVERY_METRIC) * (len(kept["arms"]) - 1)
     if arm_source == "arm":
         assert kept["srm"]["crossover_units"] == join["srm"]["crossover_units"] > 0
@@ -147,9 +155,10 @@ def test_a_store_written_by_the_ingest_is_analysed_from_the_kept_sums(tmp_path: 
     store = _ingested(tmp_path)
     assert _kept_is_used(store)
     args = {"metrics": EVERY_METRIC, "guardrails": []}
-    kept = analyse_store(store, **args).to_dict()
+    kept, join = analyse_store(store, **args).to_dict(), analyse_store(_joined(store, tmp_path), **args).to_dict()
+    assert (_path(kept), _path(join)) == ("unit sums", "feedback join")
     assert kept["srm"]["segments"]  # the region role is checked from the kept units
-    _same(kept, analyse_store(_joined(store, tmp_path), **args).to_dict())
+    _same(kept, join)
 
 
 def _executed(store: Store, monkeypatch, **args: Any) -> tuple[list[str], Any]:  # type: ignore[no-untyped-def]

@@ -52,7 +52,7 @@ from workbench.queries.abtest_summary import (
     segment_values,
     unit_summary,
 )
-from workbench.queries.trace_feedback import HIDDEN_PREFIX, copies_current, kept_segments
+from workbench.queries.trace_feedback import HIDDEN_PREFIX, kept_segments
 from workbench.stats.abtest import Moments, ProportionStats
 from workbench.store import Store, stored_roles, table_columns
 
@@ -93,12 +93,13 @@ def analyse_store(
         if cuped and not has_units:
             warnings.append("CUPED needs a unit_id to find each unit's pre-period: it was not applied.")
             cuped = False
-        kept = copies_current(con)
+        stored = kept_segments(con)  # the kept sums' segment columns, None when they are not current
+        kept = stored is not None
         keep = kept_columns([m for _role, m in chosen]) if kept else ()
         exp, source = experiment_predictions(con, window, arm_source, tuple(segment_columns), keep)
         say("counting units per arm and segment")
         n_segments = len(segment_columns)
-        units = _kept_units(con, window, source, segment_columns) if kept else None
+        units = _kept_units(stored, window, source, segment_columns)
         codes = None
         if n_segments and units is None:
             codes = read_segment_codes(segment_values(exp, n_segments).execute(), n_segments)
@@ -124,8 +125,9 @@ def analyse_store(
     srm = srm_summary(counts, planned_split or settings.planned_split or None, settings.srm_p_threshold,
                       {k: v for k, v in segments.items() if v}, crossover)  # fmt: skip
     days = (last - first).total_seconds() / 86400 if first and last else None
+    path = "unit sums" if units is not None else "trace sums" if kept else "feedback join"  # what it read
     info = {"first": first.isoformat() if first else None, "last": last.isoformat() if last else None,
-            "days": days, "arm_source": source, "cuped": cuped}  # fmt: skip
+            "days": days, "arm_source": source, "cuped": cuped, "aggregated_from": path}  # fmt: skip
     return finish(datas, srm, control, settings, "store", "unit_id" if has_units else "prediction", info, warnings)
 
 
@@ -159,11 +161,11 @@ def _kept_aggregates(
     return read_kept_summary(frame, metrics, n_segments, settings.max_segment_values, pre is not None)
 
 
-def _kept_units(con: Any, window: Window | None, source: str, segments: list[str]) -> list[str] | None:
-    """The segment columns in the ingest's per-unit sums' order when they serve this analysis (the whole
-    experiment, arms from the ``arm`` role, these segments kept), else None."""
-    kept = kept_segments(con) if window is None and source == "arm" else None
-    return segments if kept is not None and set(segments) <= set(kept) else None
+def _kept_units(stored: list[str] | None, window: Window | None, source: str, segments: list[str]) -> list[str] | None:
+    """``segments`` when the ingest's per-unit sums (``stored``: their segment columns, None when not current)
+    serve this analysis: the whole experiment, arms from the ``arm`` role, these segments kept; else None."""
+    serves = stored is not None and window is None and source == "arm" and set(segments) <= set(stored)
+    return segments if serves else None
 
 
 def _has_unit_ids(con: Any, window: Window | None) -> bool:

@@ -27,10 +27,11 @@ TABLE = "unit_sums"
 _TOUCHED = "__touched_units"
 
 
-def segment_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The columns whose first-exposure value the table keeps: the stored sensitive and categorical roles."""
+def segment_columns(con: duckdb.DuckDBPyConnection, present: list[str] | None = None) -> list[str]:
+    """The columns whose first-exposure value the table keeps: the stored sensitive and categorical roles
+    (those among the predictions' columns, ``present`` when the caller has them)."""
     roles = stored_roles(con).predictions
-    present = table_columns(con, "predictions")
+    present = list(table_columns(con, "predictions")) if present is None else present
     return [c for c in dict.fromkeys([*roles.sensitive, *(roles.categorical or [])]) if c in present]
 
 
