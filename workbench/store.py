@@ -141,9 +141,9 @@ def stored_roles(con: duckdb.DuckDBPyConnection) -> Roles:
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """Return ``{column: duckdb type}`` of a store table, in table order."""
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+    rows = con.execute(  # duckdb_columns(): information_schema's view over it cost ~5–35 ms a call
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE table_name = ? AND schema_name = 'main' AND database_name = current_database() ORDER BY column_index",
         [table],
     ).fetchall()
     return dict(rows)

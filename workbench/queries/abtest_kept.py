@@ -116,10 +116,11 @@ def kept_summary(
 
 def kept_units(con: Any, segments: list[str], metrics: list[Metric]) -> Any:
     """The ingest's per-unit sums (:mod:`workbench.queries.unit_sums`) shaped as :func:`kept_summary` groups them
-    from the predictions: ``unit, arm, first, last, seg_<i>`` and each metric's ``y<i>``, ``m<i>``."""
+    from the predictions: ``unit, arm, first, last, crossed, seg_<i>`` and each metric's ``y<i>``, ``m<i>``."""
     t = con.table(unit_sums.TABLE)
     return t.select(
-        "unit", "arm", "first", "last", **{f"seg_{i}": t[unit_sums.segment_name(c)] for i, c in enumerate(segments)},
+        "unit", "arm", "first", "last", "crossed",
+        **{f"seg_{i}": t[unit_sums.segment_name(c)] for i, c in enumerate(segments)},
         **{f"y{i}": t[f"y__{m.name}"] for i, m in enumerate(metrics)},
         **{f"m{i}": t[f"m__{m.name}"] for i, m in enumerate(metrics)},
     )  # fmt: skip

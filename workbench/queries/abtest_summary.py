@@ -106,7 +106,8 @@ SRM_COLUMNS = ("part", "seg", "arm", "units", "first", "last")
 
 def srm_branches(units: Any, n_segments: int, codes: SegmentCodes | None = None) -> list[Any]:
     """:func:`unit_summary`'s rows from the per-(unit, arm) table ``units`` (:func:`units_by_arm`), as one
-    table per part with the columns :data:`SRM_COLUMNS`."""
+    table per part with the columns :data:`SRM_COLUMNS`. A boolean column ``crossed`` in ``units`` (true on
+    one row of each unit seen in several arms) counts the crossed units instead of grouping by unit again."""
     import ibis
 
     ts_type = units.first.type()
@@ -127,9 +128,12 @@ def srm_branches(units: Any, n_segments: int, codes: SegmentCodes | None = None)
             continue
         seg = units.group_by([units[f"seg_{i}"].name("seg"), "arm"]).aggregate(units=units.count())
         branches.append(seg.select(**part(i, seg.seg, seg.arm, seg.units, no_ts, no_ts)))
-    per_unit = units.group_by("unit").aggregate(k=units.count())
-    crossing = per_unit.filter(per_unit.k > 1)
-    crossed = crossing.aggregate(units=crossing.count())
+    if "crossed" in units.columns:  # kept per-unit sums: one row of each unit seen in several arms is marked
+        crossed = units.aggregate(units=units.count(where=units.crossed))
+    else:
+        per_unit = units.group_by("unit").aggregate(k=units.count())
+        crossing = per_unit.filter(per_unit.k > 1)
+        crossed = crossing.aggregate(units=crossing.count())
     branches.append(crossed.select(**part(-2, no_seg, ibis.null("string"), crossed.units, no_ts, no_ts)))
     return [b.select(*SRM_COLUMNS) for b in branches]
 

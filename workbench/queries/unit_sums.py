@@ -4,8 +4,9 @@ With the per-trace sums on the prediction rows (:mod:`workbench.queries.trace_fe
 still groups every prediction by (unit, arm): ~1 s of CPU at 5M predictions and 1M units on 2 cores, the
 floor of any analysis that reads predictions. So the ingest keeps, in the same transaction as the copies,
 the table ``unit_sums``: one row per (unit, arm) of the predictions with an arm, the unit's first and last
-prediction ts, the value of each segment column (the stored sensitive and categorical roles) at its first
-prediction, and every A/B metric's per-unit sums (``y__<metric>``: Σ value, ``m__<metric>``: observations),
+prediction ts, whether it is the first arm's row of a unit seen in several arms (the SRM's crossover count),
+the value of each segment column (the stored sensitive and categorical roles) at the unit's first prediction,
+and every A/B metric's per-unit sums (``y__<metric>``: Σ value, ``m__<metric>``: observations),
 exactly as :func:`workbench.queries.abtest.units_by_arm` gives them over all predictions. Each ingest
 recomputes the units it touched (its predictions' units, or the units of the traces its feedback names).
 
@@ -42,7 +43,9 @@ def segment_name(column: str) -> str:
 
 def units_expr(backend: Any, segments: list[str], touched: Any | None = None) -> Any:
     """The table's rows as an Ibis expression over ``backend``'s predictions and their kept per-trace sums
-    (``touched``: only those units)."""
+    (``touched``: only those units). ``crossed`` marks the first arm's row of a unit seen in several arms."""
+    import ibis
+
     from workbench.queries.abtest_kept import kept_columns, trace_observations
 
     metrics = list(METRICS.values())
@@ -54,6 +57,8 @@ def units_expr(backend: Any, segments: list[str], touched: Any | None = None) ->
         c, s = trace_observations(exp, m)
         sums |= {f"y__{m.name}": s, f"m__{m.name}": c}
     units = units_by_arm(exp, len(segments), None, sums)
+    per_unit = ibis.window(group_by="unit")  # a touched unit is recomputed with all its arms: the mark holds
+    units = units.mutate(crossed=(units.count().over(per_unit) > 1) & (units.arm == units.arm.min().over(per_unit)))
     return units.rename({segment_name(c): f"seg_{i}" for i, c in enumerate(segments)})
 
 
