@@ -1,13 +1,14 @@
-"""A/B aggregates from the per-trace sums the ingest keeps on each prediction row: one query, no feedback join.
+"""A/B aggregates from the sums the ingest keeps (per trace on each prediction row, per unit in ``unit_sums``).
 
 The join path (:func:`workbench.queries.abtest_summary.event_summary`) joins every event to its prediction
 and groups the events by unit a second time: at 10M events that join and grouping were ~2 of the analysis's
 ~4 s. The ingest keeps, on each prediction row, its trace's count of observations, positives, Σ value and
 (for mean metrics) the values themselves (:data:`workbench.queries.trace_feedback.EXPERIMENT`). So here the
-per-unit sums of every metric come from the same GROUP BY (unit, arm) that counts the SRM units, the daily
-proportions from one GROUP BY (arm, day) of the predictions, and a mean metric's event values are unnested
-from the rows that hold any. Rows and readers are those of :mod:`workbench.queries.abtest_summary`: the same
-:class:`UnitSummary` and :class:`EventAggregates` (tested equal to the join path's).
+per-unit sums of every metric come from the same GROUP BY (unit, arm) that counts the SRM units, or, for
+the whole experiment, from the per-unit sums the ingest keeps too (:mod:`workbench.queries.unit_sums`); the
+daily proportions come from one GROUP BY (arm, day) of the predictions, and a mean metric's event values are
+unnested from the rows that hold any. Rows and readers are those of :mod:`workbench.queries.abtest_summary`:
+the same :class:`UnitSummary` and :class:`EventAggregates` (tested equal to the join path's).
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ def kept_summary(
     """
     import ibis
 
-    row = _row
     observed = {i: trace_observations(exp, m) for i, m in enumerate(metrics)}
     sums = {**{f"y{i}": s for i, (_c, s) in observed.items()}, **{f"m{i}": c for i, (c, _s) in observed.items()}}
     if units is None:
@@ -100,14 +100,14 @@ def kept_summary(
     for i, m in enumerate(metrics):
         name = ibis.literal(m.name, "string")
         moments = {c: per_arm[f"{c}{i}"] for c in _moment_names(pre is not None)}
-        unit_branches.append(per_arm.select(**row("unit", metric=name, arm=per_arm.arm, **moments)))
+        unit_branches.append(per_arm.select(**_row("unit", metric=name, arm=per_arm.arm, **moments)))
         if m.kind == "ratio":
-            other.append([_ratio_days(exp, observed[i], row, name)])
+            other.append([_ratio_days(exp, observed[i], name)])
         elif m.kind == "mean":
-            other.append(_value_branches(exp, m, row, name, capping_percentile, nonzero_only))
+            other.append(_value_branches(exp, m, name, capping_percentile, nonzero_only))
         else:
             days = daily.filter(daily[f"m{i}"] > 0)
-            day_branches.append(days.select(**row("day", metric=name, arm=days.arm, day=days.day,
+            day_branches.append(days.select(**_row("day", metric=name, arm=days.arm, day=days.day,
                                                   rows=days[f"m{i}"], total=days[f"y{i}"])))  # fmt: skip
     types = _types(exp.day.type(), exp.ts.type())
     queries = [unit_branches, *([day_branches] if day_branches else []), *other]
@@ -146,7 +146,7 @@ def _unit_moments(units: Any, n_metrics: int, cuped: bool) -> dict[str, Any]:
     return out
 
 
-def _ratio_days(exp: Any, observed: tuple[Any, Any], row: Any, name: Any) -> Any:
+def _ratio_days(exp: Any, observed: tuple[Any, Any], name: Any) -> Any:
     """A ratio metric's daily Moments of (y, m) over the day's units (as ``unit_stats(obs, by_day=True)``)."""
     c, s = observed
     per_unit = exp.group_by(["arm", "day", "unit"]).aggregate(y=s.sum(), m=c.sum().cast("float64"))
@@ -154,12 +154,10 @@ def _ratio_days(exp: Any, observed: tuple[Any, Any], row: Any, name: Any) -> Any
         rows=per_unit.count(), mean_y=per_unit.y.mean(), mean_m=per_unit.m.mean(), var_y=per_unit.y.var(),
         cov_ym=per_unit.y.cov(per_unit.m), var_m=per_unit.m.var(),
     )  # fmt: skip
-    return days.select(**row("unit_day", metric=name, **{c: days[c] for c in days.columns}))
+    return days.select(**_row("unit_day", metric=name, **{c: days[c] for c in days.columns}))
 
 
-def _value_branches(
-    exp: Any, m: Metric, row: Any, name: Any, capping_percentile: float, nonzero_only: bool
-) -> list[Any]:
+def _value_branches(exp: Any, m: Metric, name: Any, capping_percentile: float, nonzero_only: bool) -> list[Any]:
     """A mean metric's event values, unnested from the rows that hold any: per arm and day n, Σ, mean, var;
     the capping threshold; per arm each distinct value's count (as :func:`event_summary`'s branches)."""
     import ibis
@@ -174,9 +172,9 @@ def _value_branches(
     threshold = obs.aggregate(cap=obs.value.quantile(capping_percentile, where=where))
     values = obs.group_by(["arm", "value"]).aggregate(rows=obs.count())
     return [
-        days.select(**row("day", metric=name, **{c: days[c] for c in days.columns})),
-        threshold.select(**row("cap", metric=name, arm=ibis.null("string"), cap=threshold.cap)),
-        values.select(**row("value", metric=name, **{c: values[c] for c in values.columns})),
+        days.select(**_row("day", metric=name, **{c: days[c] for c in days.columns})),
+        threshold.select(**_row("cap", metric=name, arm=ibis.null("string"), cap=threshold.cap)),
+        values.select(**_row("value", metric=name, **{c: values[c] for c in values.columns})),
     ]
 
 
