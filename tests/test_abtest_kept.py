@@ -141,6 +141,8 @@ def _ingested(tmp_path: Path) -> Store:
         "ts": pd.Timestamp("2026-04-16", tz="UTC"), "kind": "explicit", "type": kinds,
         "value": np.where(kinds == "dwell", np.round(rng.gamma(2, 15, 6000), 1), rng.integers(0, 2, 6000)),
     })  # fmt: skip
+    later = np.arange(n) >= 2500
+    predictions.loc[later & (np.arange(n) % 7 == 0), "arm"] = "crossed-over"  # units seen in a second arm
     store = Store(tmp_path / "ingested.duckdb")
     roles = parse_roles('[predictions]\nsensitive = ["region"]\n')
     ingest_frame(store, feedback.iloc[:2000], "feedback")  # orphans: their predictions come next
@@ -196,13 +198,96 @@ def test_a_window_groups_the_predictions_by_unit_once_and_reads_no_feedback(kept
     assert result.srm.crossover_units == 5
 
 
-def test_the_kept_units_equal_the_predictions_grouped_now_after_every_ingest(tmp_path: Path) -> None:
-    """unit_sums after ingests of predictions and feedback in any order equals rebuilding it whole."""
+def test_the_kept_units_equal_the_raw_rows_grouped_now_after_every_ingest(tmp_path: Path) -> None:
+    """unit_sums after ingests of predictions and feedback in any order equals the raw predictions and feedback
+    grouped by hand (pandas), crossed units included, and a whole rebuild."""
     store = _ingested(tmp_path)
     with store.connect(read_only=True) as con:
         kept = con.execute(f"SELECT * FROM {unit_sums.TABLE} ORDER BY unit, arm").df()
+        p = con.execute("SELECT trace_id, ts, arm, coalesce(unit_id, trace_id) AS unit, region FROM predictions "
+                        "WHERE arm IS NOT NULL").df()  # fmt: skip
+        f = con.execute("SELECT trace_id, type, value FROM feedback").df()
+    f["thumb"] = (f["type"] == "thumb") & f["value"].notna()
+    f["up"] = f["thumb"] & (f["value"] > 0)
+    f["dwell"] = (f["type"] == "dwell") & f["value"].notna()
+    f["dwell_value"] = f["value"].where(f["dwell"], 0.0)
+    per_trace = f.groupby("trace_id")[["thumb", "up", "dwell", "dwell_value"]].sum()
+    rows = p.join(per_trace, on="trace_id").fillna({"thumb": 0, "up": 0, "dwell": 0, "dwell_value": 0.0})
+    rows = rows.sort_values("ts")
+    by_hand = rows.groupby(["unit", "arm"]).agg(
+        first=("ts", "min"), last=("ts", "max"), region=("region", "first"), m_thumb=("thumb", "sum"),
+        y_thumb=("up", "sum"), m_dwell=("dwell", "sum"), y_dwell=("dwell_value", "sum"),
+    ).reset_index().sort_values(["unit", "arm"]).reset_index(drop=True)  # fmt: skip
+    arms = by_hand.groupby("unit")["arm"].transform("count")
+    by_hand["crossed"] = (arms > 1) & (by_hand["arm"] == by_hand.groupby("unit")["arm"].transform("min"))
+    assert by_hand["crossed"].sum() > 10 and len(kept) == len(by_hand)
+    assert kept["unit"].tolist() == by_hand["unit"].tolist() and kept["arm"].tolist() == by_hand["arm"].tolist()
+    assert kept["crossed"].tolist() == by_hand["crossed"].tolist()
+    assert kept["seg__region"].tolist() == by_hand["region"].tolist()
+    assert (kept["first"] == by_hand["first"]).all() and (kept["last"] == by_hand["last"]).all()
+    assert kept["m__thumbs_up_rate"].astype(int).tolist() == by_hand["m_thumb"].astype(int).tolist()
+    assert kept["y__thumbs_up_rate"].tolist() == by_hand["y_thumb"].astype(float).tolist()
+    assert kept["m__dwell_time"].astype(int).tolist() == by_hand["m_dwell"].astype(int).tolist()
+    np.testing.assert_allclose(kept["y__dwell_time"], by_hand["y_dwell"], rtol=1e-12)
     with store.connect(read_only=False) as con:
         unit_sums.rebuild(con, unit_sums.segment_columns(con))
         whole = con.execute(f"SELECT * FROM {unit_sums.TABLE} ORDER BY unit, arm").df()
-    assert len(kept) == len(whole) > 0
     pd.testing.assert_frame_equal(kept, whole, check_dtype=False, rtol=1e-12)
+
+
+def test_stale_unit_sums_are_not_read_and_the_next_ingest_rebuilds_them(tmp_path: Path) -> None:
+    """Roles changed behind the ingest, or a unit_sums of another shape: the analysis groups the predictions
+    (per-trace sums, same result); the next ingest rebuilds the unit sums and the analysis reads them again."""
+    store = _ingested(tmp_path)
+    args = {"metrics": EVERY_METRIC, "guardrails": []}
+    assert _path(analyse_store(store, **args).to_dict()) == "unit sums"
+    with store.connect(read_only=False) as con:  # a second sensitive role, written behind the ingest
+        write_meta(con, "roles", {"predictions": {"sensitive": ["region", "model_version"]}})
+    stale = analyse_store(store, **args).to_dict()
+    assert _path(stale) == "trace sums"
+    assert any(s["segment"] == "model_version" for s in stale["srm"]["segments"])  # the new role is checked
+    _same(stale, _joined_result(store, tmp_path, args))
+    late = pd.DataFrame({"trace_id": ["t1"], "ts": [pd.Timestamp("2026-04-20", tz="UTC")], "kind": ["explicit"],
+                         "type": ["other"], "value": [1.0]})  # fmt: skip
+    ingest_frame(store, late, "feedback")
+    assert _path(analyse_store(store, **args).to_dict()) == "unit sums"
+    with store.connect(read_only=False) as con:  # a table of an older shape (no crossed mark)
+        con.execute(f"ALTER TABLE {unit_sums.TABLE} DROP COLUMN crossed")
+    old_shape = analyse_store(store, **args).to_dict()
+    assert _path(old_shape) == "trace sums"
+    _same(old_shape, _joined_result(store, tmp_path, args))
+
+
+def _joined_result(store: Store, tmp_path: Path, args: dict[str, Any]) -> dict[str, Any]:
+    """The analysis of a copy of ``store`` without kept sums (the feedback joined), its path checked and taken out."""
+    result = analyse_store(_joined(store, tmp_path), **args).to_dict()
+    assert _path(result) == "feedback join"
+    return result
+
+
+def test_an_arm_without_observations_of_a_metric_gives_the_joins_result(tmp_path: Path) -> None:
+    """One arm never got a dwell event: no unit moments for it on either path (with CUPED too)."""
+    store = Store(tmp_path / "empty-arm.duckdb")
+    rng = np.random.default_rng(3)
+    n = 1200
+    predictions = pd.DataFrame({
+        "trace_id": [f"t{i}" for i in range(n)],
+        "ts": pd.Timestamp("2026-05-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 10 * 86400, n), unit="s"),
+        "model_version": "v1", "prediction": 0, "score": 0.5,
+        "arm": np.where(np.arange(n) % 2 == 0, "champion", "challenger"), "unit_id": [f"u{i % 300}" for i in range(n)],
+    })  # fmt: skip
+    pre = predictions.iloc[:200].assign(trace_id=[f"pre{i}" for i in range(200)], arm=None,
+                                        ts=pd.Timestamp("2026-04-25", tz="UTC"))  # fmt: skip
+    traces = rng.integers(0, n, 3000)
+    kinds = np.where(traces % 2 == 0, rng.choice(["thumb", "dwell"], 3000), "thumb")  # challenger: thumbs only
+    feedback = pd.DataFrame({"trace_id": [f"t{i}" for i in traces], "ts": pd.Timestamp("2026-05-12", tz="UTC"),
+                             "kind": "explicit", "type": kinds,
+                             "value": rng.integers(0, 40, 3000).astype(float)})  # fmt: skip
+    ingest_frame(store, pd.concat([pre, predictions], ignore_index=True), "predictions")
+    ingest_frame(store, feedback, "feedback")
+    for cuped in (False, True):
+        args = {"metrics": ["thumbs_up_rate"], "guardrails": ["dwell_time"], "cuped": cuped}
+        kept = analyse_store(store, **args).to_dict()
+        join = analyse_store(_joined(store, tmp_path), **args).to_dict()
+        assert (_path(kept), _path(join)) == ("unit sums", "feedback join")
+        _same(kept, join)

@@ -16,7 +16,7 @@ import pytest
 from workbench.errors import InputError
 from workbench.fairness import audit_store
 from workbench.ingest import ingest_frame, ingest_frames
-from workbench.queries import trace_feedback
+from workbench.queries import trace_feedback, unit_sums
 from workbench.stats.fairness import FairnessSettings
 from workbench.store import Store
 
@@ -39,6 +39,7 @@ def _predictions(start: int, stop: int, seed: int) -> pd.DataFrame:
         "prediction": rng.integers(0, 2, n),
         "score": rng.random(n),
         "region": rng.choice(["north", "south", "east", None], n),
+        "arm": rng.choice(["a", "b"], n), "unit_id": [f"u{i % 300}" for i in range(start, stop)],
     })  # fmt: skip
 
 
@@ -280,13 +281,21 @@ def test_other_label_types_or_feedback_types_do_not_use_the_kept_table(tmp_path:
 
 
 def test_a_failed_ingest_leaves_the_table_and_its_stamp_as_they_were(tmp_path: Path) -> None:
+    """The kept table, the copies on the predictions and the unit sums are as before a failed ingest."""
     store = _build(tmp_path)
     before = _kept(store)
+    with store.connect(read_only=True) as con:
+        copies = con.execute("SELECT * FROM predictions ORDER BY trace_id").df()
+        units = con.execute(f"SELECT * FROM {unit_sums.TABLE} ORDER BY unit, arm").df()
+    assert len(units) > 300  # units in both arms
     good = _feedback(np.array([1, 2, 3]), 11)
     with pytest.raises(InputError):
         ingest_frames(store, [(good, "feedback"), (pd.DataFrame({"nothing": []}), "feedback")])
     assert _is_current(store)
     _same_counts(_kept(store), before)
+    with store.connect(read_only=True) as con:
+        pd.testing.assert_frame_equal(con.execute("SELECT * FROM predictions ORDER BY trace_id").df(), copies)
+        pd.testing.assert_frame_equal(con.execute(f"SELECT * FROM {unit_sums.TABLE} ORDER BY unit, arm").df(), units)
 
 
 def test_a_store_without_the_table_is_audited_from_the_feedback_and_the_next_ingest_builds_it(tmp_path: Path) -> None:

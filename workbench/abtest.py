@@ -24,7 +24,7 @@ from workbench.abtest_result import (
     srm_summary,
 )
 from workbench.errors import InputError
-from workbench.queries import Window, file_table
+from workbench.queries import Window, file_table, unit_sums
 from workbench.queries.abtest import (
     Metric,
     cap_value,
@@ -52,9 +52,9 @@ from workbench.queries.abtest_summary import (
     segment_values,
     unit_summary,
 )
-from workbench.queries.trace_feedback import HIDDEN_PREFIX, kept_segments
+from workbench.queries.trace_feedback import HIDDEN_PREFIX, kept_sums
 from workbench.stats.abtest import Moments, ProportionStats
-from workbench.store import Store, stored_roles, table_columns
+from workbench.store import Store, table_columns
 
 __all__ = ["ABTestResult", "ABTestSettings", "analyse_file", "analyse_store", "analyse_summary", "export",
            "load_settings", "parse_summary_file"]  # fmt: skip
@@ -80,6 +80,7 @@ def analyse_store(
     (the sensitive and categorical columns); each metric aggregated per arm, day and unit in the engine.
     """
     settings = settings or load_settings()
+    window = None if window == Window() else window  # no bound: the whole experiment (the CLI passes Window())
     say = progress or (lambda _step: None)
     primary = [metric(m) for m in (metrics or settings.metrics)]
     guards = [g for g in (metric(x) for x in (settings.guardrails if guardrails is None else guardrails))
@@ -93,8 +94,7 @@ def analyse_store(
         if cuped and not has_units:
             warnings.append("CUPED needs a unit_id to find each unit's pre-period: it was not applied.")
             cuped = False
-        stored = kept_segments(con)  # the kept sums' segment columns, None when they are not current
-        kept = stored is not None
+        kept, stored = kept_sums(con)  # per-trace sums current; the per-unit sums' segment columns (or None)
         keep = kept_columns([m for _role, m in chosen]) if kept else ()
         exp, source = experiment_predictions(con, window, arm_source, tuple(segment_columns), keep)
         say("counting units per arm and segment")
@@ -180,9 +180,7 @@ def _segment_columns(con: Any, settings: ABTestSettings) -> list[str]:
     columns = [c for c in table_columns(con.con, "predictions") if not c.startswith(HIDDEN_PREFIX)]
     if settings.segments:
         return [c for c in settings.segments if c in columns]
-    roles = stored_roles(con.con).predictions
-    wanted = [*roles.sensitive, *(roles.categorical or [])]
-    return [c for c in dict.fromkeys(wanted) if c in columns]
+    return unit_sums.segment_columns(con.con, columns)
 
 
 def _store_metrics(

@@ -54,8 +54,9 @@ class MetricData:
 
 def primary_effect(data: MetricData, control: str, variant: str) -> Effect:
     """The comparison whose p-value counts: CUPED when asked, else pooled z / Welch / delta method by kind."""
-    if data.cuped is not None:
-        pair = (data.cuped[control], data.cuped[variant])
+    if data.cuped is not None:  # an arm without observations of the metric has no moments: empty ones
+        k = 3 if data.cuped_kind == "ratio" else 2
+        pair = (_get(data.cuped, control, k), _get(data.cuped, variant, k))
         return compare_cuped_ratios(*pair) if data.cuped_kind == "ratio" else compare_cuped(*pair)
     kind = data.metric.kind
     if kind == "ratio":

@@ -24,6 +24,7 @@ from workbench.queries.abtest_summary import (
     EventAggregates,
     SegmentCodes,
     UnitSummary,
+    cap_and_values,
     read_event_summary,
     read_unit_summary,
     srm_branches,
@@ -99,8 +100,9 @@ def kept_summary(
     day_branches, other = [], []
     for i, m in enumerate(metrics):
         name = ibis.literal(m.name, "string")
-        moments = {c: per_arm[f"{c}{i}"] for c in _moment_names(pre is not None)}
-        unit_branches.append(per_arm.select(**_row("unit", metric=name, arm=per_arm.arm, **moments)))
+        seen = per_arm.filter(per_arm[f"rows{i}"] > 0)  # an arm without observations has no row (as the join's)
+        moments = {c: seen[f"{c}{i}"] for c in _moment_names(pre is not None)}
+        unit_branches.append(seen.select(**_row("unit", metric=name, arm=seen.arm, **moments)))
         if m.kind == "ratio":
             other.append([_ratio_days(exp, observed[i], name)])
         elif m.kind == "mean":
@@ -160,21 +162,15 @@ def _ratio_days(exp: Any, observed: tuple[Any, Any], name: Any) -> Any:
 def _value_branches(exp: Any, m: Metric, name: Any, capping_percentile: float, nonzero_only: bool) -> list[Any]:
     """A mean metric's event values, unnested from the rows that hold any: per arm and day n, Σ, mean, var;
     the capping threshold; per arm each distinct value's count (as :func:`event_summary`'s branches)."""
-    import ibis
-
     column = exp[hidden(experiment_columns(m)["values"])]
     held = exp.filter(column.notnull())
     obs = held.select("arm", "day", value=held[column.get_name()].unnest())
     days = obs.group_by(["arm", "day"]).aggregate(
         rows=obs.count(), total=obs.value.sum(), mean=obs.value.mean(), var=obs.value.var()
     )
-    where = obs.value != 0 if nonzero_only else None
-    threshold = obs.aggregate(cap=obs.value.quantile(capping_percentile, where=where))
-    values = obs.group_by(["arm", "value"]).aggregate(rows=obs.count())
     return [
         days.select(**_row("day", metric=name, **{c: days[c] for c in days.columns})),
-        threshold.select(**_row("cap", metric=name, arm=ibis.null("string"), cap=threshold.cap)),
-        values.select(**_row("value", metric=name, **{c: values[c] for c in values.columns})),
+        *cap_and_values(obs, name, capping_percentile, nonzero_only, _row),
     ]
 
 

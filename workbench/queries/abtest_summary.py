@@ -229,14 +229,23 @@ def event_summary(
         if m.kind != "mean" or m.per_prediction:
             continue
         obs = events.filter(events.metric == m.name)
-        where = obs.value != 0 if nonzero_only else None
-        quantile = obs.value.quantile(capping_percentile, where=where)
-        metric_name = ibis.literal(m.name, "string")
-        threshold = obs.aggregate(cap=quantile)
-        branches.append(threshold.select(**row("cap", metric=metric_name, arm=ibis.null("string"), cap=threshold.cap)))
-        values = obs.group_by(["arm", "value"]).aggregate(rows=obs.count())
-        branches.append(values.select(**row("value", metric=metric_name, **{c: values[c] for c in values.columns})))
+        branches += cap_and_values(obs, ibis.literal(m.name, "string"), capping_percentile, nonzero_only, row)
     return ibis.union(*(b.select(*EVENT_COLUMNS) for b in branches), distinct=False)
+
+
+def cap_and_values(obs: Any, name: Any, capping_percentile: float, nonzero_only: bool, row: Any) -> list[Any]:
+    """A mean metric's ``cap`` branch (the capping percentile of its values, of the non-zero ones with
+    ``nonzero_only``, as :func:`cap_value`) and ``value`` branch (per arm each distinct value's count), from
+    ``obs`` (``arm, value``); ``row`` builds a branch's row from its part and columns."""
+    import ibis
+
+    where = obs.value != 0 if nonzero_only else None
+    threshold = obs.aggregate(cap=obs.value.quantile(capping_percentile, where=where))
+    values = obs.group_by(["arm", "value"]).aggregate(rows=obs.count())
+    return [
+        threshold.select(**row("cap", metric=name, arm=ibis.null("string"), cap=threshold.cap)),
+        values.select(**row("value", metric=name, **{c: values[c] for c in values.columns})),
+    ]
 
 
 @dataclass(frozen=True)

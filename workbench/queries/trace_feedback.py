@@ -161,10 +161,15 @@ def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             for i, table in enumerate(("predictions", "feedback"))}  # fmt: skip
 
 
-def _stamp_is_current(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> bool:
+def _check(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> tuple[bool, bool, Any]:
+    """(the copies are current, the unit sums are current too, the stamp) against ``state``, in two queries.
+
+    The unit sums depend on the roles too (their segment columns), so they can be stale on their own: an
+    ingest that adds a role rebuilds them alone, and meanwhile the copies are still read.
+    """
     stamp = read_meta(con, _STAMP)
     if not (isinstance(stamp, dict) and stamp.get("version") == VERSION and stamp.get("state") == state):
-        return False
+        return False, False, stamp
     tables = dict(
         con.execute(  # one catalog query for the three tables (information_schema costs ~6 ms a call)
             "SELECT table_name, list(column_name || ' ' || data_type) FROM duckdb_columns() "
@@ -173,14 +178,16 @@ def _stamp_is_current(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> 
         ).fetchall()
     )
     columns = dict(c.split(" ", 1) for c in tables.get("predictions", []))
-    return (
+    copies = (
         stamp.get("types") == _DEFAULT_TYPES
         and stamp.get("copies") is True
-        and stamp.get("segments") == unit_sums.segment_columns(con, list(columns))
         and TABLE in tables
-        and unit_sums.TABLE in tables
         and all(columns.get(hidden(c)) == dtype for c, dtype in KEPT.items())
     )
+    segments = unit_sums.segment_columns(con, list(columns))
+    kept_units = {c.split(" ", 1)[0] for c in tables.get(unit_sums.TABLE, [])}
+    units = copies and stamp.get("segments") == segments and set(unit_sums.columns(segments)) <= kept_units
+    return copies, units, stamp
 
 
 def _stamp(con: duckdb.DuckDBPyConnection, copies: bool = True, segments: list[str] | None = None) -> None:
@@ -234,7 +241,8 @@ def after_ingest(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int, acc
         **state,
         table: {"rows": state[table]["rows"] - accepted, "last_ingest": _last_before(con, table, ingest_id)},
     }
-    if not _stamp_is_current(con, before):
+    copies, units, _ = _check(con, before)
+    if not copies:
         rebuild(con)
         return
     segments = unit_sums.segment_columns(con)
@@ -248,11 +256,15 @@ def after_ingest(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int, acc
         source = "(SELECT * FROM feedback WHERE trace_id IN (SELECT trace_id FROM __touched_traces))"
         con.execute(f"INSERT INTO {TABLE} {counts_sql(source)}")
         _copy_to_predictions(con, "AND t.trace_id IN (SELECT trace_id FROM __touched_traces)")
-        unit_sums.update(con, segments, *unit_sums.touched_by_traces("__touched_traces"))
+        if units:
+            unit_sums.update(con, segments, *unit_sums.touched_by_traces("__touched_traces"))
         con.execute("DROP TABLE __touched_traces")
     elif accepted:
         _copy_to_predictions(con, "AND predictions.ingest_id = ?", [ingest_id])
-        unit_sums.update(con, segments, *unit_sums.touched_by_predictions(ingest_id))
+        if units:
+            unit_sums.update(con, segments, *unit_sums.touched_by_predictions(ingest_id))
+    if not units:  # the roles changed (other segments) or the table is of another shape: it alone is rebuilt
+        unit_sums.rebuild(con, segments)
     _stamp(con, segments=segments)
 
 
@@ -269,15 +281,17 @@ def is_current(backend: Any, settings: Any) -> bool:
     return wanted == _DEFAULT_TYPES and copies_current(backend)
 
 
-def kept_segments(backend: Any) -> list[str] | None:
-    """The segment columns of the kept unit sums (:mod:`workbench.queries.unit_sums`) when they and the copies
-    match both streams now (so both may be read); else None."""
-    if not copies_current(backend):
-        return None
-    return list(read_meta(backend.con, _STAMP)["segments"])
+def kept_sums(backend: Any) -> tuple[bool, list[str] | None]:
+    """(whether the predictions' copies of the per-trace sums may be read, the segment columns of the kept unit
+    sums (:mod:`workbench.queries.unit_sums`) when they may be read too, else None): each current for both
+    streams now."""
+    if backend.name != "duckdb":
+        return False, None
+    copies, units, stamp = _check(backend.con, _state(backend.con))
+    return copies, list(stamp["segments"]) if units else None
 
 
 def copies_current(backend: Any) -> bool:
     """Whether the predictions' copies of the kept sums match both streams now (a DuckDB store written by
     this build's ingest); else the caller reads the feedback itself."""
-    return backend.name == "duckdb" and _stamp_is_current(backend.con, _state(backend.con))
+    return backend.name == "duckdb" and _check(backend.con, _state(backend.con))[0]

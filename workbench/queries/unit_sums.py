@@ -36,6 +36,12 @@ def segment_columns(con: duckdb.DuckDBPyConnection, present: list[str] | None = 
     return [c for c in dict.fromkeys([*roles.sensitive, *(roles.categorical or [])]) if c in present]
 
 
+def columns(segments: list[str]) -> list[str]:
+    """The table's columns for these segment columns (a table of another shape is rebuilt, not read)."""
+    sums = [f"{side}__{name}" for name in METRICS for side in ("y", "m")]
+    return ["unit", "arm", "first", "last", "crossed", *(segment_name(c) for c in segments), *sums]
+
+
 def segment_name(column: str) -> str:
     """The table's column holding ``column``'s value at the unit's first prediction."""
     return f"seg__{column}"
