@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.abtest_data import insert_tricky_predictions
 from workbench.abtest import analyse_store
 from workbench.abtest_result import ABTestSettings
 from workbench.ingest import ingest_frame
@@ -24,7 +25,6 @@ from workbench.schema import parse_roles
 from workbench.store import Store, write_meta
 
 EVERY_METRIC = list(METRICS)
-QUICK = ABTestSettings(metrics=("thumbs_up_rate",), guardrails=())
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +33,7 @@ def kept_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     a pre-period without arms (CUPED), every metric's feedback type (some without a value); copies written."""
     store = Store(tmp_path_factory.mktemp("abkept") / "kept.duckdb")
     with store.connect(read_only=False) as con:
-        con.execute("ALTER TABLE predictions ADD COLUMN region VARCHAR")
-        con.execute("ALTER TABLE predictions ADD COLUMN device VARCHAR")
-        con.execute("""
-            INSERT INTO predictions
-            SELECT 'tr-' || i,
-                   TIMESTAMPTZ '2026-03-01 00:00:00+00' + to_microseconds((hash(i) % (9 * 86400000000))::BIGINT),
-                   ['v1', 'v2'][1 + (i % 2)], 0, 0.5,
-                   CASE WHEN i % 400 < 7 AND i >= 3000 THEN 'gamma'
-                        ELSE ['alpha', 'beta', 'gamma'][1 + (i % 400) % 3] END,
-                   CASE WHEN i = 2999 THEN NULL ELSE 'u-' || (i % 400) END, NULL,
-                   CASE WHEN i % 11 = 0 THEN NULL ELSE ['north', 'south'][1 + (hash(i + 7) % 2)::INT] END,
-                   ['mobile', 'desktop', 'tablet'][1 + (hash(i + 9) % 3)::INT]
-            FROM range(4000) t(i)""")  # fmt: skip
+        insert_tricky_predictions(con, "['v1', 'v2'][1 + (i % 2)]")
         con.execute("""
             INSERT INTO predictions
             SELECT 'pre-' || i, TIMESTAMPTZ '2026-02-10 00:00:00+00' + to_microseconds((i * 3600000000)::BIGINT),

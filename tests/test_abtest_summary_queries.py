@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from tests.abtest_data import insert_tricky_predictions
 from workbench.queries import Window
 from workbench.queries.abtest import (
     DAY_US,
@@ -56,19 +57,7 @@ def tricky_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """3 arms, 400 units of which 5 crossed arms, a NULL segment, a unit-less prediction, tied dwell values."""
     store = Store(tmp_path_factory.mktemp("abq") / "tricky.duckdb")
     with store.connect(read_only=False) as con:
-        con.execute("ALTER TABLE predictions ADD COLUMN region VARCHAR")
-        con.execute("ALTER TABLE predictions ADD COLUMN device VARCHAR")
-        con.execute("""
-            INSERT INTO predictions
-            SELECT 'tr-' || i,
-                   TIMESTAMPTZ '2026-03-01 00:00:00+00' + to_microseconds((hash(i) % (9 * 86400000000))::BIGINT),
-                   'v1', 0, 0.5,
-                   CASE WHEN i % 400 < 7 AND i >= 3000 THEN 'gamma'
-                        ELSE ['alpha', 'beta', 'gamma'][1 + (i % 400) % 3] END,
-                   CASE WHEN i = 2999 THEN NULL ELSE 'u-' || (i % 400) END, NULL,
-                   CASE WHEN i % 11 = 0 THEN NULL ELSE ['north', 'south'][1 + (hash(i + 7) % 2)::INT] END,
-                   ['mobile', 'desktop', 'tablet'][1 + (hash(i + 9) % 3)::INT]
-            FROM range(4000) t(i)""")  # fmt: skip
+        insert_tricky_predictions(con)
         con.execute("""
             INSERT INTO feedback
             SELECT 'tr-' || (hash(j) % 4000), TIMESTAMPTZ '2026-03-02 00:00:00+00', 'explicit',
