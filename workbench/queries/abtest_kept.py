@@ -19,7 +19,9 @@ from typing import Any
 from workbench.queries import unit_sums
 from workbench.queries.abtest import Metric, units_by_arm
 from workbench.queries.abtest_summary import (
+    COVARIATE_MOMENTS,
     EVENT_COLUMNS,
+    MOMENTS,
     SRM_COLUMNS,
     EventAggregates,
     SegmentCodes,
@@ -28,6 +30,7 @@ from workbench.queries.abtest_summary import (
     read_event_summary,
     read_unit_summary,
     srm_branches,
+    unit_moments,
 )
 from workbench.queries.trace_feedback import experiment_columns, hidden
 
@@ -101,7 +104,7 @@ def kept_summary(
     for i, m in enumerate(metrics):
         name = ibis.literal(m.name, "string")
         seen = per_arm.filter(per_arm[f"rows{i}"] > 0)  # an arm without observations has no row (as the join's)
-        moments = {c: seen[f"{c}{i}"] for c in _moment_names(pre is not None)}
+        moments = {c: seen[f"{c}{i}"] for c in (*MOMENTS, *(COVARIATE_MOMENTS if pre is not None else ()))}
         unit_branches.append(seen.select(**_row("unit", metric=name, arm=seen.arm, **moments)))
         if m.kind == "ratio":
             other.append([_ratio_days(exp, observed[i], name)])
@@ -128,23 +131,13 @@ def kept_units(con: Any, segments: list[str], metrics: list[Metric]) -> Any:
     )  # fmt: skip
 
 
-def _moment_names(cuped: bool) -> tuple[str, ...]:
-    return ("rows", "mean_y", "mean_m", "var_y", "cov_ym", "var_m",
-            *(("mean_z", "cov_yz", "cov_mz", "var_z") if cuped else ()))  # fmt: skip
-
-
 def _unit_moments(units: Any, n_metrics: int, cuped: bool) -> dict[str, Any]:
     """Per metric i the Moments inputs of (y, m[, z]) over the units with an observation (``rows{i}``, …)."""
     out = {}
     for i in range(n_metrics):
-        y, m, seen = units[f"y{i}"], units[f"m{i}"].cast("float64"), units[f"m{i}"] > 0
-        out |= {f"rows{i}": units.count(where=seen), f"mean_y{i}": y.mean(where=seen),
-                f"mean_m{i}": m.mean(where=seen), f"var_y{i}": y.var(where=seen),
-                f"cov_ym{i}": y.cov(m, where=seen), f"var_m{i}": m.var(where=seen)}  # fmt: skip
-        if cuped:
-            z = units[f"z{i}"]
-            out |= {f"mean_z{i}": z.mean(where=seen), f"cov_yz{i}": y.cov(z, where=seen),
-                    f"cov_mz{i}": m.cov(z, where=seen), f"var_z{i}": z.var(where=seen)}  # fmt: skip
+        z = units[f"z{i}"] if cuped else None
+        moments = unit_moments(units, units[f"y{i}"], units[f"m{i}"].cast("float64"), z, where=units[f"m{i}"] > 0)
+        out |= {f"{name}{i}": value for name, value in moments.items()}
     return out
 
 
@@ -152,10 +145,7 @@ def _ratio_days(exp: Any, observed: tuple[Any, Any], name: Any) -> Any:
     """A ratio metric's daily Moments of (y, m) over the day's units (as ``unit_stats(obs, by_day=True)``)."""
     c, s = observed
     per_unit = exp.group_by(["arm", "day", "unit"]).aggregate(y=s.sum(), m=c.sum().cast("float64"))
-    days = per_unit.group_by(["arm", "day"]).aggregate(
-        rows=per_unit.count(), mean_y=per_unit.y.mean(), mean_m=per_unit.m.mean(), var_y=per_unit.y.var(),
-        cov_ym=per_unit.y.cov(per_unit.m), var_m=per_unit.m.var(),
-    )  # fmt: skip
+    days = per_unit.group_by(["arm", "day"]).aggregate(**unit_moments(per_unit, per_unit.y, per_unit.m))
     return days.select(**_row("unit_day", metric=name, **{c: days[c] for c in days.columns}))
 
 

@@ -209,17 +209,12 @@ def event_summary(
     per_unit = events.group_by(["metric", "arm", "unit"]).aggregate(
         y=events.value.sum(), m=events.count().cast("float64")
     )
-    covariate = {}
     if pre is not None:
         pre_unit = pre.group_by(["metric", "unit"]).aggregate(z=pre.value.sum())
         joined = per_unit.left_join(pre_unit, ["metric", "unit"])
         per_unit = joined.select("metric", "arm", "unit", "y", "m", z=joined.z.fill_null(0.0))
-        covariate = {"mean_z": per_unit.z.mean(), "cov_yz": per_unit.y.cov(per_unit.z),
-                     "cov_mz": per_unit.m.cov(per_unit.z), "var_z": per_unit.z.var()}  # fmt: skip
-    units = per_unit.group_by(["metric", "arm"]).aggregate(
-        rows=per_unit.count(), mean_y=per_unit.y.mean(), mean_m=per_unit.m.mean(), var_y=per_unit.y.var(),
-        cov_ym=per_unit.y.cov(per_unit.m), var_m=per_unit.m.var(), **covariate,
-    )  # fmt: skip
+    z = per_unit.z if pre is not None else None
+    units = per_unit.group_by(["metric", "arm"]).aggregate(**unit_moments(per_unit, per_unit.y, per_unit.m, z))
     branches = [units.select(**row("unit", **{c: units[c] for c in units.columns}))]
     days = events.group_by(["metric", "arm", "day"]).aggregate(
         rows=events.count(), total=events.value.sum(), mean=events.value.mean(), var=events.value.var()
@@ -231,6 +226,22 @@ def event_summary(
         obs = events.filter(events.metric == m.name)
         branches += cap_and_values(obs, ibis.literal(m.name, "string"), capping_percentile, nonzero_only, row)
     return ibis.union(*(b.select(*EVENT_COLUMNS) for b in branches), distinct=False)
+
+
+MOMENTS = ("rows", "mean_y", "mean_m", "var_y", "cov_ym", "var_m")  # :func:`unit_moments`' columns
+COVARIATE_MOMENTS = ("mean_z", "cov_yz", "cov_mz", "var_z")  # and with CUPED's covariate z
+
+
+def unit_moments(table: Any, y: Any, m: Any, z: Any | None = None, where: Any | None = None) -> dict[str, Any]:
+    """The aggregates a Moments of (y, m[, z]) is read from, over ``table``'s rows (those matching ``where``):
+    :data:`MOMENTS` (and :data:`COVARIATE_MOMENTS` with ``z``): counts, means and the engine's one-pass centred
+    var_samp/covar_samp, as :func:`moments_by`."""
+    out = {"rows": table.count(where=where), "mean_y": y.mean(where=where), "mean_m": m.mean(where=where),
+           "var_y": y.var(where=where), "cov_ym": y.cov(m, where=where), "var_m": m.var(where=where)}  # fmt: skip
+    if z is not None:
+        out |= {"mean_z": z.mean(where=where), "cov_yz": y.cov(z, where=where), "cov_mz": m.cov(z, where=where),
+                "var_z": z.var(where=where)}  # fmt: skip
+    return out
 
 
 def cap_and_values(obs: Any, name: Any, capping_percentile: float, nonzero_only: bool, row: Any) -> list[Any]:
