@@ -200,11 +200,69 @@ def test_binning_pulled_values_gives_the_engines_counts_exactly():
     edges = merged_edges(np.nanquantile(x, np.linspace(0.1, 0.9, 9)))
     spec = q.grid_spec([float(np.nanquantile(x, 0.001)), float(np.nanquantile(x, 0.999))], 997)
     engine = q.numeric_counts(table, "x", edges, spec)
-    local = q.counts_from_values(q.pull_sorted(table, "x"), edges, spec)
+    pulled = q.pull_sorted(table, "x")
+    local = q.counts_from_values(pulled, edges, spec, is_sorted=True)
+    unsorted = q.counts_from_values(np.random.default_rng(1).permutation(pulled), edges, spec)
     for key in ("bin_counts", "grid_counts"):
         np.testing.assert_array_equal(engine[key], local[key])
+        np.testing.assert_array_equal(unsorted[key], local[key])
     np.testing.assert_allclose(engine["grid_sums"], local["grid_sums"], rtol=1e-12, atol=1e-6)
     assert engine["grid_counts"].sum() == len(x) - 1
+
+
+def test_columns_pulled_together_equal_each_column_pulled_alone_nulls_and_nan_left_out():
+    import ibis
+
+    from workbench.queries import drift as q
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(0, 1, n),
+            "b": np.where(rng.random(n) < 0.2, np.nan, rng.lognormal(1, 1, n)),  # NaN in pandas: NULL in the table
+            "c": np.floor(rng.normal(5, 2, n)),
+            "d": rng.integers(0, 3, n),
+            "e": [None] * n,  # all missing
+        }
+    )
+    frame["e"] = frame["e"].astype("float64")
+    con = ibis.duckdb.connect()
+    table = con.create_table("t", frame)
+    con.raw_sql("INSERT INTO t VALUES ('NaN'::DOUBLE, 1.0, 'NaN'::DOUBLE, 1, NULL)")  # NaN, not NULL
+    features = ["a", "b", "c", "d", "e"]
+    together = q.pull_sorted_many(table, features)
+    assert list(together) == features
+    for f in features:
+        alone = q.pull_sorted(table, f)
+        np.testing.assert_array_equal(together[f], alone, err_msg=f)
+        expected = frame[f].dropna().to_numpy(dtype=float)
+        if f == "b":
+            expected = np.append(expected, 1.0)
+        elif f == "d":
+            expected = np.append(expected, 1)
+        np.testing.assert_array_equal(alone, np.sort(expected), err_msg=f)
+    assert together["e"].size == 0
+    # grouped by the window's rows: two columns per query here, same order, same values
+    assert q.pull_groups(features, q.PULL_VALUES // 2) == [["a", "b"], ["c", "d"], ["e"]]
+    assert q.pull_groups(features, None) == [[f] for f in features]
+    pulled = list(q.pulled_in_order(table, features, rows=q.PULL_VALUES // 2))
+    assert [f for f, _ in pulled] == features
+    for f, values in pulled:
+        np.testing.assert_array_equal(values, together[f], err_msg=f)
+
+
+def test_moments_of_pulled_values_are_numpys_and_a_constant_has_std_zero():
+    from workbench.queries import drift as q
+
+    x = np.sort(np.random.default_rng(8).lognormal(2, 1, 5001))
+    m = q.sorted_moments(x)
+    assert m == {"m": float(np.mean(x)), "s": float(np.std(x)), "lo": x[0], "hi": x[-1]}
+    constant = np.full(7, 0.1)
+    assert np.std(constant) > 0  # numpy's mean of 0.1s is off by an ulp: the reason for the special case
+    assert q.sorted_moments(constant) == {"m": 0.1, "s": 0.0, "lo": 0.1, "hi": 0.1}
+    assert q.sorted_moments(np.array([])) == {"m": None, "s": None, "lo": None, "hi": None}
+    assert q.sorted_moments(np.array([-np.inf, 0.0, np.inf]))["s"] is None
 
 
 def test_infinite_and_huge_values_fall_in_the_outer_bins_with_a_warning(tmp_path):

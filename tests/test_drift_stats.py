@@ -14,6 +14,7 @@ from scipy.spatial.distance import jensenshannon
 from workbench.stats.divergence import js_distance, psi
 from workbench.stats.drift import (
     DriftSettings,
+    _cdfs_on_union,
     bin_counts,
     bin_counts_from_ge,
     chi_square,
@@ -24,6 +25,7 @@ from workbench.stats.drift import (
     learned_threshold,
     merged_edges,
     normalised_wasserstein,
+    sorted_quantiles,
     wasserstein_exact,
     wasserstein_from_grid,
 )
@@ -257,3 +259,36 @@ def test_exact_ks_and_wasserstein_above_scipys_exact_limit_equal_scipy_with_ties
     assert ks.statistic == pytest.approx(expected.statistic, abs=1e-12)
     assert ks.p_value == pytest.approx(expected.pvalue, rel=1e-9)
     assert w == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9)
+
+
+finite_or_tied = st.lists(
+    st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0.0, 1.0, 2.5])), min_size=1, max_size=80
+)
+probabilities = st.lists(st.floats(0, 1), min_size=1, max_size=12)
+
+
+@given(values=finite_or_tied, probs=probabilities)
+@settings(max_examples=300, deadline=None)
+def test_quantiles_of_sorted_values_equal_numpys_to_the_last_bit(values, probs):
+    ordered = np.sort(np.array(values))
+    np.testing.assert_array_equal(sorted_quantiles(ordered, probs), np.quantile(ordered, probs))
+
+
+def test_quantiles_of_sorted_values_equal_numpys_at_the_ends_and_with_infinite_values():
+    probs = [0.0, 0.001, 0.1, 0.5, 0.9, 0.999, 1.0]
+    for values in ([7.0], [1.0, 2.0], [-np.inf, 0.0, 1.0, np.inf], [-np.inf, -np.inf], np.arange(1001.0)):
+        ordered = np.sort(np.asarray(values, dtype=float))
+        with np.errstate(invalid="ignore"):
+            expected = np.quantile(ordered, probs)
+        np.testing.assert_array_equal(sorted_quantiles(ordered, probs), expected)
+
+
+@given(ref=finite_or_tied, cur=finite_or_tied)
+@settings(max_examples=200, deadline=None)
+def test_cdfs_on_the_union_equal_binary_searches_with_and_without_ties(ref, cur):
+    ref, cur = np.sort(np.array(ref)), np.sort(np.array(cur))
+    union, f_ref, f_cur = _cdfs_on_union(ref, cur)
+    expected = np.unique(np.concatenate([ref, cur]))
+    np.testing.assert_array_equal(union, expected)
+    np.testing.assert_array_equal(f_ref, np.searchsorted(ref, expected, side="right") / len(ref))
+    np.testing.assert_array_equal(f_cur, np.searchsorted(cur, expected, side="right") / len(cur))

@@ -116,33 +116,44 @@ def _reference_profile(
     counted: list[str] | None = None,
     on_bins: Callable[[dict[str, tuple[np.ndarray, dict[str, float]]]], None] | None = None,
     on_moments: Callable[[], None] | None = None,
+    rows: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The reference profile (JSON-ready) and, in exact mode, the reference's sorted values per numeric feature.
 
-    With ``counted`` the window's sizes (``profile["sizes"]``) come from the moments' scan. ``on_bins`` is
-    called with the numeric features' bins as soon as they are known (the caller starts the other window's
-    counts beside the reference's), ``on_moments`` once the quantiles are done. On DuckDB the categorical
-    value counts run on their own cursor beside the moments and quantiles.
+    With ``counted`` the window's sizes (``profile["sizes"]``) come from the moments' scan (exact mode: from a
+    count beside the pulls, the moments from the pulled values). ``on_bins`` is called with the numeric
+    features' bins as soon as they are known (the caller starts the other window's counts beside the
+    reference's), ``on_moments`` once the quantiles are done (exact mode: at once). ``rows``: the window's row
+    count, when known (exact mode then pulls the columns in groups). On DuckDB the categorical value counts
+    run on their own cursor beside the moments and quantiles.
     """
-    say("reference: quantiles and moments")
-    with ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as pool:
+    say("reference: values and moments" if exact else "reference: quantiles and moments")
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(STAT_THREADS) as binning:
         beside = _Beside(stack, pool)
         categories = beside.submit(q.categorical_counts_many, table, categorical)
-        moments, sizes = q.moments_and_sizes(table, numeric, not exact, counted)
+        counting = beside.submit(q.window_sizes, table, counted) if exact and counted is not None else None
+        # exact mode pulls every value anyway: no scan for the moments, they come from the values
+        moments, sizes = ({}, None) if exact else q.moments_and_sizes(table, numeric, True, counted)
         if on_moments is not None:
             on_moments()
         profile: dict[str, Any] = {"numeric": {}, "categorical": {}}
         values: dict[str, np.ndarray] = {}
         bins: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
-        pulls = q.pulled_in_order(table, numeric) if exact else None
+        binned: dict[str, Future] = {}  # exact mode: each pulled column binned in a worker while the next is pulled
+        pulls = q.pulled_in_order(table, numeric, rows=rows) if exact else None
         for i, f in enumerate(numeric):
             pulled = None
             if pulls is not None:
                 say(f"reference: {f} ({i + 1}/{len(numeric)})")
                 _, pulled = next(pulls)
                 values[f] = pulled
+                moments[f] = q.sorted_moments(pulled)
             edges = q.reference_edges(moments[f], pulled)
             bins[f] = (edges, q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins))
+            if pulled is not None:
+                binned[f] = binning.submit(q.counts_from_values, pulled, *bins[f], True)
+        if counting is not None:
+            sizes = counting.result()
         if on_bins is not None:
             if not exact:  # compiled once, here: the other window's query (started now) finds it in the process
                 q.count_sql(table, bins, None)
@@ -153,7 +164,7 @@ def _reference_profile(
         engine = {} if exact else q.numeric_counts_many(table, bins, profile.setdefault("count_sql", {}))
         for f in numeric:
             edges, spec = bins[f]
-            counts = engine[f] if f in engine else q.counts_from_values(values[f], edges, spec)
+            counts = engine[f] if f in engine else binned[f].result()
             nonzero = np.flatnonzero(counts["grid_counts"])
             profile["numeric"][f] = {
                 "edges": edges.tolist(),
@@ -212,7 +223,7 @@ def _numeric_result(
     ref_rows, ref_n, cur_rows, n_cur = sizes
     edges = np.asarray(entry["edges"], dtype=float)
     if counts is None:  # exact mode: the values are in memory for the KS; bin them instead of scanning again
-        counts = q.counts_from_values(pulled_cur, edges, entry["grid"])
+        counts = q.counts_from_values(pulled_cur, edges, entry["grid"], True)
     ref_grid, ref_sums = _dense(entry, "grid_counts"), _dense(entry, "grid_sums")
     ref = NumericSummary(
         ref_rows, ref_rows - ref_n, np.asarray(entry["bin_counts"]), ref_grid, ref_sums,
@@ -312,7 +323,8 @@ def _compare_tables(
             start_current()
         # the KS mode needs both windows' rows first (a Parquet file's are in its footer)
         ref_rows = profile["sizes"]["rows"] if profile else _count(ref_table, rows and rows[0])
-        exact = max(ref_rows, _count(cur_table, rows and rows[1])) <= settings.ks_exact_max_rows
+        cur_rows = _count(cur_table, rows and rows[1])
+        exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows
         ref_values = dict(ref_values or {})
         counted: list[Future] = []
 
@@ -324,7 +336,7 @@ def _compare_tables(
         if profile is None:  # the current's counts start beside the reference's, on the query compiled for both
             profile, ref_values = _reference_profile(
                 ref_table, numeric, categorical, exact, settings, say, features, lambda bins: count_current(bins, {}),
-                None if started else start_current,
+                None if started else start_current, ref_rows,
             )  # fmt: skip
         if not counted:
             bins = {f: (np.asarray(profile["numeric"][f]["edges"], dtype=float), profile["numeric"][f]["grid"])
@@ -339,7 +351,8 @@ def _compare_tables(
     # thread while the main thread pulls the next feature's values from the engine; results keep their order.
     with ThreadPoolExecutor(max_workers=STAT_THREADS) as pool:
         pending: list[Future] = []
-        pulls = q.pulled_in_order(cur_table, numeric) if exact else None  # the next column while this one's stats run
+        # the next columns while this one's stats run
+        pulls = q.pulled_in_order(cur_table, numeric, rows=cur_rows) if exact else None
         for i, f in enumerate(numeric):
             pulled_ref, pulled_cur = ref_values.get(f), None
             if pulls is not None:

@@ -91,7 +91,9 @@ def reference_profile(
         say("reference profile from the cache")
         return ReferenceProfile(found, key, False)
     exact = exact and rows <= settings.ks_exact_max_rows
-    profile, values = _reference_profile(ref_table, numeric, categorical, exact, settings, say, numeric + categorical)
+    profile, values = _reference_profile(
+        ref_table, numeric, categorical, exact, settings, say, numeric + categorical, rows=rows
+    )
     return ReferenceProfile(profile, key, True, values)
 
 
@@ -150,8 +152,9 @@ def compare(
                 sampled = _Beside(stack, pool).submit(classifier_sample, ref_table, numeric + categorical, settings)
             exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows
             fresh, values = _reference_profile(
-                ref_table, [*numeric, *aside], categorical, exact, settings, say, [*numeric, *aside, *categorical]
-            )
+                ref_table, [*numeric, *aside], categorical, exact, settings, say, [*numeric, *aside, *categorical],
+                rows=ref_rows,
+            )  # fmt: skip
             if multivariate:
                 fresh["classifier_sample"] = _sample_entry(sampled.result(), numeric + categorical, settings)
     if cached is None:

@@ -33,7 +33,7 @@ from workbench.queries.drift_cache import (  # noqa: F401
     save_profile,
     unpack_frame,
 )
-from workbench.stats.drift import DECILES, merged_edges
+from workbench.stats.drift import DECILES, merged_edges, sorted_quantiles
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")
 MOMENT_PARTS = 4  # the reference's quantiles in up to 4 queries, 2 at a time (see _aggregate_row)
@@ -127,44 +127,89 @@ def moments_and_sizes(
     return out, (None if counted is None else _sizes(row, counted))
 
 
+def sorted_moments(values: np.ndarray) -> dict[str, float | None]:
+    """:func:`numeric_moments` without quantiles from a feature's pulled values (sorted, no NaN): mean, population
+    std (``np.std``, ddof 0: the Wasserstein normalisation's convention), min, max; None when undefined.
+
+    A constant column has std 0 exactly (numpy's mean of n copies of x can be off by an ulp, which would make
+    a std of 1e-17 and hide the "constant" warning).
+    """
+    if not values.size:
+        return {"m": None, "s": None, "lo": None, "hi": None}
+    lo, hi = float(values[0]), float(values[-1])
+    if lo == hi:
+        return {"m": lo, "s": 0.0, "lo": lo, "hi": hi}
+    with np.errstate(invalid="ignore", over="ignore"):  # ±inf: NaN moments, None as the engine's
+        return {"m": _float(np.mean(values)), "s": _float(np.std(values)), "lo": lo, "hi": hi}
+
+
 def _float(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
 
 
 def pull_sorted(table: Any, feature: str) -> np.ndarray:
     """The feature's non-missing values, sorted (only called under the KS exact cap)."""
-    column = table.filter(table[feature].notnull()).select(x=table[feature].cast("float64")).to_pyarrow()
-    values = column.column("x").to_numpy()
-    values = values[~np.isnan(values)]
-    values.sort()
-    return values
+    return pull_sorted_many(table, [feature])[feature]
 
 
-def pulled_in_order(table: Any, features: list[str], ahead: int = 2) -> Iterator[tuple[str, np.ndarray]]:
-    """(feature, :func:`pull_sorted` values) for each feature in order, up to ``ahead`` pulled side by side.
+PULL_VALUES = 4_000_000  # values per pull query (32 MB of doubles): a window's columns come this many at a time
+PULL_COLUMNS = 5  # and at most this many columns per query, so that two pulls (and their sorts) share the cores
 
-    On DuckDB each of the ``ahead`` workers pulls on a cursor of its own (a column's query and numpy's sort
-    both release the GIL); at most ``ahead`` columns are pulled before the caller takes them. Elsewhere
-    one after the other.
+
+def pull_sorted_many(table: Any, features: list[str]) -> dict[str, np.ndarray]:
+    """:func:`pull_sorted` of several features in ONE engine query: {feature: its non-missing values, sorted}.
+
+    One scan of the columns (a Parquet file decodes them together) and one compile, instead of one per
+    column: 20 columns of 500k rows took 0.6 s one by one and 0.06 s together on DuckDB. NULL and NaN are
+    left out; numpy's sort releases the GIL, so two pulls in threads sort side by side.
+    """
+    frame = table.select(*(table[f].cast("float64").name(f"c{i}") for i, f in enumerate(features))).to_pyarrow()
+    out = {}
+    for i, f in enumerate(features):
+        column = frame.column(f"c{i}")
+        if column.null_count:
+            column = column.drop_null()
+        values = np.sort(column.to_numpy())  # NaN sorts last: cut it off
+        if values.size and np.isnan(values[-1]):
+            values = values[: int(np.argmax(np.isnan(values)))]
+        out[f] = values
+    del frame
+    return out
+
+
+def pull_groups(features: list[str], rows: int | None) -> list[list[str]]:
+    """The features in pull order, grouped for :func:`pull_sorted_many` (``rows``: the window's; None: one by one)."""
+    size = 1 if not rows else max(1, min(PULL_COLUMNS, PULL_VALUES // rows))
+    return [features[a : a + size] for a in range(0, len(features), size)]
+
+
+def pulled_in_order(
+    table: Any, features: list[str], ahead: int = 2, rows: int | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(feature, :func:`pull_sorted` values) for each feature in order, up to ``ahead`` pulls side by side.
+
+    With ``rows`` (the window's row count) the columns are pulled in groups (:func:`pull_groups`), each
+    group in one query. On DuckDB each of the ``ahead`` workers pulls on a cursor of its own (the query and
+    numpy's sort both release the GIL); at most ``ahead`` groups are pulled before the caller takes them.
+    Elsewhere one after the other.
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    if len(features) < 2 or not has_cursors(table):
-        for f in features:
-            yield f, pull_sorted(table, f)
+    groups = pull_groups(features, rows)
+    if len(groups) < 2 or not has_cursors(table):
+        for group in groups:
+            yield from pull_sorted_many(table, group).items()
         return
     with ExitStack() as stack, ThreadPoolExecutor(max_workers=ahead) as pool:
         cursors = [stack.enter_context(on_cursor(table)) for _ in range(ahead)]
         pending: deque = deque()
-        for i, f in enumerate(features):  # pull i + ahead starts once pull i (same cursor) was taken
-            pending.append((f, pool.submit(pull_sorted, cursors[i % ahead], f)))
+        for i, group in enumerate(groups):  # pull i + ahead starts once pull i (same cursor) was taken
+            pending.append(pool.submit(pull_sorted_many, cursors[i % ahead], group))
             if len(pending) == ahead:
-                name, future = pending.popleft()
-                yield name, future.result()
+                yield from pending.popleft().result().items()
         while pending:
-            name, future = pending.popleft()
-            yield name, future.result()
+            yield from pending.popleft().result().items()
 
 
 def grid_spec(quantiles: list[float] | None, bins: int) -> dict[str, float]:
@@ -415,18 +460,25 @@ def categorical_counts_many(table: Any, features: list[str]) -> dict[str, dict[s
     return out
 
 
-def counts_from_values(values: np.ndarray, edges: np.ndarray, spec: dict[str, float]) -> dict[str, np.ndarray]:
+def counts_from_values(
+    values: np.ndarray, edges: np.ndarray, spec: dict[str, float], is_sorted: bool = False
+) -> dict[str, np.ndarray]:
     """The arrays of :func:`numeric_counts` from values already pulled (exact KS mode), with the same bin rules.
 
     Decile bin = Σ 1[x ≥ e_j]; grid key = floor((x − lo)/width) clipped to −1 … bins. Saves a second
-    scan of a column that is in memory anyway.
+    scan of a column that is in memory anyway. ``is_sorted`` values (as pulled): the decile counts are
+    where the edges fall among them, a binary search per edge instead of one per value.
     """
     bins = int(spec["bins"])
     x = np.asarray(values, dtype=float)
-    decile = np.searchsorted(np.asarray(edges, dtype=float), x, side="right")
+    edges = np.asarray(edges, dtype=float)
+    if is_sorted:  # x ≥ e_j for the values from searchsorted(x, e_j, "left") on
+        bin_counts = np.diff(np.concatenate([[0], np.searchsorted(x, edges, side="left"), [x.size]])).astype(float)
+    else:
+        bin_counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1).astype(float)
     key = np.clip(np.floor((x - spec["lo"]) / spec["width"]), -1, bins).astype(np.int64) + 1
     return {
-        "bin_counts": np.bincount(decile, minlength=len(edges) + 1).astype(float),
+        "bin_counts": bin_counts,
         "grid_counts": np.bincount(key, minlength=bins + 2).astype(float),
         "grid_sums": np.bincount(key, weights=x, minlength=bins + 2),
     }
@@ -457,7 +509,7 @@ def categorical_counts(table: Any, feature: str, by: Any = None) -> Any:
 def reference_edges(moments: dict[str, Any], values: np.ndarray | None) -> np.ndarray:
     """Decile edges of the reference: from its pulled values when we have them, else the engine's quantiles."""
     if values is not None:
-        return merged_edges(np.quantile(values, DECILES)) if values.size else np.array([])
+        return merged_edges(sorted_quantiles(values, DECILES)) if values.size else np.array([])
     q = moments.get("q")
     return merged_edges(q[1:-1]) if q else np.array([])
 
@@ -465,7 +517,7 @@ def reference_edges(moments: dict[str, Any], values: np.ndarray | None) -> np.nd
 def grid_quantiles(moments: dict[str, Any], values: np.ndarray | None) -> list[float] | None:
     """The reference's 0.1% and 99.9% quantiles (the grid's span)."""
     if values is not None:
-        return [float(v) for v in np.quantile(values, [GRID_TAIL, 1 - GRID_TAIL])] if values.size else None
+        return [float(v) for v in sorted_quantiles(values, [GRID_TAIL, 1 - GRID_TAIL])] if values.size else None
     q = moments.get("q")
     return [q[0], q[-1]] if q else None
 

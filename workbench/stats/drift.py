@@ -66,6 +66,30 @@ def merged_edges(quantiles: np.ndarray | list[float]) -> np.ndarray:
     return np.unique(edges[np.isfinite(edges)])
 
 
+def sorted_quantiles(values: np.ndarray, probs: np.ndarray | list[float] | tuple[float, ...]) -> np.ndarray:
+    """``np.quantile(values, probs)`` (method "linear", Hyndman & Fan type 7) of values already sorted, no NaN.
+
+    numpy partitions a copy of the array on every call (3–5 ms at 500k values); sorted values need only the
+    neighbours of each virtual index. Same steps as numpy: index (n − 1)·p, its floor and the next,
+    clipped to the ends, and numpy's lerp (from the upper neighbour when the weight is ≥ ½), so the same
+    numbers to the last bit (tested against ``np.quantile``).
+    """
+    n = values.size
+    p = np.asarray(probs, dtype=float)
+    virtual = (n - 1) * p  # numpy's virtual index of the linear method
+    below = np.floor(virtual)
+    above = below + 1
+    at_top, at_bottom = virtual >= n - 1, virtual < 0
+    below[at_top], above[at_top] = -1, -1
+    below[at_bottom], above[at_bottom] = 0, 0
+    t = virtual - below
+    a, b = values[below.astype(np.intp)], values[above.astype(np.intp)]
+    with np.errstate(invalid="ignore"):  # ±inf at an end: numpy's NaN, not a warning
+        diff = b - a
+        out = a + diff * t
+        return np.where(t >= 0.5, b - diff * (1 - t), out)
+
+
 def bin_counts_from_ge(n: int, at_or_above: np.ndarray | list[float]) -> np.ndarray:
     """Counts per open-ended bin from ``n`` and the counts of values ``>= e_j`` for each sorted edge.
 
@@ -104,18 +128,24 @@ def _cdfs_on_union(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.n
     """(distinct values of the union sorted, F_ref, F_cur at those values), F(x) = share ≤ x as in scipy.
 
     One merge of the two sorted runs (a stable sort of two runs is linear), then running counts of
-    each side; the last position of each group of equal values holds F at that value.
+    each side; the last position of each group of equal values holds F at that value. Counts are int32
+    below 2³¹ values (a cumulative sum of int32 is four times faster than of int64).
     """
     n1, n2 = len(ref_sorted), len(cur_sorted)
     both = np.concatenate([ref_sorted, cur_sorted])
     order = np.argsort(both, kind="stable")
     values = both[order]
-    from_ref = np.cumsum(order < n1)
-    from_cur = np.arange(1, n1 + n2 + 1) - from_ref
+    kind = np.int32 if n1 + n2 < 2**31 - 1 else np.int64
+    from_ref = np.cumsum(order < n1, dtype=kind)
     last = np.empty(len(values), dtype=bool)
     last[:-1] = values[1:] != values[:-1]
     last[-1] = True
-    return values[last], from_ref[last] / n1, from_cur[last] / n2
+    if last.all():  # no ties (continuous values): every position is a distinct value
+        at = np.arange(1, n1 + n2 + 1, dtype=kind)
+        return values, from_ref / n1, (at - from_ref) / n2
+    at = np.flatnonzero(last)
+    ref_at = from_ref[at]
+    return values[at], ref_at / n1, (at + 1 - ref_at) / n2
 
 
 def exact_ks_and_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[KS, float]:
