@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from workbench.stats.domain import domain_classifier
+from workbench.stats.domain import domain_classifier, rank_auc
 
 
 def _frames(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -57,3 +59,19 @@ def test_the_domain_classifier_equals_the_sequential_sklearn_loop(folds):
     assert result.auc == pytest.approx(auc, abs=1e-15)
     assert {r["feature"]: r["auc_drop"] for r in result.importance} == pytest.approx(drops, abs=1e-15)
     assert result.drift and result.importance[0]["feature"] in ("a", "c")
+
+
+@given(
+    labels=st.lists(st.booleans(), min_size=2, max_size=60).filter(lambda v: 0 < sum(v) < len(v)),
+    data=st.data(),
+)
+@settings(max_examples=200, deadline=None)
+def test_rank_auc_equals_sklearns_roc_auc_with_ties(labels, data):
+    y = np.array(labels, dtype=float)
+    # scores from a few levels: many ties, as a classifier's leaves give
+    rows = [data.draw(st.lists(st.sampled_from([0.1, 0.25, 0.5, 0.9]), min_size=len(y), max_size=len(y)))
+            for _ in range(3)]  # fmt: skip
+    scores = np.array(rows)
+    ours = rank_auc(y, scores)
+    for row, value in zip(scores, ours, strict=True):
+        assert value == pytest.approx(roc_auc_score(y, row), abs=1e-15)

@@ -10,6 +10,7 @@ and Evidently's "model-based" drift; the inputs are a sample, never the whole ta
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,6 +47,21 @@ def auc_ci(auc: float, n_pos: int, n_neg: int, confidence: float = 0.95) -> tupl
     se = np.sqrt((auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg))
     z = stats.norm.ppf(1 - (1 - confidence) / 2)
     return float(max(auc - z * se, 0.0)), float(min(auc + z * se, 1.0))
+
+
+FIT_THREADS = 2  # the machines we aim at have 2 cores
+
+
+def rank_auc(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of ``scores`` against the labels ``y`` (1 = positive), ties counted half.
+
+    Mann–Whitney: AUC = (R₁ − n₁(n₁ + 1)/2) / (n₁·n₀), R₁ the positives' sum of mid-ranks; the same number as
+    ``sklearn.metrics.roc_auc_score`` (tested), without its input checks (5 ms a call, 26 calls a run).
+    """
+    positive = np.asarray(y) == 1
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    ranks = stats.rankdata(scores, axis=1)
+    return (ranks[:, positive].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
 def _encode(frame: Any, numeric: list[str], categorical: list[str], codes: dict[str, dict]) -> np.ndarray:
@@ -91,6 +107,7 @@ def _domain_classifier(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     n_ref, n_cur = len(reference), len(current)
     if min(n_ref, n_cur) < max(min_rows, folds * 2):
@@ -111,28 +128,38 @@ def _domain_classifier(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(x, y))
 
-    models = [
-        HistGradientBoostingClassifier(
-            max_iter=60, max_leaf_nodes=15, early_stopping=False, random_state=seed,
-            categorical_features=is_cat if is_cat.any() else None,
-        ).fit(x[train], y[train])
-        for train, _ in splits
-    ]  # fmt: skip
-    for model, (_, test) in zip(models, splits, strict=True):
-        oof[test] = model.predict_proba(x[test])[:, 1]
-    # permutation importance on the first held-out fold (one model is enough to rank); the shuffled copies
-    # (one per feature, drawn in the same order as before) are scored in one predict_proba call
-    test = splits[0][1]
-    base = roc_auc_score(y[test], oof[test])
-    copies = []
-    for j in range(len(names)):
-        shuffled = x[test].copy()
-        shuffled[:, j] = shuffled[rng.permutation(len(test)), j]
-        copies.append(shuffled)
-    if copies:
-        scores = models[0].predict_proba(np.vstack(copies))[:, 1].reshape(len(names), len(test))
+    def fit(split: tuple[np.ndarray, np.ndarray]) -> tuple[Any, np.ndarray]:  # a fold's model and its held-out scores
+        train, test = split
+        with threadpool_limits(1, user_api="openmp"):  # per thread: a new thread starts with all the cores
+            model = HistGradientBoostingClassifier(
+                max_iter=60, max_leaf_nodes=15, early_stopping=False, random_state=seed,
+                categorical_features=is_cat if is_cat.any() else None,
+            ).fit(x[train], y[train])  # fmt: skip
+            return model, model.predict_proba(x[test])[:, 1]
+
+    def score(model: Any, rows: np.ndarray) -> np.ndarray:
+        with threadpool_limits(1, user_api="openmp"):
+            return model.predict_proba(rows)[:, 1]
+
+    # The folds fit two at a time, one core each, and the permuted copies are scored in two halves: each
+    # fit and each row's score is what it is alone (same models, same numbers in any order).
+    with ThreadPoolExecutor(max_workers=FIT_THREADS) as pool:
+        fitted = list(pool.map(fit, splits))
+        for (_, held_out), (_, test) in zip(fitted, splits, strict=True):
+            oof[test] = held_out
+        # permutation importance on the first held-out fold (one model is enough to rank); the shuffled
+        # copies (one per feature, drawn in the same order as before) are scored together
+        test = splits[0][1]
+        base = rank_auc(y[test], oof[test][None, :])[0]
+        copies = []
         for j in range(len(names)):
-            drops[j] = base - roc_auc_score(y[test], scores[j])
+            shuffled = x[test].copy()
+            shuffled[:, j] = shuffled[rng.permutation(len(test)), j]
+            copies.append(shuffled)
+        if copies:
+            halves = np.array_split(np.vstack(copies), FIT_THREADS)
+            scores = np.concatenate(list(pool.map(lambda rows: score(fitted[0][0], rows), halves)))
+            drops = base - rank_auc(y[test], scores.reshape(len(names), len(test)))
     auc = float(roc_auc_score(y, oof))
     lower, upper = auc_ci(auc, n_cur, n_ref)
     ranking = sorted(
