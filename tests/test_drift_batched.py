@@ -93,9 +93,21 @@ def test_store_windows_give_the_same_statistics_as_the_per_feature_path(store):
             alone = q.numeric_counts(cur, f, edges, spec)
             shown = batched.feature(f).distribution
             assert shown["bins_current"] == alone["bin_counts"].tolist()
-        score, *_ = compare_tables(ref, cur, ["score"], [], settings)
+        # named views, as the store's windows: the reference's values are pulled for its moments and quantiles
+        views = q.as_view(ref, "score_reference"), q.as_view(cur, "score_current")
+        score, *_ = compare_tables(*views, ["score"], [], settings)
+        # unnamed tables (as any other engine's): moments, quantiles and counts all from the engine
+        in_engine, *_ = compare_tables(ref, cur, ["score"], [], settings)
     assert batched.prediction_drift["score"] == score[0].to_dict()
     assert batched.summary["ks_method"] == "grid"
+    # the same bins and counts; the std (Wasserstein's normaliser) is np.std in one, stddev_pop in the other
+    pulled, engine = score[0].to_dict(), in_engine[0].to_dict()
+    assert pulled.keys() == engine.keys()
+    for key, value in pulled.items():
+        if isinstance(value, float):
+            assert engine[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+        else:
+            assert engine[key] == value, key
 
 
 def test_the_score_computed_with_the_features_equals_its_own_comparison_in_exact_mode_too(store):
