@@ -314,9 +314,10 @@ def _compare_tables(
     windows' row counts when the caller has them. Queries that need nothing from each other run side by
     side on their own cursors (DuckDB): the current window's sizes, value counts and bin counts beside
     the reference's profile. When both windows are in one database, the current's scans wait for the
-    reference's quantiles: DuckDB keeps the blocks it read in its cache, and the quantiles hold every
-    value of their columns, so the two together made the run's peak memory. ``after_moments`` is called
-    then too (e.g. to start the domain classifier, whose sample scans both windows).
+    reference's quantiles when the engine computes them (they hold every value of their columns, and DuckDB
+    keeps the blocks it read in its cache: the two together made a run's peak memory); pulled columns hold
+    little, so then the current's start at once. ``after_moments`` is called then too (e.g. to start the
+    domain classifier, whose sample scans both windows).
     """
     say = progress or (lambda _: None)
     numeric = [*numeric, *(c for c in aside if c not in numeric)]

@@ -1,9 +1,11 @@
 """Ibis aggregates for drift: reference profiles (quantile edges, moments, counts) and window counts on them.
 
-The engine does the counting; only small aggregates leave it: per numeric feature the counts (and
-sums) per fine grid bin × decile bin — the decile bin index is the sum of ``x >= edge`` indicators —,
-per categorical feature its value counts, and per window row and missing counts. Raw values
-leave the engine only for the exact KS test, one column at a time and under the size cap.
+The engine does the counting of a current window; only small aggregates leave it: per numeric feature the
+counts (and sums) per fine grid bin × decile bin — the decile bin index is the sum of ``x >= edge``
+indicators —, per categorical feature its value counts, and per window row and missing counts. Raw values
+leave the engine, a few columns at a time (:func:`pulled_in_order`), for the exact KS test under the size
+cap and, on DuckDB, for the reference's profile (made once, then cached): its quantiles from sorted values
+instead of DuckDB's single-threaded ``quantile_cont`` (see ``workbench.drift._reference_profile``).
 A reference profile is cached in the store's ``drift_profiles`` table (one short write, see
 :mod:`workbench.queries.drift_cache`), so a new current window costs one scan per feature; independent
 queries run side by side on cursors (:mod:`workbench.queries.cursors`).
