@@ -250,6 +250,10 @@ def test_columns_pulled_together_equal_each_column_pulled_alone_nulls_and_nan_le
     assert [f for f, _ in pulled] == features
     for f, values in pulled:
         np.testing.assert_array_equal(values, together[f], err_msg=f)
+    # a name asked for twice (in one group or two) comes twice, each time with its own values
+    for rows in (q.PULL_VALUES // 2, None):
+        named = [f for f, _ in q.pulled_in_order(table, ["a", "a", "c", "a"], rows=rows)]
+        assert named == ["a", "a", "c", "a"]
 
 
 def test_moments_of_pulled_values_are_numpys_and_a_constant_has_std_zero():
@@ -318,3 +322,35 @@ def test_columns_left_out_or_retyped_are_said_in_the_warnings(tmp_path):
     ]
     chosen = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", features=["a"], multivariate=False)
     assert not any("file only" in w or "not compared" in w for w in chosen.warnings)  # the user chose the features
+
+
+def test_categorical_features_only_in_grid_mode_and_a_feature_named_twice(tmp_path):
+    rng = np.random.default_rng(9)
+    for name, p in (("r", [0.5, 0.3, 0.2]), ("c", [0.3, 0.3, 0.4])):
+        pd.DataFrame({"device": rng.choice(["web", "ios", "android"], 3000, p=p),
+                      "plan": rng.choice(["free", "pro"], 3000)}).to_parquet(tmp_path / f"{name}.parquet")  # fmt: skip
+    grid = replace(SETTINGS, ks_exact_max_rows=1000)  # above the cap: no numeric feature to bin, no count query
+    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", settings=grid, multivariate=False)
+    assert [f.name for f in result.features] == ["device", "plan"]
+    assert result.feature("device").drift and not result.feature("plan").drift
+    twice = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", features=["plan", "device", "plan"],
+                          settings=grid, multivariate=False)  # fmt: skip
+    assert [f.name for f in twice.features] == ["plan", "device"]
+    assert twice.feature("device").to_dict() == result.feature("device").to_dict()
+
+
+@pytest.mark.parametrize("exact_max_rows", [1000, 2_000_000])
+def test_a_numeric_feature_named_twice_is_compared_once_with_its_own_values(tmp_path, exact_max_rows):
+    rng = np.random.default_rng(10)
+    for name, shift in (("r", 0.0), ("c", 0.5)):
+        pd.DataFrame({"a": rng.normal(shift, 1, 2500), "b": rng.lognormal(0, 1, 2500)}).to_parquet(
+            tmp_path / f"{name}.parquet"
+        )
+    settings = replace(SETTINGS, ks_exact_max_rows=exact_max_rows)
+    files = tmp_path / "r.parquet", tmp_path / "c.parquet"
+    once = compare_files(*files, features=["a", "b"], settings=settings, multivariate=False)
+    twice = compare_files(*files, features=["a", "a", "b"], settings=settings, multivariate=False)
+    assert [f.name for f in twice.features] == ["a", "b"]
+    for f in ("a", "b"):
+        assert twice.feature(f).to_dict() == once.feature(f).to_dict()
+    assert twice.feature("a").drift and not twice.feature("b").drift

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -148,7 +148,7 @@ def _reference_profile(
         values: dict[str, np.ndarray] = {}
         bins: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
         binned: dict[str, Future] = {}  # each pulled column binned in a worker while the next is pulled
-        pulls = q.pulled_in_order(table, numeric, rows=rows) if pulling else None
+        pulls = stack.enter_context(closing(q.pulled_in_order(table, numeric, rows=rows))) if pulling else None
         for i, f in enumerate(numeric):
             pulled = None
             if pulls is not None:
@@ -161,11 +161,16 @@ def _reference_profile(
             bins[f] = (edges, q.grid_spec(q.grid_quantiles(moments[f], pulled), settings.ks_grid_bins))
             if pulled is not None:
                 binned[f] = binning.submit(q.counts_from_values, pulled, *bins[f], True)
+                waiting = [b for b in binned.values() if not b.done()]
+                if len(waiting) > STAT_THREADS:  # each waiting column is held: a few at most
+                    wait(waiting, return_when=FIRST_COMPLETED)
         pulled = None  # the last column: binned in its worker, then dropped (exact mode keeps it in values)
+        if pulls is not None:
+            pulls.close()  # its cursors and threads, now
         if counting is not None:
             sizes = counting.result()
         if on_bins is not None:
-            if not exact:  # compiled once, here: the other window's query (started now) finds it in the process
+            if not exact and bins:  # compiled once, here: the other window's query (started now) finds it
                 q.count_sql(table, bins, None)
             on_bins(bins)
         if not exact and numeric:
@@ -173,7 +178,7 @@ def _reference_profile(
         # the count query compiled here serves the current window too (and later runs, from the cached profile)
         templates = profile.setdefault("count_sql", {}) if not exact else None
         engine = {} if pulling else q.numeric_counts_many(table, bins, templates)
-        if pulling and not exact:
+        if pulling and not exact and bins:
             q.count_sql(table, bins, templates)
         for f in numeric:
             edges, spec = bins[f]
@@ -363,10 +368,10 @@ def _compare_tables(
     results: list[FeatureDrift] = []
     # The statistics of one feature (numpy, scipy's KS p-value: both release the GIL) run in a worker
     # thread while the main thread pulls the next feature's values from the engine; results keep their order.
-    with ThreadPoolExecutor(max_workers=STAT_THREADS) as pool:
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=STAT_THREADS) as pool:
         pending: list[Future] = []
         # the next columns while this one's stats run
-        pulls = q.pulled_in_order(cur_table, numeric, rows=cur_rows) if exact else None
+        pulls = stack.enter_context(closing(q.pulled_in_order(cur_table, numeric, rows=cur_rows))) if exact else None
         for i, f in enumerate(numeric):
             pulled_ref, pulled_cur = ref_values.get(f), None
             if pulls is not None:

@@ -43,9 +43,9 @@ def start_domain_classifier(
 ) -> Future | None:  # fmt: skip
     """The domain classifier on every feature, started in ``pool`` beside the per-feature statistics.
 
-    Its sample queries run on cursors of their own (closed with ``stack``) and scikit-learn's fit on one
-    thread: while the engine finalises the reference's quantiles on one thread per query, the other core
-    trains. ``ref_sample``: the reference's sample when already drawn (:func:`classifier_sample`, e.g. kept
+    Its sample queries run on cursors of their own (closed with ``stack``); scikit-learn fits the folds two at
+    a time, one OpenMP thread each (:func:`workbench.stats.domain.domain_classifier`), sharing the cores with
+    the statistics. ``ref_sample``: the reference's sample when already drawn (:func:`classifier_sample`, e.g. kept
     in the cached profile). None when the engine has no cursors (the classifier then runs after the statistics).
     """
     if not (q.has_cursors(ref_table) and q.has_cursors(cur_table)):

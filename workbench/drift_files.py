@@ -42,7 +42,7 @@ def file_features(
     for name in [*(features or []), *forced]:
         if name not in common:
             raise InputError(f"column '{name}' is not in both files (common columns: {', '.join(common) or 'none'})")
-    chosen = list(features) if features else [c for c in common if c not in ROLE_COLUMNS]
+    chosen = list(dict.fromkeys(features)) if features else [c for c in common if c not in ROLE_COLUMNS]
     usable = []
     for c in chosen:
         dtype = ref_schema[c]

@@ -47,7 +47,7 @@ def store_features(con: Any, features: list[str] | None = None) -> tuple[list[st
         unknown = [f for f in features if f not in columns or f.startswith(HIDDEN_PREFIX)]
         if unknown:
             raise InputError(f"unknown feature '{unknown[0]}' (features: {', '.join(known)})")
-        known = list(features)
+        known = list(dict.fromkeys(features))  # a feature named twice is compared once
     categorical = set(roles.categorical or [])
     cat = [f for f in known if f in categorical or not q.is_numeric(columns[f])]
     return [f for f in known if f not in cat], cat

@@ -38,7 +38,7 @@ from workbench.queries.drift_cache import (  # noqa: F401
 from workbench.stats.drift import DECILES, merged_edges, sorted_quantiles
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")
-MOMENT_PARTS = 4  # the reference's quantiles in up to 4 queries, 2 at a time (see _aggregate_row)
+MOMENT_PARTS = 4  # quantiles in the engine: up to 4 queries, 2 at a time on DuckDB (see _aggregate_row)
 GRID_TAIL = 0.001  # the grid spans the reference's 0.1% … 99.9% quantiles; outer bins are open
 
 
@@ -86,7 +86,8 @@ def _sizes(row: Any, features: list[str]) -> dict[str, Any]:
 def numeric_moments(table: Any, features: list[str], with_quantiles: bool) -> dict[str, dict[str, Any]]:
     """Per numeric feature: mean, population std, min, max, and (optionally) the deciles and 0.1%/99.9% quantiles.
 
-    Quantiles are ``quantile_cont`` (linear interpolation, = np.quantile). See :func:`moments_and_sizes`.
+    Quantiles are ``quantile_cont`` (linear interpolation, = np.quantile). NaN values are left out, as the
+    pulled values' (:func:`sorted_moments`) and the counts leave them out. See :func:`moments_and_sizes`.
     """
     return moments_and_sizes(table, features, with_quantiles, None)[0]
 
@@ -109,9 +110,11 @@ def moments_and_sizes(
         aggs = {}
         for i in chosen:
             x = t[features[i]].cast("float64")
-            aggs.update({f"m{i}": x.mean(), f"s{i}": x.std(how="pop"), f"lo{i}": x.min(), f"hi{i}": x.max()})
+            real = ~x.isnan()  # NaN is not a value here (NULL is left out by every aggregate anyway)
+            aggs.update({f"m{i}": x.mean(where=real), f"s{i}": x.std(how="pop", where=real),
+                         f"lo{i}": x.min(where=real), f"hi{i}": x.max(where=real)})  # fmt: skip
             if with_quantiles:
-                aggs[f"q{i}"] = x.quantile(probs)
+                aggs[f"q{i}"] = x.quantile(probs, where=real)
         if sizes:
             aggs.update({"__rows": t.count(), **{f"n__{f}": t[f].count() for f in counted}})
         return aggs
@@ -131,7 +134,8 @@ def moments_and_sizes(
 
 def sorted_moments(values: np.ndarray) -> dict[str, float | None]:
     """:func:`numeric_moments` without quantiles from a feature's pulled values (sorted, no NaN): mean, population
-    std (``np.std``, ddof 0: the Wasserstein normalisation's convention), min, max; None when undefined.
+    std (``np.std``, ddof 0: the Wasserstein normalisation's convention), min, max; None when there are no
+    values or the moment is NaN (±inf values: the mean may be ±inf, as the engine's).
 
     A constant column has std 0 exactly (numpy's mean of n copies of x can be off by an ulp, which would make
     a std of 1e-17 and hide the "constant" warning).
@@ -201,17 +205,25 @@ def pulled_in_order(
     groups = pull_groups(features, rows)
     if len(groups) < 2 or not has_cursors(table):
         for group in groups:
-            yield from pull_sorted_many(table, group).items()
+            values = pull_sorted_many(table, group)
+            yield from ((f, values[f]) for f in group)
         return
+
+    def taken(pull: Any) -> Iterator[tuple[str, np.ndarray]]:  # by the names asked for (a name twice: twice)
+        group, future = pull
+        values = future.result()
+        for f in group:
+            yield f, values[f]
+
     with ExitStack() as stack, ThreadPoolExecutor(max_workers=ahead) as pool:
         cursors = [stack.enter_context(on_cursor(table)) for _ in range(ahead)]
         pending: deque = deque()
         for i, group in enumerate(groups):  # pull i + ahead starts once pull i (same cursor) was taken
-            pending.append(pool.submit(pull_sorted_many, cursors[i % ahead], group))
+            pending.append((group, pool.submit(pull_sorted_many, cursors[i % ahead], group)))
             if len(pending) == ahead:
-                yield from pending.popleft().result().items()
+                yield from taken(pending.popleft())
         while pending:
-            yield from pending.popleft().result().items()
+            yield from taken(pending.popleft())
 
 
 def grid_spec(quantiles: list[float] | None, bins: int) -> dict[str, float]:
@@ -465,7 +477,8 @@ def categorical_counts_many(table: Any, features: list[str]) -> dict[str, dict[s
 def counts_from_values(
     values: np.ndarray, edges: np.ndarray, spec: dict[str, float], is_sorted: bool = False
 ) -> dict[str, np.ndarray]:
-    """The arrays of :func:`numeric_counts` from values already pulled (exact KS mode), with the same bin rules.
+    """The arrays of :func:`numeric_counts` from values already pulled (exact KS mode, a reference profile on
+    DuckDB), with the same bin rules.
 
     Decile bin = Σ 1[x ≥ e_j]; grid key = floor((x − lo)/width) clipped to −1 … bins. Saves a second
     scan of a column that is in memory anyway. ``is_sorted`` values (as pulled): the decile counts are

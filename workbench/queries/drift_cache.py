@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-PROFILE_VERSION = 2  # 2: the grid arrays are stored as base64 of their bytes (see _pack)
+PROFILE_VERSION = 3  # 2: grid arrays as base64 of their bytes (see _pack); 3: moments from pulled values, NaN out
 
 _DDL = "CREATE TABLE IF NOT EXISTS drift_profiles (key VARCHAR, created_at TIMESTAMPTZ, profile VARCHAR)"
 

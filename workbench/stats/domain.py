@@ -107,8 +107,11 @@ def _domain_classifier(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 
+    # made here, once: the fold threads only set their own OpenMP limit through it (building a controller
+    # scans the loaded libraries, which threadpoolctl does not promise to be safe in two threads at once)
+    controller = ThreadpoolController()
     n_ref, n_cur = len(reference), len(current)
     if min(n_ref, n_cur) < max(min_rows, folds * 2):
         return DomainClassifierResult(
@@ -130,7 +133,7 @@ def _domain_classifier(
 
     def fit(split: tuple[np.ndarray, np.ndarray]) -> tuple[Any, np.ndarray]:  # a fold's model and its held-out scores
         train, test = split
-        with threadpool_limits(1, user_api="openmp"):  # per thread: a new thread starts with all the cores
+        with controller.limit(limits=1, user_api="openmp"):  # per thread: a new one starts with all the cores
             model = HistGradientBoostingClassifier(
                 max_iter=60, max_leaf_nodes=15, early_stopping=False, random_state=seed,
                 categorical_features=is_cat if is_cat.any() else None,
@@ -138,7 +141,7 @@ def _domain_classifier(
             return model, model.predict_proba(x[test])[:, 1]
 
     def score(model: Any, rows: np.ndarray) -> np.ndarray:
-        with threadpool_limits(1, user_api="openmp"):
+        with controller.limit(limits=1, user_api="openmp"):
             return model.predict_proba(rows)[:, 1]
 
     # The folds fit two at a time, one core each, and the permuted copies are scored in two halves: each
