@@ -20,13 +20,14 @@ import venv
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.harness import Row, measure
+from benchmarks.harness import Row, measure, measure_best
 
 TITLE = "Drift: 25 features, reference vs current"
 HERE = Path(__file__).resolve().parent
 NUMERIC = [f"x{k:02d}" for k in range(1, 21)]
 CATEGORICAL = [f"c{k}" for k in range(1, 6)]
 DRIFTED = ["x01", "x02", "x03", "x04", "x05", "c1"]
+ROUNDS = 3  # the 1M-row comparison: the best of 3 fresh processes on each side (one run swings by ±30%)
 DAYS = 50  # row i at 2026-01-01 + i·DAYS/rows: the first half (reference) ends on 2026-01-26
 MID = "2026-01-26T00:00:00+00:00"
 MID_SQL = "TIMESTAMPTZ '2026-01-26 00:00:00+00'"
@@ -271,13 +272,18 @@ def side_python(tool: str, packages: list[str]) -> tuple[Path | None, str]:
     return python, ""
 
 
-def run_side(python: Path, script: str, reference: str, current: str) -> dict:
-    """Run a side tool's script in its own process; its own clock (reading Parquet included) and peak RSS."""
-    out = subprocess.run([str(python), "-c", script, reference, current], capture_output=True, text=True,
-                         timeout=3600, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_side(python: Path, script: str, reference: str, current: str, rounds: int = 1) -> dict:
+    """Run a side tool's script in its own process (``rounds`` times: the fastest); its own clock (reading
+    Parquet included) and peak RSS."""
+    best = None
+    for _ in range(max(1, rounds)):
+        out = subprocess.run([str(python), "-c", script, reference, current], capture_output=True, text=True,
+                             timeout=3600, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed")
+        run = json.loads(out.stdout.strip().splitlines()[-1])
+        best = run if best is None or run["seconds"] < best["seconds"] else best
+    return best
 
 
 # --- the cases -------------------------------------------------------------------------------------------
@@ -332,8 +338,11 @@ def cases(quick: bool, workdir: Path) -> Iterator[Row]:
 
     small = 100_000 if quick else 1_000_000
     small_paths = measure(write_data, workdir, small).result
-    mine_small = measure(ours_files, small_paths["reference"], small_paths["current"], setup=_imports)
-    same_work = measure(ours_files, small_paths["reference"], small_paths["current"], False, setup=_imports)
+    rounds = 1 if quick else ROUNDS
+    mine_small = measure_best(rounds, ours_files, small_paths["reference"], small_paths["current"], setup=_imports)
+    same_work = measure_best(
+        rounds, ours_files, small_paths["reference"], small_paths["current"], False, setup=_imports
+    )
     for tool, packages, script, name in (
         ("evidently", ["evidently", "pyarrow", "pandas<3"], EVIDENTLY, "Evidently DataDriftPreset"),  # not on pandas 3
         ("nannyml", ["nannyml", "pyarrow", "statsmodels"], NANNYML, "NannyML UnivariateDriftCalculator"),
@@ -342,7 +351,7 @@ def cases(quick: bool, workdir: Path) -> Iterator[Row]:
         theirs, note = None, why
         if python is not None:
             try:
-                theirs = run_side(python, script, small_paths["reference"], small_paths["current"])
+                theirs = run_side(python, script, small_paths["reference"], small_paths["current"], rounds)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 note = f"{name} failed: {exc}"
         rows = [(mine_small, "", "ours includes the domain classifier, which the tool does not train")]
@@ -362,7 +371,7 @@ def cases(quick: bool, workdir: Path) -> Iterator[Row]:
                 goal="≥ 20× faster than Evidently at 1M rows" if tool == "evidently" else None,
                 goal_met=None if (quick or tool != "evidently" or speedup is None) else speedup >= 20,
                 notes=note or f"{name} in benchmarks/.venv-{tool}, its own clock from reading the Parquet files "
-                f"(imports excluded, like ours); {what}",
+                f"(imports excluded, like ours); each side the fastest of {rounds} fresh processes; {what}",
             )  # fmt: skip
 
 
