@@ -522,7 +522,7 @@ def categorical_counts(table: Any, feature: str, by: Any = None) -> Any:
 
 
 def reference_edges(moments: dict[str, Any], values: np.ndarray | None) -> np.ndarray:
-    """Decile edges of the reference: from its pulled values when we have them, else the engine's quantiles."""
+    """Decile edges of the reference: from its pulled values (sorted) when we have them, else the engine's quantiles."""
     if values is not None:
         return merged_edges(sorted_quantiles(values, DECILES)) if values.size else np.array([])
     q = moments.get("q")
@@ -530,7 +530,7 @@ def reference_edges(moments: dict[str, Any], values: np.ndarray | None) -> np.nd
 
 
 def grid_quantiles(moments: dict[str, Any], values: np.ndarray | None) -> list[float] | None:
-    """The reference's 0.1% and 99.9% quantiles (the grid's span)."""
+    """The reference's 0.1% and 99.9% quantiles (the grid's span): of its pulled values (sorted) or the engine's."""
     if values is not None:
         return [float(v) for v in sorted_quantiles(values, [GRID_TAIL, 1 - GRID_TAIL])] if values.size else None
     q = moments.get("q")
