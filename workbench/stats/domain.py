@@ -109,14 +109,14 @@ def _domain_classifier(
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import ThreadpoolController
 
-    # made here, once: the fold threads only set their own OpenMP limit through it (building a controller
-    # scans the loaded libraries, which threadpoolctl does not promise to be safe in two threads at once)
-    controller = ThreadpoolController()
     n_ref, n_cur = len(reference), len(current)
     if min(n_ref, n_cur) < max(min_rows, folds * 2):
         return DomainClassifierResult(
             None, None, None, margin, False, n_ref, n_cur, folds, warning="too few rows for the domain classifier"
         )
+    # made here, once: the fold threads only set their own OpenMP limit through it (building a controller
+    # scans the loaded libraries, which threadpoolctl does not promise to be safe in two threads at once)
+    controller = ThreadpoolController()
     codes = {}
     for c in categorical:
         values = sorted(set(reference[c].dropna().astype(str)) | set(current[c].dropna().astype(str)))
