@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from workbench import ui
+from workbench.app import ui
 
 st.set_page_config(page_title="Feedback Workbench", page_icon=":material/model_training:", layout="wide")
 ui.sidebar()

@@ -10,7 +10,7 @@ a data scientist would write: read the joined rows into pandas, group by arm, th
 
 The SQL-built store has none of the sums the ingest keeps, so it is first analysed as a store of an older
 build is (the feedback joined to the arms); then the sums are rebuilt whole, as the first ingest into such a
-store does (:func:`workbench.queries.trace_feedback.rebuild`, timed), and the store is analysed as the ingest
+store does (:func:`workbench.sources.trace_feedback.rebuild`, timed), and the store is analysed as the ingest
 leaves it: the whole experiment from the per-unit sums, a window from the per-trace sums on the predictions.
 """
 
@@ -83,9 +83,9 @@ def ours(db: str, window: bool = False) -> dict:
     the last 14 of the 28 days, as `--current` or the page's window gives it."""
     import datetime as dt
 
-    from workbench.abtest import analyse_store
-    from workbench.queries import Window
-    from workbench.store import Store
+    from workbench.abtest.analyse import analyse_store
+    from workbench.core.window import Window
+    from workbench.sources.store import Store
 
     span = Window(dt.datetime(2026, 3, 15, tzinfo=dt.UTC), dt.datetime(2026, 3, 29, tzinfo=dt.UTC)) if window else None
     result = analyse_store(Store(db), window=span)
@@ -99,7 +99,7 @@ def keep_sums(db: str) -> dict:
     build would."""
     import duckdb
 
-    from workbench.queries import trace_feedback, unit_sums
+    from workbench.sources import trace_feedback, unit_sums
 
     con = duckdb.connect(db)
     trace_feedback.rebuild(con)

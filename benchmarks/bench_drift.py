@@ -76,7 +76,7 @@ def write_data(workdir: Path, rows: int) -> dict[str, str]:
     """Reference/current Parquet files (rows/2 each) and a store with all rows over DAYS days; paths."""
     import duckdb
 
-    from workbench.store import _DDL
+    from workbench.sources.store import _DDL
 
     half = rows // 2
     features = ",\n       ".join(_columns()).format(half=half)
@@ -111,7 +111,7 @@ FROM range({rows}) t(i)"""
 def ours_files(reference: str, current: str, multivariate: bool = True) -> dict:
     """`workbench drift --reference-file R --current-file C` (domain classifier included unless not
     ``multivariate``: the per-feature statistics and the dataset verdict only, the work Evidently's preset does)."""
-    from workbench.drift import compare_files
+    from workbench.drift.compare import compare_files
 
     r = compare_files(reference, current, categorical=CATEGORICAL, multivariate=multivariate)
     return _digest(r)
@@ -121,9 +121,9 @@ def ours_store(db: str, reference: tuple, current: tuple, multivariate: bool = T
     """`workbench drift --reference A..B --current C..D` on the store (profile cached after the first run)."""
     import datetime as dt
 
-    from workbench.drift import compare
-    from workbench.queries import Window
-    from workbench.store import Store
+    from workbench.core.window import Window
+    from workbench.drift.compare import compare
+    from workbench.sources.store import Store
 
     win = lambda a, b: Window(start=dt.datetime.fromisoformat(a), end=dt.datetime.fromisoformat(b))  # noqa: E731
     r = compare(Store(db), win(*reference), win(*current), multivariate=multivariate)
@@ -146,9 +146,6 @@ def _imports() -> None:
     import scipy.stats  # noqa: F401
     import sklearn.ensemble
     import sklearn.metrics  # noqa: F401
-
-    import workbench.drift
-    import workbench.drift_files  # noqa: F401
 
 
 # --- the plain numpy/scipy implementation of the same statistics -----------------------------------------

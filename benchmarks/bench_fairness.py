@@ -114,7 +114,7 @@ def our_group_by(parquet: str) -> dict:
     """Our confusion cells per region: one GROUP BY in DuckDB through Ibis, on the same labelled rows."""
     import ibis
 
-    from workbench.queries.fairness import cells, frame_rows
+    from workbench.fairness.queries import cells, frame_rows
 
     con = ibis.duckdb.connect()
     table = con.read_parquet(parquet)
@@ -126,7 +126,7 @@ def our_group_by(parquet: str) -> dict:
 
 def audit_parquet(parquet: str) -> dict:
     """`workbench fairness --file F --label label --prediction prediction --score score --sensitive region`."""
-    from workbench.fairness import audit_file
+    from workbench.fairness.audit import audit_file
 
     audit = audit_file(
         parquet, "label", "prediction", ["region"], score="score", ts="ts", model_version="model_version"
@@ -139,7 +139,7 @@ def keep_summary(db: str) -> dict:
     store of an older build would."""
     import duckdb
 
-    from workbench.queries import trace_feedback
+    from workbench.sources import trace_feedback
 
     con = duckdb.connect(db)
     trace_feedback.rebuild(con)
@@ -150,10 +150,10 @@ def keep_summary(db: str) -> dict:
 
 def audit_db(db: str) -> dict:
     """`workbench fairness --sensitive region` on the store (labels from the feedback, one per trace)."""
-    from workbench.fairness import audit_store
-    from workbench.queries import trace_feedback
+    from workbench.fairness.audit import audit_store
+    from workbench.sources import trace_feedback
+    from workbench.sources.store import Store
     from workbench.stats.fairness import FairnessSettings
-    from workbench.store import Store
 
     audit = audit_store(Store(db), ["region"])
     with Store(db).ibis() as con:  # which path the audit took (a stamp check: milliseconds)

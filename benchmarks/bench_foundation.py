@@ -12,8 +12,8 @@ TITLE = "Foundation: demo generation and validated ingestion"
 
 def build_demo(db: str, rows: int) -> int:
     """Our path: `workbench demo --rows N` (generate, validate, ingest in 1M-row chunks)."""
-    from workbench.demo import Scenario, build_demo
-    from workbench.store import Store
+    from workbench.demo.scenario import Scenario, build_demo
+    from workbench.sources.store import Store
 
     return build_demo(Store(db), Scenario(rows=rows))["predictions"]
 
@@ -42,8 +42,8 @@ def export_late_feedback(db: str, out: str, rows: int) -> None:
 
 def ingest(db: str, parquet: str) -> dict:
     """Our path: `workbench ingest FILE` (validate every row, quarantine, dedupe, one transaction)."""
-    from workbench.ingest import ingest_file
-    from workbench.store import Store
+    from workbench.ingest.pipeline import ingest_file
+    from workbench.sources.store import Store
 
     result = ingest_file(Store(db), parquet)
     return {"accepted": result.accepted, "duplicates": result.duplicates}

@@ -22,16 +22,16 @@ min_n = 300
 
 def build(db: str, rows: int) -> int:
     """The demo store at ``rows`` predictions."""
-    from workbench.demo import Scenario, build_demo
-    from workbench.store import Store
+    from workbench.demo.scenario import Scenario, build_demo
+    from workbench.sources.store import Store
 
     return build_demo(Store(db), Scenario(rows=rows))["predictions"]
 
 
 def snapshot(db: str) -> dict:
     """Our path: the page's whole snapshot (series by day, arrivals, versions, label delay, signal quality)."""
-    from workbench.queries.stream_view import stream_snapshot
-    from workbench.store import Store
+    from workbench.sources.store import Store
+    from workbench.stream.snapshot import stream_snapshot
 
     snap = stream_snapshot(Store(db), None, "day", None, ("outcome",))
     overall = snap.overall()
@@ -61,8 +61,8 @@ def pandas_daily(db: str) -> dict:
 
 def check_rules(db: str, text: str) -> dict:
     """Our path: `workbench check` on a rules text (evaluation and backtest of every rule)."""
-    from workbench.store import Store
-    from workbench.triggers import check, parse
+    from workbench.sources.store import Store
+    from workbench.stream.triggers import check, parse
 
     result = check(Store(db), parse(text))
     return {r.name: r.fired_buckets[:1] for r in result.rules}
@@ -72,7 +72,6 @@ def _imports() -> None:
     import duckdb  # noqa: F401
     import ibis  # noqa: F401
     import pandas  # noqa: F401
-
     import workbench.queries.stream_view
     import workbench.triggers  # noqa: F401
 

@@ -6,18 +6,13 @@ import json
 
 import streamlit as st
 
-from workbench import ui
-from workbench.abtest import export
-from workbench.abtest_shadow import shadow_document
-from workbench.abtest_tables import (
-    power_curve,
-    results_table,
-    robustness_table,
-    shown_columns,
-    srm_segments_table,
-)
-from workbench.abtest_verdict import fmt_p
-from workbench.abtest_view import (
+from workbench.abtest import charts
+from workbench.abtest.analyse import export
+from workbench.abtest.queries import METRICS
+from workbench.abtest.shadow import shadow_document
+from workbench.abtest.tables import power_curve, results_table, robustness_table, shown_columns, srm_segments_table
+from workbench.abtest.verdict import fmt_p
+from workbench.abtest.view import (
     CALCULATOR_MEANS,
     CALCULATOR_PROPORTIONS,
     cached_file_result,
@@ -29,9 +24,8 @@ from workbench.abtest_view import (
     settings_with,
     uploaded_file,
 )
-from workbench.charts import abtest as charts
-from workbench.drift_view import data_version
-from workbench.queries.abtest import METRICS
+from workbench.app import ui
+from workbench.drift.view import data_version
 
 ui.page_header("A/B test", "Is the challenger really better, without hurting the guardrails, and can we stop now?")
 

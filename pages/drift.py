@@ -7,10 +7,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from workbench import ui
-from workbench.charts import drift as charts
-from workbench.drift_report import html_report
-from workbench.drift_view import (
+from workbench.app import ui
+from workbench.core.window import describe_window
+from workbench.drift import charts
+from workbench.drift.report import html_report
+from workbench.drift.view import (
     PRESET_CUSTOM,
     PRESET_VERSIONS,
     PRESETS,
@@ -24,7 +25,6 @@ from workbench.drift_view import (
     record_once,
     shown_feature_columns,
 )
-from workbench.drift_windows import describe_window
 
 ui.page_header("Drift", "What moved, since when, how much, and does it hurt the model?")
 

@@ -6,16 +6,16 @@ import json
 
 import streamlit as st
 
-from workbench import ui
-from workbench.charts.fairness import (
+from workbench.app import ui
+from workbench.fairness.audit import load_settings, read_population, with_overrides
+from workbench.fairness.charts import (
     calibration_figure,
     group_rates_figure,
     ratio_over_time_figure,
     representation_figure,
     versions_figure,
 )
-from workbench.fairness import load_settings, read_population, with_overrides
-from workbench.fairness_view import (
+from workbench.fairness.view import (
     cached_audit,
     disparity_table,
     group_table,

@@ -6,9 +6,9 @@ import json
 
 import streamlit as st
 
-from workbench import ui
-from workbench.charts.gate import composition_figure
-from workbench.curate import (
+from workbench.app import ui
+from workbench.gate.charts import composition_figure
+from workbench.gate.curate import (
     CurationSpec,
     curate,
     data_bytes,
@@ -18,9 +18,9 @@ from workbench.curate import (
     parse_shares,
     representation_targets,
 )
-from workbench.decisions import DECISIONS, decide, gate_blockers, read_decisions, verify
-from workbench.decisions import export as export_log
-from workbench.evidence import latest_runs
+from workbench.gate.decisions import DECISIONS, decide, gate_blockers, read_decisions, verify
+from workbench.gate.decisions import export as export_log
+from workbench.sources.evidence import latest_runs
 
 ui.page_header(
     "Retrain gate", "Approve, reject or defer a retrain on the evidence, and export the exact data to train on."
@@ -147,7 +147,7 @@ with ui.user_errors():
 def preview(path: str, mtime: float, spec: CurationSpec):
     """The curated set for this spec, cached per store version."""
     del mtime
-    from workbench.store import Store
+    from workbench.sources.store import Store
 
     return curate(Store(path), spec)
 

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from workbench import charts, ui
+from workbench.app import ui
+from workbench.core import plotting as charts
 
 ui.page_header(
     "Feedback Workbench",

@@ -7,16 +7,16 @@ import time
 
 import streamlit as st
 
-from workbench import ui
-from workbench.charts import stream as charts
-from workbench.errors import WorkbenchError
-from workbench.evidence import record_run
-from workbench.queries import Window
-from workbench.queries.stream import default_label_types, label_sources_from, split_options
-from workbench.queries.stream_view import StreamSettings, StreamSnapshot, stream_settings, stream_snapshot
-from workbench.store import Store
-from workbench.trigger_results import CheckResult, backtest_table
-from workbench.triggers import EXAMPLE_RULES, check, parse
+from workbench.app import ui
+from workbench.core.errors import WorkbenchError
+from workbench.core.window import Window
+from workbench.sources.evidence import record_run
+from workbench.sources.store import Store
+from workbench.stream import charts
+from workbench.stream.queries import default_label_types, label_sources_from, split_options
+from workbench.stream.snapshot import StreamSettings, StreamSnapshot, stream_settings, stream_snapshot
+from workbench.stream.trigger_results import CheckResult, backtest_table
+from workbench.stream.triggers import EXAMPLE_RULES, check, parse
 
 ui.page_header(
     "Feedback stream",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.store import Store
+from workbench.sources.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ p3,2026-01-02 09:30:00,v2,1,0.77,7.25,FR,
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict]:
     """The default demo scenario (300k predictions, 90 days, seed 7) and its ground truth, built once per
     test process. Analyses may record their runs in it; a test that needs a pristine store copies it."""
-    from workbench.demo import Scenario, build_demo
+    from workbench.demo.scenario import Scenario, build_demo
 
     store = Store(tmp_path_factory.mktemp("demo") / "workbench.duckdb")
     truth = build_demo(store, Scenario())

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.ingest import ingest_frames
-from workbench.schema import Roles, TableRoles
-from workbench.store import Store
+from workbench.core.schema import Roles, TableRoles
+from workbench.ingest.pipeline import ingest_frames
+from workbench.sources.store import Store
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
 HOUR = pd.Timedelta(hours=1)

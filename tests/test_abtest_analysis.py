@@ -12,10 +12,10 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportions_ztest
 
-from workbench.abtest import analyse_file, analyse_store, analyse_summary, export, parse_summary_file
-from workbench.abtest_result import ABTestSettings
-from workbench.errors import InputError
-from workbench.store import Store
+from workbench.abtest.analyse import analyse_file, analyse_store, analyse_summary, export, parse_summary_file
+from workbench.abtest.result import ABTestSettings
+from workbench.core.errors import InputError
+from workbench.sources.store import Store
 
 
 def _walk_numbers(value: object) -> list[float]:
@@ -247,7 +247,7 @@ def test_a_nan_is_missing_and_an_infinite_value_is_refused(tmp_path: Path, rng: 
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    from workbench.demo import Scenario, build_demo
+    from workbench.demo.scenario import Scenario, build_demo
 
     store = Store(tmp_path_factory.mktemp("ab") / "small.duckdb")
     build_demo(store, Scenario(rows=20_000, days=30))

@@ -16,9 +16,9 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
 
 from tests.conftest import ROOT
-from workbench.demo import Scenario, build_demo
-from workbench.evidence import latest_runs
-from workbench.store import Store
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.sources.evidence import latest_runs
+from workbench.sources.store import Store
 
 COMPARISON_KEYS = {"variant", "control", "diff", "diff_ci", "rel_lift", "rel_lift_ci", "p_value", "p_adjusted",
                    "significant", "prob_beat_control"}  # fmt: skip
@@ -122,7 +122,7 @@ def test_power_for_means_uses_d_equals_delta_over_sigma() -> None:
 
 
 def test_an_srm_recorded_from_the_cli_blocks_the_retrain_gate(small_store: Store, tmp_path: Path) -> None:
-    from workbench.decisions import gate_blockers
+    from workbench.gate.decisions import gate_blockers
 
     path = tmp_path / "s.csv"
     path.write_text("arm,n,successes\ncontrol,101600,30480\nvariant,98400,30504\n")

@@ -1,4 +1,4 @@
-"""The A/B analysis from the ingest's per-trace sums (workbench.queries.abtest_kept) gives what the join of the
+"""The A/B analysis from the ingest's per-trace sums (workbench.abtest.kept) gives what the join of the
 feedback gives: every metric kind, CUPED, windows, model-version arms, segments, crossed units; and the store
 uses it only while the sums are current."""
 
@@ -16,13 +16,14 @@ import pandas as pd
 import pytest
 
 from tests.abtest_data import insert_tricky_predictions
-from workbench.abtest import analyse_store
-from workbench.abtest_result import ABTestSettings
-from workbench.ingest import ingest_frame
-from workbench.queries import Window, trace_feedback, unit_sums
-from workbench.queries.abtest import METRICS
-from workbench.schema import parse_roles
-from workbench.store import Store, write_meta
+from workbench.abtest.analyse import analyse_store
+from workbench.abtest.queries import METRICS
+from workbench.abtest.result import ABTestSettings
+from workbench.core.schema import parse_roles
+from workbench.core.window import Window
+from workbench.ingest.pipeline import ingest_frame
+from workbench.sources import trace_feedback, unit_sums
+from workbench.sources.store import Store, write_meta
 
 EVERY_METRIC = list(METRICS)
 

@@ -10,15 +10,8 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
-from workbench.errors import InputError
-from workbench.stats.power import (
-    days_needed,
-    mde_mean,
-    mde_proportion,
-    plan_mean,
-    plan_proportion,
-    power_at,
-)
+from workbench.core.errors import InputError
+from workbench.stats.power import days_needed, mde_mean, mde_proportion, plan_mean, plan_proportion, power_at
 from workbench.stats.shadow import ShadowCounts, compare_shadow, mcnemar_exact
 
 

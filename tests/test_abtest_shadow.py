@@ -13,8 +13,8 @@ import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 
 from tests.conftest import ROOT
-from workbench.abtest_shadow import analyse_shadow_file, shadow_counts
-from workbench.errors import InputError
+from workbench.abtest.shadow import analyse_shadow_file, shadow_counts
+from workbench.core.errors import InputError
 
 
 @pytest.fixture()

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from tests.abtest_data import insert_tricky_predictions
-from workbench.queries import Window
-from workbench.queries.abtest import (
+from workbench.abtest.queries import (
     DAY_US,
     arm_units,
     cap_value,
@@ -35,7 +34,7 @@ from workbench.queries.abtest import (
     units_by_arm,
     utc_day,
 )
-from workbench.queries.abtest_summary import (
+from workbench.abtest.summary_queries import (
     capped_from_counts,
     event_summary,
     rank_sums_from_counts,
@@ -45,8 +44,9 @@ from workbench.queries.abtest_summary import (
     segment_values,
     unit_summary,
 )
+from workbench.core.window import Window
+from workbench.sources.store import Store
 from workbench.stats.abtest import Moments
-from workbench.store import Store
 
 SEGMENTS = ("region", "device")
 METRICS = [metric("thumbs_up_rate"), metric("dwell_time"), metric("mean_rating")]
@@ -124,7 +124,7 @@ def test_utc_day_equals_date_trunc_of_the_naive_timestamp(micros: list[int]) -> 
 
 def test_unit_summary_with_segment_codes_equals_the_plain_one(tricky_store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Segments taken at first exposure as one packed integer give the counts of one arg_min per segment."""
-    import workbench.queries.abtest_summary as summary
+    import workbench.abtest.summary_queries as summary
 
     with tricky_store.ibis() as con:
         exp, _source = experiment_predictions(con, None, "auto", SEGMENTS)
@@ -225,7 +225,7 @@ def test_the_store_analysis_joins_feedback_once_and_creates_no_table(tricky_stor
     """Default metrics: no temporary table; one query reads the feedback (the events), one groups the units."""
     from ibis.backends.duckdb import Backend
 
-    from workbench.abtest import analyse_store
+    from workbench.abtest.analyse import analyse_store
 
     executed: list[str] = []
     created: list[str] = []

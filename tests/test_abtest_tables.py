@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from workbench.abtest import analyse_summary
-from workbench.abtest_tables import RESULT_COLUMNS_SHOWN, results_table, shown_columns
+from workbench.abtest.analyse import analyse_summary
+from workbench.abtest.tables import RESULT_COLUMNS_SHOWN, results_table, shown_columns
 
 
 def test_holm_gives_each_comparison_its_own_ci_level_in_one_column() -> None:

@@ -8,9 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from workbench.demo import Scenario, build_demo
-from workbench.evidence import latest_runs
-from workbench.store import Store
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.sources.evidence import latest_runs
+from workbench.sources.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_calculator_mode_analyses_the_typed_in_table(page: AppTest) -> None:
 
 
 def test_the_exports_are_the_cli_documents() -> None:
-    from workbench.abtest import analyse_summary, export
+    from workbench.abtest.analyse import analyse_summary, export
 
     result = analyse_summary([{"arm": "a", "n": 1000, "successes": 300}, {"arm": "b", "n": 1000, "successes": 340}])
     doc = json.loads(export(result, "json"))

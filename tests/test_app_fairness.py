@@ -6,9 +6,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from workbench.demo import Scenario, build_demo
-from workbench.evidence import latest_runs
-from workbench.store import Store
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.sources.evidence import latest_runs
+from workbench.sources.store import Store
 
 
 @pytest.fixture(scope="module")

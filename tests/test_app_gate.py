@@ -6,10 +6,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from workbench.decisions import read_decisions, verify
-from workbench.demo import Scenario, build_demo
-from workbench.evidence import record_run
-from workbench.store import Store
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.gate.decisions import read_decisions, verify
+from workbench.sources.evidence import record_run
+from workbench.sources.store import Store
 
 
 def decision_form(app: AppTest):
@@ -114,7 +114,7 @@ def test_typed_in_target_shares_and_a_merge_reach_the_written_manifest(gate, tmp
 def test_the_representation_audit_fills_the_rebalancing_targets(gate, tmp_path):
     import json
 
-    from workbench.fairness import audit_store
+    from workbench.fairness.audit import audit_store
 
     app, store = gate
     audit = audit_store(store, ["region"])

@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import GOOD, ROOT
-from workbench.demo import Scenario, build_demo
-from workbench.store import Store
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.sources.store import Store
 
 APP = str(ROOT / "app.py")
 

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from workbench import ui
+from workbench.app import ui
 
 
 @pytest.mark.parametrize("script", [script for script, *_ in ui.PAGES if not script.endswith("home.py")])

@@ -11,10 +11,10 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 from tests.test_app_home import plotly_values
-from workbench.demo import Scenario, build_demo
-from workbench.evidence import latest_runs
-from workbench.simulate import simulate
-from workbench.store import Store
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.demo.simulate import simulate
+from workbench.sources.evidence import latest_runs
+from workbench.sources.store import Store
 
 APP = str(ROOT / "app.py")
 # A rule that the 8k-row, 30-day demo can judge: ≈270 predictions a day, about a third labelled.

@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from workbench.curate import CurationSpec, curate, export, oversample_targets, reweighing_weights, robust_z
-from workbench.demo import Scenario, build_demo
-from workbench.errors import InputError
-from workbench.store import Store
+from workbench.core.errors import InputError
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.gate.curate import CurationSpec, curate, export, oversample_targets, reweighing_weights, robust_z
+from workbench.sources.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_majority_keeps_conflicts_with_a_clear_majority(demo):
 
 def test_identical_feature_rows_are_removed_and_counted(tmp_path):
     from tests.conftest import write
-    from workbench.ingest import ingest_file
+    from workbench.ingest.pipeline import ingest_file
 
     store = Store(tmp_path / "s.duckdb")
     write(tmp_path / "p.csv", """
@@ -140,7 +140,7 @@ def test_two_exports_with_the_same_parameters_are_byte_identical(demo, tmp_path)
 
 def test_csv_export_neutralises_formula_injection(tmp_path):
     from tests.conftest import write
-    from workbench.ingest import ingest_file
+    from workbench.ingest.pipeline import ingest_file
 
     store = Store(tmp_path / "s.duckdb")
     write(tmp_path / "p.csv", """
@@ -192,7 +192,7 @@ def test_unlabelled_predictions_are_kept_with_an_empty_label_when_asked(demo):
 @pytest.fixture()
 def clicks_store(tmp_path) -> Store:
     """Clicks that agree with the outcome label (long dwell), skips that agree half the time, a rare pattern."""
-    from workbench.ingest import ingest_frames
+    from workbench.ingest.pipeline import ingest_frames
 
     traces, feedback = [], []
 

@@ -11,10 +11,10 @@ import duckdb
 import pytest
 
 from tests.conftest import ROOT
-from workbench.decisions import GENESIS, decide, entry_hash, export, read_decisions, verify
-from workbench.errors import InputError
-from workbench.evidence import record_run
-from workbench.store import Store
+from workbench.core.errors import InputError
+from workbench.gate.decisions import GENESIS, decide, entry_hash, export, read_decisions, verify
+from workbench.sources.evidence import record_run
+from workbench.sources.store import Store
 
 
 @pytest.fixture()

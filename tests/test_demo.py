@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from workbench.demo import Scenario, build_demo, content_hash, generate
-from workbench.errors import InputError
-from workbench.store import Store
+from workbench.core.errors import InputError
+from workbench.demo.scenario import Scenario, build_demo, content_hash, generate
+from workbench.sources.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_label_delay_means_recent_predictions_are_less_labelled(demo):
 
 def test_demo_refuses_to_overwrite_a_store_that_is_not_a_demo(store, tmp_path):
     from tests.conftest import PREDICTIONS_HEADER, write
-    from workbench.ingest import ingest_file
+    from workbench.ingest.pipeline import ingest_file
 
     ingest_file(store, write(tmp_path / "p.csv", f"{PREDICTIONS_HEADER}\na,2026-01-01,v1,1,0.5,1,DE,x\n"))
     with pytest.raises(InputError, match="is not a demo store"):

@@ -11,14 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.demo import Scenario, build_demo
-from workbench.drift import compare, compare_tables, store_features
-from workbench.drift_time import drift_over_time
-from workbench.errors import InputError
-from workbench.queries import Window, drift_cache, filtered_predictions
-from workbench.queries import drift as q
+from workbench.core.errors import InputError
+from workbench.core.window import Window
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.drift import profile_cache as drift_cache
+from workbench.drift import queries as q
+from workbench.drift.compare import compare, compare_tables, store_features
+from workbench.drift.over_time import drift_over_time
+from workbench.sources.store import Store
+from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.drift import DriftSettings, merged_edges
-from workbench.store import Store
 
 SETTINGS = DriftSettings()
 EMPTY = Window(start=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), end=dt.datetime(2020, 2, 1, tzinfo=dt.UTC))

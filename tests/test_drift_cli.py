@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
-from workbench.demo import Scenario, build_demo
-from workbench.drift_windows import parse_window
-from workbench.errors import InputError
-from workbench.evidence import latest_runs
-from workbench.store import Store
+from workbench.core.errors import InputError
+from workbench.core.window import parse_window
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.sources.evidence import latest_runs
+from workbench.sources.store import Store
 
 FEATURE_KEYS = {"name", "type", "test", "statistic", "p_value", "p_adjusted", "threshold", "drift", "psi",
                 "js_distance", "wasserstein", "ks_statistic", "ks_p_value", "n_reference", "n_current"}  # fmt: skip
@@ -161,9 +161,9 @@ def test_a_store_feature_missing_from_the_reference_file_is_named(small_store, t
 
     import duckdb
 
-    from workbench.drift_files import compare_file_to_window
-    from workbench.drift_store import store_features
-    from workbench.queries import Window
+    from workbench.core.window import Window
+    from workbench.drift.files import compare_file_to_window
+    from workbench.drift.store import store_features
 
     with small_store.ibis() as con:
         numeric, _ = store_features(con)

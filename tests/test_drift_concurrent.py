@@ -8,13 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench import drift_classifier, drift_files, drift_store
-from workbench.demo import Scenario, build_demo
-from workbench.drift import compare, compare_files, store_features
-from workbench.queries import Window, file_table, filtered_predictions
-from workbench.queries import drift as q
+from workbench.core.window import Window
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.drift import classifier as drift_classifier
+from workbench.drift import files as drift_files
+from workbench.drift import queries as q
+from workbench.drift import store as drift_store
+from workbench.drift.compare import compare, compare_files, store_features
+from workbench.sources.files import file_table
+from workbench.sources.store import Store
+from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.drift import DriftSettings
-from workbench.store import Store
 
 REFERENCE = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
 CURRENT = Window(start=dt.datetime(2026, 1, 20, tzinfo=dt.UTC))

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.drift import compare
-from workbench.drift_time import drift_over_time, estimated_performance
-from workbench.queries import Window
+from workbench.core.window import Window
+from workbench.drift.compare import compare
+from workbench.drift.over_time import drift_over_time, estimated_performance
 
 
 def day(truth: dict, n: int) -> dt.datetime:
@@ -100,7 +100,7 @@ def test_the_sudden_drift_start_is_found_within_one_daily_chunk(demo, windows):
     assert over.first_crossing["age"] is None and over.first_crossing["channel"] is None
     daily = over.values[over.values["feature"] == "amount"]
     assert len(daily) == truth["days"]
-    from workbench.charts.drift import feature_lines_figure
+    from workbench.drift.charts import feature_lines_figure
 
     marks = [t for t in feature_lines_figure(over, ["amount", "age"]).data if t.name.endswith("first crossed")]
     assert [(t.name, pd.Timestamp(t.x[0], tz="UTC")) for t in marks] == [

@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from workbench.drift import compare_files
-from workbench.errors import InputError
+from workbench.core.errors import InputError
+from workbench.drift.compare import compare_files
 from workbench.stats.divergence import psi
 from workbench.stats.drift import DriftSettings, bin_counts, merged_edges
 from workbench.stats.multiple import adjust_pvalues
@@ -191,7 +191,7 @@ def test_binning_pulled_values_gives_the_engines_counts_exactly():
     # exact mode bins the values it pulled for KS; the engine's GROUP BY must agree bin for bin
     import ibis
 
-    from workbench.queries import drift as q
+    from workbench.drift import queries as q
 
     rng = np.random.default_rng(5)
     x = np.concatenate([rng.lognormal(2, 1, 5000), np.floor(rng.normal(5, 2, 3000)), [np.nan, -1e9, 1e9]])
@@ -213,7 +213,7 @@ def test_binning_pulled_values_gives_the_engines_counts_exactly():
 def test_columns_pulled_together_equal_each_column_pulled_alone_nulls_and_nan_left_out():
     import ibis
 
-    from workbench.queries import drift as q
+    from workbench.drift import queries as q
 
     rng = np.random.default_rng(3)
     n = 4000
@@ -257,7 +257,7 @@ def test_columns_pulled_together_equal_each_column_pulled_alone_nulls_and_nan_le
 
 
 def test_moments_of_pulled_values_are_numpys_and_a_constant_has_std_zero():
-    from workbench.queries import drift as q
+    from workbench.drift import queries as q
 
     x = np.sort(np.random.default_rng(8).lognormal(2, 1, 5001))
     m = q.sorted_moments(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workbench.drift_view import shown_feature_columns
+from workbench.drift.view import shown_feature_columns
 
 
 def _table(**changes: list) -> pd.DataFrame:

@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_fairness_stats import random_rows
-from workbench.demo import Scenario, build_demo
-from workbench.evidence import latest_runs
-from workbench.store import Store
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.sources.evidence import latest_runs
+from workbench.sources.store import Store
 
 GROUP_KEYS = {"group", "n", "selection_rate", "accuracy", "tpr", "fpr", "fnr", "precision"}
 DISPARITY_KEYS = {"demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workbench.fairness import audit_store, curation_target_shares
+from workbench.fairness.audit import audit_store, curation_target_shares
 from workbench.stats.fairness import FairnessSettings
 
 

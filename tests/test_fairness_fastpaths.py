@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from tests.test_fairness_stats import random_rows
-from workbench.errors import InputError
-from workbench.fairness import audit_file, audit_frame
-from workbench.queries import fairness as q
+from workbench.core.errors import InputError
+from workbench.fairness import queries as q
+from workbench.fairness.audit import audit_file, audit_frame
 from workbench.stats.fairness import FairnessSettings
 
 QUICK = FairnessSettings(bootstrap_resamples=50)

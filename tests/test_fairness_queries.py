@@ -18,11 +18,11 @@ from fairlearn.metrics import (
 )
 
 from tests.test_fairness_stats import FAIRLEARN_METRICS, random_rows
-from workbench.errors import InputError
-from workbench.fairness import audit_file, audit_frame, audit_store
-from workbench.fairness_series import fpr_ratio_series
+from workbench.core.errors import InputError
+from workbench.fairness.audit import audit_file, audit_frame, audit_store
+from workbench.fairness.series import fpr_ratio_series
+from workbench.sources.store import Store
 from workbench.stats.fairness import FairnessSettings
-from workbench.store import Store
 
 QUICK = FairnessSettings(bootstrap_resamples=100)
 
@@ -91,7 +91,7 @@ def test_unlabelled_rows_count_for_the_selection_rate_only() -> None:
 def hand_store(tmp_path: Path) -> Store:
     """Four regions by hand: north/south large (south with FPR 0.4 vs 0.1), 'tiny' with 5 rows, a missing
     region, 'onlypos' whose labels are all positive; conflicting labels on three traces; thumbs and ratings."""
-    from workbench.ingest import ingest_frames
+    from workbench.ingest.pipeline import ingest_frames
 
     predictions, feedback = [], []
 
@@ -216,7 +216,7 @@ def test_an_attribute_missing_everywhere_is_one_named_group_and_no_verdict() -> 
 
 
 def test_a_store_without_thumbs_or_ratings_audits_labels_alone(tmp_path: Path) -> None:
-    from workbench.ingest import ingest_frames
+    from workbench.ingest.pipeline import ingest_frames
 
     frame = random_rows(6, 600, 1)
     ts = pd.Timestamp("2026-01-01", tz="UTC")

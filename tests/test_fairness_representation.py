@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from workbench.errors import InputError
-from workbench.fairness import read_population
+from workbench.core.errors import InputError
+from workbench.fairness.audit import read_population
 from workbench.stats.representation import goodness_of_fit, oversampling_factor, representation
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workbench.fairness_view import shown_group_columns
+from workbench.fairness.view import shown_group_columns
 
 
 def _table(flags: list[str]) -> pd.DataFrame:

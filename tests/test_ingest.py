@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import GOOD, PREDICTIONS_HEADER, ROOT, counts, write
-from workbench import ingest as ingest_module
-from workbench.errors import InputError
-from workbench.ingest import ingest_file, ingest_files, ingest_frame
-from workbench.schema import Roles, TableRoles, parse_roles
+from workbench.core.errors import InputError
+from workbench.core.schema import Roles, TableRoles, parse_roles
+from workbench.ingest import pipeline as ingest_module
+from workbench.ingest.pipeline import ingest_file, ingest_files, ingest_frame
 
 GOOD_PREDICTIONS = GOOD
 
@@ -298,8 +298,8 @@ def test_a_killed_ingest_leaves_the_store_unchanged(store, tmp_path):
     marker = tmp_path / "inserted"
     script = (
         "import pathlib, time, sys\n"
-        "from workbench import ingest\n"
-        "from workbench.store import Store\n"
+        "from workbench.ingest import pipeline as ingest\n"
+        "from workbench.sources.store import Store\n"
         f"ingest._after_insert_hook = lambda: (pathlib.Path({str(marker)!r}).touch(), time.sleep(60))\n"
         f"ingest.ingest_file(Store({str(store.path)!r}), {str(big)!r})\n"
     )

@@ -2,8 +2,8 @@
 
 import pytest
 
-from workbench.errors import InputError
-from workbench.schema import Roles, parse_roles
+from workbench.core.errors import InputError
+from workbench.core.schema import Roles, parse_roles
 
 ROLES_TOML = """
 [predictions]

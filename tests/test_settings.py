@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from workbench.errors import InputError
-from workbench.settings import load_section
+from workbench.core.errors import InputError
+from workbench.core.settings import load_section
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,10 @@ def test_the_example_file_lists_every_setting_with_its_default():
     import tomllib
 
     from tests.conftest import ROOT
-    from workbench.abtest_result import ABTestSettings
-    from workbench.queries.stream_view import StreamSettings
+    from workbench.abtest.result import ABTestSettings
     from workbench.stats.drift import DriftSettings
     from workbench.stats.fairness import FairnessSettings
+    from workbench.stream.snapshot import StreamSettings
 
     example = ROOT / "settings.example.toml"
     listed = tomllib.loads(example.read_text(encoding="utf-8"))

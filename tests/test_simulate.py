@@ -15,11 +15,11 @@ import pyarrow.compute as pc
 import pytest
 
 from tests.conftest import ROOT
-from workbench.demo import START, Scenario, build_demo
-from workbench.errors import InputError
-from workbench.queries.stream_view import stream_snapshot
-from workbench.simulate import Simulator, simulate
-from workbench.store import Store
+from workbench.core.errors import InputError
+from workbench.demo.scenario import START, Scenario, build_demo
+from workbench.demo.simulate import Simulator, simulate
+from workbench.sources.store import Store
+from workbench.stream.snapshot import stream_snapshot
 
 LIVE_COUNTS = """
 SELECT

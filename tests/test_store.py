@@ -9,9 +9,9 @@ import time
 import pytest
 
 from tests.conftest import GOOD, ROOT, counts, write
-from workbench.errors import InputError, StoreBusyError
-from workbench.ingest import ingest_file
-from workbench.store import Store, default_db_path
+from workbench.core.errors import InputError, StoreBusyError
+from workbench.ingest.pipeline import ingest_file
+from workbench.sources.store import Store, default_db_path
 
 
 def _hold_write_lock(store: Store, seconds: float, ready) -> subprocess.Popen:
@@ -95,7 +95,7 @@ def test_connections_draw_no_progress_bar_on_stderr(tmp_path):
 
 def test_in_memory_file_connections_are_utc_and_draw_no_progress_bar(tmp_path):
     """File modes (drift, fairness) read through an in-memory DuckDB: same settings as the store's."""
-    from workbench.queries import file_table
+    from workbench.sources.files import file_table
 
     path = tmp_path / "rows.csv"
     path.write_text("x\n1\n2\n")

@@ -7,17 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.charts.stream import (
-    HOURS_SHOWN,
-    _band,
-    arrivals_figure,
-    quality_figure,
-    rate_figure,
-    volume_figure,
-)
-from workbench.demo import Scenario, build_demo
-from workbench.queries.stream_view import PARTIAL_BELOW, observed_share, stream_snapshot
-from workbench.store import Store
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.sources.store import Store
+from workbench.stream.charts import HOURS_SHOWN, _band, arrivals_figure, quality_figure, rate_figure, volume_figure
+from workbench.stream.snapshot import PARTIAL_BELOW, observed_share, stream_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +52,8 @@ def test_signal_quality_lines_are_zero_between_events(store):
 
 
 def test_fired_markers_sit_on_charts_of_their_own_granularity(store):
-    from workbench.charts.stream import volume_figure
-    from workbench.triggers import check, parse
+    from workbench.stream.charts import volume_figure
+    from workbench.stream.triggers import check, parse
 
     rules = '[[rule]]\nname = "low"\nmetric = "prediction_volume"\nop = "<"\nthreshold = 1000\nfor = 2\n'
     result = check(store, parse(rules))

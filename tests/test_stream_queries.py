@@ -8,13 +8,14 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from tests.stream_data import ROLES, START, build
-from workbench.demo import Scenario, build_demo
-from workbench.errors import InputError
-from workbench.ingest import ingest_frames
-from workbench.queries import Window, store_summary
-from workbench.queries.stream import stream_series
-from workbench.queries.stream_quality import label_delays_from, signal_quality_from
-from workbench.queries.stream_view import StreamSettings, add_rates, stream_snapshot
+from workbench.core.errors import InputError
+from workbench.core.window import Window
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.ingest.pipeline import ingest_frames
+from workbench.sources.store_queries import store_summary
+from workbench.stream.quality import label_delays_from, signal_quality_from
+from workbench.stream.queries import stream_series
+from workbench.stream.snapshot import StreamSettings, add_rates, stream_snapshot
 
 H = pd.Timedelta(hours=1)
 
@@ -192,7 +193,7 @@ def test_signal_quality_counts_conflicts_repeats_orphans_quarantine_and_duplicat
 
 @pytest.fixture(scope="module")
 def demo_small(tmp_path_factory):
-    from workbench.store import Store
+    from workbench.sources.store import Store
 
     store = Store(tmp_path_factory.mktemp("stream") / "demo.duckdb")
     truth = build_demo(store, Scenario(rows=20_000, days=30))

@@ -1,4 +1,4 @@
-"""The per-trace feedback summary the ingest keeps (workbench.queries.trace_feedback): after any sequence of
+"""The per-trace feedback summary the ingest keeps (workbench.sources.trace_feedback): after any sequence of
 ingests it equals grouping the feedback now; the audit gives the same numbers with it as without; it is not
 trusted when stale (feedback changed behind the ingest, other label types) and is rebuilt by the next ingest;
 a failed ingest leaves it as it was."""
@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.errors import InputError
-from workbench.fairness import audit_store
-from workbench.ingest import ingest_frame, ingest_frames
-from workbench.queries import trace_feedback, unit_sums
+from workbench.core.errors import InputError
+from workbench.fairness.audit import audit_store
+from workbench.ingest.pipeline import ingest_frame, ingest_frames
+from workbench.sources import trace_feedback, unit_sums
+from workbench.sources.store import Store
 from workbench.stats.fairness import FairnessSettings
-from workbench.store import Store
 
 QUICK = FairnessSettings(bootstrap_resamples=50)
 COUNT_COLUMNS = ["trace_id", "n_labels", "n_positive", "thumbs", "thumbs_up", "ratings", "rating_sum", "rating_sumsq"]
@@ -216,7 +216,7 @@ def test_feedback_changed_behind_the_ingest_makes_the_table_stale_until_the_next
 
 
 def test_the_copies_on_the_predictions_are_no_feature_and_no_user_column_may_take_their_names(tmp_path: Path) -> None:
-    from workbench.drift_store import store_features
+    from workbench.drift.store import store_features
 
     store = _build(tmp_path)
     with store.ibis() as con:

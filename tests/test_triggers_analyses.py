@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.drift_time import estimated_performance
-from workbench.errors import InputError
-from workbench.queries import Window
-from workbench.triggers import check, parse
-from workbench.triggers_analyses import kth_largest
+from workbench.core.errors import InputError
+from workbench.core.window import Window
+from workbench.drift.over_time import estimated_performance
+from workbench.stream.trigger_metrics import kth_largest
+from workbench.stream.triggers import check, parse
 
 REFERENCE = "2026-01-01/2026-01-30"  # the demo's first 30 days: before every injected drift (day 30 on)
 DRIFT_RULES = f"""

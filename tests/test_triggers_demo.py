@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
-from workbench.triggers import backtest_table, check, load_rules
+from workbench.stream.triggers import backtest_table, check, load_rules
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
 

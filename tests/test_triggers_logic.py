@@ -7,8 +7,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.rules import Rule
-from workbench.triggers import METRICS, judge
+from workbench.stream.rules import Rule
+from workbench.stream.triggers import METRICS, judge
 
 DAY = pd.Timedelta(days=1)
 T0 = pd.Timestamp("2026-03-01", tz="UTC")

@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 
 from tests.conftest import ROOT
-from workbench.errors import InputError
-from workbench.rules import Param, date_range, parse_rules, whole
-from workbench.triggers import METRICS, Metric, load_rules, parse
+from workbench.core.errors import InputError
+from workbench.stream.rules import Param, date_range, parse_rules, whole
+from workbench.stream.triggers import METRICS, Metric, load_rules, parse
 
 GOOD = """\
 mode = "any"

@@ -13,12 +13,12 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.stream_data import ROLES, START, build, daily_accuracy
-from workbench.decisions import decide
-from workbench.errors import InputError
-from workbench.evidence import latest_runs
-from workbench.ingest import ingest_frames
-from workbench.queries import Window
-from workbench.triggers import check, parse
+from workbench.core.errors import InputError
+from workbench.core.window import Window
+from workbench.gate.decisions import decide
+from workbench.ingest.pipeline import ingest_frames
+from workbench.sources.evidence import latest_runs
+from workbench.stream.triggers import check, parse
 
 ACCURACY = """
 [[rule]]

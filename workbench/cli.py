@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.errors import InputError, WorkbenchError
-from workbench.store import Store
+from workbench.core.errors import InputError, WorkbenchError
+from workbench.sources.store import Store
 
 app = typer.Typer(
     add_completion=False,
@@ -46,7 +46,7 @@ def _global_options(
 ) -> None:
     """Options for every command (the settings file is read by each analysis through $WORKBENCH_SETTINGS)."""
     if settings is not None:
-        from workbench.settings import SETTINGS_ENV
+        from workbench.core.settings import SETTINGS_ENV
 
         if not settings.is_file():
             raise InputError(f"settings file {settings} does not exist")
@@ -67,7 +67,7 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Build the demo store with known injected drift, bias and A/B lift (ground_truth.json)."""
-    from workbench.demo import Scenario, build_demo
+    from workbench.demo.scenario import Scenario, build_demo
 
     store = Store(db)
     started = time.perf_counter()
@@ -98,8 +98,8 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Validate and append files in one transaction; rejected rows go to quarantine with a reason."""
-    from workbench.ingest import ingest_files, total
-    from workbench.schema import load_roles
+    from workbench.core.schema import load_roles
+    from workbench.ingest.pipeline import ingest_files, total
 
     if table is not None and table not in ("predictions", "feedback"):
         raise InputError(f"--table must be predictions or feedback, not '{table}'")
@@ -117,7 +117,7 @@ def ingest(
 @app.command()
 def info(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Summarise the store: row counts, time range, model versions, feedback coverage, quarantine."""
-    from workbench.queries import store_summary
+    from workbench.sources.store_queries import store_summary
 
     summary = store_summary(Store(db))
     emit(as_json, summary.to_dict(), format_summary(summary))
@@ -140,11 +140,11 @@ def format_summary(summary: Any) -> str:
     return "\n".join(lines)
 
 
-# Capability commands live in their own modules (workbench/commands/) and register on `app` when
+# Capability commands live in their own modules (workbench/<capability>/cli.py) and register on `app` when
 # imported; one name per capability, sorted.
 CAPABILITIES = ("abtest", "drift", "fairness", "gate", "stream")
 for _capability in CAPABILITIES:
-    importlib.import_module(f"workbench.commands.{_capability}")
+    importlib.import_module(f"workbench.{_capability}.cli")
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.errors import InputError
+from workbench.core.errors import InputError
 
 
 @dataclass(frozen=True)

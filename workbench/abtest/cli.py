@@ -1,0 +1,217 @@
+"""CLI for A/B significance analysis: `workbench abtest` (store, file or typed-in summaries) and `workbench power`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workbench.cli import DbOption, JsonOption, app, emit
+from workbench.core.errors import InputError
+from workbench.sources.store import Store
+
+
+@app.command()
+def abtest(
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Store: primary metric(s), repeatable or a,b (thumbs_up_rate, click_rate, correction_rate, "
+            "mean_rating, dwell_time, clicks_per_session); default from settings."
+        ),
+    ] = None,
+    guardrail: Annotated[
+        list[str] | None, typer.Option(help="Store: guardrail metric(s) that must not get worse; 'none' for none.")
+    ] = None,
+    control: Annotated[
+        str | None, typer.Option(help="Control arm (default: champion/control/v1…, else first).")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="Store: predictions from (ISO date/time, UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="Store: predictions before (ISO date/time, UTC).")] = None,
+    arm_source: Annotated[str, typer.Option(help="Store: arms from 'arm', 'model_version' or 'auto'.")] = "auto",
+    cuped: Annotated[
+        bool | None, typer.Option("--cuped/--no-cuped", help="Store: adjust by each unit's pre-period value (CUPED).")
+    ] = None,
+    file: Annotated[Path | None, typer.Option(help="File with one row per unit (CSV, Parquet, JSON Lines).")] = None,
+    arm_col: Annotated[str | None, typer.Option(help="File: the arm column.")] = None,
+    metric_col: Annotated[str | None, typer.Option(help="File: the metric column.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="File: proportion, mean or ratio (inferred).")] = None,
+    denominator_col: Annotated[str | None, typer.Option(help="File: denominator of a ratio metric.")] = None,
+    pre_col: Annotated[str | None, typer.Option(help="File: pre-period covariate (CUPED).")] = None,
+    lower_is_better: Annotated[bool, typer.Option(help="File/summary: a decrease is an improvement.")] = False,
+    summary_file: Annotated[
+        Path | None, typer.Option(help="Typed-in summaries: rows arm,n,successes or arm,n,mean,std [,metric].")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Planned split for SRM, e.g. champion=0.5,challenger=0.5.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Significance level (default 0.05).")] = None,
+    adjustment: Annotated[str | None, typer.Option(help="Multiple comparisons: holm, bh or none.")] = None,
+    exit_code: Annotated[
+        bool, typer.Option(help="Exit 1 on a sample ratio mismatch or a failed guardrail (for a scheduler).")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Is the variant better? SRM first, then per metric and variant the test, CIs, lift, Bayes and power.
+
+    Proportions: pooled two-proportion z p-value, unpooled Wald CI; means: Welch t with capping and
+    Mann–Whitney; ratios: delta method; Holm-adjusted p-values with consistent CIs; verdict in words.
+    """
+    from workbench.abtest.analyse import analyse_file, analyse_store, analyse_summary, load_settings, parse_split
+    from workbench.core.window import Window
+
+    settings = load_settings()
+    if alpha is not None:
+        if not 0 < alpha < 1:
+            raise InputError(f"--alpha must be between 0 and 1, not {alpha}")
+        settings = replace(settings, alpha=alpha)
+    if adjustment is not None:
+        if adjustment not in ("holm", "bh", "none"):
+            raise InputError(f"--adjustment must be holm, bh or none, not '{adjustment}'")
+        settings = replace(settings, adjustment=adjustment)
+    planned = parse_split(split)
+    say = _progress(as_json)
+    if file is not None and summary_file is not None:
+        raise InputError("give either --file or --summary-file, not both")
+    store = Store(db)
+    if file is not None:
+        if not arm_col or not metric_col:
+            raise InputError("--file needs --arm-col and --metric-col")
+        say(f"reading {file.name}")
+        result = analyse_file(file, arm_col, metric_col, type_, denominator_col, pre_col, control, settings, planned,
+                              lower_is_better)  # fmt: skip
+        record = db is not None and store.exists()
+    elif summary_file is not None:
+        from workbench.abtest.analyse import parse_summary_file
+
+        result = analyse_summary(parse_summary_file(summary_file), control, settings, planned,
+                                 lower_is_better=lower_is_better)  # fmt: skip
+        record = db is not None and store.exists()
+    else:
+        if arm_col or metric_col or type_ or denominator_col or pre_col:
+            raise InputError("--arm-col/--metric-col/--type/--denominator-col/--pre-col apply to --file")
+        if not store.exists():
+            raise InputError(f"no store at {store.path}: run `workbench demo` or `workbench ingest`, or give --file")
+        window = Window(_when(start, "--start"), _when(end, "--end"))
+        guards = None if guardrail is None else [g for g in _names(guardrail) if g.lower() != "none"]
+        result = analyse_store(store, window, _names(metric) or None, guards, control, arm_source, cuped, settings,
+                               planned, progress=say)  # fmt: skip
+        record = True
+    if record:
+        from workbench.sources.evidence import record_run
+
+        record_run(store, "abtest", result.verdict_word, result.summary())
+    emit(as_json, result.to_dict(), format_result(result))
+    if exit_code and result.verdict_word in ("srm_fail", "guardrail_fail"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def power(
+    baseline: Annotated[float, typer.Option(help="Control's rate (proportion) or mean (with --std).")],
+    mde: Annotated[float, typer.Option(help="Minimum detectable effect: absolute, or relative with --relative.")],
+    relative: Annotated[bool, typer.Option(help="--mde is relative to the baseline (0.05 = +5%).")] = False,
+    alpha: Annotated[float, typer.Option(help="Two-sided significance level.")] = 0.05,
+    power: Annotated[float, typer.Option("--power", help="Probability of detecting the MDE.")] = 0.8,
+    arms: Annotated[int, typer.Option(help="Arms including control (α split over the k − 1 comparisons).")] = 2,
+    std: Annotated[float | None, typer.Option(help="Standard deviation per unit: plan a mean metric.")] = None,
+    daily_units: Annotated[
+        float | None, typer.Option(help="Units per day entering the test (all arms): adds days needed.")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Units per arm to detect the MDE (statsmodels NormalIndPower with Cohen's h, or d = Δ/σ for means)."""
+    from workbench.stats.power import plan_mean, plan_proportion
+
+    if std is None:
+        plan = plan_proportion(baseline, mde, relative, alpha, power, arms)
+    else:
+        plan = plan_mean(baseline, std, mde, relative, alpha, power, arms)
+    document: dict[str, Any] = plan.to_dict()
+    days = None
+    if daily_units is not None:
+        if not daily_units > 0:
+            raise InputError(f"--daily-units must be positive, not {daily_units}")
+        days = plan.total / daily_units
+    document["days_needed"] = days
+    rel = f" ({plan.mde_rel:+.1%})" if plan.mde_rel is not None else ""
+    text = (
+        f"{plan.n_per_arm:,} units per arm ({plan.total:,} in all, {arms} arms) to detect {plan.mde_abs:+.4g}{rel} "
+        f"from {plan.baseline:.4g} with {plan.power:.0%} power at α={plan.alpha:g} two-sided"
+        + (f" (α={plan.alpha_per_comparison:.3g} per comparison)" if arms > 2 else "")
+        + (f"; about {days:.1f} days at {daily_units:,.0f} units/day" if days is not None else "")
+    )
+    emit(as_json, document, text)
+
+
+def format_result(result: Any) -> str:
+    """Plain-text A/B result: SRM, one line per comparison and guardrail, warnings, the verdict."""
+    from workbench.abtest.verdict import fmt_effect, fmt_p
+
+    lines = []
+    if not result.srm.ok:
+        lines.append(f"!! SRM: {result.srm.message}{result.srm.reason_suffix} — results untrustworthy")
+    else:
+        lines.append(f"SRM ok: {result.srm.message}")
+    for c in [*result.comparisons, *result.guardrails]:
+        role = "guardrail " if c.role == "guardrail" else ""
+        means = f"{_num(c.control_mean)} → {_num(c.variant_mean)}"
+        bayes = f", P(beat control)={c.prob_beat_control:.1%}" if c.prob_beat_control is not None else ""
+        status = f", guardrail {c.guardrail['status']}" if c.guardrail else ""
+        lines.append(
+            f"{role}{c.label}: {c.variant} vs {c.control} {means}; {fmt_effect(c)}, {fmt_p(c.p_value)}, "
+            f"adjusted {fmt_p(c.p_adjusted)}{bayes}{status}"
+        )
+    lines += [f"warning: {w}" for w in result.warnings]
+    lines.append(f"verdict: {result.verdict}")
+    return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _names(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    if not text:
+        return None
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError:
+        raise InputError(f"{option} '{text}' is not a date/time (use e.g. 2026-03-01 or 2026-03-01T12:00)") from None
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+
+
+def _progress(as_json: bool) -> Any:
+    """Progress lines on stderr (stdout stays one JSON document with --json)."""
+
+    def say(step: str) -> None:
+        typer.echo(f"  {step}…", err=True)
+
+    return say
+
+
+@app.command()
+def shadow(
+    file: Annotated[Path, typer.Option(help="Scored pairs: one row per request with both models' predictions.")],
+    champion_col: Annotated[str, typer.Option(help="The champion's prediction column.")],
+    challenger_col: Annotated[str, typer.Option(help="The challenger's prediction column.")],
+    label_col: Annotated[str | None, typer.Option(help="The true label, where known (McNemar's test).")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    as_json: JsonOption = False,
+) -> None:
+    """Shadow mode: agreement rate and McNemar's exact test on correctness, both models on the same traffic."""
+    from workbench.abtest.shadow import analyse_shadow_file, shadow_document
+
+    if not 0 < alpha < 1:
+        raise InputError(f"--alpha must be between 0 and 1, not {alpha}")
+    result = analyse_shadow_file(file, champion_col, challenger_col, label_col, alpha)
+    emit(as_json, shadow_document(result), result.verdict_text)

@@ -1,0 +1,113 @@
+"""Tables and curves of an A/B result for people: the results table and the power curve (no Streamlit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.abtest.result import ABTestResult
+
+
+def power_curve(result: ABTestResult, status: Any) -> dict[str, Any] | None:
+    """Power vs units per arm for the target lift at the observed baseline (None without a plan)."""
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    from workbench.stats.power import power_at
+
+    if not status.n_needed_per_arm or status.baseline is None:
+        return None
+    comparison = next(c for c in result.comparisons if c.metric == status.metric and c.variant == status.variant)
+    if comparison.kind == "proportion":
+        target = status.baseline * (1 + status.target_mde_rel)
+        effect = float(proportion_effectsize(target, status.baseline))
+    else:
+        effect = status.baseline * status.target_mde_rel / status.std if status.std else 0.0
+    top = max(status.n_needed_per_arm, status.n_per_arm_now) * 1.6
+    n = np.unique(np.linspace(2, top, 200).round())
+    curve = power_at(effect, n, status.alpha_per_comparison)
+    return {
+        "label": comparison.label, "n": n.tolist(), "power": curve.tolist(), "n_now": status.n_per_arm_now,
+        "power_now": float(power_at(effect, status.n_per_arm_now, status.alpha_per_comparison)),
+        "n_needed": status.n_needed_per_arm, "target_power": status.power,
+        "target": f"a {status.target_mde_rel:+.0%} lift",
+    }  # fmt: skip
+
+
+RESULT_COLUMNS_SHOWN = ("metric", "variant", "control", "variant value", "difference [CI]", "lift [CI]", "CI level",
+                        "p adjusted", "P(beat control)", "guardrail")  # fmt: skip
+
+
+def shown_columns(table: pd.DataFrame) -> list[str]:
+    """:data:`RESULT_COLUMNS_SHOWN` of :func:`results_table`, without "CI level" when every row has the same one
+    (the page then says it once), "variant" when there is one (the verdict names it), "guardrail" when no row
+    is a guardrail."""
+    drop = set()
+    if table.empty or table["variant"].nunique() == 1:
+        drop.add("variant")
+    if table.empty or table["CI level"].nunique() == 1:
+        drop.add("CI level")
+    if table.empty or not table["guardrail"].astype(bool).any():
+        drop.add("guardrail")
+    return [c for c in RESULT_COLUMNS_SHOWN if c not in drop]
+
+
+def results_table(result: ABTestResult) -> pd.DataFrame:
+    """One row per metric and variant for the page: means, difference and lift with CIs, p and adjusted p, Bayes.
+
+    The CI level is a column of its own: with Holm or BH each comparison's interval has its own level (the one
+    matching its adjusted p-value). :data:`RESULT_COLUMNS_SHOWN` are the columns the page shows (p, n per arm
+    and the test are behind an expander; "significant" is p adjusted < α, which the caption says), so the table
+    fits the page without scrolling sideways.
+    """
+    out = []
+    for c in [*result.comparisons, *result.guardrails]:
+        pct = c.kind == "proportion"
+        fmt = (lambda v: f"{v:.2%}") if pct else (lambda v: f"{v:.4g}")
+        low, high = c.diff_ci or (None, None)
+        diff_ci = f"[{_signed(low, pct, unit=False)}, {_signed(high, pct, unit=False)}]" if c.diff_ci else "[n/a]"
+        rel_ci = f"[{c.rel_lift_ci[0]:+.1%}, {c.rel_lift_ci[1]:+.1%}]" if c.rel_lift_ci else "n/a"
+        out.append({
+            "metric": c.label + (" (guardrail)" if c.role == "guardrail" else ""), "variant": c.variant,
+            "control": fmt(c.control_mean) if c.control_mean is not None else "n/a",
+            "variant value": fmt(c.variant_mean) if c.variant_mean is not None else "n/a",
+            "difference [CI]": f"{_signed(c.diff, pct)} {diff_ci}",
+            "lift [CI]": f"{c.rel_lift:+.1%} {rel_ci}" if c.rel_lift is not None else "n/a",
+            "CI level": f"{1 - c.ci_level:.1%}",
+            "p adjusted": c.p_adjusted, "significant": c.significant, "P(beat control)": c.prob_beat_control,
+            "guardrail": (c.guardrail or {}).get("status", ""), "p": c.p_value,
+            "n control": c.n_control, "n variant": c.n_variant, "test": c.test,
+})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def _signed(value: float | None, pct: bool, unit: bool = True) -> str:
+    """A signed difference: points (× 100, " pts" when ``unit``) for proportions, 4 significant digits otherwise."""
+    if value is None:
+        return "n/a"
+    return f"{value * 100:+.2f}{' pts' if unit else ''}" if pct else f"{value:+.4g}"
+
+
+def robustness_table(result: ABTestResult) -> pd.DataFrame:
+    """Mean metrics side by side: uncapped Welch, capped (winsorized) Welch, Mann–Whitney, CUPED, unit-level check."""
+    out = []
+    for c in [*result.comparisons, *result.guardrails]:
+        capped, cuped, clustered = c.capped or {}, c.cuped or {}, c.clustered or {}
+        if not (capped or cuped or clustered or c.mann_whitney_p is not None):
+            continue
+        out.append({
+            "metric": c.label, "variant": c.variant, "difference": c.diff, "p (Welch / z)": c.p_value,
+            "cap": capped.get("cap"), "capped difference": capped.get("diff"), "capped p": capped.get("p_value"),
+            "Mann–Whitney p": c.mann_whitney_p, "CUPED θ": cuped.get("theta"),
+            "CUPED variance reduction": cuped.get("variance_reduction"),
+            "unit-level p": clustered.get("p_value"), "design effect": clustered.get("design_effect"),
+        })  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def srm_segments_table(result: ABTestResult) -> pd.DataFrame:
+    """Units per arm in each segment value with the SRM p-value (Holm across segment values)."""
+    rows = [{"segment": s["segment"], "value": s["value"], **{f"units · {a}": n for a, n in s["counts"].items()},
+             "p": s["p_value"], "p (Holm)": s["p_adjusted"], "ok": s["ok"]} for s in result.srm.segments]  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,244 @@
+"""Streamlit glue shared by the entrypoint and the pages: data source, global filters, errors.
+
+Pages stay thin: they read the active store and window from here and render result objects.
+Connections are never held open (other processes must be able to write the store); results are
+cached by ``st.cache_data`` keyed by the store path, its modification time and the filters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from workbench.core.errors import WorkbenchError
+from workbench.core.window import Window
+from workbench.sources.store import Store, default_db_path
+from workbench.sources.store_queries import StoreSummary, daily_volume, store_summary
+
+MISSING = "—"  # what a table shows where a value does not apply (the reference's ratio to itself), never "None"
+
+
+def table(data: Any, **kwargs: Any) -> Any:
+    """``st.dataframe`` as every page shows a table: no index, the page's width, "—" for a missing value."""
+    kwargs.setdefault("hide_index", True)
+    kwargs.setdefault("width", "stretch")
+    kwargs.setdefault("placeholder", MISSING)
+    return st.dataframe(data, **kwargs)
+
+
+SOURCE_DEFAULT = "Default store"
+SOURCE_FILE = "Another DuckDB file"
+SOURCE_UPLOAD = "Uploaded files"
+SOURCES = (SOURCE_DEFAULT, SOURCE_FILE, SOURCE_UPLOAD)
+
+# The pages that exist, in navigation order: (script, title, icon, what it answers).
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:", "What is in the store: volumes, versions, feedback coverage."),
+    ("pages/stream.py", "Feedback stream", ":material/monitoring:", "Feedback over time, label delay, triggers."),
+    ("pages/drift.py", "Drift", ":material/ssid_chart:", "What moved, since when, how much; does it hurt the model?"),
+    ("pages/abtest.py", "A/B test", ":material/science:", "Is the challenger better, guardrails safe, can we stop?"),
+    ("pages/fairness.py", "Fairness", ":material/balance:", "Does the model or its feedback treat a group worse?"),
+    (
+        "pages/gate.py",
+        "Retrain gate",
+        ":material/gavel:",
+        "Approve, reject or defer a retrain on the evidence; export the curated retraining set and the decision log.",
+    ),
+]
+
+
+def page_header(title: str, caption: str) -> None:
+    """Start a page: make sure it runs through the router (app.py), then its title and one-line purpose.
+
+    Streamlit starts in its legacy ``pages/`` mode and leaves it only when ``st.navigation`` first
+    runs; a deep link (``/gate``) opened first after a server start would run the page alone,
+    without the shared sidebar. Leave that mode and rerun, which goes through app.py to this page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    st.title(title)
+    st.caption(caption)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a project error as one line (``st.error``) and stop the page, never a traceback."""
+    try:
+        yield
+    except WorkbenchError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def store_mtime(store: Store) -> float:
+    """The store file's modification time: part of every cache key, so a changed store is re-read."""
+    return _mtime(store.path)
+
+
+@st.cache_data(show_spinner="Summarising the store…", max_entries=32)
+def cached_summary(path: str, mtime: float, window: Window | None) -> StoreSummary:
+    """Store summary, cached per store path, modification time and window."""
+    del mtime  # part of the cache key only: a changed store file is a new entry
+    return store_summary(Store(path), window)
+
+
+@st.cache_data(show_spinner="Counting daily volume…", max_entries=32)
+def cached_daily_volume(path: str, mtime: float, window: Window | None) -> Any:
+    """Daily volume, cached like :func:`cached_summary`."""
+    del mtime
+    return daily_volume(Store(path), window)
+
+
+def active_store() -> Store:
+    """The store the user picked in the sidebar (the default store until they pick another)."""
+    return Store(st.session_state.get("db_path") or default_db_path())
+
+
+def require_store() -> Store:
+    """The active store; when it does not exist yet, say how to make one and stop the page."""
+    store = active_store()
+    if not store.exists():
+        st.info("No store yet: build the demo with `workbench demo` or ingest files first.", icon=":material/database:")
+        st.stop()
+    return store
+
+
+def active_window() -> Window | None:
+    """The global filters from the sidebar as a :class:`Window` (None: everything)."""
+    return st.session_state.get("window")
+
+
+def summary() -> StoreSummary:
+    """Summary of the active store under the active window."""
+    store = active_store()
+    return cached_summary(str(store.path), _mtime(store.path), active_window())
+
+
+def volume() -> Any:
+    """Daily volume of the active store under the active window."""
+    store = active_store()
+    return cached_daily_volume(str(store.path), _mtime(store.path), active_window())
+
+
+def upload_folder() -> Path:
+    """This session's temporary folder for uploaded files (created once per session)."""
+    return Path(st.session_state.setdefault("upload_dir", tempfile.mkdtemp(prefix="workbench-upload-")))
+
+
+def _ingest_uploads(files: list[Any], roles_file: Any) -> None:
+    from workbench.core.schema import parse_roles
+    from workbench.ingest.pipeline import ingest_files
+
+    folder = upload_folder()
+    paths = []
+    for upload in files:
+        target = folder / Path(upload.name).name
+        target.write_bytes(upload.getvalue())
+        paths.append(target)
+    roles = parse_roles(roles_file.getvalue().decode("utf-8"), roles_file.name) if roles_file else None
+    store = Store(folder / "uploaded.duckdb")
+    results = ingest_files(store, paths, roles=roles)
+    st.session_state["upload_results"] = [r.to_dict() for r in results]
+    st.session_state["db_path"] = str(store.path)
+
+
+def _data_source() -> None:
+    source = st.sidebar.radio("Data source", SOURCES, key="source", help="Where the analyses read from.")
+    if source == SOURCE_DEFAULT:
+        st.session_state["db_path"] = str(default_db_path())
+    elif source == SOURCE_FILE:
+        path = st.sidebar.text_input("DuckDB file", key="db_file", placeholder="path/to/store.duckdb")
+        st.session_state["db_path"] = path.strip() or str(default_db_path())
+    else:
+        with st.sidebar.form("upload", border=False):
+            files = st.file_uploader(
+                "Predictions and feedback files",
+                type=["csv", "tsv", "parquet", "pq", "jsonl", "ndjson", "json", "gz"],
+                accept_multiple_files=True,
+                help="CSV, Parquet or JSON Lines, optionally gzip-compressed. Ingested into a temporary store.",
+            )
+            roles_file = st.file_uploader("Roles file (optional)", type=["toml"])
+            submitted = st.form_submit_button("Ingest", icon=":material/upload:")
+        if submitted and files:
+            with user_errors(), st.spinner("Validating and ingesting…"):
+                _ingest_uploads(files, roles_file)
+        for result in st.session_state.get("upload_results", []):
+            st.sidebar.caption(
+                f"{result['source']} → {result['table']}: {result['accepted']:,} accepted, "
+                f"{result['duplicates']:,} duplicates, {result['quarantined']:,} quarantined"
+            )
+        if "upload_results" not in st.session_state:
+            st.session_state["db_path"] = ""
+
+
+def _filters(summary: StoreSummary) -> None:
+    first = dt.date.fromisoformat(summary.first_ts[:10]) if summary.first_ts else None
+    last = dt.date.fromisoformat(summary.last_ts[:10]) if summary.last_ts else None
+    window = None
+    if first and last:
+        # A range that ends on the newest day follows new days as they arrive (live mode, a new ingest);
+        # a range the user ended earlier stays where they put it.
+        newest, current = st.session_state.get("range_newest"), st.session_state.get("range")
+        if newest and last > newest and isinstance(current, tuple) and len(current) == 2 and current[1] == newest:
+            st.session_state["range"] = (current[0], last)
+        st.session_state["range_newest"] = last
+        picked = st.sidebar.date_input(
+            "Time range (prediction day, UTC)",
+            value=(first, last),
+            min_value=first,
+            max_value=last,
+            key="range",
+            bind="query-params",
+        )
+        versions = [v["model_version"] for v in summary.model_versions]
+        chosen = st.sidebar.multiselect(
+            "Model versions", versions, key="versions", bind="query-params", placeholder="All versions"
+        )
+        start, end = (picked[0], picked[1]) if isinstance(picked, tuple) and len(picked) == 2 else (first, last)
+        utc = dt.UTC
+        window = Window(
+            start=dt.datetime.combine(start, dt.time(), utc) if start > first else None,
+            end=dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), utc) if end < last else None,
+            model_versions=tuple(chosen),
+        )
+        if window == Window():
+            window = None
+    st.session_state["window"] = window
+
+
+def sidebar() -> StoreSummary | None:
+    """Render the shared sidebar (data source and global filters); return the unfiltered summary."""
+    st.sidebar.title("Feedback Workbench")
+    _data_source()
+    path = st.session_state.get("db_path")
+    if not path:
+        st.session_state["window"] = None
+        return None
+    store = Store(path)
+    if not store.exists():
+        st.session_state["window"] = None
+        return None
+    try:
+        full = cached_summary(str(store.path), _mtime(store.path), None)
+    except WorkbenchError as exc:
+        st.sidebar.error(str(exc))
+        st.session_state["window"] = None
+        return None
+    _filters(full)
+    return full

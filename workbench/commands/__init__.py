@@ -1,1 +1,0 @@
-"""Capability commands of the `workbench` CLI, one module per capability."""

@@ -1,0 +1,95 @@
+"""Analysis settings (thresholds, minimum sizes, defaults) from one TOML file, with defaults in code.
+
+Each analysis declares its settings as a frozen dataclass with defaults; a section of the file
+(``[drift]``, ``[abtest]``, ``[fairness]`` …) overrides some of them. The file is the one named by
+``--settings`` or ``$WORKBENCH_SETTINGS``, else ``settings.toml`` in the working directory when it
+exists. Unknown keys and wrong types are refused with a message that names the line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from workbench.core.errors import InputError
+
+SETTINGS_ENV = "WORKBENCH_SETTINGS"
+DEFAULT_SETTINGS = Path("settings.toml")
+T = TypeVar("T")
+
+
+def settings_path(explicit: str | Path | None = None) -> Path | None:
+    """The settings file in use: ``explicit``, else $WORKBENCH_SETTINGS, else ./settings.toml if present."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(SETTINGS_ENV):
+        return Path(os.environ[SETTINGS_ENV])
+    return DEFAULT_SETTINGS if DEFAULT_SETTINGS.is_file() else None
+
+
+def _key_line(text: str, section: str, key: str) -> int:
+    in_section = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        if header:
+            in_section = header.group(1).strip() == section
+        elif in_section and re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return number
+    return 0
+
+
+def _accepts(annotation: Any, value: Any) -> bool:
+    """Whether a TOML value fits a dataclass field's annotation (int is accepted for float)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(annotation) or (Any,)
+        return isinstance(value, list) and all(_accepts(inner, v) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation is type(None):
+        return value is None
+    if annotation is Any:
+        return True
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def load_section(cls: type[T], section: str, path: str | Path | None = None) -> T:
+    """Return ``cls`` with its defaults overridden by the ``[section]`` of the settings file (if any)."""
+    file = settings_path(path)
+    if file is None:
+        return cls()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read settings file {file}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{file}: not valid TOML ({exc})") from None
+    values = raw.get(section, {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        line = _key_line(text, section, key)
+        if key not in fields:
+            known = ", ".join(fields)
+            raise InputError(f"{file} line {line}: [{section}] has no setting '{key}' (known: {known})")
+        if not _accepts(hints[key], value):
+            raise InputError(f"{file} line {line}: [{section}] {key} = {value!r} is not a valid {hints[key]}")
+        if isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
+            values[key] = tuple(value)
+    return cls(**values)

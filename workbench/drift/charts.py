@@ -1,0 +1,193 @@
+"""Plotly figures for drift: PSI by feature, distribution overlays, the feature × time heatmap, lines, performance.
+
+They take result objects (:class:`~workbench.drift.compare.DriftResult`,
+:class:`~workbench.drift.over_time.DriftOverTime`, :class:`~workbench.drift.performance.PerformanceOverTime`)
+and compute nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from workbench.core.plotting import PALETTE, _layout
+
+REFERENCE_COLOR, CURRENT_COLOR, DRIFT_COLOR, OK_COLOR = "#64748b", PALETTE[0], "#dc2626", "#94a3b8"
+
+
+def psi_bars_figure(result: Any) -> go.Figure:
+    """Horizontal bars: PSI per feature (drifted in red), with the threshold as a dashed line."""
+    rows = sorted((f for f in result.features if f.psi is not None), key=lambda f: f.psi)
+    fig = go.Figure(
+        go.Bar(
+            x=[f.psi for f in rows],
+            y=[f.name for f in rows],
+            orientation="h",
+            marker_color=[DRIFT_COLOR if f.drift else OK_COLOR for f in rows],
+            customdata=[[f.js_distance or 0, f.p_adjusted if f.p_adjusted is not None else float("nan")] for f in rows],
+            hovertemplate="%{y}: PSI %{x:.3f}<br>JS %{customdata[0]:.3f}, p adj %{customdata[1]:.2g}<extra></extra>",
+        )
+    )
+    threshold = result.settings.get("psi_threshold", 0.1)
+    fig.add_vline(
+        x=threshold, line_dash="dash", line_color="#111827", annotation_text=f"PSI {threshold:g}",
+        annotation_position="bottom right",
+    )  # fmt: skip
+    fig = _layout(fig, "Population stability index by feature (red: drifted)", "")
+    fig.update_layout(hovermode="closest", height=max(260, 28 * len(rows) + 90), xaxis_title="PSI")
+    return fig
+
+
+def distribution_figure(feature: Any) -> go.Figure:
+    """Reference vs current: histogram and ECDF for a numeric feature, bars (unseen marked) for a categorical one."""
+    d = feature.distribution
+    if feature.type == "categorical":
+        return _category_figure(feature)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Histogram (share of values)", "Empirical CDF"))
+    if d.get("hist_edges"):
+        edges = d["hist_edges"]
+        centers = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+        widths = [b - a for a, b in itertools.pairwise(edges)]
+        for name, key, color in (
+            ("reference", "hist_reference", REFERENCE_COLOR),
+            ("current", "hist_current", CURRENT_COLOR),
+        ):
+            fig.add_bar(x=centers, y=d[key], width=widths, name=name, marker_color=color, opacity=0.55, row=1, col=1)
+        for name, key, color in (
+            ("reference", "ecdf_reference", REFERENCE_COLOR),
+            ("current", "ecdf_current", CURRENT_COLOR),
+        ):
+            fig.add_scatter(
+                x=d["ecdf_x"], y=d[key], name=name, mode="lines", line={"color": color, "width": 2, "shape": "hv"},
+                showlegend=False, row=1, col=2,
+            )  # fmt: skip
+    fig.update_layout(barmode="overlay")
+    title = f"{feature.name}: PSI {_num(feature.psi)}, KS {_num(feature.ks_statistic)} ({feature.ks_method or '—'})"
+    fig = _layout(fig, title, "share")
+    # the legend above the subplot titles, not on them
+    fig.update_layout(hovermode="closest", height=360, margin={"t": 90}, legend={"y": 1.18})
+    fig.update_yaxes(title_text="F(x)", row=1, col=2, range=[0, 1.02])
+    return fig
+
+
+def _category_figure(feature: Any) -> go.Figure:
+    d = feature.distribution
+    cats = d.get("categories", [])
+    ref_total = sum(d.get("reference", [])) or 1
+    cur_total = sum(d.get("current", [])) or 1
+    labels = [f"{c} (new)" if c in feature.unseen_categories else c for c in cats]
+    fig = go.Figure()
+    fig.add_bar(
+        x=labels, y=[n / ref_total for n in d.get("reference", [])], name="reference", marker_color=REFERENCE_COLOR
+    )
+    fig.add_bar(
+        x=labels,
+        y=[n / cur_total for n in d.get("current", [])],
+        name="current",
+        marker_color=[DRIFT_COLOR if c in feature.unseen_categories else CURRENT_COLOR for c in cats],
+    )
+    unseen = f"; unseen: {', '.join(feature.unseen_categories)}" if feature.unseen_categories else ""
+    fig = _layout(fig, f"{feature.name}: PSI {_num(feature.psi)}, χ² p {_num(feature.p_value, '.2g')}{unseen}", "share")
+    fig.update_layout(barmode="group", hovermode="closest", height=340, yaxis_tickformat=".0%")
+    return fig
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def heatmap_figure(over: Any, metric: str = "psi") -> go.Figure:
+    """Feature × chunk heatmap of one metric (capped at 3× the threshold so small values keep their colour)."""
+    matrix = over.matrix(metric)
+    threshold = max((t["upper"] for t in over.thresholds.values()), default=0.1) if metric == "psi" else 0.1
+    z = matrix.to_numpy(dtype=float)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.clip(max=3 * threshold),
+            x=[str(c)[:10] for c in matrix.columns],
+            y=list(matrix.index),
+            customdata=z,
+            colorscale=[[0, "#f8fafc"], [1 / 3, "#fde68a"], [1, "#b91c1c"]],
+            zmin=0,
+            zmax=3 * threshold,
+            colorbar={"title": metric.upper()},
+            hovertemplate="%{y} · %{x}: %{customdata:.3f}<extra></extra>",
+        )
+    )
+    fig = _layout(fig, f"{metric.upper()} per {over.chunk} against the reference ({over.reference['label']})", "")
+    fig.update_layout(hovermode="closest", height=max(280, 26 * len(matrix.index) + 110))
+    return fig
+
+
+def feature_lines_figure(over: Any, features: list[str], metric: str = "psi") -> go.Figure:
+    """One line per chosen feature over time, each feature's threshold dotted, first crossings marked."""
+    fig = go.Figure()
+    v = over.values
+    for i, name in enumerate(features):
+        part = v[v["feature"] == name]
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_scatter(x=part["chunk"], y=part[metric], name=name, mode="lines+markers", line={"color": color})
+        if metric == over.metric:
+            fig.add_scatter(
+                x=part["chunk"], y=part["threshold"], name=f"{name} threshold", mode="lines",
+                line={"color": color, "dash": "dot", "width": 1}, showlegend=False,
+            )  # fmt: skip
+            first = over.first_crossing.get(name)
+            if first:
+                hit = part[part["chunk"] == pd.Timestamp(first)]  # first is an ISO string, chunk a UTC timestamp
+                fig.add_scatter(
+                    x=hit["chunk"], y=hit[metric], mode="markers", marker={"size": 12, "color": color, "symbol": "x"},
+                    name=f"{name} first crossed", showlegend=False,
+                )  # fmt: skip
+    return _layout(fig, f"{metric.upper()} over time (dotted: threshold, ✕: first crossing)", metric.upper())
+
+
+def performance_figure(perf: Any) -> go.Figure:
+    """Estimated accuracy (CBPE) with its band, and the realised accuracy where labels arrived."""
+    c = perf.chunks
+    fig = go.Figure()
+    if not c.empty:
+        fig.add_scatter(
+            x=c["chunk"], y=c["band_upper"], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"
+        )
+        fig.add_scatter(
+            x=c["chunk"], y=c["band_lower"], mode="lines", line={"width": 0}, fill="tonexty",
+            fillcolor="rgba(37, 99, 235, 0.15)", name="sampling band (±3 SE)", hoverinfo="skip",
+        )  # fmt: skip
+        fig.add_scatter(
+            x=c["chunk"],
+            y=c["estimated_accuracy"],
+            name="estimated accuracy (CBPE)",
+            line={"color": PALETTE[0], "dash": "dash"},
+        )
+        fig.add_scatter(
+            x=c["chunk"],
+            y=c["realised_accuracy"],
+            name="realised accuracy",
+            mode="lines+markers",
+            line={"color": "#111827"},
+        )
+    fig = _layout(fig, "Accuracy: realised (labels) and estimated without labels", "accuracy")
+    fig.update_layout(yaxis_tickformat=".0%")
+    return fig
+
+
+def domain_classifier_figure(multivariate: dict[str, Any]) -> go.Figure:
+    """Bars: which features separate the windows (drop in the domain classifier's AUC when shuffled)."""
+    rows = sorted(multivariate.get("importance", []), key=lambda r: r["auc_drop"])
+    fig = go.Figure(
+        go.Bar(
+            x=[r["auc_drop"] for r in rows], y=[r["feature"] for r in rows], orientation="h", marker_color=PALETTE[3]
+        )
+    )
+    auc = multivariate.get("auc")
+    title = "Domain classifier" + (
+        f": AUC {auc:.3f} ({multivariate['ci_lower']:.3f}–{multivariate['ci_upper']:.3f})" if auc else ""
+    )
+    fig = _layout(fig, title, "")
+    fig.update_layout(hovermode="closest", height=max(240, 24 * len(rows) + 90), xaxis_title="AUC drop when shuffled")
+    return fig

@@ -1,0 +1,251 @@
+"""Drift and performance over time: every metric per chunk (day, week or N rows) against the reference.
+
+Public entry points for the page, the CLI, the notebook and the retraining triggers, all taking
+``(store, reference: Window, chunk=..., window: Window | None)``:
+
+- :func:`drift_over_time` → :class:`DriftOverTime`: per chunk and feature PSI, JS, normalised
+  Wasserstein, KS (grid), chi-square p, missing share; the threshold (fixed, or learned from the
+  reference's own chunks as mean ± 3σ like NannyML) and the first chunk where each feature crossed it.
+- :func:`estimated_performance` → :class:`PerformanceOverTime`: realised accuracy and ROC AUC where
+  labels arrived, and the label-free CBPE estimate with its sampling band (covariate shift only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.core.errors import InputError
+from workbench.core.window import Window
+from workbench.drift import queries as q
+from workbench.sources.store import Store
+from workbench.sources.store_queries import filtered_predictions
+from workbench.stats.clean import json_ready
+from workbench.stats.divergence import js_distance, psi
+from workbench.stats.drift import (
+    DriftSettings,
+    chi_square,
+    ks_from_grid,
+    learned_threshold,
+    normalised_wasserstein,
+    wasserstein_from_grid,
+)
+
+CHUNK_UNITS = {"day": "D", "week": "W"}
+
+
+def parse_chunk(chunk: str | int) -> str | int:
+    """'day', 'week' or a number of rows (≥ 100) → the chunk spec; anything else is an InputError."""
+    if isinstance(chunk, int) or (isinstance(chunk, str) and chunk.isdigit()):
+        rows = int(chunk)
+        if rows < 100:
+            raise InputError(f"a chunk of rows needs at least 100 rows, not {rows}")
+        return rows
+    if chunk not in CHUNK_UNITS:
+        raise InputError(f"chunk must be day, week or a number of rows, not '{chunk}'")
+    return chunk
+
+
+def chunk_key(table: Any, chunk: str | int) -> Any:
+    """Ibis table with a ``chunk`` column: the day/week start, or the row block's index ordered by ts."""
+    import ibis
+
+    if isinstance(chunk, int):
+        return table.mutate(chunk=(ibis.row_number().over(order_by=[table.ts, table.trace_id]) // chunk))
+    return table.mutate(chunk=table.ts.truncate(CHUNK_UNITS[chunk]))
+
+
+def labels_per_trace(con: Any, kinds: tuple[str, ...]) -> tuple[Any, str | None]:
+    """(Ibis table ``trace_id, label``: the latest label of each trace from feedback of ``kinds``, a note or None).
+
+    Explicit corrections are chosen by users on wrong predictions, so they bias realised accuracy
+    down; by default only automated outcome labels count. With none of those kinds, every labelled
+    feedback counts and the note says so.
+    """
+    f = con.table("feedback")
+    labelled = f.filter(f.label.notnull())
+    note = None
+    if kinds:
+        chosen = labelled.filter(labelled.kind.isin(list(kinds)))
+        if chosen.count().execute() > 0:
+            labelled = chosen
+        else:
+            note = f"no labelled feedback of kind {', '.join(kinds)}: labels from every kind are used"
+    return labelled.group_by("trace_id").aggregate(label=labelled.label.argmax(labelled.ts)), note
+
+
+# --- drift over time ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftOverTime:
+    """Per chunk and feature drift metrics against the reference, thresholds and first crossings."""
+
+    chunk: str
+    metric: str  # the metric the thresholds and crossings are on (psi)
+    values: pd.DataFrame  # per chunk × feature: rows, n, missing_share, psi, js, wasserstein, ks, p, threshold, drift
+    thresholds: dict[str, dict[str, Any]]
+    first_crossing: dict[str, str | None]
+    reference: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+    def matrix(self, metric: str | None = None) -> pd.DataFrame:
+        """Feature × chunk table of one metric (for the heatmap)."""
+        return self.values.pivot(index="feature", columns="chunk", values=metric or self.metric)
+
+    def drifted_per_chunk(self, threshold: float | None = None) -> pd.Series:
+        """Number of features at or above ``threshold`` (default: each feature's own threshold) per chunk."""
+        v = self.values
+        hit = v[self.metric] >= threshold if threshold is not None else v["drift"]
+        return hit.groupby(v["chunk"]).sum().astype(int)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: one record per chunk and feature."""
+        records = self.values.assign(chunk=self.values["chunk"].astype(str)).to_dict(orient="records")
+        return json_ready({"chunk": self.chunk, "metric": self.metric, "values": records, "thresholds": self.thresholds,
+                      "first_crossing": self.first_crossing, "reference": self.reference,
+                      "warnings": list(self.warnings)})  # fmt: skip
+
+
+def _coarse(entry: dict[str, Any], bins: int) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """The over-time grid (same span, ``bins`` bins) and the reference's counts/sums on it, from the fine grid."""
+    fine = int(entry["grid"]["bins"])
+    spec = {"lo": entry["grid"]["lo"], "width": entry["grid"]["width"] * fine / bins, "bins": bins}
+    index = np.asarray(entry["grid_index"], dtype=int)
+    inner = (index >= 1) & (index <= fine)
+    coarse = np.where(inner, (index - 1) * bins // fine + 1, np.where(index == 0, 0, bins + 1))
+    counts = np.bincount(coarse, weights=entry["grid_counts"], minlength=bins + 2)
+    sums = np.bincount(coarse, weights=entry["grid_sums"], minlength=bins + 2)
+    return spec, counts, sums
+
+
+def _numeric_rows(name: str, entry: dict[str, Any], frame: pd.DataFrame, settings: DriftSettings) -> list[dict]:
+    spec, ref_grid, ref_sums = _coarse(entry, settings.over_time_grid_bins)
+    edges = np.asarray(entry["edges"], dtype=float)
+    grid = q.grid_edges(spec)
+    ref_bins = np.asarray(entry["bin_counts"], dtype=float)
+    out = []
+    for chunk, part in frame.groupby("group", sort=True):
+        counts = q.split_counts(part, len(edges), int(spec["bins"]))
+        n = int(counts["grid_counts"].sum())
+        row = {"chunk": chunk, "feature": name, "type": "numeric", "n": n}
+        if n >= settings.min_rows:
+            ks = ks_from_grid(ref_grid, counts["grid_counts"])
+            raw_w = wasserstein_from_grid(grid, ref_grid, counts["grid_counts"], ref_sums, counts["grid_sums"])
+            row.update(
+                psi=psi(ref_bins, counts["bin_counts"]),
+                js_distance=js_distance(ref_bins, counts["bin_counts"]),
+                wasserstein=normalised_wasserstein(raw_w, entry["std"] or 0.0),
+                ks_statistic=ks.statistic,
+                p_value=ks.p_value,
+            )
+        out.append(row)
+    return out
+
+
+def _categorical_rows(name: str, ref_counts: dict[str, int], frame: pd.DataFrame, settings: DriftSettings) -> list:
+    out = []
+    for chunk, part in frame.groupby("group", sort=True):
+        cur = dict(zip(part["value"].astype(str), part["n"].astype(int), strict=True))
+        cats = sorted(set(ref_counts) | set(cur))
+        ref = np.array([ref_counts.get(c, 0) for c in cats], dtype=float)
+        now = np.array([cur.get(c, 0) for c in cats], dtype=float)
+        row = {"chunk": chunk, "feature": name, "type": "categorical", "n": int(now.sum())}
+        if now.sum() >= settings.min_rows:
+            test = chi_square(ref, now)
+            row.update(psi=psi(ref, now), js_distance=js_distance(ref, now), p_value=test.p_value)
+        out.append(row)
+    return out
+
+
+def _chunk_values(
+    table: Any, profile: dict[str, Any], numeric: list[str], categorical: list[str], chunk: str | int, settings
+) -> pd.DataFrame:
+    """Long table of every metric per chunk and feature of ``table`` against the reference ``profile``."""
+    keyed = chunk_key(table, chunk)
+    by = lambda t: t.chunk  # noqa: E731
+    rows: list[dict] = []
+    for f in numeric:
+        entry = profile["numeric"][f]
+        spec, _, _ = _coarse(entry, settings.over_time_grid_bins)
+        frame = q.numeric_counts(keyed, f, np.asarray(entry["edges"], dtype=float), spec, by=by)
+        rows += _numeric_rows(f, entry, frame, settings)
+    for f in categorical:
+        rows += _categorical_rows(f, profile["categorical"][f], q.categorical_counts(keyed, f, by=by), settings)
+    sizes = keyed.group_by("chunk").aggregate(
+        rows=keyed.count(), start=keyed.ts.min(), **{f"n__{f}": keyed[f].count() for f in numeric + categorical}
+    )
+    sizes = sizes.execute()
+    columns = ["chunk", "feature", "type", "n", "psi", "js_distance", "wasserstein", "ks_statistic", "p_value"]
+    values = pd.DataFrame(rows, columns=columns)
+    long = sizes.melt(id_vars=["chunk", "rows", "start"], var_name="feature", value_name="non_missing")
+    long["feature"] = long["feature"].str.removeprefix("n__")
+    values = long.merge(values, on=["chunk", "feature"], how="left")
+    values["missing_share"] = 1 - values["non_missing"] / values["rows"]
+    if isinstance(chunk, int):  # row blocks are labelled by their first timestamp
+        values["chunk"] = values["start"]
+    values["chunk"] = pd.to_datetime(values["chunk"], utc=True)  # chunk starts in UTC
+    values["type"] = values["feature"].map(
+        {**dict.fromkeys(numeric, "numeric"), **dict.fromkeys(categorical, "categorical")}
+    )
+    values["n"] = values["non_missing"].astype(int)
+    return values.drop(columns=["non_missing", "start"]).sort_values(["chunk", "feature"]).reset_index(drop=True)
+
+
+def drift_over_time(
+    store: Store,
+    reference: Window | None,
+    chunk: str | int = "week",
+    window: Window | None = None,
+    features: list[str] | None = None,
+    settings: DriftSettings | None = None,
+    learn_thresholds: bool = False,
+    progress: Any = None,
+) -> DriftOverTime:
+    """Every drift metric per chunk of ``window`` (default: all data) against the ``reference`` window.
+
+    A feature drifts in a chunk when its PSI ≥ the threshold: ``psi_threshold``, or with
+    ``learn_thresholds`` the upper end of mean ± ``learned_sigmas``·σ of its PSI over the reference's
+    own chunks (NannyML's convention). ``first_crossing`` is the first chunk where that happened.
+    """
+    from workbench.drift.compare import describe_window, load_settings
+    from workbench.drift.store import reference_profile, store_features
+
+    settings = settings or load_settings()
+    chunk = parse_chunk(chunk)
+    with store.ibis() as con:
+        numeric, categorical = store_features(con, features)
+        lookup = reference_profile(con, reference, numeric, categorical, settings, progress)
+        profile = lookup.profile
+        if not profile["sizes"]["rows"]:  # every chunk would be compared with nothing
+            raise InputError(f"the reference window ({describe_window(reference)}) has no predictions")
+        values = _chunk_values(filtered_predictions(con, window), profile, numeric, categorical, chunk, settings)
+        learned = None
+        if learn_thresholds:
+            learned = _chunk_values(
+                filtered_predictions(con, reference), profile, numeric, categorical, chunk, settings
+            )
+    lookup.save(store)
+    thresholds = {}
+    for f in numeric + categorical:
+        entry = {"metric": "psi", "upper": settings.psi_threshold, "lower": None, "learned": False}
+        if learned is not None:
+            lower, upper = learned_threshold(learned.loc[learned["feature"] == f, "psi"], settings.learned_sigmas)
+            if np.isfinite(upper):
+                entry = {"metric": "psi", "upper": upper, "lower": lower, "learned": True}
+        thresholds[f] = entry
+    values["threshold"] = values["feature"].map({f: t["upper"] for f, t in thresholds.items()})
+    values["drift"] = (values["psi"] >= values["threshold"]).fillna(False).astype(bool)
+    first = {}
+    for f in numeric + categorical:
+        hits = values.loc[(values["feature"] == f) & values["drift"], "chunk"]
+        first[f] = None if hits.empty else pd.Timestamp(hits.min()).isoformat()
+    ref = {"label": describe_window(reference), "rows": profile["sizes"]["rows"]}
+    return DriftOverTime(str(chunk), "psi", values, thresholds, first, ref)
+
+
+# --- performance over time ---------------------------------------------------------------------------------
+from workbench.drift.performance import PerformanceOverTime, estimated_performance  # noqa: E402,F401

@@ -1,0 +1,101 @@
+"""The standalone drift report: one HTML file with the verdict, the table and the charts, no raw rows.
+
+Charts are Plotly figures built from the result's aggregates (shares per bin, ECDF points, metric
+values per chunk), so the file holds numbers a reader sees, never the data. plotly.js is loaded
+from its CDN by default (the file stays ~100 KB; the tables read without network), or embedded
+(``embed_plotlyjs=True``, about 4.8 MB more) for a fully offline file. The page's download and
+``workbench drift --html`` both call :func:`html_report`.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from workbench.drift import charts
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#111827}
+h1{font-size:1.5rem} h2{font-size:1.15rem;margin-top:2rem} .verdict{font-size:1.1rem;padding:.6rem .9rem;
+border-radius:6px;background:#f1f5f9} .drift{background:#fee2e2} table{border-collapse:collapse;width:100%;
+font-size:.85rem} th,td{padding:.25rem .5rem;border-bottom:1px solid #e5e7eb;text-align:right} th:first-child,
+td:first-child{text-align:left} tr.hit td{color:#b91c1c;font-weight:600} .muted{color:#6b7280;font-size:.85rem}
+"""
+COLUMNS = [
+    ("name", "feature", None), ("type", "type", None), ("drift", "drift", None), ("psi", "PSI", ".3f"),
+    ("js_distance", "JS", ".3f"), ("wasserstein", "W/σ", ".3f"), ("test", "test", None),
+    ("statistic", "statistic", ".4g"),
+    ("p_value", "p", ".2g"), ("p_adjusted", "p adj (BH)", ".2g"), ("ks_method", "KS", None),
+    ("n_reference", "n ref", ",d"), ("n_current", "n cur", ",d"),
+    ("missing_share_reference", "missing ref", ".1%"), ("missing_share_current", "missing cur", ".1%"),
+]  # fmt: skip
+
+
+def _cell(value: Any, fmt: str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return html.escape(format(value, fmt) if fmt else str(value))
+
+
+def _table(result: Any) -> str:
+    head = "".join(f"<th>{label}</th>" for _, label, _ in COLUMNS) + "<th>unseen categories</th>"
+    rows = []
+    for f in sorted(result.features, key=lambda f: (not f.drift, -(f.psi or 0))):
+        data = f.to_dict(with_distribution=False)
+        cells = "".join(f"<td>{_cell(data[key], fmt)}</td>" for key, _, fmt in COLUMNS)
+        unseen = html.escape(", ".join(f.unseen_categories))
+        rows.append(f"<tr class='{'hit' if f.drift else ''}'>{cells}<td>{unseen}</td></tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def html_report(result: Any, over_time: Any = None, performance: Any = None, embed_plotlyjs: bool = False) -> str:
+    """The drift report as one HTML document (verdict, statistics table, charts; no raw rows)."""
+    first = [True]
+
+    def figure(fig: Any) -> str:
+        include = (True if embed_plotlyjs else "cdn") if first[0] else False
+        first[0] = False
+        return fig.to_html(full_html=False, include_plotlyjs=include, config={"displaylogo": False})
+
+    s = result.summary
+    parts = [
+        f"<h1>Drift report</h1><p class='muted'>reference: {html.escape(str(result.reference.get('label')))} "
+        f"({result.reference.get('rows', 0):,} rows) · current: {html.escape(str(result.current.get('label')))} "
+        f"({result.current.get('rows', 0):,} rows) · verdict rule: {s.get('rule')} · KS {s.get('ks_method')}</p>",
+        f"<p class='verdict {'drift' if result.verdict == 'drift' else ''}'>{html.escape(result.verdict_text)}</p>",
+        figure(charts.psi_bars_figure(result)),
+        "<h2>All statistics</h2>",
+        _table(result),
+    ]
+    extras = []
+    if result.prediction_drift and "positive_rate" in result.prediction_drift:
+        pr = result.prediction_drift["positive_rate"]
+        extras.append(f"predicted-positive rate {_cell(pr['reference'], '.1%')} → {_cell(pr['current'], '.1%')}")
+    if result.label_drift:
+        ld = result.label_drift
+        extras.append(f"label rate {_cell(ld['reference'], '.1%')} → {_cell(ld['current'], '.1%')}")
+    if extras:
+        parts.append("<h2>Prediction and label drift</h2><p>" + "; ".join(extras) + "</p>")
+    if result.multivariate and result.multivariate.get("auc") is not None:
+        parts += ["<h2>Multivariate drift</h2>", figure(charts.domain_classifier_figure(result.multivariate))]
+    parts.append("<h2>Distributions</h2>")
+    for f in sorted(result.features, key=lambda f: (not f.drift, -(f.psi or 0))):
+        if f.distribution:
+            parts.append(figure(charts.distribution_figure(f)))
+    if over_time is not None:
+        parts += ["<h2>Drift over time</h2>", figure(charts.heatmap_figure(over_time))]
+    if performance is not None and not performance.chunks.empty:
+        parts += [
+            "<h2>Performance</h2>",
+            figure(charts.performance_figure(performance)),
+            f"<p class='muted'>{html.escape(performance.assumption)}</p>",
+        ]
+    if result.warnings:
+        parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in result.warnings) + "</ul>")
+    body = "\n".join(parts)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title><style>{STYLE}</style>"
+        f"</head><body>{body}</body></html>"
+    )

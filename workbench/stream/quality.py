@@ -1,0 +1,194 @@
+"""How final and how clean the feedback stream is: label delay, and the quality of the signal.
+
+Label delay is feedback ts − prediction ts of labelled feedback. The recent predictions' late
+labels have not arrived yet, so a delay distribution taken over every prediction is biased toward
+short delays (right-censored). We measure it on a *mature cohort*: predictions older than a horizon
+(30 days by default), whose labels are all in; when the window has too few of those, we use every
+prediction and say the estimate is censored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from workbench.core.window import Window
+from workbench.sources.store_queries import filtered_predictions
+from workbench.stream.queries import _label_filter, unit
+
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class LabelDelays:
+    """The label-delay distribution of the window's predictions (a mature cohort when there is one).
+
+    ``histogram``: delay_hours (bin start), type, labels. ``arrived_within``: days, share (share of the
+    cohort's labels that arrived at most that many days after their prediction). ``quantiles``: share →
+    hours (the delay by which that share of labels had arrived; exact, engine-side ``quantile_cont``).
+    ``censored``: the cohort could not be restricted to predictions older than the horizon.
+    """
+
+    histogram: pd.DataFrame
+    arrived_within: pd.DataFrame
+    quantiles: dict[float, float]
+    labels: int
+    horizon_days: float
+    cohort_end: pd.Timestamp | None
+    censored: bool
+    negative: int
+
+    def quantile_hours(self, share: float) -> float | None:
+        """The delay (hours) by which ``share`` of labels arrived, if it was measured."""
+        return self.quantiles.get(round(share, 6))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "labels": self.labels,
+            "horizon_days": self.horizon_days,
+            "cohort_end": None if self.cohort_end is None else self.cohort_end.isoformat(),
+            "censored": self.censored,
+            "negative_delays": self.negative,
+            "quantiles_hours": {str(k): v for k, v in self.quantiles.items()},
+            "arrived_within_days": {int(r.days): float(r.share) for r in self.arrived_within.itertuples()},
+        }
+
+
+def label_delays_from(
+    con: Any,
+    window: Window | None,
+    as_of: pd.Timestamp | None,
+    label_types: Sequence[str] | None = None,
+    shares: Sequence[float] = (0.5, 0.9, 0.95),
+    bin_hours: float = 6.0,
+    horizon_days: float = 30.0,
+    min_labels: int = 100,
+) -> LabelDelays:
+    """Measure label delay on the window's predictions older than ``horizon_days`` (before ``as_of``).
+
+    Negative delays (a label timestamped before its prediction: clock skew) count as 0.
+    """
+    p = filtered_predictions(con, window).select("trace_id", p_ts="ts")
+    f = con.table("feedback")
+    f = f.filter(_label_filter(f, label_types)).select("trace_id", "type", "ts")
+    j = f.inner_join(p, "trace_id")
+    cohort_end = None if as_of is None else as_of - pd.Timedelta(days=horizon_days)
+    censored = True
+    if cohort_end is not None:
+        mature = j.filter(j.p_ts <= cohort_end.to_pydatetime())
+        if mature.count().execute() >= min_labels:
+            j, censored = mature, False
+    raw = j.ts.epoch_seconds() - j.p_ts.epoch_seconds()
+    seconds = (raw < 0).ifelse(0, raw)
+    days = range(1, int(horizon_days) + 1)
+    summary = (
+        j.aggregate(
+            n=j.count(),
+            negative=j.trace_id.count(where=raw < 0),
+            **{f"q{i}": seconds.quantile(s) for i, s in enumerate(shares)},
+            **{f"d{d}": j.trace_id.count(where=seconds <= d * DAY_S) for d in days},
+        )
+        .execute()
+        .iloc[0]
+    )
+    n = int(summary["n"])
+    bin_index = (seconds / (3600.0 * bin_hours)).floor()
+    histogram = j.group_by(bin_index=bin_index, type=j.type).aggregate(labels=j.count()).execute()
+    histogram["delay_hours"] = histogram.pop("bin_index").astype(float) * bin_hours
+    histogram = histogram[["delay_hours", "type", "labels"]].sort_values(["delay_hours", "type"], ignore_index=True)
+    arrived = pd.DataFrame(
+        {"days": list(days), "share": [int(summary[f"d{d}"]) / n if n else float("nan") for d in days]}
+    )
+    quantiles = {
+        round(s, 6): float(summary[f"q{i}"]) / 3600.0
+        for i, s in enumerate(shares)
+        if n and not pd.isna(summary[f"q{i}"])
+    }
+    return LabelDelays(
+        histogram, arrived, quantiles, n, horizon_days, None if censored else cohort_end, censored,
+        int(summary["negative"]),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SignalQuality:
+    """Quarantine by reason and duplicates at ingest (by ingest time), conflicts and repeats (by
+    prediction bucket), orphans (by arrival), and their totals."""
+
+    quarantine: pd.DataFrame
+    ingest_duplicates: pd.DataFrame
+    conflicts: pd.DataFrame
+    orphans: pd.DataFrame
+    totals: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the totals and quarantine rows by reason."""
+        by_reason = self.quarantine.groupby("reason")["rows"].sum() if len(self.quarantine) else pd.Series()
+        return {**self.totals, "quarantine_by_reason": {str(k): int(v) for k, v in by_reason.items()}}
+
+
+def signal_quality_from(con: Any, window: Window | None = None, granularity: str = "day") -> SignalQuality:
+    """Quarantined rows by reason and identical rows dropped at ingest (per ingest bucket, not filtered:
+    a rejected row has no valid prediction to filter on); traces with conflicting labels (two labelled
+    feedback rows that disagree) and traces with the same feedback type more than once (per prediction
+    bucket, window applied); orphan feedback (no prediction in the store; window's time range applied to
+    the feedback ts)."""
+    trunc = unit(granularity)
+    q = con.table("quarantine")
+    quarantine = (
+        q.group_by(bucket=q.quarantined_at.truncate(trunc), table=q.table_name, reason=q.reason)
+        .aggregate(rows=q.count())
+        .order_by(["bucket", "table", "reason"])
+        .execute()
+    )
+    ing = con.table("ingests")
+    duplicates = (
+        ing.filter(ing.duplicates > 0)
+        .group_by(bucket=ing.ingested_at.truncate(trunc), table=ing.table_name)
+        .aggregate(duplicates=ing.duplicates.sum())
+        .order_by(["bucket", "table"])
+        .execute()
+    )
+    p = filtered_predictions(con, window).select("trace_id", bucket=lambda t: t.ts.truncate(trunc))
+    f = con.table("feedback")
+    scoped = f.semi_join(p, "trace_id")
+    labelled = scoped.filter(scoped.label.notnull())
+    conflicting = (
+        labelled.group_by("trace_id")
+        .aggregate(lo=labelled.label.min(), hi=labelled.label.max())
+        .filter(lambda t: t.lo != t.hi)
+        .trace_id
+    )
+    repeated = scoped.group_by(["trace_id", "type"]).aggregate(n=scoped.count()).filter(lambda t: t.n > 1).trace_id
+    flagged = p.mutate(conflicting=p.trace_id.isin(conflicting), repeated=p.trace_id.isin(repeated))
+    conflicts = (
+        flagged.filter(flagged.conflicting | flagged.repeated)
+        .group_by("bucket")
+        .aggregate(
+            conflicting=flagged.trace_id.count(where=flagged.conflicting),
+            repeated=flagged.trace_id.count(where=flagged.repeated),
+        )
+        .order_by("bucket")
+        .execute()
+    )
+    orphan = f.anti_join(con.table("predictions").select("trace_id"), "trace_id")
+    if window is not None and window.start is not None:
+        orphan = orphan.filter(orphan.ts >= window.start)
+    if window is not None and window.end is not None:
+        orphan = orphan.filter(orphan.ts < window.end)
+    orphans = orphan.group_by(bucket=orphan.ts.truncate(trunc)).aggregate(rows=orphan.count()).order_by("bucket")
+    orphans = orphans.execute()
+    for frame in (quarantine, duplicates, conflicts, orphans):
+        frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    totals = {
+        "quarantined": int(quarantine["rows"].sum()),
+        "duplicates_at_ingest": int(duplicates["duplicates"].sum()),
+        "conflicting_label_traces": int(conflicts["conflicting"].sum()),
+        "repeated_feedback_traces": int(conflicts["repeated"].sum()),
+        "orphan_feedback": int(orphans["rows"].sum()),
+    }
+    return SignalQuality(quarantine, duplicates, conflicts, orphans, totals)

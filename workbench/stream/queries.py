@@ -1,0 +1,257 @@
+"""Ibis aggregates for the feedback stream: per time bucket volumes, rates, accuracy, coverage, delay.
+
+Everything is grouped in the engine; a result has one row per bucket (and segment), so a year
+of hourly data is a few thousand rows whatever the stream's size. Feedback is counted on the
+bucket of the *prediction* it refers to (a cohort view: "how did the predictions made that day
+fare"), except in :func:`feedback_arrivals`, which counts it when it arrived. Each function takes
+an Ibis backend, so a caller can run several of them over one read-only connection: one snapshot
+of a store that another process may be appending to (see :mod:`workbench.stream.snapshot`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ibis
+import pandas as pd
+
+from workbench.core.errors import InputError
+from workbench.core.window import Window
+from workbench.sources.store import Store, stored_roles
+from workbench.sources.store_queries import filtered_predictions
+
+GRANULARITIES = {"hour": "h", "day": "D", "week": "W"}
+BUCKET_LENGTH = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1), "week": pd.Timedelta(weeks=1)}
+SEGMENT_NONE = "(all)"
+MISSING = "(missing)"
+SERIES_COUNTS = (
+    "predictions",
+    "with_feedback",
+    "with_label",
+    "feedback_explicit",
+    "feedback_implicit",
+    "feedback_automated",
+    "labels",
+    "correct",
+    "thumbs",
+    "thumbs_up",
+    "clicks",
+    "clicked",
+)
+
+
+def unit(granularity: str) -> str:
+    """The engine's truncation unit for ``granularity`` (hour, day, week: ISO weeks start on Monday)."""
+    if granularity not in GRANULARITIES:
+        raise InputError(f"granularity must be one of {', '.join(GRANULARITIES)}, not '{granularity}'")
+    return GRANULARITIES[granularity]
+
+
+def bucket_label(bucket: pd.Timestamp, granularity: str) -> str:
+    """A bucket's start as text: ``2026-03-11`` for days and weeks, ``2026-03-11T14:00Z`` for hours."""
+    return bucket.strftime("%Y-%m-%dT%H:%MZ") if granularity == "hour" else bucket.strftime("%Y-%m-%d")
+
+
+def segment_columns(con: Any) -> list[str]:
+    """Columns the stream can be split by: model_version, arm, then sensitive and categorical columns."""
+    roles = stored_roles(con.con).predictions
+    present = set(con.table("predictions").columns)
+    ordered = ["model_version", "arm", *roles.sensitive, *(roles.categorical or [])]
+    return [c for i, c in enumerate(ordered) if c in present and c not in ordered[:i]]
+
+
+def split_options(sensitive: Sequence[str], categorical: Sequence[str]) -> dict[str, str | None]:
+    """What the page offers to split the stream by: label → column (None: no split)."""
+    options: dict[str, str | None] = {"nothing": None, "model version": "model_version", "arm": "arm"}
+    for column in [*sensitive, *categorical]:
+        options.setdefault(column, column)
+    return options
+
+
+def _label_filter(f: Any, label_types: Sequence[str] | None) -> Any:
+    """Feedback rows that count as labels: a label, from one of ``label_types`` when given."""
+    labelled = f.label.notnull()
+    return labelled & f.type.isin(list(label_types)) if label_types else labelled
+
+
+def _per_trace_feedback(f: Any, label_types: Sequence[str] | None) -> Any:
+    """One row per trace: counts by kind, labels (and positives), thumbs and clicks (and positives)."""
+    is_label = _label_filter(f, label_types)
+    return f.group_by("trace_id").aggregate(
+        n_feedback=f.count(),
+        n_explicit=f.trace_id.count(where=f.kind == "explicit"),
+        n_implicit=f.trace_id.count(where=f.kind == "implicit"),
+        n_automated=f.trace_id.count(where=f.kind == "automated"),
+        n_labels=f.trace_id.count(where=is_label),
+        n_label_positive=f.label.cast("int64").sum(where=is_label),
+        n_thumbs=f.trace_id.count(where=f.type == "thumb"),
+        n_thumbs_up=f.value.sum(where=f.type == "thumb"),
+        n_clicks=f.trace_id.count(where=f.type == "click"),
+        n_clicked=f.value.sum(where=f.type == "click"),
+    )
+
+
+def _segment(con: Any, table: Any, segment: str | None) -> Any:
+    if segment is None:
+        return ibis.literal(SEGMENT_NONE)
+    if segment not in segment_columns(con):
+        allowed = ", ".join(segment_columns(con))
+        raise InputError(f"cannot split the stream by '{segment}': choose one of {allowed}")
+    return table[segment].cast("string").fill_null(MISSING)
+
+
+def series_from(
+    con: Any,
+    window: Window | None = None,
+    granularity: str = "day",
+    segment: str | None = None,
+    label_types: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Per prediction bucket (and segment): predictions, feedback by kind, coverage, labels, accuracy inputs.
+
+    Columns: bucket (UTC start), segment, then the counts of :data:`SERIES_COUNTS`: predictions,
+    with_feedback / with_label (predictions with any feedback / with a label), feedback rows by kind,
+    labels (labelled feedback rows, from ``label_types`` when given), correct (those whose label equals
+    the prediction), thumbs / thumbs_up and clicks / clicked (feedback rows of type thumb and click, and
+    how many had value 1). Buckets without predictions are absent (see :func:`on_calendar`).
+    """
+    trunc = unit(granularity)
+    p = filtered_predictions(con, window)
+    per_trace = _per_trace_feedback(con.table("feedback"), label_types)
+    j = p.left_join(per_trace, "trace_id")
+    labels = j.n_labels.fill_null(0)
+    positives = j.n_label_positive.fill_null(0)
+    correct = (j.prediction == 1).ifelse(positives, labels - positives)
+    grouped = j.group_by(bucket=j.ts.truncate(trunc), segment=_segment(con, j, segment)).aggregate(
+        predictions=j.count(),
+        with_feedback=j.trace_id.count(where=j.n_feedback.fill_null(0) > 0),
+        with_label=j.trace_id.count(where=labels > 0),
+        feedback_explicit=j.n_explicit.fill_null(0).sum(),
+        feedback_implicit=j.n_implicit.fill_null(0).sum(),
+        feedback_automated=j.n_automated.fill_null(0).sum(),
+        labels=labels.sum(),
+        correct=correct.sum(),
+        thumbs=j.n_thumbs.fill_null(0).sum(),
+        thumbs_up=j.n_thumbs_up.fill_null(0).sum(),
+        clicks=j.n_clicks.fill_null(0).sum(),
+        clicked=j.n_clicked.fill_null(0).sum(),
+    )
+    frame = grouped.order_by(["bucket", "segment"]).execute()
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    frame[list(SERIES_COUNTS)] = frame[list(SERIES_COUNTS)].fillna(0).astype("int64")
+    return frame
+
+
+def stream_series(
+    store: Store,
+    window: Window | None = None,
+    granularity: str = "day",
+    segment: str | None = None,
+    label_types: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """:func:`series_from` over a short-lived read-only connection to ``store``."""
+    with store.ibis() as con:
+        return series_from(con, window, granularity, segment, label_types)
+
+
+def calendar(first: pd.Timestamp, last: pd.Timestamp, granularity: str) -> pd.DatetimeIndex:
+    """Every bucket start from ``first`` to ``last`` (both bucket starts), gaps included."""
+    return pd.date_range(first, last, freq=BUCKET_LENGTH[granularity], name="bucket")
+
+
+def on_calendar(frame: pd.DataFrame, buckets: pd.DatetimeIndex) -> pd.DataFrame:
+    """One segment's series re-indexed on ``buckets``: a bucket without predictions gets zero counts."""
+    counts = [c for c in frame.columns if c not in ("bucket", "segment")]
+    full = frame.groupby("bucket")[counts].sum().reindex(buckets, fill_value=0)
+    return full.reset_index()
+
+
+def feedback_arrivals(
+    con: Any, window: Window | None = None, granularity: str = "day", label_types: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Feedback rows on the window's predictions by *arrival* bucket (feedback ts), kind and type.
+
+    Columns: bucket, kind, type, rows, labels (rows that count as labels), first and last (the earliest and
+    newest arrival in the cell). Orphan feedback (no prediction yet) has no prediction to filter on and is
+    left out (see :func:`signal_quality_from`).
+    """
+    trunc = unit(granularity)
+    f = con.table("feedback")
+    f = f.semi_join(filtered_predictions(con, window).select("trace_id"), "trace_id")
+    frame = (
+        f.group_by(bucket=f.ts.truncate(trunc), kind=f.kind, type=f.type)
+        .aggregate(
+            rows=f.count(),
+            labels=f.trace_id.count(where=_label_filter(f, label_types)),
+            first=f.ts.min(),
+            last=f.ts.max(),
+        )
+        .order_by(["bucket", "kind", "type"])
+        .execute()
+    )
+    for column in ("bucket", "first", "last"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def labels_arrived_before(
+    con: Any, moments: Sequence[pd.Timestamp], window: Window | None = None, label_types: Sequence[str] | None = None
+) -> list[int]:
+    """For each moment: labels on the window's predictions whose feedback ts is before it (one query)."""
+    if not moments:
+        return []
+    f = con.table("feedback")
+    f = f.filter(_label_filter(f, label_types)).semi_join(
+        filtered_predictions(con, window).select("trace_id"), "trace_id"
+    )
+    counts = f.aggregate(
+        **{f"m{i}": f.trace_id.count(where=f.ts < m.to_pydatetime()) for i, m in enumerate(moments)}
+    ).execute()
+    return [int(counts[f"m{i}"].iloc[0]) for i in range(len(moments))]
+
+
+def versions_from(con: Any, window: Window | None = None) -> pd.DataFrame:
+    """Model versions in the window: model_version, first_ts (when it started serving), last_ts, predictions."""
+    p = filtered_predictions(con, window)
+    frame = (
+        p.group_by("model_version")
+        .aggregate(first_ts=p.ts.min(), last_ts=p.ts.max(), predictions=p.count())
+        .order_by(["first_ts", "model_version"])
+        .execute()
+    )
+    for column in ("first_ts", "last_ts"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def clock_from(con: Any, window: Window | None = None) -> dict[str, pd.Timestamp | None]:
+    """The stream's clock: ``as_of`` (newest prediction in the store, any filter), the window's first/last ts."""
+    everything = con.table("predictions")
+    p = filtered_predictions(con, window)
+    newest = everything.ts.max().execute()
+    span = p.aggregate(first=p.ts.min(), last=p.ts.max()).execute().iloc[0]
+    return {"as_of": utc(newest), "first": utc(span["first"]), "last": utc(span["last"])}
+
+
+def utc(value: Any) -> pd.Timestamp | None:
+    """``value`` as a UTC timestamp (naive values are UTC), or None for a missing value."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def label_sources_from(con: Any) -> pd.DataFrame:
+    """Which feedback carries labels: type, kind and labelled rows, most rows first."""
+    f = con.table("feedback")
+    f = f.filter(f.label.notnull())
+    frame = f.group_by(["type", "kind"]).aggregate(labels=f.count()).execute()
+    return frame.sort_values(["labels", "type"], ascending=[False, True], ignore_index=True)
+
+
+def default_label_types(sources: pd.DataFrame) -> tuple[str, ...]:
+    """The label sources the page starts with: the automated ones (outcomes a system records, unbiased by
+    who chose to give feedback) when there are any, else every type that carries labels."""
+    automated = sources.loc[sources["kind"] == "automated", "type"]
+    return tuple(sorted(automated if len(automated) else sources["type"]))
