@@ -8,7 +8,6 @@ import streamlit as st
 
 from workbench.abtest import charts
 from workbench.abtest.analyse import export
-from workbench.abtest.queries import METRICS
 from workbench.abtest.shadow import shadow_document
 from workbench.abtest.tables import power_curve, results_table, robustness_table, shown_columns, srm_segments_table
 from workbench.abtest.verdict import fmt_p
@@ -26,6 +25,7 @@ from workbench.abtest.view import (
 )
 from workbench.app import ui
 from workbench.drift.view import data_version
+from workbench.sources.experiment import METRICS
 
 ui.page_header("A/B test", "Is the challenger really better, without hurting the guardrails, and can we stop now?")
 

@@ -7,7 +7,6 @@ with a one-line message on stderr and no traceback.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError, WorkbenchError
 from workbench.sources.store import Store
 
@@ -25,12 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Feedback Workbench: drift, A/B and fairness analysis of a production model's feedback loop.",
 )
-
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Store file (default: $WORKBENCH_DB or data/workbench.duckdb)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 @app.callback()
@@ -51,11 +45,6 @@ def _global_options(
         if not settings.is_file():
             raise InputError(f"settings file {settings} does not exist")
         os.environ[SETTINGS_ENV] = str(settings)
-
-
-def emit(as_json: bool, document: dict[str, Any], text: str) -> None:
-    """Print the result: one JSON document with ``--json``, else the human-readable text."""
-    typer.echo(json.dumps(document, default=str, sort_keys=False) if as_json else text)
 
 
 @app.command()
@@ -144,7 +133,9 @@ def format_summary(summary: Any) -> str:
 # imported; one name per capability, sorted.
 CAPABILITIES = ("abtest", "drift", "fairness", "gate", "stream")
 for _capability in CAPABILITIES:
-    importlib.import_module(f"workbench.{_capability}.cli")
+    _commands = importlib.import_module(f"workbench.{_capability}.cli").commands
+    app.registered_commands += _commands.registered_commands
+    app.registered_groups += _commands.registered_groups
 
 
 def main() -> None:

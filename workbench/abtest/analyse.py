@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from workbench.abtest.compare import MetricData
-from workbench.abtest.kept import KeptSummary, kept_columns, kept_summary, kept_units, read_kept_summary
+from workbench.abtest.kept import KeptSummary, kept_summary, kept_units, read_kept_summary
 from workbench.abtest.queries import (
-    Metric,
     cap_value,
     capped_stats,
     daily_event_stats,
     event_observations,
-    experiment_predictions,
     file_observations,
-    metric,
     moments_by,
     observations,
     pre_period_observations,
@@ -53,9 +50,10 @@ from workbench.abtest.summary_queries import (
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.sources import unit_sums
+from workbench.sources.experiment import HIDDEN_PREFIX, Metric, experiment_predictions, kept_columns, metric
 from workbench.sources.files import file_table
 from workbench.sources.store import Store, table_columns
-from workbench.sources.trace_feedback import HIDDEN_PREFIX, kept_sums
+from workbench.sources.trace_feedback import kept_sums
 from workbench.stats.abtest import Moments, ProportionStats
 
 __all__ = ["ABTestResult", "ABTestSettings", "analyse_file", "analyse_store", "analyse_summary", "export",

@@ -9,12 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.cli import DbOption, JsonOption, app, emit
+from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
 from workbench.sources.store import Store
 
+commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
-@app.command()
+
+@commands.command()
 def abtest(
     metric: Annotated[
         list[str] | None,
@@ -108,7 +110,7 @@ def abtest(
         raise typer.Exit(1)
 
 
-@app.command()
+@commands.command()
 def power(
     baseline: Annotated[float, typer.Option(help="Control's rate (proportion) or mean (with --std).")],
     mde: Annotated[float, typer.Option(help="Minimum detectable effect: absolute, or relative with --relative.")],
@@ -199,7 +201,7 @@ def _progress(as_json: bool) -> Any:
     return say
 
 
-@app.command()
+@commands.command()
 def shadow(
     file: Annotated[Path, typer.Option(help="Scored pairs: one row per request with both models' predictions.")],
     champion_col: Annotated[str, typer.Option(help="The champion's prediction column.")],

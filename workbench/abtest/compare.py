@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.abtest.queries import Metric
+from workbench.sources.experiment import Metric
 from workbench.stats.abtest import (
     Effect,
     Moments,

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.abtest.queries import Metric, units_by_arm
 from workbench.abtest.summary_queries import (
     COVARIATE_MOMENTS,
     EVENT_COLUMNS,
@@ -32,34 +31,9 @@ from workbench.abtest.summary_queries import (
     unit_moments,
 )
 from workbench.sources import unit_sums
-from workbench.sources.trace_feedback import experiment_columns, hidden
+from workbench.sources.experiment import Metric, experiment_columns, hidden, trace_observations, units_by_arm
 
 COLUMNS = (*EVENT_COLUMNS, "srm", "seg", "first", "last")  # SRM rows: part 'srm', srm = unit_summary's part
-
-
-def kept_columns(metrics: list[Metric]) -> tuple[str, ...]:
-    """The predictions' hidden columns the metrics read (to carry along with the experiment's rows)."""
-    names = {hidden(c) for m in metrics for c in experiment_columns(m).values()}
-    return tuple(sorted(names))
-
-
-def trace_observations(rows: Any, m: Metric) -> tuple[Any, Any]:
-    """(observations, Σ value) of metric ``m`` on each prediction row, from its kept sums (0 without feedback).
-
-    Event metrics: a proportion's observations are its feedback with a value and Σ value its positives (values
-    > 0); a mean's, its values and their sum. Per-prediction metrics observe every prediction once: a
-    proportion whether it got such feedback at all, a ratio the Σ value of its feedback (as
-    :func:`workbench.abtest.queries.observations`).
-    """
-    col = {role: rows[hidden(c)] for role, c in experiment_columns(m).items()}
-    once = rows.ts.notnull().cast("int64")  # ts is required at ingest: 1 on every row
-    if m.per_prediction and m.kind == "proportion":
-        return once, (col["rows"].fill_null(0) > 0).ifelse(1.0, 0.0)
-    if m.per_prediction:
-        return once, col["sum"].fill_null(0.0).cast("float64")
-    if m.kind == "proportion":
-        return col["n"].fill_null(0), col["up"].fill_null(0).cast("float64")
-    return col["n"].fill_null(0), col["sum"].fill_null(0.0).cast("float64")
 
 
 def kept_summary(

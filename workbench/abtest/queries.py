@@ -10,104 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.errors import InputError
-from workbench.core.window import Window
-from workbench.sources.store_queries import filtered_predictions
+from workbench.sources.experiment import Metric
 from workbench.stats.abtest import Moments, ProportionStats
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A metric computed from feedback: its kind (proportion | mean | ratio), source type and direction."""
-
-    name: str
-    label: str
-    kind: str
-    feedback_type: str
-    higher_is_better: bool = True
-    unit: str = ""
-    per_prediction: bool = False  # one observation per prediction (0 when no feedback) instead of per event
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"name": self.name, "label": self.label, "kind": self.kind, "higher_is_better": self.higher_is_better}
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("thumbs_up_rate", "thumbs-up rate", "proportion", "thumb"),
-        Metric("click_rate", "click rate", "proportion", "click"),
-        Metric("correction_rate", "correction rate", "proportion", "correction", False, per_prediction=True),
-        Metric("mean_rating", "mean rating", "mean", "rating", unit="stars"),
-        Metric("dwell_time", "dwell time", "mean", "dwell", unit="s"),
-        Metric("clicks_per_session", "clicks per session", "ratio", "click", per_prediction=True),
-    )
-}
-ALIASES = {"thumbs_up": "thumbs_up_rate", "thumb": "thumbs_up_rate", "thumbs": "thumbs_up_rate", "ctr": "click_rate",
-           "rating": "mean_rating", "dwell": "dwell_time", "correction": "correction_rate"}  # fmt: skip
-
-
-def metric(name: str) -> Metric:
-    """The metric called ``name`` (dashes, spaces and case ignored; a few aliases), or a one-line error."""
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    key = ALIASES.get(key, key)
-    if key not in METRICS:
-        raise InputError(f"unknown metric '{name}': use one of {', '.join(METRICS)}")
-    return METRICS[key]
-
-
-def experiment_predictions(
-    con: Any,
-    window: Window | None,
-    arm_source: str = "auto",
-    segments: tuple[str, ...] = (),
-    keep: tuple[str, ...] = (),
-) -> tuple[Any, str]:
-    """Predictions in the experiment (arm not null) with ``trace_id, arm, unit, ts, day`` (+ segment columns,
-    + the columns named in ``keep``, e.g. the ingest's per-trace feedback sums).
-
-    ``arm_source``: ``arm`` (the arm role), ``model_version``, or ``auto`` (arm when any row has one).
-    The unit is ``unit_id`` when set, else the prediction itself (each trace its own unit).
-    """
-    p = filtered_predictions(con, window)
-    if arm_source == "auto":
-        arm_source = "arm" if int(p.arm.count().execute()) > 0 else "model_version"
-    if arm_source not in ("arm", "model_version"):
-        raise InputError(f"arms come from 'arm' or 'model_version', not '{arm_source}'")
-    p = p.filter(p[arm_source].notnull())
-    columns = {f"seg_{i}": p[c].cast("string").fill_null("(missing)") for i, c in enumerate(segments)}
-    exp = p.select(
-        "trace_id", *keep, arm=p[arm_source].cast("string"), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
-        day=utc_day(p.ts), **columns,
-    )  # fmt: skip
-    return exp, arm_source
-
-
-DAY_US = 86_400_000_000
-
-
-def utc_day(ts: Any) -> Any:
-    """The UTC day of a timestamp as a naive TIMESTAMP at midnight (= ``date_trunc('day', ts::TIMESTAMP)``).
-
-    Integer arithmetic on the microseconds since the epoch, floored (``x − ((x mod d) + d) mod d`` also
-    below 1970): DuckDB's date_trunc goes through the calendar and cost 0.6 CPU-s per 5M predictions, this 0.1.
-    """
-    import ibis
-
-    @ibis.udf.scalar.builtin(name="epoch_us")
-    def _epoch_us(ts) -> int:  # type: ignore[no-untyped-def]
-        """Microseconds since 1970-01-01 UTC (DuckDB builtin)."""
-
-    @ibis.udf.scalar.builtin(name="make_timestamp")
-    def _make_timestamp(us: int) -> dt.datetime:
-        """The naive TIMESTAMP of microseconds since the epoch (DuckDB builtin)."""
-
-    us = _epoch_us(ts)
-    return _make_timestamp(us - ((us % DAY_US) + DAY_US) % DAY_US)
 
 
 @contextmanager
@@ -118,47 +25,6 @@ def temp_table(con: Any, expr: Any, name: str) -> Iterator[Any]:
         yield table
     finally:
         con.drop_table(name, force=True)
-
-
-def units_by_arm(exp: Any, n_segments: int, packed: Any | None = None, sums: dict[str, Any] | None = None) -> Any:
-    """One row per (unit, arm): first and last ts, and each segment's value at the unit's first exposure.
-
-    ``packed`` (an integer expression over ``exp`` coding several segments' values, see
-    :class:`workbench.abtest.summary_queries.SegmentCodes`): those segments come as one ``seg_codes`` column
-    instead, as one arg_min over an integer costs less than one per segment over strings. ``sums``: more
-    columns, each the sum of an expression over the unit's rows (the metrics' per-unit sums, in the same pass).
-    """
-    coded = packed.indexes if packed is not None else ()
-    segs = {f"seg_{i}": arg_min(exp[f"seg_{i}"], exp.ts) for i in range(n_segments) if i not in coded}
-    if packed is not None:
-        segs["seg_codes"] = arg_min(packed.code(exp), exp.ts)
-    extra = {name: value.sum() for name, value in (sums or {}).items()}
-    return exp.group_by(["unit", "arm"]).aggregate(first=exp.ts.min(), last=exp.ts.max(), **segs, **extra)
-
-
-def arg_min(value: Any, key: Any) -> Any:
-    """The engine's ``arg_min(value, key)`` of a string or integer: ``value`` on the row of the smallest ``key``.
-
-    Ibis's ``value.argmin(key)`` compiles to ``FIRST(value ORDER BY key)``, which DuckDB runs as ``arg_min_null``
-    over a binary sort key: the per-(unit, arm) GROUP BY of 5M predictions with three segments took 3× as long.
-    The two differ only when every key of a group is NULL (arg_min skips NULL keys and gives NULL); ``ts`` is
-    required at ingest, so they give the same row (on tied ts both engines may pick either).
-    """
-    import ibis
-
-    if value.type().is_integer():
-
-        @ibis.udf.agg.builtin(name="arg_min")
-        def _arg_min_int(value, key) -> int:  # type: ignore[no-untyped-def]
-            """DuckDB's arg_min (a builtin: Ibis only names it)."""
-
-        return _arg_min_int(value, key)
-
-    @ibis.udf.agg.builtin(name="arg_min")
-    def _arg_min(value, key) -> str:  # type: ignore[no-untyped-def]
-        """DuckDB's arg_min (a builtin: Ibis only names it)."""
-
-    return _arg_min(value, key)
 
 
 def event_observations(con: Any, exp: Any, metrics: list[Metric]) -> Any:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from workbench.abtest.queries import Metric, _as_date, _num, units_by_arm
+from workbench.abtest.queries import _as_date, _num
+from workbench.sources.experiment import Metric, units_by_arm
 from workbench.stats.abtest import Moments, ProportionStats
 
 PACK_MAX_VALUES = 64  # a segment with more distinct values keeps its own arg_min over strings

@@ -141,6 +141,18 @@ def upload_folder() -> Path:
     return Path(st.session_state.setdefault("upload_dir", tempfile.mkdtemp(prefix="workbench-upload-")))
 
 
+def save_upload(upload: Any, purpose: str) -> Path:
+    """Write an uploaded file into this session's upload folder and return its path.
+
+    The name carries the purpose and Streamlit's file id, so two uploads of one name (or one name used by two
+    pages) never overwrite each other: ``abtest-<file_id>-units.csv``.
+    """
+    file_id = getattr(upload, "file_id", None) or "upload"
+    target = upload_folder() / f"{purpose}-{file_id}-{Path(upload.name).name}"
+    target.write_bytes(upload.getvalue())
+    return target
+
+
 def _ingest_uploads(files: list[Any], roles_file: Any) -> None:
     from workbench.core.schema import parse_roles
     from workbench.ingest.pipeline import ingest_files

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.cli import DbOption, JsonOption, app, emit
+from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
 from workbench.sources.store import Store
+
+commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -59,7 +61,7 @@ def format_result(result: Any) -> str:
     return "\n".join(lines)
 
 
-@app.command()
+@commands.command()
 def drift(
     reference: Annotated[
         str | None, typer.Option(help="Reference window: START..END (ISO dates, inclusive), first:30d, last:7d, all.")

@@ -30,9 +30,9 @@ from workbench.drift.compare import (
     _side,
     load_settings,
 )
+from workbench.sources.experiment import HIDDEN_PREFIX
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
-from workbench.sources.trace_feedback import HIDDEN_PREFIX
 from workbench.stats.drift import DriftSettings
 
 

@@ -7,16 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.cli import DbOption, JsonOption, app, emit
+from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
 from workbench.sources.store import Store
+
+commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
 
 def _names(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-@app.command()
+@commands.command()
 def fairness(
     sensitive: Annotated[str, typer.Option(help="Sensitive attribute(s), a[,b]: several = their intersections.")],
     file: Annotated[Path | None, typer.Option("--file", help="Audit this CSV/Parquet/JSON Lines file.")] = None,

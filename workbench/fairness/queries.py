@@ -21,7 +21,7 @@ import pandas as pd
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.fairness.file_queries import file_rows, frame_rows  # noqa: F401  (file mode; re-exported)
-from workbench.sources import trace_feedback
+from workbench.sources import experiment, trace_feedback
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.fairness import BLANK_GROUP, MISSING_GROUP, FairnessSettings
 
@@ -150,14 +150,14 @@ def store_rows(
     caller already asked (None: ask).
     """
     p = filtered_predictions(con, window)
-    visible = [c for c in p.columns if not c.startswith(trace_feedback.HIDDEN_PREFIX)]
+    visible = [c for c in p.columns if not c.startswith(experiment.HIDDEN_PREFIX)]
     missing = [c for c in sensitive if c not in visible]
     if missing:
         raise InputError(f"no column '{missing[0]}' in the predictions: {', '.join(visible)}")
     signals = has_signals(con, settings) if signals is None else signals
     own = {*trace_feedback.COUNTS, "label", "conflicting"}  # an attribute of such a name: the join keeps it apart
     if trace_feedback.is_current(con, settings) and not own & set(sensitive):  # each row has its counts: no join
-        counts = {c: p[trace_feedback.hidden(c)] for c in trace_feedback.COUNTS}
+        counts = {c: p[experiment.hidden(c)] for c in trace_feedback.COUNTS}
         rows = p.select("prediction", "score", "ts", "model_version", *sensitive, **counts)
         j = _resolve_label(rows, settings, signals, keep=("prediction", "score", "ts", "model_version", *sensitive))
     else:

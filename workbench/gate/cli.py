@@ -8,15 +8,16 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli import DbOption, JsonOption, app, emit
+from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
 from workbench.sources.store import Store
 
 decisions_app = typer.Typer(help="Read, export and verify the append-only decision log.", no_args_is_help=True)
-app.add_typer(decisions_app, name="decisions")
+commands = typer.Typer()  # mounted on `workbench` by workbench.cli
+commands.add_typer(decisions_app, name="decisions")
 
 
-@app.command()
+@commands.command()
 def curate(
     out: Annotated[Path, typer.Option(help="Folder for retraining_set.<format> and manifest.json.")],
     start: Annotated[str | None, typer.Option(help="Prediction ts from (ISO date/time, UTC).")] = None,
@@ -87,7 +88,7 @@ def curate(
     )
 
 
-@app.command()
+@commands.command()
 def decide(
     decision: Annotated[str, typer.Option(help="approve, reject or defer.")],
     reviewer: Annotated[str, typer.Option(help="Who decides.")],

@@ -19,20 +19,11 @@ from typing import Any
 import duckdb
 
 from workbench.core.errors import InputError
+from workbench.core.files import detect_format
 from workbench.core.schema import FEEDBACK, FEEDBACK_KINDS, PREDICTIONS, ROLES_BY_TABLE, Roles, TableRoles
-from workbench.sources import trace_feedback
+from workbench.sources import experiment, trace_feedback
 from workbench.sources.store import Store, stored_roles, table_columns, write_meta
 
-FORMATS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "json",
-    ".ndjson": "json",
-    ".json": "json",
-}
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE")
 NUMERIC_TYPES += ("UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 FEEDBACK_KEY = ("trace_id", "ts", "kind", "type", "value", "label")
@@ -71,18 +62,6 @@ def q(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def detect_format(path: Path) -> tuple[str, bool]:
-    """Return (format, gzipped) from the file name: csv, parquet or json (JSON Lines)."""
-    name = path.name.lower()
-    gzipped = name.endswith(".gz")
-    stem = name[:-3] if gzipped else name
-    suffix = Path(stem).suffix
-    if suffix not in FORMATS:
-        known = ", ".join(sorted(FORMATS))
-        raise InputError(f"{path.name}: unknown file type '{suffix or stem}' (known: {known}, each optionally .gz)")
-    return FORMATS[suffix], gzipped
 
 
 def _reader_error(path: Path, fmt: str, exc: Exception) -> InputError:
@@ -316,10 +295,10 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
 
 
 def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str) -> IngestResult:
-    reserved = [c for c in plan.types if table == PREDICTIONS and c.startswith(trace_feedback.HIDDEN_PREFIX)]
+    reserved = [c for c in plan.types if table == PREDICTIONS and c.startswith(experiment.HIDDEN_PREFIX)]
     if reserved:
         raise InputError(f"{source}: column '{reserved[0]}' uses the store's reserved prefix "
-                         f"'{trace_feedback.HIDDEN_PREFIX}'; rename it")  # fmt: skip
+                         f"'{experiment.HIDDEN_PREFIX}'; rename it")  # fmt: skip
     for col, dtype in plan.types.items():
         if col not in table_columns(con, table):
             con.execute(f"ALTER TABLE {table} ADD COLUMN {q(col)} {dtype}")

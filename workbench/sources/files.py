@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InputError
+from workbench.core.files import detect_format
 from workbench.sources.store import quiet_utc
 
 
@@ -20,8 +21,6 @@ def file_table(path: str | Path, materialize: bool = False) -> Iterator[Any]:
     file (a CSV is otherwise parsed again by every query); without it each query scans the file itself.
     """
     import ibis
-
-    from workbench.ingest.pipeline import detect_format
 
     path = Path(path)
     if not path.is_file():

@@ -31,8 +31,8 @@ from typing import Any
 
 import duckdb
 
-from workbench.abtest.queries import METRICS, Metric
 from workbench.sources import unit_sums
+from workbench.sources.experiment import METRICS, experiment_columns, hidden
 from workbench.sources.store import read_meta, write_meta
 
 TABLE = "trace_feedback"
@@ -85,21 +85,6 @@ def per_trace_counts(
     )
 
 
-def experiment_columns(m: Metric) -> dict[str, str]:
-    """The kept per-trace columns metric ``m`` reads, by role: ``n`` (observations with a value), ``up``
-    (values > 0), ``sum`` (Σ value), ``rows`` (feedback rows of its type, any value), ``values`` (the values).
-
-    Event metrics: proportions n and up; means n, sum and values (Welch, Mann–Whitney and capping need the
-    distribution). Per-prediction metrics: a proportion its rows (did the prediction get one), a ratio its sum.
-    """
-    t = m.feedback_type
-    if m.per_prediction:
-        return {"rows": f"ab_{t}_rows"} if m.kind == "proportion" else {"sum": f"ab_{t}_sum"}
-    if m.kind == "proportion":
-        return {"n": f"ab_{t}_n", "up": f"ab_{t}_up"}
-    return {"n": f"ab_{t}_n", "sum": f"ab_{t}_sum", "values": f"ab_{t}_values"}
-
-
 _ROLE_TYPES = {"n": "BIGINT", "up": "BIGINT", "rows": "BIGINT", "sum": "DOUBLE", "values": "DOUBLE[]"}
 
 
@@ -143,12 +128,6 @@ COUNTS = {"n_labels": "BIGINT", "n_positive": "BIGINT", "thumbs": "BIGINT", "thu
           "ratings": "BIGINT", "rating_sum": "DOUBLE", "rating_sumsq": "DOUBLE"}  # fmt: skip
 EXPERIMENT = _experiment_types()  # the A/B sums kept beside COUNTS (column → SQL type)
 KEPT = {**COUNTS, **EXPERIMENT}  # every column of the table, copied onto the prediction rows
-HIDDEN_PREFIX = "__fb_"  # the copies on the prediction rows: never a feature, a segment or a role
-
-
-def hidden(count: str) -> str:
-    """The predictions' column that holds ``count`` of the row's trace (null: no such feedback yet)."""
-    return f"{HIDDEN_PREFIX}{count}"
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -7,7 +7,7 @@ the table ``unit_sums``: one row per (unit, arm) of the predictions with an arm,
 prediction ts, whether it is the first arm's row of a unit seen in several arms (the SRM's crossover count),
 the value of each segment column (the stored sensitive and categorical roles) at the unit's first prediction,
 and every A/B metric's per-unit sums (``y__<metric>``: Σ value, ``m__<metric>``: observations),
-exactly as :func:`workbench.abtest.queries.units_by_arm` gives them over all predictions. Each ingest
+exactly as :func:`workbench.sources.experiment.units_by_arm` gives them over all predictions. Each ingest
 recomputes the units it touched (its predictions' units, or the units of the traces its feedback names).
 
 The analysis reads the table only for the whole experiment (no window) with arms from the ``arm`` role and
@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from workbench.abtest.queries import METRICS, experiment_predictions, units_by_arm
+from workbench.sources.experiment import METRICS, experiment_predictions, kept_columns, trace_observations, units_by_arm
 from workbench.sources.store import stored_roles, table_columns
 
 TABLE = "unit_sums"
@@ -51,8 +51,6 @@ def units_expr(backend: Any, segments: list[str], touched: Any | None = None) ->
     """The table's rows as an Ibis expression over ``backend``'s predictions and their kept per-trace sums
     (``touched``: only those units). ``crossed`` marks the first arm's row of a unit seen in several arms."""
     import ibis
-
-    from workbench.abtest.kept import kept_columns, trace_observations
 
     metrics = list(METRICS.values())
     exp, _source = experiment_predictions(backend, None, "arm", tuple(segments), kept_columns(metrics))

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.core.plotting import PALETTE, _layout
-from workbench.stream.queries import BUCKET_LENGTH, SEGMENT_NONE, bucket_label
+from workbench.stream.buckets import BUCKET_LENGTH, SEGMENT_NONE, bucket_label
 from workbench.stream.snapshot import PARTIAL_BELOW, StreamSnapshot, observed_share
 from workbench.stream.trigger_results import CheckResult, RuleResult
 

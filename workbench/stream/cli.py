@@ -8,13 +8,15 @@ from typing import Annotated
 
 import typer
 
-from workbench.cli import DbOption, JsonOption, app, emit
+from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.sources.store import Store
 
+commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
-@app.command()
+
+@commands.command()
 def check(
     rules: Annotated[Path, typer.Option(help="Rules TOML (see rules.example.toml and the README).")],
     backtest: Annotated[bool, typer.Option(help="Include each rule's per-bucket series in the JSON.")] = False,
@@ -52,7 +54,7 @@ def _moment(text: str | None, option: str) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-@app.command()
+@commands.command()
 def simulate(
     rate: Annotated[float, typer.Option(help="Predictions per second.")] = 20.0,
     duration: Annotated[float | None, typer.Option(help="Seconds to run (default: until Ctrl-C).")] = None,

@@ -20,11 +20,8 @@ from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
+from workbench.stream.buckets import BUCKET_LENGTH, GRANULARITIES, MISSING, SEGMENT_NONE
 
-GRANULARITIES = {"hour": "h", "day": "D", "week": "W"}
-BUCKET_LENGTH = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1), "week": pd.Timedelta(weeks=1)}
-SEGMENT_NONE = "(all)"
-MISSING = "(missing)"
 SERIES_COUNTS = (
     "predictions",
     "with_feedback",
@@ -46,11 +43,6 @@ def unit(granularity: str) -> str:
     if granularity not in GRANULARITIES:
         raise InputError(f"granularity must be one of {', '.join(GRANULARITIES)}, not '{granularity}'")
     return GRANULARITIES[granularity]
-
-
-def bucket_label(bucket: pd.Timestamp, granularity: str) -> str:
-    """A bucket's start as text: ``2026-03-11`` for days and weeks, ``2026-03-11T14:00Z`` for hours."""
-    return bucket.strftime("%Y-%m-%dT%H:%MZ") if granularity == "hour" else bucket.strftime("%Y-%m-%d")
 
 
 def segment_columns(con: Any) -> list[str]:

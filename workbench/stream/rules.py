@@ -30,7 +30,7 @@ from datetime import date
 from typing import Any
 
 from workbench.core.errors import InputError
-from workbench.stream.queries import GRANULARITIES
+from workbench.stream.buckets import GRANULARITIES
 
 OPS = ("<", "<=", ">", ">=")
 COMMON_KEYS = ("name", "metric", "op", "threshold", "for", "window", "min_n", "model_versions")

@@ -20,17 +20,9 @@ from workbench.core.settings import load_section
 from workbench.core.window import Window
 from workbench.sources.store import Store
 from workbench.stats.intervals import wilson_interval
+from workbench.stream.buckets import BUCKET_LENGTH, bucket_label
 from workbench.stream.quality import LabelDelays, SignalQuality, label_delays_from, signal_quality_from
-from workbench.stream.queries import (
-    BUCKET_LENGTH,
-    SERIES_COUNTS,
-    bucket_label,
-    calendar,
-    clock_from,
-    feedback_arrivals,
-    series_from,
-    versions_from,
-)
+from workbench.stream.queries import SERIES_COUNTS, calendar, clock_from, feedback_arrivals, series_from, versions_from
 
 # rate column → (successes, trials): the proportions the page draws with a Wilson band
 RATES = {

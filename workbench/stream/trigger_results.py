@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from workbench.stats.clean import finite
-from workbench.stream.queries import bucket_label
+from workbench.stream.buckets import bucket_label
 
 if TYPE_CHECKING:
     from workbench.stream.rules import Rule

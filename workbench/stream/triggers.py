@@ -36,11 +36,11 @@ import pandas as pd
 
 from workbench.core.errors import InputError
 from workbench.core.window import Window
+from workbench.sources.decision_log import approval_times
 from workbench.sources.store import Store
+from workbench.stream.buckets import BUCKET_LENGTH, bucket_label
 from workbench.stream.quality import label_delays_from
 from workbench.stream.queries import (
-    BUCKET_LENGTH,
-    bucket_label,
     calendar,
     clock_from,
     feedback_arrivals,
@@ -369,9 +369,7 @@ def evaluate_group(group: Group, members: dict[str, RuleResult | GroupResult]) -
 
 def approved_retrains(store: Store) -> list[pd.Timestamp]:
     """When each approved retrain was decided (UTC), from the decision log (``workbench decide``)."""
-    from workbench.gate.decisions import read_decisions
-
-    stamps = [pd.Timestamp(d.decided_at) for d in read_decisions(store) if d.decision == "approve"]
+    stamps = [pd.Timestamp(at) for at in approval_times(store)]
     return sorted(s.tz_convert("UTC") if s.tzinfo else s.tz_localize("UTC") for s in stamps)
 
 

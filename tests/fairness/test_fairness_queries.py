@@ -17,7 +17,7 @@ from fairlearn.metrics import (
     selection_rate,
 )
 
-from tests.test_fairness_stats import FAIRLEARN_METRICS, random_rows
+from tests.fairness.test_fairness_stats import FAIRLEARN_METRICS, random_rows
 from workbench.core.errors import InputError
 from workbench.fairness.audit import audit_file, audit_frame, audit_store
 from workbench.fairness.series import fpr_ratio_series

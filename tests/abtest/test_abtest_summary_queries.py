@@ -12,17 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from tests.abtest_data import insert_tricky_predictions
+from tests.helpers.abtest_data import insert_tricky_predictions
 from workbench.abtest.queries import (
-    DAY_US,
     arm_units,
     cap_value,
     capped_stats,
     crossover_units,
     daily_event_stats,
     event_observations,
-    experiment_predictions,
-    metric,
     observations,
     period,
     pre_period_observations,
@@ -31,8 +28,6 @@ from workbench.abtest.queries import (
     segment_units,
     temp_table,
     unit_stats,
-    units_by_arm,
-    utc_day,
 )
 from workbench.abtest.summary_queries import (
     capped_from_counts,
@@ -45,6 +40,7 @@ from workbench.abtest.summary_queries import (
     unit_summary,
 )
 from workbench.core.window import Window
+from workbench.sources.experiment import DAY_US, experiment_predictions, metric, units_by_arm, utc_day
 from workbench.sources.store import Store
 from workbench.stats.abtest import Moments
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from tests.stream_data import ROLES, START, build
+from tests.helpers.stream_data import ROLES, START, build
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo

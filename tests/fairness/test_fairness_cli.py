@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_fairness_stats import random_rows
+from tests.fairness.test_fairness_stats import random_rows
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store

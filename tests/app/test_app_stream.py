@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from tests.test_app_home import plotly_values
+from tests.app.test_app_home import plotly_values
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.demo.simulate import simulate
 from workbench.sources.evidence import latest_runs

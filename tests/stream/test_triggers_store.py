@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
-from tests.stream_data import ROLES, START, build, daily_accuracy
+from tests.helpers.stream_data import ROLES, START, build, daily_accuracy
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.gate.decisions import decide

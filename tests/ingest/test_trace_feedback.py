@@ -16,7 +16,7 @@ import pytest
 from workbench.core.errors import InputError
 from workbench.fairness.audit import audit_store
 from workbench.ingest.pipeline import ingest_frame, ingest_frames
-from workbench.sources import trace_feedback, unit_sums
+from workbench.sources import experiment, trace_feedback, unit_sums
 from workbench.sources.store import Store
 from workbench.stats.fairness import FairnessSettings
 
@@ -152,7 +152,7 @@ def _is_current(store: Store, settings: FairnessSettings | None = None) -> bool:
 
 def _copies_match(store: Store) -> None:
     """Every prediction row carries exactly its trace's kept counts (null: no such feedback)."""
-    hidden = ", ".join(f"p.{trace_feedback.hidden(c)} AS {c}" for c in KEPT_COLUMNS[1:])
+    hidden = ", ".join(f"p.{experiment.hidden(c)} AS {c}" for c in KEPT_COLUMNS[1:])
     with store.connect(read_only=True) as con:
         rows = con.execute(f"SELECT p.trace_id, {hidden} FROM predictions p").df()
     rows = rows.sort_values("trace_id").reset_index(drop=True)
@@ -221,15 +221,15 @@ def test_the_copies_on_the_predictions_are_no_feature_and_no_user_column_may_tak
     store = _build(tmp_path)
     with store.ibis() as con:
         numeric, categorical = store_features(con)
-    assert not [c for c in numeric + categorical if c.startswith(trace_feedback.HIDDEN_PREFIX)]
+    assert not [c for c in numeric + categorical if c.startswith(experiment.HIDDEN_PREFIX)]
     assert "region" in categorical
-    clash = _predictions(5000, 5003, 13).assign(**{trace_feedback.hidden("thumbs"): 1})
+    clash = _predictions(5000, 5003, 13).assign(**{experiment.hidden("thumbs"): 1})
     with pytest.raises(InputError, match="reserved prefix"):
         ingest_frame(store, clash, "predictions")
     with pytest.raises(InputError, match="no column '__fb_n_labels'"):
-        audit_store(store, [trace_feedback.hidden("n_labels")], settings=QUICK)
+        audit_store(store, [experiment.hidden("n_labels")], settings=QUICK)
     with store.ibis() as con, pytest.raises(InputError, match="unknown feature '__fb_thumbs'"):
-        store_features(con, [trace_feedback.hidden("thumbs")])
+        store_features(con, [experiment.hidden("thumbs")])
     ingest_frame(store, _feedback(np.array([1]), 14).assign(__fb_note="x"), "feedback")  # reserved on predictions only
 
 
@@ -252,7 +252,7 @@ def test_a_users_column_with_the_reserved_prefix_from_an_older_build_is_left_alo
         con.execute("DROP TABLE trace_feedback")
         con.execute("DELETE FROM meta WHERE key = 'trace_feedback'")
         for count in trace_feedback.KEPT:
-            con.execute(f"ALTER TABLE predictions DROP COLUMN {trace_feedback.hidden(count)}")
+            con.execute(f"ALTER TABLE predictions DROP COLUMN {experiment.hidden(count)}")
         con.execute("ALTER TABLE predictions ADD COLUMN __fb_n_labels VARCHAR")
         con.execute("UPDATE predictions SET __fb_n_labels = 'mine'")
     ingest_frame(store, _feedback(np.arange(0, 200), 15), "feedback")

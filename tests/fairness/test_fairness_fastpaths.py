@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.test_fairness_stats import random_rows
+from tests.fairness.test_fairness_stats import random_rows
 from workbench.core.errors import InputError
 from workbench.fairness import queries as q
 from workbench.fairness.audit import audit_file, audit_frame

@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.abtest_data import insert_tricky_predictions
+from tests.helpers.abtest_data import insert_tricky_predictions
 from workbench.abtest.analyse import analyse_store
-from workbench.abtest.queries import METRICS
 from workbench.abtest.result import ABTestSettings
 from workbench.core.schema import parse_roles
 from workbench.core.window import Window
 from workbench.ingest.pipeline import ingest_frame
 from workbench.sources import trace_feedback, unit_sums
+from workbench.sources.experiment import METRICS
 from workbench.sources.store import Store, write_meta
 
 EVERY_METRIC = list(METRICS)
