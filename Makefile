@@ -49,9 +49,10 @@ chromium:
 	else echo "browser tests need Debian's 'chromium' package: sudo apt-get install chromium"; exit 1; fi
 
 lint: setup-dev
-	@echo ">> ruff check and format --check"
+	@echo ">> ruff check and format --check; import-linter's layer contracts (docs/ARCHITECTURE.md)"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 unit: setup-dev
 	@echo ">> pytest (unit, AppTest, notebooks)"

@@ -17,7 +17,9 @@ from typing import Any
 import streamlit as st
 
 from workbench.core.errors import WorkbenchError
+from workbench.core.schema import parse_roles
 from workbench.core.window import Window
+from workbench.ingest.pipeline import ingest_files
 from workbench.sources.store import Store, default_db_path
 from workbench.sources.store_queries import StoreSummary, daily_volume, store_summary
 
@@ -154,9 +156,6 @@ def save_upload(upload: Any, purpose: str) -> Path:
 
 
 def _ingest_uploads(files: list[Any], roles_file: Any) -> None:
-    from workbench.core.schema import parse_roles
-    from workbench.ingest.pipeline import ingest_files
-
     folder = upload_folder()
     paths = []
     for upload in files:

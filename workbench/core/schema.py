@@ -97,7 +97,7 @@ def _table_roles(section: dict, table: str, source: str) -> TableRoles:
 
 
 def parse_roles(text: str, source: str = "roles file") -> Roles:
-    """Parse a roles TOML document (format in README and DESIGN.md) into :class:`Roles`."""
+    """Parse a roles TOML document (format in README.md, "Column roles") into :class:`Roles`."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from workbench.sources.store import quiet_utc
+
 
 def as_view(table: Any, name: str) -> Any:
     """``table`` as a temporary view of its own connection (an Ibis table over the view).
@@ -47,8 +49,6 @@ def on_cursor(table: Any) -> Iterator[Any]:
     see :func:`has_cursors`).
     """
     import ibis
-
-    from workbench.sources.store import quiet_utc
 
     if not has_cursors(table):
         yield table

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from workbench.stats.proportions import two_proportion_ztest
 from workbench.stats.smirnov import kstwo_sf
 
 DECILES = tuple(i / 10 for i in range(1, 10))
@@ -240,8 +241,6 @@ def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> ChiSquare:
 
 def missing_share_test(missing_ref: int, n_ref: int, missing_cur: int, n_cur: int) -> tuple[float, float]:
     """(change in missing share, two-sided pooled z-test p-value) between the windows (rows incl. missing)."""
-    from workbench.stats.proportions import two_proportion_ztest
-
     if n_ref == 0 or n_cur == 0:
         return float("nan"), float("nan")
     change = missing_cur / n_cur - missing_ref / n_ref
