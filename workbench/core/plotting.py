@@ -22,6 +22,11 @@ def _layout(fig: go.Figure, title: str, y_title: str) -> go.Figure:
     return fig
 
 
+def layout(fig: go.Figure, title: str, y_title: str) -> go.Figure:
+    """Returns ``fig`` in the house style (title, horizontal legend, white template, 360 px): for the charts."""
+    return _layout(fig, title, y_title)
+
+
 def daily_volume_figure(volume: Any) -> go.Figure:
     """Stacked daily predictions by model version, with feedback per prediction as a line (right axis)."""
     fig = go.Figure()
