@@ -17,7 +17,7 @@ import pandas as pd
 
 from workbench.core.window import Window
 from workbench.sources.store_queries import filtered_predictions
-from workbench.stream.queries import _label_filter, unit
+from workbench.stream.queries import label_filter, unit
 
 DAY_S = 86_400.0
 
@@ -74,7 +74,7 @@ def label_delays_from(
     """
     p = filtered_predictions(con, window).select("trace_id", p_ts="ts")
     f = con.table("feedback")
-    f = f.filter(_label_filter(f, label_types)).select("trace_id", "type", "ts")
+    f = f.filter(label_filter(f, label_types)).select("trace_id", "type", "ts")
     j = f.inner_join(p, "trace_id")
     cohort_end = None if as_of is None else as_of - pd.Timedelta(days=horizon_days)
     censored = True

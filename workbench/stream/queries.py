@@ -61,7 +61,7 @@ def split_options(sensitive: Sequence[str], categorical: Sequence[str]) -> dict[
     return options
 
 
-def _label_filter(f: Any, label_types: Sequence[str] | None) -> Any:
+def label_filter(f: Any, label_types: Sequence[str] | None) -> Any:
     """Feedback rows that count as labels: a label, from one of ``label_types`` when given."""
     labelled = f.label.notnull()
     return labelled & f.type.isin(list(label_types)) if label_types else labelled
@@ -69,7 +69,7 @@ def _label_filter(f: Any, label_types: Sequence[str] | None) -> Any:
 
 def _per_trace_feedback(f: Any, label_types: Sequence[str] | None) -> Any:
     """One row per trace: counts by kind, labels (and positives), thumbs and clicks (and positives)."""
-    is_label = _label_filter(f, label_types)
+    is_label = label_filter(f, label_types)
     return f.group_by("trace_id").aggregate(
         n_feedback=f.count(),
         n_explicit=f.trace_id.count(where=f.kind == "explicit"),
@@ -175,7 +175,7 @@ def feedback_arrivals(
         f.group_by(bucket=f.ts.truncate(trunc), kind=f.kind, type=f.type)
         .aggregate(
             rows=f.count(),
-            labels=f.trace_id.count(where=_label_filter(f, label_types)),
+            labels=f.trace_id.count(where=label_filter(f, label_types)),
             first=f.ts.min(),
             last=f.ts.max(),
         )
@@ -194,7 +194,7 @@ def labels_arrived_before(
     if not moments:
         return []
     f = con.table("feedback")
-    f = f.filter(_label_filter(f, label_types)).semi_join(
+    f = f.filter(label_filter(f, label_types)).semi_join(
         filtered_predictions(con, window).select("trace_id"), "trace_id"
     )
     counts = f.aggregate(

@@ -25,18 +25,18 @@ runs them after its own snapshot connection is closed (``Metric.own_connection``
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from workbench.core.window import Window
+from workbench.drift.over_time import drift_over_time, estimated_performance
+from workbench.fairness.series import rate_ratio_series
+from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.fairness import RATES
-from workbench.stream.rules import Param, choice, date_range, number, texts, whole
-
-if TYPE_CHECKING:
-    from workbench.stream.rules import Rule
-    from workbench.stream.triggers import MetricContext
+from workbench.stream.metric import MetricContext
+from workbench.stream.rules import Param, Rule, choice, date_range, number, texts, whole
 
 
 def names(value: Any) -> tuple[str, ...]:
@@ -111,12 +111,10 @@ MIN_REFERENCE_ROWS = 100  # fewer predictions in the reference days: no deciles 
 def _reference_problem(ctx: MetricContext, rule: Rule) -> str | None:
     """Why the rule's reference cannot be used (too few predictions in it), or None."""
     key = ("reference rows", rule.param("reference"))
-    if key not in ctx._cache:
-        from workbench.sources.store_queries import filtered_predictions
-
+    if key not in ctx.cache:
         with ctx.store.ibis() as con:
-            ctx._cache[key] = int(filtered_predictions(con, reference_window(rule)).count().execute())
-    rows = ctx._cache[key]
+            ctx.cache[key] = int(filtered_predictions(con, reference_window(rule)).count().execute())
+    rows = ctx.cache[key]
     if rows >= MIN_REFERENCE_ROWS:
         return None
     first, last = rule.param("reference")
@@ -138,19 +136,17 @@ def kth_largest(values: pd.Series, k: int) -> float:
 
 def drift_psi(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """Per bucket: the ``min_features``-th largest PSI of the features against the reference; n = predictions."""
-    from workbench.drift.over_time import drift_over_time
-
     problem = _reference_problem(ctx, rule)
     if problem:
         return _no_values(ctx, rule, problem)
     features = rule.param("features")
     key = ("drift", rule.param("reference"), rule.window, ctx.window_for(rule), features)
-    if key not in ctx._cache:
+    if key not in ctx.cache:
         over = drift_over_time(
             ctx.store, reference_window(rule), rule.window, ctx.window_for(rule), list(features) if features else None
         )
-        ctx._cache[key] = over.values
-    values = ctx._cache[key]
+        ctx.cache[key] = over.values
+    values = ctx.cache[key]
     if values.empty:
         return _no_values(ctx, rule, "no feature could be compared with the reference")
     k = rule.param("min_features", 1)
@@ -167,16 +163,14 @@ def drift_psi(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
 def fairness_ratio(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """Per bucket: the largest (op > or >=) or smallest (op < or <=) ratio of a group's rate to the reference
     group's; n = the smaller of the two labelled denominators behind it."""
-    from workbench.fairness.series import rate_ratio_series
-
     attribute = rule.param("attribute")
     key = ("fairness", attribute, rule.param("rate"), rule.param("reference_group"), rule.window, ctx.window_for(rule))
-    if key not in ctx._cache:
+    if key not in ctx.cache:
         column = attribute[0] if len(attribute) == 1 else list(attribute)
-        ctx._cache[key] = rate_ratio_series(
+        ctx.cache[key] = rate_ratio_series(
             ctx.store, column, ctx.window_for(rule), rule.window, rule.param("rate"), rule.param("reference_group")
         )
-    series = ctx._cache[key]
+    series = ctx.cache[key]
     usable = series[series["ratio"].notna()]
     if usable.empty:
         return _no_values(ctx, rule, "no bucket with enough labelled predictions in a group and the reference")
@@ -198,15 +192,13 @@ def fairness_ratio(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
 
 def estimated_accuracy(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """Per bucket: the CBPE estimate of accuracy (label-free), calibrated on the reference; n = scored predictions."""
-    from workbench.drift.over_time import estimated_performance
-
     problem = _reference_problem(ctx, rule)
     if problem:
         return _no_values(ctx, rule, problem)
     key = ("cbpe", rule.param("reference"), rule.window, ctx.window_for(rule))
-    if key not in ctx._cache:
-        ctx._cache[key] = estimated_performance(ctx.store, reference_window(rule), rule.window, ctx.window_for(rule))
-    chunks = ctx._cache[key].chunks
+    if key not in ctx.cache:
+        ctx.cache[key] = estimated_performance(ctx.store, reference_window(rule), rule.window, ctx.window_for(rule))
+    chunks = ctx.cache[key].chunks
     if chunks.empty:
         return _no_values(ctx, rule, "no scored predictions to estimate from")
     return _on_calendar(ctx, rule, chunks["chunk"], chunks["estimated_accuracy"], chunks["rows"])

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from workbench.stats.clean import finite
 from workbench.stream.buckets import bucket_label
-
-if TYPE_CHECKING:
-    from workbench.stream.rules import Rule
-    from workbench.stream.triggers import Metric
+from workbench.stream.metric import Metric
+from workbench.stream.rules import Rule
 
 _PLURAL = {"hour": "hours", "day": "days", "week": "weeks"}
 
