@@ -116,3 +116,34 @@ def test_every_capability_has_its_parts() -> None:
     for capability in ("drift", "abtest", "fairness"):
         parts = {p.stem for p in (PACKAGE / capability).glob("*.py")}
         assert {"request", "run", "queries", "result", "view", "charts", "cli"} <= parts, capability
+
+
+def _entry_points() -> set[tuple[str, str]]:
+    """(module, function) pairs that pages and notebooks call: the public entry points of the package."""
+    import json
+
+    texts = [p.read_text("utf-8") for p in sorted((ROOT / "pages").glob("*.py"))]
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text("utf-8"))["cells"]
+        texts += ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    found = set()
+    for text in texts:
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("workbench"):
+                found |= {(node.module, a.name) for a in node.names}
+    return found
+
+
+def test_every_entry_point_takes_a_request_or_at_most_five_parameters() -> None:
+    import importlib
+    import inspect
+
+    wide = []
+    for module_name, name in sorted(_entry_points()):
+        target = getattr(importlib.import_module(module_name), name, None)
+        if inspect.isfunction(target) and len(inspect.signature(target).parameters) > 5:
+            wide.append(f"{module_name}.{name}")
+    for capability in ("drift", "abtest", "fairness"):
+        run = importlib.import_module(f"workbench.{capability}.run").run
+        assert list(inspect.signature(run).parameters)[:2] == ["source", "request"], capability
+    assert wide == []
