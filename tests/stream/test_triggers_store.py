@@ -165,7 +165,7 @@ def test_check_json_lists_every_rule_with_value_threshold_fired_and_since(tmp_pa
         '[[rule]]\nname = "volume"\nmetric = "prediction_volume"\nop = "<"\nthreshold = 10\n'
         '[[group]]\nname = "both"\nmode = "all"\nrules = ["accuracy_drop", "volume"]\n'
     )
-    document = check(store, rules(text)).to_dict(with_series=True)
+    document = check(store, rules(text)).to_json(with_series=True)
     json.dumps(document, allow_nan=False)  # strict JSON: no NaN or infinity anywhere
     assert document["fired"] is False and document["top_level"] == ["both"]
     accuracy, volume = document["rules"]

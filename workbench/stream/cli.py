@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from workbench.core.command import DbOption, JsonOption, emit
-from workbench.core.errors import InputError
-from workbench.core.window import Window
+from workbench.demo.simulate import SimulationReport
+from workbench.demo.simulate import simulate as run_simulation
+from workbench.sources.evidence import record_run
 from workbench.sources.store import Store
+from workbench.stream.request import CheckRequest
+from workbench.stream.triggers import run
 
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
@@ -27,31 +29,15 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate retraining triggers now; exit 1 when the rule set fires (for cron or an Airflow task)."""
-    from workbench.sources.evidence import record_run
-    from workbench.stream.triggers import check as evaluate
-    from workbench.stream.triggers import load_rules
-
     store = Store(db)
-    rule_set = load_rules(rules)
-    window = Window(_moment(start, "--start"), _moment(end, "--end"), tuple(model_version or ()))
-    result = evaluate(store, rule_set, None if window == Window() else window)
+    request = CheckRequest.from_options(rules, start, end, model_version or (), backtest)
+    result = run(store, request)
     lines = [r.sentence() for r in result.rules] + [g.sentence() for g in result.groups]
-    lines.append(result.verdict_text())
-    record_run(store, "triggers", *result.evidence())
-    emit(as_json, result.to_dict(with_series=backtest), "\n".join(lines))
+    lines.append(result.verdict_text)
+    record_run(store, result.family, result.verdict, result.evidence())
+    emit(as_json, result.to_json(with_series=request.backtest), "\n".join(lines))
     if result.fired:
         raise typer.Exit(1)
-
-
-def _moment(text: str | None, option: str) -> datetime | None:
-    """An ISO date or date-time as an aware UTC datetime (naive means UTC)."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{option} must be an ISO date or date-time, e.g. 2026-03-01, not '{text}'") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @commands.command()
@@ -65,8 +51,6 @@ def simulate(
     as_json: JsonOption = False,
 ) -> None:
     """Append realistic predictions and their (delayed) feedback to the store continuously (Ctrl-C stops)."""
-    from workbench.demo.simulate import SimulationReport
-    from workbench.demo.simulate import simulate as run
 
     def show(report: SimulationReport) -> None:
         typer.echo(
@@ -75,7 +59,7 @@ def simulate(
             err=True,
         )
 
-    report = run(Store(db), rate, duration, interval, seed, speed, on_batch=show)
+    report = run_simulation(Store(db), rate, duration, interval, seed, speed, on_batch=show)
     emit(
         as_json,
         report.to_dict(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -240,7 +240,12 @@ class GroupResult:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Every rule and group, now and over history, and whether the set as a whole fires."""
+    """Every rule and group, now and over history, and whether the set as a whole fires.
+
+    Conforms to :class:`workbench.core.result.Result` (family ``triggers``, verdict ``fired`` / ``quiet``).
+    """
+
+    family: ClassVar[str] = "triggers"
 
     rules: list[RuleResult]
     groups: list[GroupResult]
@@ -250,6 +255,38 @@ class CheckResult:
     as_of: str
     evaluated_at: str
     source: str
+
+    @property
+    def verdict(self) -> str:
+        """The key the gate compares: "fired" when the set fires now, else "quiet"."""
+        return "fired" if self.fired else "quiet"
+
+    @property
+    def verdict_text(self) -> str:
+        """The decision in a sentence."""
+        everything = {r.name: r for r in [*self.rules, *self.groups]}
+        fired = self.fired_names()
+        if self.fired:
+            reasons = ", ".join(f"{n} (since {everything[n].since})" for n in fired)
+            return f"Retrain trigger fired ({self.mode} of the top level): {reasons}."
+        quiet = f"{len(fired)} of {len(self.top_level)} top-level items fire, all must" if fired else "none fires"
+        checked = f"{len(self.rules)} rules, {len(self.groups)} groups, as of {self.as_of[:16]} UTC"
+        return f"No retrain trigger: {quiet} ({checked})."
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """One line per rule and group that fires now: its value, the threshold it was held to, and since when."""
+        lines = []
+        for r in self.rules:
+            if r.fired:
+                value = format_value(r.value, r.unit)
+                unit = r.window if r.persistence == 1 else _PLURAL[r.window]
+                held = f"{r.op} {r.threshold:g} for {r.persistence} {unit}"
+                lines.append(f"{r.name}: {r.metric} = {value} ({held}), fired since {r.since}")
+        for g in self.groups:
+            if g.fired:
+                lines.append(f"{g.name}: {g.mode} of {', '.join(g.members)}, fired since {g.since}")
+        return tuple(lines)
 
     def table(self) -> list[dict[str, Any]]:
         """One row per rule and group: its state now, for the page."""
@@ -284,39 +321,31 @@ class CheckResult:
             )
         return rows
 
-    def evidence(self) -> tuple[str, dict[str, Any]]:
-        """(verdict word, summary) to record for the retrain gate (``record_run(store, "triggers", ...)``)."""
-        summary = {
-            "verdict_text": self.verdict_text(),
+    def to_frame(self) -> pd.DataFrame:
+        """The :meth:`table` rows as one DataFrame (a row per rule, then per group)."""
+        return pd.DataFrame(self.table(), columns=list(_TABLE_COLUMNS))
+
+    def evidence(self) -> dict[str, Any]:
+        """The summary the retrain gate records (``record_run(store, result.family, result.verdict, ...)``)."""
+        return {
+            "verdict_text": self.verdict_text,
             "fired": self.fired_names(),
             "rules_file": self.source,
             "as_of": self.as_of,
             "rules": {r.name: {"fired": r.fired, "since": r.since, "value": r.value} for r in self.rules},
         }
-        return ("fired" if self.fired else "quiet"), summary
 
     def fired_names(self) -> list[str]:
         """Top-level rules and groups that fire now (those that decide the set)."""
         everything = {r.name: r for r in [*self.rules, *self.groups]}
         return [name for name in self.top_level if everything[name].fired]
 
-    def verdict_text(self) -> str:
-        """The decision in a sentence."""
-        everything = {r.name: r for r in [*self.rules, *self.groups]}
-        fired = self.fired_names()
-        if self.fired:
-            reasons = ", ".join(f"{n} (since {everything[n].since})" for n in fired)
-            return f"Retrain trigger fired ({self.mode} of the top level): {reasons}."
-        quiet = f"{len(fired)} of {len(self.top_level)} top-level items fire, all must" if fired else "none fires"
-        checked = f"{len(self.rules)} rules, {len(self.groups)} groups, as of {self.as_of[:16]} UTC"
-        return f"No retrain trigger: {quiet} ({checked})."
-
-    def to_dict(self, with_series: bool = False) -> dict[str, Any]:
-        """JSON-ready form (the `workbench check --json` document)."""
+    def to_json(self, with_series: bool = False) -> dict[str, Any]:
+        """JSON-ready form (the `workbench check --json` document); each rule's per-bucket series when asked."""
         return {
             "fired": self.fired,
             "mode": self.mode,
-            "verdict": self.verdict_text(),
+            "verdict": self.verdict_text,
             "as_of": self.as_of,
             "evaluated_at": self.evaluated_at,
             "source": self.source,
@@ -325,6 +354,9 @@ class CheckResult:
             "rules": [r.to_dict(with_series) for r in self.rules],
             "groups": [g.to_dict(with_series) for g in self.groups],
         }
+
+
+_TABLE_COLUMNS = ("rule", "what", "value now", "n", "driven by", "bucket", "fires", "since", "pending")
 
 
 def backtest_table(result: CheckResult) -> list[dict[str, Any]]:

@@ -35,11 +35,13 @@ import pandas as pd
 
 from workbench.core.errors import InputError
 from workbench.core.window import Window
+from workbench.sources.base import StoreSource
 from workbench.sources.decision_log import approval_times
 from workbench.sources.store import Store
 from workbench.stream.buckets import BUCKET_LENGTH, bucket_label
 from workbench.stream.metric import Metric, MetricContext
 from workbench.stream.queries import clock_from, feedback_arrivals, labels_arrived_before
+from workbench.stream.request import CheckRequest
 from workbench.stream.rules import Group, Param, Rule, RuleSet, choice, parse_rules, texts
 from workbench.stream.trigger_metrics import (
     DRIFT_PARAMS,
@@ -52,7 +54,18 @@ from workbench.stream.trigger_metrics import (
 )
 from workbench.stream.trigger_results import CheckResult, GroupResult, RuleResult, backtest_table, episodes
 
-__all__ = ["METRICS", "CheckResult", "Metric", "MetricContext", "RuleResult", "backtest_table", "check", "load_rules"]
+__all__ = [
+    "METRICS",
+    "CheckRequest",
+    "CheckResult",
+    "Metric",
+    "MetricContext",
+    "RuleResult",
+    "backtest_table",
+    "check",
+    "load_rules",
+    "run",
+]
 
 EXAMPLE_RULES = Path(__file__).resolve().parents[2] / "rules.example.toml"
 OPS: dict[str, Callable[[Any, Any], Any]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -324,3 +337,13 @@ def check(store: Store, rules: RuleSet, window: Window | None = None) -> CheckRe
         evaluated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         source=rules.source,
     )
+
+
+def run(source: Store | StoreSource, request: CheckRequest) -> CheckResult:
+    """The rule set of ``request`` (its text, or its file) evaluated on the store over the request's window."""
+    store = source.store if isinstance(source, StoreSource) else source
+    if request.rules_path is not None:
+        rules = load_rules(request.rules_path)
+    else:
+        rules = parse(request.rules_text or "", request.source)
+    return check(store, rules, request.window)

@@ -1,0 +1,174 @@
+"""The feedback stream page's Streamlit glue: cached reads of the store (per store version) and the sections
+the page renders (totals, triggers, charts over time, label finality, signal quality, backtest).
+
+The page (``pages/stream.py``) builds the controls and calls these; no formula or query lives here either:
+numbers come from :class:`workbench.stream.snapshot.StreamSnapshot` and :class:`workbench.stream.triggers.CheckResult`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from workbench.app import ui
+from workbench.core.errors import WorkbenchError
+from workbench.sources.evidence import record_once
+from workbench.sources.store import Store
+from workbench.stream import charts
+from workbench.stream.queries import default_label_types, label_sources_from
+from workbench.stream.request import CheckRequest
+from workbench.stream.snapshot import StreamSettings, StreamSnapshot, stream_snapshot
+from workbench.stream.trigger_results import CheckResult, backtest_table
+from workbench.stream.triggers import EXAMPLE_RULES, run
+
+# The positive-feedback choice of the page → (rate column of the snapshot, its trials column).
+POSITIVE_RATES = {"thumbs-up": ("thumbs_up_rate", "thumbs"), "click-through": ("click_through_rate", "clicks")}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_label_sources(path: str, mtime: float) -> tuple[list[str], tuple[str, ...]]:
+    """Feedback types that carry labels, and the default choice; cached per store version."""
+    del mtime
+    with Store(path).ibis() as con:
+        sources = label_sources_from(con)
+    return sorted(sources["type"]), default_label_types(sources)
+
+
+@st.cache_data(show_spinner="Reading the stream…", max_entries=16)
+def cached_snapshot(path: str, mtime: float, view: tuple[Any, ...], settings: StreamSettings) -> StreamSnapshot:
+    """The stream under ``view`` = (window, granularity, segment, label types), from one read of the store;
+    cached per store version and inputs."""
+    del mtime
+    window, granularity, segment, label_types = view
+    return stream_snapshot(Store(path), window, granularity, segment, label_types, settings)
+
+
+@st.cache_data(show_spinner="Evaluating the rules…", max_entries=16)
+def cached_check(path: str, mtime: float, request: CheckRequest) -> tuple[CheckResult | None, str | None]:
+    """(the rules evaluated now and over history, None) or (None, the one-line error); cached like the snapshot."""
+    del mtime
+    try:
+        return run(Store(path), request), None
+    except WorkbenchError as exc:  # a bad rule, or the store busy past the retry (a long write)
+        return None, str(exc)
+
+
+def rules_text(uploaded: Any) -> tuple[str, str]:
+    """(the rules text to start editing from, its name): the uploaded rules file, else rules.example.toml."""
+    if uploaded is not None:
+        return uploaded.getvalue().decode("utf-8", errors="replace"), uploaded.name
+    return EXAMPLE_RULES.read_text(encoding="utf-8"), EXAMPLE_RULES.name
+
+
+def rules_version(mtime: float, live: bool, settings: StreamSettings) -> float:
+    """The store version the rules are evaluated at: in live mode once per ``live_rules_seconds`` of store
+    changes (the rules run whole analyses: drift, CBPE), else on every change."""
+    return mtime // settings.live_rules_seconds * settings.live_rules_seconds if live else mtime
+
+
+def record(store: Store, result: CheckResult, context: tuple[Any, ...]) -> None:
+    """Record the check for the retrain gate once per decision shown in this session (a new rules text, window
+    or verdict records again); a writer holding the store defers it to a later refresh, said in a caption."""
+    seen = st.session_state.setdefault("stream_recorded", set())
+    try:
+        recorded = record_once(store, result, seen, context)
+    except WorkbenchError as exc:  # a writer (simulate) holds the store: record on a later refresh
+        st.caption(f"Not recorded for the retrain gate yet: {exc}")
+        return
+    if recorded:
+        st.caption("Recorded for the retrain gate (its Triggers evidence).")
+
+
+def render_totals(snapshot: StreamSnapshot, positive: str) -> None:
+    """The verdict sentence and the six headline numbers of the window."""
+    st.markdown(snapshot.verdict())
+    totals = snapshot.totals
+    metrics = st.columns(6)
+    metrics[0].metric("Predictions", f"{totals['predictions']:,}")
+    metrics[1].metric("Feedback rows", f"{totals['feedback']:,}", help="On the selected predictions, any kind.")
+    metrics[2].metric("With any feedback", f"{totals['coverage_any']:.1%}")
+    metrics[3].metric("Labelled", f"{totals['coverage_labelled']:.1%}", help="By the chosen label sources.")
+    accuracy = "n/a" if totals["accuracy"] is None else f"{totals['accuracy']:.3f}"
+    metrics[4].metric("Online accuracy", accuracy, help="Over the whole window, on the chosen label sources.")
+    rate, k = POSITIVE_RATES[positive]
+    value = "n/a" if totals[rate] is None else f"{totals[rate]:.1%}"
+    metrics[5].metric(positive.capitalize() + " rate", value, help=f"On {totals[k]:,} feedback rows.")
+
+
+def render_triggers(
+    store: Store, result: CheckResult | None, error: str | None, context: tuple[Any, ...]
+) -> None:  # fmt: skip
+    """The check's verdict, its table of rules and groups, and its record for the retrain gate."""
+    st.subheader("Triggers")
+    if error:
+        st.error(error, icon=":material/error:")
+    elif result is not None:
+        (st.error if result.fired else st.success)(result.verdict_text, icon=":material/notifications:")
+        ui.table(result.table())
+        record(store, result, context)
+
+
+def render_over_time(snapshot: StreamSnapshot, result: CheckResult | None, positive: str) -> None:
+    """Volume, feedback arrivals, accuracy and the positive-feedback rate per bucket."""
+    st.subheader("Over time")
+    by = st.radio("Feedback arriving by", ["kind", "type"], horizontal=True, key="stream_arrivals_by")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.volume_figure(snapshot, result), width="stretch", key="chart_volume")
+    right.plotly_chart(charts.arrivals_figure(snapshot, by, result), width="stretch", key="chart_arrivals")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.rate_figure(snapshot, "accuracy", result), width="stretch", key="chart_accuracy")
+    rate = POSITIVE_RATES[positive][0]
+    right.plotly_chart(charts.rate_figure(snapshot, rate, result), width="stretch", key="chart_positive")
+
+
+def render_finality(snapshot: StreamSnapshot, result: CheckResult | None) -> None:
+    """Coverage and the label delay: how far the recent numbers will still move."""
+    st.subheader("How final are the numbers")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.coverage_figure(snapshot, result), width="stretch", key="chart_coverage")
+    right.plotly_chart(charts.delay_figure(snapshot), width="stretch", key="chart_delay")
+    arrived = snapshot.delays.arrived_within.set_index("days")["share"]
+    marks = [d for d in (1, 3, 7, 14, 30) if d in arrived.index]
+    st.caption(
+        "Share of labels arrived N days after the prediction: "
+        + ", ".join(f"{d} d: {arrived[d]:.0%}" for d in marks)
+        + ("." if not snapshot.delays.censored else " (censored: too few old predictions, delays are underestimated).")
+    )
+
+
+def render_quality(snapshot: StreamSnapshot) -> None:
+    """Quarantine, duplicates, conflicting and repeated feedback, orphans: the signal's cleanliness."""
+    st.subheader("Signal quality")
+    quality = snapshot.quality.totals
+    q = st.columns(5)
+    q[0].metric("Quarantined rows", f"{quality['quarantined']:,}", help="Rejected at ingest (whole store).")
+    q[1].metric("Duplicates dropped", f"{quality['duplicates_at_ingest']:,}", help="Identical rows not stored again.")
+    q[2].metric(
+        "Conflicting labels", f"{quality['conflicting_label_traces']:,}", help="Predictions with opposite labels."
+    )
+    repeated = f"{quality['repeated_feedback_traces']:,}"
+    q[3].metric("Repeated feedback", repeated, help="Same feedback type twice on a prediction.")
+    q[4].metric("Orphan feedback", f"{quality['orphan_feedback']:,}", help="No prediction in the store yet.")
+    st.plotly_chart(charts.quality_figure(snapshot), width="stretch", key="chart_quality")
+
+
+def render_backtest(result: CheckResult | None) -> None:
+    """Where every rule and group fired over the window (nothing without a result)."""
+    if result is None:
+        return
+    st.subheader("Trigger backtest")
+    st.plotly_chart(charts.backtest_figure(result), width="stretch", key="chart_backtest")
+    episodes = backtest_table(result)
+    if episodes:
+        ui.table(episodes)
+    else:
+        st.caption("No rule fired anywhere in the window.")
+    with st.expander("Every bucket each rule fired in"):
+        for item in [*result.rules, *result.groups]:
+            st.markdown(f"**{item.name}**: {', '.join(item.fired_buckets) or 'never'}")
+
+
+def live_caption(snapshot: StreamSnapshot, refreshed: str) -> None:
+    """The live mode's line: when the page refreshed and how far the stream has come."""
+    st.caption(f"Live: refreshed {refreshed}, stream as of {snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC.")
