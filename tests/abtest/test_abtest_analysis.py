@@ -13,6 +13,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportions_ztest
 
 from workbench.abtest.analyse import analyse_file, analyse_store, analyse_summary, export, parse_summary_file
+from workbench.abtest.request import ABTestRequest
 from workbench.abtest.result import ABTestSettings
 from workbench.core.errors import InputError
 from workbench.sources.store import Store
@@ -56,7 +57,7 @@ def _csv(tmp_path: Path, frame: pd.DataFrame, name: str = "units.csv") -> Path:
 def test_file_proportion_matches_statsmodels_pooled_z(tmp_path: Path, rng: np.random.Generator) -> None:
     a, b = rng.random(4000) < 0.30, rng.random(4100) < 0.33
     frame = pd.DataFrame({"arm": ["control"] * 4000 + ["treatment"] * 4100, "converted": np.r_[a, b].astype(int)})
-    result = analyse_file(_csv(tmp_path, frame), "arm", "converted")
+    result = analyse_file(_csv(tmp_path, frame), ABTestRequest(mode="file", arm_col="arm", metric_col="converted"))
     c = result.comparisons[0]
     _z, p = proportions_ztest([b.sum(), a.sum()], [4100, 4000])
     assert c.kind == "proportion" and c.control == "control"
@@ -79,7 +80,9 @@ def test_file_proportion_matches_statsmodels_pooled_z(tmp_path: Path, rng: np.ra
 def test_file_mean_matches_scipy_welch_ci_and_mann_whitney(tmp_path: Path, rng: np.random.Generator) -> None:
     a, b = rng.lognormal(3.0, 0.8, 3000), rng.lognormal(3.05, 0.9, 2500)
     frame = pd.DataFrame({"arm": ["A"] * 3000 + ["B"] * 2500, "dwell": np.r_[a, b]})
-    result = analyse_file(_csv(tmp_path, frame), "arm", "dwell", kind="mean", control="A")
+    result = analyse_file(
+        _csv(tmp_path, frame), ABTestRequest(mode="file", arm_col="arm", metric_col="dwell", kind="mean", control="A")
+    )
     c = result.comparisons[0]
     welch = stats.ttest_ind(b, a, equal_var=False)
     assert c.p_value == pytest.approx(welch.pvalue, abs=1e-9)
@@ -98,9 +101,18 @@ def test_capping_over_nonzero_values_only_keeps_a_sparse_metric_alive(tmp_path: 
     revenue = np.where(rng.random(6000) < 0.03, rng.lognormal(4, 1, 6000), 0.0)
     frame = pd.DataFrame({"arm": np.repeat(["A", "B"], 3000), "revenue": revenue})
     path = _csv(tmp_path, frame)
-    everything = analyse_file(path, "arm", "revenue", kind="mean", settings=ABTestSettings(capping_percentile=0.95))
-    nonzero = analyse_file(path, "arm", "revenue", kind="mean",
-                           settings=ABTestSettings(capping_percentile=0.95, capping_nonzero_only=True))  # fmt: skip
+    everything = analyse_file(
+        path,
+        ABTestRequest(
+            mode="file",
+            arm_col="arm",
+            metric_col="revenue",
+            kind="mean",
+            settings=ABTestSettings(capping_percentile=0.95),
+        ),
+    )
+    nonzero = analyse_file(path, ABTestRequest(mode="file", arm_col="arm", metric_col="revenue", kind="mean",
+                           settings=ABTestSettings(capping_percentile=0.95, capping_nonzero_only=True)))  # fmt: skip
     assert everything.comparisons[0].capped["cap"] == 0.0  # 97% zeros: the 95th percentile of all values is 0
     assert nonzero.comparisons[0].capped["cap"] == pytest.approx(np.quantile(revenue[revenue != 0], 0.95), rel=1e-9)
 
@@ -110,7 +122,10 @@ def test_file_ratio_uses_the_delta_method(tmp_path: Path, rng: np.random.Generat
     clicks = rng.binomial(sessions, np.where(np.arange(4000) < 2000, 0.30, 0.34))
     arm = np.where(np.arange(4000) < 2000, "control", "variant")
     frame = pd.DataFrame({"arm": arm, "clicks": clicks, "sessions": sessions})
-    c = analyse_file(_csv(tmp_path, frame), "arm", "clicks", kind="ratio", denominator_col="sessions").comparisons[0]
+    c = analyse_file(
+        _csv(tmp_path, frame),
+        ABTestRequest(mode="file", arm_col="arm", metric_col="clicks", kind="ratio", denominator_col="sessions"),
+    ).comparisons[0]
 
     def ratio_and_var(y: np.ndarray, n: np.ndarray) -> tuple[float, float]:
         r = y.sum() / n.sum()
@@ -130,7 +145,9 @@ def test_file_cuped_variance_reduction_matches_a_hand_computation(tmp_path: Path
     post = 0.8 * pre + rng.normal(0, 1.5, 5000) + np.where(np.arange(5000) >= 2500, 0.2, 0.0)
     arm = np.where(np.arange(5000) >= 2500, "variant", "control")
     frame = pd.DataFrame({"arm": arm, "y": post, "x": pre})
-    c = analyse_file(_csv(tmp_path, frame), "arm", "y", kind="mean", pre_col="x").comparisons[0]
+    c = analyse_file(
+        _csv(tmp_path, frame), ABTestRequest(mode="file", arm_col="arm", metric_col="y", kind="mean", pre_col="x")
+    ).comparisons[0]
     theta = np.cov(post, pre, ddof=1)[0, 1] / np.var(pre, ddof=1)
     adjusted = post - theta * pre
     a, b = adjusted[:2500], adjusted[2500:]
@@ -147,11 +164,11 @@ def test_srm_is_flagged_on_a_508_492_split_of_200k_units_and_not_on_a_fair_one()
                               {"arm": "variant", "n": "98400", "successes": "30504"}])  # fmt: skip
     assert not skewed.srm.ok and skewed.srm.p_value < 0.001
     assert skewed.srm.p_value == pytest.approx(stats.chisquare([101600, 98400]).pvalue, rel=1e-9)
-    assert skewed.verdict_word == "srm_fail" and "untrustworthy" in skewed.verdict
-    assert skewed.summary()["srm"] == {"p_value": skewed.srm.p_value, "ok": False}
+    assert skewed.verdict == "srm_fail" and "untrustworthy" in skewed.verdict_text
+    assert skewed.evidence()["srm"] == {"p_value": skewed.srm.p_value, "ok": False}
     fair = analyse_summary([{"arm": "control", "n": "100050", "successes": "30000"},
                             {"arm": "variant", "n": "99950", "successes": "30900"}])  # fmt: skip
-    assert fair.srm.ok and fair.verdict_word != "srm_fail"
+    assert fair.srm.ok and fair.verdict != "srm_fail"
 
 
 def test_planned_split_changes_the_srm_expectation() -> None:
@@ -160,13 +177,13 @@ def test_planned_split_changes_the_srm_expectation() -> None:
         {"arm": "variant", "n": "10000", "successes": "1000"},
     ]
     assert not analyse_summary(rows).srm.ok
-    assert analyse_summary(rows, planned_split={"control": 0.9, "variant": 0.1}).srm.ok
+    assert analyse_summary(rows, ABTestRequest(mode="summary", planned_split={"control": 0.9, "variant": 0.1})).srm.ok
 
 
 def test_an_arm_with_zero_units_is_an_srm_not_a_crash() -> None:
     result = analyse_summary([{"arm": "control", "n": "5000", "successes": "500"},
                               {"arm": "variant", "n": "0", "successes": "0"}])  # fmt: skip
-    assert result.verdict_word == "srm_fail"
+    assert result.verdict == "srm_fail"
     assert_json_clean(result)
 
 
@@ -186,18 +203,18 @@ def test_degenerate_inputs_give_a_message_and_no_nan(rows: list[dict], word: str
     result = analyse_summary(rows)
     doc = assert_json_clean(result)
     if word:
-        assert result.verdict_word == word
+        assert result.verdict == word
     assert doc["verdict"]
     c = result.comparisons[0]
     if c.p_value is None:
-        assert result.verdict_word == "insufficient" and c.message
+        assert result.verdict == "insufficient" and c.message
 
 
 def test_holm_adjusted_intervals_never_contradict_significance() -> None:
     rows = [{"arm": "control", "n": "20000", "successes": "6000"}]
     rows += [{"arm": f"v{i}", "n": "20000", "successes": str(6000 + d)} for i, d in enumerate((120, 180, 240, 300, 10))]
     for adjustment in ("holm", "bh"):
-        result = analyse_summary(rows, settings=ABTestSettings(adjustment=adjustment))
+        result = analyse_summary(rows, ABTestRequest(mode="summary", settings=ABTestSettings(adjustment=adjustment)))
         p = [c.p_value for c in result.comparisons]
         from workbench.stats.multiple import adjust_pvalues
 
@@ -220,9 +237,9 @@ def test_summary_file_parses_csv_and_rejects_bad_rows(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="exceed"):
         analyse_summary(parse_summary_file(bad))
     with pytest.raises(InputError, match="no such file"):
-        analyse_file(tmp_path / "missing.csv", "arm", "x")
+        analyse_file(tmp_path / "missing.csv", ABTestRequest(mode="file", arm_col="arm", metric_col="x"))
     with pytest.raises(InputError, match="no column"):
-        analyse_file(good, "group", "mean")
+        analyse_file(good, ABTestRequest(mode="file", arm_col="group", metric_col="mean"))
 
 
 def test_a_nan_is_missing_and_an_infinite_value_is_refused(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -233,7 +250,9 @@ def test_a_nan_is_missing_and_an_infinite_value_is_refused(tmp_path: Path, rng: 
     frame.loc[:9, "y"] = np.nan
     path = tmp_path / "units.parquet"
     frame.to_parquet(path)
-    c = analyse_file(path, "arm", "y", kind="mean", control="A").comparisons[0]
+    c = analyse_file(
+        path, ABTestRequest(mode="file", arm_col="arm", metric_col="y", kind="mean", control="A")
+    ).comparisons[0]
     kept = frame.dropna()
     expected = stats.ttest_ind(kept.loc[kept.arm == "B", "y"], kept.loc[kept.arm == "A", "y"], equal_var=False)
     assert c.p_value == pytest.approx(expected.pvalue, abs=1e-9)
@@ -242,7 +261,10 @@ def test_a_nan_is_missing_and_an_infinite_value_is_refused(tmp_path: Path, rng: 
         bad.loc[20:22, column] = [np.inf, -np.inf, np.inf]
         bad.to_parquet(tmp_path / "bad.parquet")
         with pytest.raises(InputError, match=f"column '{column}' has 3 infinite value"):
-            analyse_file(tmp_path / "bad.parquet", "arm", "y", kind="mean", pre_col="x")
+            analyse_file(
+                tmp_path / "bad.parquet",
+                ABTestRequest(mode="file", arm_col="arm", metric_col="y", kind="mean", pre_col="x"),
+            )
 
 
 @pytest.fixture(scope="module")
@@ -277,25 +299,25 @@ def test_store_aggregates_match_a_plain_sql_count(small_store: Store) -> None:
 
 
 def test_store_metrics_and_cuped_run_on_every_kind(small_store: Store) -> None:
-    result = analyse_store(small_store, metrics=["clicks_per_session", "mean_rating", "correction_rate"],
-                           guardrails=[], cuped=True)  # fmt: skip
+    result = analyse_store(small_store, ABTestRequest(metrics=("clicks_per_session", "mean_rating", "correction_rate"),
+                                                      guardrails=(), cuped=True))  # fmt: skip
     kinds = {c.metric: c.kind for c in result.comparisons}
     assert set(kinds) == {"clicks_per_session", "mean_rating", "correction_rate"}
     assert_json_clean(result)
     with pytest.raises(InputError, match="unknown metric"):
-        analyse_store(small_store, metrics=["revenue"])
+        analyse_store(small_store, ABTestRequest(metrics=("revenue",)))
 
 
 def test_demo_true_lift_lies_inside_the_reported_interval(demo: tuple[Store, dict]) -> None:
     store, truth = demo
     ab = truth["ab_test"]
-    result = analyse_store(store, metrics=[ab["metric"]])
+    result = analyse_store(store, ABTestRequest(metrics=(ab["metric"],)))
     c = next(c for c in result.comparisons if c.metric == ab["metric"])
     assert (c.control, c.variant) == (ab["control"], ab["variant"])
     assert c.diff_ci[0] <= ab["true_lift_abs"] <= c.diff_ci[1]
     assert c.control_mean == pytest.approx(ab["control_rate"], abs=0.04)
     assert result.srm.ok
-    assert result.summary()["srm"]["ok"] is True and result.summary()["verdict_text"] == result.verdict
+    assert result.evidence()["srm"]["ok"] is True and result.evidence()["verdict_text"] == result.verdict_text
 
 
 def test_verdicts_in_words_ship_keep_control_and_keep_running() -> None:
@@ -305,14 +327,14 @@ def test_verdicts_in_words_ship_keep_control_and_keep_running() -> None:
         {"metric": "signup", "arm": "control", "n": "20000", "successes": "2000"},
         {"metric": "signup", "arm": "variant", "n": "20000", "successes": "2010"},
     ])  # fmt: skip
-    assert ship.verdict_word == "ship"
-    assert ship.verdict.startswith("Ship variant: conversion +2.0 pts [") and "(Holm)" in ship.verdict
-    assert "signup unchanged" in ship.verdict and ship.verdict.endswith("SRM ok.")
+    assert ship.verdict == "ship"
+    assert ship.verdict_text.startswith("Ship variant: conversion +2.0 pts [") and "(Holm)" in ship.verdict_text
+    assert "signup unchanged" in ship.verdict_text and ship.verdict_text.endswith("SRM ok.")
     worse = analyse_summary([{"arm": "control", "n": "20000", "successes": "6400"},
                              {"arm": "variant", "n": "20000", "successes": "6000"}])  # fmt: skip
-    assert worse.verdict_word == "keep_control" and worse.verdict.startswith("Keep control:")
+    assert worse.verdict == "keep_control" and worse.verdict_text.startswith("Keep control:")
     small = analyse_summary([{"arm": "control", "n": "1000", "successes": "300"},
                              {"arm": "variant", "n": "1000", "successes": "310"}])  # fmt: skip
     status = small.power[0]
-    assert small.verdict_word == "keep_running"
-    assert small.verdict.startswith(f"Keep running: {status.share_of_needed:.0%} of the needed sample")
+    assert small.verdict == "keep_running"
+    assert small.verdict_text.startswith(f"Keep running: {status.share_of_needed:.0%} of the needed sample")

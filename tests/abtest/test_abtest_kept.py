@@ -17,6 +17,7 @@ import pytest
 
 from tests.helpers.abtest_data import insert_tricky_predictions
 from workbench.abtest.analyse import analyse_store
+from workbench.abtest.request import ABTestRequest
 from workbench.abtest.result import ABTestSettings
 from workbench.core.schema import parse_roles
 from workbench.core.window import Window
@@ -103,7 +104,10 @@ def test_every_metric_from_the_kept_sums_equals_the_join(
     settings = ABTestSettings(segments=("region", "device"))
     args = {"window": window, "metrics": EVERY_METRIC, "guardrails": [], "arm_source": arm_source, "cuped": cuped,
             "settings": settings}  # fmt: skip
-    kept, join = analyse_store(kept_store, **args).to_dict(), analyse_store(joined, **args).to_dict()
+    kept, join = (
+        analyse_store(kept_store, ABTestRequest(**args)).to_dict(),
+        analyse_store(joined, ABTestRequest(**args)).to_dict(),
+    )
     whole_experiment = window is None and arm_source != "model_version"
     assert _path(kept) == ("unit sums" if whole_experiment else "trace sums") and _path(join) == "feedback join"
     assert len(kept["comparisons"]) == len(EVERY_METRIC) * (len(kept["arms"]) - 1)
@@ -146,7 +150,10 @@ def test_a_store_written_by_the_ingest_is_analysed_from_the_kept_sums(tmp_path: 
     store = _ingested(tmp_path)
     assert _kept_is_used(store)
     args = {"metrics": EVERY_METRIC, "guardrails": []}
-    kept, join = analyse_store(store, **args).to_dict(), analyse_store(_joined(store, tmp_path), **args).to_dict()
+    kept, join = (
+        analyse_store(store, ABTestRequest(**args)).to_dict(),
+        analyse_store(_joined(store, tmp_path), ABTestRequest(**args)).to_dict(),
+    )
     assert (_path(kept), _path(join)) == ("unit sums", "feedback join")
     assert kept["srm"]["segments"]  # the region role is checked from the kept units
     _same(kept, join)
@@ -164,7 +171,7 @@ def _executed(store: Store, monkeypatch, **args: Any) -> tuple[list[str], Any]: 
         return execute(self, expr, *args, **kwargs)
 
     monkeypatch.setattr(Backend, "execute", spy)
-    return executed, analyse_store(store, metrics=EVERY_METRIC, guardrails=[], **args)
+    return executed, analyse_store(store, ABTestRequest(metrics=EVERY_METRIC, guardrails=(), **args))
 
 
 GROUPS_UNITS = r'MIN\("t\d+"\."ts"\) AS "first"'  # the (unit, arm) GROUP BY of the predictions
@@ -229,27 +236,27 @@ def test_stale_unit_sums_are_not_read_and_the_next_ingest_rebuilds_them(tmp_path
     (per-trace sums, same result); the next ingest rebuilds the unit sums and the analysis reads them again."""
     store = _ingested(tmp_path)
     args = {"metrics": EVERY_METRIC, "guardrails": []}
-    assert _path(analyse_store(store, **args).to_dict()) == "unit sums"
+    assert _path(analyse_store(store, ABTestRequest(**args)).to_dict()) == "unit sums"
     with store.connect(read_only=False) as con:  # a second sensitive role, written behind the ingest
         write_meta(con, "roles", {"predictions": {"sensitive": ["region", "model_version"]}})
-    stale = analyse_store(store, **args).to_dict()
+    stale = analyse_store(store, ABTestRequest(**args)).to_dict()
     assert _path(stale) == "trace sums"
     assert any(s["segment"] == "model_version" for s in stale["srm"]["segments"])  # the new role is checked
     _same(stale, _joined_result(store, tmp_path, args))
     late = pd.DataFrame({"trace_id": ["t1"], "ts": [pd.Timestamp("2026-04-20", tz="UTC")], "kind": ["explicit"],
                          "type": ["other"], "value": [1.0]})  # fmt: skip
     ingest_frame(store, late, "feedback")
-    assert _path(analyse_store(store, **args).to_dict()) == "unit sums"
+    assert _path(analyse_store(store, ABTestRequest(**args)).to_dict()) == "unit sums"
     with store.connect(read_only=False) as con:  # a table of an older shape (no crossed mark)
         con.execute(f"ALTER TABLE {unit_sums.TABLE} DROP COLUMN crossed")
-    old_shape = analyse_store(store, **args).to_dict()
+    old_shape = analyse_store(store, ABTestRequest(**args)).to_dict()
     assert _path(old_shape) == "trace sums"
     _same(old_shape, _joined_result(store, tmp_path, args))
 
 
 def _joined_result(store: Store, tmp_path: Path, args: dict[str, Any]) -> dict[str, Any]:
     """The analysis of a copy of ``store`` without kept sums (the feedback joined), its path checked and taken out."""
-    result = analyse_store(_joined(store, tmp_path), **args).to_dict()
+    result = analyse_store(_joined(store, tmp_path), ABTestRequest(**args)).to_dict()
     assert _path(result) == "feedback join"
     return result
 
@@ -276,7 +283,7 @@ def test_an_arm_without_observations_of_a_metric_gives_the_joins_result(tmp_path
     ingest_frame(store, feedback, "feedback")
     for cuped in (False, True):
         args = {"metrics": ["thumbs_up_rate"], "guardrails": ["dwell_time"], "cuped": cuped}
-        kept = analyse_store(store, **args).to_dict()
-        join = analyse_store(_joined(store, tmp_path), **args).to_dict()
+        kept = analyse_store(store, ABTestRequest(**args)).to_dict()
+        join = analyse_store(_joined(store, tmp_path), ABTestRequest(**args)).to_dict()
         assert (_path(kept), _path(join)) == ("unit sums", "feedback join")
         _same(kept, join)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from workbench.abtest.analyse import analyse_summary
+from workbench.abtest.request import ABTestRequest
 from workbench.abtest.tables import RESULT_COLUMNS_SHOWN, results_table, shown_columns
 
 
 def test_holm_gives_each_comparison_its_own_ci_level_in_one_column() -> None:
     rows = [{"arm": "a", "n": 4000, "successes": 1200}, {"arm": "b", "n": 4000, "successes": 1330},
             {"arm": "c", "n": 4000, "successes": 1210}]  # fmt: skip
-    result = analyse_summary(rows, control="a")
+    result = analyse_summary(rows, ABTestRequest(mode="summary", control="a"))
     table = results_table(result)
     levels = {c.variant: f"{1 - c.ci_level:.1%}" for c in result.comparisons}
     assert table.set_index("variant")["CI level"].to_dict() == levels

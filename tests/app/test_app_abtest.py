@@ -83,7 +83,7 @@ def test_the_exports_are_the_cli_documents() -> None:
 
     result = analyse_summary([{"arm": "a", "n": 1000, "successes": 300}, {"arm": "b", "n": 1000, "successes": 340}])
     doc = json.loads(export(result, "json"))
-    assert doc["verdict"] == result.verdict
+    assert doc["verdict"] == result.verdict_text
     assert export(result, "csv").splitlines()[0].startswith("role,metric,variant,control")
 
 

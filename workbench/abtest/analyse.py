@@ -28,6 +28,7 @@ from workbench.abtest.queries import (
     rank_sums,
     unit_stats,
 )
+from workbench.abtest.request import ABTestRequest
 from workbench.abtest.result import (
     ABTestResult,
     ABTestSettings,
@@ -56,36 +57,27 @@ from workbench.sources.store import Store, table_columns
 from workbench.sources.trace_feedback import kept_sums
 from workbench.stats.abtest import Moments, ProportionStats
 
-__all__ = ["ABTestResult", "ABTestSettings", "analyse_file", "analyse_store", "analyse_summary", "export",
-           "load_settings", "parse_summary_file"]  # fmt: skip
+__all__ = ["ABTestRequest", "ABTestResult", "ABTestSettings", "analyse_file", "analyse_store", "analyse_summary",
+           "export", "load_settings", "parse_summary_file"]  # fmt: skip
 
 Progress = Callable[[str], None]
 
 
-def analyse_store(
-    store: Store,
-    window: Window | None = None,
-    metrics: list[str] | tuple[str, ...] | None = None,
-    guardrails: list[str] | tuple[str, ...] | None = None,
-    control: str | None = None,
-    arm_source: str = "auto",
-    cuped: bool | None = None,
-    settings: ABTestSettings | None = None,
-    planned_split: dict[str, float] | None = None,
-    progress: Progress | None = None,
-) -> ABTestResult:
-    """Analyse the experiment in the store: arms from the ``arm`` role (or model versions), metrics from feedback.
+def analyse_store(store: Store, request: ABTestRequest | None = None, progress: Progress | None = None) -> ABTestResult:
+    """Returns the analysis of the experiment in the store (``request`` in store mode; None: the settings' defaults).
 
-    Units are ``unit_id`` when set (else each prediction). SRM on distinct units per arm and per segment
-    (the sensitive and categorical columns); each metric aggregated per arm, day and unit in the engine.
+    Arms from the ``arm`` role (or model versions), metrics from feedback. Units are ``unit_id`` when set (else
+    each prediction). SRM on distinct units per arm and per segment (the sensitive and categorical columns);
+    each metric aggregated per arm, day and unit in the engine.
     """
-    settings = settings or load_settings()
-    window = None if window == Window() else window  # no bound: the whole experiment (the CLI passes Window())
+    request = request or ABTestRequest()
+    settings = request.resolved_settings()
+    window, control, arm_source = request.window, request.control, request.arm_source
     say = progress or (lambda _step: None)
-    primary = [metric(m) for m in (metrics or settings.metrics)]
-    guards = [g for g in (metric(x) for x in (settings.guardrails if guardrails is None else guardrails))
-              if g not in primary]  # fmt: skip
-    cuped = settings.cuped if cuped is None else cuped
+    primary = [metric(m) for m in (request.metrics or settings.metrics)]
+    guardrails = settings.guardrails if request.guardrails is None else request.guardrails
+    guards = [g for g in (metric(x) for x in guardrails) if g not in primary]
+    cuped = settings.cuped if request.cuped is None else request.cuped
     warnings: list[str] = []
     chosen = [*(("primary", m) for m in primary), *(("guardrail", m) for m in guards)]
     with store.ibis() as con:
@@ -122,7 +114,7 @@ def analyse_store(
         else:
             say("joining feedback to the arms")
             datas = _store_metrics(con, exp, chosen, control, variants, settings, cuped, first, say)
-    srm = srm_summary(counts, planned_split or settings.planned_split or None, settings.srm_p_threshold,
+    srm = srm_summary(counts, request.split or settings.planned_split or None, settings.srm_p_threshold,
                       {k: v for k, v in segments.items() if v}, crossover)  # fmt: skip
     days = (last - first).total_seconds() / 86400 if first and last else None
     path = "unit sums" if units is not None else "trace sums" if kept else "feedback join"  # what it read
@@ -262,28 +254,18 @@ def _store_metric(
                       else None, capped, cap, ranks, clustered=True)  # fmt: skip
 
 
-def analyse_file(
-    path: str | Path,
-    arm_col: str,
-    metric_col: str,
-    kind: str | None = None,
-    denominator_col: str | None = None,
-    pre_col: str | None = None,
-    control: str | None = None,
-    settings: ABTestSettings | None = None,
-    planned_split: dict[str, float] | None = None,
-    lower_is_better: bool = False,
-) -> ABTestResult:
-    """Analyse a file with one row per unit: ``arm_col``, ``metric_col`` (and a denominator, a pre-period value).
+def analyse_file(path: str | Path, request: ABTestRequest) -> ABTestResult:
+    """Returns the analysis of a file with one row per unit (``request`` in file mode: its arm and metric columns,
+    a denominator, a pre-period value).
 
     ``kind``: proportion (0/1 values), mean, or ratio (Σ metric / Σ denominator, delta method); inferred
     when omitted. ``pre_col`` switches on CUPED; means also get capped results and Mann–Whitney.
     """
-    settings = settings or load_settings()
-    if kind not in (None, "proportion", "mean", "ratio"):
-        raise InputError(f"--type must be proportion, mean or ratio, not '{kind}'")
-    if kind == "ratio" and not denominator_col:
-        raise InputError("--type ratio needs --denominator-col (the metric is Σ metric / Σ denominator per arm)")
+    if request.mode != "file":
+        raise InputError(f"a units file needs a request in file mode, not '{request.mode}'")
+    settings = request.resolved_settings()
+    arm_col, metric_col, kind = str(request.arm_col), str(request.metric_col), request.kind
+    denominator_col, pre_col, control = request.denominator_col, request.pre_col, request.control
     with file_table(path, materialize=True) as table:
         obs = file_observations(table, arm_col, {"value": metric_col, "den": denominator_col, "pre": pre_col})
         stats = obs.aggregate(rows=obs.count(), binary=obs.count(where=obs.value.isin([0.0, 1.0]))).execute().iloc[0]
@@ -292,7 +274,7 @@ def analyse_file(
         kind = kind or ("ratio" if denominator_col else "proportion" if stats["binary"] == stats["rows"] else "mean")
         if kind == "proportion" and stats["binary"] != stats["rows"]:
             raise InputError(f"column '{metric_col}' has values other than 0 and 1: use --type mean (or ratio)")
-        m = Metric(metric_col, metric_col.replace("_", " "), kind, "", not lower_is_better)
+        m = Metric(metric_col, metric_col.replace("_", " "), kind, "", not request.lower_is_better)
         frame = obs.group_by("arm").aggregate(n=obs.count(), total=obs.value.sum()).order_by("arm").execute()
         counts = {str(r.arm): int(r.n) for r in frame.itertuples()}
         control = choose_control(list(counts), control or settings.control or None)
@@ -312,7 +294,7 @@ def analyse_file(
             cuped = moments_by(obs, ["arm"], ["value", "den", "pre"] if kind == "ratio" else ["value", "pre"])
         data = MetricData(m, "primary", events, units, None, cuped, ("ratio" if kind == "ratio" else "mean") if cuped
                           else None, capped, cap, ranks)  # fmt: skip
-    srm = srm_summary(counts, planned_split or settings.planned_split or None, settings.srm_p_threshold)
+    srm = srm_summary(counts, request.split or settings.planned_split or None, settings.srm_p_threshold)
     return finish([data], srm, control, settings, "file", "row")
 
 
@@ -333,16 +315,12 @@ def parse_summary_file(path: str | Path) -> list[dict[str, Any]]:
     return [{k.strip().lower(): (v.strip() if isinstance(v, str) else v) for k, v in r.items() if k} for r in rows]
 
 
-def analyse_summary(
-    rows: list[dict[str, Any]],
-    control: str | None = None,
-    settings: ABTestSettings | None = None,
-    planned_split: dict[str, float] | None = None,
-    metric_name: str = "conversion",
-    lower_is_better: bool = False,
-) -> ABTestResult:
-    """Analyse typed-in summaries (results from elsewhere): per arm n and successes, or n, mean and std."""
-    settings = settings or load_settings()
+def analyse_summary(rows: list[dict[str, Any]], request: ABTestRequest | None = None) -> ABTestResult:
+    """Returns the analysis of typed-in summaries (results from elsewhere): per arm n and successes, or n, mean
+    and std (``request``: control, split, settings; None: the defaults)."""
+    request = request or ABTestRequest(mode="summary")
+    settings = request.resolved_settings()
+    metric_name, lower_is_better, control = request.metric_name, request.lower_is_better, request.control
     by_metric: dict[str, dict[str, Any]] = {}
     kinds: dict[str, str] = {}
     for number, row in enumerate(rows, start=1):
@@ -376,7 +354,7 @@ def analyse_summary(
     control = choose_control(arms, control or settings.control or None)
     datas = [MetricData(Metric(name, name.replace("_", " "), kinds[name], "", not lower_is_better), "primary", per_arm)
              for name, per_arm in by_metric.items()]  # fmt: skip
-    srm = srm_summary(counts, planned_split or settings.planned_split or None, settings.srm_p_threshold)
+    srm = srm_summary(counts, request.split or settings.planned_split or None, settings.srm_p_threshold)
     return finish(datas, srm, control, settings, "summary", "row")
 
 
@@ -399,19 +377,3 @@ def _count(row: dict[str, Any], key: str, number: int) -> int:
     if value < 0 or value != int(value):
         raise InputError(f"row {number}: {key} must be a whole number ≥ 0, not {row.get(key)!r}")
     return int(value)
-
-
-def parse_split(text: str | None) -> dict[str, float] | None:
-    """'control=0.5,variant=0.5' (or 50,50 style weights) → {arm: share}; None when empty."""
-    if not text:
-        return None
-    out = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise InputError(f"planned split '{text}': write it as arm=share,arm=share (e.g. a=0.5,b=0.5)") from None
-        if out[name.strip()] <= 0:
-            raise InputError(f"planned split '{text}': every share must be positive")
-    return out

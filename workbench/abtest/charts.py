@@ -10,7 +10,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from workbench.core.plotting import PALETTE, _layout
+from workbench.core.plotting import PALETTE, layout
 
 GOOD, BAD, NEUTRAL = "#16a34a", "#dc2626", "#4b5563"
 
@@ -42,7 +42,7 @@ def forest_figure(result: Any) -> go.Figure:
                             marker={"symbol": "line-ns", "size": 22, "line": {"width": 2, "color": BAD}},
                             hovertemplate=f"non-inferiority margin {edge:+.1f}%<extra></extra>")  # fmt: skip
     fig.add_vline(x=0, line={"color": "#111827", "width": 1})
-    fig = _layout(fig, "Relative lift vs control, with intervals at the adjusted level", "")
+    fig = layout(fig, "Relative lift vs control, with intervals at the adjusted level", "")
     fig.update_layout(hovermode="closest", height=max(220, 90 + 60 * len(rows)), xaxis_title="lift vs control (%)",
                       yaxis={"autorange": "reversed"})  # fmt: skip
     fig.update_xaxes(ticksuffix="%", zeroline=False)
@@ -76,7 +76,7 @@ def cumulative_figure(timeline: Any, kind: str, label: str) -> go.Figure:
         top = 2.5 * max(fixed)
         fig.update_yaxes(range=[-top, top])
     title = f"{label} · {timeline.variant}: cumulative effect by day"
-    fig = _layout(fig, title, f"difference vs control{f' ({unit})' if unit else ''}")
+    fig = layout(fig, title, f"difference vs control{f' ({unit})' if unit else ''}")
     fig.update_layout(height=380, legend={"orientation": "h", "y": -0.18, "yanchor": "top", "x": 0, "xanchor": "left"})
     return fig
 
@@ -95,7 +95,7 @@ def bayes_figure(result: Any) -> go.Figure:
     ))  # fmt: skip
     for edge in (5, 95):
         fig.add_vline(x=edge, line={"color": "#9ca3af", "dash": "dash", "width": 1})
-    fig = _layout(fig, "Probability that the variant beats control (Bayesian)", "")
+    fig = layout(fig, "Probability that the variant beats control (Bayesian)", "")
     fig.update_layout(hovermode="closest", height=max(200, 90 + 50 * len(rows)), xaxis_title="probability (%)",
                       yaxis={"autorange": "reversed"})  # fmt: skip
     fig.update_xaxes(range=[0, 112], ticksuffix="%")
@@ -114,7 +114,7 @@ def power_figure(curve: dict[str, Any]) -> go.Figure:
     fig.add_scatter(x=[curve["n_now"]], y=[curve["power_now"] * 100], mode="markers+text",
                     marker={"size": 12, "color": PALETTE[1]}, text=[f"now {curve['n_now']:,}"],
                     textposition="top left", name="so far")  # fmt: skip
-    fig = _layout(fig, f"{curve['label']}: power by sample size", "power (%)")
+    fig = layout(fig, f"{curve['label']}: power by sample size", "power (%)")
     fig.update_layout(hovermode="closest", height=340, xaxis_title="units per arm",
                       legend={"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0, "xanchor": "left"})  # fmt: skip
     fig.update_yaxes(range=[0, 105], ticksuffix="%")
@@ -139,7 +139,7 @@ def shadow_figure(result: Any) -> go.Figure:
             ink = "#111827" if colours[i][j] == grey else "white"
             fig.add_annotation(x=j + 0.5, y=1.5 - i, showarrow=False, font={"size": 16, "color": ink},
                                text=f"<b>{cells[i][j]:,}</b><br>{cells[i][j] / total:.1%}")  # fmt: skip
-    fig = _layout(fig, "Who was right on the labelled requests (McNemar's table)", "challenger")
+    fig = layout(fig, "Who was right on the labelled requests (McNemar's table)", "challenger")
     fig.update_layout(height=320, hovermode=False, showlegend=False)
     fig.update_xaxes(range=[0, 2], tickvals=[0.5, 1.5], ticktext=["right", "wrong"], title="champion",
                      showgrid=False, zeroline=False)  # fmt: skip

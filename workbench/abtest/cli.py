@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from workbench.abtest.verdict import fmt_effect, fmt_p
 from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
+from workbench.core.window import Window
 from workbench.sources.store import Store
+
+if TYPE_CHECKING:
+    from workbench.abtest.result import ABTestResult
 
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
@@ -61,52 +65,32 @@ def abtest(
     Proportions: pooled two-proportion z p-value, unpooled Wald CI; means: Welch t with capping and
     Mann–Whitney; ratios: delta method; Holm-adjusted p-values with consistent CIs; verdict in words.
     """
-    from workbench.abtest.analyse import analyse_file, analyse_store, analyse_summary, load_settings, parse_split
-    from workbench.core.window import Window
+    # Lazy, as every command here: the analysis imports pandas, scipy and ibis; `workbench --help` stays fast.
+    from workbench.abtest.request import ABTestRequest, parse_split
+    from workbench.abtest.run import run
+    from workbench.sources.base import FileSource, StoreSource
+    from workbench.sources.evidence import record_once
 
-    settings = load_settings()
-    if alpha is not None:
-        if not 0 < alpha < 1:
-            raise InputError(f"--alpha must be between 0 and 1, not {alpha}")
-        settings = replace(settings, alpha=alpha)
-    if adjustment is not None:
-        if adjustment not in ("holm", "bh", "none"):
-            raise InputError(f"--adjustment must be holm, bh or none, not '{adjustment}'")
-        settings = replace(settings, adjustment=adjustment)
-    planned = parse_split(split)
-    say = _progress(as_json)
     if file is not None and summary_file is not None:
         raise InputError("give either --file or --summary-file, not both")
+    mode = "file" if file is not None else "summary" if summary_file is not None else "store"
+    request = ABTestRequest(
+        mode=mode, metrics=tuple(metric or ()), guardrails=None if guardrail is None else tuple(guardrail),
+        window=Window(_when(start, "--start"), _when(end, "--end")) if mode == "store" else None,
+        arm_source=arm_source, cuped=cuped, arm_col=arm_col, metric_col=metric_col, kind=type_,
+        denominator_col=denominator_col, pre_col=pre_col, control=control, planned_split=parse_split(split) or (),
+        lower_is_better=lower_is_better, alpha=alpha, adjustment=adjustment,
+    )  # fmt: skip
     store = Store(db)
+    source = StoreSource(store) if mode == "store" else FileSource(file or summary_file)  # type: ignore[arg-type]
+    say = _progress(as_json)
     if file is not None:
-        if not arm_col or not metric_col:
-            raise InputError("--file needs --arm-col and --metric-col")
         say(f"reading {file.name}")
-        result = analyse_file(file, arm_col, metric_col, type_, denominator_col, pre_col, control, settings, planned,
-                              lower_is_better)  # fmt: skip
-        record = db is not None and store.exists()
-    elif summary_file is not None:
-        from workbench.abtest.analyse import parse_summary_file
-
-        result = analyse_summary(parse_summary_file(summary_file), control, settings, planned,
-                                 lower_is_better=lower_is_better)  # fmt: skip
-        record = db is not None and store.exists()
-    else:
-        if arm_col or metric_col or type_ or denominator_col or pre_col:
-            raise InputError("--arm-col/--metric-col/--type/--denominator-col/--pre-col apply to --file")
-        if not store.exists():
-            raise InputError(f"no store at {store.path}: run `workbench demo` or `workbench ingest`, or give --file")
-        window = Window(_when(start, "--start"), _when(end, "--end"))
-        guards = None if guardrail is None else [g for g in _names(guardrail) if g.lower() != "none"]
-        result = analyse_store(store, window, _names(metric) or None, guards, control, arm_source, cuped, settings,
-                               planned, progress=say)  # fmt: skip
-        record = True
-    if record:
-        from workbench.sources.evidence import record_run
-
-        record_run(store, "abtest", result.verdict_word, result.summary())
-    emit(as_json, result.to_dict(), format_result(result))
-    if exit_code and result.verdict_word in ("srm_fail", "guardrail_fail"):
+    result = run(source, request, progress=say)
+    if mode == "store" or (db is not None and store.exists()):
+        record_once(store, result, set())
+    emit(as_json, result.to_json(), format_result(result))
+    if exit_code and result.verdict in ("srm_fail", "guardrail_fail"):
         raise typer.Exit(1)
 
 
@@ -149,10 +133,8 @@ def power(
     emit(as_json, document, text)
 
 
-def format_result(result: Any) -> str:
-    """Plain-text A/B result: SRM, one line per comparison and guardrail, warnings, the verdict."""
-    from workbench.abtest.verdict import fmt_effect, fmt_p
-
+def format_result(result: ABTestResult) -> str:
+    """Returns the plain-text A/B result: SRM, one line per comparison and guardrail, warnings, the verdict."""
     lines = []
     if not result.srm.ok:
         lines.append(f"!! SRM: {result.srm.message}{result.srm.reason_suffix} — results untrustworthy")
@@ -168,16 +150,12 @@ def format_result(result: Any) -> str:
             f"adjusted {fmt_p(c.p_adjusted)}{bayes}{status}"
         )
     lines += [f"warning: {w}" for w in result.warnings]
-    lines.append(f"verdict: {result.verdict}")
+    lines.append(f"verdict: {result.verdict_text}")
     return "\n".join(lines)
 
 
 def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
-
-
-def _names(values: list[str] | None) -> list[str]:
-    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
 def _when(text: str | None, option: str) -> datetime | None:

@@ -8,12 +8,14 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar
+
+import pandas as pd
 
 from workbench.abtest.compare import Comparison, MetricData, PowerStatus, Timeline, build_comparisons, power_status
 from workbench.abtest.compare import timeline as build_timeline
-from workbench.abtest.verdict import decide
+from workbench.abtest.verdict import decide, fmt_effect, fmt_p
 from workbench.core.errors import InputError
 from workbench.core.settings import load_section
 from workbench.stats.abtest import Moments, ProportionStats, srm_test
@@ -120,7 +122,14 @@ class ArmResult:
 
 @dataclass(frozen=True)
 class ABTestResult:
-    """The whole analysis; ``to_dict()`` is the `workbench abtest --json` document (DESIGN.md keys and more)."""
+    """The whole analysis (the :class:`workbench.core.result.Result` contract, family ``abtest``).
+
+    ``verdict`` is the key word (ship, keep_running, no_difference, keep_control, guardrail_fail, srm_fail,
+    insufficient), ``verdict_text`` the sentence; ``to_json()`` is the `workbench abtest --json` document, where
+    (as before the contract) ``verdict`` is the sentence and ``verdict_word`` the key.
+    """
+
+    family: ClassVar[str] = "abtest"
 
     source: str
     control: str
@@ -132,8 +141,8 @@ class ABTestResult:
     guardrails: list[Comparison]
     timelines: list[Timeline]
     power: list[PowerStatus]
+    verdict_text: str
     verdict: str
-    verdict_word: str
     warnings: list[str]
     period: dict[str, Any]
     adjustment: str
@@ -141,8 +150,10 @@ class ABTestResult:
     settings: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (no NaN or inf: None), keys: arms, srm, comparisons, verdict and the rest."""
-        doc = asdict(self)
+        """Returns the JSON-ready document (no NaN or inf: None): arms, srm, comparisons, verdict and the rest."""
+        fields = asdict(self)
+        # The document's names: "verdict" is the sentence, "verdict_word" the key (the CLI's contract).
+        doc = {JSON_NAMES.get(k, k): v for k, v in fields.items()}
         doc["srm"] = {k: doc["srm"][k] for k in ("p_value", "ok", "statistic", "counts", "expected_shares",
                                                  "threshold", "message", "segments", "crossover_units")}  # fmt: skip
         # `arms` holds one row per arm (the first primary metric), so a reader keyed by arm gets that metric;
@@ -152,18 +163,45 @@ class ABTestResult:
         doc["arms"] = [a for a in doc["arms"] if a["metric"] == first] if first else doc["arms"]
         return json_ready(doc)
 
-    def summary(self) -> dict[str, Any]:
-        """What the retrain gate keeps as evidence: verdict_text, srm {p_value, ok}, the primary comparisons."""
+    def to_json(self) -> dict[str, Any]:
+        """Returns the CLI's ``--json`` document (:meth:`to_dict`)."""
+        return self.to_dict()
+
+    def evidence(self) -> dict[str, Any]:
+        """Returns what the retrain gate keeps: verdict_text, verdict, srm {p_value, ok}, the primary comparisons."""
         keep = ("metric", "variant", "control", "diff", "diff_ci", "rel_lift", "p_adjusted", "significant")
         return json_ready({
-            "verdict_text": self.verdict, "verdict": self.verdict_word, "source": self.source,
+            "verdict_text": self.verdict_text, "verdict": self.verdict, "source": self.source,
             "srm": {"p_value": self.srm.p_value, "ok": self.srm.ok}, "control": self.control,
             "variants": self.variants, "period": self.period,
             "comparisons": [{k: getattr(c, k) for k in keep} for c in self.comparisons],
         })  # fmt: skip
 
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Returns the lines behind the verdict: the SRM p against its threshold, each primary comparison's effect,
+        interval and adjusted p against α, each guardrail's status against its margin."""
+        srm = self.srm
+        p = "n/a" if srm.p_value is None else f"{srm.p_value:.2g}"
+        lines = [f"SRM: p={p} {'≥' if srm.ok else '<'} {srm.threshold:g} ({'ok' if srm.ok else 'mismatch'})"]
+        for c in self.comparisons:
+            level = f"{1 - c.ci_level:.1%} CI"
+            below = c.p_adjusted is not None and c.p_adjusted < self.alpha
+            held = f"{fmt_p(c.p_adjusted)} ({self.adjustment}) {'<' if below else '≥'} α={self.alpha:g}"
+            lines.append(f"{c.label} ({c.variant} vs {c.control}): {fmt_effect(c)} ({level}); adjusted {held}")
+        for c in self.guardrails:
+            g = c.guardrail or {}
+            margin = g.get("margin_rel")
+            within = f" (margin {margin:.0%})" if margin is not None else ""
+            lines.append(f"guardrail {c.label} ({c.variant}): {g.get('status', 'n/a')}{within}, {fmt_effect(c)}")
+        return tuple(lines)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Returns one row per comparison and guardrail (:meth:`rows`) as a DataFrame."""
+        return pd.DataFrame(self.rows())
+
     def rows(self) -> list[dict[str, Any]]:
-        """One flat row per comparison and guardrail (the CSV export and the page's table)."""
+        """Returns one flat row per comparison and guardrail (the CSV export and :meth:`to_frame`)."""
         out = []
         for c in [*self.comparisons, *self.guardrails]:
             lo, hi = c.diff_ci or (None, None)
@@ -176,9 +214,12 @@ class ABTestResult:
                 "p_adjusted": c.p_adjusted, "ci_level": 1 - c.ci_level, "significant": c.significant,
                 "prob_beat_control": c.prob_beat_control, "expected_loss": c.expected_loss, "test": c.test,
                 "guardrail_status": (c.guardrail or {}).get("status"), "srm_p_value": self.srm.p_value,
-                "srm_ok": self.srm.ok, "verdict": self.verdict_word,
+                "srm_ok": self.srm.ok, "verdict": self.verdict,
             })  # fmt: skip
         return json_ready(out)
+
+
+JSON_NAMES = {"verdict_text": "verdict", "verdict": "verdict_word"}  # field → key in the CLI's document
 
 
 def export(result: ABTestResult, fmt: str) -> str:
@@ -244,15 +285,13 @@ def finish(
     return ABTestResult(
         source=source, control=control, variants=variants, unit=unit, arms=_arms(datas, arms),
         srm=srm, comparisons=primary, guardrails=guards, timelines=timelines, power=power,
-        verdict=verdict.text if verdict.text.endswith(".") else verdict.text + ".", verdict_word=verdict.word,
+        verdict_text=verdict.text if verdict.text.endswith(".") else verdict.text + ".", verdict=verdict.word,
         warnings=warnings, period=period or {}, adjustment=settings.adjustment, alpha=settings.alpha,
         settings=asdict(settings),
     )  # fmt: skip
 
 
 def _with_sequential(c: Comparison, timelines: list[Timeline]) -> Comparison:
-    from dataclasses import replace
-
     t = next((t for t in timelines if t.metric == c.metric and t.variant == c.variant), None)
     if t is None or not t.days:
         return c
