@@ -18,6 +18,7 @@ from workbench.drift import profile_cache as drift_cache
 from workbench.drift import queries as q
 from workbench.drift.compare import compare, compare_tables, store_features
 from workbench.drift.over_time import drift_over_time
+from workbench.drift.request import DriftRequest
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.drift import DriftSettings, merged_edges
@@ -85,7 +86,7 @@ def test_store_windows_give_the_same_statistics_as_the_per_feature_path(store):
     reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
     current = Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC))
     settings = DriftSettings(ks_exact_max_rows=1000)  # the grid path: counts come from the engine
-    batched = compare(store, reference, current, settings=settings, multivariate=False, use_cache=False)
+    batched = compare(store, DriftRequest(reference, current, multivariate=False), settings, use_cache=False)
     with store.ibis() as con:
         numeric, _ = store_features(con)
         ref = filtered_predictions(con, reference)
@@ -147,7 +148,7 @@ def test_nan_values_are_left_out_of_the_moments_alike_pulled_or_in_the_engine(ex
 def test_the_score_computed_with_the_features_equals_its_own_comparison_in_exact_mode_too(store):
     reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
     current = Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC))
-    batched = compare(store, reference, current, multivariate=False, use_cache=False)
+    batched = compare(store, DriftRequest(reference, current, multivariate=False), use_cache=False)
     assert batched.summary["ks_method"] == "exact"
     with store.ibis() as con:
         score, *_ = compare_tables(
@@ -158,7 +159,7 @@ def test_the_score_computed_with_the_features_equals_its_own_comparison_in_exact
 
 
 def test_an_empty_reference_window_gives_no_verdict_not_a_crash(store):
-    result = compare(store, EMPTY, None, multivariate=False)
+    result = compare(store, DriftRequest(EMPTY, None, multivariate=False))
     assert result.verdict == "insufficient"
     assert result.summary["n_features"] == 0
     assert any("no values in the reference window" in w for w in result.warnings)
@@ -236,18 +237,28 @@ def test_the_compiled_count_query_gives_what_the_ibis_expression_gives(store):
 def test_a_new_window_runs_the_count_query_kept_in_the_cached_profile(store, monkeypatch):
     reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
     settings = DriftSettings(ks_exact_max_rows=1000)  # the grid path
-    first = compare(store, reference, Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC)), settings=settings,
-                    multivariate=False)  # fmt: skip
-    fresh = compare(store, reference, Window(start=dt.datetime(2026, 1, 20, tzinfo=dt.UTC)), settings=settings,
-                    multivariate=False, use_cache=False)  # fmt: skip
+    first = compare(
+        store,
+        DriftRequest(reference, Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC)), multivariate=False),
+        settings,
+    )
+    fresh = compare(
+        store,
+        DriftRequest(reference, Window(start=dt.datetime(2026, 1, 20, tzinfo=dt.UTC)), multivariate=False),
+        settings,
+        use_cache=False,
+    )
     q._TEMPLATES.clear()  # as in a new process: the query can only come from the profile in the store
 
     def no_compile(*args, **kwargs):
         raise AssertionError("the count query was compiled again")
 
     monkeypatch.setattr(q, "_counts_union", no_compile)
-    again = compare(store, reference, Window(start=dt.datetime(2026, 1, 20, tzinfo=dt.UTC)), settings=settings,
-                    multivariate=False)  # fmt: skip
+    again = compare(
+        store,
+        DriftRequest(reference, Window(start=dt.datetime(2026, 1, 20, tzinfo=dt.UTC)), multivariate=False),
+        settings,
+    )
     assert first.summary["ks_method"] == again.summary["ks_method"] == "grid"
     assert [f.to_dict() for f in again.features] == [f.to_dict() for f in fresh.features]
 

@@ -163,6 +163,7 @@ def test_a_store_feature_missing_from_the_reference_file_is_named(small_store, t
 
     from workbench.core.window import Window
     from workbench.drift.files import compare_file_to_window
+    from workbench.drift.request import DriftRequest
     from workbench.drift.store import store_features
 
     with small_store.ibis() as con:
@@ -172,6 +173,6 @@ def test_a_store_feature_missing_from_the_reference_file_is_named(small_store, t
     with duckdb.connect(str(small_store.path), read_only=True) as con:
         con.execute(f"COPY (SELECT * EXCLUDE (ingest_id, {dropped}) FROM predictions LIMIT 5000) TO '{training}'")
     current = Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC))
-    result = compare_file_to_window(training, small_store, current, multivariate=False)
+    result = compare_file_to_window(small_store, DriftRequest(training, current, multivariate=False))
     assert dropped not in [f.name for f in result.features]
     assert f"store features not in training.parquet, not compared: {dropped}" in result.warnings

@@ -15,6 +15,7 @@ from workbench.drift import files as drift_files
 from workbench.drift import queries as q
 from workbench.drift import store as drift_store
 from workbench.drift.compare import compare, compare_files, store_features
+from workbench.drift.request import DriftRequest
 from workbench.sources.files import file_table
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
@@ -87,9 +88,9 @@ def _no_early_start(*args, **kwargs):
 
 def test_the_classifier_started_beside_the_statistics_gives_the_classifier_run_after_them(store, monkeypatch):
     settings = DriftSettings(ks_exact_max_rows=1000)  # the grid path: every engine query of the store mode
-    beside = compare(store, REFERENCE, CURRENT, settings=settings, use_cache=False)
+    beside = compare(store, DriftRequest(REFERENCE, CURRENT), settings, use_cache=False)
     monkeypatch.setattr(drift_store, "start_domain_classifier", _no_early_start)
-    after = compare(store, REFERENCE, CURRENT, settings=settings, use_cache=False)
+    after = compare(store, DriftRequest(REFERENCE, CURRENT), settings, use_cache=False)
     assert beside.multivariate is not None and beside.multivariate["auc"] is not None
     assert beside.multivariate == after.multivariate
     assert [f.to_dict() for f in beside.features] == [f.to_dict() for f in after.features]
@@ -112,21 +113,24 @@ def test_a_feature_without_a_verdict_makes_the_classifier_run_again_on_the_other
         return real(ref_table, cur_table, numeric, *rest)
 
     monkeypatch.setattr(drift_classifier, "_classify", spy)
-    beside = compare_files(*paths)
+    beside = compare_files(DriftRequest(*paths))
     assert beside.feature("gone").status != "ok"
     assert calls == [["a", "b", "gone"], ["a", "b"]]  # the early run on every feature, then on those with a verdict
     monkeypatch.setattr(drift_files, "start_domain_classifier", _no_early_start)
-    after = compare_files(*paths)
+    after = compare_files(DriftRequest(*paths))
     assert beside.multivariate == after.multivariate and calls[-1] == ["a", "b"]
     assert [f.name for f in beside.features] == ["a", "b", "gone"]
 
 
 def test_a_new_window_against_the_cached_profile_equals_a_fresh_profile(store):
     settings = DriftSettings(ks_exact_max_rows=1000)
-    first = compare(store, REFERENCE, Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC)), settings=settings,
-                    multivariate=False)  # fmt: skip
-    cached = compare(store, REFERENCE, CURRENT, settings=settings, multivariate=False)
-    fresh = compare(store, REFERENCE, CURRENT, settings=settings, multivariate=False, use_cache=False)
+    first = compare(
+        store,
+        DriftRequest(REFERENCE, Window(start=dt.datetime(2026, 1, 24, tzinfo=dt.UTC)), multivariate=False),
+        settings,
+    )
+    cached = compare(store, DriftRequest(REFERENCE, CURRENT, multivariate=False), settings)
+    fresh = compare(store, DriftRequest(REFERENCE, CURRENT, multivariate=False), settings, use_cache=False)
     assert first.summary["ks_method"] == cached.summary["ks_method"] == "grid"
     for a, b in zip(cached.features, fresh.features, strict=True):
         da, db = a.to_dict(), b.to_dict()
@@ -142,7 +146,7 @@ def test_the_classifier_sample_kept_in_the_profile_gives_the_sample_drawn_from_t
     settings = DriftSettings(ks_exact_max_rows=1000)
     with store.connect(read_only=False) as con:
         con.execute("DROP TABLE IF EXISTS drift_profiles")
-    first = compare(store, REFERENCE, CURRENT, settings=settings)  # computes the profile with the sample
+    first = compare(store, DriftRequest(REFERENCE, CURRENT), settings)  # computes the profile with the sample
     with store.ibis() as con:
         numeric, categorical = store_features(con)
         _, cached, _, ref_table = drift_store._lookup(con, REFERENCE, [*numeric, "score"], categorical, settings, True)
@@ -150,7 +154,7 @@ def test_the_classifier_sample_kept_in_the_profile_gives_the_sample_drawn_from_t
         drawn = drift_classifier.classifier_sample(ref_table, numeric + categorical, settings)
     pd.testing.assert_frame_equal(kept, drawn)
     assert drift_store._cached_sample(cached, numeric, settings) is None  # other columns: drawn again
-    again = compare(store, REFERENCE, CURRENT, settings=settings)  # from the cache, sample included
+    again = compare(store, DriftRequest(REFERENCE, CURRENT), settings)  # from the cache, sample included
     assert again.multivariate == first.multivariate and again.multivariate["auc"] is not None
 
 

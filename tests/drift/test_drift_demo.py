@@ -12,6 +12,7 @@ import pytest
 from workbench.core.window import Window
 from workbench.drift.compare import compare
 from workbench.drift.over_time import drift_over_time, estimated_performance
+from workbench.drift.request import DriftRequest
 
 
 def day(truth: dict, n: int) -> dt.datetime:
@@ -29,7 +30,7 @@ def windows(demo):
 @pytest.fixture(scope="module")
 def result(demo, windows):
     store, _ = demo
-    return compare(store, *windows)
+    return compare(store, DriftRequest(*windows))
 
 
 def test_the_injected_drifted_features_are_flagged_and_the_others_are_not(result, demo):
@@ -68,14 +69,15 @@ def test_prediction_and_label_drift_are_reported(result):
 def test_undrifted_windows_show_no_drift(demo):
     store, truth = demo
     early = compare(
-        store, Window(end=day(truth, 14)), Window(start=day(truth, 14), end=day(truth, 28)), multivariate=False
+        store,
+        DriftRequest(Window(end=day(truth, 14)), Window(start=day(truth, 14), end=day(truth, 28)), multivariate=False),
     )
     assert early.drifted == [] and early.verdict == "no drift"
 
 
 def test_the_reference_profile_is_cached_and_gives_the_same_result(demo, windows, result):
     store, _ = demo
-    again = compare(store, *windows, multivariate=False)
+    again = compare(store, DriftRequest(*windows, multivariate=False))
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM drift_profiles").fetchall()[0][0] >= 1
     for a, b in zip(result.features, again.features, strict=True):
@@ -84,7 +86,9 @@ def test_the_reference_profile_is_cached_and_gives_the_same_result(demo, windows
 
 def test_two_model_versions_can_be_compared(demo):
     store, _ = demo
-    versions = compare(store, Window(model_versions=("v1",)), Window(model_versions=("v2",)), multivariate=False)
+    versions = compare(
+        store, DriftRequest(Window(model_versions=("v1",)), Window(model_versions=("v2",)), multivariate=False)
+    )
     assert versions.reference["model_versions"] == ["v1"] and versions.current["rows"] > 1000
 
 

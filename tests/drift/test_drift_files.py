@@ -13,6 +13,7 @@ from scipy.spatial.distance import jensenshannon
 
 from workbench.core.errors import InputError
 from workbench.drift.compare import compare_files
+from workbench.drift.request import DriftRequest
 from workbench.stats.divergence import psi
 from workbench.stats.drift import DriftSettings, bin_counts, merged_edges
 from workbench.stats.multiple import adjust_pvalues
@@ -51,7 +52,7 @@ def files(tmp_path):
 
 def test_every_statistic_equals_its_reference_on_raw_values(files):
     ref_path, cur_path, ref, cur = files
-    result = compare_files(ref_path, cur_path, multivariate=False)
+    result = compare_files(DriftRequest(ref_path, cur_path, multivariate=False))
     for name in ("amount", "stable", "count"):
         f = result.feature(name)
         r, c = ref[name].to_numpy(float), cur[name].to_numpy(float)
@@ -71,7 +72,7 @@ def test_every_statistic_equals_its_reference_on_raw_values(files):
 
 def test_categorical_feature_lists_unseen_categories_and_equals_scipy(files):
     ref_path, cur_path, ref, cur = files
-    f = compare_files(ref_path, cur_path, multivariate=False).feature("device")
+    f = compare_files(DriftRequest(ref_path, cur_path, multivariate=False)).feature("device")
     assert f.type == "categorical" and f.test == "chi2" and f.unseen_categories == ["watch"]
     cats = f.distribution["categories"]
     table = np.array([[(ref["device"] == c).sum() for c in cats], [(cur["device"] == c).sum() for c in cats]])
@@ -83,7 +84,7 @@ def test_categorical_feature_lists_unseen_categories_and_equals_scipy(files):
 
 def test_large_reference_verdict_is_by_psi(files):
     ref_path, cur_path, _, _ = files
-    result = compare_files(ref_path, cur_path, multivariate=False)
+    result = compare_files(DriftRequest(ref_path, cur_path, multivariate=False))
     assert result.summary["rule"] == "psi"
     assert result.feature("amount").drift and result.feature("device").drift
     assert not result.feature("stable").drift and not result.feature("count").drift
@@ -96,7 +97,7 @@ def test_small_reference_verdict_is_by_bh_adjusted_p_values(tmp_path):
     ref, cur = frames(n_ref=300, n_cur=300, seed=3)
     ref.to_parquet(tmp_path / "r.parquet")
     cur.to_parquet(tmp_path / "c.parquet")
-    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False)
+    result = compare_files(DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False))
     assert result.summary["rule"] == "p_value"
     raw = [f.p_value for f in result.features]
     np.testing.assert_allclose([f.p_adjusted for f in result.features], adjust_pvalues(raw, "bh"), atol=1e-12)
@@ -107,7 +108,9 @@ def test_small_reference_verdict_is_by_bh_adjusted_p_values(tmp_path):
 
 def test_categorical_option_forces_a_numeric_column_to_categories(files):
     ref_path, cur_path, _, _ = files
-    result = compare_files(ref_path, cur_path, features=["count"], categorical=["count"], multivariate=False)
+    result = compare_files(
+        DriftRequest(ref_path, cur_path, features=["count"], categorical=["count"], multivariate=False)
+    )
     (f,) = result.features
     assert f.type == "categorical" and f.test == "chi2"
 
@@ -115,7 +118,9 @@ def test_categorical_option_forces_a_numeric_column_to_categories(files):
 def test_grid_method_above_the_cap_says_so_and_stays_close(files):
     ref_path, cur_path, ref, cur = files
     tight = replace(SETTINGS, ks_exact_max_rows=1000)
-    f = compare_files(ref_path, cur_path, features=["amount"], settings=tight, multivariate=False).feature("amount")
+    f = compare_files(DriftRequest(ref_path, cur_path, features=["amount"], multivariate=False), tight).feature(
+        "amount"
+    )
     exact = stats.ks_2samp(ref["amount"], cur["amount"])
     assert f.ks_method == "grid"
     assert 0 <= exact.statistic - f.ks_statistic <= f.ks_max_error + 1e-12
@@ -131,7 +136,7 @@ def test_missing_share_change_is_drift_of_its_own(tmp_path):
     cur.loc[: int(0.3 * len(cur)), "x"] = np.nan  # 30% missing, values unchanged
     ref.to_parquet(tmp_path / "r.parquet")
     cur.to_parquet(tmp_path / "c.parquet")
-    f = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False).feature("x")
+    f = compare_files(DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False)).feature("x")
     assert f.missing_share_reference == 0 and f.missing_share_current == pytest.approx(0.3, abs=0.001)
     assert f.missing_drift and f.drift and not f.value_drift and f.decided_by == "missing"
 
@@ -145,7 +150,7 @@ def test_constant_empty_and_all_missing_columns_warn_without_crash_or_nan(tmp_pa
                         "label_text": ["a"] * n})  # fmt: skip
     ref.to_parquet(tmp_path / "r.parquet")
     cur.to_parquet(tmp_path / "c.parquet")
-    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet")
+    result = compare_files(DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet"))
     document = result.to_dict()
     json.dumps(document, allow_nan=False)  # no NaN anywhere
     assert result.feature("all_missing").status == "insufficient" and not result.feature("all_missing").drift
@@ -159,7 +164,7 @@ def test_an_empty_current_file_gives_no_verdict(tmp_path):
     ref, _ = frames()
     ref.to_parquet(tmp_path / "r.parquet")
     ref.head(0).to_parquet(tmp_path / "c.parquet")
-    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet")
+    result = compare_files(DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet"))
     assert result.verdict == "insufficient" and result.summary["n_features"] == 0
     json.dumps(result.to_dict(), allow_nan=False)
 
@@ -167,18 +172,18 @@ def test_an_empty_current_file_gives_no_verdict(tmp_path):
 def test_bad_input_is_one_clear_error(files, tmp_path):
     ref_path, cur_path, _, _ = files
     with pytest.raises(InputError, match="no such file"):
-        compare_files(tmp_path / "missing.parquet", cur_path)
+        compare_files(DriftRequest(tmp_path / "missing.parquet", cur_path))
     with pytest.raises(InputError, match="not in both files"):
-        compare_files(ref_path, cur_path, features=["nope"])
+        compare_files(DriftRequest(ref_path, cur_path, features=["nope"]))
     bad = tmp_path / "bad.parquet"
     bad.write_text("not parquet")
     with pytest.raises(InputError, match=r"bad\.parquet"):
-        compare_files(bad, cur_path)
+        compare_files(DriftRequest(bad, cur_path))
 
 
 def test_result_json_has_the_design_contract_keys(files):
     ref_path, cur_path, _, _ = files
-    document = compare_files(ref_path, cur_path).to_dict()
+    document = compare_files(DriftRequest(ref_path, cur_path)).to_dict()
     keys = {"name", "type", "test", "statistic", "p_value", "p_adjusted", "threshold", "drift", "psi", "js_distance",
             "wasserstein", "ks_statistic", "ks_p_value", "n_reference", "n_current"}  # fmt: skip
     assert all(keys <= set(f) for f in document["features"])
@@ -279,9 +284,11 @@ def test_infinite_and_huge_values_fall_in_the_outer_bins_with_a_warning(tmp_path
     ref.loc[:1, "y"] = [np.inf, -np.inf]
     ref.to_parquet(tmp_path / "r.parquet")
     cur.to_parquet(tmp_path / "c.parquet")
-    exact = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", settings=SETTINGS, multivariate=False)
+    exact = compare_files(DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False), SETTINGS)
     grid_settings = replace(SETTINGS, ks_exact_max_rows=1000)
-    grid = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", settings=grid_settings, multivariate=False)
+    grid = compare_files(
+        DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False), grid_settings
+    )
     for name, window in (("x", "current"), ("y", "reference")):
         expected = stats.ks_2samp(ref[name], cur[name])
         edges = merged_edges(np.quantile(ref[name], np.linspace(0.1, 0.9, 9)))
@@ -311,7 +318,7 @@ def test_columns_left_out_or_retyped_are_said_in_the_warnings(tmp_path):
                         "score": rng.random(n)})  # fmt: skip
     ref.to_parquet(tmp_path / "r.parquet")
     cur.to_parquet(tmp_path / "c.parquet")
-    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False)
+    result = compare_files(DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False))
     assert [f.name for f in result.features] == ["a", "code"]
     assert result.feature("code").type == "categorical"
     assert list(result.warnings[:4]) == [
@@ -320,7 +327,9 @@ def test_columns_left_out_or_retyped_are_said_in_the_warnings(tmp_path):
         "not compared (timestamps or lists): when",
         "numeric in one file and text in the other, compared as categories: code",
     ]
-    chosen = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", features=["a"], multivariate=False)
+    chosen = compare_files(
+        DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet", features=["a"], multivariate=False)
+    )
     assert not any("file only" in w or "not compared" in w for w in chosen.warnings)  # the user chose the features
 
 
@@ -330,11 +339,15 @@ def test_categorical_features_only_in_grid_mode_and_a_feature_named_twice(tmp_pa
         pd.DataFrame({"device": rng.choice(["web", "ios", "android"], 3000, p=p),
                       "plan": rng.choice(["free", "pro"], 3000)}).to_parquet(tmp_path / f"{name}.parquet")  # fmt: skip
     grid = replace(SETTINGS, ks_exact_max_rows=1000)  # above the cap: no numeric feature to bin, no count query
-    result = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", settings=grid, multivariate=False)
+    result = compare_files(DriftRequest(tmp_path / "r.parquet", tmp_path / "c.parquet", multivariate=False), grid)
     assert [f.name for f in result.features] == ["device", "plan"]
     assert result.feature("device").drift and not result.feature("plan").drift
-    twice = compare_files(tmp_path / "r.parquet", tmp_path / "c.parquet", features=["plan", "device", "plan"],
-                          settings=grid, multivariate=False)  # fmt: skip
+    twice = compare_files(
+        DriftRequest(
+            tmp_path / "r.parquet", tmp_path / "c.parquet", features=["plan", "device", "plan"], multivariate=False
+        ),
+        grid,
+    )
     assert [f.name for f in twice.features] == ["plan", "device"]
     assert twice.feature("device").to_dict() == result.feature("device").to_dict()
 
@@ -348,8 +361,8 @@ def test_a_numeric_feature_named_twice_is_compared_once_with_its_own_values(tmp_
         )
     settings = replace(SETTINGS, ks_exact_max_rows=exact_max_rows)
     files = tmp_path / "r.parquet", tmp_path / "c.parquet"
-    once = compare_files(*files, features=["a", "b"], settings=settings, multivariate=False)
-    twice = compare_files(*files, features=["a", "a", "b"], settings=settings, multivariate=False)
+    once = compare_files(DriftRequest(*files, features=["a", "b"], multivariate=False), settings)
+    twice = compare_files(DriftRequest(*files, features=["a", "a", "b"], multivariate=False), settings)
     assert [f.name for f in twice.features] == ["a", "b"]
     for f in ("a", "b"):
         assert twice.feature(f).to_dict() == once.feature(f).to_dict()

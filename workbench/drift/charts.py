@@ -1,6 +1,6 @@
 """Plotly figures for drift: PSI by feature, distribution overlays, the feature × time heatmap, lines, performance.
 
-They take result objects (:class:`~workbench.drift.compare.DriftResult`,
+They take result objects (:class:`~workbench.drift.result.DriftResult`,
 :class:`~workbench.drift.over_time.DriftOverTime`, :class:`~workbench.drift.performance.PerformanceOverTime`)
 and compute nothing.
 """
@@ -14,14 +14,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.core.plotting import PALETTE, _layout
+from workbench.core.plotting import PALETTE, layout
 
 REFERENCE_COLOR, CURRENT_COLOR, DRIFT_COLOR, OK_COLOR = "#64748b", PALETTE[0], "#dc2626", "#94a3b8"
 
 
 def psi_bars_figure(result: Any) -> go.Figure:
-    """Horizontal bars: PSI per feature (drifted in red), with the threshold as a dashed line."""
-    rows = sorted((f for f in result.features if f.psi is not None), key=lambda f: f.psi)
+    """Horizontal bars: PSI per feature (drifted in red, on top; then by PSI), with the threshold as a dashed line."""
+    rows = [f for f in reversed(result.ordered) if f.psi is not None]  # plotly draws the first bar at the bottom
     fig = go.Figure(
         go.Bar(
             x=[f.psi for f in rows],
@@ -37,7 +37,7 @@ def psi_bars_figure(result: Any) -> go.Figure:
         x=threshold, line_dash="dash", line_color="#111827", annotation_text=f"PSI {threshold:g}",
         annotation_position="bottom right",
     )  # fmt: skip
-    fig = _layout(fig, "Population stability index by feature (red: drifted)", "")
+    fig = layout(fig, "Population stability index by feature (red: drifted)", "")
     fig.update_layout(hovermode="closest", height=max(260, 28 * len(rows) + 90), xaxis_title="PSI")
     return fig
 
@@ -67,7 +67,7 @@ def distribution_figure(feature: Any) -> go.Figure:
             )  # fmt: skip
     fig.update_layout(barmode="overlay")
     title = f"{feature.name}: PSI {_num(feature.psi)}, KS {_num(feature.ks_statistic)} ({feature.ks_method or '—'})"
-    fig = _layout(fig, title, "share")
+    fig = layout(fig, title, "share")
     # the legend above the subplot titles, not on them
     fig.update_layout(hovermode="closest", height=360, margin={"t": 90}, legend={"y": 1.18})
     fig.update_yaxes(title_text="F(x)", row=1, col=2, range=[0, 1.02])
@@ -91,7 +91,7 @@ def _category_figure(feature: Any) -> go.Figure:
         marker_color=[DRIFT_COLOR if c in feature.unseen_categories else CURRENT_COLOR for c in cats],
     )
     unseen = f"; unseen: {', '.join(feature.unseen_categories)}" if feature.unseen_categories else ""
-    fig = _layout(fig, f"{feature.name}: PSI {_num(feature.psi)}, χ² p {_num(feature.p_value, '.2g')}{unseen}", "share")
+    fig = layout(fig, f"{feature.name}: PSI {_num(feature.psi)}, χ² p {_num(feature.p_value, '.2g')}{unseen}", "share")
     fig.update_layout(barmode="group", hovermode="closest", height=340, yaxis_tickformat=".0%")
     return fig
 
@@ -118,7 +118,7 @@ def heatmap_figure(over: Any, metric: str = "psi") -> go.Figure:
             hovertemplate="%{y} · %{x}: %{customdata:.3f}<extra></extra>",
         )
     )
-    fig = _layout(fig, f"{metric.upper()} per {over.chunk} against the reference ({over.reference['label']})", "")
+    fig = layout(fig, f"{metric.upper()} per {over.chunk} against the reference ({over.reference['label']})", "")
     fig.update_layout(hovermode="closest", height=max(280, 26 * len(matrix.index) + 110))
     return fig
 
@@ -143,7 +143,7 @@ def feature_lines_figure(over: Any, features: list[str], metric: str = "psi") ->
                     x=hit["chunk"], y=hit[metric], mode="markers", marker={"size": 12, "color": color, "symbol": "x"},
                     name=f"{name} first crossed", showlegend=False,
                 )  # fmt: skip
-    return _layout(fig, f"{metric.upper()} over time (dotted: threshold, ✕: first crossing)", metric.upper())
+    return layout(fig, f"{metric.upper()} over time (dotted: threshold, ✕: first crossing)", metric.upper())
 
 
 def performance_figure(perf: Any) -> go.Figure:
@@ -171,7 +171,7 @@ def performance_figure(perf: Any) -> go.Figure:
             mode="lines+markers",
             line={"color": "#111827"},
         )
-    fig = _layout(fig, "Accuracy: realised (labels) and estimated without labels", "accuracy")
+    fig = layout(fig, "Accuracy: realised (labels) and estimated without labels", "accuracy")
     fig.update_layout(yaxis_tickformat=".0%")
     return fig
 
@@ -188,6 +188,6 @@ def domain_classifier_figure(multivariate: dict[str, Any]) -> go.Figure:
     title = "Domain classifier" + (
         f": AUC {auc:.3f} ({multivariate['ci_lower']:.3f}–{multivariate['ci_upper']:.3f})" if auc else ""
     )
-    fig = _layout(fig, title, "")
+    fig = layout(fig, title, "")
     fig.update_layout(hovermode="closest", height=max(240, 24 * len(rows) + 90), xaxis_title="AUC drop when shuffled")
     return fig

@@ -1,4 +1,4 @@
-"""CLI for drift: `workbench drift` between two windows of the store or two files (DESIGN.md's contract)."""
+"""CLI for drift: `workbench drift` between two windows of the store or two files (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.core.command import DbOption, JsonOption, emit
+from workbench.core.command import DbOption, JsonOption, emit, split_names
 from workbench.core.errors import InputError
+from workbench.core.window import Window, parse_window
+from workbench.drift.report import html_report
+from workbench.drift.request import FILES, DriftRequest
+from workbench.drift.result import DriftResult, rate_lines
+from workbench.drift.run import run
+from workbench.sources.base import StoreSource
+from workbench.sources.evidence import record_run
 from workbench.sources.store import Store
+from workbench.sources.store_queries import store_bounds
 
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
-
-
-def _names(text: str | None) -> list[str] | None:
-    return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
 def _progress(as_json: bool) -> Any:
@@ -25,7 +29,7 @@ def _progress(as_json: bool) -> Any:
     return say
 
 
-def format_result(result: Any) -> str:
+def format_result(result: DriftResult) -> str:
     """Plain-text report: the verdict, then one line per feature with its statistics side by side."""
     lines = [
         result.verdict_text,
@@ -36,7 +40,7 @@ def format_result(result: Any) -> str:
         f"{'p':>10}{'p adj':>10}  missing ref→cur",
     ]
     num = lambda v, f=".3f": "—" if v is None else format(v, f)  # noqa: E731
-    for f in sorted(result.features, key=lambda f: (not f.drift, -(f.psi or 0))):
+    for f in result.ordered:
         missing = f"{num(f.missing_share_reference, '.1%')}→{num(f.missing_share_current, '.1%')}"
         extra = f"  unseen: {', '.join(f.unseen_categories)}" if f.unseen_categories else ""
         lines.append(
@@ -44,12 +48,8 @@ def format_result(result: Any) -> str:
             f"{num(f.wasserstein):>8}{f.test:>6}{num(f.statistic, '.4g'):>10}{num(f.p_value, '.2g'):>10}"
             f"{num(f.p_adjusted, '.2g'):>10}  {missing}{extra}"
         )
-    if result.prediction_drift and "positive_rate" in result.prediction_drift:
-        pr = result.prediction_drift["positive_rate"]
-        lines.append(f"\npredicted-positive rate {num(pr['reference'], '.1%')} → {num(pr['current'], '.1%')}")
-    if result.label_drift:
-        ld = result.label_drift
-        lines.append(f"label rate (feedback) {num(ld['reference'], '.1%')} → {num(ld['current'], '.1%')}")
+    rates = rate_lines(result)
+    lines += ["\n" + rates[0], *rates[1:]] if rates else []
     mv = result.multivariate
     if mv and mv.get("auc") is not None:
         top = ", ".join(r["feature"] for r in mv["importance"][:3])
@@ -94,73 +94,36 @@ def drift(
     Numeric features: KS, PSI, Jensen–Shannon, normalised Wasserstein; categorical: chi-square, PSI,
     JS with unseen categories listed; missing shares; prediction, label and multivariate drift.
     """
-    from workbench.core.window import parse_window
-    from workbench.drift.compare import compare
-    from workbench.drift.files import compare_file_to_window, compare_files
-    from workbench.drift.report import html_report
-    from workbench.sources.store_queries import store_bounds
-
     say = _progress(as_json)
     if html_offline and html is None:
         raise InputError("--html-offline needs --html FILE (the report it embeds plotly.js in)")
-    if reference_file and not current_file and (current or current_version):
-        # the reference training set (a file) against a window of the store
-        if reference or reference_version:
-            raise InputError("give either --reference-file or --reference/--reference-version, not both")
-        store = Store(db)
-        cur_window = parse_window(current, current_version, store_bounds(store))
-        result = compare_file_to_window(
-            reference_file, store, cur_window, _names(features), _names(categorical), multivariate=multivariate,
-            progress=say,
-        )  # fmt: skip
-        over, perf = None, None
-        _record(store, result)
-    elif reference_file or current_file:
-        if not (reference_file and current_file):
-            raise InputError(
-                "give both --reference-file and --current-file, or --reference-file with --current (a store window)"
-            )
-        if reference or current or reference_version or current_version:
-            raise InputError("compare either two files or two windows of the store, not both")
-        result = compare_files(
-            reference_file, current_file, _names(features), _names(categorical), multivariate=multivariate,
-            progress=say,
-        )  # fmt: skip
-        over, perf = None, None
-        store = Store(db)
-        if db is not None and store.exists():
-            _record(store, result)
-    else:
-        if not (reference or current or reference_version or current_version):
-            raise InputError("give --reference and --current (windows of the store) or --reference-file/--current-file")
-        if categorical:
-            raise InputError("--categorical applies to files; the store's roles say which features are categorical")
-        store = Store(db)
-        bounds = store_bounds(store)
-        ref_window = parse_window(reference, reference_version, bounds)
-        cur_window = parse_window(current, current_version, bounds)
-        result = compare(store, ref_window, cur_window, _names(features), multivariate=multivariate, progress=say)
-        over, perf = None, None
-        if over_time:
-            from workbench.drift.over_time import drift_over_time, estimated_performance
+    on_reference, on_current = bool(reference or reference_version), bool(current or current_version)
+    if reference_file and on_reference and not current_file and on_current:
+        raise InputError("give either --reference-file or --reference/--reference-version, not both")
+    if reference_file and current_file and (on_reference or on_current):
+        raise InputError("compare either two files or two windows of the store, not both")
+    store = Store(db)
+    bounds: list = []  # the store's first and last ts, read once when a window counts days from them
 
-            say(f"over time by {over_time}")
-            over = drift_over_time(store, ref_window, over_time, None, _names(features))
-            perf = estimated_performance(store, ref_window, over_time, None)
-        _record(store, result)
+    def window(text: str | None, versions: list[str] | None) -> Window:
+        if not bounds and (text or "").strip().startswith(("first:", "last:")):
+            bounds.append(store_bounds(store))
+        return parse_window(text, versions, bounds[0] if bounds else None)
+
+    # a file on a side wins: the request names the mode's conflicts in the messages above and its own
+    ref_side = reference_file or (window(reference, reference_version) if on_reference else None)
+    cur_side = current_file or (window(current, current_version) if on_current else None)
+    request = DriftRequest(
+        ref_side, cur_side, tuple(split_names(features)), tuple(split_names(categorical)), multivariate, over_time
+    )
+    result = run(StoreSource(store), request, progress=say)
+    if request.mode != FILES or (db is not None and store.exists()):
+        record_run(store, result.family, result.verdict, result.evidence())
     if html is not None:
-        html.write_text(html_report(result, over, perf, embed_plotlyjs=html_offline), encoding="utf-8")
+        html.write_text(
+            html_report(result, result.over_time, result.performance, embed_plotlyjs=html_offline), encoding="utf-8"
+        )
         say(f"HTML report written to {html}")
-    document = result.to_dict(with_distribution=False)
-    if over is not None:
-        document["over_time"] = over.to_dict()
-        document["performance"] = perf.to_dict() if perf is not None else None
-    emit(as_json, document, format_result(result))
+    emit(as_json, result.to_json(), format_result(result))
     if exit_code and result.summary["dataset_drift"]:
         raise typer.Exit(1)
-
-
-def _record(store: Store, result: Any) -> None:
-    from workbench.sources.evidence import record_run
-
-    record_run(store, "drift", result.verdict, result.run_summary())

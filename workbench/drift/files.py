@@ -1,32 +1,31 @@
 """Drift with files: a reference file (e.g. the training set) against another file or a window of the store.
 
 Types are inferred by DuckDB from the file; ``categorical`` forces columns to be compared as
-categories. The statistics are those of :func:`workbench.drift.compare.compare_tables`, each side
+categories. The statistics are those of :func:`workbench.drift.engine.compare_tables`, each side
 aggregated by its own engine connection (a file in memory, the store read-only).
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InputError
-from workbench.core.window import Window
 from workbench.drift import queries as q
 from workbench.drift.classifier import domain_classifier_result, start_domain_classifier
-from workbench.drift.compare import (
+from workbench.drift.engine import (
     ROLE_COLUMNS,
-    DriftResult,
     Progress,
-    _prediction_and_labels,
-    _result,
-    _rows,
-    _side,
     compare_tables,
+    current_rows,
     load_settings,
+    prediction_and_labels,
 )
+from workbench.drift.request import DriftRequest
+from workbench.drift.result import DriftResult, Outcome, build_result, window_side
 from workbench.drift.store import store_features
 from workbench.sources.files import file_table
 from workbench.sources.store import Store
@@ -81,20 +80,17 @@ def schema_notes(ref_table: Any, cur_table: Any, numeric: list[str], categorical
 
 
 def compare_files(
-    reference_file: str | Path,
-    current_file: str | Path,
-    features: list[str] | None = None,
-    categorical: list[str] | None = None,
-    settings: DriftSettings | None = None,
-    multivariate: bool = True,
-    progress: Progress | None = None,
+    request: DriftRequest, settings: DriftSettings | None = None, *, progress: Progress | None = None
 ) -> DriftResult:
-    """Drift between two files (CSV, Parquet, JSON Lines; types inferred, ``categorical`` forced)."""
-    import time
+    """Drift between two files (CSV, Parquet, JSON Lines; types inferred, the request's ``categorical`` forced).
 
+    ``request``: its two sides as file paths, the features (default: the columns common to both files).
+    """
     started = time.perf_counter()
     settings = settings or load_settings()
     say = progress or (lambda _: None)
+    reference_file, current_file = request.reference, request.current
+    features, categorical, multivariate = request.feature_list, list(request.categorical), request.multivariate
     with file_table(reference_file) as ref_table, file_table(current_file) as cur_table:
         numeric, cat = file_features(ref_table, cur_table, features, categorical)
         notes = schema_notes(ref_table, cur_table, numeric, cat, bool(features))
@@ -102,9 +98,9 @@ def compare_files(
             ref_table, cur_table, numeric, cat, settings, multivariate, say
         )
     ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
-    cur_side = {"label": Path(current_file).name, "rows": _rows(found), "source": str(current_file)}
+    cur_side = {"label": Path(current_file).name, "rows": current_rows(found), "source": str(current_file)}
     warnings = notes + warnings + extras.pop("warnings")
-    return _result(found, summary, ref_side, cur_side, warnings, extras, mv, settings, started)
+    return build_result(Outcome(found, summary, warnings, extras, mv), ref_side, cur_side, settings, started)
 
 
 def _compare(
@@ -123,7 +119,7 @@ def _compare(
             say("multivariate: domain classifier on a seeded sample (beside the statistics)")
             early = start_domain_classifier(stack, pool, ref_table, cur_table, numeric, cat, settings)
         found, summary, profile, warnings = compare_tables(ref_table, cur_table, numeric, cat, settings, None, say)
-        extras = _prediction_and_labels(None, ref_table, cur_table, settings, say)
+        extras = prediction_and_labels(None, ref_table, cur_table, settings, say)
         mv = (
             domain_classifier_result(ref_table, cur_table, numeric, cat, found, settings, early)
             if multivariate
@@ -133,26 +129,20 @@ def _compare(
 
 
 def compare_file_to_window(
-    reference_file: str | Path,
-    store: Store,
-    current: Window | None,
-    features: list[str] | None = None,
-    categorical: list[str] | None = None,
-    settings: DriftSettings | None = None,
-    multivariate: bool = True,
-    progress: Progress | None = None,
+    store: Store, request: DriftRequest, settings: DriftSettings | None = None, *, progress: Progress | None = None
 ) -> DriftResult:
     """Drift of a window of the store against a reference file (e.g. the model's training set).
 
-    Features: the store's feature roles that the file also has (or ``features``); a feature is
-    categorical when the store's roles say so, when ``categorical`` forces it, or when either side
-    is not numeric. Label drift needs feedback on both sides and is left out.
+    ``request``: the reference a file, the current a window. Features: the store's feature roles that the file
+    also has (or the request's ``features``); a feature is categorical when the store's roles say so, when the
+    request's ``categorical`` forces it, or when either side is not numeric. Label drift needs feedback on both
+    sides and is left out.
     """
-    import time
-
     started = time.perf_counter()
     settings = settings or load_settings()
     say = progress or (lambda _: None)
+    reference_file, current = request.reference, request.current_window
+    features, categorical, multivariate = request.feature_list, list(request.categorical), request.multivariate
     with file_table(reference_file) as ref_table, store.ibis() as con:
         cur_table = filtered_predictions(con, current)
         store_numeric, store_categorical = store_features(con, features)
@@ -172,6 +162,6 @@ def compare_file_to_window(
             ref_table, cur_table, numeric, cat, settings, multivariate, say
         )
     ref_side = {"label": Path(reference_file).name, "rows": profile["sizes"]["rows"], "source": str(reference_file)}
-    cur_side = _side(current, _rows(found))
+    cur_side = window_side(current, current_rows(found))
     warnings = notes + warnings + extras.pop("warnings")
-    return _result(found, summary, ref_side, cur_side, warnings, extras, mv, settings, started)
+    return build_result(Outcome(found, summary, warnings, extras, mv), ref_side, cur_side, settings, started)

@@ -7,7 +7,8 @@ Public entry points for the page, the CLI, the notebook and the retraining trigg
   Wasserstein, KS (grid), chi-square p, missing share; the threshold (fixed, or learned from the
   reference's own chunks as mean ± 3σ like NannyML) and the first chunk where each feature crossed it.
 - :func:`estimated_performance` → :class:`PerformanceOverTime`: realised accuracy and ROC AUC where
-  labels arrived, and the label-free CBPE estimate with its sampling band (covariate shift only).
+  labels arrived, and the label-free CBPE estimate with its sampling band (covariate shift only); it lives in
+  :mod:`workbench.drift.performance` and is re-exported here, as are the chunks of :mod:`workbench.drift.chunks`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.core.errors import InputError
-from workbench.core.window import Window
+from workbench.core.window import Window, describe_window
 from workbench.drift import queries as q
+from workbench.drift.chunks import CHUNK_UNITS, chunk_key, labels_per_trace, parse_chunk
+from workbench.drift.engine import load_settings
+from workbench.drift.performance import PerformanceOverTime, estimated_performance
+from workbench.drift.store import reference_profile, store_features
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.clean import json_ready
@@ -34,48 +39,10 @@ from workbench.stats.drift import (
     wasserstein_from_grid,
 )
 
-CHUNK_UNITS = {"day": "D", "week": "W"}
-
-
-def parse_chunk(chunk: str | int) -> str | int:
-    """'day', 'week' or a number of rows (≥ 100) → the chunk spec; anything else is an InputError."""
-    if isinstance(chunk, int) or (isinstance(chunk, str) and chunk.isdigit()):
-        rows = int(chunk)
-        if rows < 100:
-            raise InputError(f"a chunk of rows needs at least 100 rows, not {rows}")
-        return rows
-    if chunk not in CHUNK_UNITS:
-        raise InputError(f"chunk must be day, week or a number of rows, not '{chunk}'")
-    return chunk
-
-
-def chunk_key(table: Any, chunk: str | int) -> Any:
-    """Ibis table with a ``chunk`` column: the day/week start, or the row block's index ordered by ts."""
-    import ibis
-
-    if isinstance(chunk, int):
-        return table.mutate(chunk=(ibis.row_number().over(order_by=[table.ts, table.trace_id]) // chunk))
-    return table.mutate(chunk=table.ts.truncate(CHUNK_UNITS[chunk]))
-
-
-def labels_per_trace(con: Any, kinds: tuple[str, ...]) -> tuple[Any, str | None]:
-    """(Ibis table ``trace_id, label``: the latest label of each trace from feedback of ``kinds``, a note or None).
-
-    Explicit corrections are chosen by users on wrong predictions, so they bias realised accuracy
-    down; by default only automated outcome labels count. With none of those kinds, every labelled
-    feedback counts and the note says so.
-    """
-    f = con.table("feedback")
-    labelled = f.filter(f.label.notnull())
-    note = None
-    if kinds:
-        chosen = labelled.filter(labelled.kind.isin(list(kinds)))
-        if chosen.count().execute() > 0:
-            labelled = chosen
-        else:
-            note = f"no labelled feedback of kind {', '.join(kinds)}: labels from every kind are used"
-    return labelled.group_by("trace_id").aggregate(label=labelled.label.argmax(labelled.ts)), note
-
+__all__ = [  # the chunks and the performance over time are re-exported: callers read them from here
+    "CHUNK_UNITS", "DriftOverTime", "PerformanceOverTime", "chunk_key", "drift_over_time", "estimated_performance",
+    "labels_per_trace", "parse_chunk",
+]  # fmt: skip
 
 # --- drift over time ---------------------------------------------------------------------------------------
 
@@ -211,9 +178,6 @@ def drift_over_time(
     ``learn_thresholds`` the upper end of mean ± ``learned_sigmas``·σ of its PSI over the reference's
     own chunks (NannyML's convention). ``first_crossing`` is the first chunk where that happened.
     """
-    from workbench.drift.compare import describe_window, load_settings
-    from workbench.drift.store import reference_profile, store_features
-
     settings = settings or load_settings()
     chunk = parse_chunk(chunk)
     with store.ibis() as con:
@@ -245,7 +209,3 @@ def drift_over_time(
         first[f] = None if hits.empty else pd.Timestamp(hits.min()).isoformat()
     ref = {"label": describe_window(reference), "rows": profile["sizes"]["rows"]}
     return DriftOverTime(str(chunk), "psi", values, thresholds, first, ref)
-
-
-# --- performance over time ---------------------------------------------------------------------------------
-from workbench.drift.performance import PerformanceOverTime, estimated_performance  # noqa: E402,F401

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.core.window import Window
+from workbench.core.window import Window, describe_window
+from workbench.drift.chunks import chunk_key, labels_per_trace, parse_chunk
+from workbench.drift.engine import load_settings
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.clean import json_ready
@@ -178,9 +180,6 @@ def estimated_performance(
     labelled predictions (over all its predictions when fewer than ``min_rows`` are labelled):
     where the realised accuracy should fall if only covariate shift happened.
     """
-    from workbench.drift.compare import describe_window, load_settings
-    from workbench.drift.over_time import chunk_key, labels_per_trace, parse_chunk
-
     settings = settings or load_settings()
     chunk = parse_chunk(chunk)
     with store.ibis() as con:

@@ -13,6 +13,7 @@ import html
 from typing import Any
 
 from workbench.drift import charts
+from workbench.drift.result import DriftResult, rate_lines
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#111827}
@@ -39,10 +40,10 @@ def _cell(value: Any, fmt: str | None) -> str:
     return html.escape(format(value, fmt) if fmt else str(value))
 
 
-def _table(result: Any) -> str:
+def _table(result: DriftResult) -> str:
     head = "".join(f"<th>{label}</th>" for _, label, _ in COLUMNS) + "<th>unseen categories</th>"
     rows = []
-    for f in sorted(result.features, key=lambda f: (not f.drift, -(f.psi or 0))):
+    for f in result.ordered:
         data = f.to_dict(with_distribution=False)
         cells = "".join(f"<td>{_cell(data[key], fmt)}</td>" for key, _, fmt in COLUMNS)
         unseen = html.escape(", ".join(f.unseen_categories))
@@ -50,7 +51,9 @@ def _table(result: Any) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def html_report(result: Any, over_time: Any = None, performance: Any = None, embed_plotlyjs: bool = False) -> str:
+def html_report(
+    result: DriftResult, over_time: Any = None, performance: Any = None, embed_plotlyjs: bool = False
+) -> str:
     """The drift report as one HTML document (verdict, statistics table, charts; no raw rows)."""
     first = [True]
 
@@ -69,19 +72,13 @@ def html_report(result: Any, over_time: Any = None, performance: Any = None, emb
         "<h2>All statistics</h2>",
         _table(result),
     ]
-    extras = []
-    if result.prediction_drift and "positive_rate" in result.prediction_drift:
-        pr = result.prediction_drift["positive_rate"]
-        extras.append(f"predicted-positive rate {_cell(pr['reference'], '.1%')} → {_cell(pr['current'], '.1%')}")
-    if result.label_drift:
-        ld = result.label_drift
-        extras.append(f"label rate {_cell(ld['reference'], '.1%')} → {_cell(ld['current'], '.1%')}")
+    extras = rate_lines(result)
     if extras:
-        parts.append("<h2>Prediction and label drift</h2><p>" + "; ".join(extras) + "</p>")
+        parts.append("<h2>Prediction and label drift</h2><p>" + html.escape("; ".join(extras)) + "</p>")
     if result.multivariate and result.multivariate.get("auc") is not None:
         parts += ["<h2>Multivariate drift</h2>", figure(charts.domain_classifier_figure(result.multivariate))]
     parts.append("<h2>Distributions</h2>")
-    for f in sorted(result.features, key=lambda f: (not f.drift, -(f.psi or 0))):
+    for f in result.ordered:
         if f.distribution:
             parts.append(figure(charts.distribution_figure(f)))
     if over_time is not None:

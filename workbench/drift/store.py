@@ -1,12 +1,13 @@
 """Drift between two windows of the store: the features from the roles, the reference profile (cached in
 the store), and :func:`compare` — one pass over the current window against the profile.
 
-The statistics, the verdict and the result object are :mod:`workbench.drift.compare`'s, shared with the file modes
-(:mod:`workbench.drift.files`).
+The engine pass is :mod:`workbench.drift.engine`'s and the result :mod:`workbench.drift.result`'s, shared with
+the file modes (:mod:`workbench.drift.files`).
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -18,18 +19,17 @@ from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.drift import queries as q
 from workbench.drift.classifier import classifier_sample, domain_classifier_result, start_domain_classifier
-from workbench.drift.compare import (
+from workbench.drift.engine import (
     ROLE_COLUMNS,
-    DriftResult,
+    Beside,
     Progress,
-    _Beside,
-    _compare_tables,
-    _prediction_and_labels,
-    _reference_profile,
-    _result,
-    _side,
+    compare_with_aside,
     load_settings,
+    prediction_and_labels,
+    reference_pass,
 )
+from workbench.drift.request import DriftRequest
+from workbench.drift.result import DriftResult, Outcome, build_result, window_side
 from workbench.sources.experiment import HIDDEN_PREFIX
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
@@ -92,7 +92,7 @@ def reference_profile(
         say("reference profile from the cache")
         return ReferenceProfile(found, key, False)
     exact = exact and rows <= settings.ks_exact_max_rows
-    profile, values = _reference_profile(
+    profile, values = reference_pass(
         ref_table, numeric, categorical, exact, settings, say, numeric + categorical, rows=rows
     )
     return ReferenceProfile(profile, key, True, values)
@@ -109,7 +109,7 @@ def _lookup(
     """(the reference profile's cache key, the cached profile or None, the window's rows, its view)."""
     ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
     fingerprint = q.reference_fingerprint(ref_table)
-    parts = {"reference": _side(reference, 0), "numeric": numeric, "categorical": categorical,
+    parts = {"reference": window_side(reference, 0), "numeric": numeric, "categorical": categorical,
              "grid": settings.ks_grid_bins, "bins": settings.bins, **fingerprint}  # fmt: skip
     key = q.profile_key(parts)
     return key, q.load_profile(con.con, key) if cached else None, fingerprint["rows"], ref_table
@@ -117,17 +117,19 @@ def _lookup(
 
 def compare(
     store: Store,
-    reference: Window | None,
-    current: Window | None,
-    features: list[str] | None = None,
+    request: DriftRequest,
     settings: DriftSettings | None = None,
-    multivariate: bool = True,
+    *,
     use_cache: bool = True,
     progress: Progress | None = None,
 ) -> DriftResult:
-    """Drift of the store's current window against its reference window (time ranges and/or model versions)."""
-    import time
+    """Drift of the store's current window against its reference window (time ranges and/or model versions).
 
+    ``request``: its two sides as windows (a side left out is all data), features and the domain classifier;
+    ``use_cache``: read and keep the reference's profile in the store's ``drift_profiles``.
+    """
+    reference, current = request.reference_window, request.current_window
+    features, multivariate = request.feature_list, request.multivariate
     started = time.perf_counter()
     settings = settings or load_settings()
     say = progress or (lambda _: None)
@@ -150,9 +152,9 @@ def compare(
             outcome = window.against(con, ref_table, cur_table, cached, values, multivariate)
         else:
             if multivariate:  # beside the quantiles: it reads the same blocks
-                sampled = _Beside(stack, pool).submit(classifier_sample, ref_table, numeric + categorical, settings)
+                sampled = Beside(stack, pool).submit(classifier_sample, ref_table, numeric + categorical, settings)
             exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows
-            fresh, values = _reference_profile(
+            fresh, values = reference_pass(
                 ref_table, [*numeric, *aside], categorical, exact, settings, say, [*numeric, *aside, *categorical],
                 rows=ref_rows,
             )  # fmt: skip
@@ -167,9 +169,10 @@ def compare(
             cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
             outcome = window.against(con, ref_table, cur_table, fresh, values, multivariate)
     found, summary, profile, warnings, extras, mv = outcome
-    ref_side = _side(reference, profile["sizes"]["rows"])
-    cur_side = _side(current, cur_rows)
-    return _result(found, summary, ref_side, cur_side, warnings + extras.pop("warnings"), extras, mv, settings, started)
+    ref_side = window_side(reference, profile["sizes"]["rows"])
+    cur_side = window_side(current, cur_rows)
+    passed = Outcome(found, summary, warnings + extras.pop("warnings"), extras, mv)
+    return build_result(passed, ref_side, cur_side, settings, started)
 
 
 def _sample_entry(frame: Any, columns: list[str], settings: DriftSettings) -> dict[str, Any]:
@@ -219,11 +222,11 @@ class _Window:
                     stack, pool, ref_table, cur_table, numeric, categorical, settings, ref_sample
                 )
 
-            found, summary, profile, warnings, scored = _compare_tables(
+            found, summary, profile, warnings, scored = compare_with_aside(
                 ref_table, cur_table, numeric, categorical, settings, profile, say, values, self.aside, self.rows,
                 classify if multivariate else None,
             )  # fmt: skip
-            extras = _prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
+            extras = prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
             mv = (
                 domain_classifier_result(ref_table, cur_table, numeric, categorical, found, settings, early[0])
                 if multivariate

@@ -1,4 +1,6 @@
-"""Streamlit glue of the Drift page: window presets, cached computations, the statistics table, the recorded run.
+"""Streamlit glue of the Drift page: window presets, cached runs, the statistics table, the recorded run, and the
+page's sections drawn from a result (verdict, statistics, distributions, predictions, over time, performance,
+downloads), so ``pages/drift.py`` only gathers the controls and calls these.
 
 Results are cached by the store's path and its *data* version (rows and newest ingest of both
 streams), not its modification time: computing drift writes the profile cache and the run record
@@ -8,16 +10,29 @@ into the store, which must not invalidate the result it just produced.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from workbench.app import ui
+from workbench.app.ui import store_mtime
 from workbench.core.errors import InputError
-from workbench.core.window import Window, parse_window
-from workbench.drift.compare import DriftResult, compare
-from workbench.drift.over_time import DriftOverTime, drift_over_time, estimated_performance
+from workbench.core.window import Window, describe_window, parse_window
+from workbench.drift import charts
+from workbench.drift.engine import load_settings
+from workbench.drift.over_time import DriftOverTime, PerformanceOverTime, drift_over_time, estimated_performance
+from workbench.drift.report import html_report
+from workbench.drift.request import DriftRequest
+from workbench.drift.result import DriftResult
+from workbench.drift.run import run
+from workbench.sources.base import StoreSource
+from workbench.sources.evidence import record_once
 from workbench.sources.store import Store
+from workbench.stats.drift import DriftSettings
+
+__all__ = ["DriftRequest", "load_settings"]  # the page builds its request and reads the settings from here
 
 PRESET_DEFAULT = "Last 7 days vs first 30 days"
 PRESET_PREVIOUS = "Last 7 days vs the 30 days before"
@@ -40,8 +55,6 @@ def _version(path: str, mtime: float) -> tuple:
 
 def data_version(store: Store) -> tuple:
     """Rows and newest ingest id of predictions and feedback: changes only when data is added."""
-    from workbench.app.ui import store_mtime
-
     return _version(str(store.path), store_mtime(store))
 
 
@@ -72,63 +85,54 @@ def preset_windows(preset: str, summary: Any, custom: dict[str, Any]) -> tuple[W
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def cached_compare(
-    path: str,
-    version: tuple,
-    reference: Window,
-    current: Window,
-    features: tuple[str, ...],
-    multivariate: bool,
-    _progress: Any = None,
-) -> DriftResult:
-    """:func:`workbench.drift.compare.compare`, cached per store path, data version and inputs."""
+def _cached_run(path: str, version: tuple, request: DriftRequest, _progress: Any = None) -> DriftResult:
     del version
     say = (lambda message: _progress(label=f"Computing drift: {message}…")) if _progress else None
-    return compare(Store(path), reference, current, list(features) or None, multivariate=multivariate, progress=say)
+    return run(StoreSource(Store(path)), request, progress=say)
+
+
+def cached_run(store: Store, request: DriftRequest, progress: Any = None) -> DriftResult:
+    """:func:`workbench.drift.run.run` on the store, cached per store path, data version and request.
+
+    ``progress``: a status element's ``update`` (it is shown "Computing drift: …" as the run goes).
+    """
+    return _cached_run(str(store.path), data_version(store), request, _progress=progress)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def cached_over_time(
+def _cached_over_time(
     path: str, version: tuple, reference: Window, chunk: str, window: Window | None, features: tuple, learned: bool
 ) -> DriftOverTime:
-    """:func:`workbench.drift.over_time.drift_over_time`, cached like :func:`cached_compare`."""
     del version
     return drift_over_time(Store(path), reference, chunk, window, list(features) or None, learn_thresholds=learned)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def cached_performance(path: str, version: tuple, reference: Window, chunk: str, window: Window | None) -> Any:
-    """:func:`workbench.drift.over_time.estimated_performance`, cached like :func:`cached_compare`."""
+def _cached_performance(path: str, version: tuple, reference: Window, chunk: str, window: Window | None) -> Any:
     del version
     return estimated_performance(Store(path), reference, chunk, window)
 
 
+def record(store: Store, result: DriftResult) -> None:
+    """Record the result for the retrain gate once per store, windows and verdict shown in this session."""
+    seen = st.session_state.setdefault("recorded", set())
+    record_once(store, result, seen, (result.reference.get("label"), result.current.get("label")))
+
+
 def feature_table(result: DriftResult) -> pd.DataFrame:
-    """One row per feature with every statistic side by side (drifted first, then by PSI)."""
-    rows = []
-    for f in sorted(result.features, key=lambda f: (not f.drift, -(f.psi or 0))):
-        rows.append(
-            {
-                "feature": f.name,
-                "type": f.type,
-                "drift": f.drift,
-                "decided by": f.decided_by,
-                "PSI": f.psi,
-                "JS distance": f.js_distance,
-                "Wasserstein / σ": f.wasserstein,
-                "test": f.test,
-                "statistic": f.statistic,
-                "p-value": f.p_value,
-                "p (BH)": f.p_adjusted,
-                "KS": f.ks_method,
-                "n reference": f.n_reference,
-                "n current": f.n_current,
-                "missing ref": f.missing_share_reference,
-                "missing cur": f.missing_share_current,
-                "unseen categories": ", ".join(f.unseen_categories),
-            }
-        )
-    return pd.DataFrame(rows)
+    """One row per feature with every statistic side by side (in :attr:`DriftResult.ordered`), the page's headers."""
+    frame = result.to_frame()
+    frame["unseen_categories"] = frame["unseen_categories"].map(", ".join)
+    return frame[list(FEATURE_COLUMNS)].rename(columns=FEATURE_COLUMNS)
+
+
+FEATURE_COLUMNS = {
+    "name": "feature", "type": "type", "drift": "drift", "decided_by": "decided by", "psi": "PSI",
+    "js_distance": "JS distance", "wasserstein": "Wasserstein / σ", "test": "test", "statistic": "statistic",
+    "p_value": "p-value", "p_adjusted": "p (BH)", "ks_method": "KS", "n_reference": "n reference",
+    "n_current": "n current", "missing_share_reference": "missing ref", "missing_share_current": "missing cur",
+    "unseen_categories": "unseen categories",
+}  # fmt: skip
 
 
 IMPLIED_TEST = {"numeric": "ks", "categorical": "chi2"}
@@ -171,12 +175,150 @@ def feature_column_config() -> dict[str, Any]:
     }
 
 
-def record_once(store: Store, result: DriftResult) -> None:
-    """Record the run (``record_run(store, "drift", …)``) once per result shown in this session."""
-    from workbench.sources.evidence import record_run
+def rule_caption(result: DriftResult) -> str:
+    """The caption under the verdict: both windows, the rule that decided (with its threshold), the KS method."""
+    s, settings = result.summary, result.settings
+    if s.get("rule") == "psi":
+        rule = f"PSI ≥ {settings.get('psi_threshold', 0.1):g} (large reference: effect size)"
+    else:
+        rule = f"BH-adjusted p < {settings.get('p_value', 0.05):g} (small reference)"
+    return (
+        f"Reference: {result.reference['label']} ({result.reference['rows']:,} rows) · current: "
+        f"{result.current['label']} ({result.current['rows']:,} rows) · verdict by {rule} · KS {s.get('ks_method')}"
+    )
 
-    key = (str(store.path), result.reference.get("label"), result.current.get("label"), result.verdict_text)
-    done = st.session_state.setdefault("drift_recorded", set())
-    if key not in done:
-        record_run(store, "drift", result.verdict, result.run_summary())
-        done.add(key)
+
+def render_verdict(result: DriftResult) -> None:
+    """The verdict box, the caption of the rule, the four headline metrics and the PSI bars."""
+    box = st.error if result.verdict == "drift" else (st.warning if result.verdict == "insufficient" else st.success)
+    box(f"**{result.verdict_text}.**", icon=":material/ssid_chart:")
+    st.caption(rule_caption(result))
+    s, share = result.summary, result.settings.get("dataset_drift_share", 0.5)
+    m = st.columns(4)
+    m[0].metric("Features drifted", f"{s['n_drifted']} of {s['n_features']}")
+    m[1].metric("Share drifted", "n/a" if s["share_drifted"] is None else f"{s['share_drifted']:.0%}",
+                help=f"Dataset drift when at least {share:.0%} of the features drifted.")  # fmt: skip
+    m[2].metric("Dataset drift", "yes" if s["dataset_drift"] else "no")
+    mv = result.multivariate or {}
+    margin = result.settings.get("domain_classifier_margin", 0.05)
+    m[3].metric(
+        "Domain classifier AUC",
+        "n/a" if mv.get("auc") is None else f"{mv['auc']:.3f}",
+        help=f"Can a model tell the windows apart? 0.5: no. Drift when the 95% CI is above {0.5 + margin:g}.",
+    )
+    st.plotly_chart(charts.psi_bars_figure(result), width="stretch")
+
+
+def render_statistics(result: DriftResult) -> None:
+    """Every statistic per feature: the columns that fit first, all of them behind an expander; the warnings."""
+    st.subheader("All statistics")
+    table = feature_table(result)
+    ui.table(
+        table, height=min(35 * (len(result.features) + 1) + 3, 700),
+        column_order=shown_feature_columns(table, result.summary.get("rule")), column_config=feature_column_config(),
+    )  # fmt: skip
+    with st.expander("All columns: how each verdict was decided, the test, the KS method"):
+        ui.table(table, column_config=feature_column_config())
+    for warning in result.warnings:
+        st.caption(f":material/warning: {warning}")
+
+
+def render_distributions(result: DriftResult) -> None:
+    """A feature picker (in :attr:`DriftResult.ordered`) and its reference vs current distribution."""
+    st.subheader("Distributions")
+    names = [f.name for f in result.ordered]
+    picked = st.selectbox("Feature", names, key="drift_feature") if names else None
+    if picked:
+        st.plotly_chart(charts.distribution_figure(result.feature(picked)), width="stretch")
+
+
+def render_predictions(result: DriftResult) -> None:
+    """Predicted-positive rate, score PSI, label rate, and the domain classifier's separating features."""
+    st.subheader("Predictions, labels and the joint distribution")
+    p = st.columns(3)
+    pred = (result.prediction_drift or {}).get("positive_rate")
+    if pred and pred["reference"] is not None and pred["current"] is not None:
+        p[0].metric("Predicted-positive rate", f"{pred['current']:.1%}",
+                    f"{pred['change'] * 100:+.1f} pp vs reference", delta_color="off")  # fmt: skip
+    score = (result.prediction_drift or {}).get("score")
+    if score and score.get("psi") is not None:
+        p[1].metric("Score PSI", f"{score['psi']:.3f}", "drifted" if score["drift"] else "stable", delta_color="off")
+    label = result.label_drift
+    if label and label["reference"] is not None and label["current"] is not None:
+        p[2].metric("Label rate (feedback)", f"{label['current']:.1%}", f"{label['change'] * 100:+.1f} pp vs reference",
+                    delta_color="off", help="Share of positive labels among labelled predictions.")  # fmt: skip
+    mv = result.multivariate or {}
+    if mv.get("importance"):
+        st.plotly_chart(charts.domain_classifier_figure(mv), width="stretch")
+
+
+def render_over_time(
+    store: Store, result: DriftResult, request: DriftRequest, chunk: str, learned: bool
+) -> DriftOverTime:
+    """Each chunk of the sidebar's window against the request's reference: the heatmap, lines, first crossings."""
+    st.subheader("Over time")
+    window, reference = ui.active_window(), request.reference_window
+    st.caption(f"Each {chunk} of {describe_window(window)} against the reference ({describe_window(reference)}).")
+    with ui.user_errors(), st.spinner("Drift per chunk…"):
+        over = _cached_over_time(
+            str(store.path), data_version(store), reference, chunk.split()[0], window, request.features, learned
+        )
+    st.plotly_chart(charts.heatmap_figure(over), width="stretch")
+    names = [f.name for f in result.ordered]
+    lines = st.multiselect("Lines for", names, default=result.drifted[:3] or names[:2], key="drift_lines")
+    if lines:
+        st.plotly_chart(charts.feature_lines_figure(over, lines), width="stretch")
+    crossings = [{"feature": f, "first chunk over threshold": (c or "never")[:10],
+                  "threshold": over.thresholds[f]["upper"], "learned": over.thresholds[f]["learned"]}
+                 for f, c in over.first_crossing.items()]  # fmt: skip
+    ui.table(pd.DataFrame(crossings))
+    return over
+
+
+def render_performance(store: Store, reference: Window, chunk: str) -> PerformanceOverTime:
+    """Realised and estimated (CBPE) accuracy per chunk, the calibration used, and where the two part."""
+    st.subheader("Performance")
+    with ui.user_errors(), st.spinner("Realised and estimated performance…"):
+        perf = _cached_performance(
+            str(store.path), data_version(store), reference, chunk.split()[0], ui.active_window()
+        )
+    if perf.chunks.empty:
+        st.info("No scored predictions in this window.")
+        return perf
+    st.plotly_chart(charts.performance_figure(perf), width="stretch")
+    cal = perf.calibration
+    st.caption(
+        f"Estimated accuracy without labels (CBPE) from "
+        f"{'isotonic-calibrated' if cal.get('method') == 'isotonic' else 'raw'} scores"
+        + (f" (calibration error {cal['ece_raw']:.3f} → {cal['ece_isotonic']:.3f})" if cal.get("ece_raw") else "")
+        + f". {perf.assumption}"
+    )
+    outside = perf.chunks[perf.chunks["within_band"].eq(False)]
+    if not outside.empty:
+        first = str(outside["chunk"].iloc[0])[:10]
+        st.warning(
+            f"From {first} the realised accuracy leaves the estimate's band: the features alone no longer explain "
+            "the model's performance — likely concept drift, which the estimate cannot see.",
+            icon=":material/warning:",
+        )
+    return perf
+
+
+def render_downloads(result: DriftResult, over: DriftOverTime, perf: PerformanceOverTime) -> None:
+    """The drift report as JSON and as the standalone HTML file."""
+    st.subheader("Report")
+    d = st.columns(2)
+    d[0].download_button(
+        "Download drift report (JSON)",
+        lambda: json.dumps({**result.to_dict(), "over_time": over.to_dict(), "performance": perf.to_dict()}, indent=2),
+        file_name="drift_report.json", mime="application/json", icon=":material/data_object:", on_click="ignore",
+    )  # fmt: skip
+    d[1].download_button(
+        "Download drift report (HTML)", lambda: html_report(result, over, perf), file_name="drift_report.html",
+        mime="text/html", icon=":material/description:", on_click="ignore",
+    )  # fmt: skip
+
+
+def settings() -> DriftSettings:
+    """The drift settings (``[drift]`` of settings.toml), for the page's labels."""
+    return load_settings()
