@@ -1,4 +1,4 @@
-"""`workbench abtest` and `workbench power`: the DESIGN.md contract (keys, exit codes, one-line errors), evidence."""
+"""`workbench abtest` and `workbench power`: the --json contract (keys, exit codes, one-line errors), evidence."""
 
 from __future__ import annotations
 
