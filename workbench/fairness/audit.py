@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InputError
-from workbench.core.window import Window
+from workbench.core.window import Window, parse_window
 from workbench.fairness import queries as q
 from workbench.fairness import sections
+from workbench.fairness.request import FairnessRequest
 from workbench.fairness.result import AEQUITAS_NAMES, FairnessAudit, load_settings, read_population, with_overrides
 from workbench.sources.store import Store, quiet_utc, stored_roles
-from workbench.sources.store_queries import filtered_predictions
+from workbench.sources.store_queries import filtered_predictions, store_bounds
 from workbench.stats.fairness import (
     FAIRLEARN_DISPARITIES,
     GROUP_JOINER,
@@ -37,13 +38,18 @@ ROLE_COLUMNS = ("trace_id", "ts", "prediction", "score", "model_version", "label
 __all__ = [
     "AEQUITAS_NAMES",
     "FairnessAudit",
+    "FairnessRequest",
+    "Rows",
     "audit_file",
     "audit_frame",
     "audit_rows",
     "audit_store",
     "curation_target_shares",
+    "file_audit",
+    "frame_audit",
     "load_settings",
     "read_population",
+    "store_audit",
     "with_overrides",
 ]
 
@@ -62,37 +68,39 @@ def resolve_reference(requested: str | None, groups: list[str], labels: dict[str
     raise InputError(f"reference group '{requested}' is not one of: {', '.join(groups[:20])}")
 
 
-def audit_rows(
-    rows: Any,
-    base: Any,
-    sensitive: Sequence[str],
-    source: dict[str, Any],
-    settings: FairnessSettings | None = None,
-    reference_group: str | None = None,
-    population: dict[str, float] | None = None,
-    versions: tuple[str | None, str | None] = (None, None),
-    has_time: bool = True,
-    has_versions: bool = True,
-    progress: Progress | None = None,
-    signals: bool = True,
-) -> FairnessAudit:
-    """The audit of ``rows`` shaped like :func:`workbench.fairness.queries.store_rows` (any mode).
+@dataclass(frozen=True)
+class Rows:
+    """Predictions shaped like :func:`workbench.fairness.queries.store_rows` (any mode), ready to audit.
 
-    ``base`` is the table before the label join (the predictions in scope), for the cheap passes:
-    counting groups, score deciles and model versions; in file mode it is ``rows`` itself.
+    ``base`` is the table before the label join (the predictions in scope), for the cheap passes: counting
+    groups, score deciles and model versions; in file mode it is ``rows`` itself. ``source`` describes where
+    they come from (the JSON's ``source``); ``has_time`` / ``has_versions``: a ts / model-version column;
     ``signals=False``: the thumb and rating columns of ``rows`` are null (not summed).
     """
+
+    rows: Any
+    base: Any
+    source: dict[str, Any]
+    has_time: bool = True
+    has_versions: bool = True
+    signals: bool = True
+
+
+def audit_rows(
+    scope: Rows, request: FairnessRequest, settings: FairnessSettings | None = None, progress: Progress | None = None
+) -> FairnessAudit:
+    """The audit of ``scope``'s rows for ``request`` with ``settings`` (default: the request's resolved ones)."""
     started = time.perf_counter()
-    settings = settings or load_settings()
+    settings = settings or request.resolved_settings()
     say = progress or (lambda _: None)
-    sensitive = list(sensitive)
-    if not sensitive:
-        raise InputError("choose at least one sensitive attribute (--sensitive a[,b])")
+    sensitive = list(request.sensitive)
+    rows, base, has_time = scope.rows, scope.base, scope.has_time
+    population = request.population_shares()
     unknown = [m for m in settings.verdict_metrics if m not in RATES]
     if unknown:
         raise InputError(f"[fairness] verdict_metrics: unknown rate '{unknown[0]}' (known: {', '.join(RATES)})")
     say("counting groups and model versions")
-    bound, spans = q.profile(base, sensitive, has_versions)
+    bound, spans = q.profile(base, sensitive, scope.has_versions)
     n_groups = q.count_groups(base, sensitive) if bound > settings.max_groups else bound  # exact only when close
     if n_groups > settings.max_groups:
         raise InputError(
@@ -100,18 +108,18 @@ def audit_rows(
             "choose fewer or coarser attributes"
         )
     edges = q.score_edges(settings.calibration_bins)
-    pair = sections.pick_versions(spans, *versions) if spans is not None else None
+    pair = sections.pick_versions(spans, request.champion, request.challenger) if spans is not None else None
     period = sections.overlap_period(spans, pair) if pair else None
     say("confusion cells per group (one GROUP BY)")
     chunk = settings.time_chunk if has_time else None
-    frame = q.cells(rows, sensitive, chunk, pair is not None, edges, period, signals)
+    frame = q.cells(rows, sensitive, chunk, pair is not None, edges, period, scope.signals)
     frame = sections.with_group_column(frame, sensitive)
     warnings: list[str] = []
     groups = sections.group_names(frame, extra=list(population or {}))  # a named group absent: n = 0
     labels = sections.group_labels(groups, sensitive)
     cells = sections.cell_array(frame, groups)
     sizes = dict(zip(groups, cells.sum(axis=1), strict=True))
-    reference = resolve_reference(reference_group or settings.reference_group, groups, labels, sizes)
+    reference = resolve_reference(request.reference_group or settings.reference_group, groups, labels, sizes)
     say(f"rates, tests and {settings.bootstrap_resamples} bootstrap resamples over {len(groups)} groups")
     ev = evaluate(groups, labels, cells, reference, settings)
     feedback = sections.feedback_rates(
@@ -153,7 +161,7 @@ def audit_rows(
     if label_info["labelled"] == 0:
         warnings.append("no labelled predictions in scope: only selection rates can be audited")
     return FairnessAudit(
-        source=source,
+        source=scope.source,
         sensitive=tuple(sensitive),
         reference_group=reference,
         groups=tuple(rows_out),
@@ -246,82 +254,89 @@ def curation_target_shares(audit: FairnessAudit) -> dict[str, float]:
     return dict(audit.representation["target_shares"]) if audit.representation else {}
 
 
-def audit_store(
-    store: Store,
-    sensitive: Sequence[str],
-    window: Window | None = None,
-    settings: FairnessSettings | None = None,
-    reference_group: str | None = None,
-    population: dict[str, float] | None = None,
-    champion: str | None = None,
-    challenger: str | None = None,
-    progress: Progress | None = None,
-) -> FairnessAudit:
-    """Audit the store's predictions in ``window`` with labels from their feedback."""
-    settings = settings or load_settings()
+def store_audit(store: Store, request: FairnessRequest, progress: Progress | None = None) -> FairnessAudit:
+    """Audit the store's predictions in the request's window with labels from their feedback."""
+    if request.names_columns:
+        raise InputError("--label/--prediction/--score/--ts/--version-col need --file (the store has its roles)")
+    if not store.exists():
+        raise InputError(f"{store.path}: no store here (run `workbench demo` or `workbench ingest` first)")
+    settings = request.resolved_settings()
+    window = request.window
+    if not isinstance(window, Window) and (window is not None or request.model_versions):
+        window = parse_window(window, list(request.model_versions), store_bounds(store))
     with store.ibis() as con:
-        roles = stored_roles(con.con).predictions
-        bad = [c for c in sensitive if c in ROLE_COLUMNS]
+        bad = [c for c in request.sensitive if c in ROLE_COLUMNS]
         if bad:
-            declared = ", ".join(roles.sensitive) or "none"
+            declared = ", ".join(stored_roles(con.con).predictions.sensitive) or "none"
             raise InputError(f"'{bad[0]}' is a role column, not a sensitive attribute (declared: {declared})")
         signals = q.has_signals(con, settings)
-        rows = q.store_rows(con, window, sensitive, settings, signals)
+        rows = q.store_rows(con, window, list(request.sensitive), settings, signals)
         base = filtered_predictions(con, window)
         source = {"mode": "store", "store": str(store.path), "window": _window_text(window), "label": str(store.path)}
-        return audit_rows(rows, base, sensitive, source, settings, reference_group, population, (champion, challenger),
-                          progress=progress, signals=signals)  # fmt: skip
+        return audit_rows(Rows(rows, base, source, signals=signals), request, settings, progress)
 
 
-def audit_file(
-    path: str | Path,
-    label: str,
-    prediction: str,
-    sensitive: Sequence[str],
-    score: str | None = None,
-    ts: str | None = None,
-    model_version: str | None = None,
-    settings: FairnessSettings | None = None,
-    reference_group: str | None = None,
-    population: dict[str, float] | None = None,
-    progress: Progress | None = None,
-) -> FairnessAudit:
+def file_audit(path: str | Path, request: FairnessRequest, progress: Progress | None = None) -> FairnessAudit:
     """Audit a CSV/Parquet/JSON Lines file of predictions with a label column (a row without one is unlabelled)."""
-    with q.file_rows(path, label, prediction, sensitive, score, ts, model_version) as rows:
-        columns = {"label": label, "prediction": prediction, "score": score, "ts": ts, "model_version": model_version}
+    if not (request.label and request.prediction):
+        raise InputError("file mode needs --label and --prediction (and optionally --score)")
+    columns = request.file_columns
+    with q.file_rows(path, columns["label"], columns["prediction"], list(request.sensitive), columns["score"],
+                     columns["ts"], columns["model_version"]) as rows:  # fmt: skip
         source = {"mode": "file", "file": str(path), "label": Path(path).name, "columns": columns}
-        return audit_rows(
-            rows,
-            rows,
-            sensitive,
-            source,
-            settings,
-            reference_group,
-            population,
-            has_time=ts is not None,
-            has_versions=model_version is not None,
-            progress=progress,
-            signals=False,
-        )
+        scope = Rows(rows, rows, source, columns["ts"] is not None, columns["model_version"] is not None, False)
+        return audit_rows(scope, request, None, progress)
 
 
-def audit_frame(frame: Any, label: str, prediction: str, sensitive: Sequence[str], **options: Any) -> FairnessAudit:
+def frame_audit(frame: Any, request: FairnessRequest) -> FairnessAudit:
     """Audit an in-memory pandas/Arrow table (notebooks, tests) through the same engine path as a file."""
     import ibis
 
+    if not (request.label and request.prediction):
+        raise InputError("a data frame needs the label and prediction columns")
+    sensitive = list(request.sensitive)
     con = quiet_utc(ibis.duckdb.connect())
     try:
         if hasattr(frame, "isna"):  # pandas: an all-missing attribute has no type; it is text (the "(missing)" group)
             frame = frame.astype({c: "string" for c in sensitive if c in frame and frame[c].isna().all()})
         table = con.create_table("rows", frame)
-        columns = {k: options.pop(k, None) for k in ("score", "ts", "model_version")}
-        rows = q.frame_rows(table, label, prediction, sensitive, **columns, source="the data frame")
-        source = {"mode": "frame", "label": "data frame"}
-        return audit_rows(rows, rows, sensitive, source, options.pop("settings", None),
-                          has_time=columns["ts"] is not None, has_versions=columns["model_version"] is not None,
-                          signals=False, **options)  # fmt: skip
+        columns = request.file_columns
+        rows = q.frame_rows(table, columns["label"], columns["prediction"], sensitive, score=columns["score"],
+                            ts=columns["ts"], model_version=columns["model_version"],
+                            source="the data frame")  # fmt: skip
+        scope = Rows(rows, rows, {"mode": "frame", "label": "data frame"}, columns["ts"] is not None,
+                     columns["model_version"] is not None, False)  # fmt: skip
+        return audit_rows(scope, request)
     finally:
         con.disconnect()
+
+
+# Shorthands for notebooks, tests and benchmarks: the request's fields as keywords (``model_version`` names a
+# file's version column, as ``--version-col``), e.g. ``audit_store(store, ["region"], settings=QUICK)``.
+
+
+def audit_store(store: Store, sensitive: Sequence[str], **options: Any) -> FairnessAudit:
+    """``store_audit(store, FairnessRequest(sensitive, **options))`` (``progress=`` passed on)."""
+    progress = options.pop("progress", None)
+    return store_audit(store, FairnessRequest(tuple(sensitive), **options), progress)
+
+
+def audit_file(
+    path: str | Path, label: str, prediction: str, sensitive: Sequence[str], **options: Any
+) -> FairnessAudit:
+    """``file_audit(path, FairnessRequest(sensitive, path=path, label=…, prediction=…, **options))``."""
+    progress = options.pop("progress", None)
+    if "model_version" in options:
+        options["version_col"] = options.pop("model_version")
+    request = FairnessRequest(tuple(sensitive), path=Path(path), label=label, prediction=prediction, **options)
+    return file_audit(path, request, progress)
+
+
+def audit_frame(frame: Any, label: str, prediction: str, sensitive: Sequence[str], **options: Any) -> FairnessAudit:
+    """``frame_audit(frame, FairnessRequest(sensitive, label=…, prediction=…, **options))``."""
+    if "model_version" in options:
+        options["version_col"] = options.pop("model_version")
+    return frame_audit(frame, FairnessRequest(tuple(sensitive), label=label, prediction=prediction, **options))
 
 
 def _window_text(window: Window | None) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from workbench.core.plotting import PALETTE, _layout
-from workbench.stats.fairness import METRIC_NAMES
+from workbench.core.plotting import PALETTE, layout
+from workbench.stats.fairness import HEADLINE_DISPARITIES, METRIC_NAMES
 
 STATUS_COLOURS = {"fail": "#dc2626", "pass": "#2563eb", "reference": "#111827", "insufficient data": "#9ca3af"}
 
@@ -38,16 +38,16 @@ def group_rates_figure(audit: Any, metric: str) -> go.Figure:
             hovertemplate="%{y}: %{x:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<br>n=%{customdata[2]:,}"
             "<extra></extra>",
         )  # fmt: skip
-    reference = next((g for g in audit.groups if g["group"] == audit.reference_group), None)
-    if reference is not None and reference[metric] is not None:
-        value = reference[metric]
+    rates = audit.by_group[metric]
+    value = rates.get(audit.reference_group)
+    if value is not None and value == value:  # the reference's rate is defined (not NaN)
         band = audit.settings.get("max_ratio", 1.25)
         fig.add_vrect(x0=value / band, x1=min(value * band, 1.0), fillcolor="#16a34a", opacity=0.08, line_width=0,
                       layer="below")  # fmt: skip
         fig.add_vline(x=value, line={"color": "#111827", "dash": "dash", "width": 1.5},
                       annotation_text=f"reference {audit.reference_group}: {value:.3f}",
                       annotation_position="top")  # fmt: skip
-    fig = _layout(fig, f"{name} by group, 95% Wilson intervals (faded: below the minimum size)", "")
+    fig = layout(fig, f"{name} by group, 95% Wilson intervals (faded: below the minimum size)", "")
     fig.update_layout(hovermode="closest", height=max(260, 110 + 34 * len(rows)), xaxis_title=name,
                       yaxis={"autorange": "reversed", "type": "category"}, barmode="overlay")  # fmt: skip
     fig.update_xaxes(rangemode="tozero")
@@ -67,7 +67,7 @@ def ratio_over_time_figure(audit: Any, metric: str) -> go.Figure:
     fig.add_hline(y=1, line={"color": "#111827", "dash": "dash", "width": 1})
     chunk = timeline.get("chunk", "chunk")
     title = f"{METRIC_NAMES[metric]} ratio to {audit.reference_group} per {chunk} (band: ×{1 / band:.2f}–{band:g})"
-    fig = _layout(fig, title, f"{METRIC_NAMES[metric]} ÷ reference")
+    fig = layout(fig, title, f"{METRIC_NAMES[metric]} ÷ reference")
     fig.update_layout(hovermode="x unified")
     return fig
 
@@ -84,7 +84,7 @@ def representation_figure(audit: Any) -> go.Figure:
         fig.add_bar(x=groups, y=[g[key] for g in rep["groups"]], name=label, marker_color=PALETTE[i])
     flagged = [g["group"] for g in rep["groups"] if g["under_represented"]]
     subtitle = f"under-represented: {', '.join(flagged)}" if flagged else "no group under-represented"
-    fig = _layout(fig, f"Who the retrain would learn from<br><sup>{subtitle}</sup>", "share")
+    fig = layout(fig, f"Who the retrain would learn from<br><sup>{subtitle}</sup>", "share")
     fig.update_layout(barmode="group", hovermode="x unified")
     fig.update_yaxes(tickformat=".0%")
     return fig
@@ -93,8 +93,7 @@ def representation_figure(audit: Any) -> go.Figure:
 def versions_figure(audit: Any) -> go.Figure:
     """fairlearn's four disparities for champion and challenger side by side, with bootstrap intervals."""
     versions = audit.versions or {}
-    names = ["demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio",
-             "equalized_odds_ratio"]  # fmt: skip
+    names = sorted(HEADLINE_DISPARITIES, key=lambda n: n.endswith("_ratio"))  # the differences, then the ratios
     fig = go.Figure()
     for i, (version, part) in enumerate((versions.get("per_version") or {}).items()):
         values = [part["disparities"].get(n) for n in names]
@@ -107,7 +106,7 @@ def versions_figure(audit: Any) -> go.Figure:
                      "arrayminus": [(v - lo) if lo is not None and v is not None else 0 for v, (lo, _) in
                                     zip(values, intervals, strict=True)]},
         )  # fmt: skip
-    fig = _layout(fig, "Champion vs challenger: disparities with 95% bootstrap intervals", "")
+    fig = layout(fig, "Champion vs challenger: disparities with 95% bootstrap intervals", "")
     fig.update_layout(barmode="group", hovermode="x unified")
     return fig
 
@@ -121,6 +120,6 @@ def calibration_figure(audit: Any) -> go.Figure:
         bins = [b for b in part["bins"] if b["n"] > 0]
         fig.add_scatter(x=[b["mean_score"] for b in bins], y=[b["positive_rate"] for b in bins], name=group,
                         mode="lines+markers", line={"color": PALETTE[i % len(PALETTE)]})  # fmt: skip
-    fig = _layout(fig, "Calibration by score decile", "observed positive rate")
+    fig = layout(fig, "Calibration by score decile", "observed positive rate")
     fig.update_layout(hovermode="closest", xaxis_title="mean score")
     return fig

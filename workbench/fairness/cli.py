@@ -1,4 +1,4 @@
-"""CLI for the fairness audit: `workbench fairness` on the store or on a file (DESIGN.md's contract)."""
+"""CLI for the fairness audit: `workbench fairness` on the store or on a file (builds a FairnessRequest, calls run)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.core.command import DbOption, JsonOption, emit
-from workbench.core.errors import InputError
+from workbench.core.command import DbOption, JsonOption, emit, split_names
+from workbench.fairness.request import FairnessRequest
+from workbench.fairness.run import run
+from workbench.sources.base import FileSource, StoreSource
+from workbench.sources.evidence import record_run
 from workbench.sources.store import Store
+from workbench.stats.fairness import HEADLINE_DISPARITIES
 
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
-
-
-def _names(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 @commands.command()
@@ -54,52 +54,33 @@ def fairness(
     """Audit group fairness: rates with CIs per group, fairlearn's disparities, each group vs the reference
     (z-test, Holm), representation of the labelled feedback, disparity over time, champion vs challenger.
     """
-    from workbench.fairness.audit import audit_file, audit_store, load_settings, read_population, with_overrides
-
-    attributes = _names(sensitive)
-    if not attributes:
-        raise InputError("--sensitive needs at least one column name")
-    settings = with_overrides(
-        load_settings(),
-        verdict_metrics=tuple(_names(metrics)) if metrics else None,
-        bootstrap_resamples=resamples,
-        time_chunk=chunk,
+    request = FairnessRequest(
+        sensitive=tuple(split_names(sensitive)),
+        window=window,
+        model_versions=tuple(model_version or ()),
+        champion=champion,
+        challenger=challenger,
+        reference_group=reference_group,
+        population=population,
+        metrics=tuple(split_names(metrics)),
+        resamples=resamples,
+        chunk=chunk,
+        path=file,
+        label=label,
+        prediction=prediction,
+        score=score,
+        ts=ts,
+        version_col=version_col,
     )
-    if settings.time_chunk not in ("day", "week"):
-        raise InputError(f"--chunk must be day or week, not '{settings.time_chunk}'")
-    if settings.bootstrap_resamples < 0:
-        raise InputError("--resamples must be 0 or more")
-    shares = read_population(population) if population else None
     say = (lambda text: typer.echo(f"  {text}", err=True)) if not as_json else (lambda _: None)
-    if file is not None:
-        if not (label and prediction):
-            raise InputError("file mode needs --label and --prediction (and optionally --score)")
-        if window or model_version:
-            raise InputError("--window and --model-version apply to the store; filter the file before auditing it")
-        audit = audit_file(file, label, prediction, attributes, score, ts, version_col, settings, reference_group,
-                           shares, progress=say)  # fmt: skip
-        store = Store(db)
-        record = db is not None and store.exists()
-    else:
-        if label or prediction or score or ts or version_col:
-            raise InputError("--label/--prediction/--score/--ts/--version-col need --file (the store has its roles)")
-        from workbench.core.window import parse_window
-        from workbench.sources.store_queries import store_bounds
-
-        store = Store(db)
-        if not store.exists():
-            raise InputError(f"{store.path}: no store here (run `workbench demo` or `workbench ingest` first)")
-        scope = parse_window(window, model_version, store_bounds(store))
-        audit = audit_store(store, attributes, scope, settings, reference_group, shares, champion, challenger, say)
-        record = True
-    if record:
-        from workbench.sources.evidence import record_run
-
-        record_run(store, "fairness", audit.verdict, audit.run_summary())
+    store = Store(db)
+    audit = run(FileSource(file) if file is not None else StoreSource(store), request, progress=say)
+    if file is None or (db is not None and store.exists()):  # a file's audit is recorded in a store named by --db
+        record_run(store, audit.family, audit.verdict, audit.evidence())
     if csv is not None:
         csv.write_text(audit.groups_csv(), encoding="utf-8")
         say(f"group table written to {csv}")
-    emit(as_json, audit.to_dict(), format_audit(audit))
+    emit(as_json, audit.to_json(), format_audit(audit))
     if exit_code and audit.verdict == "fail":
         raise typer.Exit(1)
 
@@ -122,8 +103,7 @@ def format_audit(audit: Any) -> str:
         values = "  ".join(_pct(g[m], widths[m]) for m in TERMINAL_HEADERS)
         lines.append(f"{g['group']:<{width}}  {g['n']:>9,}  {values}  {g['status']}")
     lines.append("")
-    for name in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
-                 "equalized_odds_ratio"):  # fmt: skip
+    for name in HEADLINE_DISPARITIES:
         low, high = (audit.disparity_intervals.get(name) or [None, None])[:2]
         ci = f"  [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
         lines.append(f"{name:<31} {_pct(audit.disparities.get(name))}{ci}")

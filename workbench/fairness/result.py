@@ -1,5 +1,7 @@
-"""The fairness audit's result: :class:`FairnessAudit` (JSON, CSV, the decision-log summary), the settings
-loader and the reference population file reader, shared by the page, the CLI and the notebook.
+"""The fairness audit's result: :class:`FairnessAudit` (the result contract of ``workbench.core.result``:
+verdict, reasons, the gate's evidence, a tidy group table, the CLI's JSON; and fairlearn-``MetricFrame``-like
+accessors ``by_group``, ``overall``, ``difference()``, ``ratio()``), the settings loader and the reference
+population file reader, shared by the page, the CLI and the notebook.
 """
 
 from __future__ import annotations
@@ -9,12 +11,21 @@ import io
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
 
 from workbench.core.errors import InputError
 from workbench.core.settings import load_section
 from workbench.stats.clean import json_ready
-from workbench.stats.fairness import FAIRLEARN_DISPARITIES, GROUP_METRICS, FairnessSettings
+from workbench.stats.fairness import (
+    GROUP_METRICS,
+    HEADLINE_DISPARITIES,
+    FairnessSettings,
+    between_groups,
+    rates,
+)
 from workbench.stats.fairness_verdict import FOUR_FIFTHS_NOTE
 
 # Aequitas' names for what we call by fairlearn's names (README: "Names").
@@ -36,7 +47,14 @@ def load_settings() -> FairnessSettings:
 
 @dataclass(frozen=True)
 class FairnessAudit:
-    """A fairness audit: groups with rates, CIs and comparisons; disparities; flags; the verdict; the sections."""
+    """A fairness audit: groups with rates, CIs and comparisons; disparities; flags; the verdict; the sections.
+
+    Conforms to :class:`workbench.core.result.Result` (family ``fairness``; ``verdict`` is pass | fail |
+    insufficient). Read it like fairlearn's ``MetricFrame``: ``by_group`` (a rate per group), ``overall``,
+    ``difference(metric)`` and ``ratio(metric)`` (``method="between_groups"``).
+    """
+
+    family: ClassVar[str] = "fairness"
 
     source: dict[str, Any]
     sensitive: tuple[str, ...]
@@ -64,8 +82,68 @@ class FairnessAudit:
                 return row
         raise KeyError(name)
 
+    # --- fairlearn's MetricFrame, read from the audit ------------------------------------------------------
+
+    @property
+    def by_group(self) -> pd.DataFrame:
+        """A DataFrame indexed by group with a column per rate (``GROUP_METRICS``); NaN where a rate is undefined
+        (its denominator is 0: fairlearn reports 0 there), like ``MetricFrame(...).by_group``."""
+        frame = pd.DataFrame(
+            [[np.nan if g[m] is None else float(g[m]) for m in GROUP_METRICS] for g in self.groups],
+            index=pd.Index([g["group"] for g in self.groups], name="group"),
+            columns=list(GROUP_METRICS),
+            dtype="float64",
+        )
+        return frame
+
+    @property
+    def overall(self) -> pd.Series:
+        """Each rate over every group's rows at once, like ``MetricFrame(...).overall`` (from the summed cells)."""
+        cells = self._cells().sum(axis=0, keepdims=True)
+        population = self.settings.get("selection_rate_population", "all")
+        values = [float(rates(cells, metric, population)[0]) for metric in GROUP_METRICS]
+        return pd.Series(values, index=list(GROUP_METRICS), dtype="float64")
+
+    def difference(self, metric: str) -> float:
+        """max − min of ``metric`` over the groups whose rate is defined (fairlearn's ``method="between_groups"``)."""
+        return float(between_groups(self._rate(metric))[0])
+
+    def ratio(self, metric: str) -> float:
+        """min / max of ``metric`` over the groups whose rate is defined (fairlearn's ``method="between_groups"``)."""
+        return float(between_groups(self._rate(metric))[1])
+
+    def _rate(self, metric: str) -> np.ndarray:
+        if metric not in GROUP_METRICS:
+            raise InputError(f"unknown rate '{metric}' (known: {', '.join(GROUP_METRICS)})")
+        return self.by_group[metric].to_numpy()
+
+    def _cells(self) -> np.ndarray:
+        """The six cells per group (TP, FP, FN, TN, unlabelled selected, unlabelled rejected), shape (groups, 6)."""
+        out = np.zeros((len(self.groups), 6))
+        for i, g in enumerate(self.groups):
+            c = g["confusion"]
+            selected = g["predicted_positive"] - c["tp"] - c["fp"]
+            out[i] = [c["tp"], c["fp"], c["fn"], c["tn"], selected, g["n"] - g["n_labelled"] - selected]
+        return out
+
+    # --- the result contract ------------------------------------------------------------------------------
+
+    def evidence(self) -> dict[str, Any]:
+        """What the retrain gate records (``sources.evidence.record_once``): :meth:`run_summary`."""
+        return self.run_summary()
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's ``--json`` document: :meth:`to_dict`."""
+        return self.to_dict()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per group: attributes, status, sizes, each rate with its interval, ratio to the reference and
+        adjusted p, feedback rates and ECE (the columns of :meth:`groups_csv`)."""
+        columns, rows = self._flat_groups()
+        return pd.DataFrame(rows, columns=columns)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: DESIGN.md's keys (``groups[]``, ``disparities``, ``flags[]``, ``verdict``) and more."""
+        """JSON-ready form: the keys ``groups[]``, ``disparities``, ``flags[]``, ``verdict`` and more (README)."""
         return json_ready(
             {
                 "verdict": self.verdict,
@@ -100,7 +178,7 @@ class FairnessAudit:
                 "sensitive": list(self.sensitive),
                 "groups": len(self.groups),
                 "failed_groups": [g["group"] for g in self.groups if g["status"] == "fail"],
-                "disparities": {k: self.disparities.get(k) for k in FAIRLEARN_DISPARITIES[:4]},
+                "disparities": {k: self.disparities.get(k) for k in HEADLINE_DISPARITIES},
                 "source": self.source.get("label"),
                 # The representation audit's target composition, which the retrain gate can rebalance to
                 # (curation rebalances on one column, so only for an audit of one attribute).
@@ -112,12 +190,19 @@ class FairnessAudit:
     def groups_csv(self) -> str:
         """The group table as CSV: one row per group, each rate with its interval and its comparison."""
         buffer = io.StringIO()
+        columns, rows = self._flat_groups()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+    def _flat_groups(self) -> tuple[list[str], list[dict[str, Any]]]:
+        """The group table's columns and its rows as flat dicts (one per group)."""
         columns = ["group", *self.sensitive, "status", "n", "n_labelled", "positives", "negatives"]
         for metric in GROUP_METRICS:
             columns += [metric, f"{metric}_ci_low", f"{metric}_ci_high", f"{metric}_ratio", f"{metric}_p_adjusted"]
         columns += ["positive_feedback_rate", "mean_rating", "ece"]
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
+        rows = []
         for row in self.groups:
             flat = {k: row.get(k) for k in columns}
             flat.update(row["attributes"])
@@ -127,8 +212,8 @@ class FairnessAudit:
                 flat[f"{metric}_ratio"] = comparison.get("ratio")
                 flat[f"{metric}_p_adjusted"] = comparison.get("p_adjusted")
             flat["ece"] = (row.get("calibration") or {}).get("ece")
-            writer.writerow(flat)
-        return buffer.getvalue()
+            rows.append({k: flat.get(k) for k in columns})
+        return columns, rows
 
 
 def read_population(path: str | Path) -> dict[str, float]:

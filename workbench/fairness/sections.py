@@ -18,10 +18,12 @@ from workbench.fairness.queries import group_key
 from workbench.stats.clean import finite
 from workbench.stats.fairness import (
     CELLS,
+    FAIRLEARN_DISPARITIES,
     GROUP_JOINER,
     GROUP_METRICS,
     MISSING_GROUP,
     FairnessSettings,
+    disparities,
     minimum,
     percentile_interval,
     rate_parts,
@@ -211,8 +213,6 @@ def over_time(
 
 
 def _point_disparities(per_chunk: np.ndarray, population: str) -> dict[str, np.ndarray]:
-    from workbench.stats.fairness import FAIRLEARN_DISPARITIES, disparities
-
     with np.errstate(divide="ignore", invalid="ignore"):
         values = disparities(per_chunk, population)
     return {name: values[name] for name in FAIRLEARN_DISPARITIES}

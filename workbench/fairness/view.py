@@ -1,51 +1,57 @@
-"""What the Fairness page shows, as data: the cached audit, the group table, flags, the run recorded once.
+"""What the Fairness page shows, as data and as Streamlit glue: the cached audit (``run`` on the store for a
+:class:`FairnessRequest`), the run recorded once for the gate, the group, disparity and version tables, and the
+page's sections (verdict, groups, the tabs, downloads) drawn from the audit.
 
-No statistic is computed here; every number comes from :class:`workbench.fairness.audit.FairnessAudit`.
+No statistic is computed here; every number comes from :class:`workbench.fairness.result.FairnessAudit`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from workbench.core.window import Window
-from workbench.fairness.audit import FairnessAudit, audit_store
+from workbench.app import ui
+from workbench.fairness.charts import (
+    calibration_figure,
+    group_rates_figure,
+    ratio_over_time_figure,
+    representation_figure,
+    versions_figure,
+)
+from workbench.fairness.request import FairnessRequest
+from workbench.fairness.result import FairnessAudit, load_settings
+from workbench.fairness.run import run
+from workbench.sources import evidence
+from workbench.sources.base import StoreSource
 from workbench.sources.store import Store
-from workbench.stats.fairness import FAIRLEARN_DISPARITIES, METRIC_NAMES, FairnessSettings
+from workbench.stats.fairness import FAIRLEARN_DISPARITIES, GROUP_METRICS, HEADLINE_DISPARITIES, METRIC_NAMES
+from workbench.stats.fairness_verdict import four_fifths_note
+
+__all__ = ["GROUP_METRICS", "METRIC_NAMES", "FairnessRequest", "load_settings"]  # what the page builds a request from
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_audit(
-    path: str,
-    mtime: float,
-    window: Window | None,
-    sensitive: tuple[str, ...],
-    reference: str | None,
-    population: tuple[tuple[str, float], ...] | None,
-    champion: str | None,
-    challenger: str | None,
-    settings: FairnessSettings,
-    _progress: Callable[..., None] | None = None,
+    path: str, mtime: float, request: FairnessRequest, _progress: Callable[..., None] | None = None
 ) -> FairnessAudit:
-    """The audit of the store at ``path``, cached per modification time and inputs (``_progress`` not hashed)."""
+    """The audit of the store at ``path`` for ``request``, cached per modification time (``_progress`` not hashed)."""
     del mtime
     say = (lambda text: _progress(label=f"Fairness audit: {text}…")) if _progress else None
-    return audit_store(Store(path), list(sensitive), window, settings, reference, dict(population) if population else
-                       None, champion, challenger, say)  # fmt: skip
+    return run(StoreSource(Store(path)), request, progress=say)
 
 
-def record_once(store: Store, audit: FairnessAudit, key: tuple) -> None:
-    """Record the run (``record_run(store, "fairness", …)``) once per audit shown in this session."""
-    from workbench.sources.evidence import record_run
+def record(store: Store, audit: FairnessAudit, request: FairnessRequest) -> bool:
+    """Record the audit's evidence for the gate once per store, request and verdict in this session."""
+    return evidence.record_once(store, audit, st.session_state.setdefault("recorded", set()), (request,))
 
-    done = st.session_state.setdefault("fairness_recorded", set())
-    key_text = repr((str(store.path), *key, audit.verdict, audit.verdict_text))
-    if key_text not in done:
-        record_run(store, "fairness", audit.verdict, audit.run_summary())
-        done.add(key_text)
+
+def population_file(upload: Any) -> Any:
+    """The uploaded reference population saved in this session's folder (None when nothing is uploaded)."""
+    return None if upload is None else ui.save_upload(upload, "population")
 
 
 def _ci(pair: list[float | None]) -> str | None:
@@ -61,9 +67,11 @@ def group_table(audit: FairnessAudit, metric: str) -> pd.DataFrame:
     flags: dict[str, list[str]] = {}
     for flag in audit.flags:
         flags.setdefault(flag.get("group"), []).append(flag["kind"].replace("_", " "))
+    rates = audit.by_group
     rows = []
     for g in audit.groups:
         comparison = g["vs_reference"].get(metric, {})
+        rate = rates.loc[g["group"]]
         rows.append(
             {
                 "group": g["group"],
@@ -72,12 +80,12 @@ def group_table(audit: FairnessAudit, metric: str) -> pd.DataFrame:
                 "labelled": g["n_labelled"],
                 "positives": g["positives"],
                 "negatives": g["negatives"],
-                name: g[metric],
+                name: rate[metric],
                 f"{name} 95% CI": _ci(g["ci"][metric]),
                 "ratio to reference": comparison.get("ratio"),
                 "ratio 95% CI": _ci(comparison.get("ratio_ci", [None, None])),
                 "adjusted p": comparison.get("p_adjusted"),
-                **{METRIC_NAMES[m]: g[m] for m in ("selection_rate", "tpr", "fpr") if m != metric},
+                **{METRIC_NAMES[m]: rate[m] for m in ("selection_rate", "tpr", "fpr") if m != metric},
                 "flags": ", ".join(sorted(set(flags.get(g["group"], [])))),
             }
         )
@@ -142,3 +150,103 @@ def number_format(frame: pd.DataFrame) -> dict[str, Any]:
         elif pd.api.types.is_float_dtype(frame[column]):
             formats[column] = st.column_config.NumberColumn(format="%.3f")
     return formats
+
+
+# --- the page's sections ------------------------------------------------------------------------------
+
+
+def verdict_section(audit: FairnessAudit) -> None:
+    """The verdict, what it was held to (from the audit's settings), the warnings and the four headline disparities."""
+    show = {"fail": st.error, "pass": st.success, "insufficient": st.warning}[audit.verdict]
+    show(f"**{audit.verdict.upper()}** — {audit.verdict_text[len(audit.verdict) + 2 :]}", icon=":material/balance:")
+    s, labels = audit.settings, audit.labels
+    st.caption(
+        f"Reference group: **{audit.reference_group}** · {labels['predictions']:,} predictions, "
+        f"{labels['labelled']:,} labelled ({labels['conflicting_traces']:,} with conflicting labels, "
+        f"{labels['conflicts_dropped']:,} dropped) · fail = ratio outside ×{1 / s['max_ratio']:.2f}–"
+        f"{s['max_ratio']:g} of the reference and significant after {s['adjust']} (α={s['alpha']:g}) · "
+        f"minimum {s['min_positives']} positives / {s['min_negatives']} negatives per group"
+    )
+    for warning in audit.warnings:
+        st.warning(warning, icon=":material/warning:")
+    for col, name in zip(st.columns(len(HEADLINE_DISPARITIES)), HEADLINE_DISPARITIES, strict=True):
+        value = audit.disparities.get(name)
+        low, high = (audit.disparity_intervals.get(name) or [None, None])[:2]
+        col.metric(name.replace("_", " "), "n/a" if value is None else f"{value:.3f}",
+                   help=f"95% bootstrap interval [{low:.3f}, {high:.3f}]" if low is not None else None)  # fmt: skip
+
+
+def groups_section(audit: FairnessAudit, metric: str) -> None:
+    """The group rates chart, the group table (all columns behind an expander), the flags and every disparity."""
+    st.subheader("Groups")
+    st.plotly_chart(group_rates_figure(audit, metric), width="stretch")
+    table = group_table(audit, metric)
+    formats = number_format(table)
+    ui.table(table, column_order=shown_group_columns(table, metric), column_config=formats)
+    with st.expander("All columns: positives and negatives, the other rates"):
+        ui.table(table, column_config=formats)
+    if audit.flags:
+        with st.expander(f"Flags ({len(audit.flags)})", expanded=audit.verdict != "pass"):
+            for flag in audit.flags:
+                st.markdown(f"- **{flag['kind'].replace('_', ' ')}** — {flag['message']}")
+    with st.expander("All disparities (fairlearn's between-groups difference and ratio) and the four-fifths rule"):
+        ui.table(disparity_table(audit))
+        st.caption(four_fifths_note(audit.settings.get("four_fifths", 0.8)))
+
+
+def over_time_tab(audit: FairnessAudit, metric: str) -> None:
+    """Each group's ratio to the reference per time chunk, and the groups whose gap widens."""
+    if not audit.over_time:
+        st.info("No timestamps in scope.")
+        return
+    st.plotly_chart(ratio_over_time_figure(audit, metric), width="stretch")
+    widening = [t for t in audit.over_time["trends"] if t["widening"]]
+    if widening:
+        st.warning("Widening: " + "; ".join(f"{t['group']} ({METRIC_NAMES[t['metric']]})" for t in widening))
+
+
+def representation_tab(audit: FairnessAudit) -> None:
+    """Who the labelled feedback represents: the chart, the fit to the predictions and the table per group."""
+    st.plotly_chart(representation_figure(audit), width="stretch")
+    rep = audit.representation
+    fit = rep["labelled_vs_predictions"]
+    st.caption(
+        f"Labelled feedback vs predictions: JS distance {fit['js_distance'] or 0:.3f}, chi-square "
+        f"{fit['statistic'] or 0:,.1f} (df {fit['df']}, p={fit['p_value'] if fit['p_value'] is not None else 'n/a'})."
+        f" A group is under-represented when its labelled share is below {1 - rep['threshold']:.0%} of its target "
+        f"share ({rep['target']}); the oversampling factor restores it."
+    )
+    ui.table(
+        [{k: g[k] for k in ("group", "predictions", "labelled", "share_predictions", "share_labelled", "coverage",
+                            "target_share", "under_represented", "oversampling_factor")} for g in rep["groups"]],
+    )  # fmt: skip
+
+
+def versions_tab(audit: FairnessAudit) -> None:
+    """Champion vs challenger on the period both served: the chart and every disparity's change."""
+    if not (audit.versions and len(audit.versions.get("per_version", {})) == 2):
+        st.info("Needs two model versions that served at the same time.")
+        return
+    v = audit.versions
+    st.caption(f"{v['champion']} vs {v['challenger']} on the period both served "
+               f"({v['period']['from'][:10]} – {v['period']['to'][:10]}).")  # fmt: skip
+    st.plotly_chart(versions_figure(audit), width="stretch")
+    changes = versions_table(audit)
+    ui.table(changes, column_config=number_format(changes))
+
+
+def calibration_tab(audit: FairnessAudit) -> None:
+    """Observed positive rate vs mean score per decile and group."""
+    if audit.calibration and audit.calibration.get("groups"):
+        st.plotly_chart(calibration_figure(audit), width="stretch")
+    else:
+        st.info("No scores in scope.")
+
+
+def downloads(audit: FairnessAudit) -> None:
+    """The audit's JSON document and the group table as CSV."""
+    d1, d2, _ = st.columns([1, 1, 3])
+    d1.download_button("Audit (JSON)", lambda: json.dumps(audit.to_json(), indent=2), "fairness.json",
+                       "application/json", icon=":material/download:", key="fair_json", on_click="ignore")  # fmt: skip
+    d2.download_button("Groups (CSV)", audit.groups_csv, "fairness_groups.csv", "text/csv",
+                       icon=":material/download:", key="fair_csv", on_click="ignore")  # fmt: skip

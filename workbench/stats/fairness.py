@@ -210,6 +210,9 @@ FAIRLEARN_DISPARITIES = (
     "equal_opportunity_difference",
     "equal_opportunity_ratio",
 )
+# The four headline disparities (demographic parity and equalized odds, difference and ratio): the ones the
+# page's metrics, the terminal, the champion-vs-challenger chart and the gate's evidence show.
+HEADLINE_DISPARITIES = FAIRLEARN_DISPARITIES[:4]
 
 
 def bootstrap_cells(cells: np.ndarray, resamples: int, seed: int) -> np.ndarray:

@@ -29,13 +29,20 @@ from workbench.stats.fairness import (
     percentile_interval,
 )
 
-FOUR_FIFTHS_NOTE = (
-    "The four-fifths rule (US EEOC Uniform Guidelines, 1978) flags a group whose selection rate is below 80% "
-    "of the highest group's. It is a rule of thumb for adverse impact, not a statistical test and not a legal "
-    "finding: it ignores sample size (see the p-values), it assumes a positive prediction is the favourable "
-    "outcome (read it inverted when it is not), and equal selection rates are not the goal when the groups' "
-    "base rates differ — then compare TPR and FPR (equalized odds) instead."
-)
+
+def four_fifths_note(share: float = 0.8) -> str:
+    """Returns the four-fifths rule in words, with ``share`` (the settings' ``four_fifths``) as its threshold."""
+    threshold = "80%" if share == 0.8 else f"{share:.0%} (the settings' four_fifths; the rule says 80%)"
+    return (
+        f"The four-fifths rule (US EEOC Uniform Guidelines, 1978) flags a group whose selection rate is below "
+        f"{threshold} of the highest group's. It is a rule of thumb for adverse impact, not a statistical test and "
+        "not a legal finding: it ignores sample size (see the p-values), it assumes a positive prediction is the "
+        "favourable outcome (read it inverted when it is not), and equal selection rates are not the goal when the "
+        "groups' base rates differ — then compare TPR and FPR (equalized odds) instead."
+    )
+
+
+FOUR_FIFTHS_NOTE = four_fifths_note()
 
 
 @dataclass(frozen=True)
