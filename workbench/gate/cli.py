@@ -10,6 +10,11 @@ import typer
 
 from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
+from workbench.gate.curate import parse_shares, run
+from workbench.gate.decisions import decide as record
+from workbench.gate.decisions import export as export_log
+from workbench.gate.decisions import verify
+from workbench.gate.request import REBALANCE_METHODS, CurationRequest, CurationSpec
 from workbench.sources.store import Store
 
 decisions_app = typer.Typer(help="Read, export and verify the append-only decision log.", no_args_is_help=True)
@@ -53,9 +58,7 @@ def curate(
     as_json: JsonOption = False,
 ) -> None:
     """Export a curated retraining set (predictions joined with their labels) and its manifest."""
-    from workbench.gate.curate import CurationSpec, export, parse_shares
-
-    if method not in ("oversample", "reweigh"):
+    if method not in REBALANCE_METHODS:
         raise InputError(f"--method must be oversample or reweigh, not '{method}'")
     spec = CurationSpec(
         start=start,
@@ -76,16 +79,8 @@ def curate(
         merge_file=str(merge) if merge else None,
         max_feedback_share=max_feedback_share,
     )
-    document = export(Store(db), spec, out, fmt, created_by)
-    report = document["report"]
-    emit(
-        as_json,
-        document,
-        f"{document['rows']:,} rows → {out / ('retraining_set.' + fmt)} (sha256 {document['sha256'][:16]}…)\n"
-        f"  conflicts dropped {report['conflicts_dropped']:,}, identical rows removed "
-        f"{report.get('identical_feature_rows_removed', 0):,}, outliers removed "
-        f"{report.get('outliers_removed', {}).get('rows', 0):,}",
-    )
+    result = run(Store(db), CurationRequest(spec, out, fmt, created_by))
+    emit(as_json, result.to_json(), result.verdict_text + "\n  " + ", ".join(result.reasons))
 
 
 @commands.command()
@@ -100,8 +95,6 @@ def decide(
     as_json: JsonOption = False,
 ) -> None:
     """Record a retrain decision with the evidence snapshot in the hash-chained log."""
-    from workbench.gate.decisions import decide as record
-
     manifest = None
     if dataset is not None:
         try:
@@ -119,8 +112,6 @@ def decide(
 @decisions_app.command("verify")
 def decisions_verify(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Check the hash chain; exit 1 naming the first bad entry when a row was edited, deleted or reordered."""
-    from workbench.gate.decisions import verify
-
     check = verify(Store(db))
     text = (
         f"chain intact: {check.entries} decisions"
@@ -139,9 +130,7 @@ def decisions_export(
     db: DbOption = None,
 ) -> None:
     """Export the decision log as JSON Lines, CSV or a Markdown audit report."""
-    from workbench.gate.decisions import export
-
-    text = export(Store(db), fmt)
+    text = export_log(Store(db), fmt)
     if out is None:
         typer.echo(text, nl=False)
     else:

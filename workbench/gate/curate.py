@@ -11,10 +11,10 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -25,39 +25,13 @@ import pyarrow.parquet as pq
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.gate.decisions import neutralise
+from workbench.gate.request import CurationRequest, CurationSpec
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
 
 # Modified z-score of Iglewicz & Hoaglin (1993): 0.6745·(x − median)/MAD. They flag |z| > 3.5;
 # we exclude only at |z| > 5 by default, because skewed features (amounts, latencies) are real.
 ROBUST_Z_FACTOR = 0.6745
-
-
-@dataclass(frozen=True)
-class CurationSpec:
-    """Every parameter of a curation; recorded whole in the manifest."""
-
-    start: str | None = None  # ISO date/time, prediction ts >= start (UTC)
-    end: str | None = None  # prediction ts < end
-    model_versions: tuple[str, ...] = ()
-    feedback_kinds: tuple[str, ...] = ()  # empty: every kind
-    feedback_types: tuple[str, ...] = ()  # empty: every type
-    labelled_only: bool = True  # False: keep unlabelled predictions too, with an empty label
-    implicit_labels: bool = False  # derive labels from clicks/dwell where no explicit/automated label exists
-    min_implicit_confidence: float = 0.8  # keep an implicit label only when its measured agreement is at least this
-    conflict_policy: Literal["drop", "majority"] = "drop"
-    dedupe_features: bool = True
-    outlier_z: float | None = 5.0  # None: keep outliers
-    rebalance_attribute: str | None = None
-    rebalance_method: Literal["oversample", "reweigh"] | None = None
-    target_shares: dict[str, float] | None = None  # for oversample; default: equal shares
-    seed: int = 0
-    merge_file: str | None = None
-    max_feedback_share: float | None = None  # cap on feedback-derived rows when merging
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -426,17 +400,66 @@ def manifest(curated: CuratedSet, spec: CurationSpec, data: bytes, fmt: str, cre
     }
 
 
+@dataclass(frozen=True)
+class CurationResult:
+    """An exported retraining set: its manifest and where it was written (the result contract, family
+    ``curation``; it is not recorded as gate evidence, the decision attaches the manifest instead)."""
+
+    family: ClassVar[str] = "curation"
+
+    manifest: dict[str, Any]
+    data_path: Path
+
+    @property
+    def verdict(self) -> str:
+        """Always "exported": an empty set is refused before anything is written."""
+        return "exported"
+
+    @property
+    def verdict_text(self) -> str:
+        """Rows, the data file and its hash, in a line."""
+        return f"{self.manifest['rows']:,} rows → {self.data_path} (sha256 {self.manifest['sha256'][:16]}…)"
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """What the cleaning steps removed, each with its count."""
+        report = self.manifest["report"]
+        return (
+            f"conflicts dropped {report['conflicts_dropped']:,}",
+            f"identical rows removed {report.get('identical_feature_rows_removed', 0):,}",
+            f"outliers removed {report.get('outliers_removed', {}).get('rows', 0):,}",
+        )
+
+    def evidence(self) -> dict[str, Any]:
+        """The manifest (what a decision attaches)."""
+        return self.manifest
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per column of the data file: name and type (the manifest's ``columns``)."""
+        return pd.DataFrame(self.manifest["columns"], columns=["name", "type"])
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest, as written to manifest.json (the `workbench curate --json` document)."""
+        return self.manifest
+
+
+def run(store: Store, request: CurationRequest) -> CurationResult:
+    """Curate and write ``retraining_set.<fmt>`` and ``manifest.json`` into the request's folder."""
+    curated = curate(store, request.spec)
+    if curated.table.num_rows == 0:
+        raise InputError("the curated set is empty: widen the filters (are there labelled predictions in the window?)")
+    data = data_bytes(curated, request.fmt)
+    out = Path(request.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = out / f"retraining_set.{request.fmt}"
+    data_path.write_bytes(data)
+    document = manifest(curated, request.spec, data, request.fmt, request.created_by)
+    (out / "manifest.json").write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    return CurationResult(document, data_path)
+
+
 def export(
     store: Store, spec: CurationSpec, out_dir: str | Path, fmt: str = "parquet", created_by: str | None = None
 ) -> dict:
-    """Curate and write ``retraining_set.<fmt>`` and ``manifest.json`` into ``out_dir``; return the manifest."""
-    curated = curate(store, spec)
-    if curated.table.num_rows == 0:
-        raise InputError("the curated set is empty: widen the filters (are there labelled predictions in the window?)")
-    data = data_bytes(curated, fmt)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"retraining_set.{fmt}").write_bytes(data)
-    document = manifest(curated, spec, data, fmt, created_by)
-    (out / "manifest.json").write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
-    return document
+    """The manifest of :func:`run` for ``spec`` written into ``out_dir`` (a shorthand for scripts and notebooks)."""
+    return run(store, CurationRequest(spec, Path(out_dir), fmt, created_by)).to_json()
