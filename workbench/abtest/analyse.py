@@ -1,6 +1,7 @@
 """A/B significance analysis end to end: from the store, a file or typed-in summaries to an :class:`ABTestResult`.
 
-The page, the CLI (`workbench abtest`) and the notebook call these three functions. The engine aggregates
+The page, the CLI (`workbench abtest`) and the notebook reach these three functions through
+:func:`workbench.abtest.run.run`, each with an :class:`~workbench.abtest.request.ABTestRequest`. The engine aggregates
 (:mod:`workbench.abtest.queries`), the statistics are pure (:mod:`workbench.stats`), and every mode ends in
 :func:`workbench.abtest.result.finish`: comparisons, timeline, power status and the verdict in words.
 """
@@ -54,6 +55,7 @@ from workbench.sources import unit_sums
 from workbench.sources.experiment import HIDDEN_PREFIX, Metric, experiment_predictions, kept_columns, metric
 from workbench.sources.files import file_table
 from workbench.sources.store import Store, table_columns
+from workbench.sources.store_queries import filtered_predictions
 from workbench.sources.trace_feedback import kept_sums
 from workbench.stats.abtest import Moments, ProportionStats
 
@@ -161,8 +163,6 @@ def _kept_units(stored: list[str] | None, window: Window | None, source: str, se
 
 
 def _has_unit_ids(con: Any, window: Window | None) -> bool:
-    from workbench.sources.store_queries import filtered_predictions
-
     p = filtered_predictions(con, window)
     return int(p.unit_id.count().execute()) > 0
 

@@ -1,6 +1,6 @@
 """A/B figures: forest plot of lifts, cumulative effect with fixed-horizon and always-valid bands, Bayes, power.
 
-They take the result objects of :mod:`workbench.abtest.analyse` (and the power curve of :mod:`workbench.abtest.view`)
+They take the result objects of :mod:`workbench.abtest.analyse` (and the power curve of :mod:`workbench.abtest.tables`)
 and only draw them; every number comes from the result.
 """
 

@@ -8,13 +8,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.abtest.result import ABTestResult
+from workbench.stats.power import power_at
 
 
 def power_curve(result: ABTestResult, status: Any) -> dict[str, Any] | None:
     """Power vs units per arm for the target lift at the observed baseline (None without a plan)."""
-    from statsmodels.stats.proportion import proportion_effectsize
-
-    from workbench.stats.power import power_at
+    from statsmodels.stats.proportion import proportion_effectsize  # lazy: statsmodels is heavy
 
     if not status.n_needed_per_arm or status.baseline is None:
         return None
