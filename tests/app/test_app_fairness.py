@@ -80,3 +80,16 @@ def test_a_bad_settings_file_is_one_line(page, tmp_path, monkeypatch):
     app.run()
     assert not app.exception
     assert any("max_ratio" in e.value for e in app.error)
+
+
+def test_the_captions_read_the_thresholds_from_the_settings(page, tmp_path, monkeypatch):
+    app, _ = page
+    custom = tmp_path / "settings.toml"
+    custom.write_text("[fairness]\nmax_ratio = 1.5\nalpha = 0.01\nfour_fifths = 0.7\nbootstrap_resamples = 50\n",
+                      encoding="utf-8")  # fmt: skip
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(custom))
+    app.run()
+    assert not app.exception
+    captions = [c.value for c in app.caption]
+    assert any("ratio outside ×0.67–1.5 of the reference" in c and "(α=0.01)" in c for c in captions), captions
+    assert any("below 70% (the settings' four_fifths" in c for c in captions)

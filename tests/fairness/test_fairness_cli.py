@@ -1,4 +1,4 @@
-"""`workbench fairness`: DESIGN.md's JSON keys, file and store modes, exit codes, one-line errors, the run recorded."""
+"""`workbench fairness`: the JSON keys, file and store modes, exit codes, one-line errors, the run recorded."""
 
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 
 rows (``workbench.fairness.queries``: one label per trace, one GROUP BY) → rates, comparisons with a
 reference group, fairlearn's disparities, bootstrap intervals and the verdict (``workbench.stats.fairness*``)
-→ sections (over time, champion vs challenger, calibration, representation) → a frozen result with
-``to_dict()`` shared by the page, the CLI (`workbench fairness`) and the notebook.
+→ sections (over time, champion vs challenger, calibration, representation) → a frozen result shared by the
+page, the CLI (`workbench fairness`) and the notebook. ``workbench.fairness.run.run(source, request)`` is the
+entry; :func:`store_audit`, :func:`file_audit` and :func:`frame_audit` are its modes, and :func:`audit_store`,
+:func:`audit_file`, :func:`audit_frame` the keyword shorthands that build the :class:`FairnessRequest`.
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ def _metric_disparity_names() -> list[str]:
 def _group_row(
     i: int, group: str, sensitive: list[str], ev: Any, feedback: dict, calib: dict, labels: dict[str, str]
 ) -> dict[str, Any]:
-    """One group's JSON row: DESIGN.md's keys first, then intervals, comparisons, feedback and calibration."""
+    """One group's JSON row: group, n and the rates first, then intervals, comparisons, feedback and calibration."""
     cells = ev.cells[i]
     values = group.split(GROUP_JOINER)
     row: dict[str, Any] = {

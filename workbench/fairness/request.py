@@ -111,4 +111,13 @@ def _population(value: Any) -> tuple[tuple[str, float], ...] | None:
     if isinstance(value, str | Path):
         value = read_population(value)
     pairs = value.items() if isinstance(value, Mapping) else value
-    return tuple(sorted((str(group), float(share)) for group, share in pairs))
+    out = []
+    for group, share in pairs:
+        try:
+            number = float(share)
+        except (TypeError, ValueError):
+            raise InputError(f"population: share of '{group}' is not a number ('{share}')") from None
+        if not number >= 0:
+            raise InputError(f"population: share of '{group}' must be 0 or more")
+        out.append((str(group), number))
+    return tuple(sorted(out))
