@@ -6,7 +6,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from workbench.core.plotting import PALETTE, _layout
+from workbench.core.plotting import PALETTE, layout
 
 
 def composition_figure(before: dict[str, Any], after: dict[str, Any], attribute: str) -> go.Figure:
@@ -23,6 +23,6 @@ def composition_figure(before: dict[str, Any], after: dict[str, Any], attribute:
             text=[f"{s:.1f}%" for s in shares],
             textposition="outside",
         )
-    fig = _layout(fig, f"Composition by {attribute}", "share of rows (%)")
+    fig = layout(fig, f"Composition by {attribute}", "share of rows (%)")
     fig.update_layout(barmode="group", hovermode="closest", height=320)
     return fig

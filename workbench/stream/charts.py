@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.core.plotting import PALETTE, _layout
+from workbench.core.plotting import PALETTE, layout
 from workbench.stream.buckets import BUCKET_LENGTH, SEGMENT_NONE, bucket_label
 from workbench.stream.snapshot import PARTIAL_BELOW, StreamSnapshot, observed_share
 from workbench.stream.trigger_results import CheckResult, RuleResult
@@ -99,7 +99,7 @@ HOURS_SHOWN = pd.Timedelta(days=7)  # hour charts open on the newest week (2,000
 def _finish(fig: go.Figure, title: str, y_title: str, snapshot: StreamSnapshot | None = None) -> go.Figure:
     """The shared layout, with the legend under the plot: half-width charts have no room beside their title.
     Hour charts of a long window open on its newest week (zoom out to see the rest)."""
-    fig = _layout(fig, title, y_title)
+    fig = layout(fig, title, y_title)
     fig.update_layout(
         legend={"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0, "xanchor": "left"},
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
@@ -320,7 +320,7 @@ def backtest_figure(result: CheckResult) -> go.Figure:
         "line: the rule's metric per bucket · ● judged · ✖ fired · dashed: threshold · "
         "grey: pending (incomplete, labels not settled or too few)"
     )
-    fig = _layout(fig, f"Trigger backtest: where each rule would have fired<br><sup>{legend}</sup>", "")
+    fig = layout(fig, f"Trigger backtest: where each rule would have fired<br><sup>{legend}</sup>", "")
     fig.update_layout(margin={"l": 10, "r": 10, "t": 80, "b": 10})
     fig.update_layout(height=max(260, 170 * len(rules)), hovermode="closest", showlegend=False)
     fig.update_annotations(font={"size": 12}, xanchor="left", x=0)
