@@ -1,4 +1,4 @@
-"""`workbench drift`: the DESIGN.md contract (keys, exit codes, one-line errors), files and store windows, HTML."""
+"""`workbench drift`: the JSON contract (keys, exit codes, one-line errors), files and store windows, HTML."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from workbench.drift import queries as q
+from workbench.stats.domain import domain_classifier
 from workbench.stats.drift import DriftSettings
 from workbench.stats.drift_verdict import FeatureDrift
 
@@ -64,8 +65,6 @@ def _classify(
     ref_table: Any, cur_table: Any, numeric: list[str], categorical: list[str], settings: DriftSettings,
     ref_sample: Any = None,
 ) -> dict[str, Any] | None:  # fmt: skip
-    from workbench.stats.domain import domain_classifier
-
     columns = numeric + categorical
     if not columns:
         return None

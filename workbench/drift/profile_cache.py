@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench.core.errors import StoreBusyError
+
 PROFILE_VERSION = 3  # 2: grid arrays as base64 of their bytes (see _pack); 3: moments from pulled values, NaN out
 
 _DDL = "CREATE TABLE IF NOT EXISTS drift_profiles (key VARCHAR, created_at TIMESTAMPTZ, profile VARCHAR)"
@@ -75,8 +77,6 @@ def _unpack(profile: dict[str, Any]) -> dict[str, Any]:
 
 def save_profile(store: Any, key: str, profile: dict[str, Any], keep: int = 20) -> bool:
     """Write the profile in one short transaction (keeping the newest ``keep``); False when the store is busy."""
-    from workbench.core.errors import StoreBusyError
-
     try:
         with store.connect(read_only=False) as con:
             con.execute("BEGIN")
