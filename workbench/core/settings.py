@@ -92,4 +92,9 @@ def load_section(cls: type[T], section: str, path: str | Path | None = None) -> 
             raise InputError(f"{file} line {line}: [{section}] {key} = {value!r} is not a valid {hints[key]}")
         if isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
             values[key] = tuple(value)
+        bounds = fields[key].metadata.get("range")
+        if bounds is not None and isinstance(value, int | float) and not bounds[0] <= value <= bounds[1]:
+            raise InputError(
+                f"{file} line {line}: [{section}] {key} = {value!r} is outside its range {bounds[0]} to {bounds[1]}"
+            )
     return cls(**values)

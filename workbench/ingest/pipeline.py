@@ -8,8 +8,6 @@ with the same values counts as a duplicate; the same trace_id with other values 
 
 from __future__ import annotations
 
-import gzip
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,8 +17,9 @@ from typing import Any
 import duckdb
 
 from workbench.core.errors import InputError
-from workbench.core.files import detect_format
 from workbench.core.schema import FEEDBACK, FEEDBACK_KINDS, PREDICTIONS, ROLES_BY_TABLE, Roles, TableRoles
+from workbench.ingest.settings import IngestSettings, load_settings
+from workbench.ingest.staging import Staging, literal, load_file, load_frame, q
 from workbench.sources import experiment, trace_feedback
 from workbench.sources.store import Store, stored_roles, table_columns, write_meta
 
@@ -33,6 +32,7 @@ _ROW = "(rowid - (SELECT min(rowid) FROM staging) + 1)"
 # A text column is numeric when at least this share of its values are numbers; the rest are
 # quarantined as "not a number" rather than turning the whole column into categories.
 NUMERIC_SHARE = 0.95
+_COLUMNS_PER_QUERY = 100  # one query per this many columns: 2,000 in one took 14 s to plan, in 20 about 1 s
 
 # Called after the accepted rows are inserted and before the commit; tests use it to inject a
 # failure (or a pause to kill the process) and check that the ingest leaves the store unchanged.
@@ -55,93 +55,68 @@ class IngestResult:
         return asdict(self)
 
 
-def q(name: str) -> str:
-    """Quote an identifier for DuckDB SQL."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _reader_error(path: Path, fmt: str, exc: Exception) -> InputError:
-    text = str(exc)
-    low = text.lower()
-    if "unicode" in low or "utf-8" in low or "utf8" in low or "encoding" in low:
-        return InputError(f"{path.name}: not valid UTF-8 text; save the file as UTF-8 and retry")
-    if "empty" in low or "no columns" in low:
-        return InputError(f"{path.name}: the file is empty")
-    if fmt == "parquet":
-        return InputError(f"{path.name}: not a readable Parquet file")
-    if fmt == "json":
-        return InputError(f"{path.name}: not JSON Lines (one JSON object per line)")
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return InputError(f"{path.name}: cannot be read as {fmt.upper()}: {first[:160]}")
-
-
-def _load_file(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path) -> None:
-    """Load the raw file into TEMP table ``staging`` (CSV as text, so nothing is lost)."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path.name}: the file is empty")
-    fmt, gzipped = detect_format(path)
-    source = path
-    if gzipped and fmt == "parquet":
-        source = workdir / path.name[:-3]
-        try:
-            with gzip.open(path, "rb") as src, open(source, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        except (OSError, EOFError):
-            raise InputError(f"{path.name}: not a readable gzip file") from None
-    lit = _literal(str(source))
-    if fmt == "csv":
-        delim = ", delim = '\\t'" if ".tsv" in path.name.lower() else ""
-        reader = f"read_csv({lit}, all_varchar = true, header = true{delim})"
-    elif fmt == "json":
-        reader = f"read_json({lit}, format = 'auto', sample_size = -1)"
-    else:
-        reader = f"read_parquet({lit})"
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM {reader}")
-    except duckdb.Error as exc:
-        raise _reader_error(path, fmt, exc) from None
-
-
-def _num(col: str, dtype: str) -> str:
-    """SQL for a column as DOUBLE: numbers as they are, 'true'/'false' as 1/0, else TRY_CAST."""
+def _num(ref: str, dtype: str) -> str:
+    """SQL for a staged column as DOUBLE: numbers as they are, 'true'/'false' as 1/0, else TRY_CAST."""
     if dtype.startswith(NUMERIC_TYPES) or dtype.startswith("DECIMAL") or dtype == "BOOLEAN":
-        return f"CAST({q(col)} AS DOUBLE)"
-    text = f"lower(trim(CAST({q(col)} AS VARCHAR)))"
+        return f"CAST({ref} AS DOUBLE)"
+    text = f"lower(trim(CAST({ref} AS VARCHAR)))"
     return (
         f"CASE WHEN {text} = 'true' THEN 1.0 WHEN {text} = 'false' THEN 0.0 "
-        f"ELSE TRY_CAST(trim(CAST({q(col)} AS VARCHAR)) AS DOUBLE) END"
+        f"ELSE TRY_CAST(trim(CAST({ref} AS VARCHAR)) AS DOUBLE) END"
     )
 
 
-def _text(col: str) -> str:
-    return f"NULLIF(trim(CAST({q(col)} AS VARCHAR)), '')"
+def _text(ref: str) -> str:
+    return f"NULLIF(trim(CAST({ref} AS VARCHAR)), '')"
 
 
-def _role_sql(role: str, kind: str, col: str, dtype: str, required: bool) -> tuple[str, list[tuple[str, str]]]:
+# A time written as text: an ISO date first (so DuckDB's words 'epoch', 'infinity', 'today' are not times),
+# and a UTC offset, when there is one, within ±14:00 (the widest any time zone uses).
+_ISO_START = r"^\d{4}-\d{2}-\d{2}"
+_OFFSET_HOURS = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*[+-](\d{2}):?\d{2}$"
+
+
+def _timestamp_sql(ref: str, dtype: str, label: str, settings: IngestSettings) -> tuple[str, list[tuple[str, str]]]:
+    """(clean TIMESTAMPTZ expression, its checks): parseable, a real offset, inside the plausible range."""
+    text = _text(ref)
+    present = f"{text} IS NOT NULL"
+    clean = f"TRY_CAST({text} AS TIMESTAMPTZ)" if dtype == "VARCHAR" else f"TRY_CAST({ref} AS TIMESTAMPTZ)"
+    checks = []
+    if dtype == "VARCHAR":
+        checks.append(
+            (f"{present} AND NOT regexp_matches({text}, {literal(_ISO_START)})", f"{label} is not a timestamp")
+        )
+        hours = f"TRY_CAST(regexp_extract({text}, {literal(_OFFSET_HOURS)}, 3) AS INTEGER)"
+        checks.append((f"{present} AND {hours} > 14", f"{label} has a UTC offset beyond ±14:00"))
+    checks.append((f"{present} AND ({clean} IS NULL OR NOT isfinite({clean}))", f"{label} is not a timestamp"))
+    earliest = literal(settings.earliest_ts)
+    latest = f"now() + INTERVAL ({float(settings.latest_ts_ahead_days) * 86400.0}) SECOND"
+    checks.append((
+        f"{present} AND ({clean} < CAST({earliest} AS TIMESTAMPTZ) OR {clean} > {latest})",
+        f"{label} is outside the plausible range (from {settings.earliest_ts} to "
+        f"{settings.latest_ts_ahead_days:g} days after now)",
+    ))  # fmt: skip
+    return clean, checks
+
+
+def _role_sql(
+    role: str, kind: str, col: str, ref: str, dtype: str, required: bool, settings: IngestSettings
+) -> tuple[str, list[tuple[str, str]]]:
     """Return (clean expression, [(failure condition, reason)]) for one role column."""
-    raw_missing = f"{_text(col)} IS NULL"
+    raw_missing = f"{_text(ref)} IS NULL"
     label = role if role == col else f"{role} (column '{col}')"
     checks: list[tuple[str, str]] = [(raw_missing, f"missing {label}")] if required else []
     if kind in ("id", "text"):
-        return _text(col), checks
+        return _text(ref), checks
     if kind == "kind":
-        clean = f"lower({_text(col)})"
-        allowed = ", ".join(_literal(k) for k in FEEDBACK_KINDS)
+        clean = f"lower({_text(ref)})"
+        allowed = ", ".join(literal(k) for k in FEEDBACK_KINDS)
         reason = f"{label} is not one of {', '.join(FEEDBACK_KINDS)}"
         return clean, [*checks, (f"NOT {raw_missing} AND {clean} NOT IN ({allowed})", reason)]
     if kind == "timestamp":
-        clean = (
-            f"TRY_CAST({_text(col)} AS TIMESTAMPTZ)" if dtype == "VARCHAR" else (f"TRY_CAST({q(col)} AS TIMESTAMPTZ)")
-        )
-        bad = f"NOT {raw_missing} AND ({clean} IS NULL OR NOT isfinite({clean}))"
-        return clean, [*checks, (bad, f"{label} is not a timestamp")]
-    clean = _num(col, dtype)
+        clean, ts_checks = _timestamp_sql(ref, dtype, label, settings)
+        return clean, [*checks, *ts_checks]
+    clean = _num(ref, dtype)
     not_number = f"NOT {raw_missing} AND ({clean} IS NULL OR isnan({clean}) OR isinf({clean}))"
     checks.append((not_number, f"{label} is not a number"))
     if kind == "binary":
@@ -153,26 +128,32 @@ def _role_sql(role: str, kind: str, col: str, dtype: str, required: bool) -> tup
 
 @dataclass(frozen=True)
 class _Plan:
-    """How each staging column becomes a store column: SQL, type, and the row checks."""
+    """How staged columns become store columns: SQL, type, and the row checks (store names, file order)."""
 
-    select: dict[str, str]  # store column -> clean SQL expression
+    select: dict[str, str]  # store column -> clean SQL expression over staging
     types: dict[str, str]  # store column -> DuckDB type (for columns to add)
     checks: list[tuple[str, str]]
     roles: Roles
 
-
-def _infer_type(con: duckdb.DuckDBPyConnection, col: str, dtype: str) -> str:
-    """DuckDB type for a new extra column: text that is (almost) all numbers becomes DOUBLE."""
-    if dtype != "VARCHAR":
-        return "VARCHAR" if dtype == "BOOLEAN" else dtype
-    n_values, n_numbers = con.execute(
-        f"SELECT count({_text(col)}), count(TRY_CAST({_text(col)} AS DOUBLE)) FROM staging"
-    ).fetchone()
-    return "DOUBLE" if n_values > 0 and n_numbers >= NUMERIC_SHARE * n_values else "VARCHAR"
+    def alias(self, column: str) -> str:
+        """The positional name of store column ``column`` in the working tables (``d0``, ``d1``, …)."""
+        return f"d{list(self.select).index(column)}"
 
 
-def _plan(con: duckdb.DuckDBPyConnection, table: str, roles: Roles, name: str) -> _Plan:
-    staging = table_columns_temp(con)
+def _numeric_text(con: duckdb.DuckDBPyConnection, staging: Staging, columns: list[str]) -> set[str]:
+    """The text columns among ``columns`` whose values are (almost) all numbers, in one query."""
+    text = [c for c in columns if staging.types[c] == "VARCHAR"]
+    numeric = set()
+    for start in range(0, len(text), _COLUMNS_PER_QUERY):  # DuckDB plans thousands of aggregates slowly
+        chunk = text[start : start + _COLUMNS_PER_QUERY]
+        parts = [f"count({_text(staging.ref(c))}), count(TRY_CAST({_text(staging.ref(c))} AS DOUBLE))" for c in chunk]
+        row = con.execute(f"SELECT {', '.join(parts)} FROM staging").fetchone()
+        numeric |= {c for i, c in enumerate(chunk) if row[2 * i] > 0 and row[2 * i + 1] >= NUMERIC_SHARE * row[2 * i]}
+    return numeric
+
+
+def _plan(con: duckdb.DuckDBPyConnection, table: str, roles: Roles, name: str, staging: Staging) -> _Plan:
+    settings = load_settings()
     mine = roles.for_table(table)
     select: dict[str, str] = {}
     checks: list[tuple[str, str]] = []
@@ -181,40 +162,48 @@ def _plan(con: duckdb.DuckDBPyConnection, table: str, roles: Roles, name: str) -
         col = mine.source_column(role)
         if col not in staging:
             if required:
-                found = ", ".join(list(staging)[:12])
+                found = ", ".join(list(staging.names)[:12])
                 raise InputError(f"{name}: missing required column '{col}' (role {role}); found: {found}")
             continue
         role_cols.add(col)
-        clean, role_checks = _role_sql(role, kind, col, staging[col], required)
+        clean, role_checks = _role_sql(role, kind, col, staging.ref(col), staging.types[col], required, settings)
         select[role] = clean
         checks.extend(role_checks)
-    extras = [c for c in staging if c not in role_cols]
-    clash = [c for c in extras if c in ROLES_BY_TABLE[table] or c == "ingest_id"]
+    extras = [c for c in staging.names if c not in role_cols]
+    clash = [c for c in extras if c.casefold() in {r.casefold() for r in (*ROLES_BY_TABLE[table], "ingest_id")}]
     if clash:
         raise InputError(f"{name}: column '{clash[0]}' is a role name but is mapped to another column")
-    store_types = table_columns(con, table)
+    store_types = {c.casefold(): t for c, t in table_columns(con, table).items()}
     declared_cat = set(mine.categorical or [])
     sensitive = [c for c in mine.sensitive]
     for listed in [*(mine.features or []), *declared_cat, *sensitive]:
         if listed not in staging:
             raise InputError(f"{name}: the roles name column '{listed}', which the file lacks")
+    numeric_text = _numeric_text(con, staging, [c for c in extras if c.casefold() not in store_types])
     types: dict[str, str] = {}
     for col in extras:
-        if col in store_types:
-            target = store_types[col]
-        elif col in declared_cat or col in sensitive:
+        ref, dtype = staging.ref(col), staging.types[col]
+        if col.casefold() in store_types:
+            target = store_types[col.casefold()]
+        elif col in declared_cat or col in sensitive or dtype == "BOOLEAN":
             target = "VARCHAR"
+        elif dtype == "VARCHAR":
+            target = "DOUBLE" if col in numeric_text else "VARCHAR"
         else:
-            target = _infer_type(con, col, staging[col])
+            target = dtype
         types[col] = target
         if target == "VARCHAR":
-            select[col] = _text(col)
-        elif target == "DOUBLE":
-            select[col] = _num(col, staging[col])
-            checks.append((f"{_text(col)} IS NOT NULL AND {select[col]} IS NULL", f"column '{col}' is not a number"))
+            select[col] = _text(ref)
+            continue
+        if target == "DOUBLE":
+            select[col] = _num(ref, dtype)
+            checks.append((f"{_text(ref)} IS NOT NULL AND {select[col]} IS NULL", f"column '{col}' is not a number"))
         else:
-            select[col] = f"TRY_CAST({q(col)} AS {target})"
-            checks.append((f"{q(col)} IS NOT NULL AND {select[col]} IS NULL", f"column '{col}' is not {target}"))
+            select[col] = f"TRY_CAST({ref} AS {target})"
+            checks.append((f"{ref} IS NOT NULL AND {select[col]} IS NULL", f"column '{col}' is not {target}"))
+        if target in ("DOUBLE", "FLOAT", "REAL"):  # NaN and ±inf: quarantined, as in score and value
+            finite = f"(isnan({select[col]}) OR isinf({select[col]}))"
+            checks.append((f"{select[col]} IS NOT NULL AND {finite}", f"column '{col}' is not a finite number"))
     new_roles = roles
     if table == PREDICTIONS:
         features = mine.features if mine.features is not None else [c for c in extras if c not in sensitive]
@@ -226,32 +215,42 @@ def _plan(con: duckdb.DuckDBPyConnection, table: str, roles: Roles, name: str) -
     return _Plan(select=select, types=types, checks=checks, roles=new_roles)
 
 
-def table_columns_temp(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Columns and types of the TEMP ``staging`` table."""
-    rows = con.execute("SELECT column_name, column_type FROM (DESCRIBE staging)").fetchall()
-    return dict(rows)
-
-
 def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
-    """Create TEMP ``decided``: clean columns, ``__status`` (accept/duplicate/quarantine), reason."""
-    reason = "CASE " + " ".join(f"WHEN {cond} THEN {_literal(r)}" for cond, r in plan.checks)
-    reason += " END" if plan.checks else "NULL"
-    cols = ", ".join(f"{expr} AS {q(c)}" for c, expr in plan.select.items())
+    """Create TEMP ``decided``: clean columns (as ``d0, d1, …``), ``__status`` (accept/duplicate/quarantine), reason.
+
+    The working columns (``__row``, ``__reason``, ``__status`` …) share no name with the data columns, whatever
+    the file calls them: the data travels under positional names.
+    """
+    # Two passes: the clean values first, then the checks over them by name. One SELECT holding both repeated
+    # each clean expression in its checks, and DuckDB's planner took 7 s over a 2,000-column file.
+    cols = ", ".join(f"{expr} AS {plan.alias(c)}" for c, expr in plan.select.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cleaned AS SELECT {_ROW} AS __row, *, {cols} FROM staging")
+    by_length = sorted(((expr, plan.alias(c)) for c, expr in plan.select.items()), key=lambda pair: -len(pair[0]))
+
+    def over_clean(condition: str) -> str:
+        for expr, alias in by_length:
+            condition = condition.replace(expr, alias)
+        return condition
+
+    reason = "CASE " + " ".join(f"WHEN {over_clean(cond)} THEN {literal(r)}" for cond, r in plan.checks) + " END"
+    aliases = ", ".join(plan.alias(c) for c in plan.select)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE clean AS SELECT {_ROW} AS __row, {cols}, "
-        f"{reason if plan.checks else 'NULL'} AS __reason FROM staging"
+        f"CREATE OR REPLACE TEMP TABLE clean AS SELECT __row, {aliases}, "
+        f"{reason if plan.checks else 'NULL'} AS __reason FROM cleaned"
     )
+    con.execute("DROP TABLE cleaned")
     store_cols = list(plan.select)
     key = ["trace_id"] if table == PREDICTIONS else list(FEEDBACK_KEY)
     key = [k for k in key if k in plan.select]
-    same = " AND ".join(f"c.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in key)
-    existing = table_columns(con, table)
+    same = " AND ".join(f"c.{plan.alias(k)} IS NOT DISTINCT FROM s.{q(k)}" for k in key)
+    existing = {c.casefold() for c in table_columns(con, table)}
     # A column the store lacks is NULL there, so the row is identical only if its value is NULL.
     all_same = " AND ".join(
-        f"c.{q(k)} IS NOT DISTINCT FROM s.{q(k)}" if k in existing else f"c.{q(k)} IS NULL" for k in store_cols
+        f"c.{plan.alias(k)} IS NOT DISTINCT FROM s.{q(k)}" if k.casefold() in existing else f"c.{plan.alias(k)} IS NULL"
+        for k in store_cols
     )
-    partition = ", ".join(q(k) for k in key)
-    row_hash = f"hash({', '.join(q(c) for c in store_cols)})"
+    partition = ", ".join(plan.alias(k) for k in key)
+    row_hash = f"hash({', '.join(plan.alias(c) for c in store_cols)})"
     # In-file repeats: an identical repeat is a duplicate; a different row under the same key is
     # quarantined (for feedback the key is the whole event, so repeats are always identical).
     con.execute(
@@ -270,7 +269,7 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE store_match AS
         SELECT c.__row, bool_or({same}) AS __in_store, bool_or({same} AND {all_same}) AS __identical
-        FROM ranked c JOIN {table} s ON c.trace_id = s.trace_id
+        FROM ranked c JOIN {table} s ON c.{plan.alias("trace_id")} = s.trace_id
         WHERE c.__k = 1
         GROUP BY c.__row
         """
@@ -294,28 +293,34 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
     )
 
 
-def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str) -> IngestResult:
+def _add_columns(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
+    """Add the store columns this file brings (one batch of ALTER statements)."""
+    existing = {c.casefold() for c in table_columns(con, table)}
+    new = [(c, t) for c, t in plan.types.items() if c.casefold() not in existing]
+    if new:
+        con.execute("; ".join(f"ALTER TABLE {table} ADD COLUMN {q(c)} {t}" for c, t in new))
+
+
+def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str, staging: Staging) -> IngestResult:
     reserved = [c for c in plan.types if table == PREDICTIONS and c.startswith(experiment.HIDDEN_PREFIX)]
     if reserved:
         raise InputError(f"{source}: column '{reserved[0]}' uses the store's reserved prefix "
                          f"'{experiment.HIDDEN_PREFIX}'; rename it")  # fmt: skip
-    for col, dtype in plan.types.items():
-        if col not in table_columns(con, table):
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {q(col)} {dtype}")
+    _add_columns(con, table, plan)
     ingest_id = con.execute("SELECT coalesce(max(ingest_id), 0) + 1 FROM ingests").fetchone()[0]
     cols = ", ".join(q(c) for c in plan.select)
+    aliases = ", ".join(plan.alias(c) for c in plan.select)
     con.execute(
         f"INSERT INTO {table} ({cols}, ingest_id) "
-        f"SELECT {cols}, {ingest_id} FROM decided WHERE __status = 'accept' ORDER BY __row"
+        f"SELECT {aliases}, {ingest_id} FROM decided WHERE __status = 'accept' ORDER BY __row"
     )
     if _after_insert_hook is not None:
         _after_insert_hook()
-    staging = table_columns_temp(con)
-    raw = "to_json(struct_pack(" + ", ".join(f"{q(c)} := st.{q(c)}" for c in staging) + "))"
+    raw = "to_json(struct_pack(" + ", ".join(f"{q(n)} := st.{staging.ref(n)}" for n in staging.names) + "))"
     con.execute(
         f"""
         INSERT INTO quarantine
-        SELECT {ingest_id}, {_literal(table)}, {_literal(source)}, r.__row, {raw}, r.reason, now()
+        SELECT {ingest_id}, {literal(table)}, {literal(source)}, r.__row, {raw}, r.reason, now()
         FROM (SELECT __row, __reason AS reason FROM clean WHERE __reason IS NOT NULL
               UNION ALL
               SELECT __row, __dup_reason FROM decided WHERE __status = 'quarantine') r
@@ -370,30 +375,29 @@ def _union_lists(con: duckdb.DuckDBPyConnection, new: Roles) -> dict[str, Any]:
     return {"predictions": asdict(merged), "feedback": asdict(TableRoles())}
 
 
-def _infer_table(con: duckdb.DuckDBPyConnection, roles: Roles, name: str) -> str:
-    cols = table_columns_temp(con)
-    if roles.predictions.source_column("prediction") in cols:
+def _infer_table(staging: Staging, roles: Roles, name: str) -> str:
+    if roles.predictions.source_column("prediction") in staging:
         return PREDICTIONS
-    if roles.feedback.source_column("kind") in cols:
+    if roles.feedback.source_column("kind") in staging:
         return FEEDBACK
     raise InputError(f"{name}: cannot tell predictions from feedback (no 'prediction' or 'kind' column); pass --table")
 
 
-Loader = Callable[[duckdb.DuckDBPyConnection], None]
+Loader = Callable[[duckdb.DuckDBPyConnection], Staging]
 
 
 def _ingest_one(
     con: duckdb.DuckDBPyConnection, load: Loader, table: str | None, roles: Roles, source: str
 ) -> IngestResult:
-    load(con)
+    staging = load(con)
     if con.execute("SELECT count(*) FROM staging").fetchone()[0] == 0:
         raise InputError(f"{source}: the file has no rows")
-    table = table or _infer_table(con, roles, source)
+    table = table or _infer_table(staging, roles, source)
     if table not in (PREDICTIONS, FEEDBACK):
         raise InputError(f"unknown table '{table}': use predictions or feedback")
-    plan = _plan(con, table, roles, source)
+    plan = _plan(con, table, roles, source, staging)
     _stage(con, table, plan)
-    return _commit(con, table, plan, source)
+    return _commit(con, table, plan, source, staging)
 
 
 def _run(store: Store, loads: list[tuple[Loader, str, str | None]], roles: Roles | None) -> list[IngestResult]:
@@ -413,8 +417,9 @@ def ingest_files(
     store: Store, paths: list[str | Path], table: str | None = None, roles: Roles | None = None
 ) -> list[IngestResult]:
     """Validate and append files (CSV, Parquet, JSON Lines; each optionally .gz) in one transaction."""
+    settings = load_settings()
     with tempfile.TemporaryDirectory() as workdir:
-        loads = [(_file_loader(Path(path), Path(workdir)), Path(path).name, table) for path in paths]
+        loads = [(_file_loader(Path(path), Path(workdir), settings), Path(path).name, table) for path in paths]
         return _run(store, loads, roles)
 
 
@@ -423,31 +428,28 @@ def ingest_file(store: Store, path: str | Path, table: str | None = None, roles:
     return ingest_files(store, [path], table, roles)[0]
 
 
-def _file_loader(path: Path, workdir: Path) -> Loader:
-    return lambda con: _load_file(con, path, workdir)
+def _file_loader(path: Path, workdir: Path, settings: IngestSettings) -> Loader:
+    return lambda con: load_file(con, path, workdir, settings)
 
 
-def _frame_loader(frame: Any) -> Loader:
-    def load(con: duckdb.DuckDBPyConnection) -> None:
-        con.register("incoming_frame", frame)
-        con.execute("CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM incoming_frame")
-        con.unregister("incoming_frame")
-
-    return load
+def _frame_loader(frame: Any, source: str) -> Loader:
+    settings = load_settings()
+    return lambda con: load_frame(con, frame, source, settings)
 
 
 def ingest_frames(
     store: Store, frames: list[tuple[Any, str]], roles: Roles | None = None, source: str = "dataframe"
 ) -> list[IngestResult]:
     """Validate and append in-memory tables [(pandas or Arrow frame, table name)] in one transaction."""
-    return _run(store, [(_frame_loader(frame), f"{source}:{table}", table) for frame, table in frames], roles)
+    loads = [(_frame_loader(frame, f"{source}:{table}"), f"{source}:{table}", table) for frame, table in frames]
+    return _run(store, loads, roles)
 
 
 def ingest_frame(
     store: Store, frame: Any, table: str, roles: Roles | None = None, source: str = "dataframe"
 ) -> IngestResult:
     """Validate and append one in-memory pandas DataFrame or Arrow table, like a file."""
-    return _run(store, [(_frame_loader(frame), source, table)], roles)[0]
+    return _run(store, [(_frame_loader(frame, source), source, table)], roles)[0]
 
 
 def total(results: list[IngestResult]) -> dict[str, Any]:
