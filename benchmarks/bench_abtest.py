@@ -83,14 +83,16 @@ def ours(db: str, window: bool = False) -> dict:
     the last 14 of the 28 days, as `--current` or the page's window gives it."""
     import datetime as dt
 
-    from workbench.abtest.analyse import analyse_store
+    from workbench.abtest.request import ABTestRequest
+    from workbench.abtest.run import run
     from workbench.core.window import Window
+    from workbench.sources.base import StoreSource
     from workbench.sources.store import Store
 
     span = Window(dt.datetime(2026, 3, 15, tzinfo=dt.UTC), dt.datetime(2026, 3, 29, tzinfo=dt.UTC)) if window else None
-    result = analyse_store(Store(db), window=span)
+    result = run(StoreSource(Store(db)), ABTestRequest(window=span))
     c = result.comparisons[0]
-    return {"verdict": result.verdict_word, "diff": c.diff, "p": c.p_value, "srm_ok": result.srm.ok,
+    return {"verdict": result.verdict, "diff": c.diff, "p": c.p_value, "srm_ok": result.srm.ok,
             "path": result.period["aggregated_from"]}  # fmt: skip
 
 

@@ -111,9 +111,13 @@ FROM range({rows}) t(i)"""
 def ours_files(reference: str, current: str, multivariate: bool = True) -> dict:
     """`workbench drift --reference-file R --current-file C` (domain classifier included unless not
     ``multivariate``: the per-feature statistics and the dataset verdict only, the work Evidently's preset does)."""
-    from workbench.drift.compare import compare_files
+    from pathlib import Path
 
-    r = compare_files(reference, current, categorical=CATEGORICAL, multivariate=multivariate)
+    from workbench.drift.request import DriftRequest
+    from workbench.drift.run import run
+
+    request = DriftRequest(Path(reference), Path(current), categorical=tuple(CATEGORICAL), multivariate=multivariate)
+    r = run(None, request)
     return _digest(r)
 
 
@@ -122,11 +126,13 @@ def ours_store(db: str, reference: tuple, current: tuple, multivariate: bool = T
     import datetime as dt
 
     from workbench.core.window import Window
-    from workbench.drift.compare import compare
+    from workbench.drift.request import DriftRequest
+    from workbench.drift.run import run
+    from workbench.sources.base import StoreSource
     from workbench.sources.store import Store
 
     win = lambda a, b: Window(start=dt.datetime.fromisoformat(a), end=dt.datetime.fromisoformat(b))  # noqa: E731
-    r = compare(Store(db), win(*reference), win(*current), multivariate=multivariate)
+    r = run(StoreSource(Store(db)), DriftRequest(win(*reference), win(*current), multivariate=multivariate))
     return _digest(r)
 
 

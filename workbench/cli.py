@@ -1,7 +1,7 @@
 """The `workbench` command line: one command per capability, ``--json`` everywhere.
 
-Exit codes (docs/ARCHITECTURE.md, "The CLI contract"): 0 ran, 1 a finding a scheduler should act on, 2 bad input or usage,
-with a one-line message on stderr and no traceback.
+Exit codes (docs/ARCHITECTURE.md, "The CLI contract"): 0 ran, 1 a finding a scheduler should act on,
+2 bad input or usage, with a one-line message on stderr and no traceback.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
 from tests.app.test_app_home import plotly_values
+from tests.conftest import ROOT
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.demo.simulate import simulate
 from workbench.sources.evidence import latest_runs

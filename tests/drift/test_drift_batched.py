@@ -18,7 +18,7 @@ from workbench.drift import profile_cache as drift_cache
 from workbench.drift import queries as q
 from workbench.drift.compare import compare, compare_tables, store_features
 from workbench.drift.over_time import drift_over_time
-from workbench.drift.request import DriftRequest
+from workbench.drift.request import DriftRequest, OverTimeRequest
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.drift import DriftSettings, merged_edges
@@ -173,7 +173,7 @@ def test_an_empty_reference_fingerprint_has_zero_rows_and_no_ingest(store):
 
 def test_drift_over_time_against_an_empty_reference_is_one_clear_error(store):
     with pytest.raises(InputError, match=r"^the reference window \(Jan 1 – Jan 31\) has no predictions$"):
-        drift_over_time(store, EMPTY, chunk="week")
+        drift_over_time(store, OverTimeRequest(EMPTY, chunk="week"))
 
 
 def _indicator_sum(x, edges):

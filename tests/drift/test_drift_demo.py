@@ -12,7 +12,7 @@ import pytest
 from workbench.core.window import Window
 from workbench.drift.compare import compare
 from workbench.drift.over_time import drift_over_time, estimated_performance
-from workbench.drift.request import DriftRequest
+from workbench.drift.request import DriftRequest, OverTimeRequest
 
 
 def day(truth: dict, n: int) -> dt.datetime:
@@ -94,7 +94,7 @@ def test_two_model_versions_can_be_compared(demo):
 
 def test_the_sudden_drift_start_is_found_within_one_daily_chunk(demo, windows):
     store, truth = demo
-    over = drift_over_time(store, windows[0], "day")
+    over = drift_over_time(store, OverTimeRequest(windows[0], "day"))
     start = pd.Timestamp(day(truth, truth["sudden_drift"]["day"]))
     for name in truth["sudden_drift"]["features"]:
         first = pd.Timestamp(over.first_crossing[name])
@@ -130,7 +130,9 @@ def test_the_estimated_accuracy_tracks_the_realised_one_within_its_band_before_t
 
 def test_learned_thresholds_come_from_the_reference_chunks(demo, windows):
     store, _ = demo
-    over = drift_over_time(store, windows[0], "week", learn_thresholds=True, features=["amount", "age"])
+    over = drift_over_time(
+        store, OverTimeRequest(windows[0], "week", features=("amount", "age"), learn_thresholds=True)
+    )
     for entry in over.thresholds.values():
         assert entry["learned"] and entry["upper"] < 0.1
     assert over.first_crossing["amount"] is not None

@@ -15,7 +15,7 @@ from workbench.core.result import Result
 from workbench.core.window import Window
 from workbench.drift.files import compare_file_to_window, compare_files
 from workbench.drift.over_time import drift_over_time, estimated_performance
-from workbench.drift.request import FILE_TO_WINDOW, FILES, STORE, DriftRequest
+from workbench.drift.request import FILE_TO_WINDOW, FILES, STORE, DriftRequest, OverTimeRequest
 from workbench.drift.run import run
 from workbench.drift.store import compare
 from workbench.sources.base import FileSource, StoreSource
@@ -99,7 +99,10 @@ def test_run_on_store_windows_is_compare_and_over_time_adds_both_tables(demo):
     )
     document = timed.to_json()
     assert same({k: v for k, v in document.items() if k not in ("over_time", "performance")}, result.to_json())
-    assert close(document["over_time"], drift_over_time(store, reference, "week", None, ["amount", "device"]).to_dict())
+    assert close(
+        document["over_time"],
+        drift_over_time(store, OverTimeRequest(reference, "week", features=("amount", "device"))).to_dict(),
+    )
     assert close(document["performance"], estimated_performance(store, reference, "week", None).to_dict())
     with pytest.raises(InputError, match="a window of the store needs a store"):
         run(FileSource(Path("x.csv")), request)

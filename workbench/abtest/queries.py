@@ -74,11 +74,11 @@ def daily_event_stats(obs: Any, kind: str) -> dict[str, dict[dt.date, Any]]:
     )
     out: dict[str, dict[dt.date, Any]] = {}
     for r in frame.itertuples():
-        day = _as_date(r.day)
+        day = as_date(r.day)
         if kind == "proportion":
             stats = ProportionStats(int(r.n), round(float(r.total)))
         else:
-            stats = Moments.from_moments(int(r.n), [r.mean], [[_num(r.var)]])
+            stats = Moments.from_moments(int(r.n), [r.mean], [[as_float(r.var)]])
         out.setdefault(str(r.arm), {})[day] = stats
     return out
 
@@ -114,10 +114,10 @@ def moments_by(table: Any, group: list[str], columns: list[str]) -> dict[str, An
     frame = table.group_by(group).aggregate(**aggregates).execute()
     out: dict[str, Any] = {}
     for r in frame.to_dict("records"):
-        cov = [[_num(r[f"cov_{_pair(a, b, columns)}"]) for b in columns] for a in columns]
-        moments = Moments.from_moments(int(r["rows"]), [_num(r[f"mean_{c}"]) for c in columns], cov)
+        cov = [[as_float(r[f"cov_{_pair(a, b, columns)}"]) for b in columns] for a in columns]
+        moments = Moments.from_moments(int(r["rows"]), [as_float(r[f"mean_{c}"]) for c in columns], cov)
         if len(group) == 2:
-            out.setdefault(str(r[group[0]]), {})[_as_date(r[group[1]])] = moments
+            out.setdefault(str(r[group[0]]), {})[as_date(r[group[1]])] = moments
         else:
             out[str(r[group[0]])] = moments
     return out
@@ -146,8 +146,8 @@ def rank_sums(obs: Any, control: str, variant: str) -> tuple[int, int, float, fl
         n=ranked.t.sum(), nv=ranked.nv.sum(), rank_sum=(ranked.nv * ranked.mid).sum(),
         ties=(ranked.t * ranked.t * ranked.t - ranked.t).sum(),
     ).execute().iloc[0]  # fmt: skip
-    n, nv = _num(row["n"]), _num(row["nv"])
-    return int(n - nv), int(nv), _num(row["rank_sum"]), _num(row["ties"])
+    n, nv = as_float(row["n"]), as_float(row["nv"])
+    return int(n - nv), int(nv), as_float(row["rank_sum"]), as_float(row["ties"])
 
 
 def cap_value(obs: Any, percentile: float, nonzero_only: bool) -> float | None:
@@ -161,7 +161,9 @@ def capped_stats(obs: Any, cap: float) -> dict[str, Moments]:
     """Per arm Moments of min(value, cap) (winsorised at the top)."""
     capped = obs.mutate(value=obs.value.clip(upper=cap))
     frame = capped.group_by("arm").aggregate(n=capped.count(), mean=capped.value.mean(), var=capped.value.var())
-    return {str(r.arm): Moments.from_moments(int(r.n), [r.mean], [[_num(r.var)]]) for r in frame.execute().itertuples()}
+    return {
+        str(r.arm): Moments.from_moments(int(r.n), [r.mean], [[as_float(r.var)]]) for r in frame.execute().itertuples()
+    }
 
 
 def arm_units(units: Any) -> dict[str, int]:
@@ -257,10 +259,10 @@ def file_observations(table: Any, arm_col: str, columns: dict[str, str | None]) 
     return obs
 
 
-def _as_date(value: Any) -> dt.date:
+def as_date(value: Any) -> dt.date:
     return value.date() if hasattr(value, "date") else dt.date.fromisoformat(str(value)[:10])
 
 
-def _num(value: Any) -> float:
+def as_float(value: Any) -> float:
     """A float from an engine value; NULL (a variance of one row) becomes NaN."""
     return float("nan") if value is None else float(value)

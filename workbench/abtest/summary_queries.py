@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from workbench.abtest.queries import _as_date, _num
+from workbench.abtest.queries import as_date, as_float
 from workbench.sources.experiment import Metric, units_by_arm
 from workbench.stats.abtest import Moments, ProportionStats
 
@@ -300,18 +300,18 @@ def read_event_summary(frame: Any, metrics: list[Metric], cuped: bool = False) -
         for r in mine:
             arm, part = str(r["arm"]), r["part"]
             if part == "unit":
-                cov = [[_num(r[_cov_column(a, b)]) for b in names] for a in names]
-                units[arm] = Moments.from_moments(int(r["rows"]), [_num(r[f"mean_{c}"]) for c in names], cov)
+                cov = [[as_float(r[_cov_column(a, b)]) for b in names] for a in names]
+                units[arm] = Moments.from_moments(int(r["rows"]), [as_float(r[f"mean_{c}"]) for c in names], cov)
             elif part == "unit_day":  # a ratio metric's day: Moments of (y, m) over the day's units
-                cov = [[_num(r[_cov_column(a, b)]) for b in "ym"] for a in "ym"]
-                moments = Moments.from_moments(int(r["rows"]), [_num(r["mean_y"]), _num(r["mean_m"])], cov)
-                daily.setdefault(arm, {})[_as_date(r["day"])] = moments
+                cov = [[as_float(r[_cov_column(a, b)]) for b in "ym"] for a in "ym"]
+                moments = Moments.from_moments(int(r["rows"]), [as_float(r["mean_y"]), as_float(r["mean_m"])], cov)
+                daily.setdefault(arm, {})[as_date(r["day"])] = moments
             elif part == "day":
                 if m.kind == "proportion":
                     stats: Any = ProportionStats(int(r["rows"]), round(float(r["total"])))
                 else:
-                    stats = Moments.from_moments(int(r["rows"]), [r["mean"]], [[_num(r["var"])]])
-                daily.setdefault(arm, {})[_as_date(r["day"])] = stats
+                    stats = Moments.from_moments(int(r["rows"]), [r["mean"]], [[as_float(r["var"])]])
+                daily.setdefault(arm, {})[as_date(r["day"])] = stats
             elif part == "cap":
                 cap = None if r["cap"] is None or r["cap"] != r["cap"] else float(r["cap"])
         capped = capped_from_counts(values, cap) if cap is not None else None

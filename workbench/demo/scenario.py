@@ -88,7 +88,7 @@ def _day_ts(rng: np.random.Generator, n: int, days: int) -> np.ndarray:
     return np.sort(us)
 
 
-def _predictions(
+def prediction_rows(
     sc: Scenario, rng: np.random.Generator, n: int, offset: int, t_us: np.ndarray | None = None
 ) -> tuple[pa.Table, dict[str, Any]]:
     # t_us (µs since START) places the rows in time instead of the scenario's own draw (live mode)
@@ -174,7 +174,7 @@ def _predictions(
     return table, hidden
 
 
-def _feedback(
+def feedback_rows(
     sc: Scenario,
     rng: np.random.Generator,
     hidden: dict[str, Any],
@@ -294,8 +294,8 @@ def generate_chunks(sc: Scenario) -> Iterator[tuple[pa.Table, pa.Table, dict[str
         raise InputError("demo needs at least 100 rows and 7 days")
     for chunk, offset in enumerate(range(0, sc.rows, CHUNK_ROWS)):
         rng = np.random.default_rng([sc.seed, chunk])
-        predictions, hidden = _predictions(sc, rng, min(CHUNK_ROWS, sc.rows - offset), offset)
-        feedback = _feedback(sc, rng, hidden, chunk)
+        predictions, hidden = prediction_rows(sc, rng, min(CHUNK_ROWS, sc.rows - offset), offset)
+        feedback = feedback_rows(sc, rng, hidden, chunk)
         yield predictions, feedback, hidden
 
 

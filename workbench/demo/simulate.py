@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from workbench.core.errors import InputError
 from workbench.core.schema import FEEDBACK, PREDICTIONS
-from workbench.demo.scenario import DEMO_ROLES, START, Scenario, _feedback, _predictions
+from workbench.demo.scenario import DEMO_ROLES, START, Scenario, feedback_rows, prediction_rows
 from workbench.ingest.pipeline import ingest_frames
 from workbench.sources.store import Store, read_meta
 
@@ -77,7 +77,7 @@ class Simulator:
         predictions, feedback = None, None
         if n:
             t_us = np.sort(now_us - (self.rng.random(n) * span_us).astype(np.int64))
-            predictions, hidden = _predictions(self.scenario, self.rng, n, 0, t_us=t_us)
+            predictions, hidden = prediction_rows(self.scenario, self.rng, n, 0, t_us=t_us)
             ids = pc.binary_join_element_wise(
                 f"live-{self.run_id}-", pc.cast(pa.array(np.arange(self.counter, self.counter + n)), pa.string()), ""
             )
@@ -85,7 +85,7 @@ class Simulator:
             predictions = predictions.set_column(0, "trace_id", ids)
             hidden = {**hidden, "trace": ids}
             forever = dataclasses.replace(self.scenario, days=_FOREVER_DAYS)
-            feedback = _feedback(forever, self.rng, hidden, 0, rating_rng=self.rng)
+            feedback = feedback_rows(forever, self.rng, hidden, 0, rating_rng=self.rng)
             feedback = feedback.filter(pc.is_in(feedback["trace_id"], value_set=ids))  # no orphans in live mode
         parts = [t for t in (self.pending, feedback) if t is not None and t.num_rows]
         if not parts:

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.core.errors import InputError
-from workbench.core.window import Window, describe_window
+from workbench.core.window import describe_window
 from workbench.drift import queries as q
 from workbench.drift.chunks import CHUNK_UNITS, chunk_key, labels_per_trace, parse_chunk
 from workbench.drift.engine import load_settings
 from workbench.drift.performance import PerformanceOverTime, estimated_performance
+from workbench.drift.request import OverTimeRequest
 from workbench.drift.store import reference_profile, store_features
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
@@ -163,23 +164,17 @@ def _chunk_values(
 
 
 def drift_over_time(
-    store: Store,
-    reference: Window | None,
-    chunk: str | int = "week",
-    window: Window | None = None,
-    features: list[str] | None = None,
-    settings: DriftSettings | None = None,
-    learn_thresholds: bool = False,
-    progress: Any = None,
+    store: Store, request: OverTimeRequest, settings: DriftSettings | None = None, *, progress: Any = None
 ) -> DriftOverTime:
-    """Every drift metric per chunk of ``window`` (default: all data) against the ``reference`` window.
+    """Every drift metric per chunk of ``request.window`` (default: all data) against ``request.reference``.
 
     A feature drifts in a chunk when its PSI ≥ the threshold: ``psi_threshold``, or with
     ``learn_thresholds`` the upper end of mean ± ``learned_sigmas``·σ of its PSI over the reference's
     own chunks (NannyML's convention). ``first_crossing`` is the first chunk where that happened.
     """
     settings = settings or load_settings()
-    chunk = parse_chunk(chunk)
+    reference, window, chunk = request.reference, request.window, parse_chunk(request.chunk)
+    features = list(request.features) or None
     with store.ibis() as con:
         numeric, categorical = store_features(con, features)
         lookup = reference_profile(con, reference, numeric, categorical, settings, progress)
@@ -188,7 +183,7 @@ def drift_over_time(
             raise InputError(f"the reference window ({describe_window(reference)}) has no predictions")
         values = _chunk_values(filtered_predictions(con, window), profile, numeric, categorical, chunk, settings)
         learned = None
-        if learn_thresholds:
+        if request.learn_thresholds:
             learned = _chunk_values(
                 filtered_predictions(con, reference), profile, numeric, categorical, chunk, settings
             )

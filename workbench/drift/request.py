@@ -80,3 +80,22 @@ class DriftRequest:
     def feature_list(self) -> list[str] | None:
         """The chosen features as the lower-level functions take them (None: every feature)."""
         return list(self.features) or None
+
+
+@dataclass(frozen=True)
+class OverTimeRequest:
+    """Drift per chunk against a reference window: by ``day``, ``week`` or N rows, over ``window`` (default all).
+
+    ``features``: only these; ``learn_thresholds``: each feature's threshold from the PSI of the reference's own
+    chunks (mean ± ``learned_sigmas``·σ, NannyML's convention) instead of ``psi_threshold``.
+    """
+
+    reference: Window | None = None
+    chunk: str | int = "week"
+    window: Window | None = None
+    features: tuple[str, ...] = ()
+    learn_thresholds: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(dict.fromkeys(self.features or ())))
+        parse_chunk(self.chunk)  # a bad chunk is refused when the request is made

@@ -13,7 +13,7 @@ from workbench.core.errors import InputError
 from workbench.drift.engine import Progress, load_settings
 from workbench.drift.files import compare_file_to_window, compare_files
 from workbench.drift.over_time import drift_over_time, estimated_performance
-from workbench.drift.request import FILE_TO_WINDOW, FILES, DriftRequest
+from workbench.drift.request import FILE_TO_WINDOW, FILES, DriftRequest, OverTimeRequest
 from workbench.drift.result import DriftResult
 from workbench.drift.store import compare
 from workbench.sources.base import Source, StoreSource
@@ -46,6 +46,7 @@ def run(
     if progress is not None:
         progress(f"over time by {request.over_time}")
     store, reference = source.store, request.reference_window
-    over = drift_over_time(store, reference, request.over_time, None, request.feature_list, settings)
+    over_request = OverTimeRequest(reference, request.over_time, features=tuple(request.feature_list or ()))
+    over = drift_over_time(store, over_request, settings)
     performance = estimated_performance(store, reference, request.over_time, None, settings)
     return replace(result, over_time=over, performance=performance)

@@ -24,7 +24,7 @@ from workbench.drift import charts
 from workbench.drift.engine import load_settings
 from workbench.drift.over_time import DriftOverTime, PerformanceOverTime, drift_over_time, estimated_performance
 from workbench.drift.report import html_report
-from workbench.drift.request import DriftRequest
+from workbench.drift.request import DriftRequest, OverTimeRequest
 from workbench.drift.result import DriftResult
 from workbench.drift.run import run
 from workbench.sources.base import StoreSource
@@ -104,7 +104,7 @@ def _cached_over_time(
     path: str, version: tuple, reference: Window, chunk: str, window: Window | None, features: tuple, learned: bool
 ) -> DriftOverTime:
     del version
-    return drift_over_time(Store(path), reference, chunk, window, list(features) or None, learn_thresholds=learned)
+    return drift_over_time(Store(path), OverTimeRequest(reference, chunk, window, features, learned))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from workbench.core.window import Window
 from workbench.drift.over_time import drift_over_time, estimated_performance
+from workbench.drift.request import OverTimeRequest
 from workbench.fairness.series import rate_ratio_series
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.fairness import RATES
@@ -142,9 +143,8 @@ def drift_psi(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     features = rule.param("features")
     key = ("drift", rule.param("reference"), rule.window, ctx.window_for(rule), features)
     if key not in ctx.cache:
-        over = drift_over_time(
-            ctx.store, reference_window(rule), rule.window, ctx.window_for(rule), list(features) if features else None
-        )
+        request = OverTimeRequest(reference_window(rule), rule.window, ctx.window_for(rule), tuple(features or ()))
+        over = drift_over_time(ctx.store, request)
         ctx.cache[key] = over.values
     values = ctx.cache[key]
     if values.empty:
