@@ -33,8 +33,9 @@ def _global_options(
         Path | None,
         typer.Option(
             "--settings",
-            help="Settings TOML ([drift], [abtest], [fairness], [stream]); default: $WORKBENCH_SETTINGS or "
-            "./settings.toml. Put it before the command: workbench --settings s.toml drift …",
+            help="Settings TOML (\\[drift], \\[abtest], \\[fairness], \\[stream], \\[ingest]); "
+            "default: $WORKBENCH_SETTINGS or ./settings.toml. Put it before the command: "
+            "workbench --settings s.toml drift …",
         ),
     ] = None,
 ) -> None:

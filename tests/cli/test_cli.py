@@ -97,3 +97,9 @@ def test_a_settings_file_changes_an_analysis_and_a_bad_one_names_its_line(demo_d
     assert line.startswith(f"error: {settings} line 3: [fairness] has no setting 'max_ration' (known: verdict_metrics")
     out = run("--settings", str(tmp_path / "missing.toml"), "info", "--db", str(db))
     assert out.returncode == 2 and "settings file" in out.stderr and "does not exist" in out.stderr
+
+
+def test_help_shows_the_settings_sections_with_their_brackets():
+    out = run("--help")
+    assert out.returncode == 0
+    assert "([drift], [abtest], [fairness]," in out.stdout and "(, , , )" not in out.stdout

@@ -61,6 +61,7 @@ def test_the_example_file_lists_every_setting_with_its_default():
 
     from tests.conftest import ROOT
     from workbench.abtest.result import ABTestSettings
+    from workbench.ingest.settings import IngestSettings
     from workbench.stats.drift import DriftSettings
     from workbench.stats.fairness import FairnessSettings
     from workbench.stream.snapshot import StreamSettings
@@ -72,8 +73,45 @@ def test_the_example_file_lists_every_setting_with_its_default():
         "abtest": ABTestSettings,
         "fairness": FairnessSettings,
         "stream": StreamSettings,
+        "ingest": IngestSettings,
     }
     assert set(listed) == set(sections)
     for section, cls in sections.items():
         assert set(listed[section]) == {f.name for f in dataclasses.fields(cls)}, section
         assert load_section(cls, section, example) == cls(), section
+
+
+@pytest.mark.parametrize(("section", "text", "message"), [
+    ("drift", "psi_threshold = -1", r"\[drift\] psi_threshold = -1 is outside its range 0 to ∞"),
+    ("drift", "bins = -5", r"\[drift\] bins = -5 is outside its range 2 to 1000"),
+    ("abtest", "alpha = 1.5", r"\[abtest\] alpha = 1.5 is outside its range 1e-12 to 0.5"),
+    ("fairness", "confidence = 2", r"\[fairness\] confidence = 2 is outside its range 0.5 to 0.9999"),
+])  # fmt: skip
+def test_a_setting_outside_its_range_names_the_key_and_the_range(tmp_path, section, text, message):
+    from workbench.abtest.result import ABTestSettings
+    from workbench.stats.drift import DriftSettings
+    from workbench.stats.fairness import FairnessSettings
+
+    cls = {"drift": DriftSettings, "abtest": ABTestSettings, "fairness": FairnessSettings}[section]
+    path = tmp_path / "s.toml"
+    path.write_text(f"[{section}]\n{text}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="line 2: " + message):
+        load_section(cls, section, path)
+
+
+def test_every_numeric_setting_has_a_range():
+    import dataclasses
+    import typing
+
+    from workbench.abtest.result import ABTestSettings
+    from workbench.core.settings import RANGES
+    from workbench.ingest.settings import IngestSettings
+    from workbench.stats.drift import DriftSettings
+    from workbench.stats.fairness import FairnessSettings
+    from workbench.stream.snapshot import StreamSettings
+
+    for section, cls in {"drift": DriftSettings, "abtest": ABTestSettings, "fairness": FairnessSettings,
+                         "stream": StreamSettings, "ingest": IngestSettings}.items():  # fmt: skip
+        hints = typing.get_type_hints(cls)
+        numeric = {f.name for f in dataclasses.fields(cls) if hints[f.name] in (int, float)}
+        assert numeric == set(RANGES[section]), section

@@ -57,6 +57,9 @@ def test_record_once_records_a_result_once_per_verdict_and_context(store: Store,
     assert record_once(store, _Result(), seen, ("window A",)) is True  # type: ignore[arg-type]
     assert record_once(store, _Result(), seen, ("window A",)) is False  # type: ignore[arg-type]
     assert record_once(store, _Result(), seen, ("window B",)) is True  # type: ignore[arg-type]
+    later = _Result()
+    later.verdict_text = "2 of 3 features drifted (as of a minute later)."  # type: ignore[misc]
+    assert record_once(store, later, seen, ("window A",)) is False  # type: ignore[arg-type]
     run = latest_runs(store)["drift"]
     assert run is not None and run.verdict == "drift" and run.summary == {"verdict_text": "2 of 3 features drifted.",
                                                                           "n_drifted": 2}  # fmt: skip

@@ -127,7 +127,7 @@ def store_result(store: Store, request: ABTestRequest) -> ABTestResult:
     with st.status("Analysing the experiment…", expanded=False) as status, ui.user_errors():
         result = cached_store_result(str(store.path), ui.store_mtime(store), request, _progress=status.update)
         status.update(label="Analysis done", state="complete")
-    record_once(store, result, st.session_state.setdefault("recorded", set()), (repr(request),))
+    record_once(store, result, st.session_state.setdefault("recorded", set()), (repr(request), result.verdict_text))
     return result
 
 

@@ -23,6 +23,39 @@ SETTINGS_ENV = "WORKBENCH_SETTINGS"
 DEFAULT_SETTINGS = Path("settings.toml")
 T = TypeVar("T")
 
+INF = float("inf")
+# The valid range of every numeric setting, inclusive: a value outside is refused at load with the key, its
+# line and the range (a negative PSI threshold or bin count would turn every feature into "drifted").
+RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "drift": {
+        "bins": (2, 1000), "psi_threshold": (0.0, INF), "wasserstein_threshold": (0.0, INF), "js_threshold": (0.0, 1.0),
+        "p_value": (0.0, 1.0), "small_reference_rows": (0, INF), "dataset_drift_share": (0.0, 1.0),
+        "missing_share_change": (0.0, 1.0), "min_rows": (1, INF), "ks_exact_max_rows": (0, INF),
+        "ks_grid_bins": (10, 10_000_000), "max_categories": (1, 100_000), "domain_classifier_rows": (10, 10_000_000),
+        "domain_classifier_folds": (2, 20), "domain_classifier_margin": (0.0, 0.5), "learned_sigmas": (0.0, 100.0),
+        "over_time_grid_bins": (10, 1_000_000), "band_sigmas": (0.0, 100.0), "score_bins": (2, 100_000),
+        "seed": (0, 2**32 - 1),
+    },
+    "abtest": {
+        "alpha": (1e-12, 0.5), "srm_p_threshold": (0.0, 1.0), "sequential_tuning_n": (1.0, INF),
+        "guardrail_margin": (0.0, INF), "capping_percentile": (0.5, 1.0), "cuped_lookback_days": (1, 3650),
+        "min_units_per_arm": (1, INF), "min_days": (0, 3650), "target_mde_relative": (1e-9, INF),
+        "power": (0.01, 0.9999), "max_segment_values": (1, 100_000), "seed": (0, 2**32 - 1),
+    },
+    "fairness": {
+        "max_ratio": (1.0, INF), "four_fifths": (0.0, 1.0), "alpha": (1e-12, 0.5), "min_positives": (0, INF),
+        "min_negatives": (0, INF), "min_group_size": (0, INF), "confidence": (0.5, 0.9999),
+        "bootstrap_resamples": (0, 1_000_000), "seed": (0, 2**32 - 1), "calibration_bins": (2, 1000),
+        "under_representation": (0.0, 1.0), "max_groups": (1, 1_000_000),
+    },
+    "stream": {
+        "labels_complete_share": (0.0, 1.0), "delay_bin_hours": (0.01, 24 * 365), "delay_horizon_days": (0.01, 3650),
+        "min_delay_labels": (0, INF), "confidence": (0.5, 0.9999), "live_refresh_seconds": (0.5, 86_400),
+        "live_rules_seconds": (1.0, 86_400),
+    },
+    "ingest": {"max_columns": (1, 100_000), "max_cell_bytes": (1, 1_000_000_000), "latest_ts_ahead_days": (0.0, 3650)},
+}  # fmt: skip
+
 
 def settings_path(explicit: str | Path | None = None) -> Path | None:
     """The settings file in use: ``explicit``, else $WORKBENCH_SETTINGS, else ./settings.toml if present."""
@@ -92,9 +125,8 @@ def load_section(cls: type[T], section: str, path: str | Path | None = None) -> 
             raise InputError(f"{file} line {line}: [{section}] {key} = {value!r} is not a valid {hints[key]}")
         if isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
             values[key] = tuple(value)
-        bounds = fields[key].metadata.get("range")
+        bounds = RANGES.get(section, {}).get(key)
         if bounds is not None and isinstance(value, int | float) and not bounds[0] <= value <= bounds[1]:
-            raise InputError(
-                f"{file} line {line}: [{section}] {key} = {value!r} is outside its range {bounds[0]} to {bounds[1]}"
-            )
+            low, high = (f"{b:g}" if b != INF else "∞" for b in bounds)
+            raise InputError(f"{file} line {line}: [{section}] {key} = {value!r} is outside its range {low} to {high}")
     return cls(**values)

@@ -116,7 +116,7 @@ def _cached_performance(path: str, version: tuple, reference: Window, chunk: str
 def record(store: Store, result: DriftResult) -> None:
     """Record the result for the retrain gate once per store, windows and verdict shown in this session."""
     seen = st.session_state.setdefault("recorded", set())
-    record_once(store, result, seen, (result.reference.get("label"), result.current.get("label")))
+    record_once(store, result, seen, (result.reference.get("label"), result.current.get("label"), result.verdict_text))
 
 
 def feature_table(result: DriftResult) -> pd.DataFrame:

@@ -46,7 +46,8 @@ def cached_audit(
 
 def record(store: Store, audit: FairnessAudit, request: FairnessRequest) -> bool:
     """Record the audit's evidence for the gate once per store, request and verdict in this session."""
-    return evidence.record_once(store, audit, st.session_state.setdefault("recorded", set()), (request,))
+    seen = st.session_state.setdefault("recorded", set())
+    return evidence.record_once(store, audit, seen, (request, audit.verdict_text))
 
 
 def population_file(upload: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from workbench.core.settings import load_section
 
@@ -16,10 +16,10 @@ class IngestSettings:
     (no time zone has one) and a word DuckDB would read as a time (``epoch``, ``infinity``, ``today``).
     """
 
-    max_columns: int = field(default=5000, metadata={"range": (1, 100_000)})
-    max_cell_bytes: int = field(default=1_000_000, metadata={"range": (1, 1_000_000_000)})
+    max_columns: int = 5000
+    max_cell_bytes: int = 1_000_000
     earliest_ts: str = "2000-01-01"
-    latest_ts_ahead_days: float = field(default=1.0, metadata={"range": (0.0, 3650.0)})
+    latest_ts_ahead_days: float = 1.0
 
 
 def load_settings() -> IngestSettings:

@@ -51,9 +51,12 @@ def record_once(store: Store, result: Result, seen: set[str], context: tuple[Any
     """Record ``result.evidence()`` for the retrain gate unless this store, context and verdict are in ``seen``.
 
     ``seen`` is the caller's memory (a page's session state): a page shown again, or a live refresh that
-    changes nothing, records once; a new verdict or context records again. Returns True when it recorded.
+    changes nothing, records once; a new verdict or context records again (a caller whose sentence should
+    record again when it changes, e.g. new counts, puts ``result.verdict_text`` in ``context``; the stream's
+    quiet sentence names the time, so its context is the rules, window and fired rules instead).
+    Returns True when it recorded.
     """
-    key = repr((str(store.path), result.family, *context, result.verdict, result.verdict_text))
+    key = repr((str(store.path), result.family, *context, result.verdict))
     if key in seen:
         return False
     record_run(store, result.family, result.verdict, result.evidence())

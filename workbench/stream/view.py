@@ -72,7 +72,7 @@ def record(store: Store, result: CheckResult, context: tuple[Any, ...]) -> None:
     or verdict records again); a writer holding the store defers it to a later refresh, said in a caption."""
     seen = st.session_state.setdefault("stream_recorded", set())
     try:
-        recorded = record_once(store, result, seen, context)
+        recorded = record_once(store, result, seen, (*context, tuple(result.fired_names())))
     except WorkbenchError as exc:  # a writer (simulate) holds the store: record on a later refresh
         st.caption(f"Not recorded for the retrain gate yet: {exc}")
         return
