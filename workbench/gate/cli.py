@@ -1,4 +1,6 @@
-"""CLI for the retrain gate: `workbench curate`, `workbench decide`, `workbench decisions export|verify`."""
+"""CLI for the retrain gate: `workbench curate`, `workbench decide`, `workbench decisions export|verify|head`.
+
+`curate --out` is a local user's command and writes where it is told (the app confines its typed folders)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
 from workbench.gate.curate import parse_shares, run
 from workbench.gate.decisions import decide as record
+from workbench.gate.decisions import describe, head, verify
 from workbench.gate.decisions import export as export_log
-from workbench.gate.decisions import verify
 from workbench.gate.request import REBALANCE_METHODS, CurationRequest, CurationSpec
 from workbench.sources.store import Store
 
@@ -110,17 +112,27 @@ def decide(
 
 
 @decisions_app.command("verify")
-def decisions_verify(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Check the hash chain; exit 1 naming the first bad entry when a row was edited, deleted or reordered."""
-    check = verify(Store(db))
-    text = (
-        f"chain intact: {check.entries} decisions"
-        if check.ok
-        else f"chain BROKEN at entry {check.first_bad_seq}: {check.problem}"
-    )
-    emit(as_json, check.to_dict(), text)
+def decisions_verify(
+    kept_head: Annotated[
+        str | None,
+        typer.Option("--head", help="SEQ:HASH kept from `decisions head`: the log must still hold that entry."),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the hash chain (and each MAC with $WORKBENCH_DECISION_KEY); exit 1 naming the first bad entry when a
+    row was edited, deleted, reordered or rewritten, or the kept head is gone."""
+    check = verify(Store(db), head=kept_head)
+    emit(as_json, check.to_dict(), describe(check))
     if not check.ok:
         raise typer.Exit(1)
+
+
+@decisions_app.command("head")
+def decisions_head(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Print the newest entry as SEQ:HASH, to keep outside the store and check later with `verify --head`."""
+    doc = head(Store(db))
+    emit(as_json, doc, doc["head"])
 
 
 @decisions_app.command("export")
