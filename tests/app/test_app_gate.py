@@ -1,4 +1,5 @@
-"""AppTest of the Retrain gate page: evidence, preview, downloads, a recorded decision, the log."""
+"""AppTest of the Retrain gate page: evidence, preview, downloads, a recorded decision, the log; the export folder
+confined to the store's folder, and the read-only mode."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ def decision_form(app: AppTest):
     """The form whose submit button records the decision."""
     (form,) = [f for f in app.get("form") if [b.label for b in f.get("form_submit_button")] == ["Record decision"]]
     return form
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch):
+    """No read-only switch, export roots or decision key from the developer's shell."""
+    for name in (
+        "WORKBENCH_READ_ONLY",
+        "WORKBENCH_EXPORT_ROOTS",
+        "WORKBENCH_DECISION_KEY",
+        "WORKBENCH_DECISION_KEY_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture()
@@ -140,3 +153,41 @@ def test_the_representation_audit_fills_the_rebalancing_targets(gate, tmp_path):
     total = sum(sizes.values())
     for group, share in expected.items():  # reached within rounding of one row per group
         assert abs(sizes[group] / total - share) <= 1 / total + 1e-4
+
+
+def test_a_folder_outside_the_stores_folder_is_refused_in_one_line_and_nothing_is_written(gate, tmp_path):
+    app, store = gate
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    for typed in (str(outside), "../" + outside.name):
+        writer = form_with_button(app, "Write to folder")
+        writer.text_input(key="export_folder").input(typed)
+        writer.get("form_submit_button")[0].click().run()
+        assert not app.exception
+        (error,) = [e.value for e in app.error]
+        assert error.startswith(f"refused: {typed} is outside the folders this app may write to")
+        assert "\n" not in error and not outside.exists()
+        assert decision_form(app) is not None  # the rest of the page still renders
+    writer = form_with_button(app, "Write to folder")
+    writer.text_input(key="export_folder").input("exports")  # relative: inside the store's folder
+    writer.get("form_submit_button")[0].click().run()
+    assert not app.error and (store.path.parent / "exports" / "manifest.json").is_file()
+
+
+def test_read_only_records_no_decision_and_writes_no_folder_but_downloads_work(tmp_path, monkeypatch, navigation_app):
+    store = Store(tmp_path / "workbench.duckdb")
+    build_demo(store, Scenario(rows=5_000, days=30))
+    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
+    monkeypatch.setenv("WORKBENCH_READ_ONLY", "true")
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/gate.py").run()
+    assert not app.exception and not app.error
+    submit_labels = [b.label for f in app.get("form") for b in f.get("form_submit_button")]
+    assert "Record decision" not in submit_labels and "Write to folder" not in submit_labels
+    assert [i.value for i in app.info if "Read-only" in i.value] == [
+        "Read-only ($WORKBENCH_READ_ONLY): no decision is recorded and no folder written; downloads still work."
+    ]
+    labels = [b.label for b in app.get("download_button")]
+    assert labels[:2] == ["Download retraining set", "Download manifest.json"]
+    assert read_decisions(store) == [] and not (tmp_path / "exports").exists()

@@ -3,16 +3,23 @@ downloads, the decision form and the decision log.
 
 The page (``pages/gate.py``) calls these in order; the numbers come from :mod:`workbench.gate.curate` and
 :mod:`workbench.gate.decisions`, the evidence from :func:`workbench.sources.evidence.latest_runs`.
+
+A shared app must not let a visitor write anywhere the server can: a typed export folder is confined to the
+store's folder and the folders in ``$WORKBENCH_EXPORT_ROOTS`` (:func:`confined_folder`), and with
+``$WORKBENCH_READ_ONLY`` the page records no decision and writes no folder (downloads still work).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from workbench.app import ui
+from workbench.core.errors import InputError, WorkbenchError
 from workbench.core.window import Window
 from workbench.gate.charts import composition_figure
 from workbench.gate.curate import (
@@ -25,7 +32,7 @@ from workbench.gate.curate import (
     representation_targets,
     run,
 )
-from workbench.gate.decisions import DECISIONS, decide, gate_blockers, read_decisions, verify
+from workbench.gate.decisions import DECISIONS, anchor_note, decide, gate_blockers, read_decisions, verify
 from workbench.gate.decisions import export as export_log
 from workbench.gate.request import CurationRequest, CurationSpec
 from workbench.sources.evidence import AnalysisRun
@@ -33,6 +40,37 @@ from workbench.sources.store import Store
 
 LABELS = {"drift": "Drift", "abtest": "A/B test", "fairness": "Fairness", "triggers": "Triggers"}
 DEFAULTS = CurationSpec()  # the form starts from the spec's defaults (the CLI's too)
+READ_ONLY_ENV = "WORKBENCH_READ_ONLY"
+EXPORT_ROOTS_ENV = "WORKBENCH_EXPORT_ROOTS"
+READ_ONLY_NOTE = f"Read-only (${READ_ONLY_ENV}): no decision is recorded and no folder written; downloads still work."
+
+
+def read_only() -> bool:
+    """Whether the app runs read-only: ``$WORKBENCH_READ_ONLY`` is 1, true, yes or on (any case), as for the rest
+    of the app."""
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def export_roots(store: Store) -> list[Path]:
+    """The folders the page may write to: the store's folder, then those in ``$WORKBENCH_EXPORT_ROOTS``
+    (separated by the OS path separator), each resolved (symlinks and ``..`` followed)."""
+    listed = [Path(p.strip()) for p in os.environ.get(EXPORT_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    return [p.resolve() for p in (store.path.parent, *listed)]
+
+
+def confined_folder(typed: str, roots: list[Path]) -> Path:
+    """The typed folder resolved (relative to the first root), when it lies inside one of ``roots``; else a
+    one-line :class:`InputError` (a visitor must not write where the server can but the owner did not allow)."""
+    if not typed.strip():
+        raise InputError("type a folder to write to")
+    path = (roots[0] / typed.strip()).resolve()  # an absolute typed path replaces the root
+    if any(path == root or path.is_relative_to(root) for root in roots):
+        return path
+    allowed = ", ".join(str(r) for r in roots)
+    raise InputError(
+        f"refused: {typed.strip()} is outside the folders this app may write to ({allowed}; "
+        f"${EXPORT_ROOTS_ENV} adds more)"
+    )
 
 
 def render_evidence(runs: dict[str, AnalysisRun | None]) -> tuple[dict[str, Any], list[str]]:
@@ -180,22 +218,35 @@ def render_exports(store: Store, curated: CuratedSet, spec: CurationSpec) -> dic
                             file_name="manifest.json", mime="application/json", icon=":material/description:",
                             on_click="ignore")  # fmt: skip
     st.caption(f"sha256 of the data file: `{doc['sha256']}`")
+    if read_only():
+        return doc
     with st.form("write_folder", border=False):
         folder_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-        folder = folder_col.text_input("Or write both files to a folder", value="exports", key="export_folder")
+        folder = folder_col.text_input(
+            "Or write both files to a folder", value="exports", key="export_folder",
+            help=f"Inside the store's folder (a relative path starts there) or one of ${EXPORT_ROOTS_ENV}.",
+        )  # fmt: skip
         write_clicked = button_col.form_submit_button("Write to folder", icon=":material/save:")
     if write_clicked:
-        with ui.user_errors():
-            written = run(store, CurationRequest(spec, folder, fmt)).manifest
-        st.success(
-            f"Wrote {written['rows']:,} rows to `{folder}/retraining_set.{fmt}` and `{folder}/manifest.json` "
-            f"(sha256 {written['sha256'][:16]}…)."
-        )
+        try:  # a refused folder is one line, and the rest of the page (the decision) still renders
+            target = confined_folder(folder, export_roots(store))
+            written = run(store, CurationRequest(spec, target, fmt)).manifest
+        except WorkbenchError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            st.success(
+                f"Wrote {written['rows']:,} rows to `{target}/retraining_set.{fmt}` and `{target}/manifest.json` "
+                f"(sha256 {written['sha256'][:16]}…)."
+            )
     return doc
 
 
 def decision_form(store: Store, versions: list[str], doc: dict[str, Any], blockers: list[str]) -> None:
-    """The decision form; on submit, the decision is recorded with the evidence (and the manifest if attached)."""
+    """The decision form; on submit, the decision is recorded with the evidence (and the manifest if attached).
+    Read-only: one line instead of the form."""
+    if read_only():
+        st.info(READ_ONLY_NOTE, icon=":material/lock:")
+        return
     with st.form("decision", clear_on_submit=True):
         decision = st.radio("Decision", DECISIONS, horizontal=True)
         reviewer = st.text_input("Reviewer")
@@ -228,6 +279,8 @@ def render_log(store: Store) -> None:
         return
     if check.ok:
         st.success(f"Hash chain intact: {check.entries} decisions verified.", icon=":material/verified:")
+        note = anchor_note(check)
+        st.caption(note[:1].upper() + note[1:] + ".")
     else:
         st.error(f"Hash chain broken at entry {check.first_bad_seq}: {check.problem}.", icon=":material/gpp_bad:")
     chosen = st.multiselect("Show decisions", DECISIONS, default=list(DECISIONS))
