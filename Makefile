@@ -1,5 +1,5 @@
 # Two commands for a fresh machine with python3 (3.11+) and make:
-#   make run   set up .venv, build the demo store when missing, open the app on http://localhost:8501
+#   make run   set up .venv, build the demo store when missing, serve the app on http://127.0.0.1:8501
 #   make test  set up .venv with the dev requirements and run every check (ruff, pytest, browser tests)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,6 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DB ?= data/workbench.duckdb
 PORT ?= 8501
+HOST ?= 127.0.0.1
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test setup setup-dev demo lint unit e2e bench chromium clean
@@ -37,9 +38,19 @@ $(DB): | $(VENV)/.runtime
 demo: setup
 	$(VENV)/bin/workbench demo --db $(DB)
 
+# The app listens on this machine only (127.0.0.1); HOST=0.0.0.0 shares it: read README, "Security", first.
+# Streamlit's "Did not auto detect external IP" line (no internet here) is dropped; the URL is printed once
+# the server answers its health check.
 run: setup $(DB)
-	@echo ">> starting the app on http://localhost:$(PORT)"
-	WORKBENCH_DB=$(DB) $(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true
+	@echo ">> starting the app (Ctrl-C stops it)"
+	@WORKBENCH_DB=$(DB) $(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+		--server.headless true 2>&1 | grep --line-buffered -v "auto detect external IP" & \
+	for i in $$(seq 1 240); do \
+		$(PY) -c "import sys, urllib.request as u; \
+			sys.exit(u.urlopen('http://$(HOST):$(PORT)/_stcore/health', timeout=1).read() != b'ok')" 2>/dev/null \
+			&& { echo ">> the app is up: open http://$(HOST):$(PORT)"; break; }; \
+		sleep 0.5; \
+	done; wait
 
 chromium:
 	@if [ -x "$(CHROMIUM)" ]; then echo ">> chromium: $(CHROMIUM)"; \

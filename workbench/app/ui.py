@@ -17,6 +17,7 @@ from typing import Any
 import streamlit as st
 
 from workbench.core.errors import WorkbenchError
+from workbench.core.paths import READ_ONLY_ENV, confine, read_only, roots_from
 from workbench.core.schema import parse_roles
 from workbench.core.window import Window
 from workbench.ingest.pipeline import ingest_files
@@ -38,6 +39,7 @@ SOURCE_DEFAULT = "Default store"
 SOURCE_FILE = "Another DuckDB file"
 SOURCE_UPLOAD = "Uploaded files"
 SOURCES = (SOURCE_DEFAULT, SOURCE_FILE, SOURCE_UPLOAD)
+DATA_ROOTS_ENV = "WORKBENCH_DATA_ROOTS"
 
 # The pages that exist, in navigation order: (script, title, icon, what it answers).
 PAGES = [
@@ -156,7 +158,8 @@ def save_upload(upload: Any, purpose: str) -> Path:
 
 
 def _ingest_uploads(files: list[Any], roles_file: Any) -> None:
-    folder = upload_folder()
+    folder = upload_folder() / f"ingest-{len(list(upload_folder().glob('ingest-*')))}"
+    folder.mkdir()
     paths = []
     for upload in files:
         target = folder / Path(upload.name).name
@@ -164,38 +167,68 @@ def _ingest_uploads(files: list[Any], roles_file: Any) -> None:
         paths.append(target)
     roles = parse_roles(roles_file.getvalue().decode("utf-8"), roles_file.name) if roles_file else None
     store = Store(folder / "uploaded.duckdb")
-    results = ingest_files(store, paths, roles=roles)
+    results = ingest_files(store, paths, roles=roles)  # all or nothing: a failed upload leaves no store
     st.session_state["upload_results"] = [r.to_dict() for r in results]
-    st.session_state["db_path"] = str(store.path)
+    st.session_state["upload_db"] = str(store.path)
+
+
+def data_roots() -> list[Path]:
+    """The folders whose DuckDB files a visitor may open: ``$WORKBENCH_DATA_ROOTS``, else the default store's."""
+    return roots_from(DATA_ROOTS_ENV, default_db_path().parent)
+
+
+def _upload_source() -> str | None:
+    """The uploader (disabled read-only); the store of the last successful upload, or None before one."""
+    if read_only():
+        st.sidebar.caption("Uploads are off: this app runs read-only.")
+        return None
+    with st.sidebar.form("upload", border=False):
+        files = st.file_uploader(
+            "Predictions and feedback files",
+            type=["csv", "tsv", "parquet", "pq", "jsonl", "ndjson", "json", "gz"],
+            accept_multiple_files=True,
+            help="CSV, Parquet or JSON Lines, optionally gzip-compressed. Ingested into a temporary store.",
+        )
+        roles_file = st.file_uploader("Roles file (optional)", type=["toml"])
+        submitted = st.form_submit_button("Ingest", icon=":material/upload:")
+    if submitted and files:
+        try:
+            with st.spinner("Validating and ingesting…"):
+                _ingest_uploads(files, roles_file)
+        except WorkbenchError as exc:  # beside the uploader; the data shown so far stays
+            st.sidebar.error(f"Upload not ingested: {exc}", icon=":material/error:")
+    for result in st.session_state.get("upload_results", []):
+        st.sidebar.caption(
+            f"{result['source']} → {result['table']}: {result['accepted']:,} accepted, "
+            f"{result['duplicates']:,} duplicates, {result['quarantined']:,} quarantined"
+        )
+    return st.session_state.get("upload_db")
 
 
 def _data_source() -> None:
     source = st.sidebar.radio("Data source", SOURCES, key="source", help="Where the analyses read from.")
+    previous = st.session_state.get("db_path") or str(default_db_path())
     if source == SOURCE_DEFAULT:
         st.session_state["db_path"] = str(default_db_path())
     elif source == SOURCE_FILE:
-        path = st.sidebar.text_input("DuckDB file", key="db_file", placeholder="path/to/store.duckdb")
-        st.session_state["db_path"] = path.strip() or str(default_db_path())
+        typed = st.sidebar.text_input(
+            "DuckDB file", key="db_file", placeholder="path/to/store.duckdb",
+            help=f"A store inside {', '.join(str(r) for r in data_roots())} (set ${DATA_ROOTS_ENV} to allow more).",
+        )  # fmt: skip
+        try:
+            st.session_state["db_path"] = (
+                str(confine(typed.strip(), data_roots(), "store")) if typed.strip() else previous
+            )
+        except WorkbenchError as exc:
+            st.sidebar.error(str(exc), icon=":material/block:")
+            st.session_state["db_path"] = previous
     else:
-        with st.sidebar.form("upload", border=False):
-            files = st.file_uploader(
-                "Predictions and feedback files",
-                type=["csv", "tsv", "parquet", "pq", "jsonl", "ndjson", "json", "gz"],
-                accept_multiple_files=True,
-                help="CSV, Parquet or JSON Lines, optionally gzip-compressed. Ingested into a temporary store.",
-            )
-            roles_file = st.file_uploader("Roles file (optional)", type=["toml"])
-            submitted = st.form_submit_button("Ingest", icon=":material/upload:")
-        if submitted and files:
-            with user_errors(), st.spinner("Validating and ingesting…"):
-                _ingest_uploads(files, roles_file)
-        for result in st.session_state.get("upload_results", []):
-            st.sidebar.caption(
-                f"{result['source']} → {result['table']}: {result['accepted']:,} accepted, "
-                f"{result['duplicates']:,} duplicates, {result['quarantined']:,} quarantined"
-            )
-        if "upload_results" not in st.session_state:
-            st.session_state["db_path"] = ""
+        uploaded = _upload_source()
+        st.session_state["db_path"] = uploaded or previous
+        if not uploaded:
+            st.sidebar.caption(f"Showing {Path(previous).name} until an upload is ingested.")
+    if read_only():
+        st.sidebar.caption(f"Read-only (${READ_ONLY_ENV}): no page writes to a store or a folder.")
 
 
 def _filters(summary: StoreSummary) -> None:

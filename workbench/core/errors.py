@@ -11,5 +11,13 @@ class InputError(WorkbenchError):
     """Bad input from the user: an unreadable file, a missing column, a bad roles file."""
 
 
-class StoreBusyError(WorkbenchError):
+class StoreUnwritableError(WorkbenchError):
+    """The store cannot be written now; an optional write (a cache, a recorded run) skips, a required one says so."""
+
+
+class StoreBusyError(StoreUnwritableError):
     """The store is locked by another writer for longer than the retry budget."""
+
+
+class ReadOnlyError(StoreUnwritableError):
+    """The workbench runs read-only ($WORKBENCH_READ_ONLY): nothing is written to a store or a folder."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.core.errors import StoreBusyError
+from workbench.core.errors import StoreUnwritableError
 
 PROFILE_VERSION = 3  # 2: grid arrays as base64 of their bytes (see _pack); 3: moments from pulled values, NaN out
 
@@ -90,7 +90,7 @@ def save_profile(store: Any, key: str, profile: dict[str, Any], keep: int = 20) 
             )
             con.execute("COMMIT")
         return True
-    except StoreBusyError:  # a cache: being unable to write it must not fail the analysis
+    except StoreUnwritableError:  # a cache: being unable to write it (busy, read-only) must not fail the analysis
         return False
 
 

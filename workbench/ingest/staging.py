@@ -83,6 +83,16 @@ def _literal_path(path: Path, workdir: Path) -> Path:
     return plain
 
 
+def _looks_like_text(path: Path, gzipped: bool) -> bool:
+    """Whether the first 8 KiB read as text: no NUL byte (binary formats have them; UTF-8 text never does)."""
+    try:
+        with gzip.open(path, "rb") if gzipped else open(path, "rb") as stream:
+            head = stream.read(8192)
+    except (OSError, EOFError):
+        return False
+    return b"\x00" not in head
+
+
 def _raw_names(path: Path, fmt: str, reader: str, con: duckdb.DuckDBPyConnection) -> list[str] | None:
     """The column names as the file writes them (before DuckDB renames a repeated one to ``name_1``)."""
     if fmt == "csv":
@@ -159,6 +169,8 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, setting
     if path.stat().st_size == 0:
         raise InputError(f"{path.name}: the file is empty")
     fmt, gzipped = detect_format(path)
+    if fmt != "parquet" and not _looks_like_text(path, gzipped):
+        raise InputError(f"{path.name}: not a text file (a {fmt.upper()} file is text); is it the right file?")
     source = _literal_path(path, workdir)
     if gzipped and fmt == "parquet":
         unzipped = workdir / f"unzipped-{len(list(workdir.iterdir()))}.parquet"

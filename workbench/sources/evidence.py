@@ -57,7 +57,7 @@ def record_once(store: Store, result: Result, seen: set[str], context: tuple[Any
     Returns True when it recorded.
     """
     key = repr((str(store.path), result.family, *context, result.verdict))
-    if key in seen:
+    if key in seen or store.read_only:  # read-only: the gate's evidence is not recorded, the page says so
         return False
     record_run(store, result.family, result.verdict, result.evidence())
     seen.add(key)

@@ -18,7 +18,8 @@ from typing import Any
 
 import duckdb
 
-from workbench.core.errors import InputError, StoreBusyError
+from workbench.core.errors import InputError, ReadOnlyError, StoreBusyError
+from workbench.core.paths import READ_ONLY_ENV, read_only
 from workbench.core.schema import Roles
 
 DEFAULT_DB = Path("data") / "workbench.duckdb"
@@ -71,6 +72,7 @@ class Store:
     def __init__(self, path: str | Path | None = None, lock_timeout_s: float = LOCK_TIMEOUT_S):
         self.path = Path(path) if path is not None else default_db_path()
         self.lock_timeout_s = lock_timeout_s
+        self.read_only = read_only()  # $WORKBENCH_READ_ONLY: every write is refused with ReadOnlyError
 
     def exists(self) -> bool:
         """True when the store file is there."""
@@ -102,6 +104,8 @@ class Store:
         """Yield a short-lived connection; a writable one creates the file and its tables."""
         if read_only and not self.exists():
             raise InputError(f"no store at {self.path}: run `workbench demo` or `workbench ingest FILE` first")
+        if not read_only and self.read_only:
+            raise ReadOnlyError(f"the workbench runs read-only (${READ_ONLY_ENV}): {self.path} is not written")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._open(read_only)
