@@ -129,6 +129,7 @@ def power(
         f"from {plan.baseline:.4g} with {plan.power:.0%} power at α={plan.alpha:g} two-sided"
         + (f" (α={plan.alpha_per_comparison:.3g} per comparison)" if arms > 2 else "")
         + (f"; about {days:.1f} days at {daily_units:,.0f} units/day" if days is not None else "")
+        + (f"\n{plan.note}" if plan.note else "")
     )
     emit(as_json, document, text)
 

@@ -4,6 +4,12 @@ Proportions use Cohen's h = 2·asin√p₂ − 2·asin√p₁ (``statsmodels.sta
 with the normal power equation of ``statsmodels.stats.power.NormalIndPower``; means use d = Δ/σ with the
 observed σ. n per arm is rounded up. With k arms, k − 1 variants are each compared with control at
 α/(k − 1) (Bonferroni: the level Holm starts from), so the plan holds after the adjustment we apply.
+
+The power equation (two tails, equal arms) is solved here with ``scipy.optimize.brentq`` between 0
+and the one-tailed closed form n₀ = 2(z_{α/2} + z_β)²/e² (Chow, Shao & Wang, "Sample Size Calculations
+in Clinical Research", §4.2), where the equation changes sign; it equals ``NormalIndPower.solve_power``
+wherever that converges. statsmodels' solver starts at n = 10 and returns NaN (with a warning) for an
+effect above about 3 standard deviations, or for power ≤ α; those become an answer or a one-line error.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy import optimize, stats
 
 from workbench.core.errors import InputError
+
+FEW_UNITS = 30  # below this many units per arm the normal approximation behind the plan is rough: say so
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class PowerPlan:
     n_per_arm: int
     total: int
     std: float | None = None
+    note: str | None = None  # why the plan needs care (a tiny n per arm), else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``n_per_arm`` is the CLI contract)."""
@@ -46,14 +56,47 @@ def _check(alpha: float, power: float, arms: int) -> float:
         raise InputError(f"power must be between 0 and 1, not {power}")
     if arms < 2:
         raise InputError(f"an A/B test needs at least 2 arms, not {arms}")
-    return alpha / (arms - 1)
+    per_test = alpha / (arms - 1)
+    if power <= per_test:
+        raise InputError(
+            f"power ({power:g}) must exceed the significance level per comparison ({per_test:g}): "
+            "a test with no data already rejects that often"
+        )
+    return per_test
 
 
-def _solve_n(effect_size: float, alpha: float, power: float) -> int:
-    from statsmodels.stats.power import NormalIndPower
+def _critical(alpha: float, power: float) -> float:
+    """z_{α/2} + z_β: the one-tailed closed form's numerator, √(n/2)·e at the solution."""
+    return float(stats.norm.isf(alpha / 2) + stats.norm.isf(1 - power))
 
-    n = NormalIndPower().solve_power(effect_size=abs(effect_size), alpha=alpha, power=power, ratio=1.0)
-    return math.ceil(float(np.squeeze(n)))
+
+def required_n(effect_size: float, alpha: float, power: float) -> float:
+    """Units per arm (not rounded) at which the two-sided normal test of a standardised effect has ``power``.
+
+    Root of :func:`power_at`(e, n) = power, which rises from α at n = 0; bracketed by 0 and the
+    one-tailed closed form n₀ = 2(z_{α/2} + z_β)²/e² (power ≥ target there: the second tail only adds).
+    Needs power > α and e ≠ 0.
+    """
+    e = abs(float(effect_size))
+    with np.errstate(over="ignore", divide="ignore"):
+        upper = 2 * (_critical(alpha, power) / e) ** 2 if e > 0 else math.inf
+    if not math.isfinite(upper):
+        raise InputError(f"the MDE is too small to plan for (standardised effect {effect_size:.3g})")
+    return float(optimize.brentq(lambda n: float(power_at(e, n, alpha)) - power, 0.0, upper, xtol=1e-300, rtol=1e-13))
+
+
+def _plan_n(effect_size: float, alpha: float, power: float, what: str) -> tuple[int, str | None]:
+    """(n per arm rounded up, at least 2; a note when it is below :data:`FEW_UNITS`)."""
+    exact = required_n(effect_size, alpha, power)
+    n = max(math.ceil(exact), 2)
+    if n >= FEW_UNITS:
+        return n, None
+    note = (
+        f"tiny: an MDE of {abs(effect_size):.3g} {what} needs only {exact:.2g} units per arm by the normal "
+        f"approximation; 2 per arm is the least any test needs, and below about {FEW_UNITS} per arm the "
+        "approximation is rough (plan more, or use an exact test)"
+    )
+    return n, note
 
 
 def plan_proportion(
@@ -69,9 +112,9 @@ def plan_proportion(
     from statsmodels.stats.proportion import proportion_effectsize
 
     h = float(proportion_effectsize(target, baseline))
-    n = _solve_n(h, per_test, power)
+    n, note = _plan_n(h, per_test, power, "in Cohen's h")
     return PowerPlan("proportion", baseline, target - baseline, (target - baseline) / baseline, alpha, per_test,
-                     power, arms, h, n, n * arms)  # fmt: skip
+                     power, arms, h, n, n * arms, note=note)  # fmt: skip
 
 
 def plan_mean(
@@ -91,18 +134,27 @@ def plan_mean(
     if delta == 0:
         raise InputError("the MDE must be non-zero (and a relative MDE needs a non-zero baseline)")
     d = delta / std
-    n = _solve_n(d, per_test, power)
+    if not math.isfinite(d):
+        raise InputError(f"the MDE over the standard deviation must be a finite number, not {delta:g}/{std:g}")
+    n, note = _plan_n(d, per_test, power, "standard deviations (d = Δ/σ)")
     rel = delta / baseline if baseline else None
-    return PowerPlan("mean", baseline, delta, rel, alpha, per_test, power, arms, d, n, n * arms, std)
+    return PowerPlan("mean", baseline, delta, rel, alpha, per_test, power, arms, d, n, n * arms, std, note)
 
 
 def detectable_effect_size(n_per_arm: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    """The standardised effect (h or d) detectable with ``power`` at n per arm: NormalIndPower solved for it."""
-    from statsmodels.stats.power import NormalIndPower
+    """The standardised effect (h or d) detectable with ``power`` at n per arm (= NormalIndPower solved for it).
 
-    if n_per_arm < 2:
+    Root of :func:`power_at`(e, n) = power in e, bracketed by 0 and the one-tailed closed form
+    (z_{α/2} + z_β)·√(2/n); inf below 2 units per arm (or n unknown), 0 when power ≤ α (no data needed).
+    """
+    if math.isnan(n_per_arm) or n_per_arm < 2 or not 0 < alpha < 1 or not 0 < power < 1:
         return math.inf
-    return float(np.squeeze(NormalIndPower().solve_power(effect_size=None, nobs1=n_per_arm, alpha=alpha, power=power)))
+    if power <= alpha or math.isinf(n_per_arm):
+        return 0.0
+    upper = _critical(alpha, power) * math.sqrt(2 / n_per_arm)
+    return float(
+        optimize.brentq(lambda e: float(power_at(e, n_per_arm, alpha)) - power, 0.0, upper, xtol=1e-300, rtol=1e-13)
+    )
 
 
 def mde_proportion(baseline: float, n_per_arm: float, alpha: float = 0.05, power: float = 0.8) -> float | None:
@@ -120,8 +172,6 @@ def mde_mean(std: float, n_per_arm: float, alpha: float = 0.05, power: float = 0
 
 def power_at(effect_size: float, n_per_arm: np.ndarray | float, alpha: float = 0.05) -> np.ndarray:
     """Power of the two-sided normal test for a standardised effect at n per arm (the power curve)."""
-    from scipy import stats
-
     n = np.asarray(n_per_arm, dtype=float)
     crit = stats.norm.isf(alpha / 2)
     shift = abs(effect_size) * np.sqrt(n / 2)  # ratio 1: the difference's SE shrinks with √(n/2)
