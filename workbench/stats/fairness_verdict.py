@@ -27,6 +27,7 @@ from workbench.stats.fairness import (
     group_rates,
     minimum_text,
     percentile_interval,
+    range_intervals,
 )
 
 
@@ -245,6 +246,8 @@ def evaluate(
         with np.errstate(divide="ignore", invalid="ignore"):
             replicates = disparities(boot, settings.selection_rate_population)
         intervals = {name: percentile_interval(values, settings.confidence) for name, values in replicates.items()}
+        # max − min differences: from simultaneous pairwise intervals (the percentile interval is biased upward)
+        intervals.update(range_intervals(cells, boot, settings.selection_rate_population, settings.confidence))
     judgement = judge(groups, labels, reference, group_rates_by_metric, comparisons, settings)
     return Evaluation(
         groups=groups,
