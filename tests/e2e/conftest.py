@@ -8,6 +8,7 @@ Chromium is Debian's (/usr/bin/chromium), never a browser download.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -107,13 +108,48 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+STREAMLIT_PROBE = re.compile(r"://[^/]+/[^?]+/_stcore/(health|host-config)$")
+
+
+def watch(page: object) -> dict[str, list[str]]:
+    """Record what a page must never do: log a console error, throw, or fetch from outside this machine
+    (fonts, CDNs: a machine without internet would show a broken page)."""
+    seen: dict[str, list[str]] = {"console errors": [], "page errors": [], "outside requests": [], "failed": []}
+
+    def on_console(message: object) -> None:
+        # A failed load is judged by its URL below: on a deep link (/drift) Streamlit's client first probes
+        # /drift/_stcore/health and /drift/_stcore/host-config for a base path, and those 404s are its own.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            seen["console errors"].append(message.text[:300])
+
+    def on_response(response: object) -> None:
+        if response.status >= 400 and not STREAMLIT_PROBE.search(response.url):
+            seen["failed"].append(f"{response.status} {response.url[:200]}")
+
+    def on_request(request: object) -> None:
+        host = request.url.split("/")[2] if "://" in request.url else ""
+        if request.url.startswith(("http://", "https://")) and host.split(":")[0] not in LOCAL_HOSTS:
+            seen["outside requests"].append(request.url[:200])
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: seen["page errors"].append(str(error)[:300]))
+    page.on("request", on_request)
+    page.on("response", on_response)
+    return seen
+
+
 @pytest.fixture()
 def page(browser: object) -> Iterator[object]:
-    """A fresh page, 1400×1000, closed after the test."""
+    """A fresh page, 1400×1000, closed after the test; the test fails on a console error, an uncaught page
+    error or a request to a host other than this machine."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
+    seen = watch(page)
     yield page
     context.close()
+    problems = {kind: found for kind, found in seen.items() if found}
+    assert not problems, f"the page misbehaved: {problems}"
 
 
 def wait_for_app(page: object, timeout_ms: int = 60_000) -> None:
