@@ -135,27 +135,6 @@ def test_cli_verify_exits_1_and_names_the_first_bad_entry(log):
     assert out.stdout.strip() == "chain BROKEN at entry 2: entry 2 was edited (its hash does not match)"
 
 
-def test_two_processes_deciding_at_once_both_land_in_order(tmp_path):
-    store = Store(tmp_path / "s.duckdb")
-    decide(store, "defer", "seed", "first")
-    cmd = [sys.executable, "-m", "workbench.cli", "decide", "--decision", "defer", "--db", str(store.path)]
-    procs = [
-        subprocess.Popen(
-            [*cmd, "--reviewer", f"r{i}", "--rationale", f"parallel {i}"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(2)
-    ]
-    errors = [p.communicate(timeout=60)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errors
-    entries = read_decisions(store)
-    assert [d.seq for d in entries] == [1, 2, 3]
-    assert sorted(d.reviewer for d in entries[1:]) == ["r0", "r1"]
-    assert verify(store).ok
-
-
 def test_approval_is_blocked_by_a_failing_fairness_audit_unless_overridden(tmp_path):
     store = Store(tmp_path / "s.duckdb")
     record_run(store, "fairness", "fail", {"verdict_text": "fail: FPR for region=south is 0.27 vs 0.11"})
