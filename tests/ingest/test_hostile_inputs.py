@@ -5,7 +5,7 @@ quarantined with a reason; limits on columns and cell sizes give one-line errors
 from __future__ import annotations
 
 import json
-import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -157,14 +157,29 @@ def test_a_setting_outside_its_range_is_refused_in_one_line(tmp_path: Path, monk
         load_settings()
 
 
-def test_a_wide_file_ingests_in_seconds(store: Store, tmp_path: Path) -> None:
+def test_a_wide_file_ingests_with_a_few_dozen_statements(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The work per column stays in the engine: a 2,000-column file costs a few dozen SQL statements, not one
+    or more per column (51.6 s before; the time itself is measured in benchmarks/bench_foundation.py)."""
+    import duckdb
+
     names = [f"f{i}" for i in range(2000)]
     lines = [f"{HEADER}," + ",".join(names)]
     lines += [f"t{r},2026-01-02,v1,1,0.5," + ",".join(str(r * i) for i in range(2000)) for r in range(20)]
     (tmp_path / "wide.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    started = time.perf_counter()
+    statements = []
+    real = duckdb.DuckDBPyConnection.execute
+
+    def counted(con, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        statements.append(query)
+        return real(con, query, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb.DuckDBPyConnection, "execute", counted)
     assert ingest_file(store, tmp_path / "wide.csv").accepted == 20
-    assert time.perf_counter() - started < 20  # was 51.6-77 s; a limit this loose catches a per-column query loop
+    assert 10 < len(statements) < 120, len(statements)
+    with store.connect() as con:
+        assert con.execute('SELECT sum("f1999") FROM predictions').fetchone()[0] == sum(r * 1999 for r in range(20))
 
 
 def test_too_many_columns_are_refused_in_one_line(store: Store, tmp_path: Path) -> None:
@@ -200,7 +215,7 @@ NAMES = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=st.lists(NAMES, min_size=1, max_size=4))
 def test_any_column_name_ingests_or_is_refused_in_one_line(tmp_path: Path, names: list[str]) -> None:
-    store = Store(tmp_path / f"h{abs(hash(tuple(names)))}.duckdb", lock_timeout_s=2)
+    store = Store(tmp_path / f"h{uuid.uuid4().hex}.duckdb", lock_timeout_s=2)  # hypothesis replays an example
     frame = pd.DataFrame({"trace_id": ["a", "b"], "ts": ["2026-01-02", "2026-01-03"], "model_version": ["v1", "v1"],
                           "prediction": [1, 0]})  # fmt: skip
     for i, name in enumerate(names):
