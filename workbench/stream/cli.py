@@ -28,7 +28,8 @@ def check(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate retraining triggers now; exit 1 when the rule set fires (for cron or an Airflow task)."""
+    """Evaluate retraining triggers now (for cron or an Airflow task): exit 1 when the rule set fires, else 2 when
+    a rule could not be evaluated on this store (named on stderr; the other rules are still evaluated), else 0."""
     store = Store(db)
     request = CheckRequest.from_options(rules, start, end, model_version or (), backtest)
     result = run(store, request)
@@ -38,6 +39,9 @@ def check(
     emit(as_json, result.to_json(with_series=request.backtest), "\n".join(lines))
     if result.fired:
         raise typer.Exit(1)
+    if result.errors:
+        typer.echo(f"error: {result.errors_sentence()}", err=True)
+        raise typer.Exit(2)
 
 
 @commands.command()

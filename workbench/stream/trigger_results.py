@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from workbench.stats.clean import finite
@@ -36,6 +38,21 @@ def episodes(buckets: pd.Series, fired: pd.Series, window: str) -> list[dict[str
     return runs
 
 
+def decide(mode: str, states: Iterable[bool | None]) -> bool | None:
+    """Combine members' states in three-valued (Kleene) logic: True fired, False quiet, None unknown (in error).
+
+    ``all``: quiet as soon as one member is quiet (the others cannot change that), else unknown while a member
+    is unknown, else fired. ``any``: fired as soon as one member fires, else unknown while a member is
+    unknown, else quiet. So an unknown member never makes a set fire, and never lets it pass as quiet when
+    it could have decided otherwise.
+    """
+    states = list(states)
+    decisive = mode != "all"  # the state one member alone decides: fired for any, quiet for all
+    if any(s is not None and bool(s) == decisive for s in states):
+        return decisive
+    return None if any(s is None for s in states) else not decisive
+
+
 @dataclass(frozen=True)
 class RuleResult:
     """A rule evaluated over history: its state now (at its last evaluable bucket) and where it fired.
@@ -43,6 +60,8 @@ class RuleResult:
     ``value``/``n``/``bucket``: the metric at the current bucket; ``since``: the bucket from which the
     rule has fired without a break (None when it does not fire now); ``fired_buckets``/``episodes``:
     the backtest; ``frame``: the per-bucket verdicts (see :func:`workbench.stream.triggers.judge`).
+    ``error``: why the rule could not be evaluated on this data (e.g. a column the store does not have), or
+    None; a rule in error has no value, never fires and makes a group that depends on it undecided.
     """
 
     name: str
@@ -70,6 +89,7 @@ class RuleResult:
     kind: str
     detail: str | None
     frame: pd.DataFrame = field(repr=False, compare=False)
+    error: str | None = None
 
     @classmethod
     def from_frame(cls, rule: Rule, metric: Metric, frame: pd.DataFrame, settle_hours: float | None) -> RuleResult:
@@ -109,6 +129,22 @@ class RuleResult:
             frame=frame,
         )
 
+    @classmethod
+    def failed(cls, rule: Rule, metric: Metric, buckets: pd.DatetimeIndex, error: str) -> RuleResult:
+        """A rule that could not be evaluated: no value in any bucket, never fired, and the reason in ``error``
+        (the frame keeps the calendar, so groups and the backtest still line up with the other rules)."""
+        frame = pd.DataFrame({"bucket": np.asarray(buckets), "value": np.nan, "n": 0.0})
+        for flag in ("complete", "settled", "evaluable", "pending", "breach", "fired"):
+            frame[flag] = False
+        frame["streak"] = 0
+        result = cls.from_frame(rule, metric, frame, None)
+        return replace(result, reason=error, error=error)
+
+    @property
+    def state(self) -> bool | None:
+        """True fired, False quiet, None in error (see :func:`decide`)."""
+        return None if self.error is not None else self.fired
+
     def series_records(self) -> list[dict[str, Any]]:
         """The per-bucket backtest as JSON-ready rows."""
         return [
@@ -129,6 +165,8 @@ class RuleResult:
 
     def sentence(self) -> str:
         """The rule's state in words."""
+        if self.error is not None:
+            return f"{self.name}: ERROR, could not be evaluated (line {self.line}): {self.error}"
         if self.value is None:
             return f"{self.name}: no verdict ({self.reason})"
         value = format_value(self.value, self.unit)
@@ -166,6 +204,7 @@ class RuleResult:
             "reason": self.reason,
             "detail": self.detail,
             "unit": self.unit,
+            "error": self.error,
         }
         if with_series:
             out["series"] = self.series_records()
@@ -211,10 +250,16 @@ class GroupResult:
     episodes: list[dict[str, Any]]
     line: int
     frame: pd.DataFrame = field(repr=False, compare=False)
+    error: str | None = None  # why the group is undecided (a member in error that could change it), or None
+
+    @property
+    def state(self) -> bool | None:
+        """True fired, False quiet, None undecided (see :func:`decide`)."""
+        return None if self.error is not None else self.fired
 
     def sentence(self) -> str:
         """The group's state in words."""
-        state = f"FIRED since {self.since}" if self.fired else "ok"
+        state = f"UNDECIDED ({self.error})" if self.error else f"FIRED since {self.since}" if self.fired else "ok"
         return f"{self.name}: {self.mode} of {', '.join(self.members)} → {state}"
 
     def to_dict(self, with_series: bool = False) -> dict[str, Any]:
@@ -229,6 +274,7 @@ class GroupResult:
             "since": self.since,
             "fired_buckets": self.fired_buckets,
             "episodes": self.episodes,
+            "error": self.error,
         }
         if with_series:
             out["series"] = [
@@ -242,7 +288,9 @@ class GroupResult:
 class CheckResult:
     """Every rule and group, now and over history, and whether the set as a whole fires.
 
-    Conforms to :class:`workbench.core.result.Result` (family ``triggers``, verdict ``fired`` / ``quiet``).
+    Conforms to :class:`workbench.core.result.Result` (family ``triggers``, verdict ``fired`` / ``quiet`` /
+    ``unknown``). ``undecided``: the top level cannot be decided because a rule it depends on is in error
+    (see :func:`decide`); every rule in error is listed by :attr:`errors` whatever the verdict.
     """
 
     family: ClassVar[str] = "triggers"
@@ -255,36 +303,63 @@ class CheckResult:
     as_of: str
     evaluated_at: str
     source: str
+    undecided: bool = False
 
     @property
     def verdict(self) -> str:
-        """The key the gate compares: "fired" when the set fires now, else "quiet"."""
-        return "fired" if self.fired else "quiet"
+        """The key the gate compares: "fired" when the set fires now, "unknown" when rules in error leave it
+        undecided, else "quiet"."""
+        return "fired" if self.fired else "unknown" if self.undecided else "quiet"
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """Every rule that could not be evaluated: its name, line and reason (the others were evaluated)."""
+        return [{"rule": r.name, "line": r.line, "error": r.error} for r in self.rules if r.error is not None]
+
+    def errors_sentence(self) -> str:
+        """The rules in error in one line ("" when there are none): what a scheduler prints on stderr."""
+        if not self.errors:
+            return ""
+        listed = "; ".join(f"{e['rule']} (line {e['line']}): {e['error']}" for e in self.errors)
+        count = "1 rule" if len(self.errors) == 1 else f"{len(self.errors)} rules"
+        return f"{count} could not be evaluated: {listed}"
 
     @property
     def verdict_text(self) -> str:
         """The decision in a sentence."""
         everything = {r.name: r for r in [*self.rules, *self.groups]}
         fired = self.fired_names()
+        errors = f" {self.errors_sentence()}." if self.errors else ""
         if self.fired:
             reasons = ", ".join(f"{n} (since {everything[n].since})" for n in fired)
-            return f"Retrain trigger fired ({self.mode} of the top level): {reasons}."
-        quiet = f"{len(fired)} of {len(self.top_level)} top-level items fire, all must" if fired else "none fires"
+            return f"Retrain trigger fired ({self.mode} of the top level): {reasons}.{errors}"
         checked = f"{len(self.rules)} rules, {len(self.groups)} groups, as of {self.as_of[:16]} UTC"
-        return f"No retrain trigger: {quiet} ({checked})."
+        if self.undecided:
+            unknown = [n for n in self.top_level if everything[n].state is None]
+            return (
+                f"Retrain trigger undecided: {', '.join(unknown)} could not be evaluated, and the rest does not "
+                f"decide the set ({self.mode} of the top level; {checked}).{errors}"
+            )
+        quiet = f"{len(fired)} of {len(self.top_level)} top-level items fire, all must" if fired else "none fires"
+        return f"No retrain trigger: {quiet} ({checked}).{errors}"
 
     @property
     def reasons(self) -> tuple[str, ...]:
-        """One line per rule and group that fires now: its value, the threshold it was held to, and since when."""
+        """One line per rule and group that fires now (its value, the threshold it was held to, since when), and
+        one per rule in error (its reason) and per group it leaves undecided."""
         lines = []
         for r in self.rules:
-            if r.fired:
+            if r.error is not None:
+                lines.append(f"{r.name}: could not be evaluated (line {r.line}): {r.error}")
+            elif r.fired:
                 value = format_value(r.value, r.unit)
                 unit = r.window if r.persistence == 1 else _PLURAL[r.window]
                 held = f"{r.op} {r.threshold:g} for {r.persistence} {unit}"
                 lines.append(f"{r.name}: {r.metric} = {value} ({held}), fired since {r.since}")
         for g in self.groups:
-            if g.fired:
+            if g.error is not None:
+                lines.append(f"{g.name}: {g.mode} of {', '.join(g.members)}, undecided: {g.error}")
+            elif g.fired:
                 lines.append(f"{g.name}: {g.mode} of {', '.join(g.members)}, fired since {g.since}")
         return tuple(lines)
 
@@ -296,13 +371,14 @@ class CheckResult:
                 {
                     "rule": r.name,
                     "what": r.description,
-                    "value now": format_value(r.value, r.unit) if r.value is not None else f"— ({r.reason})",
+                    "value now": _value_now(r),
                     "n": r.n,
                     "driven by": r.detail,
                     "bucket": r.bucket,
-                    "fires": r.fired,
+                    "fires": r.state,
                     "since": r.since,
-                    "pending": r.pending_buckets,
+                    "pending": None if r.error else r.pending_buckets,
+                    "error": r.error,
                 }
             )
         for g in self.groups:
@@ -310,13 +386,14 @@ class CheckResult:
                 {
                     "rule": g.name,
                     "what": f"{g.mode} of {', '.join(g.members)}",
-                    "value now": "",
+                    "value now": "undecided" if g.error else "",
                     "n": None,
                     "driven by": None,
                     "bucket": None,
-                    "fires": g.fired,
+                    "fires": g.state,
                     "since": g.since,
                     "pending": None,
+                    "error": g.error,
                 }
             )
         return rows
@@ -332,7 +409,9 @@ class CheckResult:
             "fired": self.fired_names(),
             "rules_file": self.source,
             "as_of": self.as_of,
-            "rules": {r.name: {"fired": r.fired, "since": r.since, "value": r.value} for r in self.rules},
+            "rules": {
+                r.name: {"fired": r.fired, "since": r.since, "value": r.value, "error": r.error} for r in self.rules
+            },
         }
 
     def fired_names(self) -> list[str]:
@@ -346,6 +425,7 @@ class CheckResult:
             "fired": self.fired,
             "mode": self.mode,
             "verdict": self.verdict_text,
+            "verdict_word": self.verdict,
             "as_of": self.as_of,
             "evaluated_at": self.evaluated_at,
             "source": self.source,
@@ -353,10 +433,18 @@ class CheckResult:
             "fired_top_level": self.fired_names(),
             "rules": [r.to_dict(with_series) for r in self.rules],
             "groups": [g.to_dict(with_series) for g in self.groups],
+            "errors": self.errors,
         }
 
 
-_TABLE_COLUMNS = ("rule", "what", "value now", "n", "driven by", "bucket", "fires", "since", "pending")
+_TABLE_COLUMNS = ("rule", "what", "value now", "n", "driven by", "bucket", "fires", "since", "pending", "error")
+
+
+def _value_now(rule: RuleResult) -> str:
+    """The table's "value now": the value, or why there is none (in error: the reason is in its own column)."""
+    if rule.error is not None:
+        return "error"
+    return format_value(rule.value, rule.unit) if rule.value is not None else f"— ({rule.reason})"
 
 
 def backtest_table(result: CheckResult) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.core.errors import InputError
+from workbench.core.errors import InputError, WorkbenchError
 from workbench.core.window import Window
 from workbench.sources.base import StoreSource
 from workbench.sources.decision_log import approval_times
@@ -52,7 +52,7 @@ from workbench.stream.trigger_metrics import (
     estimated_accuracy,
     fairness_ratio,
 )
-from workbench.stream.trigger_results import CheckResult, GroupResult, RuleResult, backtest_table, episodes
+from workbench.stream.trigger_results import CheckResult, GroupResult, RuleResult, backtest_table, decide, episodes
 
 __all__ = [
     "METRICS",
@@ -263,26 +263,38 @@ def judge(
 
 
 def evaluate_rule(ctx: MetricContext, rule: Rule) -> RuleResult:
-    """Evaluate one rule over the whole calendar: its per-bucket verdicts and its state now."""
+    """Evaluate one rule over the whole calendar: its per-bucket verdicts and its state now.
+
+    A rule that cannot be evaluated on this data (e.g. ``fpr_gap`` naming a column the store does not have)
+    comes back in error with its one-line reason, so one broken rule never hides the others.
+    """
     metric = METRICS[rule.metric]
     settle = None
-    if metric.uses_labels and rule.param("labels_settled", 0.0) > 0:
-        settle = ctx.label_delay_hours(rule, rule.param("labels_settled"), rule.param("label_types"))
     try:
+        if metric.uses_labels and rule.param("labels_settled", 0.0) > 0:
+            settle = ctx.label_delay_hours(rule, rule.param("labels_settled"), rule.param("label_types"))
         series = metric.series(ctx, rule)
-    except InputError as exc:  # e.g. an attribute the store does not have: say which rule asked for it
-        raise InputError(f"rule '{rule.name}' (line {rule.line}): {exc}") from None
+    except WorkbenchError as exc:  # a missing attribute, the store busy past the retry: this rule only
+        return RuleResult.failed(rule, metric, ctx.calendar(rule.window), str(exc))
     frame = judge(series, rule, metric, ctx.as_of, settle)
     return RuleResult.from_frame(rule, metric, frame, settle)
 
 
 def evaluate_group(group: Group, members: dict[str, RuleResult | GroupResult]) -> GroupResult:
-    """Combine members bucket by bucket (all: every member fired there; any: one did) and now."""
+    """Combine members bucket by bucket (all: every member fired there; any: one did) and now.
+
+    Now, in three-valued logic (:func:`workbench.stream.trigger_results.decide`): an ``all`` group cannot fire
+    while a member is in error (it is quiet if another member is quiet, else undecided); an ``any`` group
+    fires when another member fires (else undecided). Over history a member in error never fired.
+    """
     parts = [members[m] for m in group.members]
     combine = np.logical_and.reduce if group.mode == "all" else np.logical_or.reduce
     fired = combine([p.frame["fired"].to_numpy(bool) for p in parts])
     frame = parts[0].frame[["bucket"]].assign(fired=fired)
-    now = all(p.fired for p in parts) if group.mode == "all" else any(p.fired for p in parts)
+    state = decide(group.mode, [p.state for p in parts])
+    now = state is True
+    unknown = [p.name for p in parts if p.state is None]
+    error = None if state is not None else f"{', '.join(unknown)} could not be evaluated"
     window = parts[0].window
     runs = episodes(frame["bucket"], frame["fired"], window)
     since = runs[-1]["start"] if now and runs else None
@@ -290,7 +302,7 @@ def evaluate_group(group: Group, members: dict[str, RuleResult | GroupResult]) -
         since = max((p.since for p in parts if p.since), default=None)
     fired_buckets = [bucket_label(b, window) for b in frame.loc[frame["fired"], "bucket"]]
     return GroupResult(
-        group.name, group.mode, group.members, window, now, since, fired_buckets, runs, group.line, frame
+        group.name, group.mode, group.members, window, now, since, fired_buckets, runs, group.line, frame, error
     )
 
 
@@ -326,13 +338,14 @@ def check(store: Store, rules: RuleSet, window: Window | None = None) -> CheckRe
         members[group.name] = evaluate_group(group, members)
         groups.append(members[group.name])
     top = rules.top_level()
-    combine = all if rules.mode == "all" else any
+    state = decide(rules.mode, [members[name].state for name in top])
     return CheckResult(
         rules=results,
         groups=groups,
         mode=rules.mode,
         top_level=top,
-        fired=combine(members[name].fired for name in top),
+        fired=state is True,
+        undecided=state is None,
         as_of=as_of.isoformat(),
         evaluated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         source=rules.source,
