@@ -7,10 +7,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers.stream_data import START, build
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.sources.store import Store
-from workbench.stream.charts import HOURS_SHOWN, _band, arrivals_figure, quality_figure, rate_figure, volume_figure
+from workbench.stream.charts import (
+    HOURS_SHOWN,
+    _band,
+    arrivals_figure,
+    backtest_figure,
+    coverage_figure,
+    delay_figure,
+    quality_figure,
+    rate_figure,
+    volume_figure,
+)
 from workbench.stream.snapshot import PARTIAL_BELOW, observed_share, stream_snapshot
+from workbench.stream.triggers import check, parse
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +111,60 @@ def test_partial_weeks_are_hatched_and_say_how_much_was_observed(store):
     day_shapes = list(volume_figure(days).data[0].marker.pattern.shape)
     assert day_shapes == ["/" if o < PARTIAL_BELOW else "" for o in days.overall()["observed"]]
     assert day_shapes.count("/") < partial.sum() + 2  # days are whole but for the stream's edges
+
+
+def finite_values(trace) -> bool:
+    return bool(np.isfinite(pd.to_numeric(pd.Series(trace.y, dtype=object), errors="coerce").to_numpy(float)).any())
+
+
+def test_charts_with_nothing_to_draw_say_why_instead_of_drawing_nan(tmp_path):
+    """Predictions and no feedback: no chart carries a NaN-only trace or date marks on empty axes."""
+    rows = [{"trace_id": f"t{i}", "ts": START + pd.Timedelta(hours=3 * i), "model_version": "v1" if i < 20 else "v2",
+             "prediction": i % 2} for i in range(48)]  # fmt: skip
+    store = build(tmp_path / "s.duckdb", rows)
+    snapshot = stream_snapshot(store, None, "day", None, ())
+    result = check(store, parse(BACKTEST_RULES))
+    figures = {
+        "volume": volume_figure(snapshot, result),
+        "arrivals": arrivals_figure(snapshot, "kind", result),
+        "accuracy": rate_figure(snapshot, "accuracy", result),
+        "thumbs": rate_figure(snapshot, "thumbs_up_rate", result),
+        "clicks": rate_figure(snapshot, "click_through_rate", result),
+        "coverage": coverage_figure(snapshot, result),
+        "delay": delay_figure(snapshot),
+        "quality": quality_figure(snapshot),
+        "backtest": backtest_figure(result),
+    }
+    for name, fig in figures.items():
+        assert all(finite_values(t) for t in fig.data if t.y is not None and len(t.y)), name
+        assert not fig.layout.shapes or fig.data, name  # no version marks on axes without data
+    for name in ("arrivals", "accuracy", "thumbs", "clicks", "delay", "quality"):
+        (note,) = figures[name].layout.annotations
+        assert not figures[name].data and note.text.startswith("No "), name
+    assert "No thumbs yet" in figures["thumbs"].layout.annotations[0].text
+    # the backtest: the rule with values draws them, the rule without any and the rule in error say why
+    texts = [a.text for a in figures["backtest"].layout.annotations]
+    assert any(t.startswith("error: no column 'planet'") for t in texts)
+    assert any(t.startswith("no value in any bucket (") for t in texts)
+    assert {t.name for t in figures["backtest"].data} >= {"volume (all buckets)", "volume (judged)"}
+
+
+BACKTEST_RULES = """
+[[rule]]
+name = "volume"
+metric = "prediction_volume"
+op = "<"
+threshold = 1
+[[rule]]
+name = "accuracy"
+metric = "online_accuracy"
+op = "<"
+threshold = 0.5
+[[rule]]
+name = "gap"
+metric = "fairness_ratio"
+attribute = "planet"
+window = "day"
+op = ">"
+threshold = 1.25
+"""

@@ -2,7 +2,9 @@
 
 Every time chart marks when each model version started serving; charts of label-based numbers shade
 the recent buckets whose labels are still arriving; a rule's fired buckets are drawn as markers on
-the chart of its metric.
+the chart of its metric. A chart with nothing to draw (no feedback yet, a rate without any trial, no
+signal-quality event) says so in words instead of drawing empty axes: Plotly would place the version
+marks (dates) on a default numeric axis from -1 to 6 and the browser would log path errors ("MNaN").
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ CHART_METRICS = {
     "thumbs_up_rate": {("positive_feedback_rate", "thumb")},
     "click_through_rate": {("positive_feedback_rate", "click")},
     "coverage": {("coverage", None)},
+}
+# what a rate needs before it has a value (said when there is none)
+RATE_TRIALS = {
+    "accuracy": "labels from the chosen sources",
+    "thumbs_up_rate": "thumbs",
+    "click_through_rate": "impressions (clicks)",
 }
 RATE_TITLES = {
     "accuracy": ("Online accuracy", "share of labels equal to the prediction"),
@@ -112,6 +120,24 @@ def _finish(fig: go.Figure, title: str, y_title: str, snapshot: StreamSnapshot |
     return fig
 
 
+def message_figure(title: str, message: str, height: int = 400) -> go.Figure:
+    """A chart that has nothing to draw: its title and one sentence saying why, no axes and no traces."""
+    fig = go.Figure()
+    fig.add_annotation(
+        x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, text=message,
+        font={"size": 13, "color": "#4b5563"},
+    )  # fmt: skip
+    fig = layout(fig, title, "")
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=height, hovermode=False)
+    return fig
+
+
+def has_values(values: Any) -> bool:
+    """True when at least one value is a finite number (a trace of only NaN draws nothing)."""
+    array = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
+    return bool(np.isfinite(array).any())
+
+
 def _segments(snapshot: StreamSnapshot) -> list[tuple[str, pd.DataFrame]]:
     return [(str(name), part) for name, part in snapshot.series.groupby("segment", sort=True)]
 
@@ -164,6 +190,9 @@ def volume_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -
 def arrivals_figure(snapshot: StreamSnapshot, by: str = "kind", result: CheckResult | None = None) -> go.Figure:
     """Stacked feedback rows by arrival bucket, by kind or type; buckets the arrivals cover in part are hatched
     (observed share from the first to the newest arrival, as for predictions)."""
+    title = f"Feedback arriving per {snapshot.granularity}, by {by}"
+    if snapshot.arrivals.empty:
+        return message_figure(title, "No feedback has arrived yet for these predictions.")
     arrivals = snapshot.arrivals.groupby(["bucket", by], as_index=False)["rows"].sum()
     unit = snapshot.granularity
     first = snapshot.arrivals["first"].min() if not snapshot.arrivals.empty else None
@@ -178,14 +207,19 @@ def arrivals_figure(snapshot: StreamSnapshot, by: str = "kind", result: CheckRes
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, "arrivals", snapshot.granularity)
     fig.update_layout(barmode="stack", bargap=0.05)
-    return _finish(fig, f"Feedback arriving per {snapshot.granularity}, by {by}", "feedback rows", snapshot)
+    return _finish(fig, title, "feedback rows", snapshot)
 
 
 def rate_figure(snapshot: StreamSnapshot, rate: str, result: CheckResult | None = None) -> go.Figure:
     """One line per segment with its Wilson band; label-based rates shade buckets still receiving labels."""
     title, y_title = RATE_TITLES[rate]
+    if snapshot.empty or not has_values(snapshot.series[rate]):
+        trials = RATE_TRIALS[rate]
+        return message_figure(f"{title} per {snapshot.granularity}", f"No {trials} yet in the selected window.")
     fig = go.Figure()
     for i, (segment, part) in enumerate(_segments(snapshot)):
+        if not has_values(part[rate]):  # a segment without a single trial has no line to draw
+            continue
         color = PALETTE[i % len(PALETTE)]
         x = _naive(part["bucket"])
         band_x, band_y = _band(x, part[f"{rate}_lower"], part[f"{rate}_upper"])
@@ -224,6 +258,8 @@ def _band(x: Any, lower: pd.Series, upper: pd.Series) -> tuple[list[Any], list[A
 
 def coverage_figure(snapshot: StreamSnapshot, result: CheckResult | None = None) -> go.Figure:
     """Share of each bucket's predictions with any feedback and with a label."""
+    if snapshot.empty:
+        return message_figure(f"Coverage per {snapshot.granularity}", "No predictions in the selected window.")
     overall = snapshot.overall()
     fig = go.Figure()
     x = _naive(overall["bucket"])
@@ -240,6 +276,8 @@ def coverage_figure(snapshot: StreamSnapshot, result: CheckResult | None = None)
 def delay_figure(snapshot: StreamSnapshot) -> go.Figure:
     """Histogram of label delay (days) by feedback type, and the share of labels arrived within N days."""
     delays = snapshot.delays
+    if not delays.labels or delays.histogram.empty:
+        return message_figure("Label delay", "No labels from the chosen sources yet: no delay to measure.")
     fig = go.Figure()
     width = (delays.histogram["delay_hours"].diff().min() if len(delays.histogram) > 1 else 6.0) or 6.0
     for i, (name, part) in enumerate(delays.histogram.groupby("type", sort=True)):
@@ -302,9 +340,12 @@ def quality_figure(snapshot: StreamSnapshot) -> go.Figure:
             per_bucket = per_bucket.reindex(buckets.union(per_bucket.index), fill_value=0)
             fig.add_scatter(x=_naive(per_bucket.index), y=per_bucket.to_numpy(), name=name,
                             mode="lines", line={"color": color, "width": 1.5})  # fmt: skip
+    title = f"Signal quality per {snapshot.granularity}"
+    if not fig.data:  # nothing quarantined, conflicting, repeated, orphaned or dropped: say so, draw no axes
+        return message_figure(title, "No quarantined, conflicting, repeated, orphan or duplicate rows.")
     mark_versions(fig, snapshot.versions)
     fig.update_layout(barmode="stack")
-    return _finish(fig, f"Signal quality per {snapshot.granularity}", "rows or traces", snapshot)
+    return _finish(fig, title, "rows or traces", snapshot)
 
 
 def backtest_figure(result: CheckResult) -> go.Figure:
@@ -328,7 +369,18 @@ def backtest_figure(result: CheckResult) -> go.Figure:
 
 
 def _rule_panel(fig: go.Figure, rule: RuleResult, row: int) -> None:
+    """The rule's metric per bucket, judged and fired buckets, threshold and pending tail; a rule without any
+    value (in error, or no bucket with a value) says why in its panel instead of drawing NaN-only lines."""
     frame = rule.frame
+    if not has_values(frame["value"]):
+        why = f"error: {rule.error}" if rule.error else f"no value in any bucket ({rule.reason or 'no data'})"
+        axis = "" if row == 1 else str(row)
+        fig.add_annotation(
+            x=0.5, y=0.5, xref=f"x{axis} domain", yref=f"y{axis} domain", showarrow=False, text=why,
+            font={"size": 11, "color": FIRED if rule.error else "#4b5563"},
+        )  # fmt: skip
+        fig.update_yaxes(visible=False, row=row, col=1)
+        return
     x = _naive(frame["bucket"])
     fig.add_scatter(x=x, y=frame["value"], mode="lines", line={"color": "#9ca3af", "width": 1}, row=row, col=1,
                     name=f"{rule.name} (all buckets)")  # fmt: skip
