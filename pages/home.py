@@ -31,14 +31,28 @@ labelled = "n/a" if summary.coverage_labelled is None else f"{summary.coverage_l
 if summary.predictions:
     st.markdown(
         f"**{summary.predictions:,} predictions** from {summary.first_ts[:10]} to {summary.last_ts[:10]} "
-        f"({scope}); {coverage} have feedback and {labelled} a label so far."
+        f"({scope}); {coverage} have feedback and {labelled} a label (of any type) so far."
     )
 
+# Each number says what it counts: the Feedback stream page counts feedback on predictions only (no orphans)
+# and labels from its "Labels from" choice (default: automated outcomes), so its numbers can be lower.
+joined = summary.feedback - summary.orphan_feedback
 cols = st.columns(5)
 cols[0].metric("Predictions", f"{summary.predictions:,}")
-cols[1].metric("Feedback rows", f"{summary.feedback:,}", help="All feedback in the store, any kind.")
+cols[1].metric(
+    "Feedback rows",
+    f"{summary.feedback:,}",
+    help=f"Every feedback row in the store, any kind (the sidebar's window does not apply): {joined:,} on "
+    f"predictions in the store + {summary.orphan_feedback:,} orphans, whose prediction is not in the store yet. "
+    "The Feedback stream page counts the first part only.",
+)
 cols[2].metric("With any feedback", coverage, help="Share of predictions with at least one feedback row.")
-cols[3].metric("Labelled", labelled, help="Share of predictions with feedback that carries a ground-truth label.")
+cols[3].metric(
+    "Labelled (any type)",
+    labelled,
+    help="Share of predictions with a ground-truth label from feedback of any type (outcomes, corrections, …). "
+    "The Feedback stream page counts only the types chosen under 'Labels from', so its share can be lower.",
+)
 cols[4].metric("Quarantined rows", f"{summary.quarantined:,}", help="Rejected at ingest, kept with a reason.")
 
 if summary.predictions:

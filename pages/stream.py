@@ -17,6 +17,7 @@ ui.page_header(
     "Feedback stream",
     "What the feedback says over time, how final the recent numbers are, and when a rule says retrain.",
 )
+view.render_contents()
 
 store = ui.require_store()
 settings = stream_settings()
@@ -77,7 +78,7 @@ def stream_view() -> None:
 
     if live:
         view.live_caption(snapshot, time.strftime("%H:%M:%S"))
-    view.render_totals(snapshot, positive)
+    view.render_totals(snapshot, positive, view.label_sources_text(tuple(label_types), types))
     view.render_triggers(store, result, rules_error, (rules_text, window))
     view.render_over_time(snapshot, result, positive)
     view.render_finality(snapshot, result)

@@ -45,6 +45,11 @@ def test_home_shows_the_store_summary(app, demo_store):
     assert metrics["Predictions"] == "8,000"
     assert metrics["Feedback rows"] == f"{truth['feedback_rows']:,}"
     assert metrics["Quarantined rows"] == "0"
+    # each number says what it counts: the feedback rows split into those on predictions and the orphans
+    helps = {m.label: m.help for m in app.metric}
+    joined = truth["feedback_rows"] - truth["orphan_feedback"]
+    assert f"{joined:,} on predictions in the store + {truth['orphan_feedback']:,} orphans" in helps["Feedback rows"]
+    assert "Labels from" in helps["Labelled (any type)"]
     assert "8,000 predictions" in app.markdown[0].value
     assert len(app.get("plotly_chart")) == 2
     chart = json.loads(app.get("plotly_chart")[0].proto.spec)

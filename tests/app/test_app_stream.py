@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.app.test_app_home import plotly_values
 from tests.conftest import ROOT
+from tests.helpers.stream_data import START, build
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.demo.simulate import simulate
 from workbench.sources.evidence import latest_runs
@@ -67,6 +70,11 @@ def test_page_shows_the_whole_stream_with_every_section(page, demo_store):
     assert metric(page, "Orphan feedback") == f"{truth['orphan_feedback']:,}"
     headers = [h.value for h in page.subheader]
     assert headers == ["Triggers", "Over time", "How final are the numbers", "Signal quality", "Trigger backtest"]
+    # a table of contents at the top links to each section's anchor
+    anchors = [h.proto.anchor for h in page.subheader]
+    assert anchors == ["triggers", "over-time", "label-delay", "signal-quality", "trigger-backtest"]
+    contents = page.markdown[0].value
+    assert all(f"[{h}](#{a})" in contents for h, a in zip(headers, anchors, strict=True))
     assert "8,000 predictions" in " ".join(m.value for m in page.markdown)
     assert len(page.get("plotly_chart")) == 8
     # the volume chart counts every prediction once, and marks where each model version started serving
@@ -155,3 +163,104 @@ def test_live_mode_refreshes_the_numbers_and_keeps_the_choices(tmp_path, demo_st
     app.run()
     assert not app.exception and metric(app, "Predictions") == narrowed
     assert app.sidebar.date_input(key="range").value == (date(2026, 1, 1), date(2026, 1, 10))
+
+
+# A rules set with a rule that cannot be evaluated on the demo store (it has no column "planet") and one that can.
+BROKEN_RULES = (
+    SMALL_RULES
+    + """
+[[rule]]
+name = "fpr_gap"
+metric = "fairness_ratio"
+attribute = "planet"
+window = "week"
+op = ">"
+threshold = 1.25
+"""
+)
+
+
+def test_a_rule_in_error_shows_its_reason_and_the_others_still_decide(page):
+    page.text_area(key="stream_rules_text_rules.example.toml").input(BROKEN_RULES).run()
+    assert not page.exception
+    # the working rule still fires and decides the set; the broken one names itself, its line and why
+    assert any("Retrain trigger fired" in e.value and "volume_floor" in e.value for e in page.error)
+    assert any("fpr_gap (line 10)" in w.value and "planet" in w.value for w in page.warning)
+    table = page.dataframe[0].value.set_index("rule")
+    assert list(table.index) == ["volume_floor", "fpr_gap"]
+    assert bool(table.loc["volume_floor", "fires"]) and pd.isna(table.loc["volume_floor", "error"])
+    assert table.loc["fpr_gap", "value now"] == "error" and "planet" in table.loc["fpr_gap", "error"]
+    assert pd.isna(table.loc["fpr_gap", "fires"])  # neither fired nor quiet: unknown
+    assert "Trigger backtest" in [h.value for h in page.subheader] and len(page.get("plotly_chart")) == 8
+
+
+def test_every_trigger_column_says_what_it_means(page):
+    config = json.loads(page.dataframe[0].proto.columns)
+    table = page.dataframe[0].value
+    for column in table.columns:  # every header has a help text (the hover tooltip)
+        assert config[column].get("help"), column
+    assert "labels_settled" in config["pending"]["help"] and "PSI" in config["driven by"]["help"]
+    assert config["driven by"]["width"] == "large"  # cut off before: wide enough for "tenure_days 4.25, …"
+    backtest = json.loads(page.dataframe[1].proto.columns)
+    assert all(backtest[c].get("help") for c in page.dataframe[1].value.columns)
+
+
+def test_home_and_stream_numbers_reconcile(demo_store, monkeypatch, navigation_app):
+    _, truth = demo_store
+    page = open_page(demo_store[0].path, monkeypatch)
+    page.switch_page("pages/home.py").run()
+    home = {m.label: m for m in page.metric}
+    page.switch_page("pages/stream.py").run()
+    stream = {m.label: m for m in page.metric}
+    count = lambda m: int(m.value.replace(",", ""))  # noqa: E731
+    # feedback: Home counts every row of the store, the stream page the rows on predictions; the gap is the orphans
+    assert truth["orphan_feedback"] > 0
+    orphans = count(stream["Orphan feedback"])
+    assert count(home["Feedback rows"]) == count(stream["Feedback rows"]) + orphans == truth["feedback_rows"]
+    assert f"{orphans:,} orphans" in home["Feedback rows"].help
+    assert f"{orphans:,} orphan feedback rows" in stream["Feedback rows"].help
+    assert home["With any feedback"].value == stream["With any feedback"].value
+    # labels: Home counts any type, the stream page its "Labels from" choice (automated outcomes by default)
+    (outcome,) = [label for label in stream if label.startswith("Labelled (")]
+    assert outcome == "Labelled (outcome)" and "Labels from" in stream[outcome].help
+    percent = lambda m: float(m.value.rstrip("%"))  # noqa: E731
+    assert percent(stream[outcome]) < percent(home["Labelled (any type)"])
+    every = page.multiselect(key="stream_labels").options
+    page.multiselect(key="stream_labels").set_value(every).run()
+    assert not page.exception
+    assert {m.label: m.value for m in page.metric}["Labelled (any type)"] == home["Labelled (any type)"].value
+
+
+@pytest.fixture(scope="module")
+def predictions_only(tmp_path_factory):
+    """Two model versions over six days, and not a single feedback row."""
+    rows = [
+        {"trace_id": f"t{i}", "ts": START + pd.Timedelta(hours=2 * i), "model_version": "v1" if i < 40 else "v2",
+         "prediction": i % 2}
+        for i in range(72)
+    ]  # fmt: skip
+    return build(tmp_path_factory.mktemp("no_feedback") / "workbench.duckdb", rows)
+
+
+def nan_only(trace: dict) -> bool:
+    """A trace with values of which none is a finite number (draws nothing; the browser logs 'MNaN' paths)."""
+    values = trace.get("y")
+    if values is None:
+        return False
+    array = pd.to_numeric(pd.Series(plotly_values(values), dtype=object), errors="coerce").to_numpy(float)
+    return len(array) > 0 and not np.isfinite(array).any()
+
+
+def test_a_store_without_feedback_says_so_instead_of_empty_charts(predictions_only, monkeypatch, navigation_app):
+    page = open_page(predictions_only.path, monkeypatch)
+    assert metric(page, "Predictions") == "72" and metric(page, "Feedback rows") == "0"
+    assert sum("No feedback yet" in i.value for i in page.info) == 2  # over time, and how final the numbers are
+    for chart in charts(page):
+        assert not [t.get("name") for t in chart["data"] if nan_only(t)], chart["layout"].get("title")
+        # version marks (dates) only on a chart with data: on empty axes they sit on a numeric -1…6 axis
+        if chart["layout"].get("shapes"):
+            assert chart["data"], chart["layout"].get("title")
+    titles = [c["layout"]["title"]["text"] for c in charts(page)]
+    assert titles[0].startswith("Predictions per day") and not any(t.startswith("Label delay") for t in titles)
+    quality = next(c for c in charts(page) if c["layout"]["title"]["text"].startswith("Signal quality"))
+    assert not quality["data"] and "No quarantined" in quality["layout"]["annotations"][0]["text"]

@@ -25,6 +25,71 @@ from workbench.stream.triggers import EXAMPLE_RULES, run
 # The positive-feedback choice of the page → (rate column of the snapshot, its trials column).
 POSITIVE_RATES = {"thumbs-up": ("thumbs_up_rate", "thumbs"), "click-through": ("click_through_rate", "clicks")}
 
+# The page's sections in order: anchor → header. The table of contents at the top links to each anchor
+# (the page is about 5,000 px long).
+SECTIONS = {
+    "triggers": "Triggers",
+    "over-time": "Over time",
+    "label-delay": "How final are the numbers",
+    "signal-quality": "Signal quality",
+    "trigger-backtest": "Trigger backtest",
+}
+
+# What each column of the triggers table means (st.column_config help: shown on hovering the header).
+TRIGGER_COLUMNS = {
+    "rule": st.column_config.TextColumn("rule", help="The rule's or group's name in the rules file."),
+    "what": st.column_config.TextColumn(
+        "what",
+        width="medium",
+        help="The metric, the comparison it must pass, per which bucket and for how many "
+        "consecutive buckets (a group: all or any of its members).",
+    ),
+    "value now": st.column_config.TextColumn(
+        "value now",
+        help="The metric in the newest judged bucket; '— (why)' when no bucket could be judged yet; "
+        "'error' when the rule could not be evaluated on this data (see the error column).",
+    ),
+    "n": st.column_config.NumberColumn(
+        "n", format="localized", help="Labels or events behind the value (min_n applies to this number)."
+    ),
+    "driven by": st.column_config.TextColumn(
+        "driven by",
+        width="large",
+        help="What drives the value: the features with the largest PSI (drift), or "
+        "the group whose rate is furthest from the reference group's (fairness).",
+    ),
+    "bucket": st.column_config.TextColumn(
+        "bucket", help="The newest judged bucket: complete, its labels settled, with at least min_n labels or events."
+    ),
+    "fires": st.column_config.CheckboxColumn(
+        "fires",
+        help="Fires now: ticked yes, empty no, '—' undecided (a rule in error, or a group that depends on "
+        "one and cannot be decided without it).",
+    ),
+    "since": st.column_config.TextColumn(
+        "since", help="The first bucket of the current unbroken run of fired buckets (empty when it does not fire)."
+    ),
+    "pending": st.column_config.NumberColumn(
+        "pending",
+        help="Newer buckets not judged yet: still running, labels still arriving (labels_settled), or "
+        "fewer than min_n labels or events. The value now is from the bucket before them.",
+    ),
+    "error": st.column_config.TextColumn(
+        "error",
+        width="large",
+        help="Why the rule could not be evaluated on this data (e.g. a column the store does "
+        "not have); the other rules are evaluated and decide without it.",
+    ),
+}
+BACKTEST_COLUMNS = {
+    "rule": st.column_config.TextColumn("rule", help="The rule's or group's name in the rules file."),
+    "metric": st.column_config.TextColumn("metric", help="The rule's metric, or 'group (all/any)'."),
+    "first": st.column_config.TextColumn("first", help="The first bucket of this run of consecutive fired buckets."),
+    "last": st.column_config.TextColumn("last", help="The last bucket of the run."),
+    "buckets": st.column_config.NumberColumn("buckets", help="How many consecutive buckets the run lasted."),
+    "fires now": st.column_config.CheckboxColumn("fires now", help="This run is still going: the rule fires now."),
+}
+
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_label_sources(path: str, mtime: float) -> tuple[list[str], tuple[str, ...]]:
@@ -80,17 +145,52 @@ def record(store: Store, result: CheckResult, context: tuple[Any, ...]) -> None:
         st.caption("Recorded for the retrain gate (its Triggers evidence).")
 
 
-def render_totals(snapshot: StreamSnapshot, positive: str) -> None:
-    """The verdict sentence and the six headline numbers of the window."""
+def render_contents() -> None:
+    """The table of contents: one link per section (the page is long)."""
+    st.markdown(" · ".join(f"[{title}](#{anchor})" for anchor, title in SECTIONS.items()))
+
+
+def section(anchor: str) -> None:
+    """A section's header with its anchor (the target of the table of contents' link)."""
+    st.subheader(SECTIONS[anchor], anchor=anchor)
+
+
+def label_sources_text(label_types: tuple[str, ...], types: list[str]) -> str:
+    """The chosen label sources in a few words: "outcome", "any type" (none chosen, or every one)."""
+    chosen = [t for t in types if t in label_types]
+    return "any type" if not label_types or len(chosen) == len(types) else ", ".join(label_types)
+
+
+def render_totals(snapshot: StreamSnapshot, positive: str, sources: str) -> None:
+    """The verdict sentence and the six headline numbers of the window, each saying what it counts
+    (``sources``: the chosen label sources in words, see :func:`label_sources_text`)."""
     st.markdown(snapshot.verdict())
     totals = snapshot.totals
+    orphans = snapshot.quality.totals["orphan_feedback"]
     metrics = st.columns(6)
     metrics[0].metric("Predictions", f"{totals['predictions']:,}")
-    metrics[1].metric("Feedback rows", f"{totals['feedback']:,}", help="On the selected predictions, any kind.")
-    metrics[2].metric("With any feedback", f"{totals['coverage_any']:.1%}")
-    metrics[3].metric("Labelled", f"{totals['coverage_labelled']:.1%}", help="By the chosen label sources.")
+    metrics[1].metric(
+        "Feedback rows",
+        f"{totals['feedback']:,}",
+        help=f"Feedback on the selected predictions, any kind. Not counted: {orphans:,} orphan feedback rows (their "
+        "prediction is not in the store yet, see Signal quality); Home counts them too, so over the whole store "
+        "Home's total = this + the orphans.",
+    )
+    metrics[2].metric(
+        "With any feedback",
+        f"{totals['coverage_any']:.1%}",
+        help="Share of predictions with at least one feedback row.",
+    )
+    metrics[3].metric(
+        f"Labelled ({sources})",
+        f"{totals['coverage_labelled']:.1%}",
+        help="Share of predictions with a label from the sources chosen under 'Labels from'. Home counts a label "
+        "of any type, so it is higher when other types (e.g. corrections) label more predictions.",
+    )
     accuracy = "n/a" if totals["accuracy"] is None else f"{totals['accuracy']:.3f}"
-    metrics[4].metric("Online accuracy", accuracy, help="Over the whole window, on the chosen label sources.")
+    metrics[4].metric(
+        "Online accuracy", accuracy, help=f"Over the whole window, on labels from: {sources} ({totals['labels']:,})."
+    )
     rate, k = POSITIVE_RATES[positive]
     value = "n/a" if totals[rate] is None else f"{totals[rate]:.1%}"
     metrics[5].metric(positive.capitalize() + " rate", value, help=f"On {totals[k]:,} feedback rows.")
@@ -99,19 +199,28 @@ def render_totals(snapshot: StreamSnapshot, positive: str) -> None:
 def render_triggers(
     store: Store, result: CheckResult | None, error: str | None, context: tuple[Any, ...]
 ) -> None:  # fmt: skip
-    """The check's verdict, its table of rules and groups, and its record for the retrain gate."""
-    st.subheader("Triggers")
-    if error:
+    """The check's verdict, its table of rules and groups, and its record for the retrain gate. A rule that
+    could not be evaluated shows its reason in its row (and in a warning); the others still show and decide."""
+    section("triggers")
+    if error:  # the rules text itself is wrong (a bad key, a bad line): nothing could be evaluated
         st.error(error, icon=":material/error:")
     elif result is not None:
-        (st.error if result.fired else st.success)(result.verdict_text, icon=":material/notifications:")
-        ui.table(result.table())
+        box = st.error if result.fired else st.warning if result.undecided else st.success
+        box(result.verdict_text, icon=":material/notifications:")
+        for item in result.errors:
+            st.warning(f"Rule {item['rule']} (line {item['line']}): {item['error']}", icon=":material/error:")
+        ui.table(result.to_frame(), column_config=TRIGGER_COLUMNS)
         record(store, result, context)
 
 
 def render_over_time(snapshot: StreamSnapshot, result: CheckResult | None, positive: str) -> None:
-    """Volume, feedback arrivals, accuracy and the positive-feedback rate per bucket."""
-    st.subheader("Over time")
+    """Volume, feedback arrivals, accuracy and the positive-feedback rate per bucket; without any feedback, the
+    volume and one line saying so (no empty feedback charts)."""
+    section("over-time")
+    if not snapshot.totals["feedback"]:
+        st.plotly_chart(charts.volume_figure(snapshot, result), width="stretch", key="chart_volume")
+        st.info(no_feedback(snapshot), icon=":material/hourglass_empty:")
+        return
     by = st.radio("Feedback arriving by", ["kind", "type"], horizontal=True, key="stream_arrivals_by")
     left, right = st.columns(2)
     left.plotly_chart(charts.volume_figure(snapshot, result), width="stretch", key="chart_volume")
@@ -123,12 +232,19 @@ def render_over_time(snapshot: StreamSnapshot, result: CheckResult | None, posit
 
 
 def render_finality(snapshot: StreamSnapshot, result: CheckResult | None) -> None:
-    """Coverage and the label delay: how far the recent numbers will still move."""
-    st.subheader("How final are the numbers")
+    """Coverage and the label delay: how far the recent numbers will still move (nothing to show without
+    feedback: one line says so)."""
+    section("label-delay")
+    if not snapshot.totals["feedback"]:
+        st.info(no_feedback(snapshot), icon=":material/hourglass_empty:")
+        return
     left, right = st.columns(2)
     left.plotly_chart(charts.coverage_figure(snapshot, result), width="stretch", key="chart_coverage")
     right.plotly_chart(charts.delay_figure(snapshot), width="stretch", key="chart_delay")
-    arrived = snapshot.delays.arrived_within.set_index("days")["share"]
+    if not snapshot.delays.labels:
+        st.caption("No labels from the chosen sources yet: no label delay to measure.")
+        return
+    arrived = snapshot.delays.arrived_within.set_index("days")["share"].dropna()
     marks = [d for d in (1, 3, 7, 14, 30) if d in arrived.index]
     st.caption(
         "Share of labels arrived N days after the prediction: "
@@ -139,7 +255,7 @@ def render_finality(snapshot: StreamSnapshot, result: CheckResult | None) -> Non
 
 def render_quality(snapshot: StreamSnapshot) -> None:
     """Quarantine, duplicates, conflicting and repeated feedback, orphans: the signal's cleanliness."""
-    st.subheader("Signal quality")
+    section("signal-quality")
     quality = snapshot.quality.totals
     q = st.columns(5)
     q[0].metric("Quarantined rows", f"{quality['quarantined']:,}", help="Rejected at ingest (whole store).")
@@ -149,7 +265,12 @@ def render_quality(snapshot: StreamSnapshot) -> None:
     )
     repeated = f"{quality['repeated_feedback_traces']:,}"
     q[3].metric("Repeated feedback", repeated, help="Same feedback type twice on a prediction.")
-    q[4].metric("Orphan feedback", f"{quality['orphan_feedback']:,}", help="No prediction in the store yet.")
+    q[4].metric(
+        "Orphan feedback",
+        f"{quality['orphan_feedback']:,}",
+        help="Feedback rows whose prediction is not in the store yet (whole store): they join when it arrives. "
+        "Home's Feedback rows count them; this page's Feedback rows do not.",
+    )
     st.plotly_chart(charts.quality_figure(snapshot), width="stretch", key="chart_quality")
 
 
@@ -157,16 +278,25 @@ def render_backtest(result: CheckResult | None) -> None:
     """Where every rule and group fired over the window (nothing without a result)."""
     if result is None:
         return
-    st.subheader("Trigger backtest")
+    section("trigger-backtest")
     st.plotly_chart(charts.backtest_figure(result), width="stretch", key="chart_backtest")
     episodes = backtest_table(result)
     if episodes:
-        ui.table(episodes)
+        ui.table(episodes, column_config=BACKTEST_COLUMNS)
     else:
         st.caption("No rule fired anywhere in the window.")
     with st.expander("Every bucket each rule fired in"):
         for item in [*result.rules, *result.groups]:
             st.markdown(f"**{item.name}**: {', '.join(item.fired_buckets) or 'never'}")
+
+
+def no_feedback(snapshot: StreamSnapshot) -> str:
+    """The line shown instead of the feedback charts when the selected predictions have no feedback yet."""
+    return (
+        f"No feedback yet: none of the {snapshot.totals['predictions']:,} selected predictions has a feedback row, "
+        "so there are no arrivals, rates, coverage or label delay to draw. They appear as feedback arrives "
+        "(`workbench ingest` or `workbench simulate`)."
+    )
 
 
 def live_caption(snapshot: StreamSnapshot, refreshed: str) -> None:
