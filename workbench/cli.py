@@ -38,8 +38,21 @@ def _global_options(
             "workbench --settings s.toml drift …",
         ),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Where the data is: a store file (default: $WORKBENCH_SOURCE, $WORKBENCH_DB or "
+            "data/workbench.duckdb) or lake:DIR (Parquet folders DIR/predictions/, DIR/feedback/ and DIR/roles.toml, "
+            "read in place). Put it before the command: workbench --source lake:/data/lake drift …",
+        ),
+    ] = None,
 ) -> None:
     """Options for every command (the settings file is read by each analysis through $WORKBENCH_SETTINGS)."""
+    if source is not None:
+        from workbench.ingest.lake import SOURCE_ENV
+
+        os.environ[SOURCE_ENV] = source
     if settings is not None:
         from workbench.core.settings import SETTINGS_ENV
 
@@ -53,6 +66,9 @@ def demo(
     rows: Annotated[int, typer.Option(help="Number of predictions.")] = 300_000,
     days: Annotated[int, typer.Option(help="Days in production.")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same rows.")] = 7,
+    lake: Annotated[
+        Path | None, typer.Option(help="Also write the scenario as a lake folder here (Parquet, by day).")
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -67,13 +83,19 @@ def demo(
             typer.echo(f"  {done:,} / {total:,} predictions written", err=True)
 
     truth = build_demo(store, Scenario(rows=rows, days=days, seed=seed), progress=progress)
+    lake_note = {}
+    if lake is not None:
+        from workbench.ingest.lake import export_lake
+
+        lake_note = {"lake": str(export_lake(store, lake))}
     seconds = time.perf_counter() - started
     truth_path = store.path.parent / "demo" / "ground_truth.json"
     emit(
         as_json,
-        {"db": str(store.path), "ground_truth": str(truth_path), "seconds": round(seconds, 2), **truth},
+        {"db": str(store.path), "ground_truth": str(truth_path), "seconds": round(seconds, 2), **lake_note, **truth},
         f"demo store {store.path}: {truth['predictions']:,} predictions, {truth['feedback_rows']:,} feedback "
-        f"rows over {days} days in {seconds:.1f} s; ground truth in {truth_path}",
+        f"rows over {days} days in {seconds:.1f} s; ground truth in {truth_path}"
+        + (f"; the same rows as a lake in {lake}" if lake is not None else ""),
     )
 
 
@@ -107,10 +129,27 @@ def ingest(
 @app.command()
 def info(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Summarise the store: row counts, time range, model versions, feedback coverage, quarantine."""
+    from workbench.ingest.lake import open_store
     from workbench.sources.store_queries import store_summary
 
-    summary = store_summary(Store(db))
+    summary = store_summary(open_store(db))
     emit(as_json, summary.to_dict(), format_summary(summary))
+
+
+@app.command()
+def validate(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Run the ingest's rules over a lake folder (--source lake:DIR) and count what they would quarantine."""
+    from workbench.ingest.lake import LakeStore, open_store, validation_report
+
+    store = open_store(db)
+    if not isinstance(store, LakeStore):
+        raise InputError("validate reads a lake folder (--source lake:DIR); a store's rejects are in its quarantine: "
+                         "workbench info")  # fmt: skip
+    report = validation_report(store)
+    lines = [f"{report['source']}: " + ", ".join(f"{n:,} valid {t}" for t, n in report["valid"].items())]
+    for table, reasons in report["reasons"].items():
+        lines += [f"  {table}: {n:,} × {reason}" for reason, n in reasons.items()]
+    emit(as_json, report, "\n".join(lines) if report["reasons"] else lines[0] + "; nothing to quarantine")
 
 
 def format_summary(summary: Any) -> str:

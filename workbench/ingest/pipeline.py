@@ -19,7 +19,7 @@ import duckdb
 from workbench.core.errors import InputError
 from workbench.core.schema import FEEDBACK, FEEDBACK_KINDS, PREDICTIONS, ROLES_BY_TABLE, Roles, TableRoles
 from workbench.ingest.settings import IngestSettings, load_settings
-from workbench.ingest.staging import Staging, literal, load_file, load_frame, q
+from workbench.ingest.staging import Staging, check_names, literal, load_file, load_frame, q
 from workbench.sources import experiment, trace_feedback
 from workbench.sources.store import Store, stored_roles, table_columns, write_meta
 
@@ -465,3 +465,42 @@ def total(results: list[IngestResult]) -> dict[str, Any]:
         "reasons": reasons,
         "files": [r.to_dict() for r in results],
     }
+
+
+@dataclass(frozen=True)
+class LakeView:
+    """A table of a lake read through the ingest's rules: the valid rows, the rejected ones with their reason,
+    and the roles the plan found (SQL over ``source``, self-contained: any connection can run it)."""
+
+    rows_sql: str
+    quarantine_sql: str
+    roles: Roles
+
+
+def lake_view(con: duckdb.DuckDBPyConnection, source: str, table: str, roles: Roles, name: str) -> LakeView:
+    """Plan ``table`` over ``source`` (a DuckDB table function, e.g. ``read_parquet(...)``) as the ingest plans a
+    file: the same clean expressions and checks, so a lake and the same rows ingested give the same numbers.
+
+    Rows failing a check are left out of ``rows_sql`` and listed by ``quarantine_sql`` with the first failing
+    check as their reason (the ingest's duplicate checks, which need the whole store, are not applied).
+    """
+    described = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {source})").fetchall()
+    names = [n for n, _ in described]
+    check_names(names, name)
+    positional = ", ".join(f"{q(n)} AS c{i}" for i, n in enumerate(names))
+    staged = f"(SELECT {positional} FROM {source})"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staging AS SELECT * FROM {staged}")
+    staging = Staging(tuple(names), dict(described))
+    plan = _plan(con, table, roles, name, staging)
+    con.execute("DROP VIEW staging")
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN {literal(r)}" for cond, r in plan.checks) + " END"
+    reason = reason if plan.checks else "NULL"
+    columns = ", ".join(f"{expr} AS {q(c)}" for c, expr in plan.select.items())
+    rows_sql = f"SELECT {columns}, CAST(NULL AS BIGINT) AS ingest_id FROM {staged} WHERE ({reason}) IS NULL"
+    raw = "to_json(struct_pack(" + ", ".join(f"{q(n)} := c{i}" for i, n in enumerate(names)) + "))"
+    quarantine_sql = (
+        f"SELECT CAST(NULL AS BIGINT) AS ingest_id, {literal(table)} AS table_name, {literal(name)} AS source, "
+        f"CAST(NULL AS BIGINT) AS row_number, raw, reason, CAST(NULL AS TIMESTAMPTZ) AS quarantined_at "
+        f"FROM (SELECT {raw} AS raw, {reason} AS reason FROM {staged}) WHERE reason IS NOT NULL"
+    )
+    return LakeView(rows_sql, quarantine_sql, plan.roles)

@@ -25,7 +25,7 @@ from workbench.core.schema import Roles
 DEFAULT_DB = Path("data") / "workbench.duckdb"
 LOCK_TIMEOUT_S = 15.0
 
-_DDL = """
+STORE_DDL = """
 CREATE TABLE IF NOT EXISTS predictions (
     trace_id VARCHAR, ts TIMESTAMPTZ, model_version VARCHAR, prediction TINYINT,
     score DOUBLE, arm VARCHAR, unit_id VARCHAR, ingest_id BIGINT);
@@ -111,7 +111,7 @@ class Store:
         con = self._open(read_only)
         try:
             if not read_only:
-                con.execute(_DDL)
+                con.execute(STORE_DDL)
             yield con
         finally:
             con.close()
