@@ -121,8 +121,9 @@ def test_the_demo_writes_the_same_rows_as_a_lake(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    demo = ["demo", "--rows", "3000", "--days", "10", "--db", str(tmp_path / "w.duckdb"), "--lake", str(tmp_path / "lake")]
-    out = subprocess.run([sys.executable, "-m", "workbench.cli", *demo, "--json"], capture_output=True, text=True, cwd=ROOT)
+    lake, db = str(tmp_path / "lake"), str(tmp_path / "w.duckdb")
+    demo = [sys.executable, "-m", "workbench.cli", "demo", "--rows", "3000", "--days", "10", "--db", db, "--lake", lake]
+    out = subprocess.run([*demo, "--json"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["lake"] == str(tmp_path / "lake")
     info = subprocess.run([sys.executable, "-m", "workbench.cli", "--source", f"lake:{tmp_path / 'lake'}", "info",
