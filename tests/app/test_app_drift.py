@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -31,9 +33,12 @@ def drift_app(drift_store, monkeypatch, navigation_app):
 def test_drift_page_flags_the_injected_features_and_records_the_run(drift_app):
     app, store, truth = drift_app
     assert not app.exception
-    verdict = " ".join(e.value for e in app.error)
-    assert "features drifted" in verdict
+    # one verdict, the dataset's, with its rule in words (issue 18): 4+ of 11 is below the 50% rule, an amber box
+    (verdict,) = [e.value for e in app.warning if "features drifted" in e.value]
+    assert verdict.startswith("**dataset drift: no — ") and "the rule is ≥ 50%" in verdict
+    assert not [e.value for e in app.error if "features drifted" in e.value]
     metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Dataset drift"] == "no"
     n_drifted, n_features = (int(x) for x in metrics["Features drifted"].split(" of "))
     assert n_features == 11 and n_drifted >= 4
     table = app.dataframe[0].value
@@ -51,7 +56,7 @@ def test_drift_page_flags_the_injected_features_and_records_the_run(drift_app):
     assert {"decided by", "KS", "test"} <= set(app.dataframe[1].value.columns)
     assert not app.dataframe[1].proto.column_order
     run = latest_runs(store)["drift"]
-    assert run.verdict == "drift" and run.summary["verdict_text"] in verdict
+    assert run.verdict == "no drift" and run.summary["verdict_text"] in verdict  # the gate shows the same word
     assert set(truth["drifted_features"]) <= set(run.summary["drifted"])
 
 
@@ -81,3 +86,13 @@ def test_custom_range_with_a_bad_window_is_one_line_error(drift_app):
     app.text_input(key="drift_ref").input("yesterday-ish").run()
     assert not app.exception
     assert app.error and len(app.error[0].value.splitlines()) == 1
+
+
+def test_drift_table_headers_explain_their_columns(drift_app):
+    """Issue 18: W/σ, p (BH), the KS method and the rest carry a help text in their header."""
+    app, _, _ = drift_app
+    config = json.loads(app.dataframe[1].proto.columns)
+    for column, words in (("Wasserstein / σ", "standard deviation"), ("p (BH)", "Benjamini–Hochberg"),
+                          ("KS", "exact"), ("PSI", "≥ 0.1")):  # fmt: skip
+        assert words in config[column]["help"], column
+    assert any("CBPE, confidence-based performance estimation" in c.value for c in app.caption)

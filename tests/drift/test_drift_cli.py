@@ -54,11 +54,18 @@ def test_two_files_give_the_contract_json_and_an_html_report(tmp_path):
     (cat,) = [f for f in document["features"] if f["name"] == "c"]
     assert cat["unseen_categories"] == ["z"] and cat["test"] == "chi2"
     text = html.read_text()
-    assert "Drift report" in text and len(text) < 1_500_000
-    assert re.findall(r"<script[^>]*\bsrc=\"https://cdn\.plot\.ly/", text)  # plotly.js from its CDN by default
+    assert "Drift report" in text and document["verdict_text"] in text
+    # self-contained by default (issue 18): plotly.js inline, no script fetched from a CDN
+    assert not re.findall(r"<script[^>]*\bsrc=", text) and len(text) > 3_000_000
+    small = tmp_path / "small.html"
+    cdn = run("--reference-file", str(tmp_path / "r.csv"), "--current-file", str(tmp_path / "c.parquet"),
+              "--html", str(small), "--html-cdn", "--no-multivariate")  # fmt: skip
+    assert cdn.returncode == 0, cdn.stderr
+    assert re.findall(r"<script[^>]*\bsrc=\"https://cdn\.plot\.ly/", small.read_text())  # --html-cdn: the CDN
+    assert len(small.read_text()) < 1_500_000
 
 
-def test_an_offline_html_report_embeds_plotly_and_loads_nothing(tmp_path):
+def test_html_offline_is_kept_for_old_scripts_and_embeds_plotly(tmp_path):
     rng = np.random.default_rng(1)
     for name, shift in (("r", 0.0), ("c", 0.5)):
         pd.DataFrame({"x": rng.normal(shift, 1, 2000)}).to_csv(tmp_path / f"{name}.csv", index=False)
@@ -78,9 +85,11 @@ def test_an_offline_html_report_embeds_plotly_and_loads_nothing(tmp_path):
 def test_store_windows_record_the_run_and_print_the_verdict(small_store):
     out = run("--db", str(small_store.path), "--reference", "first:10d", "--current", "last:7d", "--no-multivariate")
     assert out.returncode == 0, out.stderr
-    assert "features drifted since Jan 24" in out.stdout
+    assert "features drifted since Jan 24" in out.stdout and out.stdout.startswith("dataset drift: ")
     run_ = latest_runs(small_store)["drift"]
-    assert run_ is not None and run_.verdict == "drift"
+    # the recorded verdict is the dataset's (issue 18), the word the page and the JSON show
+    assert run_ is not None and run_.verdict == ("drift" if run_.summary["dataset_drift"] else "no drift")
+    assert out.stdout.startswith(f"dataset drift: {'yes' if run_.summary['dataset_drift'] else 'no'} — ")
     assert {"verdict_text", "n_features", "n_drifted", "share_drifted", "dataset_drift", "drifted", "reference",
             "current"} <= set(run_.summary)  # fmt: skip
 

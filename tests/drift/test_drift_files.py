@@ -90,7 +90,8 @@ def test_large_reference_verdict_is_by_psi(files):
     assert not result.feature("stable").drift and not result.feature("count").drift
     assert result.summary["n_drifted"] == 2 and result.summary["n_features"] == 4
     assert result.summary["share_drifted"] == 0.5 and result.summary["dataset_drift"] is True
-    assert result.verdict_text.startswith("2 of 4 features drifted")
+    assert result.verdict == "drift"
+    assert result.verdict_text.startswith("dataset drift: yes — 2 of 4 features drifted")
 
 
 def test_small_reference_verdict_is_by_bh_adjusted_p_values(tmp_path):

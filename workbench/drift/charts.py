@@ -8,6 +8,7 @@ and compute nothing.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import pandas as pd
@@ -20,7 +21,14 @@ REFERENCE_COLOR, CURRENT_COLOR, DRIFT_COLOR, OK_COLOR = "#64748b", PALETTE[0], "
 
 
 def psi_bars_figure(result: Any) -> go.Figure:
-    """Horizontal bars: PSI per feature (drifted in red, on top; then by PSI), with the threshold as a dashed line."""
+    """Horizontal bars of the statistic that decided (drifted in red, on top), with its threshold as a dashed line.
+
+    A large reference is judged by PSI (bars: PSI, line at ``psi_threshold``); a small one by the BH-adjusted
+    p-value (bars: −log10 of it, line at ``p_value``): the chart draws the summary's ``rule``, the one each
+    feature's ``decided_by`` names, so a bar's colour always agrees with the line it crosses.
+    """
+    if result.summary.get("rule") == "p_value":
+        return _p_bars_figure(result)
     rows = [f for f in reversed(result.ordered) if f.psi is not None]  # plotly draws the first bar at the bottom
     fig = go.Figure(
         go.Bar(
@@ -37,9 +45,41 @@ def psi_bars_figure(result: Any) -> go.Figure:
         x=threshold, line_dash="dash", line_color="#111827", annotation_text=f"PSI {threshold:g}",
         annotation_position="bottom right",
     )  # fmt: skip
-    fig = layout(fig, "Population stability index by feature (red: drifted)", "")
+    fig = layout(fig, f"Population stability index by feature (red: drifted, PSI ≥ {threshold:g})", "")
     fig.update_layout(hovermode="closest", height=max(260, 28 * len(rows) + 90), xaxis_title="PSI")
     return fig
+
+
+P_FLOOR = 1e-300  # −log10 of a p-value of 0 (below double precision) is drawn at 300
+
+
+def _p_bars_figure(result: Any) -> go.Figure:
+    rows = [f for f in reversed(result.ordered) if f.p_adjusted is not None or f.drift]
+    scores = [-math.log10(max(f.p_adjusted if f.p_adjusted is not None else 1.0, P_FLOOR)) for f in rows]
+    fig = go.Figure(
+        go.Bar(
+            x=scores,
+            y=[f.name for f in rows],
+            orientation="h",
+            marker_color=[DRIFT_COLOR if f.drift else OK_COLOR for f in rows],
+            customdata=[[_or_nan(f.p_adjusted), _or_nan(f.psi)] for f in rows],
+            hovertemplate="%{y}: BH-adjusted p %{customdata[0]:.2g}<br>PSI %{customdata[1]:.3f}<extra></extra>",
+        )
+    )
+    alpha = result.settings.get("p_value", 0.05)
+    fig.add_vline(
+        x=-math.log10(alpha), line_dash="dash", line_color="#111827", annotation_text=f"p = {alpha:g}",
+        annotation_position="bottom right",
+    )  # fmt: skip
+    fig = layout(fig, f"BH-adjusted p by feature (red: drifted, p < {alpha:g}; small reference)", "")
+    fig.update_layout(
+        hovermode="closest", height=max(260, 28 * len(rows) + 90), xaxis_title="−log10 BH-adjusted p (right: smaller p)"
+    )
+    return fig
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def distribution_figure(feature: Any) -> go.Figure:

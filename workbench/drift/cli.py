@@ -10,7 +10,6 @@ import typer
 from workbench.core.command import DbOption, JsonOption, emit, split_names
 from workbench.core.errors import InputError
 from workbench.core.window import Window, parse_window
-from workbench.drift.report import html_report
 from workbench.drift.request import FILES, DriftRequest
 from workbench.drift.result import DriftResult, rate_lines
 from workbench.drift.run import run
@@ -78,8 +77,12 @@ def drift(
     categorical: Annotated[str | None, typer.Option(help="Columns to treat as categorical, a,b (files).")] = None,
     features: Annotated[str | None, typer.Option(help="Only these features, a,b.")] = None,
     html: Annotated[Path | None, typer.Option(help="Also write the standalone HTML report here.")] = None,
+    html_cdn: Annotated[
+        bool,
+        typer.Option(help="Load plotly.js from its CDN in the HTML report (−4.8 MB; its charts then need the network)"),
+    ] = False,
     html_offline: Annotated[
-        bool, typer.Option(help="Embed plotly.js in the HTML report (+4.8 MB): it then opens with no network.")
+        bool, typer.Option(hidden=True, help="Kept for old scripts: the report is self-contained by default.")
     ] = False,
     over_time: Annotated[
         str | None, typer.Option(help="Add drift and performance over time by day, week or N rows (store only).")
@@ -95,8 +98,11 @@ def drift(
     JS with unseen categories listed; missing shares; prediction, label and multivariate drift.
     """
     say = _progress(as_json)
-    if html_offline and html is None:
-        raise InputError("--html-offline needs --html FILE (the report it embeds plotly.js in)")
+    if (html_cdn or html_offline) and html is None:
+        flag = "--html-cdn" if html_cdn else "--html-offline"
+        raise InputError(f"{flag} needs --html FILE (the report it applies to)")
+    if html_cdn and html_offline:
+        raise InputError("give either --html-cdn or --html-offline, not both")
     on_reference, on_current = bool(reference or reference_version), bool(current or current_version)
     if reference_file and on_reference and not current_file and on_current:
         raise InputError("give either --reference-file or --reference/--reference-version, not both")
@@ -120,8 +126,10 @@ def drift(
     if request.mode != FILES or (db is not None and store.exists()):
         record_run(store, result.family, result.verdict, result.evidence())
     if html is not None:
+        from workbench.drift.report import html_report  # plotly only when a report is asked for
+
         html.write_text(
-            html_report(result, result.over_time, result.performance, embed_plotlyjs=html_offline), encoding="utf-8"
+            html_report(result, result.over_time, result.performance, embed_plotlyjs=not html_cdn), encoding="utf-8"
         )
         say(f"HTML report written to {html}")
     emit(as_json, result.to_json(), format_result(result))

@@ -1,10 +1,11 @@
 """The standalone drift report: one HTML file with the verdict, the table and the charts, no raw rows.
 
 Charts are Plotly figures built from the result's aggregates (shares per bin, ECDF points, metric
-values per chunk), so the file holds numbers a reader sees, never the data. plotly.js is loaded
-from its CDN by default (the file stays ~100 KB; the tables read without network), or embedded
-(``embed_plotlyjs=True``, about 4.8 MB more) for a fully offline file. The page's download and
-``workbench drift --html`` both call :func:`html_report`.
+values per chunk), so the file holds numbers a reader sees, never the data. plotly.js is embedded by
+default (about 4.8 MB), so the file opens with no network, on a machine that cannot reach a CDN, and
+archives as it was; ``embed_plotlyjs=False`` (``workbench drift --html-cdn``) loads it from plotly's CDN
+instead (a ~100 KB file whose charts need the network). The page's download and ``workbench drift --html``
+both call :func:`html_report`.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ def _table(result: DriftResult) -> str:
 
 
 def html_report(
-    result: DriftResult, over_time: Any = None, performance: Any = None, embed_plotlyjs: bool = False
+    result: DriftResult, over_time: Any = None, performance: Any = None, embed_plotlyjs: bool = True
 ) -> str:
-    """The drift report as one HTML document (verdict, statistics table, charts; no raw rows)."""
+    """The drift report as one self-contained HTML document (verdict, statistics table, charts; no raw rows);
+    ``embed_plotlyjs=False``: plotly.js from its CDN (smaller, needs the network to draw the charts)."""
     first = [True]
 
     def figure(fig: Any) -> str:

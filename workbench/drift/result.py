@@ -34,7 +34,7 @@ class DriftResult:
     current: dict[str, Any]
     features: tuple[FeatureDrift, ...]
     summary: dict[str, Any]
-    verdict: str  # drift | no drift | insufficient
+    verdict: str  # the dataset verdict: drift | no drift | insufficient (see verdict_sentence)
     verdict_text: str
     prediction_drift: dict[str, Any] | None = None
     label_drift: dict[str, Any] | None = None
@@ -196,16 +196,24 @@ def build_result(
 
 
 def verdict_sentence(result: DriftResult) -> tuple[str, str]:
-    """('drift' | 'no drift' | 'insufficient', the sentence).
+    """('drift' | 'no drift' | 'insufficient', the sentence): the *dataset* verdict, with its rule in words.
 
-    E.g. '5 of 25 features drifted since Mar 3; largest: amount, PSI 0.41'.
+    The verdict answers one question, "did the dataset drift?", by the rule ``dataset_drift_share`` (a share
+    of the features); the page's box, the ``--json`` document, the HTML report, ``--exit-code`` and the retrain
+    gate all show this word. E.g. 'dataset drift: no — 4 of 11 features drifted since Mar 3 (36%; the rule is
+    ≥ 50%); largest: amount, PSI 0.41'.
     """
     s = result.summary
     since = result.current.get("label") or "the current window"
     since = since if since.startswith(("since", "until")) else f"in {since}"
     if s["n_features"] == 0:
-        return "insufficient", f"no feature has enough values to judge drift {since}"
-    text = f"{s['n_drifted']} of {s['n_features']} features drifted {since}"
+        return "insufficient", f"dataset drift: insufficient — no feature has enough values to judge drift {since}"
+    share = result.settings.get("dataset_drift_share", 0.5)
+    word = "yes" if s["dataset_drift"] else "no"
+    text = (
+        f"dataset drift: {word} — {s['n_drifted']} of {s['n_features']} features drifted {since} "
+        f"({s['share_drifted']:.0%}; the rule is ≥ {share:.0%})"
+    )
     if s["n_drifted"]:
         top = result.feature(result.drifted[0])
         if top.psi is not None:
@@ -213,6 +221,4 @@ def verdict_sentence(result: DriftResult) -> tuple[str, str]:
         else:
             before, after = top.missing_share_reference or 0, top.missing_share_current or 0
             text += f"; {top.name}: missing share {before:.0%} → {after:.0%}"
-    if s["dataset_drift"]:
-        text += f" — dataset drift (≥ {result.settings.get('dataset_drift_share', 0.5):.0%} of features)"
-    return ("drift" if s["n_drifted"] else "no drift"), text
+    return ("drift" if s["dataset_drift"] else "no drift"), text

@@ -156,23 +156,52 @@ def shown_feature_columns(table: pd.DataFrame, rule: str | None) -> list[str]:
     return [c for c in table.columns if c not in drop]
 
 
-def feature_column_config() -> dict[str, Any]:
-    """Streamlit formats of :func:`feature_table`: effect sizes and statistics to 4 decimals, p-values in
-    scientific notation, missing shares in %, short headers (the full names are the frame's, e.g. in the CSV)."""
-    number = st.column_config.NumberColumn
-    effect = {c: number(label, format="%.4f") for c, label in
-              (("PSI", "PSI"), ("JS distance", "JS"), ("Wasserstein / σ", "W / σ"))}  # fmt: skip
+def column_help(settings: dict[str, Any] | None = None) -> dict[str, str]:
+    """What each column of :func:`feature_table` measures and, where one applies, the threshold it is held to
+    (read from ``settings``, the result's drift settings; the defaults otherwise): the headers' ``help``."""
+    s = settings or {}
+    psi, alpha, small = s.get("psi_threshold", 0.1), s.get("p_value", 0.05), s.get("small_reference_rows", 1000)
     return {
-        **effect,
-        "statistic": number(format="%.4f"),
-        "unseen categories": st.column_config.TextColumn("unseen", width=110),
-        "p-value": number("p", format="%.1e"),
-        "p (BH)": number("p (BH)", format="%.1e"),
-        "n reference": number("n ref", format="localized"),
-        "n current": number("n cur", format="localized"),
-        "missing ref": number("NA ref", format="percent", help="Share of missing values in the reference"),
-        "missing cur": number("NA cur", format="percent", help="Share of missing values in the current window"),
+        "drift": f"Drifted by the run's rule: PSI ≥ {psi:g} (reference above {small:,} rows) or BH-adjusted p < "
+        f"{alpha:g} (smaller reference), or a change in the missing share",
+        "decided by": "Which rule decided this feature: psi, p_value (BH-adjusted), missing (the share of missing "
+        "values changed) or insufficient (too few values)",
+        "PSI": f"Population stability index on the reference's deciles (categories for a categorical feature); "
+        f"drift at ≥ {psi:g} under the PSI rule",
+        "JS distance": "Jensen–Shannon distance of the binned distributions, 0 (same) to 1 (disjoint); shown, not "
+        "a rule",
+        "Wasserstein / σ": "W/σ: Wasserstein distance (earth mover's: how far the values moved) divided by the "
+        "reference's standard deviation; shown, not a rule",
+        "test": "The test behind the p-value: ks (Kolmogorov–Smirnov, numeric) or chi2 (chi-square, categorical)",
+        "statistic": "The test's statistic: KS D (the largest gap between the two empirical CDFs) or chi-square",
+        "p-value": "The test's p-value before the multiple-testing correction",
+        "p (BH)": f"The p-value adjusted over the features by Benjamini–Hochberg (false discovery rate); drift at "
+        f"< {alpha:g} under the p-value rule",
+        "KS": "How the KS test was computed: exact (from the sorted values of both windows) or grid (from counts "
+        "on a fine grid when the windows are too large to pull; D within a stated bound)",
+        "n reference": "Non-missing values in the reference window",
+        "n current": "Non-missing values in the current window",
+        "missing ref": "Share of missing values in the reference",
+        "missing cur": "Share of missing values in the current window",
+        "unseen categories": "Categories in the current window that the reference never had",
     }
+
+
+def feature_column_config(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Streamlit formats of :func:`feature_table` with each header's :func:`column_help`: effect sizes and
+    statistics to 4 decimals, p-values in scientific notation, missing shares in %, short headers (the full names
+    are the frame's, e.g. in the CSV)."""
+    helps, number, text = column_help(settings), st.column_config.NumberColumn, st.column_config.TextColumn
+    formats = {
+        "drift": st.column_config.CheckboxColumn(), "decided by": text(), "test": text(), "KS": text(),
+        "PSI": number("PSI", format="%.4f"), "JS distance": number("JS", format="%.4f"),
+        "Wasserstein / σ": number("W / σ", format="%.4f"), "statistic": number(format="%.4f"),
+        "unseen categories": text("unseen", width=110), "p-value": number("p", format="%.1e"),
+        "p (BH)": number("p (BH)", format="%.1e"), "n reference": number("n ref", format="localized"),
+        "n current": number("n cur", format="localized"), "missing ref": number("NA ref", format="percent"),
+        "missing cur": number("NA cur", format="percent"),
+    }  # fmt: skip
+    return {name: {**column, "help": helps[name]} for name, column in formats.items()}
 
 
 def rule_caption(result: DriftResult) -> str:
@@ -188,9 +217,17 @@ def rule_caption(result: DriftResult) -> str:
     )
 
 
+def verdict_box(result: DriftResult) -> Any:
+    """The box of the dataset verdict: red for drift, amber when some features drifted below the dataset rule
+    (or nothing could be judged), green when no feature drifted; its words are the verdict's, whatever the colour."""
+    if result.verdict == "drift":
+        return st.error
+    return st.warning if result.verdict == "insufficient" or result.summary.get("n_drifted") else st.success
+
+
 def render_verdict(result: DriftResult) -> None:
     """The verdict box, the caption of the rule, the four headline metrics and the PSI bars."""
-    box = st.error if result.verdict == "drift" else (st.warning if result.verdict == "insufficient" else st.success)
+    box = verdict_box(result)
     box(f"**{result.verdict_text}.**", icon=":material/ssid_chart:")
     st.caption(rule_caption(result))
     s, share = result.summary, result.settings.get("dataset_drift_share", 0.5)
@@ -198,7 +235,8 @@ def render_verdict(result: DriftResult) -> None:
     m[0].metric("Features drifted", f"{s['n_drifted']} of {s['n_features']}")
     m[1].metric("Share drifted", "n/a" if s["share_drifted"] is None else f"{s['share_drifted']:.0%}",
                 help=f"Dataset drift when at least {share:.0%} of the features drifted.")  # fmt: skip
-    m[2].metric("Dataset drift", "yes" if s["dataset_drift"] else "no")
+    m[2].metric("Dataset drift", "yes" if s["dataset_drift"] else "no",
+                help=f"The verdict: yes when at least {share:.0%} of the features drifted.")  # fmt: skip
     mv = result.multivariate or {}
     margin = result.settings.get("domain_classifier_margin", 0.05)
     m[3].metric(
@@ -215,10 +253,11 @@ def render_statistics(result: DriftResult) -> None:
     table = feature_table(result)
     ui.table(
         table, height=min(35 * (len(result.features) + 1) + 3, 700),
-        column_order=shown_feature_columns(table, result.summary.get("rule")), column_config=feature_column_config(),
+        column_order=shown_feature_columns(table, result.summary.get("rule")),
+        column_config=feature_column_config(result.settings),
     )  # fmt: skip
     with st.expander("All columns: how each verdict was decided, the test, the KS method"):
-        ui.table(table, column_config=feature_column_config())
+        ui.table(table, column_config=feature_column_config(result.settings))
     for warning in result.warnings:
         st.caption(f":material/warning: {warning}")
 
@@ -288,7 +327,8 @@ def render_performance(store: Store, reference: Window, chunk: str) -> Performan
     st.plotly_chart(charts.performance_figure(perf), width="stretch")
     cal = perf.calibration
     st.caption(
-        f"Estimated accuracy without labels (CBPE) from "
+        "Estimated accuracy without labels (CBPE, confidence-based performance estimation: the accuracy the "
+        "calibrated scores imply, averaged over the chunk's predictions) from "
         f"{'isotonic-calibrated' if cal.get('method') == 'isotonic' else 'raw'} scores"
         + (f" (calibration error {cal['ece_raw']:.3f} → {cal['ece_isotonic']:.3f})" if cal.get("ece_raw") else "")
         + f". {perf.assumption}"
