@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -93,3 +95,27 @@ def test_the_captions_read_the_thresholds_from_the_settings(page, tmp_path, monk
     captions = [c.value for c in app.caption]
     assert any("ratio outside ×0.67–1.5 of the reference" in c and "(α=0.01)" in c for c in captions), captions
     assert any("below 70% (the settings' four_fifths" in c for c in captions)
+
+
+def test_a_failing_intersection_lists_every_failing_group(page):
+    """Issue 18: the sentence names all failing groups (no "and 1 more"); each comparison is a bullet below it."""
+    app, store = page
+    app.multiselect(key="fair_sensitive").set_value(["age_band", "region"]).run()
+    assert not app.exception
+    (verdict,) = app.error
+    assert "more" not in verdict.value
+    table = app.dataframe[0].value
+    failing = list(table.loc[table["status"] == "fail", "group"])
+    named = lambda text, group: all(f"={part}" in text for part in group.split(" × "))  # noqa: E731
+    assert failing and all(named(verdict.value, group) for group in failing)
+    (bullets,) = [m.value for m in app.markdown if m.value.startswith("- FPR for ")]
+    reasons = bullets.splitlines()
+    assert len(reasons) >= len(failing) and all(any(named(r, group) for r in reasons) for group in failing)
+    assert latest_runs(store)["fairness"].summary["verdict_text"] == verdict.value.replace("**FAIL** — ", "fail: ")
+
+
+def test_group_table_headers_spell_out_the_rates(page):
+    app, _ = page
+    config = json.loads(app.dataframe[1].proto.columns)
+    assert "False positive rate" in config["FPR"]["help"] and "True positive rate" in config["TPR"]["help"]
+    assert "Wilson" in config["FPR 95% CI"]["help"] and "Holm" in config["adjusted p"]["help"]

@@ -10,6 +10,7 @@ entry; :func:`store_audit`, :func:`file_audit` and :func:`frame_audit` are its m
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ from workbench.stats.fairness import (
     FAIRLEARN_DISPARITIES,
     GROUP_JOINER,
     GROUP_METRICS,
+    METRIC_NAMES,
     MISSING_GROUP,
     RATES,
     FairnessSettings,
@@ -171,7 +173,7 @@ def audit_rows(
         disparity_intervals={k: list(v) for k, v in ev.intervals.items()},
         flags=tuple(flags),
         verdict=ev.judgement.verdict,
-        verdict_text=ev.judgement.verdict_text,
+        verdict_text=verdict_sentence(ev, labels, settings),
         reasons=tuple(ev.judgement.reasons),
         labels=label_info,
         over_time=timeline,
@@ -182,6 +184,34 @@ def audit_rows(
         settings=asdict(settings),
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def verdict_sentence(ev: Any, labels: dict[str, str], settings: FairnessSettings) -> str:
+    """The verdict as one sentence that names every failing group.
+
+    One failing comparison keeps the judgement's sentence ('fail: FPR for region=south is 0.35 vs 0.23 for
+    region=north (ratio 1.54, p<0.001)'); several name all the failing groups with their ratios, worst first
+    ('fail: 4 groups outside ×0.80–1.25 of north's rate with significance: south (FPR ratio 1.77), …'), instead of
+    three comparisons and "and 1 more". Each comparison in full stays in the audit's ``reasons``.
+    """
+    judgement = ev.judgement
+    failed = [c for c in ev.comparisons if c.decides and c.status == "fail"]
+    if judgement.verdict != "fail" or len(failed) < 2:
+        return judgement.verdict_text
+    worst: dict[str, list[Any]] = {}
+    for c in sorted(failed, key=lambda c: (-abs(math.log(c.ratio)) if c.ratio else -math.inf, c.group, c.metric)):
+        worst.setdefault(c.group, []).append(c)
+    parts = [
+        f"{labels[group]} ({', '.join(f'{METRIC_NAMES[c.metric]} ratio {_ratio(c.ratio)}' for c in comparisons)})"
+        for group, comparisons in worst.items()
+    ]
+    count = f"{len(worst)} group{'s' if len(worst) != 1 else ''}"
+    band = f"×{1 / settings.max_ratio:.2f}–{settings.max_ratio:.2f}"
+    return f"fail: {count} outside {band} of {labels[ev.reference]}'s rate with significance: {'; '.join(parts)}"
+
+
+def _ratio(value: float | None) -> str:
+    return "∞" if value is None else f"{value:.2f}"
 
 
 def _metric_disparity_names() -> list[str]:

@@ -140,16 +140,68 @@ def versions_table(audit: FairnessAudit) -> pd.DataFrame:
     )
 
 
+RATE_HELP = {
+    "selection rate": "Share of the group's predictions that are positive (labelled or not)",
+    "accuracy": "Share of the group's labelled predictions that are right",
+    "TPR": "True positive rate (recall): share of the group's actual positives predicted positive",
+    "FPR": "False positive rate: share of the group's actual negatives predicted positive",
+    "FNR": "False negative rate (1 − TPR): share of the group's actual positives predicted negative",
+    "TNR": "True negative rate (1 − FPR): share of the group's actual negatives predicted negative",
+    "precision": "Share of the group's positive predictions that are actual positives",
+}
+COLUMN_HELP = {
+    "group": "The group (an intersection when several attributes are picked: a × b)",
+    "status": "fail: a verdict rate outside the band of the reference and significant; pass; insufficient data: "
+    "too few positives or negatives to judge; reference: the group the others are compared to",
+    "n": "Predictions in the group",
+    "labelled": "Predictions in the group with a label (feedback)",
+    "positives": "Labelled predictions whose label is positive",
+    "negatives": "Labelled predictions whose label is negative",
+    "ratio to reference": "The group's rate divided by the reference group's (1 = equal)",
+    "ratio 95% CI": "Bootstrap interval of the ratio to the reference",
+    "adjusted p": "p-value of the difference from the reference (two-proportion z-test), adjusted over the groups "
+    "and verdict rates (Holm by default, the [fairness] adjust setting)",
+    "flags": "What else was flagged for the group: a disparity, too few labels, an under-represented group …",
+    "disparity": "fairlearn's between-groups disparity: the largest difference (max − min) or the smallest ratio "
+    "(min / max) of a rate across the groups",
+    "value": "The disparity on the audited rows",
+    "95% CI": "Bootstrap interval",
+    "change": "Challenger's disparity minus champion's",
+    "change 95% CI": "Bootstrap interval of the change",
+    "significant": "The change's interval excludes 0",
+    "predictions": "Predictions in the group",
+    "share_predictions": "The group's share of all predictions",
+    "share_labelled": "The group's share of the labelled predictions (the feedback a retrain would learn from)",
+    "coverage": "Share of the group's predictions that are labelled",
+    "target_share": "The share the group should have: the reference population's, else its share of predictions",
+    "under_represented": "Labelled share below the threshold share of the target",
+    "oversampling_factor": "How much to oversample the group's labelled rows to reach its target share",
+}
+
+
+def column_help(column: str) -> str | None:
+    """The header help of a fairness table's column: the rate abbreviations spelled out (TPR, FPR, FNR …), the
+    interval and p-value columns said in words."""
+    if column in COLUMN_HELP:
+        return COLUMN_HELP[column]
+    if column.endswith(" 95% CI") and column[: -len(" 95% CI")] in RATE_HELP:
+        return f"Wilson interval of the group's {column[: -len(' 95% CI')]}"
+    return RATE_HELP.get(column)
+
+
 def number_format(frame: pd.DataFrame) -> dict[str, Any]:
-    """Streamlit column formats: rates and ratios to 3 decimals, p-values in 2 significant digits."""
+    """Streamlit column formats with each header's :func:`column_help`: rates and ratios to 3 decimals, p-values
+    in 2 significant digits."""
     formats: dict[str, Any] = {}
     for column in frame.columns:
         if column in ("n", "labelled", "positives", "negatives"):
-            formats[column] = st.column_config.NumberColumn(format="localized")
+            formats[column] = st.column_config.NumberColumn(format="localized", help=column_help(column))
         elif column.split()[-1] == "p":
-            formats[column] = st.column_config.NumberColumn(format="%.2g")
+            formats[column] = st.column_config.NumberColumn(format="%.2g", help=column_help(column))
         elif pd.api.types.is_float_dtype(frame[column]):
-            formats[column] = st.column_config.NumberColumn(format="%.3f")
+            formats[column] = st.column_config.NumberColumn(format="%.3f", help=column_help(column))
+        elif column_help(column):
+            formats[column] = st.column_config.Column(help=column_help(column))
     return formats
 
 
@@ -157,9 +209,12 @@ def number_format(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def verdict_section(audit: FairnessAudit) -> None:
-    """The verdict, what it was held to (from the audit's settings), the warnings and the four headline disparities."""
+    """The verdict, each failing comparison as a bullet, what it was held to (from the audit's settings), the
+    warnings and the four headline disparities."""
     show = {"fail": st.error, "pass": st.success, "insufficient": st.warning}[audit.verdict]
     show(f"**{audit.verdict.upper()}** — {audit.verdict_text[len(audit.verdict) + 2 :]}", icon=":material/balance:")
+    if audit.verdict == "fail":  # every failing comparison, one per line (the sentence names the groups)
+        st.markdown("\n".join(f"- {reason}" for reason in audit.reasons))
     s, labels = audit.settings, audit.labels
     st.caption(
         f"Reference group: **{audit.reference_group}** · {labels['predictions']:,} predictions, "
@@ -191,7 +246,8 @@ def groups_section(audit: FairnessAudit, metric: str) -> None:
             for flag in audit.flags:
                 st.markdown(f"- **{flag['kind'].replace('_', ' ')}** — {flag['message']}")
     with st.expander("All disparities (fairlearn's between-groups difference and ratio) and the four-fifths rule"):
-        ui.table(disparity_table(audit))
+        disparities = disparity_table(audit)
+        ui.table(disparities, column_config=number_format(disparities))
         st.caption(four_fifths_note(audit.settings.get("four_fifths", 0.8)))
 
 
@@ -217,10 +273,11 @@ def representation_tab(audit: FairnessAudit) -> None:
         f" A group is under-represented when its labelled share is below {1 - rep['threshold']:.0%} of its target "
         f"share ({rep['target']}); the oversampling factor restores it."
     )
-    ui.table(
+    groups = pd.DataFrame(
         [{k: g[k] for k in ("group", "predictions", "labelled", "share_predictions", "share_labelled", "coverage",
                             "target_share", "under_represented", "oversampling_factor")} for g in rep["groups"]],
     )  # fmt: skip
+    ui.table(groups, column_config={c: st.column_config.Column(help=column_help(c)) for c in groups.columns})
 
 
 def versions_tab(audit: FairnessAudit) -> None:
