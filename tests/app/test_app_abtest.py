@@ -158,3 +158,16 @@ def test_shadow_mode_compares_the_two_models_on_the_same_requests(page: AppTest)
     assert len(app.get("plotly_chart")) == 1  # McNemar's 2×2 table
     assert "2,500 of 3,000 requests are labelled" in " ".join(c.value for c in app.caption)
     assert [b.label for b in app.get("download_button")] == ["Shadow comparison (JSON)"]
+
+
+def test_the_results_table_says_units_and_explains_its_headers(page: AppTest) -> None:
+    """Issue 18: dwell time in seconds, p adjusted as "< 0.0001" or 2 digits, Holm / relative lift in the help."""
+    app = page
+    table = app.dataframe[0].value
+    dwell = table[table["metric"].str.startswith("dwell time")].iloc[0]
+    assert dwell["control"].endswith(" s") and " s [" in dwell["difference [CI]"]
+    assert all(p == "< 0.0001" or float(p) >= 0.0001 for p in table["p adjusted"])
+    config = json.loads(app.dataframe[0].proto.columns)
+    assert "Holm" in config["p adjusted"]["help"] and "Relative lift" in config["lift [CI]"]["help"]
+    assert "percentage points" in config["difference [CI]"]["help"]
+    assert any("relative lift at" in c.value for c in app.caption)

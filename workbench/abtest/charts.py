@@ -49,9 +49,14 @@ def forest_figure(result: Any) -> go.Figure:
     return fig
 
 
-def cumulative_figure(timeline: Any, kind: str, label: str) -> go.Figure:
-    """Cumulative difference by day with the fixed-horizon CI (valid only at the end) and the always-valid band."""
-    scale, unit = (100, "pts") if kind == "proportion" else (1, "")
+def cumulative_figure(timeline: Any, kind: str, label: str, unit: str = "") -> go.Figure:
+    """Cumulative difference by day with the fixed-horizon CI (valid only at the end) and the always-valid band.
+
+    ``unit``: the metric's unit (a mean's, e.g. ``s``; a rate's difference is in points). The y axis fits the
+    cumulative difference and its fixed-horizon CI (:func:`effect_range`); the always-valid band, very wide on
+    the first days, may run off it.
+    """
+    scale, unit = (100, "pts") if kind == "proportion" else (1, unit)
 
     def scaled(values: list[float | None]) -> list[float | None]:
         return [None if v is None else v * scale for v in values]
@@ -70,15 +75,28 @@ def cumulative_figure(timeline: Any, kind: str, label: str) -> go.Figure:
     fig.add_scatter(x=x, y=scaled(timeline.diff), mode="lines+markers", line={"color": PALETTE[0], "width": 3},
                     name="cumulative difference")  # fmt: skip
     fig.add_hline(y=0, line={"color": "#111827", "width": 1})
-    # The always-valid band is very wide on the first days; let it run off the chart rather than flatten the rest.
-    fixed = [abs(v) for v in scaled([*timeline.ci_low, *timeline.ci_high, *timeline.diff]) if v is not None]
-    if fixed:
-        top = 2.5 * max(fixed)
-        fig.update_yaxes(range=[-top, top])
+    span = effect_range(scaled(timeline.diff), scaled(timeline.ci_low), scaled(timeline.ci_high))
+    if span:
+        fig.update_yaxes(range=list(span))
     title = f"{label} · {timeline.variant}: cumulative effect by day"
     fig = layout(fig, title, f"difference vs control{f' ({unit})' if unit else ''}")
     fig.update_layout(height=380, legend={"orientation": "h", "y": -0.18, "yanchor": "top", "x": 0, "xanchor": "left"})
     return fig
+
+
+def effect_range(
+    diff: list[float | None], low: list[float | None], high: list[float | None], settle: float = 0.25
+) -> tuple[float, float] | None:
+    """The y range of the cumulative chart: every day's difference, the fixed-horizon CI once the first ``settle``
+    share of the days has passed (the first days' intervals are as wide as their few units make them), and 0,
+    padded by 8% of the span. None when there is nothing to draw."""
+    start = int(len(diff) * settle)
+    values = [v for v in [*diff, *low[start:], *high[start:], 0.0] if v is not None and v == v]
+    top, bottom = max(values), min(values)
+    if top == bottom:
+        return None
+    pad = 0.08 * (top - bottom)
+    return bottom - pad, top + pad
 
 
 def bayes_figure(result: Any) -> go.Figure:

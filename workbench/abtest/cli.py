@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from workbench.abtest.verdict import fmt_effect, fmt_p
+from workbench.abtest import formats
 from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
 from workbench.core.window import Window
@@ -143,20 +143,24 @@ def format_result(result: ABTestResult) -> str:
         lines.append(f"SRM ok: {result.srm.message}")
     for c in [*result.comparisons, *result.guardrails]:
         role = "guardrail " if c.role == "guardrail" else ""
-        means = f"{_num(c.control_mean)} → {_num(c.variant_mean)}"
+        means = f"{formats.metric_value(c, c.control_mean)} → {formats.metric_value(c, c.variant_mean)}"
         bayes = f", P(beat control)={c.prob_beat_control:.1%}" if c.prob_beat_control is not None else ""
         status = f", guardrail {c.guardrail['status']}" if c.guardrail else ""
         lines.append(
-            f"{role}{c.label}: {c.variant} vs {c.control} {means}; {fmt_effect(c)}, {fmt_p(c.p_value)}, "
-            f"adjusted {fmt_p(c.p_adjusted)}{bayes}{status}"
+            f"{role}{c.label}: {c.variant} vs {c.control} {means}; {_effect(c)}, p {formats.p_value(c.p_value)}, "
+            f"adjusted p {formats.p_value(c.p_adjusted)}{bayes}{status}"
         )
     lines += [f"warning: {w}" for w in result.warnings]
     lines.append(f"verdict: {result.verdict_text}")
     return "\n".join(lines)
 
 
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
+def _effect(c: Any) -> str:
+    """The difference with its interval (points or the metric's unit) and the relative lift, said as such."""
+    low, high = c.diff_ci or (None, None)
+    ci = f" [{formats.difference(c, low, False)}, {formats.difference(c, high, False)}]" if c.diff_ci else ""
+    lift = f" ({formats.relative(c.rel_lift, word=True)})" if c.rel_lift is not None else ""
+    return f"{formats.difference(c, c.diff)}{ci}{lift}"
 
 
 def _when(text: str | None, option: str) -> datetime | None:

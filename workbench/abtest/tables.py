@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.abtest import formats
 from workbench.abtest.result import ABTestResult
 from workbench.stats.power import power_at
 
@@ -30,7 +31,7 @@ def power_curve(result: ABTestResult, status: Any) -> dict[str, Any] | None:
         "label": comparison.label, "n": n.tolist(), "power": curve.tolist(), "n_now": status.n_per_arm_now,
         "power_now": float(power_at(effect, status.n_per_arm_now, status.alpha_per_comparison)),
         "n_needed": status.n_needed_per_arm, "target_power": status.power,
-        "target": f"a {status.target_mde_rel:+.0%} lift",
+        "target": f"a {formats.relative(status.target_mde_rel, word=True)} lift",
     }  # fmt: skip
 
 
@@ -62,30 +63,26 @@ def results_table(result: ABTestResult) -> pd.DataFrame:
     """
     out = []
     for c in [*result.comparisons, *result.guardrails]:
-        pct = c.kind == "proportion"
-        fmt = (lambda v: f"{v:.2%}") if pct else (lambda v: f"{v:.4g}")
         low, high = c.diff_ci or (None, None)
-        diff_ci = f"[{_signed(low, pct, unit=False)}, {_signed(high, pct, unit=False)}]" if c.diff_ci else "[n/a]"
-        rel_ci = f"[{c.rel_lift_ci[0]:+.1%}, {c.rel_lift_ci[1]:+.1%}]" if c.rel_lift_ci else "n/a"
+        diff_ci = (
+            f"[{formats.difference(c, low, False)}, {formats.difference(c, high, False)}]" if c.diff_ci else "[n/a]"
+        )
+        rel_ci = (
+            f"[{formats.relative(c.rel_lift_ci[0])}, {formats.relative(c.rel_lift_ci[1])}]" if c.rel_lift_ci else ""
+        )
         out.append({
             "metric": c.label + (" (guardrail)" if c.role == "guardrail" else ""), "variant": c.variant,
-            "control": fmt(c.control_mean) if c.control_mean is not None else "n/a",
-            "variant value": fmt(c.variant_mean) if c.variant_mean is not None else "n/a",
-            "difference [CI]": f"{_signed(c.diff, pct)} {diff_ci}",
-            "lift [CI]": f"{c.rel_lift:+.1%} {rel_ci}" if c.rel_lift is not None else "n/a",
+            "control": formats.metric_value(c, c.control_mean),
+            "variant value": formats.metric_value(c, c.variant_mean),
+            "difference [CI]": f"{formats.difference(c, c.diff)} {diff_ci if c.diff_ci else '[n/a]'}",
+            "lift [CI]": f"{formats.relative(c.rel_lift)} {rel_ci}".strip(),
             "CI level": f"{1 - c.ci_level:.1%}",
-            "p adjusted": c.p_adjusted, "significant": c.significant, "P(beat control)": c.prob_beat_control,
+            "p adjusted": formats.p_value(c.p_adjusted), "significant": c.significant,
+            "P(beat control)": c.prob_beat_control,
             "guardrail": (c.guardrail or {}).get("status", ""), "p": c.p_value,
             "n control": c.n_control, "n variant": c.n_variant, "test": c.test,
 })  # fmt: skip
     return pd.DataFrame(out)
-
-
-def _signed(value: float | None, pct: bool, unit: bool = True) -> str:
-    """A signed difference: points (× 100, " pts" when ``unit``) for proportions, 4 significant digits otherwise."""
-    if value is None:
-        return "n/a"
-    return f"{value * 100:+.2f}{' pts' if unit else ''}" if pct else f"{value:+.4g}"
 
 
 def robustness_table(result: ABTestResult) -> pd.DataFrame:
@@ -108,5 +105,6 @@ def robustness_table(result: ABTestResult) -> pd.DataFrame:
 def srm_segments_table(result: ABTestResult) -> pd.DataFrame:
     """Units per arm in each segment value with the SRM p-value (Holm across segment values)."""
     rows = [{"segment": s["segment"], "value": s["value"], **{f"units · {a}": n for a, n in s["counts"].items()},
-             "p": s["p_value"], "p (Holm)": s["p_adjusted"], "ok": s["ok"]} for s in result.srm.segments]  # fmt: skip
+             "p": formats.p_value(s["p_value"]), "p (Holm)": formats.p_value(s["p_adjusted"]), "ok": s["ok"]}
+            for s in result.srm.segments]  # fmt: skip
     return pd.DataFrame(rows)

@@ -15,13 +15,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench.abtest import charts
+from workbench.abtest import charts, formats
 from workbench.abtest.request import ABTestRequest
 from workbench.abtest.result import ABTestResult, export, load_settings
 from workbench.abtest.run import run
 from workbench.abtest.shadow import analyse_shadow_file, shadow_document
 from workbench.abtest.tables import power_curve, results_table, robustness_table, shown_columns, srm_segments_table
-from workbench.abtest.verdict import fmt_p
 from workbench.app import ui
 from workbench.core.window import Window
 from workbench.sources.base import FileSource, StoreSource
@@ -39,10 +38,43 @@ METRIC_NAMES = {m.name: m.label for m in METRICS.values()}
 CONTROL_LIKE = ("champion", "control", "v1", "baseline")
 NONE = "(none)"
 VERDICT_BOX = {"ship": st.success, "srm_fail": st.error, "keep_control": st.error, "guardrail_fail": st.error}
+RESULT_HELP = {
+    "metric": "The metric; a rate's values are in %, its differences in points (pts), a mean's in its unit",
+    "control": "The control arm's value of the metric",
+    "variant value": "The variant's value of the metric",
+    "difference [CI]": "Variant minus control (absolute: percentage points for a rate, the metric's unit for a "
+    "mean), with its interval at the row's CI level",
+    "lift [CI]": "Relative lift: (variant − control) / control, in %, with its interval",
+    "CI level": "Each interval's level: with Holm or BH each comparison is tested at its own adjusted level, and "
+    "its interval matches it (it excludes 0 exactly when the adjusted p is below α)",
+    "p adjusted": "p-value adjusted for the primary metrics × variants (Holm: family-wise error; BH: false "
+    "discovery rate; the Multiple comparisons option); < 0.0001 below 10⁻⁴",
+    "p": "The test's p-value before the adjustment (exact value)",
+    "significant": "p adjusted below α",
+    "P(beat control)": "Posterior probability that the variant is better (Bayesian; not 1 − p)",
+    "guardrail": "A guardrail's status: shown not worse than control by more than the margin (pass), worse "
+    "(fail), or not yet shown either way",
+    "n control": "Units (or events) in control",
+    "n variant": "Units (or events) in the variant",
+    "test": "The test: z (two proportions), welch t (means), delta method (ratios)",
+    "p (Welch / z)": "The main test's p-value (uncapped)",
+    "cap": "The value the metric was capped (winsorized) at",
+    "capped difference": "Variant minus control after capping",
+    "capped p": "Welch's p-value after capping",
+    "Mann–Whitney p": "Rank test: does the variant's distribution sit higher or lower?",
+    "CUPED θ": "CUPED's coefficient on the pre-period value",
+    "CUPED variance reduction": "Share of the variance CUPED removed",
+    "unit-level p": "p-value counting each unit once (delta method), for events that cluster within units",
+    "design effect": "Variance inflation from events clustering within units (1 = none)",
+    "p (Holm)": "SRM p-value adjusted across the segment values by Holm",
+    "ok": "No sample ratio mismatch in this segment value",
+}
 NUMBER_FORMATS = {
-    "p": st.column_config.NumberColumn(format="%.4g"),
-    "p adjusted": st.column_config.NumberColumn(format="%.4g"),
-    "P(beat control)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+    **{name: st.column_config.Column(help=text) for name, text in RESULT_HELP.items()},
+    "p": st.column_config.NumberColumn(format="%.2g", help=RESULT_HELP["p"]),
+    "P(beat control)": st.column_config.ProgressColumn(
+        min_value=0.0, max_value=1.0, format="percent", help=RESULT_HELP["P(beat control)"]
+    ),
 }
 
 
@@ -244,13 +276,14 @@ def shadow_section(alpha: float) -> None:
     if shadow.labelled:
         m2.metric("Champion accuracy", f"{shadow.champion_accuracy:.1%}")
         m3.metric("Challenger accuracy", f"{shadow.challenger_accuracy:.1%}",
-                  f"{shadow.accuracy_diff * 100:+.1f} pts")  # fmt: skip
+                  formats.points(shadow.accuracy_diff))  # fmt: skip
         discordant = f"on the {sum(shadow.discordant):,} labelled requests where exactly one model was right"
-        m4.metric("McNemar exact p", fmt_p(shadow.mcnemar_p_value), help=discordant)
+        m4.metric("McNemar exact p", formats.p_value(shadow.mcnemar_p_value), help=discordant)
         st.plotly_chart(charts.shadow_figure(shadow), width="stretch")
         low, high = shadow.accuracy_diff_ci
         st.caption(f"{shadow.labelled:,} of {shadow.n:,} requests are labelled. Accuracy difference "
-                   f"{shadow.accuracy_diff * 100:+.2f} pts, {1 - alpha:.0%} CI [{low * 100:+.2f}, {high * 100:+.2f}] "
+                   f"{formats.points(shadow.accuracy_diff)}, {1 - alpha:.0%} CI [{formats.points(low, False)}, "
+                   f"{formats.points(high, False)}] "
                    "(paired Wald). McNemar's test uses only the two coloured cells: requests where the models "
                    "agree say nothing about which is better.")  # fmt: skip
     else:
@@ -293,13 +326,13 @@ def render_results(result: ABTestResult) -> None:
         percentile = result.settings.get("capping_percentile", 0.99)
         of = "non-zero values" if result.settings.get("capping_nonzero_only") else "all values"
         with st.expander("Robustness: capped (winsorized) vs uncapped, Mann–Whitney, CUPED, unit-level check"):
-            ui.table(robust)
+            ui.table(robust, column_config=NUMBER_FORMATS)
             st.caption(f"Capping at the {percentile:.0%} percentile (of {of}, from the settings) tames outliers; "
                        "Mann–Whitney compares ranks, so a skewed metric that moves only in its tail shows up as a "
                        "disagreement with Welch. The unit-level p counts each unit once (delta method).")  # fmt: skip
     if result.srm.segments:
         with st.expander("Sample ratio by segment"):
-            ui.table(srm_segments_table(result))
+            ui.table(srm_segments_table(result), column_config=NUMBER_FORMATS)
     st.plotly_chart(charts.forest_figure(result), width="stretch")
 
 
@@ -313,11 +346,11 @@ def render_timeline(result: ABTestResult) -> None:
                           format_func=lambda k: f"{_name(k.split(' · ')[0])} · {k.split(' · ')[1]}")  # fmt: skip
     t = options[picked]
     kind = next(c.kind for c in [*result.comparisons, *result.guardrails] if c.metric == t.metric)
-    st.plotly_chart(charts.cumulative_figure(t, kind, _name(t.metric)), width="stretch")
+    st.plotly_chart(charts.cumulative_figure(t, kind, _name(t.metric), formats.unit_of(t.metric)), width="stretch")
     last_p = t.p_always_valid[-1] if t.p_always_valid else None
     st.caption(f"Look every day at the blue band: it holds its {1 - t.level:.0%} coverage however often you peek "
-               f"(always-valid {fmt_p(last_p)} now). The dotted fixed-horizon interval is valid only once, at the "
-               "planned end." + (f" {t.note}." if t.note else ""))  # fmt: skip
+               f"(always-valid p {formats.p_value(last_p)} now). The dotted fixed-horizon interval is valid only "
+               "once, at the planned end." + (f" {t.note}." if t.note else ""))  # fmt: skip
 
 
 def render_bayes_and_power(result: ABTestResult) -> None:
@@ -339,9 +372,11 @@ def render_bayes_and_power(result: ABTestResult) -> None:
             st.plotly_chart(charts.power_figure(curve), width="stretch")
             share = status.share_of_needed or 0
             more = f", about {status.days_needed:.0f} more days" if status.days_needed else ""
-            reach = f"; detectable now: {status.mde_reachable_rel:+.1%}" if status.mde_reachable_rel else ""
-            st.caption(f"{share:.0%} of the {status.n_needed_per_arm:,} per arm needed for a "
-                       f"{status.target_mde_rel:.0%} lift at {status.power:.0%} power{more}{reach}.")  # fmt: skip
+            reachable = status.mde_reachable_rel
+            reach = f"; detectable now: {formats.relative(reachable, word=True)}" if reachable else ""
+            target = formats.relative(status.target_mde_rel, word=True)
+            st.caption(f"{share:.0%} of the {status.n_needed_per_arm:,} per arm needed for a {target} lift at "
+                       f"{status.power:.0%} power{more}{reach}.")  # fmt: skip
 
 
 def render_downloads(result: ABTestResult) -> None:
