@@ -65,7 +65,7 @@ def test_a_store_path_outside_the_data_folders_is_refused(app, tmp_path):
     app.sidebar.radio(key="source").set_value("Another DuckDB file").run()
     app.sidebar.text_input(key="db_file").input(str(outside)).run()
     assert not app.exception
-    assert "is outside the folders this app may use" in app.sidebar.error[0].value
+    assert "is outside the folders this app may read" in app.sidebar.error[0].value
     assert metrics(app)["Predictions"] == "4,000"  # still the default store
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import streamlit as st
 
 from workbench.core.errors import WorkbenchError
-from workbench.core.paths import READ_ONLY_ENV, confine, read_only, roots_from
+from workbench.core.paths import READ_ONLY_ENV, confine, listed_folders, read_only
 from workbench.core.schema import parse_roles
 from workbench.core.window import Window
 from workbench.ingest.pipeline import ingest_files
@@ -174,7 +174,7 @@ def _ingest_uploads(files: list[Any], roles_file: Any) -> None:
 
 def data_roots() -> list[Path]:
     """The folders whose DuckDB files a visitor may open: ``$WORKBENCH_DATA_ROOTS``, else the default store's."""
-    return roots_from(DATA_ROOTS_ENV, default_db_path().parent)
+    return listed_folders(DATA_ROOTS_ENV) or [default_db_path().parent.resolve()]
 
 
 def _upload_source() -> str | None:
@@ -216,9 +216,8 @@ def _data_source() -> None:
             help=f"A store inside {', '.join(str(r) for r in data_roots())} (set ${DATA_ROOTS_ENV} to allow more).",
         )  # fmt: skip
         try:
-            st.session_state["db_path"] = (
-                str(confine(typed.strip(), data_roots(), "store")) if typed.strip() else previous
-            )
+            chosen = confine(typed, data_roots(), "read", DATA_ROOTS_ENV) if typed.strip() else previous
+            st.session_state["db_path"] = str(chosen)
         except WorkbenchError as exc:
             st.sidebar.error(str(exc), icon=":material/block:")
             st.session_state["db_path"] = previous

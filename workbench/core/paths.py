@@ -20,16 +20,19 @@ def read_only() -> bool:
     return os.environ.get(READ_ONLY_ENV, "").strip().lower() in TRUE_WORDS
 
 
-def roots_from(env: str, default: Path) -> list[Path]:
-    """The folders named in ``$env`` (separated by the OS path separator), else ``default``; resolved."""
-    listed = [Path(p).expanduser() for p in os.environ.get(env, "").split(os.pathsep) if p.strip()]
-    return [p.resolve() for p in (listed or [default])]
+def listed_folders(env: str) -> list[Path]:
+    """The folders named in ``$env`` (separated by the OS path separator), resolved; empty when unset."""
+    return [Path(p.strip()).expanduser().resolve() for p in os.environ.get(env, "").split(os.pathsep) if p.strip()]
 
 
-def confine(typed: str | Path, roots: list[Path], what: str) -> Path:
-    """``typed`` resolved, when it lies inside one of ``roots``; else a one-line :class:`InputError`."""
-    path = Path(typed).expanduser().resolve()
-    if any(path == root or root in path.parents for root in roots):
+def confine(typed: str | Path, roots: list[Path], action: str, env: str) -> Path:
+    """``typed`` resolved (a relative path starts in the first root; ``..`` and symlinks followed) when it lies
+    inside one of ``roots``; else a one-line :class:`InputError` naming the roots and ``$env`` that adds more."""
+    text = str(typed).strip()
+    if not text:
+        raise InputError(f"type a folder or file to {action}")
+    path = (roots[0] / Path(text).expanduser()).resolve()  # an absolute typed path replaces the root
+    if any(path == root or path.is_relative_to(root) for root in roots):
         return path
     allowed = ", ".join(str(r) for r in roots)
-    raise InputError(f"{what} {typed} is outside the folders this app may use ({allowed})")
+    raise InputError(f"refused: {text} is outside the folders this app may {action} ({allowed}; ${env} adds more)")

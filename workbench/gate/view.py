@@ -12,14 +12,14 @@ store's folder and the folders in ``$WORKBENCH_EXPORT_ROOTS`` (:func:`confined_f
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from workbench.app import ui
-from workbench.core.errors import InputError, WorkbenchError
+from workbench.core.errors import WorkbenchError
+from workbench.core.paths import READ_ONLY_ENV, confine, listed_folders, read_only
 from workbench.core.window import Window
 from workbench.gate.charts import composition_figure
 from workbench.gate.curate import (
@@ -40,37 +40,19 @@ from workbench.sources.store import Store
 
 LABELS = {"drift": "Drift", "abtest": "A/B test", "fairness": "Fairness", "triggers": "Triggers"}
 DEFAULTS = CurationSpec()  # the form starts from the spec's defaults (the CLI's too)
-READ_ONLY_ENV = "WORKBENCH_READ_ONLY"
 EXPORT_ROOTS_ENV = "WORKBENCH_EXPORT_ROOTS"
 READ_ONLY_NOTE = f"Read-only (${READ_ONLY_ENV}): no decision is recorded and no folder written; downloads still work."
 
 
-def read_only() -> bool:
-    """Whether the app runs read-only: ``$WORKBENCH_READ_ONLY`` is 1, true, yes or on (any case), as for the rest
-    of the app."""
-    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def export_roots(store: Store) -> list[Path]:
-    """The folders the page may write to: the store's folder, then those in ``$WORKBENCH_EXPORT_ROOTS``
-    (separated by the OS path separator), each resolved (symlinks and ``..`` followed)."""
-    listed = [Path(p.strip()) for p in os.environ.get(EXPORT_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
-    return [p.resolve() for p in (store.path.parent, *listed)]
+    """The folders the page may write to: the store's folder, then those in ``$WORKBENCH_EXPORT_ROOTS``."""
+    return [store.path.parent.resolve(), *listed_folders(EXPORT_ROOTS_ENV)]
 
 
 def confined_folder(typed: str, roots: list[Path]) -> Path:
-    """The typed folder resolved (relative to the first root), when it lies inside one of ``roots``; else a
-    one-line :class:`InputError` (a visitor must not write where the server can but the owner did not allow)."""
-    if not typed.strip():
-        raise InputError("type a folder to write to")
-    path = (roots[0] / typed.strip()).resolve()  # an absolute typed path replaces the root
-    if any(path == root or path.is_relative_to(root) for root in roots):
-        return path
-    allowed = ", ".join(str(r) for r in roots)
-    raise InputError(
-        f"refused: {typed.strip()} is outside the folders this app may write to ({allowed}; "
-        f"${EXPORT_ROOTS_ENV} adds more)"
-    )
+    """The typed folder inside one of ``roots`` (a relative one starts in the store's folder), else a one-line
+    :class:`InputError`: a visitor must not write where the server can but the owner did not allow."""
+    return confine(typed, roots, "write to", EXPORT_ROOTS_ENV)
 
 
 def render_evidence(runs: dict[str, AnalysisRun | None]) -> tuple[dict[str, Any], list[str]]:
