@@ -173,8 +173,8 @@ def _ingest_uploads(files: list[Any], roles_file: Any) -> None:
 
 
 def data_roots() -> list[Path]:
-    """The folders whose DuckDB files a visitor may open: ``$WORKBENCH_DATA_ROOTS``, else the default store's."""
-    return listed_folders(DATA_ROOTS_ENV) or [default_db_path().parent.resolve()]
+    """The folders whose DuckDB files a visitor may open: the default store's, then ``$WORKBENCH_DATA_ROOTS``."""
+    return [default_db_path().parent.resolve(), *listed_folders(DATA_ROOTS_ENV)]
 
 
 def _upload_source() -> str | None:
