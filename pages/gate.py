@@ -25,7 +25,7 @@ view.audit_targets_button(evidence)
 with ui.user_errors():
     spec = view.curation_form(list(summary.sensitive), list(summary.feedback_by_type), ui.active_window())
     curated = view.cached_preview(str(store.path), ui.store_mtime(store), spec)
-view.render_preview(curated, spec, list(summary.sensitive))
+view.render_preview(curated, spec, list(summary.sensitive), view.failed_attribute(runs, list(summary.sensitive)))
 doc = view.render_exports(store, curated, spec)
 
 st.subheader("Decision")

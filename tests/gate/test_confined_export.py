@@ -74,3 +74,15 @@ def test_an_empty_folder_is_refused(data):
 def test_read_only_reads_1_or_true(monkeypatch, value, expected):
     monkeypatch.setenv(READ_ONLY_ENV, value)
     assert read_only() is expected
+
+
+def test_the_composition_chart_defaults_to_the_attribute_whose_audit_failed():
+    from workbench.gate.view import failed_attribute
+    from workbench.sources.evidence import AnalysisRun
+
+    failed = AnalysisRun("fairness", "2026-03-01T00:00:00Z", "fail", {"sensitive": ["region", "age_band"]})
+    passed = AnalysisRun("fairness", "2026-03-01T00:00:00Z", "pass", {"sensitive": ["region"]})
+    assert failed_attribute({"fairness": failed}, ["age_band", "region"]) == "region"
+    assert failed_attribute({"fairness": passed}, ["age_band", "region"]) is None
+    assert failed_attribute({"fairness": None}, ["age_band", "region"]) is None
+    assert failed_attribute({"fairness": failed}, ["country"]) is None

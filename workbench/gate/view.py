@@ -167,8 +167,18 @@ def cached_preview(path: str, mtime: float, spec: CurationSpec) -> CuratedSet:
     return curate(Store(path), spec)
 
 
-def render_preview(curated: CuratedSet, spec: CurationSpec, sensitive: list[str]) -> None:
-    """What the curation kept and removed, its coverage, and the composition before and after."""
+def failed_attribute(runs: dict[str, AnalysisRun | None], sensitive: list[str]) -> str | None:
+    """The sensitive attribute of the latest fairness audit when it failed (the one to look at first), else None."""
+    run = runs.get("fairness")
+    if run is None or run.verdict != "fail":
+        return None
+    audited = [a for a in run.summary.get("sensitive", []) if a in sensitive]
+    return audited[0] if audited else None
+
+
+def render_preview(curated: CuratedSet, spec: CurationSpec, sensitive: list[str], failed: str | None = None) -> None:
+    """What the curation kept and removed, its coverage, and the composition before and after (by the attribute
+    chosen for rebalancing, else the one whose fairness audit failed, else the first sensitive attribute)."""
     report = curated.report
     before, after = report["composition_before"], report["composition_after"]
     rows = curated.table.num_rows
@@ -183,7 +193,7 @@ def render_preview(curated: CuratedSet, spec: CurationSpec, sensitive: list[str]
         f"From {report['labelled_traces']:,} labelled predictions, {str(coverage['first'])[:10]} to "
         f"{str(coverage['last'])[:10]}, model versions {', '.join(report['model_versions']) or '—'}."
     )
-    shown = spec.rebalance_attribute or (sensitive[0] if sensitive else None)
+    shown = spec.rebalance_attribute or failed or (sensitive[0] if sensitive else None)
     if shown and shown in before:
         st.plotly_chart(composition_figure(before, after, shown), width="stretch")
 
