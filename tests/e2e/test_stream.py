@@ -10,9 +10,11 @@ import sys
 import time
 
 import duckdb
+import pandas as pd
 import pytest
 
 from tests.e2e.conftest import ROOT, screenshot, serve, wait_for_app
+from tests.helpers.stream_data import START, build
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +45,9 @@ def test_stream_page_shows_the_stream_triggers_and_backtest(page, app_url):
     assert "Retrain trigger fired" in text  # the example rules on the demo: accuracy and input drift fire
     assert page.locator(".js-plotly-plot").count() == 8
     assert page.locator(".annotation-text", has_text="labels still arriving").count() == 2  # accuracy, coverage
+    # the table of contents at the top links to every section's anchor
+    contents = main.get_by_role("link", name="Trigger backtest", exact=True)
+    assert contents.get_attribute("href").endswith("#trigger-backtest")
     screenshot(page, "stream")
 
     granularity(page, "week").click()
@@ -102,3 +107,26 @@ def test_live_mode_follows_a_simulator_writing_in_another_process(page, demo_db,
         screenshot(page, "stream_live")
     with duckdb.connect(str(copy), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == final
+
+
+def test_a_store_without_feedback_says_so_and_logs_no_console_error(page, tmp_path):
+    """Predictions only: "No feedback yet" instead of empty charts (before: an x axis from -1 to 6, a stray
+    model-version label and 24 console errors "<path> attribute d: Expected number, MNaN…"); the page fixture
+    fails the test on any console error."""
+    rows = [
+        {"trace_id": f"t{i}", "ts": START + pd.Timedelta(hours=2 * i), "model_version": "v1" if i < 40 else "v2",
+         "prediction": i % 2}
+        for i in range(72)
+    ]  # fmt: skip
+    store = build(tmp_path / "no_feedback.duckdb", rows)
+    with serve(store.path) as url:
+        page.goto(f"{url}/stream")
+        wait_for_app(page, timeout_ms=120_000)
+        page.get_by_role("heading", name="Trigger backtest").wait_for(timeout=120_000)
+        wait_for_app(page, timeout_ms=120_000)
+        main = page.locator("[data-testid=stMain]")
+        assert page.locator("[data-testid=stException]").count() == 0
+        assert metric_value(page, "Predictions") == "72" and metric_value(page, "Feedback rows") == "0"
+        assert main.get_by_text("No feedback yet").count() == 2
+        assert page.locator(".annotation-text", has_text="No quarantined").count() == 1
+        screenshot(page, "stream_no_feedback")

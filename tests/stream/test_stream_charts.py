@@ -146,6 +146,8 @@ def test_charts_with_nothing_to_draw_say_why_instead_of_drawing_nan(tmp_path):
     texts = [a.text for a in figures["backtest"].layout.annotations]
     assert any(t.startswith("error: no column 'planet'") for t in texts)
     assert any(t.startswith("no value in any bucket (") for t in texts)
+    # in paper coordinates: a reference to an empty panel's axis made Plotly autorange the shared x axis from 1970
+    assert {(a.xref, a.yref) for a in figures["backtest"].layout.annotations} == {("paper", "paper")}
     assert {t.name for t in figures["backtest"].data} >= {"volume (all buckets)", "volume (judged)"}
 
 

@@ -357,6 +357,9 @@ def backtest_figure(result: CheckResult) -> go.Figure:
     )  # fmt: skip
     for row, rule in enumerate(rules, start=1):
         _rule_panel(fig, rule, row)
+    fig.update_annotations(font={"size": 12}, xanchor="left", x=0)  # the panel titles, flush left
+    for row, rule in enumerate(rules, start=1):
+        _say_why_empty(fig, rule, row)
     legend = (
         "line: the rule's metric per bucket · ● judged · ✖ fired · dashed: threshold · "
         "grey: pending (incomplete, labels not settled or too few)"
@@ -364,21 +367,27 @@ def backtest_figure(result: CheckResult) -> go.Figure:
     fig = layout(fig, f"Trigger backtest: where each rule would have fired<br><sup>{legend}</sup>", "")
     fig.update_layout(margin={"l": 10, "r": 10, "t": 80, "b": 10})
     fig.update_layout(height=max(260, 170 * len(rules)), hovermode="closest", showlegend=False)
-    fig.update_annotations(font={"size": 12}, xanchor="left", x=0)
     return fig
+
+
+def _say_why_empty(fig: go.Figure, rule: RuleResult, row: int) -> None:
+    """In the panel of a rule without any value (in error, or no bucket with a value): why, in words, centred in
+    paper coordinates (a reference to an axis that has no data would make Plotly autorange that axis from 1970)."""
+    if has_values(rule.frame["value"]):
+        return
+    why = f"error: {rule.error}" if rule.error else f"no value in any bucket ({rule.reason or 'no data'})"
+    low, high = fig.layout["yaxis" if row == 1 else f"yaxis{row}"].domain
+    fig.add_annotation(
+        x=0.5, y=(low + high) / 2, xref="paper", yref="paper", showarrow=False, text=why,
+        font={"size": 11, "color": FIRED if rule.error else "#4b5563"},
+    )  # fmt: skip
 
 
 def _rule_panel(fig: go.Figure, rule: RuleResult, row: int) -> None:
     """The rule's metric per bucket, judged and fired buckets, threshold and pending tail; a rule without any
     value (in error, or no bucket with a value) says why in its panel instead of drawing NaN-only lines."""
     frame = rule.frame
-    if not has_values(frame["value"]):
-        why = f"error: {rule.error}" if rule.error else f"no value in any bucket ({rule.reason or 'no data'})"
-        axis = "" if row == 1 else str(row)
-        fig.add_annotation(
-            x=0.5, y=0.5, xref=f"x{axis} domain", yref=f"y{axis} domain", showarrow=False, text=why,
-            font={"size": 11, "color": FIRED if rule.error else "#4b5563"},
-        )  # fmt: skip
+    if not has_values(frame["value"]):  # nothing to draw: _say_why_empty writes why in the panel
         fig.update_yaxes(visible=False, row=row, col=1)
         return
     x = _naive(frame["bucket"])

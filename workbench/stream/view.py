@@ -37,7 +37,7 @@ SECTIONS = {
 
 # What each column of the triggers table means (st.column_config help: shown on hovering the header).
 TRIGGER_COLUMNS = {
-    "rule": st.column_config.TextColumn("rule", help="The rule's or group's name in the rules file."),
+    "rule": st.column_config.TextColumn("rule", width="medium", help="The rule's or group's name in the rules file."),
     "what": st.column_config.TextColumn(
         "what",
         width="medium",
@@ -46,11 +46,12 @@ TRIGGER_COLUMNS = {
     ),
     "value now": st.column_config.TextColumn(
         "value now",
+        width="medium",
         help="The metric in the newest judged bucket; '— (why)' when no bucket could be judged yet; "
         "'error' when the rule could not be evaluated on this data (see the error column).",
     ),
     "n": st.column_config.NumberColumn(
-        "n", format="localized", help="Labels or events behind the value (min_n applies to this number)."
+        "n", width="small", format="localized", help="Labels or events behind the value (min_n applies to this number)."
     ),
     "driven by": st.column_config.TextColumn(
         "driven by",
@@ -59,28 +60,36 @@ TRIGGER_COLUMNS = {
         "the group whose rate is furthest from the reference group's (fairness).",
     ),
     "bucket": st.column_config.TextColumn(
-        "bucket", help="The newest judged bucket: complete, its labels settled, with at least min_n labels or events."
+        "bucket",
+        width="small",
+        help="The newest judged bucket: complete, its labels settled, with at least min_n labels or events.",
     ),
     "fires": st.column_config.CheckboxColumn(
         "fires",
+        width="small",
         help="Fires now: ticked yes, empty no, '—' undecided (a rule in error, or a group that depends on "
         "one and cannot be decided without it).",
     ),
     "since": st.column_config.TextColumn(
-        "since", help="The first bucket of the current unbroken run of fired buckets (empty when it does not fire)."
+        "since",
+        width="small",
+        help="The first bucket of the current unbroken run of fired buckets (empty when it does not fire).",
     ),
     "pending": st.column_config.NumberColumn(
         "pending",
+        width="small",
         help="Newer buckets not judged yet: still running, labels still arriving (labels_settled), or "
         "fewer than min_n labels or events. The value now is from the bucket before them.",
     ),
     "error": st.column_config.TextColumn(
         "error",
-        width="large",
+        width="medium",
         help="Why the rule could not be evaluated on this data (e.g. a column the store does "
         "not have); the other rules are evaluated and decide without it.",
     ),
 }
+# "driven by" right after the value it explains, so it is on screen rather than scrolled off to the right
+TRIGGER_ORDER = ("rule", "what", "value now", "driven by", "n", "bucket", "fires", "since", "pending", "error")
 BACKTEST_COLUMNS = {
     "rule": st.column_config.TextColumn("rule", help="The rule's or group's name in the rules file."),
     "metric": st.column_config.TextColumn("metric", help="The rule's metric, or 'group (all/any)'."),
@@ -209,7 +218,7 @@ def render_triggers(
         box(result.verdict_text, icon=":material/notifications:")
         for item in result.errors:
             st.warning(f"Rule {item['rule']} (line {item['line']}): {item['error']}", icon=":material/error:")
-        ui.table(result.to_frame(), column_config=TRIGGER_COLUMNS)
+        ui.table(result.to_frame(), column_config=TRIGGER_COLUMNS, column_order=TRIGGER_ORDER)
         record(store, result, context)
 
 
