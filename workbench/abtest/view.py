@@ -87,7 +87,10 @@ def statistical_options() -> dict[str, Any]:
         adjustment = o2.selectbox("Multiple comparisons", ["holm", "bh", "none"], key="ab_adjustment",
                                   index=["holm", "bh", "none"].index(s.adjustment),
                                   help="Holm controls the family-wise error; BH the false discovery rate.")  # fmt: skip
-        tuning_help = f"Where the always-valid band is tightest (settings: {s.sequential_tuning_n:,.0f})."
+        tuning_help = (
+            "N*: the units per arm at which the always-valid band (a mixture sequential test, Howard et al. 2021) "
+            f"is tightest; peeking before or after costs width (settings: {s.sequential_tuning_n:,.0f})."
+        )
         tuning_n = o3.number_input("Sequential tuning N*", 100, 1_000_000, int(s.sequential_tuning_n), 500,
                                    key="ab_tuning", help=tuning_help)  # fmt: skip
         margin_help = "A guardrail passes when shown not worse than this share of control."

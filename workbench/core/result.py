@@ -2,7 +2,7 @@
 with the same six members, so a page, the CLI, a notebook and the retrain gate read any of them alike.
 
 - ``verdict``: the key (``drift`` / ``no drift`` / ``insufficient``, ``ship`` / ``srm_fail`` …, ``pass`` /
-  ``fail`` …, ``fired`` / ``quiet``), the word the gate and a scheduler compare;
+  ``fail`` …, ``fired`` / ``quiet`` / ``unknown``), the word the gate and a scheduler compare;
 - ``verdict_text``: the same verdict as a sentence for a person;
 - ``reasons``: the short lines that led to it (each names a number and the rule it was held to);
 - ``evidence()``: the small JSON-ready dict the retrain gate records (``sources.evidence.record_once``);

@@ -117,7 +117,8 @@ def curation_form(sensitive: list[str], feedback_types: list[str], window: Windo
         )
         outlier_z = mid.number_input(
             "Exclude outliers above |modified z|", 0.0, 50.0, DEFAULTS.outlier_z, 0.5,
-            help="Modified z-score (Iglewicz & Hoaglin) per numeric feature; 0 keeps all.",
+            help="Modified z = 0.6745·(x − median) / MAD per numeric feature (Iglewicz & Hoaglin 1993): robust to the "
+            "outliers it looks for; 3.5 is their usual cut. 0 keeps all.",
         )  # fmt: skip
         dedupe = mid.checkbox("Drop rows with identical features and label", value=DEFAULTS.dedupe_features)
         merge_upload = mid.file_uploader("Merge with an existing training set", type=["parquet", "csv"])
