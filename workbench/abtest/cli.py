@@ -12,7 +12,6 @@ from workbench.abtest import formats
 from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
 from workbench.core.window import Window
-from workbench.sources.store import Store
 
 if TYPE_CHECKING:
     from workbench.abtest.result import ABTestResult
@@ -68,6 +67,7 @@ def abtest(
     # Lazy, as every command here: the analysis imports pandas, scipy and ibis; `workbench --help` stays fast.
     from workbench.abtest.request import ABTestRequest, parse_split
     from workbench.abtest.run import run
+    from workbench.ingest.lake import open_store
     from workbench.sources.base import FileSource, StoreSource
     from workbench.sources.evidence import record_once
 
@@ -81,7 +81,7 @@ def abtest(
         denominator_col=denominator_col, pre_col=pre_col, control=control, planned_split=parse_split(split) or (),
         lower_is_better=lower_is_better, alpha=alpha, adjustment=adjustment,
     )  # fmt: skip
-    store = Store(db)
+    store = open_store(db)
     source = StoreSource(store) if mode == "store" else FileSource(file or summary_file)  # type: ignore[arg-type]
     say = _progress(as_json)
     if file is not None:

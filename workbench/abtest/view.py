@@ -23,6 +23,7 @@ from workbench.abtest.shadow import analyse_shadow_file, shadow_document
 from workbench.abtest.tables import power_curve, results_table, robustness_table, shown_columns, srm_segments_table
 from workbench.app import ui
 from workbench.core.window import Window
+from workbench.ingest.lake import open_store
 from workbench.sources.base import FileSource, StoreSource
 from workbench.sources.evidence import record_once
 from workbench.sources.experiment import METRICS
@@ -104,7 +105,7 @@ def statistical_options() -> dict[str, Any]:
 def experiment_arms(path: str, version: float, window: Window | None, arm_source: str) -> list[str]:
     """Returns the distinct arms (the ``arm`` role, or model versions) among predictions in the window, sorted."""
     del version
-    with Store(path).ibis() as con:
+    with open_store(path).ibis() as con:
         p = filtered_predictions(con, window)
         if arm_source == "auto":
             arm_source = "arm" if int(p.arm.count().execute()) > 0 else "model_version"
@@ -154,7 +155,7 @@ def cached_store_result(path: str, version: float, request: ABTestRequest, _prog
     """Returns :func:`workbench.abtest.run.run` over the store, cached per store path, data version and request."""
     del version
     say = (lambda message: _progress(label=f"A/B analysis: {message}…")) if _progress else None
-    return run(StoreSource(Store(path)), request, say)
+    return run(StoreSource(open_store(path)), request, say)
 
 
 def store_result(store: Store, request: ABTestRequest) -> ABTestResult:

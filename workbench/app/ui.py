@@ -20,6 +20,7 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.paths import READ_ONLY_ENV, confine, listed_folders, read_only
 from workbench.core.schema import parse_roles
 from workbench.core.window import Window
+from workbench.ingest.lake import open_store
 from workbench.ingest.pipeline import ingest_files
 from workbench.sources.store import Store, default_db_path
 from workbench.sources.store_queries import StoreSummary, daily_volume, store_summary
@@ -99,19 +100,19 @@ def store_mtime(store: Store) -> float:
 def cached_summary(path: str, mtime: float, window: Window | None) -> StoreSummary:
     """Store summary, cached per store path, modification time and window."""
     del mtime  # part of the cache key only: a changed store file is a new entry
-    return store_summary(Store(path), window)
+    return store_summary(open_store(path), window)
 
 
 @st.cache_data(show_spinner="Counting daily volume…", max_entries=32)
 def cached_daily_volume(path: str, mtime: float, window: Window | None) -> Any:
     """Daily volume, cached like :func:`cached_summary`."""
     del mtime
-    return daily_volume(Store(path), window)
+    return daily_volume(open_store(path), window)
 
 
 def active_store() -> Store:
     """The store the user picked in the sidebar (the default store until they pick another)."""
-    return Store(st.session_state.get("db_path") or default_db_path())
+    return open_store(st.session_state.get("db_path") or default_db_path())
 
 
 def require_store() -> Store:
@@ -273,7 +274,7 @@ def sidebar() -> StoreSummary | None:
     if not path:
         st.session_state["window"] = None
         return None
-    store = Store(path)
+    store = open_store(path)
     if not store.exists():
         st.session_state["window"] = None
         return None

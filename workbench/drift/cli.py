@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from workbench.core.command import DbOption, JsonOption, emit, split_names
 from workbench.core.errors import InputError
 from workbench.core.window import Window, parse_window
-from workbench.drift.request import FILES, DriftRequest
-from workbench.drift.result import DriftResult, rate_lines
-from workbench.drift.run import run
-from workbench.sources.base import StoreSource
-from workbench.sources.evidence import record_run
-from workbench.sources.store import Store
-from workbench.sources.store_queries import store_bounds
+
+if TYPE_CHECKING:
+    from workbench.drift.result import DriftResult
 
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
@@ -30,6 +26,8 @@ def _progress(as_json: bool) -> Any:
 
 def format_result(result: DriftResult) -> str:
     """Plain-text report: the verdict, then one line per feature with its statistics side by side."""
+    from workbench.drift.result import rate_lines
+
     lines = [
         result.verdict_text,
         f"reference: {result.reference['label']} ({result.reference['rows']:,} rows)   "
@@ -97,6 +95,13 @@ def drift(
     Numeric features: KS, PSI, Jensen–Shannon, normalised Wasserstein; categorical: chi-square, PSI,
     JS with unseen categories listed; missing shares; prediction, label and multivariate drift.
     """
+    from workbench.drift.request import FILES, DriftRequest
+    from workbench.drift.run import run
+    from workbench.ingest.lake import open_store
+    from workbench.sources.base import StoreSource
+    from workbench.sources.evidence import record_run
+    from workbench.sources.store_queries import store_bounds
+
     say = _progress(as_json)
     if (html_cdn or html_offline) and html is None:
         flag = "--html-cdn" if html_cdn else "--html-offline"
@@ -108,7 +113,7 @@ def drift(
         raise InputError("give either --reference-file or --reference/--reference-version, not both")
     if reference_file and current_file and (on_reference or on_current):
         raise InputError("compare either two files or two windows of the store, not both")
-    store = Store(db)
+    store = open_store(db)
     bounds: list = []  # the store's first and last ts, read once when a window counts days from them
 
     def window(text: str | None, versions: list[str] | None) -> Window:

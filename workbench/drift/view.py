@@ -27,6 +27,7 @@ from workbench.drift.report import html_report
 from workbench.drift.request import DriftRequest, OverTimeRequest
 from workbench.drift.result import DriftResult
 from workbench.drift.run import run
+from workbench.ingest.lake import open_store
 from workbench.sources.base import StoreSource
 from workbench.sources.evidence import record_once
 from workbench.sources.store import Store
@@ -44,7 +45,7 @@ PRESETS = (PRESET_DEFAULT, PRESET_PREVIOUS, PRESET_VERSIONS, PRESET_CUSTOM)
 @st.cache_data(show_spinner=False, max_entries=64)
 def _version(path: str, mtime: float) -> tuple:
     del mtime
-    with Store(path).connect(read_only=True) as con:
+    with open_store(path).connect(read_only=True) as con:
         return tuple(
             con.execute(
                 "SELECT (SELECT count(*) FROM predictions), (SELECT max(ingest_id) FROM predictions), "
@@ -88,7 +89,7 @@ def preset_windows(preset: str, summary: Any, custom: dict[str, Any]) -> tuple[W
 def _cached_run(path: str, version: tuple, request: DriftRequest, _progress: Any = None) -> DriftResult:
     del version
     say = (lambda message: _progress(label=f"Computing drift: {message}…")) if _progress else None
-    return run(StoreSource(Store(path)), request, progress=say)
+    return run(StoreSource(open_store(path)), request, progress=say)
 
 
 def cached_run(store: Store, request: DriftRequest, progress: Any = None) -> DriftResult:
@@ -104,13 +105,13 @@ def _cached_over_time(
     path: str, version: tuple, reference: Window, chunk: str, window: Window | None, features: tuple, learned: bool
 ) -> DriftOverTime:
     del version
-    return drift_over_time(Store(path), OverTimeRequest(reference, chunk, window, features, learned))
+    return drift_over_time(open_store(path), OverTimeRequest(reference, chunk, window, features, learned))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _cached_performance(path: str, version: tuple, reference: Window, chunk: str, window: Window | None) -> Any:
     del version
-    return estimated_performance(Store(path), reference, chunk, window)
+    return estimated_performance(open_store(path), reference, chunk, window)
 
 
 def record(store: Store, result: DriftResult) -> None:

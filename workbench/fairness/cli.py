@@ -8,12 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from workbench.core.command import DbOption, JsonOption, emit, split_names
-from workbench.fairness.request import FairnessRequest
-from workbench.fairness.run import run
-from workbench.sources.base import FileSource, StoreSource
-from workbench.sources.evidence import record_run
-from workbench.sources.store import Store
-from workbench.stats.fairness import HEADLINE_DISPARITIES
 
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
@@ -54,6 +48,12 @@ def fairness(
     """Audit group fairness: rates with CIs per group, fairlearn's disparities, each group vs the reference
     (z-test, Holm), representation of the labelled feedback, disparity over time, champion vs challenger.
     """
+    from workbench.fairness.request import FairnessRequest
+    from workbench.fairness.run import run
+    from workbench.ingest.lake import open_store
+    from workbench.sources.base import FileSource, StoreSource
+    from workbench.sources.evidence import record_run
+
     request = FairnessRequest(
         sensitive=tuple(split_names(sensitive)),
         window=window,
@@ -73,7 +73,7 @@ def fairness(
         version_col=version_col,
     )
     say = (lambda text: typer.echo(f"  {text}", err=True)) if not as_json else (lambda _: None)
-    store = Store(db)
+    store = open_store(db)
     audit = run(FileSource(file) if file is not None else StoreSource(store), request, progress=say)
     if file is None or (db is not None and store.exists()):  # a file's audit is recorded in a store named by --db
         record_run(store, audit.family, audit.verdict, audit.evidence())
@@ -95,6 +95,8 @@ TERMINAL_HEADERS = {"selection_rate": "selection", "accuracy": "accuracy", "tpr"
 
 def format_audit(audit: Any) -> str:
     """The audit for the terminal: verdict, group table (whole metric names as headers), disparities, flags."""
+    from workbench.stats.fairness import HEADLINE_DISPARITIES
+
     widths = {m: max(len(h), 6) for m, h in TERMINAL_HEADERS.items()}
     width = max([len(g["group"]) for g in audit.groups] + [5])
     header = "  ".join(f"{h:>{widths[m]}}" for m, h in TERMINAL_HEADERS.items())

@@ -25,6 +25,7 @@ from workbench.fairness.charts import (
 from workbench.fairness.request import FairnessRequest
 from workbench.fairness.result import FairnessAudit, load_settings
 from workbench.fairness.run import run
+from workbench.ingest.lake import open_store
 from workbench.sources import evidence
 from workbench.sources.base import StoreSource
 from workbench.sources.store import Store
@@ -41,7 +42,7 @@ def cached_audit(
     """The audit of the store at ``path`` for ``request``, cached per modification time (``_progress`` not hashed)."""
     del mtime
     say = (lambda text: _progress(label=f"Fairness audit: {text}…")) if _progress else None
-    return run(StoreSource(Store(path)), request, progress=say)
+    return run(StoreSource(open_store(path)), request, progress=say)
 
 
 def record(store: Store, audit: FairnessAudit, request: FairnessRequest) -> bool:

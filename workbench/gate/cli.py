@@ -12,12 +12,6 @@ import typer
 
 from workbench.core.command import DbOption, JsonOption, emit
 from workbench.core.errors import InputError
-from workbench.gate.curate import parse_shares, run
-from workbench.gate.decisions import decide as record
-from workbench.gate.decisions import describe, head, verify
-from workbench.gate.decisions import export as export_log
-from workbench.gate.request import REBALANCE_METHODS, CurationRequest, CurationSpec
-from workbench.sources.store import Store
 
 decisions_app = typer.Typer(help="Read, export and verify the append-only decision log.", no_args_is_help=True)
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
@@ -60,6 +54,10 @@ def curate(
     as_json: JsonOption = False,
 ) -> None:
     """Export a curated retraining set (predictions joined with their labels) and its manifest."""
+    from workbench.gate.curate import parse_shares, run
+    from workbench.gate.request import REBALANCE_METHODS, CurationRequest, CurationSpec
+    from workbench.ingest.lake import open_store
+
     if method not in REBALANCE_METHODS:
         raise InputError(f"--method must be oversample or reweigh, not '{method}'")
     spec = CurationSpec(
@@ -81,7 +79,7 @@ def curate(
         merge_file=str(merge) if merge else None,
         max_feedback_share=max_feedback_share,
     )
-    result = run(Store(db), CurationRequest(spec, out, fmt, created_by))
+    result = run(open_store(db), CurationRequest(spec, out, fmt, created_by))
     emit(as_json, result.to_json(), result.verdict_text + "\n  " + ", ".join(result.reasons))
 
 
@@ -97,6 +95,9 @@ def decide(
     as_json: JsonOption = False,
 ) -> None:
     """Record a retrain decision with the evidence snapshot in the hash-chained log."""
+    from workbench.gate.decisions import decide as record
+    from workbench.sources.store import Store
+
     manifest = None
     if dataset is not None:
         try:
@@ -122,6 +123,9 @@ def decisions_verify(
 ) -> None:
     """Check the hash chain (and each MAC with $WORKBENCH_DECISION_KEY); exit 1 naming the first bad entry when a
     row was edited, deleted, reordered or rewritten, or the kept head is gone."""
+    from workbench.gate.decisions import describe, verify
+    from workbench.sources.store import Store
+
     check = verify(Store(db), head=kept_head)
     emit(as_json, check.to_dict(), describe(check))
     if not check.ok:
@@ -131,6 +135,9 @@ def decisions_verify(
 @decisions_app.command("head")
 def decisions_head(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Print the newest entry as SEQ:HASH, to keep outside the store and check later with `verify --head`."""
+    from workbench.gate.decisions import head
+    from workbench.sources.store import Store
+
     doc = head(Store(db))
     emit(as_json, doc, doc["head"])
 
@@ -142,6 +149,9 @@ def decisions_export(
     db: DbOption = None,
 ) -> None:
     """Export the decision log as JSON Lines, CSV or a Markdown audit report."""
+    from workbench.gate.decisions import export as export_log
+    from workbench.sources.store import Store
+
     text = export_log(Store(db), fmt)
     if out is None:
         typer.echo(text, nl=False)

@@ -35,6 +35,7 @@ from workbench.gate.curate import (
 from workbench.gate.decisions import DECISIONS, anchor_note, decide, gate_blockers, read_decisions, verify
 from workbench.gate.decisions import export as export_log
 from workbench.gate.request import CurationRequest, CurationSpec
+from workbench.ingest.lake import open_store
 from workbench.sources.evidence import AnalysisRun
 from workbench.sources.store import Store
 
@@ -165,7 +166,7 @@ def curation_form(sensitive: list[str], feedback_types: list[str], window: Windo
 def cached_preview(path: str, mtime: float, spec: CurationSpec) -> CuratedSet:
     """The curated set for this spec, cached per store version."""
     del mtime
-    return curate(Store(path), spec)
+    return curate(open_store(path), spec)
 
 
 def failed_attribute(runs: dict[str, AnalysisRun | None], sensitive: list[str]) -> str | None:

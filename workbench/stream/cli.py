@@ -8,12 +8,6 @@ from typing import Annotated
 import typer
 
 from workbench.core.command import DbOption, JsonOption, emit
-from workbench.demo.simulate import SimulationReport
-from workbench.demo.simulate import simulate as run_simulation
-from workbench.sources.evidence import record_run
-from workbench.sources.store import Store
-from workbench.stream.request import CheckRequest
-from workbench.stream.triggers import run
 
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
@@ -30,7 +24,12 @@ def check(
 ) -> None:
     """Evaluate retraining triggers now (for cron or an Airflow task): exit 1 when the rule set fires, else 2 when
     a rule could not be evaluated on this store (named on stderr; the other rules are still evaluated), else 0."""
-    store = Store(db)
+    from workbench.ingest.lake import open_store
+    from workbench.sources.evidence import record_run
+    from workbench.stream.request import CheckRequest
+    from workbench.stream.triggers import run
+
+    store = open_store(db)
     request = CheckRequest.from_options(rules, start, end, model_version or (), backtest)
     result = run(store, request)
     lines = [r.sentence() for r in result.rules] + [g.sentence() for g in result.groups]
@@ -55,6 +54,9 @@ def simulate(
     as_json: JsonOption = False,
 ) -> None:
     """Append realistic predictions and their (delayed) feedback to the store continuously (Ctrl-C stops)."""
+    from workbench.demo.simulate import SimulationReport
+    from workbench.demo.simulate import simulate as run_simulation
+    from workbench.sources.store import Store
 
     def show(report: SimulationReport) -> None:
         typer.echo(

@@ -13,6 +13,7 @@ import streamlit as st
 
 from workbench.app import ui
 from workbench.core.errors import WorkbenchError
+from workbench.ingest.lake import open_store
 from workbench.sources.evidence import record_once
 from workbench.sources.store import Store
 from workbench.stream import charts
@@ -104,7 +105,7 @@ BACKTEST_COLUMNS = {
 def cached_label_sources(path: str, mtime: float) -> tuple[list[str], tuple[str, ...]]:
     """Feedback types that carry labels, and the default choice; cached per store version."""
     del mtime
-    with Store(path).ibis() as con:
+    with open_store(path).ibis() as con:
         sources = label_sources_from(con)
     return sorted(sources["type"]), default_label_types(sources)
 
@@ -115,7 +116,7 @@ def cached_snapshot(path: str, mtime: float, view: tuple[Any, ...], settings: St
     cached per store version and inputs."""
     del mtime
     window, granularity, segment, label_types = view
-    return stream_snapshot(Store(path), window, granularity, segment, label_types, settings)
+    return stream_snapshot(open_store(path), window, granularity, segment, label_types, settings)
 
 
 @st.cache_data(show_spinner="Evaluating the rules…", max_entries=16)
@@ -123,7 +124,7 @@ def cached_check(path: str, mtime: float, request: CheckRequest) -> tuple[CheckR
     """(the rules evaluated now and over history, None) or (None, the one-line error); cached like the snapshot."""
     del mtime
     try:
-        return run(Store(path), request), None
+        return run(open_store(path), request), None
     except WorkbenchError as exc:  # a bad rule, or the store busy past the retry (a long write)
         return None, str(exc)
 
