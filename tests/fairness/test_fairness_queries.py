@@ -157,7 +157,9 @@ def test_store_audit_counts_one_label_per_trace_and_names_every_group(hand_store
     assert {("single_class", "onlypos"), ("missing_value", "(missing)"), ("insufficient_data", "tiny")} <= kinds
     assert north["positive_feedback_rate"] == pytest.approx(0.5) and north["thumbs"] == 40
     assert north["mean_rating"] == pytest.approx(3.0)
-    assert audit.verdict_text.startswith("fail: FPR for region=south is 0.40 vs 0.10 for region=north (ratio 4.0")
+    # the sentence names every failing group (issue 18); each comparison's numbers are in the reasons
+    assert audit.verdict_text.startswith("fail: 2 groups outside ×0.80–1.25 of region=north's rate with significance")
+    assert any(r.startswith("FPR for region=south is 0.40 vs 0.10 for region=north (ratio 4.0") for r in audit.reasons)
 
 
 def test_drop_policy_drops_every_conflicting_trace(hand_store: Store) -> None:

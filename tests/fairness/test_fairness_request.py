@@ -125,7 +125,8 @@ def test_run_on_a_file_equals_the_shorthand_and_the_cli(tmp_path: Path) -> None:
 def test_the_audit_keeps_the_result_contract(hand_store: Store) -> None:  # noqa: F811
     audit = run(StoreSource(hand_store), FairnessRequest(("region",), settings=QUICK))
     assert isinstance(audit, Result) and audit.family == "fairness"
-    assert audit.verdict == "fail" and audit.verdict_text.startswith("fail: FPR for region=south")
+    assert audit.verdict == "fail" and audit.verdict_text.startswith("fail: 2 groups outside ×0.80–1.25")
+    assert "region=south (FPR ratio 4.02" in audit.verdict_text  # every failing group named (issue 18)
     assert audit.reasons and all(isinstance(r, str) and "ratio" in r for r in audit.reasons)
     assert audit.evidence() == audit.run_summary()
     assert set(audit.evidence()["disparities"]) == set(HEADLINE_DISPARITIES)
