@@ -91,3 +91,16 @@ def test_read_only_turns_uploads_off_and_writes_nothing(app, demo_store, monkeyp
         app.switch_page(page).run()
         assert not app.exception, page
     assert (demo_store.path.stat().st_mtime_ns, demo_store.path.read_bytes()) == before
+
+
+def test_a_lake_folder_is_read_in_place(app, demo_store):
+    from workbench.ingest.lake import export_lake
+
+    lake = export_lake(demo_store, demo_store.path.parent / "lake")
+    app.run()
+    app.sidebar.radio(key="source").set_value("Lake folder").run()
+    app.sidebar.text_input(key="lake_dir").input(str(lake)).run()
+    assert not app.exception and not app.sidebar.error
+    assert metrics(app)["Predictions"] == "4,000"
+    app.switch_page("pages/drift.py").run()
+    assert not app.exception

@@ -112,6 +112,8 @@ def test_rows_that_break_a_rule_are_left_out_and_counted(tmp_path: Path) -> None
 def test_a_source_spec_names_a_store_or_a_lake(tmp_path: Path) -> None:
     assert isinstance(open_store(f"lake:{tmp_path}"), LakeStore)
     assert type(open_store(tmp_path / "w.duckdb")) is Store
+    (tmp_path / "predictions").mkdir()
+    assert isinstance(open_store(tmp_path), LakeStore)  # a folder with predictions/ is a lake
     with pytest.raises(InputError, match="no lake at"):
         LakeStore(tmp_path).connect().__enter__()
 

@@ -20,7 +20,7 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.paths import READ_ONLY_ENV, confine, listed_folders, read_only
 from workbench.core.schema import parse_roles
 from workbench.core.window import Window
-from workbench.ingest.lake import open_store
+from workbench.ingest.lake import LAKE_PREFIX, open_store
 from workbench.ingest.pipeline import ingest_files
 from workbench.sources.store import Store, default_db_path
 from workbench.sources.store_queries import StoreSummary, daily_volume, store_summary
@@ -39,7 +39,8 @@ def table(data: Any, **kwargs: Any) -> Any:
 SOURCE_DEFAULT = "Default store"
 SOURCE_FILE = "Another DuckDB file"
 SOURCE_UPLOAD = "Uploaded files"
-SOURCES = (SOURCE_DEFAULT, SOURCE_FILE, SOURCE_UPLOAD)
+SOURCE_LAKE = "Lake folder"
+SOURCES = (SOURCE_DEFAULT, SOURCE_FILE, SOURCE_LAKE, SOURCE_UPLOAD)
 DATA_ROOTS_ENV = "WORKBENCH_DATA_ROOTS"
 
 # The pages that exist, in navigation order: (script, title, icon, what it answers).
@@ -219,6 +220,18 @@ def _data_source() -> None:
         try:
             chosen = confine(typed, data_roots(), "read", DATA_ROOTS_ENV) if typed.strip() else previous
             st.session_state["db_path"] = str(chosen)
+        except WorkbenchError as exc:
+            st.sidebar.error(str(exc), icon=":material/block:")
+            st.session_state["db_path"] = previous
+    elif source == SOURCE_LAKE:
+        typed = st.sidebar.text_input(
+            "Lake folder", key="lake_dir", placeholder="path/to/lake",
+            help="predictions/ and feedback/ Parquet folders (hive partitions allowed) and roles.toml, read in place "
+            f"through the ingest's rules; inside {', '.join(str(r) for r in data_roots())}.",
+        )  # fmt: skip
+        try:
+            folder = confine(typed, data_roots(), "read", DATA_ROOTS_ENV) if typed.strip() else None
+            st.session_state["db_path"] = f"{LAKE_PREFIX}{folder}" if folder else previous
         except WorkbenchError as exc:
             st.sidebar.error(str(exc), icon=":material/block:")
             st.session_state["db_path"] = previous

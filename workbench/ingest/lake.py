@@ -143,6 +143,8 @@ def open_store(spec: str | os.PathLike[str] | None) -> Store:
     ``$WORKBENCH_SOURCE``, else ``$WORKBENCH_DB``, else ``data/workbench.duckdb``."""
     spec = spec or os.environ.get(SOURCE_ENV) or None
     folder = lake_folder(spec)
+    if folder is None and spec is not None and (Path(spec) / PREDICTIONS).is_dir():
+        folder = Path(spec)  # a folder with predictions/ is a lake (a store is a file): caches key on the path
     return LakeStore(folder) if folder is not None else Store(spec)
 
 
