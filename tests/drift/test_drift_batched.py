@@ -14,11 +14,14 @@ import pytest
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo
+from workbench.drift import profile_cache
 from workbench.drift import profile_cache as drift_cache
 from workbench.drift import queries as q
-from workbench.drift.compare import compare, compare_tables, store_features
+from workbench.drift.engine import compare_tables
 from workbench.drift.over_time import drift_over_time
 from workbench.drift.request import DriftRequest, OverTimeRequest
+from workbench.drift.store import compare, store_features
+from workbench.sources import cursors
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.drift import DriftSettings, merged_edges
@@ -98,7 +101,7 @@ def test_store_windows_give_the_same_statistics_as_the_per_feature_path(store):
             shown = batched.feature(f).distribution
             assert shown["bins_current"] == alone["bin_counts"].tolist()
         # named views, as the store's windows: the reference's values are pulled for its moments and quantiles
-        views = q.as_view(ref, "score_reference"), q.as_view(cur, "score_current")
+        views = cursors.as_view(ref, "score_reference"), cursors.as_view(cur, "score_current")
         score, *_ = compare_tables(*views, ["score"], [], settings)
         # unnamed tables (as any other engine's): moments, quantiles and counts all from the engine
         in_engine, *_ = compare_tables(ref, cur, ["score"], [], settings)
@@ -137,7 +140,7 @@ def test_nan_values_are_left_out_of_the_moments_alike_pulled_or_in_the_engine(ex
     table = con.table("t")
     settings = DriftSettings(ks_exact_max_rows=exact_max_rows)
     windows = {"reference": table.filter(~table.w), "current": table.filter(table.w)}
-    views = [q.as_view(w, f"nan_{name}") for name, w in windows.items()]
+    views = [cursors.as_view(w, f"nan_{name}") for name, w in windows.items()]
     pulled, *_ = compare_tables(*views, ["x"], [], settings)
     in_engine, *_ = compare_tables(*windows.values(), ["x"], [], settings)
     assert not pulled[0].warnings and pulled[0].wasserstein is not None
@@ -168,7 +171,7 @@ def test_an_empty_reference_window_gives_no_verdict_not_a_crash(store):
 
 def test_an_empty_reference_fingerprint_has_zero_rows_and_no_ingest(store):
     with store.ibis() as con:
-        assert q.reference_fingerprint(filtered_predictions(con, EMPTY)) == {"rows": 0, "last_ingest": None}
+        assert profile_cache.reference_fingerprint(filtered_predictions(con, EMPTY)) == {"rows": 0, "last_ingest": None}
 
 
 def test_drift_over_time_against_an_empty_reference_is_one_clear_error(store):
@@ -218,7 +221,7 @@ def test_the_compiled_count_query_gives_what_the_ibis_expression_gives(store):
     # named tables and views run the SQL compiled once against a placeholder; other expressions the Ibis one
     with store.ibis() as con:
         numeric, _ = store_features(con)
-        view = q.as_view(filtered_predictions(con, Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))), "v")
+        view = cursors.as_view(filtered_predictions(con, Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))), "v")
         bins = _reference_bins(view, numeric, 500)
         default = con.con.execute("SELECT current_setting('perfect_ht_threshold')").fetchall()[0][0]
         for table in (view, con.table("predictions")):

@@ -14,8 +14,10 @@ from workbench.drift import classifier as drift_classifier
 from workbench.drift import files as drift_files
 from workbench.drift import queries as q
 from workbench.drift import store as drift_store
-from workbench.drift.compare import compare, compare_files, store_features
+from workbench.drift.files import compare_files
 from workbench.drift.request import DriftRequest
+from workbench.drift.store import compare, store_features
+from workbench.sources import cursors
 from workbench.sources.files import file_table
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
@@ -47,8 +49,8 @@ def _assert_same_moments(got: dict, expected: dict) -> None:
 def test_moments_in_parts_on_cursors_equal_one_query_of_every_column(store):
     with store.ibis() as con:
         numeric, categorical = store_features(con)
-        view = q.as_view(filtered_predictions(con, REFERENCE), "drift_reference")
-        assert q.has_cursors(view) and not q.has_cursors(view.select(*numeric))
+        view = cursors.as_view(filtered_predictions(con, REFERENCE), "drift_reference")
+        assert cursors.has_cursors(view) and not cursors.has_cursors(view.select(*numeric))
         moments, sizes = q.moments_and_sizes(view, numeric, True, numeric + categorical)
         # a projection is not a named relation: the whole aggregate runs as one query (other engines do this)
         single, single_sizes = q.moments_and_sizes(view.select(*view.columns), numeric, True, numeric + categorical)
@@ -65,7 +67,7 @@ def test_a_cursor_sees_the_files_and_windows_temporary_views_and_is_closed_after
     path = tmp_path / "x.parquet"
     pd.DataFrame({"x": [1.0, 2.0, None, 4.0], "c": ["a", "b", "b", None]}).to_parquet(path)
     with file_table(path) as table:
-        with q.on_cursor(table) as mine:
+        with cursors.on_cursor(table) as mine:
             assert mine is not table and mine.count().execute() == 4
             assert q.window_sizes(mine, ["x", "c"]) == q.window_sizes(table, ["x", "c"]) == {
                 "rows": 4, "n": {"x": 3, "c": 3}
@@ -74,8 +76,8 @@ def test_a_cursor_sees_the_files_and_windows_temporary_views_and_is_closed_after
         with pytest.raises(Exception, match=r"(?i)closed"):
             cursor.execute("SELECT 1")
     with store.ibis() as con:
-        view = q.as_view(filtered_predictions(con, CURRENT), "drift_current")
-        with q.on_cursor(view) as mine:
+        view = cursors.as_view(filtered_predictions(con, CURRENT), "drift_current")
+        with cursors.on_cursor(view) as mine:
             assert int(mine.count().execute()) == int(view.count().execute()) > 0
     # no cursor is left holding the store: it opens for writing at once
     with store.connect(read_only=False) as con:
@@ -161,7 +163,7 @@ def test_the_classifier_sample_kept_in_the_profile_gives_the_sample_drawn_from_t
 def test_columns_pulled_side_by_side_come_in_order_and_equal_the_ones_pulled_one_at_a_time(store):
     with store.ibis() as con:
         numeric, _ = store_features(con)
-        view = q.as_view(filtered_predictions(con, CURRENT), "drift_current")
+        view = cursors.as_view(filtered_predictions(con, CURRENT), "drift_current")
         pulled = list(q.pulled_in_order(view, numeric))
         assert [f for f, _ in pulled] == numeric
         for f, values in pulled:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from workbench.core.window import Window
-from workbench.drift.compare import compare
 from workbench.drift.over_time import drift_over_time, estimated_performance
 from workbench.drift.request import DriftRequest, OverTimeRequest
+from workbench.drift.store import compare
 
 
 def day(truth: dict, n: int) -> dt.datetime:

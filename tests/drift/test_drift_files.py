@@ -12,7 +12,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from workbench.core.errors import InputError
-from workbench.drift.compare import compare_files
+from workbench.drift.files import compare_files
 from workbench.drift.request import DriftRequest
 from workbench.stats.divergence import psi
 from workbench.stats.drift import DriftSettings, bin_counts, merged_edges

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from workbench.drift import queries as q
+from workbench.sources import cursors
 from workbench.stats.domain import domain_classifier
 from workbench.stats.drift import DriftSettings
 from workbench.stats.drift_verdict import FeatureDrift
@@ -49,9 +50,9 @@ def start_domain_classifier(
     the statistics. ``ref_sample``: the reference's sample when already drawn (:func:`classifier_sample`, e.g. kept
     in the cached profile). None when the engine has no cursors (the classifier then runs after the statistics).
     """
-    if not (q.has_cursors(ref_table) and q.has_cursors(cur_table)):
+    if not (cursors.has_cursors(ref_table) and cursors.has_cursors(cur_table)):
         return None
-    ref, cur = (stack.enter_context(q.on_cursor(t)) for t in (ref_table, cur_table))
+    ref, cur = (stack.enter_context(cursors.on_cursor(t)) for t in (ref_table, cur_table))
     return pool.submit(_classify, ref, cur, numeric, categorical, settings, ref_sample)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from workbench.core.settings import load_section
 from workbench.drift import queries as q
 from workbench.drift.chunks import labels_per_trace
+from workbench.sources import cursors
 from workbench.stats.drift import DriftSettings, distribution_view
 from workbench.stats.drift_verdict import FeatureDrift, NumericSummary, categorical_feature, decide
 from workbench.stats.drift_verdict import numeric_feature as numeric_drift
@@ -65,7 +66,7 @@ def reference_pass(
     value). ``rows``: the window's row count, when known (columns are then pulled in groups). On DuckDB the
     categorical value counts run on their own cursor beside.
     """
-    pulling = exact or q.has_cursors(table)
+    pulling = exact or cursors.has_cursors(table)
     say("reference: values and moments" if pulling else "reference: quantiles and moments")
     with ExitStack() as stack, ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(STAT_THREADS) as binning:
         beside = Beside(stack, pool)
@@ -142,11 +143,11 @@ class Beside:
     def submit(self, function: Callable, table: Any, *args: Any) -> Future:
         """A future of ``function(table, *args)``: in a worker on a cursor opened now (the caller's thread
         owns the connection), or run at once when the engine has no cursors (one query at a time)."""
-        if not q.has_cursors(table) or (function is q.categorical_counts_many and not args[0]):
+        if not cursors.has_cursors(table) or (function is q.categorical_counts_many and not args[0]):
             done: Future = Future()
             done.set_result(function(table, *args))
             return done
-        mine = self.stack.enter_context(q.on_cursor(table))
+        mine = self.stack.enter_context(cursors.on_cursor(table))
         return self.pool.submit(function, mine, *args)
 
 

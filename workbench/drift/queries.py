@@ -5,7 +5,7 @@ counts (and sums) per fine grid bin × decile bin — the decile bin index is th
 indicators —, per categorical feature its value counts, and per window row and missing counts. Raw values
 leave the engine, a few columns at a time (:func:`pulled_in_order`), for the exact KS test under the size
 cap and, on DuckDB, for the reference's profile (made once, then cached): its quantiles from sorted values
-instead of DuckDB's single-threaded ``quantile_cont`` (see ``workbench.drift.compare._reference_profile``).
+instead of DuckDB's single-threaded ``quantile_cont`` (see :func:`workbench.drift.engine.reference_pass`).
 A reference profile is cached in the store's ``drift_profiles`` table (one short write, see
 :mod:`workbench.drift.profile_cache`), so a new current window costs one scan per feature; independent
 queries run side by side on cursors (:mod:`workbench.sources.cursors`).
@@ -26,15 +26,7 @@ from typing import Any
 import numpy as np
 
 # moved to their own modules; callers still reach them as workbench.drift.queries.<name>
-from workbench.drift.profile_cache import (  # noqa: F401
-    load_profile,
-    pack_frame,
-    profile_key,
-    reference_fingerprint,
-    save_profile,
-    unpack_frame,
-)
-from workbench.sources.cursors import as_view, concurrently, has_cursors, on_cursor  # noqa: F401
+from workbench.sources.cursors import concurrently, has_cursors, on_cursor
 from workbench.stats.drift import DECILES, merged_edges, sorted_quantiles
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")

@@ -17,6 +17,7 @@ import numpy as np
 
 from workbench.core.errors import InputError
 from workbench.core.window import Window
+from workbench.drift import profile_cache
 from workbench.drift import queries as q
 from workbench.drift.classifier import classifier_sample, domain_classifier_result, start_domain_classifier
 from workbench.drift.engine import (
@@ -30,6 +31,7 @@ from workbench.drift.engine import (
 )
 from workbench.drift.request import DriftRequest
 from workbench.drift.result import DriftResult, Outcome, build_result, window_side
+from workbench.sources import cursors
 from workbench.sources.experiment import HIDDEN_PREFIX
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
@@ -66,7 +68,7 @@ class ReferenceProfile:
     def save(self, store: Store) -> None:
         """Cache a freshly computed profile in the store (one short write; call with no connection open)."""
         if self.fresh:
-            q.save_profile(store, self.key, self.profile)
+            profile_cache.save_profile(store, self.key, self.profile)
 
 
 def reference_profile(
@@ -107,12 +109,12 @@ def _lookup(
     cached: bool,
 ) -> tuple[str, dict[str, Any] | None, int, Any]:
     """(the reference profile's cache key, the cached profile or None, the window's rows, its view)."""
-    ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
-    fingerprint = q.reference_fingerprint(ref_table)
+    ref_table = cursors.as_view(filtered_predictions(con, reference), "drift_reference")
+    fingerprint = profile_cache.reference_fingerprint(ref_table)
     parts = {"reference": window_side(reference, 0), "numeric": numeric, "categorical": categorical,
              "grid": settings.ks_grid_bins, "bins": settings.bins, **fingerprint}  # fmt: skip
-    key = q.profile_key(parts)
-    return key, q.load_profile(con.con, key) if cached else None, fingerprint["rows"], ref_table
+    key = profile_cache.profile_key(parts)
+    return key, profile_cache.load_profile(con.con, key) if cached else None, fingerprint["rows"], ref_table
 
 
 def compare(
@@ -144,7 +146,7 @@ def compare(
         columns = con.table("predictions").schema()
         aside = ("score",) if "score" in columns and "score" not in numeric + categorical else ()
         key, cached, ref_rows, ref_table = _lookup(con, reference, [*numeric, *aside], categorical, settings, use_cache)
-        cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
+        cur_table = cursors.as_view(filtered_predictions(con, current), "drift_current")
         cur_rows = int(cur_table.count().execute())
         window = _Window(reference, current, numeric, categorical, aside, (ref_rows, cur_rows), settings, say)
         if cached is not None:
@@ -162,11 +164,11 @@ def compare(
                 fresh["classifier_sample"] = _sample_entry(sampled.result(), numeric + categorical, settings)
     if cached is None:
         if use_cache:  # one short write, with no connection open
-            q.save_profile(store, key, fresh)
+            profile_cache.save_profile(store, key, fresh)
         # 2. the current window against the profile, on a fresh connection
         with store.ibis() as con:
-            ref_table = q.as_view(filtered_predictions(con, reference), "drift_reference")
-            cur_table = q.as_view(filtered_predictions(con, current), "drift_current")
+            ref_table = cursors.as_view(filtered_predictions(con, reference), "drift_reference")
+            cur_table = cursors.as_view(filtered_predictions(con, current), "drift_current")
             outcome = window.against(con, ref_table, cur_table, fresh, values, multivariate)
     found, summary, profile, warnings, extras, mv = outcome
     ref_side = window_side(reference, profile["sizes"]["rows"])
@@ -178,7 +180,7 @@ def compare(
 def _sample_entry(frame: Any, columns: list[str], settings: DriftSettings) -> dict[str, Any]:
     """The domain classifier's reference sample as kept in the profile: what it was drawn with, and its rows."""
     return {"columns": columns, "rows": settings.domain_classifier_rows, "seed": settings.seed,
-            "arrow": q.pack_frame(frame)}  # fmt: skip
+            "arrow": profile_cache.pack_frame(frame)}  # fmt: skip
 
 
 def _cached_sample(profile: dict[str, Any], columns: list[str], settings: DriftSettings) -> Any:
@@ -190,7 +192,7 @@ def _cached_sample(profile: dict[str, Any], columns: list[str], settings: DriftS
         columns, settings.domain_classifier_rows, settings.seed
     ):  # fmt: skip
         return None
-    frame = q.unpack_frame(entry["arrow"])
+    frame = profile_cache.unpack_frame(entry["arrow"])
     return frame if list(frame.columns) == columns else None
 
 
