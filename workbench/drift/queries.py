@@ -375,10 +375,8 @@ def count_sql(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], 
     None when ``table`` is not a named DuckDB relation. Calling it early lets another thread's count
     query of the same bins find the template compiled."""
     import ibis
-    import ibis.expr.operations as ops
 
-    backend = table._find_backend()
-    if backend.name != "duckdb" or not isinstance(table.op(), ops.DatabaseTable):
+    if not has_cursors(table):  # the source's word: a named DuckDB relation (engine checks live in sources)
         return None
     schema = table.select(*bins).schema()
     key = _template_key(schema, bins)
