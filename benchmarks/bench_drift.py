@@ -76,7 +76,7 @@ def write_data(workdir: Path, rows: int) -> dict[str, str]:
     """Reference/current Parquet files (rows/2 each) and a store with all rows over DAYS days; paths."""
     import duckdb
 
-    from workbench.sources.store import _DDL
+    from workbench.sources.store import STORE_DDL
 
     half = rows // 2
     features = ",\n       ".join(_columns()).format(half=half)
@@ -95,7 +95,7 @@ FROM range({rows}) t(i)"""
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     con.execute(f"CREATE TABLE predictions AS {select}")
-    con.execute(_DDL)
+    con.execute(STORE_DDL)
     roles = {"predictions": {"features": NUMERIC + CATEGORICAL, "categorical": CATEGORICAL}}
     con.execute("INSERT INTO meta VALUES ('roles', ?)", [json.dumps(roles)])
     names = ", ".join(NUMERIC + CATEGORICAL)
