@@ -72,8 +72,8 @@ def _imports() -> None:
     import duckdb  # noqa: F401
     import ibis  # noqa: F401
     import pandas  # noqa: F401
-    import workbench.queries.stream_view
-    import workbench.triggers  # noqa: F401
+    import workbench.stream.snapshot
+    import workbench.stream.triggers  # noqa: F401
 
 
 def cases(quick: bool, workdir: Path) -> Iterator[Row]:
