@@ -72,6 +72,7 @@ def _imports() -> None:
     import duckdb  # noqa: F401
     import ibis  # noqa: F401
     import pandas  # noqa: F401
+
     import workbench.stream.snapshot
     import workbench.stream.triggers  # noqa: F401
 
