@@ -26,3 +26,17 @@ def test_the_chosen_rate_and_the_comparison_are_shown_the_other_rates_are_not():
 
 def test_the_flags_column_is_left_out_when_no_group_has_a_flag():
     assert "flags" not in shown_group_columns(_table(["", ""]), "tpr")
+
+
+def test_interval_columns_are_named_and_explained_at_the_settings_level():
+    from types import SimpleNamespace
+
+    from workbench.fairness.view import ci_name, column_help
+
+    assert ci_name(SimpleNamespace(settings={"confidence": 0.9})) == "90% CI"
+    assert ci_name(SimpleNamespace(settings={})) == "95% CI"
+    assert column_help("FPR 90% CI") == "Wilson interval of the group's FPR"
+    assert (
+        column_help("ratio 90% CI") == column_help("ratio 95% CI") == "Bootstrap interval of the ratio to the reference"
+    )
+    assert column_help("99% CI") == "Bootstrap interval" and column_help("change 90% CI").startswith("Bootstrap")

@@ -170,3 +170,12 @@ window = "day"
 op = ">"
 threshold = 1.25
 """
+
+
+def test_the_band_and_the_sentence_name_the_settings_confidence(store):
+    from workbench.stream.snapshot import StreamSettings
+
+    snapshot = stream_snapshot(store, None, "day", None, ("outcome",), StreamSettings(confidence=0.9))
+    assert snapshot.confidence == 0.9
+    assert "(band: 90% Wilson interval)" in rate_figure(snapshot, "accuracy").layout.title.text
+    assert "(90% CI " in snapshot.verdict() and "95% CI" not in snapshot.verdict()

@@ -47,7 +47,8 @@ def group_rates_figure(audit: Any, metric: str) -> go.Figure:
         fig.add_vline(x=value, line={"color": "#111827", "dash": "dash", "width": 1.5},
                       annotation_text=f"reference {audit.reference_group}: {value:.3f}",
                       annotation_position="top")  # fmt: skip
-    fig = layout(fig, f"{name} by group, 95% Wilson intervals (faded: below the minimum size)", "")
+    level = f"{audit.settings.get('confidence', 0.95):.0%}"
+    fig = layout(fig, f"{name} by group, {level} Wilson intervals (faded: below the minimum size)", "")
     fig.update_layout(hovermode="closest", height=max(260, 110 + 34 * len(rows)), xaxis_title=name,
                       yaxis={"autorange": "reversed", "type": "category"}, barmode="overlay")  # fmt: skip
     fig.update_xaxes(rangemode="tozero")

@@ -8,6 +8,7 @@ No statistic is computed here; every number comes from :class:`workbench.fairnes
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -62,10 +63,16 @@ def _ci(pair: list[float | None]) -> str | None:
     return None if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
 
 
+def ci_name(audit: FairnessAudit) -> str:
+    """The intervals' column name at the audit's level, from the settings ("95% CI" by default)."""
+    return f"{audit.settings.get('confidence', 0.95):.0%} CI"
+
+
 def group_table(audit: FairnessAudit, metric: str) -> pd.DataFrame:
     """One row per group: status, sizes, the chosen rate with its CI, its ratio to the reference with CI and
     adjusted p, then selection rate, TPR and FPR, and the group's flags in words."""
     name = METRIC_NAMES[metric]
+    ci = ci_name(audit)
     flags: dict[str, list[str]] = {}
     for flag in audit.flags:
         flags.setdefault(flag.get("group"), []).append(flag["kind"].replace("_", " "))
@@ -83,16 +90,16 @@ def group_table(audit: FairnessAudit, metric: str) -> pd.DataFrame:
                 "positives": g["positives"],
                 "negatives": g["negatives"],
                 name: rate[metric],
-                f"{name} 95% CI": _ci(g["ci"][metric]),
+                f"{name} {ci}": _ci(g["ci"][metric]),
                 "ratio to reference": comparison.get("ratio"),
-                "ratio 95% CI": _ci(comparison.get("ratio_ci", [None, None])),
+                f"ratio {ci}": _ci(comparison.get("ratio_ci", [None, None])),
                 "adjusted p": comparison.get("p_adjusted"),
                 **{METRIC_NAMES[m]: rate[m] for m in ("selection_rate", "tpr", "fpr") if m != metric},
                 "flags": ", ".join(sorted(set(flags.get(g["group"], [])))),
             }
         )
     frame = pd.DataFrame(rows)
-    text = {"group", "status", "flags", f"{name} 95% CI", "ratio 95% CI", "n", "labelled", "positives", "negatives"}
+    text = {"group", "status", "flags", f"{name} {ci}", f"ratio {ci}", "n", "labelled", "positives", "negatives"}
     for column in frame.columns.difference(list(text)):
         frame[column] = pd.to_numeric(frame[column]).astype("float64")  # None → NaN: shown blank, formatted
     return frame
@@ -103,7 +110,9 @@ def shown_group_columns(table: pd.DataFrame, metric: str) -> list[str]:
     status and sizes, the chosen rate with its CI, the comparison with the reference, and the flags when any
     group has one. Positives, negatives and the other rates are behind an expander (and in the CSV)."""
     name = METRIC_NAMES[metric]
-    shown = ["group", "status", "n", "labelled", name, f"{name} 95% CI", "ratio to reference", "ratio 95% CI",
+    levels = [c[len(name) + 1 :] for c in table.columns if c.startswith(f"{name} ") and c.endswith("% CI")]
+    ci = levels[0] if levels else "95% CI"
+    shown = ["group", "status", "n", "labelled", name, f"{name} {ci}", "ratio to reference", f"ratio {ci}",
              "adjusted p", "flags"]  # fmt: skip
     if table.empty or not table["flags"].astype(bool).any():
         shown.remove("flags")
@@ -117,7 +126,7 @@ def disparity_table(audit: FairnessAudit) -> pd.DataFrame:
     for name in [*headline, *(n for n in audit.disparities if n not in headline)]:
         value = audit.disparities[name]
         low, high = (audit.disparity_intervals.get(name) or [None, None])[:2]
-        rows.append({"disparity": name, "value": value, "95% CI": _ci([low, high])})
+        rows.append({"disparity": name, "value": value, ci_name(audit): _ci([low, high])})
     return pd.DataFrame(rows)
 
 
@@ -133,7 +142,7 @@ def versions_table(audit: FairnessAudit) -> pd.DataFrame:
                 versions.get("champion", "champion"): d["champion"],
                 versions.get("challenger", "challenger"): d["challenger"],
                 "change": d["change"],
-                "change 95% CI": _ci(d["change_ci"]),
+                f"change {ci_name(audit)}": _ci(d["change_ci"]),
                 "significant": d["significant"],
             }
             for d in changes
@@ -183,11 +192,13 @@ COLUMN_HELP = {
 def column_help(column: str) -> str | None:
     """The header help of a fairness table's column: the rate abbreviations spelled out (TPR, FPR, FNR …), the
     interval and p-value columns said in words."""
-    if column in COLUMN_HELP:
-        return COLUMN_HELP[column]
-    if column.endswith(" 95% CI") and column[: -len(" 95% CI")] in RATE_HELP:
-        return f"Wilson interval of the group's {column[: -len(' 95% CI')]}"
-    return RATE_HELP.get(column)
+    interval = re.fullmatch(r"(?:(.*) )?\d+(?:\.\d+)?% CI", column)  # any level: the settings' confidence
+    if interval:
+        of = interval.group(1) or ""
+        if of in RATE_HELP:
+            return f"Wilson interval of the group's {of}"
+        return COLUMN_HELP.get(f"{of} 95% CI".strip())
+    return COLUMN_HELP.get(column) or RATE_HELP.get(column)
 
 
 def number_format(frame: pd.DataFrame) -> dict[str, Any]:
@@ -230,7 +241,8 @@ def verdict_section(audit: FairnessAudit) -> None:
         value = audit.disparities.get(name)
         low, high = (audit.disparity_intervals.get(name) or [None, None])[:2]
         col.metric(name.replace("_", " "), "n/a" if value is None else f"{value:.3f}",
-                   help=f"95% bootstrap interval [{low:.3f}, {high:.3f}]" if low is not None else None)  # fmt: skip
+                   help=f"{ci_name(audit)[:-3]} bootstrap interval [{low:.3f}, {high:.3f}]" if low is not None
+                   else None)  # fmt: skip
 
 
 def groups_section(audit: FairnessAudit, metric: str) -> None:

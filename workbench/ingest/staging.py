@@ -97,12 +97,15 @@ def _raw_names(path: Path, fmt: str, reader: str, con: duckdb.DuckDBPyConnection
     """The column names as the file writes them (before DuckDB renames a repeated one to ``name_1``)."""
     if fmt == "csv":
         header = reader.replace("header = true", "header = false")
-        row = con.execute(f"SELECT * FROM {header} LIMIT 1").fetchone()
-        return [str(v) for v in row] if row else None
+        rows = con.execute(f"SELECT * FROM {header} LIMIT 1").fetchall()  # fetchall: leave no open result
+        return [str(v) for v in rows[0]] if rows else None
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
+        try:
+            return list(pq.read_schema(path).names)
+        except (OSError, ValueError):  # not Parquet: DuckDB's reader says so next, in the ingest's words
+            return None
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
         for line in lines:
@@ -128,9 +131,10 @@ def check_names(names: list[str], source: str) -> None:
         seen[key] = name
 
 
-def _positional(con: duckdb.DuckDBPyConnection, source: str, settings: IngestSettings) -> Staging:
-    """Copy TEMP ``incoming`` into ``staging`` under positional names; check the column count and cell sizes."""
-    described = con.execute("SELECT column_name, column_type FROM (DESCRIBE incoming)").fetchall()
+def _positional(con: duckdb.DuckDBPyConnection, relation: str, source: str, settings: IngestSettings) -> Staging:
+    """Read ``relation`` (a reader call or a registered frame) into ``staging`` under positional names, in one
+    pass (no intermediate copy of the rows); check the column count and cell sizes."""
+    described = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {relation})").fetchall()
     if len(described) > settings.max_columns:
         raise InputError(
             f"{source}: {len(described):,} columns, more than the {settings.max_columns:,} an ingest takes "
@@ -139,8 +143,7 @@ def _positional(con: duckdb.DuckDBPyConnection, source: str, settings: IngestSet
     names = [name for name, _ in described]
     check_names(names, source)
     columns = ", ".join(f"{q(name)} AS c{i}" for i, name in enumerate(names))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE staging AS SELECT {columns} FROM incoming")
-    con.execute("DROP TABLE incoming")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE staging AS SELECT {columns} FROM {relation}")
     staging = Staging(tuple(names), dict(described))
     _check_cell_sizes(con, staging, source, settings.max_cell_bytes)
     return staging
@@ -153,7 +156,7 @@ def _check_cell_sizes(con: duckdb.DuckDBPyConnection, staging: Staging, source: 
         return
     sizes = con.execute(
         "SELECT " + ", ".join(f"max(strlen({staging.ref(n)}))" for n in text) + " FROM staging"
-    ).fetchone()
+    ).fetchall()[0]
     for name, size in zip(text, sizes, strict=True):
         if size is not None and size > limit:
             raise InputError(
@@ -190,13 +193,12 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, setting
     else:
         reader = f"read_parquet({lit})"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM {reader}")
         raw = _raw_names(source, fmt, reader, con)
+        if raw is not None:
+            check_names(raw, path.name)
+        return _positional(con, reader, path.name, settings)
     except duckdb.Error as exc:
         raise _reader_error(path, fmt, exc, max_line) from None
-    if raw is not None:
-        check_names(raw, path.name)
-    return _positional(con, path.name, settings)
 
 
 def load_frame(con: duckdb.DuckDBPyConnection, frame: Any, source: str, settings: IngestSettings) -> Staging:
@@ -205,7 +207,6 @@ def load_frame(con: duckdb.DuckDBPyConnection, frame: Any, source: str, settings
     check_names(names, source)
     con.register("incoming_frame", frame)
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM incoming_frame")
+        return _positional(con, "incoming_frame", source, settings)
     finally:
         con.unregister("incoming_frame")
-    return _positional(con, source, settings)

@@ -231,7 +231,8 @@ def rate_figure(snapshot: StreamSnapshot, rate: str, result: CheckResult | None 
         shade_incomplete(fig, snapshot)
     mark_versions(fig, snapshot.versions)
     mark_fired(fig, result, rate, snapshot.granularity)
-    fig = _finish(fig, f"{title} per {snapshot.granularity} (band: 95% Wilson interval)", y_title, snapshot)
+    band = f"{snapshot.confidence:.0%} Wilson interval"
+    fig = _finish(fig, f"{title} per {snapshot.granularity} (band: {band})", y_title, snapshot)
     fig.update_yaxes(tickformat=".0%")
     return fig
 

@@ -99,6 +99,7 @@ class StreamSnapshot:
     labels_complete_share: float
     labels_complete_hours: float | None
     labels_incomplete_from: pd.Timestamp | None
+    confidence: float = 0.95  # the level of the Wilson bands (settings: [stream] confidence)
 
     @property
     def empty(self) -> bool:
@@ -141,7 +142,7 @@ class StreamSnapshot:
         if latest is not None and t["accuracy"] is not None:
             text += (
                 f" Online accuracy of the newest bucket with complete labels ({latest['bucket']}) is "
-                f"{latest['accuracy']:.3f} (95% CI {latest['lower']:.3f}–{latest['upper']:.3f}, "
+                f"{latest['accuracy']:.3f} ({self.confidence:.0%} CI {latest['lower']:.3f}–{latest['upper']:.3f}, "
                 f"{latest['labels']:,} labels), against {t['accuracy']:.3f} over the whole window."
             )
         if self.labels_incomplete_from is not None and self.labels_complete_hours is not None:
@@ -290,6 +291,7 @@ def snapshot_from(
         delays=delays,
         quality=signal_quality_from(con, window, granularity),
         labels_complete_share=settings.labels_complete_share,
+        confidence=settings.confidence,
         labels_complete_hours=settle,
         labels_incomplete_from=None if pending.empty else pending.min(),
     )
