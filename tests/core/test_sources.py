@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import GOOD, write
 from workbench.core.result import FAMILIES
 from workbench.ingest.pipeline import ingest_file
-from workbench.sources.base import FileSource, Source, StoreSource, open_source
+from workbench.sources.base import FileSource, Source, StoreSource
 from workbench.sources.evidence import latest_runs, record_once
 from workbench.sources.store import Store
 
@@ -33,12 +33,6 @@ def test_a_file_source_reads_the_file_in_place_as_predictions(tmp_path: Path) ->
         assert table.count().execute() == 3
         assert set(table.columns) >= {"trace_id", "score", "country"}
     assert source.roles().predictions.sensitive == []
-
-
-def test_open_source_tells_a_store_from_a_file(tmp_path: Path) -> None:
-    assert isinstance(open_source(tmp_path / "w.duckdb"), StoreSource)
-    assert isinstance(open_source(tmp_path / "rows.parquet"), FileSource)
-    assert open_source(None).store.path.name == "workbench.duckdb"  # type: ignore[union-attr]
 
 
 class _Result:

@@ -77,13 +77,3 @@ class FileSource:
 
     def roles(self) -> Roles:
         return Roles()
-
-
-def open_source(spec: str | Path | None) -> Source:
-    """A source from what a user typed: a ``.duckdb`` store path (default: $WORKBENCH_DB) or a data file."""
-    if spec is None:
-        return StoreSource(Store(None))
-    path = Path(spec)
-    if path.suffix.lower() in (".duckdb", ".db") or not path.suffix:
-        return StoreSource(Store(path))
-    return FileSource(path)
