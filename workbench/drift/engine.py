@@ -17,8 +17,8 @@ import numpy as np
 
 from workbench.core.settings import load_section
 from workbench.drift import queries as q
-from workbench.drift.chunks import labels_per_trace
 from workbench.sources import cursors
+from workbench.sources.chunks import labels_per_trace
 from workbench.stats.drift import DriftSettings, distribution_view
 from workbench.stats.drift_verdict import FeatureDrift, NumericSummary, categorical_feature, decide
 from workbench.stats.drift_verdict import numeric_feature as numeric_drift

@@ -8,7 +8,7 @@ Public entry points for the page, the CLI, the notebook and the retraining trigg
   reference's own chunks as mean ± 3σ like NannyML) and the first chunk where each feature crossed it.
 - :func:`estimated_performance` → :class:`PerformanceOverTime`: realised accuracy and ROC AUC where
   labels arrived, and the label-free CBPE estimate with its sampling band (covariate shift only); it lives in
-  :mod:`workbench.drift.performance` and is re-exported here, as are the chunks of :mod:`workbench.drift.chunks`.
+  :mod:`workbench.drift.performance` and is re-exported here, as are the chunks of :mod:`workbench.sources.chunks`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pandas as pd
 from workbench.core.errors import InputError
 from workbench.core.window import describe_window
 from workbench.drift import queries as q
-from workbench.drift.chunks import CHUNK_UNITS, chunk_key, labels_per_trace, parse_chunk
 from workbench.drift.engine import load_settings
 from workbench.drift.performance import PerformanceOverTime, estimated_performance
 from workbench.drift.request import OverTimeRequest
 from workbench.drift.store import reference_profile, store_features
+from workbench.sources.chunks import CHUNK_UNITS, chunk_key, labels_per_trace, parse_chunk
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.clean import json_ready

@@ -1,14 +1,10 @@
 """Performance over time: realised accuracy and ROC AUC where labels arrived, and the label-free CBPE estimate.
 
 The engine returns counts per (chunk, score bin, prediction) with label counts from the chosen
-feedback kinds; :mod:`workbench.stats.performance` turns them into numbers. Calibration: isotonic
-regression on the reference's labelled predictions, used only when it lowers the expected
-calibration error measured out of sample: NannyML's rule (``needs_calibration``: ECE on 10
-equal-frequency bins, 10 held-out folds) with the held-out predictions pooled (folds by trace hash,
-each held out once; the folds are random, so each holds both classes in about their overall shares).
-The earlier rule (ECE on 100 equal-width bins, two folds) measured mostly the noise of sparse
-bins: on the 50k-row demo it kept the raw scores, and the estimate sat 0.02–0.03 above the
-realised accuracy, outside its band before any concept drift (issue 18).
+feedback kinds (:func:`workbench.sources.scores.binned_scores`, shared with model quality);
+:mod:`workbench.stats.performance` turns them into numbers. The calibration is chosen on the reference
+by :func:`workbench.sources.scores.choose_calibration` (isotonic when it lowers the out-of-sample ECE,
+NannyML's rule).
 """
 
 from __future__ import annotations
@@ -20,23 +16,15 @@ import numpy as np
 import pandas as pd
 
 from workbench.core.window import Window, describe_window
-from workbench.drift.chunks import chunk_key, labels_per_trace, parse_chunk
 from workbench.drift.engine import load_settings
+from workbench.sources.chunks import chunk_key, labels_per_trace, parse_chunk
+from workbench.sources.scores import AUC_BINS, binned_scores, choose_calibration
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.clean import json_ready
 from workbench.stats.drift import DriftSettings
-from workbench.stats.performance import (
-    binned_auc,
-    equal_frequency_calibration_error,
-    expected_accuracy,
-    isotonic_calibration,
-    raw_expected_accuracy,
-)
+from workbench.stats.performance import binned_auc, expected_accuracy, raw_expected_accuracy
 
-AUC_BINS = 1000  # score bins for the ROC AUC (its binning error is reported per chunk)
-ECE_BINS = 10  # equal-frequency bins of the out-of-sample calibration error (NannyML's bin_count)
-CALIBRATION_FOLDS = 10  # held-out folds of the reference for the calibration choice (NannyML's split_count)
 ASSUMPTION = (
     "The estimate assumes covariate shift only: the probability of the label given the score is the "
     "reference's. Under concept drift (the relation between features and label changes) it stays where "
@@ -59,80 +47,6 @@ class PerformanceOverTime:
         """JSON-ready form: one record per chunk."""
         records = self.chunks.assign(chunk=self.chunks["chunk"].astype(str)).to_dict(orient="records")
         return json_ready({**asdict(self), "chunks": records})
-
-
-def _binned(table: Any, labels: Any, by: Any | None) -> pd.DataFrame:
-    """Counts per ([group,] score bin of 1/1000, prediction): rows, Σs, Σs², labelled, positives, correct, fold."""
-    t = table.filter(table.score.notnull()).left_join(labels, "trace_id")
-    score_bin = (t.score * AUC_BINS).floor().cast("int64").clip(upper=AUC_BINS - 1)
-    groups = {"bin": score_bin, "prediction": t.prediction.cast("int64"), "fold": t.trace_id.hash() % CALIBRATION_FOLDS}
-    if by is not None:
-        groups = {"group": by(t), **groups}
-    has_label = t.label.notnull()
-    frame = (
-        t.group_by(**groups)
-        .aggregate(
-            n=t.count(),
-            s=t.score.sum(),
-            s2=(t.score * t.score).sum(),
-            labelled=has_label.cast("int64").sum(),
-            positives=t.label.cast("int64").sum(),
-            correct=(t.label.cast("int64") == t.prediction.cast("int64")).cast("int64").sum(),
-        )
-        .execute()
-    )
-    for c in ("labelled", "positives", "correct"):
-        frame[c] = frame[c].fillna(0).astype(float)
-    frame["fold"] = frame["fold"].abs()
-    return frame
-
-
-def _calibration(frame: pd.DataFrame, bins: int) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Isotonic map per calibration bin when it lowers the out-of-sample ECE, else None (scores as they are).
-
-    For each of the 10 folds, isotonic regression is fitted on the other nine (on ``bins`` equal-width
-    score bins) and applied to the held-out fold, so every labelled reference prediction gets an
-    out-of-fold calibrated probability. The ECE on 10 equal-frequency bins of all of them pooled
-    (the fine 1/1000 score bins carry the order) is compared with the raw scores' ECE on the same
-    predictions. NannyML's ``needs_calibration`` averages the ECE of 10 stratified held-out splits
-    of 10% each instead; pooling the out-of-fold predictions (cross-fitting) puts ten times as many
-    predictions in each ECE bin, so the comparison is less noisy: on the 50k-row demo 0.018 raw vs
-    0.008 calibrated (the mean of per-fold ECEs was 0.035 vs 0.033, a margin inside its noise).
-    """
-    f = frame.assign(cbin=frame["bin"] * bins // AUC_BINS)
-
-    def per_bin(part: pd.DataFrame) -> pd.DataFrame:
-        g = part.groupby("cbin")[["n", "s", "labelled", "positives"]].sum().reindex(range(bins), fill_value=0)
-        g["mean_score"] = np.where(g["n"] > 0, g["s"] / g["n"].where(g["n"] > 0, 1), (np.arange(bins) + 0.5) / bins)
-        return g
-
-    everything = per_bin(f)
-    labelled = everything["labelled"].to_numpy()
-    if labelled.sum() < 100 or everything["positives"].sum() in (0, labelled.sum()):
-        return None, {"method": "none", "reason": "fewer than 100 labelled reference predictions or one class only"}
-    held = []  # per (fold, fine bin) of held-out labelled predictions: raw score, out-of-fold calibration, counts
-    for held_out in range(CALIBRATION_FOLDS):
-        train = per_bin(f[f["fold"] != held_out])
-        test = f[f["fold"] == held_out].groupby("bin")[["n", "s", "labelled", "positives"]].sum()
-        test = test[test["labelled"] > 0]
-        if train["labelled"].sum() == 0 or train["positives"].sum() in (0, train["labelled"].sum()) or test.empty:
-            continue
-        mapped = isotonic_calibration(train["mean_score"], train["positives"], train["labelled"])
-        calibrated = mapped[(test.index.to_numpy() * bins // AUC_BINS).astype(int)]
-        held.append(test.assign(raw=test["s"] / test["n"], calibrated=calibrated))
-    if held:
-        pooled = pd.concat(held)
-        ece_raw, ece_iso = (
-            equal_frequency_calibration_error(pooled[c], pooled["positives"], pooled["labelled"], ECE_BINS)
-            for c in ("raw", "calibrated")
-        )
-    else:
-        ece_raw = ece_iso = float("nan")
-    info = {"ece_raw": ece_raw, "ece_isotonic": ece_iso, "bins": bins, "ece_bins": ECE_BINS, "folds": len(held)}
-    if np.isfinite(ece_iso) and ece_iso < ece_raw:
-        mapping = isotonic_calibration(everything["mean_score"], everything["positives"], labelled)
-        return mapping, {**info, "method": "isotonic"}
-    return None, {**info, "method": "none"}
 
 
 def _chunk_row(part: pd.DataFrame, mapping: np.ndarray | None, bins: int, sigmas: float, min_rows: int) -> dict:
@@ -210,11 +124,11 @@ def estimated_performance(
     with store.ibis() as con:
         labels, note = labels_per_trace(con, settings.performance_label_kinds)
         ref = filtered_predictions(con, reference)
-        reference_bins = _binned(ref, labels, None)
+        reference_bins = binned_scores(ref, labels)
         keyed = chunk_key(filtered_predictions(con, window), chunk)
-        frame = _binned(keyed, labels, lambda t: t.chunk)
+        frame = binned_scores(keyed, labels, lambda t: t.chunk)
         starts = keyed.group_by("chunk").aggregate(start=keyed.ts.min()).execute() if isinstance(chunk, int) else None
-    mapping, calibration = _calibration(reference_bins, settings.score_bins)
+    mapping, calibration = choose_calibration(reference_bins, settings.score_bins)
     rows = []
     for group, part in frame.groupby("group", sort=True):
         row = _chunk_row(part, mapping, settings.score_bins, settings.band_sigmas, settings.min_rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from workbench.core.errors import InputError
 from workbench.core.window import Window
-from workbench.drift.chunks import parse_chunk
+from workbench.sources.chunks import parse_chunk
 
 STORE, FILES, FILE_TO_WINDOW = "store", "files", "file_to_window"
 
