@@ -62,6 +62,7 @@ def test_the_example_file_lists_every_setting_with_its_default():
     from tests.conftest import ROOT
     from workbench.abtest.result import ABTestSettings
     from workbench.ingest.settings import IngestSettings
+    from workbench.metrics.settings import MetricsSettings
     from workbench.stats.drift import DriftSettings
     from workbench.stats.fairness import FairnessSettings
     from workbench.stream.snapshot import StreamSettings
@@ -74,6 +75,7 @@ def test_the_example_file_lists_every_setting_with_its_default():
         "fairness": FairnessSettings,
         "stream": StreamSettings,
         "ingest": IngestSettings,
+        "metrics": MetricsSettings,
     }
     assert set(listed) == set(sections)
     for section, cls in sections.items():
@@ -106,12 +108,14 @@ def test_every_numeric_setting_has_a_range():
     from workbench.abtest.result import ABTestSettings
     from workbench.core.settings import RANGES
     from workbench.ingest.settings import IngestSettings
+    from workbench.metrics.settings import MetricsSettings
     from workbench.stats.drift import DriftSettings
     from workbench.stats.fairness import FairnessSettings
     from workbench.stream.snapshot import StreamSettings
 
     for section, cls in {"drift": DriftSettings, "abtest": ABTestSettings, "fairness": FairnessSettings,
-                         "stream": StreamSettings, "ingest": IngestSettings}.items():  # fmt: skip
+                         "stream": StreamSettings, "ingest": IngestSettings,
+                         "metrics": MetricsSettings}.items():  # fmt: skip
         hints = typing.get_type_hints(cls)
         numeric = {f.name for f in dataclasses.fields(cls) if hints[f.name] in (int, float)}
         assert numeric == set(RANGES[section]), section

@@ -54,6 +54,7 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
         "live_rules_seconds": (1.0, 86_400),
     },
     "ingest": {"max_columns": (1, 100_000), "max_cell_bytes": (1, 1_000_000_000), "latest_ts_ahead_days": (0.0, 3650)},
+    "metrics": {"refresh_seconds": (1.0, 86_400)},
 }  # fmt: skip
 
 
