@@ -33,6 +33,7 @@ class DriftRequest:
     categorical: tuple[str, ...] = ()
     multivariate: bool = True
     over_time: str | None = None
+    chunk: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("reference", "current"):
@@ -56,6 +57,13 @@ class DriftRequest:
             if self.mode != STORE:
                 raise InputError("--over-time applies to windows of the store, not to files")
             parse_chunk(self.over_time)
+        if self.chunk is not None:
+            parse_chunk(self.chunk)
+
+    @property
+    def chunk_spec(self) -> str | int:
+        """The PCA reconstruction's chunks as :func:`workbench.sources.chunks.chunk_key` takes them."""
+        return parse_chunk(self.chunk or self.over_time or "day")
 
     @property
     def mode(self) -> str:

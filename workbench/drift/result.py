@@ -39,6 +39,7 @@ class DriftResult:
     prediction_drift: dict[str, Any] | None = None
     label_drift: dict[str, Any] | None = None
     multivariate: dict[str, Any] | None = None
+    reconstruction: dict[str, Any] | None = None  # the PCA reconstruction drift and the multivariate verdict
     warnings: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
@@ -111,6 +112,7 @@ class DriftResult:
                 "prediction_drift": self.prediction_drift,
                 "label_drift": self.label_drift,
                 "multivariate": self.multivariate,
+                "reconstruction": self.reconstruction,
                 "warnings": list(self.warnings),
                 "settings": self.settings,
                 "seconds": self.seconds,

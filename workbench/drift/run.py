@@ -13,6 +13,7 @@ from workbench.core.errors import InputError
 from workbench.drift.engine import Progress, load_settings
 from workbench.drift.files import compare_file_to_window, compare_files
 from workbench.drift.over_time import drift_over_time, estimated_performance
+from workbench.drift.reconstruction import with_reconstruction
 from workbench.drift.request import FILE_TO_WINDOW, FILES, DriftRequest, OverTimeRequest
 from workbench.drift.result import DriftResult
 from workbench.drift.store import compare
@@ -30,7 +31,8 @@ def run(
     """The drift of ``request``'s current side against its reference (see :class:`DriftRequest` for the modes).
 
     ``source``: the store (:class:`~workbench.sources.base.StoreSource`) for store windows; two files need none.
-    With ``request.over_time`` the result carries drift over time and the estimated performance by that chunk.
+    With ``request.over_time`` the result carries drift over time and the estimated performance by that chunk;
+    with ``request.multivariate`` (store windows) the PCA reconstruction error per chunk and its explanation.
     """
     settings = settings or load_settings()
     if request.mode == FILES:
@@ -41,6 +43,10 @@ def run(
     if request.mode == FILE_TO_WINDOW:
         return compare_file_to_window(source.store, request, settings, progress=progress)
     result = compare(source.store, request, settings, progress=progress)
+    if request.multivariate:
+        if progress is not None:
+            progress(f"multivariate: PCA reconstruction error by {request.chunk_spec}")
+        result = with_reconstruction(source.store, request, result, settings)
     if request.over_time is None:
         return result
     if progress is not None:
