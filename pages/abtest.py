@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from workbench.abtest import view
-from workbench.app import ui
+from workbench.app import registry, ui
 
 ui.page_header("A/B test", "Is the challenger really better, without hurting the guardrails, and can we stop now?")
 
@@ -30,10 +30,13 @@ if mode == MODE_CALCULATOR:
 elif mode == MODE_FILE:
     result = view.file_result(options)
 else:
+    options = registry.champion_control(options)  # the control arm defaults to the champion alias's version
     store = ui.active_store()
     result = view.store_result(store, view.store_request(store, options))
 
 view.render_verdict(result)
+if mode == MODE_STORE:
+    registry.render_facts(registry.store_versions())
 view.render_results(result)
 view.render_timeline(result)
 view.render_bayes_and_power(result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.app import ui
+from workbench.app import registry, ui
 from workbench.gate import view
 from workbench.sources.evidence import latest_runs
 
@@ -29,7 +29,9 @@ view.render_preview(curated, spec, list(summary.sensitive), view.failed_attribut
 doc = view.render_exports(store, curated, spec)
 
 st.subheader("Decision")
-view.decision_form(store, [v["model_version"] for v in summary.model_versions], doc, blockers)
+versions = [v["model_version"] for v in summary.model_versions]
+registry.render_facts(versions)
+view.decision_form(store, versions, doc, blockers)
 
 st.subheader("Decision log")
 view.render_log(store)

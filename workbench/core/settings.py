@@ -55,6 +55,7 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
     },
     "ingest": {"max_columns": (1, 100_000), "max_cell_bytes": (1, 1_000_000_000), "latest_ts_ahead_days": (0.0, 3650)},
     "metrics": {"refresh_seconds": (1.0, 86_400)},
+    "mlflow": {"timeout_seconds": (1.0, 600.0), "retries": (0, 10)},
 }  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""CLI for the retrain gate: `workbench curate`, `workbench decide`, `workbench decisions export|verify|head`.
+"""CLI for the retrain gate: `workbench curate`, `workbench decide`, `workbench decisions export|verify|head|sync`.
 
 `curate --out` is a local user's command and writes where it is told (the app confines its typed folders)."""
 
@@ -94,22 +94,43 @@ def decide(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Record a retrain decision with the evidence snapshot in the hash-chained log."""
-    from workbench.gate.decisions import decide as record
+    """Record a retrain decision with the evidence snapshot in the hash-chained log; with MLflow on (settings
+    [mlflow] or $MLFLOW_TRACKING_URI) log it as a run too (a failure there is one line on stderr and exit 0: the
+    decision is kept, `workbench decisions sync` retries)."""
+    from workbench.gate.tracked import DecisionForm, record
     from workbench.sources.store import Store
 
-    manifest = None
+    manifest, data_path = None, None
     if dataset is not None:
         try:
             manifest = json.loads(dataset.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise InputError(f"{dataset}: not a readable manifest.json") from None
-    entry = record(Store(db), decision, reviewer, rationale, candidate, manifest, override_reason)
-    emit(
-        as_json,
-        entry.to_dict(),
-        f"decision {entry.seq} recorded: {entry.decision} by {entry.reviewer} ({entry.hash[:12]}…)",
-    )
+        written = dataset.parent / f"retraining_set.{manifest.get('format', 'parquet')}"
+        data_path = written if written.is_file() else None
+    form = DecisionForm(decision, reviewer, rationale, candidate, manifest, override_reason, data_path)
+    outcome = record(Store(db), form)
+    entry = outcome.entry
+    text = f"decision {entry.seq} recorded: {entry.decision} by {entry.reviewer} ({entry.hash[:12]}…)"
+    if outcome.tracked:
+        text += "\n  " + (outcome.mlflow_line() or "")
+    emit(as_json, outcome.to_dict(), text)
+    if outcome.failure:
+        typer.echo(outcome.mlflow_line(), err=True)
+
+
+@decisions_app.command("sync")
+def decisions_sync(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Log to MLflow every decision without a finished run (its MLflow step failed, or it predates MLflow here);
+    exit 1 when one still fails."""
+    from workbench.gate.tracked import sync
+    from workbench.sources.store import Store
+
+    outcomes = sync(Store(db))
+    lines = [f"decision {o.entry.seq}: {o.mlflow_line()}" for o in outcomes] or ["every decision is in MLflow"]
+    emit(as_json, {"synced": [o.to_dict() for o in outcomes]}, "\n".join(lines))
+    if any(o.failure for o in outcomes):
+        raise typer.Exit(1)
 
 
 @decisions_app.command("verify")

@@ -17,6 +17,10 @@ Two anchors outside the store detect a deliberate rewrite:
   backwards, so every entry before it is unchanged too), which catches a rewrite or a truncation.
 
 Entries written without a key carry no MAC; they verify as before and are counted as unkeyed.
+
+With MLflow on, an entry also stores ``mlflow_run_id``, the run the decision is logged in (created empty just before
+the entry is committed, so the hash covers it). The hash covers that field only when it is set, so entries from
+before it (and entries whose MLflow step failed) hash and verify exactly as before.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import hmac
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,18 +82,25 @@ class Decision:
     prev_hash: str
     hash: str
     mac: str | None = None  # HMAC-SHA256(key, hash) when written with a key
+    mlflow_run_id: str | None = None  # the MLflow run the decision is logged in, covered by the hash
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; ``mac`` only when the entry carries one (an unkeyed entry reads as before)."""
+        """JSON-ready form; ``mac`` and ``mlflow_run_id`` only when the entry carries them (an entry without
+        them reads as before)."""
         doc = asdict(self)
-        if doc["mac"] is None:
-            del doc["mac"]
+        for optional in ("mac", "mlflow_run_id"):
+            if doc[optional] is None:
+                del doc[optional]
         return doc
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
-    """SHA-256 hex of the canonical JSON of ``entry`` (every field but ``hash``, prev_hash included)."""
-    canonical = json.dumps({k: entry[k] for k in _FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """SHA-256 hex of the canonical JSON of ``entry`` (every field but ``hash`` and ``mac``, prev_hash included;
+    ``mlflow_run_id`` only when set, so an entry without it hashes as before the field existed)."""
+    fields = {k: entry[k] for k in _FIELDS}
+    if entry.get("mlflow_run_id") is not None:
+        fields["mlflow_run_id"] = entry["mlflow_run_id"]
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -146,10 +158,13 @@ def decide(
     override_reason: str | None = None,
     now: datetime | None = None,
     key: bytes | None = None,
+    reserve_run: Callable[[int, str], str | None] | None = None,
 ) -> Decision:
     """Append a decision with the evidence snapshot; refuse an approval the gate blocks unless overridden.
 
-    ``key`` (default: :func:`decision_key` from the environment) adds the entry's MAC and the head's MAC."""
+    ``key`` (default: :func:`decision_key` from the environment) adds the entry's MAC and the head's MAC.
+    ``reserve_run(seq, decision)`` (MLflow on) returns the id of the run the decision will be logged in, or None
+    when MLflow failed; it is called once the decision is accepted, and the entry stores the id."""
     key = key if key is not None else decision_key()
     if decision not in DECISIONS:
         raise InputError(f"decision must be one of {', '.join(DECISIONS)}, not '{decision}'")
@@ -160,6 +175,8 @@ def decide(
     with store.connect(read_only=False) as con:
         con.execute(_DDL)
         con.execute("ALTER TABLE decisions ADD COLUMN IF NOT EXISTS mac VARCHAR")  # logs from before the key
+        if reserve_run is not None:  # the column appears with the first tracked decision; a log without MLflow
+            con.execute("ALTER TABLE decisions ADD COLUMN IF NOT EXISTS mlflow_run_id VARCHAR")  # keeps its shape
         con.begin()
         try:
             runs = latest_runs_from(con)
@@ -186,11 +203,13 @@ def decide(
                 "evidence": evidence,
                 "override_reason": (override_reason or "").strip() or None,
                 "prev_hash": prev,
+                "mlflow_run_id": reserve_run(seq, decision) if reserve_run else None,
             }
             entry["hash"] = entry_hash(entry)
             entry["mac"] = entry_mac(key, entry["hash"]) if key else None
             row = {**entry, "evidence": json.dumps(evidence, sort_keys=True)}
-            columns = (*_FIELDS, "hash", "mac")
+            tracked = ("mlflow_run_id",) if "mlflow_run_id" in table_columns(con, "decisions") else ()
+            columns = (*_FIELDS, "hash", "mac", *tracked)
             con.execute(
                 f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 [row[k] for k in columns],
@@ -213,9 +232,12 @@ def read_decisions(store: Store) -> list[Decision]:
             0
         ]:
             return []
-        mac = "mac" if "mac" in table_columns(con, "decisions") else "NULL"  # a log from before the key
-        rows = con.execute(f"SELECT {', '.join(_FIELDS)}, hash, {mac} FROM decisions ORDER BY seq, rowid").fetchall()
-    fields = (*_FIELDS, "hash", "mac")
+        present = table_columns(con, "decisions")
+        optional = [c if c in present else "NULL" for c in ("mac", "mlflow_run_id")]  # logs from before them
+        rows = con.execute(
+            f"SELECT {', '.join(_FIELDS)}, hash, {', '.join(optional)} FROM decisions ORDER BY seq, rowid"
+        ).fetchall()
+    fields = (*_FIELDS, "hash", "mac", "mlflow_run_id")
     return [Decision(**{**dict(zip(fields, r, strict=True)), "evidence": json.loads(r[7])}) for r in rows]
 
 
@@ -349,11 +371,11 @@ def export(store: Store, fmt: str) -> str:
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow([*_FIELDS, "hash"])
+        writer.writerow([*_FIELDS, "hash", "mlflow_run_id"])
         for d in entries:
             row = d.to_dict()
             row["evidence"] = json.dumps(row["evidence"], sort_keys=True)
-            writer.writerow([neutralise(row[k]) for k in (*_FIELDS, "hash")])
+            writer.writerow([neutralise(row.get(k)) for k in (*_FIELDS, "hash", "mlflow_run_id")])
         return buffer.getvalue()
     if fmt == "md":
         return _markdown(entries, verify(store))
@@ -388,6 +410,8 @@ def _markdown(entries: list[Decision], check: Verification) -> str:
         ]
         if d.override_reason:
             lines.append(f"**Override of the gate:** {d.override_reason}")
+        if d.mlflow_run_id:
+            lines.append(f"**MLflow run:** {d.mlflow_run_id}")
         lines += ["", "Evidence at the time:", ""]
         lines += [_evidence_line(f, d.evidence.get(f)) for f in ("drift", "abtest", "fairness", "triggers")]
         lines += ["", f"`hash {d.hash}` · `prev {d.prev_hash}`", ""]

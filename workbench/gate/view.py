@@ -32,9 +32,10 @@ from workbench.gate.curate import (
     representation_targets,
     run,
 )
-from workbench.gate.decisions import DECISIONS, anchor_note, decide, gate_blockers, read_decisions, verify
+from workbench.gate.decisions import DECISIONS, anchor_note, gate_blockers, read_decisions, verify
 from workbench.gate.decisions import export as export_log
 from workbench.gate.request import CurationRequest, CurationSpec
+from workbench.gate.tracked import DecisionForm, record
 from workbench.ingest.lake import open_store
 from workbench.sources.evidence import AnalysisRun
 from workbench.sources.store import Store
@@ -251,17 +252,16 @@ def decision_form(store: Store, versions: list[str], doc: dict[str, Any], blocke
         submitted = st.form_submit_button("Record decision", type="primary", icon=":material/gavel:")
     if not submitted:
         return
+    form = DecisionForm(decision, reviewer, rationale, None if candidate == "(none)" else candidate,
+                        doc if attach else None, override or None)  # fmt: skip
     with ui.user_errors():
-        entry = decide(
-            store,
-            decision,
-            reviewer,
-            rationale,
-            None if candidate == "(none)" else candidate,
-            doc if attach else None,
-            override or None,
-        )
+        outcome = record(store, form)
+    entry = outcome.entry
     st.success(f"Decision {entry.seq} recorded: {entry.decision} by {entry.reviewer} (hash {entry.hash[:12]}…).")
+    if outcome.failure:  # the decision is kept: the MLflow step is retried by `workbench decisions sync`
+        st.warning(outcome.mlflow_line(), icon=":material/cloud_off:")
+    elif outcome.tracked:
+        st.info(f"MLflow: {outcome.mlflow_line()}.", icon=":material/cloud_done:")
 
 
 def render_log(store: Store) -> None:
@@ -289,6 +289,7 @@ def render_log(store: Store) -> None:
                 "rationale": d.rationale,
                 "override": d.override_reason,
                 "hash": d.hash[:12],
+                **({"MLflow run": d.mlflow_run_id or ui.MISSING} if any(e.mlflow_run_id for e in entries) else {}),
             }
             for d in entries
             if d.decision in chosen
