@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.app import ui
+from workbench.app import registry, ui
 from workbench.fairness import view
 from workbench.fairness.view import GROUP_METRICS, METRIC_NAMES, FairnessRequest
 
@@ -19,6 +19,7 @@ with ui.user_errors():
     summary = ui.summary()
     settings = view.load_settings()
 window = ui.active_window()
+registry.preset_versions("fair_champion", "fair_challenger", [v["model_version"] for v in summary.model_versions])
 
 with st.container(border=True):
     c1, c2, c3, c4 = st.columns([2, 1.3, 1.3, 1.4])
@@ -73,6 +74,7 @@ with tab_rep:
     view.representation_tab(audit)
 with tab_versions:
     view.versions_tab(audit)
+    registry.render_facts(versions)
 with tab_cal:
     view.calibration_tab(audit)
 view.downloads(audit)
