@@ -99,7 +99,7 @@ def drift(
     from workbench.drift.run import run
     from workbench.ingest.lake import open_store
     from workbench.sources.base import StoreSource
-    from workbench.sources.evidence import record_run
+    from workbench.sources.evidence import record_once
     from workbench.sources.store_queries import store_bounds
 
     say = _progress(as_json)
@@ -129,7 +129,7 @@ def drift(
     )
     result = run(StoreSource(store), request, progress=say)
     if request.mode != FILES or (db is not None and store.exists()):
-        record_run(store, result.family, result.verdict, result.evidence())
+        record_once(store, result, set())  # not on a lake or a read-only store
     if html is not None:
         from workbench.drift.report import html_report  # plotly only when a report is asked for
 

@@ -52,7 +52,7 @@ def fairness(
     from workbench.fairness.run import run
     from workbench.ingest.lake import open_store
     from workbench.sources.base import FileSource, StoreSource
-    from workbench.sources.evidence import record_run
+    from workbench.sources.evidence import record_once
 
     request = FairnessRequest(
         sensitive=tuple(split_names(sensitive)),
@@ -76,7 +76,7 @@ def fairness(
     store = open_store(db)
     audit = run(FileSource(file) if file is not None else StoreSource(store), request, progress=say)
     if file is None or (db is not None and store.exists()):  # a file's audit is recorded in a store named by --db
-        record_run(store, audit.family, audit.verdict, audit.evidence())
+        record_once(store, audit, set())  # not on a lake or a read-only store
     if csv is not None:
         csv.write_text(audit.groups_csv(), encoding="utf-8")
         say(f"group table written to {csv}")

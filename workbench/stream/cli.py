@@ -25,7 +25,7 @@ def check(
     """Evaluate retraining triggers now (for cron or an Airflow task): exit 1 when the rule set fires, else 2 when
     a rule could not be evaluated on this store (named on stderr; the other rules are still evaluated), else 0."""
     from workbench.ingest.lake import open_store
-    from workbench.sources.evidence import record_run
+    from workbench.sources.evidence import record_once
     from workbench.stream.request import CheckRequest
     from workbench.stream.triggers import run
 
@@ -34,7 +34,7 @@ def check(
     result = run(store, request)
     lines = [r.sentence() for r in result.rules] + [g.sentence() for g in result.groups]
     lines.append(result.verdict_text)
-    record_run(store, result.family, result.verdict, result.evidence())
+    record_once(store, result, set())  # not on a lake or a read-only store
     emit(as_json, result.to_json(with_series=request.backtest), "\n".join(lines))
     if result.fired:
         raise typer.Exit(1)
