@@ -39,6 +39,7 @@ from workbench.abtest.result import (
     load_settings,
     srm_summary,
 )
+from workbench.abtest.segments import breakdown, check_column, store_columns, store_segments
 from workbench.abtest.summary_queries import (
     EventAggregates,
     event_summary,
@@ -116,13 +117,20 @@ def analyse_store(store: Store, request: ABTestRequest | None = None, progress: 
         else:
             say("joining feedback to the arms")
             datas = _store_metrics(con, exp, chosen, control, variants, settings, cuped, first, say)
+        by_value = None
+        if request.by:
+            say(f"aggregating every metric per {request.by}")
+            check_column(store_columns(con), request.by, segment_columns)
+            by_value = store_segments(con, request.by, window, source, chosen, settings.max_segment_values)
     srm = srm_summary(counts, request.split or settings.planned_split or None, settings.srm_p_threshold,
                       {k: v for k, v in segments.items() if v}, crossover)  # fmt: skip
     days = (last - first).total_seconds() / 86400 if first and last else None
     path = "unit sums" if units is not None else "trace sums" if kept else "feedback join"  # what it read
     info = {"first": first.isoformat() if first else None, "last": last.isoformat() if last else None,
             "days": days, "arm_source": source, "cuped": cuped, "aggregated_from": path}  # fmt: skip
-    return finish(datas, srm, control, settings, "store", "unit_id" if has_units else "prediction", info, warnings)
+    split = breakdown(request.by, by_value, control, variants, settings) if request.by and by_value else None
+    unit = "unit_id" if has_units else "prediction"
+    return finish(datas, srm, control, settings, "store", unit, info, warnings, split)
 
 
 def _kept_aggregates(

@@ -40,6 +40,13 @@ def abtest(
     cuped: Annotated[
         bool | None, typer.Option("--cuped/--no-cuped", help="Store: adjust by each unit's pre-period value (CUPED).")
     ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="Store: break every metric down by this column (device, country, region …): Cochran's Q "
+            "across its values, then per value the lift, adjusted p, chance to win and risk."
+        ),
+    ] = None,
     file: Annotated[Path | None, typer.Option(help="File with one row per unit (CSV, Parquet, JSON Lines).")] = None,
     arm_col: Annotated[str | None, typer.Option(help="File: the arm column.")] = None,
     metric_col: Annotated[str | None, typer.Option(help="File: the metric column.")] = None,
@@ -79,7 +86,7 @@ def abtest(
         window=Window(_when(start, "--start"), _when(end, "--end")) if mode == "store" else None,
         arm_source=arm_source, cuped=cuped, arm_col=arm_col, metric_col=metric_col, kind=type_,
         denominator_col=denominator_col, pre_col=pre_col, control=control, planned_split=parse_split(split) or (),
-        lower_is_better=lower_is_better, alpha=alpha, adjustment=adjustment,
+        by=by, lower_is_better=lower_is_better, alpha=alpha, adjustment=adjustment,
     )  # fmt: skip
     store = open_store(db)
     source = StoreSource(store) if mode == "store" else FileSource(file or summary_file)  # type: ignore[arg-type]
@@ -145,6 +152,7 @@ def format_result(result: ABTestResult) -> str:
         role = "guardrail " if c.role == "guardrail" else ""
         means = f"{formats.metric_value(c, c.control_mean)} → {formats.metric_value(c, c.variant_mean)}"
         bayes = f", P(beat control)={c.prob_beat_control:.1%}" if c.prob_beat_control is not None else ""
+        bayes += f", risk {formats.risk(c, c.expected_loss)}" if c.expected_loss is not None else ""
         status = f", guardrail {c.guardrail['status']}" if c.guardrail else ""
         lines.append(
             f"{role}{c.label}: {c.variant} vs {c.control} {means}; {_effect(c)}, p {formats.p_value(c.p_value)}, "

@@ -5,7 +5,9 @@
 - a relative lift: ``+4.8% relative`` in sentences, ``+4.8%`` under a header that says "relative";
 - a mean metric's value or difference: 2 decimals and its unit from ``sources.experiment``'s catalogue
   (``52.31 s``, ``+0.05 stars``; no unit for a file's column);
-- a p-value: 2 significant digits, ``< 0.0001`` below 10⁻⁴ (not ``7.4e-135``).
+- a p-value: 2 significant digits, ``< 0.0001`` below 10⁻⁴ (not ``7.4e-135``);
+- a chance to beat control: ``97.3%`` (``> 99.9%`` and ``< 0.1%`` at the ends, never a rounded 100%);
+- a risk (expected loss): unsigned, in the difference's unit, ``0.42 pts``, ``< 0.01 pts`` when negligible.
 """
 
 from __future__ import annotations
@@ -67,3 +69,20 @@ def difference(c: Any, value: float | None, unit: bool = True) -> str:
     if c.kind == "proportion":
         return points(value, unit)
     return amount(value, unit_of(c.metric) if unit else "", signed=True)
+
+
+def chance(value: float | None) -> str:
+    """A posterior probability to beat control: ``97.3%``; ``> 99.9%`` / ``< 0.1%`` rather than a rounded 100%/0%."""
+    if value is None:
+        return "n/a"
+    return "> 99.9%" if value > 0.999 else "< 0.1%" if value < 0.001 else f"{value:.1%}"
+
+
+def risk(c: Any, value: float | None) -> str:
+    """A risk (expected loss of choosing the variant) on ``c``'s metric: ``0.42 pts``, ``1.30 s``; ``< 0.01 pts``
+    below what two decimals show."""
+    if value is None:
+        return "n/a"
+    scaled = value * 100 if c.kind == "proportion" else value
+    unit = "pts" if c.kind == "proportion" else unit_of(c.metric)
+    return with_unit("< 0.01" if scaled < 0.005 else f"{scaled:,.2f}", unit)

@@ -8,7 +8,7 @@ so 100M events cost a few GROUP BYs and the statistics never see a row.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,16 +27,17 @@ def temp_table(con: Any, expr: Any, name: str) -> Iterator[Any]:
         con.drop_table(name, force=True)
 
 
-def event_observations(con: Any, exp: Any, metrics: list[Metric]) -> Any:
-    """Every event metric's observations in one join: ``metric, arm, unit, day, value`` (proportions 0/1)."""
+def event_observations(con: Any, exp: Any, metrics: list[Metric], carry: tuple[str, ...] = ()) -> Any:
+    """Every event metric's observations in one join: ``metric, arm, unit, day, value`` (proportions 0/1), with
+    ``exp``'s columns named in ``carry`` (a segment) as they are on the prediction the event is about."""
     kinds = {m.feedback_type: m for m in metrics if not m.per_prediction}
     f = con.table("feedback")
     f = f.filter(f.type.isin(list(kinds)) & f.value.notnull()).select("trace_id", "type", "value")
-    j = f.inner_join(exp.select("trace_id", "arm", "unit", "day"), "trace_id")
+    j = f.inner_join(exp.select("trace_id", "arm", "unit", "day", *carry), "trace_id")
     names = ibis_cases(j.type, {t: m.name for t, m in kinds.items()})
     binary = j.type.isin([t for t, m in kinds.items() if m.kind == "proportion"])
     value = binary.ifelse((j.value > 0).ifelse(1.0, 0.0), j.value.cast("float64"))
-    return j.select(metric=names, arm=j.arm, unit=j.unit, day=j.day, value=value)
+    return j.select(*carry, metric=names, arm=j.arm, unit=j.unit, day=j.day, value=value)
 
 
 def ibis_cases(column: Any, mapping: dict[str, str]) -> Any:
@@ -46,23 +47,24 @@ def ibis_cases(column: Any, mapping: dict[str, str]) -> Any:
     return ibis.cases(*((column == key, value) for key, value in mapping.items()), else_=None)
 
 
-def observations(con: Any, exp: Any, m: Metric, events: Any | None = None) -> Any:
-    """One row per observation of ``m``: ``arm, unit, day, value`` (proportions: value 0/1).
+def observations(con: Any, exp: Any, m: Metric, events: Any | None = None, carry: tuple[str, ...] = ()) -> Any:
+    """One row per observation of ``m``: ``arm, unit, day, value`` (proportions: value 0/1), and the ``carry``
+    columns of ``exp`` (a segment).
 
     Event metrics read ``events`` (the materialised :func:`event_observations`) when given; metrics
     observed on every prediction (0 when it got no such feedback) are built from the predictions.
     """
     if not m.per_prediction:
-        source = events if events is not None else event_observations(con, exp, [m])
-        return source.filter(source.metric == m.name).select("arm", "unit", "day", "value")
+        source = events if events is not None else event_observations(con, exp, [m], carry)
+        return source.filter(source.metric == m.name).select("arm", "unit", "day", "value", *carry)
     f = con.table("feedback")
     f = f.filter(f.type == m.feedback_type)
     if m.kind == "proportion":  # did the prediction get this feedback at all (a correction)?
         value = exp.trace_id.isin(f.trace_id).ifelse(1, 0)
-        return exp.select("arm", "unit", "day", value=value.cast("float64"))
+        return exp.select("arm", "unit", "day", *carry, value=value.cast("float64"))
     per_trace = f.group_by("trace_id").aggregate(total=f.value.sum())
     j = exp.left_join(per_trace, "trace_id")
-    return j.select("arm", "unit", "day", value=j.total.fill_null(0.0).cast("float64"))
+    return j.select("arm", "unit", "day", *carry, value=j.total.fill_null(0.0).cast("float64"))
 
 
 def daily_event_stats(obs: Any, kind: str) -> dict[str, dict[dt.date, Any]]:
@@ -99,8 +101,11 @@ def unit_stats(obs: Any, pre: Any | None = None, by_day: bool = False) -> dict[s
     return moments_by(per_unit, keys[:-1], columns)
 
 
-def moments_by(table: Any, group: list[str], columns: list[str]) -> dict[str, Any]:
+def moments_by(table: Any, group: list[str], columns: list[str], key: Callable[[Any], Any] | None = None) -> dict:
     """Moments of ``columns`` per ``group`` (arm, or arm and day): n, means, var_samp/covar_samp in the engine.
+
+    With two group columns the result is nested, ``{first: {key(second): Moments}}``; ``key`` turns the second
+    column's value into the inner key (default: a day, :func:`as_date`).
 
     The engine's var_samp and covar_samp are one-pass updates of centred sums (Welford), so precision
     holds at 10^8 rows; merging groups later uses :meth:`Moments.__add__`.
@@ -117,7 +122,7 @@ def moments_by(table: Any, group: list[str], columns: list[str]) -> dict[str, An
         cov = [[as_float(r[f"cov_{_pair(a, b, columns)}"]) for b in columns] for a in columns]
         moments = Moments.from_moments(int(r["rows"]), [as_float(r[f"mean_{c}"]) for c in columns], cov)
         if len(group) == 2:
-            out.setdefault(str(r[group[0]]), {})[as_date(r[group[1]])] = moments
+            out.setdefault(str(r[group[0]]), {})[(key or as_date)(r[group[1]])] = moments
         else:
             out[str(r[group[0]])] = moments
     return out
@@ -266,3 +271,32 @@ def as_date(value: Any) -> dt.date:
 def as_float(value: Any) -> float:
     """A float from an engine value; NULL (a variance of one row) becomes NaN."""
     return float("nan") if value is None else float(value)
+
+
+SEGMENT = "seg_0"  # the breakdown column as experiment_predictions names it
+
+
+def segment_metric_stats(con: Any, exp: Any, m: Metric) -> dict[str, dict[str, Any]]:
+    """Per segment value and arm, the sufficient statistics of ``m``: ``{value: {arm: stats}}``, in the engine.
+
+    ``exp`` carries the breakdown column as ``seg_0`` (:func:`workbench.sources.experiment.experiment_predictions`
+    with one segment). Each observation counts in the segment of the prediction it is about. Proportions:
+    ProportionStats (n, successes); means: Moments of the value; ratios: Moments over units of (Σ value,
+    observations) within the segment (a unit seen in two segment values counts in each with its own rows).
+    """
+    obs = observations(con, exp, m, carry=(SEGMENT,))
+    if m.kind == "ratio":
+        per_unit = obs.group_by([SEGMENT, "arm", "unit"]).aggregate(y=obs.value.sum(), m=obs.count().cast("float64"))
+        return moments_by(per_unit, [SEGMENT, "arm"], ["y", "m"], key=str)
+    if m.kind == "mean":
+        return moments_by(obs, [SEGMENT, "arm"], ["value"], key=str)
+    frame = obs.group_by([SEGMENT, "arm"]).aggregate(n=obs.count(), total=obs.value.sum()).execute()
+    out: dict[str, dict[str, Any]] = {}
+    for r in frame.itertuples():
+        out.setdefault(str(getattr(r, SEGMENT)), {})[str(r.arm)] = ProportionStats(int(r.n), round(float(r.total)))
+    return out
+
+
+def segment_value_count(exp: Any) -> int:
+    """Distinct values of the breakdown column among the experiment's predictions (missing counts as one)."""
+    return int(exp[SEGMENT].nunique().execute())

@@ -37,7 +37,8 @@ class ABTestRequest:
     (proportion, mean, ratio; inferred when None), ``denominator_col`` (ratio), ``pre_col`` (CUPED). Summary
     mode: ``rows`` (typed-in ``arm,n,successes`` or ``arm,n,mean,std`` rows; empty: read the source's file),
     ``metric_name``. Every mode: ``control`` (None: the settings', else a control-like name, else the first),
-    ``planned_split`` (``{arm: share}`` or ``"a=0.5,b=0.5"``; empty: the settings'), ``lower_is_better``
+    ``planned_split`` (``{arm: share}`` or ``"a=0.5,b=0.5"``; empty: the settings'), ``by`` (store: a column to
+    break every metric's result down by, e.g. ``device``; None: no breakdown), ``lower_is_better``
     (file and summary), and overrides of the settings (``alpha``, ``adjustment``, ``sequential_tuning_n``,
     ``guardrail_margin``) over ``settings`` (None: the ``[abtest]`` section of the settings file).
     """
@@ -57,6 +58,7 @@ class ABTestRequest:
     metric_name: str = "conversion"
     control: str | None = None
     planned_split: tuple[tuple[str, float], ...] = ()
+    by: str | None = None
     lower_is_better: bool = False
     alpha: float | None = None
     adjustment: str | None = None
@@ -98,6 +100,9 @@ class ABTestRequest:
         _set(self, "rows", tuple(dict(row) for row in self.rows))
         _set(self, "planned_split", _split_pairs(self.planned_split))
         _set(self, "control", self.control or None)
+        _set(self, "by", (self.by or "").strip() or None)
+        if self.by and self.mode != "store":
+            raise InputError("--by breaks down the experiment in the store; it does not apply to --file or --summary")
 
     @property
     def split(self) -> dict[str, float] | None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from workbench.abtest.compare import Comparison, MetricData, PowerStatus, Timeline, build_comparisons, power_status
 from workbench.abtest.compare import timeline as build_timeline
+from workbench.abtest.segments import Breakdown
 from workbench.abtest.verdict import decide, fmt_effect, fmt_p
 from workbench.core.errors import InputError
 from workbench.core.settings import load_section
@@ -49,6 +50,8 @@ class ABTestSettings:
     segments: tuple[str, ...] = ()
     max_segment_values: int = 50
     seed: int = 0
+    segment_min_n: int = 100
+    heterogeneity_alpha: float = 0.10
 
 
 def load_settings() -> ABTestSettings:
@@ -148,6 +151,7 @@ class ABTestResult:
     adjustment: str
     alpha: float
     settings: dict[str, Any]
+    segments: Breakdown | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the JSON-ready document (no NaN or inf: None): arms, srm, comparisons, verdict and the rest."""
@@ -161,6 +165,7 @@ class ABTestResult:
         first = self.comparisons[0].metric if self.comparisons else None
         doc["arm_metrics"] = doc["arms"]
         doc["arms"] = [a for a in doc["arms"] if a["metric"] == first] if first else doc["arms"]
+        doc.update(_segments_document(doc.pop("segments")))
         return json_ready(doc)
 
     def to_json(self) -> dict[str, Any]:
@@ -222,6 +227,18 @@ class ABTestResult:
 JSON_NAMES = {"verdict_text": "verdict", "verdict": "verdict_word"}  # field → key in the CLI's document
 
 
+def _segments_document(breakdown: dict[str, Any] | None) -> dict[str, Any]:
+    """The breakdown's keys in the CLI's document: ``segment_by``, ``heterogeneity[]``, ``segments[]`` (one row per
+    value × metric × variant) and ``segment_adjustment`` (method, family size, min_n, the sentence); empty without
+    ``--by``."""
+    if breakdown is None:
+        return {"segment_by": None, "heterogeneity": [], "segments": [], "segment_adjustment": None}
+    adjustment = {"method": breakdown["adjustment"], "family_size": breakdown["family_size"],
+                  "min_n": breakdown["min_n"], "text": breakdown["adjustment_text"]}  # fmt: skip
+    return {"segment_by": breakdown["by"], "heterogeneity": breakdown["heterogeneity"], "segments": breakdown["rows"],
+            "segment_adjustment": adjustment}  # fmt: skip
+
+
 def export(result: ABTestResult, fmt: str) -> str:
     """The analysis as JSON (the CLI's document) or CSV (one row per comparison): page and CLI use this."""
     if fmt == "json":
@@ -258,8 +275,10 @@ def finish(
     unit: str,
     period: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
+    segments: Breakdown | None = None,
 ) -> ABTestResult:
-    """Comparisons, timelines, power and the verdict from aggregated metric data (every input mode ends here)."""
+    """Comparisons, timelines, power and the verdict from aggregated metric data (every input mode ends here);
+    ``segments``: the breakdown by a column (:mod:`workbench.abtest.segments`), its warnings added to the result's."""
     arms = list(srm.counts)
     variants = [a for a in arms if a != control]
     if not variants:
@@ -280,6 +299,7 @@ def finish(
     blockers = [f"arm '{arm}' has {n:,} unit{'' if n == 1 else 's'}; at least {settings.min_units_per_arm:,} are "
                 "needed for a verdict" for arm, n in srm.counts.items() if n < settings.min_units_per_arm]  # fmt: skip
     warnings += _warnings(srm, comparisons, days, settings)
+    warnings += _segment_warnings(segments)
     verdict = decide(primary, guards, power, srm, control, variants, settings.adjustment, blockers, days,
                      settings.min_days)  # fmt: skip
     return ABTestResult(
@@ -287,8 +307,16 @@ def finish(
         srm=srm, comparisons=primary, guardrails=guards, timelines=timelines, power=power,
         verdict_text=verdict.text if verdict.text.endswith(".") else verdict.text + ".", verdict=verdict.word,
         warnings=warnings, period=period or {}, adjustment=settings.adjustment, alpha=settings.alpha,
-        settings=asdict(settings),
+        settings=asdict(settings), segments=segments,
     )  # fmt: skip
+
+
+def _segment_warnings(segments: Breakdown | None) -> list[str]:
+    """The breakdown's warnings (values too small to read) and each primary effect that differs across values."""
+    if segments is None:
+        return []
+    differ = [f"{h.text}." for h in segments.heterogeneity if h.differs]
+    return [*differ, *(f"{w}." for w in segments.warnings)]
 
 
 def _with_sequential(c: Comparison, timelines: list[Timeline]) -> Comparison:

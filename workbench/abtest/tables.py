@@ -36,7 +36,7 @@ def power_curve(result: ABTestResult, status: Any) -> dict[str, Any] | None:
 
 
 RESULT_COLUMNS_SHOWN = ("metric", "variant", "control", "variant value", "difference [CI]", "lift [CI]", "CI level",
-                        "p adjusted", "P(beat control)", "guardrail")  # fmt: skip
+                        "p adjusted", "P(beat control)", "risk", "guardrail")  # fmt: skip
 
 
 def shown_columns(table: pd.DataFrame) -> list[str]:
@@ -78,7 +78,7 @@ def results_table(result: ABTestResult) -> pd.DataFrame:
             "lift [CI]": f"{formats.relative(c.rel_lift)} {rel_ci}".strip(),
             "CI level": f"{1 - c.ci_level:.1%}",
             "p adjusted": formats.p_value(c.p_adjusted), "significant": c.significant,
-            "P(beat control)": c.prob_beat_control,
+            "P(beat control)": c.prob_beat_control, "risk": formats.risk(c, c.expected_loss),
             "guardrail": (c.guardrail or {}).get("status", ""), "p": c.p_value,
             "n control": c.n_control, "n variant": c.n_variant, "test": c.test,
 })  # fmt: skip

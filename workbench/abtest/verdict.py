@@ -6,12 +6,16 @@ primary test gives no verdict; then per variant — a primary metric significant
 significantly better ships if every guardrail is shown non-inferior (a guardrail significantly worse blocks
 it, one not yet shown asks for more data, and so does an effect that vanishes once events are clustered by
 unit); otherwise keep running until the sample for the target lift is reached, then call it no difference.
+The sentence names the lead metric's chance to beat control and its risk (the expected loss of choosing the
+variant) beside the effect; they inform, the rule above decides.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from workbench.abtest import formats
 
 ADJUSTMENT_LABEL = {"holm": "Holm", "bh": "BH", "none": "unadjusted"}
 PRIORITY = ("ship", "guardrail_fail", "keep_running", "no_difference", "keep_control", "insufficient")
@@ -37,6 +41,15 @@ def fmt_effect(c: Any) -> str:
         return f"{c.rel_lift:+.1%}{ci}"
     ci = f" [{c.diff_ci[0]:.3g}, {c.diff_ci[1]:.3g}]" if c.diff_ci else ""
     return f"{c.diff:+.3g}{ci}"
+
+
+def fmt_bayes(c: Any) -> str:
+    """Returns ", 97.3% chance to beat champion, risk 0.02 pts": the posterior's chance to win and the expected loss
+    of choosing the variant, in the metric's units (GrowthBook's "chance to win" and "risk"); "" when undefined."""
+    if c.prob_beat_control is None or c.expected_loss is None:
+        return ""
+    risk = formats.risk(c, c.expected_loss)
+    return f", {formats.chance(c.prob_beat_control)} chance to beat {c.control}, risk {risk}"
 
 
 def guardrail_phrase(c: Any) -> str:
@@ -115,12 +128,13 @@ def _variant_verdict(
     worse = [c for c in mine if c.direction == "worse"]
     better = [c for c in mine if c.direction == "better"]
     lead = (better or mine)[0]
-    headline = f"{lead.label} {fmt_effect(lead)}, {fmt_p(lead.p_adjusted)} ({adj})"
+    headline = f"{lead.label} {fmt_effect(lead)}, {fmt_p(lead.p_adjusted)} ({adj}){fmt_bayes(lead)}"
     if worse:
         c = worse[0]
         return Verdict(
             "keep_control",
-            f"Keep {control}: {variant}'s {c.label} is worse, {fmt_effect(c)}, {fmt_p(c.p_adjusted)} ({adj})",
+            f"Keep {control}: {variant}'s {c.label} is worse, {fmt_effect(c)}, {fmt_p(c.p_adjusted)} ({adj})"
+            f"{fmt_bayes(c)}",
             variant,
         )
     if better:

@@ -53,6 +53,8 @@ RESULT_HELP = {
     "p": "The test's p-value before the adjustment (exact value)",
     "significant": "p adjusted below α",
     "P(beat control)": "Posterior probability that the variant is better (Bayesian; not 1 − p)",
+    "risk": "Expected loss of choosing the variant (Bayesian, in the metric's units: points for a rate): how much "
+    "worse than control it is on average in the posterior cases where it is worse (GrowthBook's risk)",
     "guardrail": "A guardrail's status: shown not worse than control by more than the margin (pass), worse "
     "(fail), or not yet shown either way",
     "n control": "Units (or events) in control",

@@ -41,6 +41,7 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
         "guardrail_margin": (0.0, INF), "capping_percentile": (0.5, 1.0), "cuped_lookback_days": (1, 3650),
         "min_units_per_arm": (1, INF), "min_days": (0, 3650), "target_mde_relative": (1e-9, INF),
         "power": (0.01, 0.9999), "max_segment_values": (1, 100_000), "seed": (0, 2**32 - 1),
+        "segment_min_n": (1, INF), "heterogeneity_alpha": (1e-12, 0.5),
     },
     "fairness": {
         "max_ratio": (1.0, INF), "four_fifths": (0.0, 1.0), "alpha": (1e-12, 0.5), "min_positives": (0, INF),

@@ -1,0 +1,256 @@
+"""A/B results by dimension (GrowthBook's dimension breakdown): each metric's effect per value of one column.
+
+First Cochran's Q (with I²) across the values says whether the effect differs at all; then each value's
+difference, interval, lift, p-value adjusted over every per-segment test, chance to beat control and risk.
+A value with fewer than ``segment_min_n`` observations (units for a ratio) in an arm is too small to read: a
+warning and no per-segment verdict, and it stays out of the adjustment and the Q test. Per segment, each
+metric gets its plain test (pooled z, Welch, delta method: no CUPED, no capping), from per-(arm, value)
+aggregates in the engine (:func:`workbench.abtest.queries.segment_metric_stats`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.abtest.compare import MetricData, compare_metric
+from workbench.abtest.queries import segment_metric_stats, segment_value_count
+from workbench.abtest.verdict import ADJUSTMENT_LABEL
+from workbench.core.errors import InputError
+from workbench.core.window import Window
+from workbench.sources.experiment import HIDDEN_PREFIX, Metric, experiment_predictions
+from workbench.sources.store import table_columns
+from workbench.stats.abtest import Effect, Moments, ProportionStats
+from workbench.stats.clean import finite
+from workbench.stats.heterogeneity import adjust_segments, cochran_q
+
+NOT_SEGMENTS = ("trace_id", "ts", "ingest_id", "arm", "unit_id")
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One metric × variant in one value of the breakdown column; ``verdict``: better, worse, not_significant,
+    too_small (below ``min_n`` in an arm: no verdict) or untestable (the test is undefined: ``message`` says why)."""
+
+    value: str
+    metric: str
+    label: str
+    kind: str
+    role: str
+    variant: str
+    control: str
+    n_control: int
+    n_variant: int
+    control_mean: float | None
+    variant_mean: float | None
+    diff: float | None
+    diff_ci: tuple[float, float] | None
+    rel_lift: float | None
+    rel_lift_ci: tuple[float, float] | None
+    p_value: float | None
+    p_adjusted: float | None
+    ci_level: float | None
+    significant: bool
+    direction: str | None
+    prob_beat_control: float | None
+    expected_loss: float | None
+    verdict: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class HeterogeneityRow:
+    """Cochran's Q across the readable values for one metric × variant, and its sentence."""
+
+    metric: str
+    label: str
+    variant: str
+    k: int
+    q: float | None
+    df: int | None
+    p_value: float | None
+    i2: float | None
+    tau2: float | None
+    pooled_diff: float | None
+    pooled_se: float | None
+    alpha: float
+    differs: bool | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The whole breakdown by ``by``: heterogeneity first, then the per-value rows, the adjustment in words."""
+
+    by: str
+    values: list[str]
+    min_n: int
+    adjustment: str
+    family_size: int
+    adjustment_text: str
+    heterogeneity: list[HeterogeneityRow]
+    rows: list[SegmentRow]
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_column(columns: list[str], by: str, known: list[str]) -> None:
+    """A one-line error unless ``by`` is a column of the predictions one can break results down by."""
+    usable = [c for c in columns if not c.startswith(HIDDEN_PREFIX) and c not in NOT_SEGMENTS]
+    if by not in usable:
+        hint = ", ".join(known or usable[:8])
+        raise InputError(f"--by '{by}': no such column to break the results down by; try one of {hint}")
+
+
+def store_segments(
+    con: Any, by: str, window: Window | None, arm_source: str, chosen: list[tuple[str, Metric]], max_values: int
+) -> dict[str, list[MetricData]]:
+    """Returns ``{value: [MetricData per metric, in chosen order]}`` from per-(arm, value) aggregates in the engine;
+    a one-line error when ``by`` is no column or has more than ``max_values`` values (the ``[abtest]`` setting)."""
+    exp, _source = experiment_predictions(con, window, arm_source, (by,))
+    n_values = segment_value_count(exp)
+    if n_values > max_values:
+        raise InputError(f"--by '{by}' has {n_values:,} distinct values, more than max_segment_values "
+                         f"({max_values}): break the results down by a categorical column")  # fmt: skip
+    per_value: dict[str, list[MetricData]] = {}
+    for role, m in chosen:
+        stats = segment_metric_stats(con, exp, m)
+        for value in stats:
+            per_value.setdefault(value, [])
+        for value, datas in per_value.items():
+            per_arm = stats.get(value, {})
+            if m.kind == "ratio":
+                datas.append(MetricData(m, role, units=per_arm))
+            else:
+                datas.append(MetricData(m, role, events=per_arm))
+    return dict(sorted(per_value.items()))
+
+
+def store_columns(con: Any) -> list[str]:
+    """The predictions' columns (the breakdown's candidates are checked against them)."""
+    return table_columns(con.con, "predictions")
+
+
+def breakdown(
+    by: str, per_value: dict[str, list[MetricData]], control: str, variants: list[str], settings: Any
+) -> Breakdown:
+    """Returns the breakdown: every value × metric × variant tested, adjusted together, Q per metric × variant.
+
+    ``settings``: the ``[abtest]`` settings (alpha, adjustment, segment_min_n, heterogeneity_alpha, seed).
+    """
+    alpha, min_n = settings.alpha, settings.segment_min_n
+    tested: list[tuple[str, MetricData, str, Effect, dict[str, Any], bool]] = []
+    for value, datas in per_value.items():
+        for data in datas:
+            filled = _with_arms(data, control, variants)
+            for variant, (effect, extras) in zip(variants, compare_metric(filled, control, variants, alpha,
+                                                                          settings.seed), strict=True):  # fmt: skip
+                readable = effect.defined and min(effect.n_control, effect.n_variant) >= min_n
+                tested.append((value, data, variant, effect, extras, readable))
+    family = adjust_segments([e.p_value if ok else math.nan for *_r, e, _x, ok in tested], alpha,
+                             settings.adjustment)  # fmt: skip
+    rows = [_row(value, data, variant, control, effect, extras, ok, family.p_adjusted[i], family.levels[i], alpha,
+                 min_n) for i, (value, data, variant, effect, extras, ok) in enumerate(tested)]  # fmt: skip
+    q_rows = []
+    for data in next(iter(per_value.values()), []):
+        for variant in variants:
+            mine = [(e.diff, e.se) for _v, d, var, e, _x, ok in tested
+                    if ok and d.metric.name == data.metric.name and var == variant]  # fmt: skip
+            q_rows.append(_heterogeneity(by, data.metric, variant, mine, settings.heterogeneity_alpha))
+    values = list(per_value)
+    text = _adjustment_text(settings.adjustment, family.size, by, values, rows)
+    warnings = _warnings(by, rows, min_n)
+    return Breakdown(by, values, min_n, settings.adjustment, family.size, text, q_rows, rows, warnings)
+
+
+def _with_arms(data: MetricData, control: str, variants: list[str]) -> MetricData:
+    """``data`` with an empty entry for an arm the value never saw (its test is then undefined, not an error)."""
+    stats = data.units if data.metric.kind == "ratio" else data.events
+    empty: Any = Moments.empty(2) if data.metric.kind == "ratio" else (
+        ProportionStats(0, 0) if data.metric.kind == "proportion" else Moments.empty())  # fmt: skip
+    full = {arm: (stats or {}).get(arm, empty) for arm in (control, *variants)}
+    if data.metric.kind == "ratio":
+        return MetricData(data.metric, data.role, units=full)
+    return MetricData(data.metric, data.role, events=full)
+
+
+def _row(
+    value: str, data: MetricData, variant: str, control: str, effect: Effect, extras: dict[str, Any], readable: bool,
+    p_adj: float, level: float, alpha: float, min_n: int,
+) -> SegmentRow:  # fmt: skip
+    m = data.metric
+    n_c, n_v = int(effect.n_control), int(effect.n_variant)
+    base = dict(value=value, metric=m.name, label=m.label, kind=m.kind, role=data.role, variant=variant,
+                control=control, n_control=n_c, n_variant=n_v, control_mean=finite(effect.control_mean),
+                variant_mean=finite(effect.variant_mean), diff=finite(effect.diff))  # fmt: skip
+    if not readable:
+        small = min(n_c, n_v) < min_n
+        message = (f"{min(n_c, n_v):,} observations in the smaller arm, fewer than {min_n:,}: too small to read"
+                   if small else effect.message or "the test is undefined")  # fmt: skip
+        return SegmentRow(**base, diff_ci=None, rel_lift=finite(effect.rel_lift), rel_lift_ci=None,
+                          p_value=finite(effect.p_value), p_adjusted=None, ci_level=None, significant=False,
+                          direction=None, prob_beat_control=None, expected_loss=None,
+                          verdict="too_small" if small else "untestable", message=message)  # fmt: skip
+    intervals = effect.intervals(level)
+    significant = bool(p_adj <= alpha)
+    direction = None
+    if significant:
+        direction = "better" if (effect.diff > 0) == m.higher_is_better else "worse"
+    bayes = extras["bayes"]
+    return SegmentRow(**base, diff_ci=intervals.diff_ci, rel_lift=finite(effect.rel_lift),
+                      rel_lift_ci=intervals.rel_lift_ci, p_value=finite(effect.p_value), p_adjusted=finite(p_adj),
+                      ci_level=level, significant=significant, direction=direction,
+                      prob_beat_control=bayes.prob_beat_control, expected_loss=bayes.expected_loss_variant,
+                      verdict=direction or "not_significant", message=effect.message)  # fmt: skip
+
+
+def _heterogeneity(by: str, m: Metric, variant: str, estimates: list[tuple[float, float]], alpha: float) -> Any:
+    h = cochran_q([d for d, _se in estimates], [se for _d, se in estimates])
+    where = f"{m.label} ({variant})"
+    if not h.defined:
+        text = (f"{where}: fewer than two {by} values are big enough to read, so whether the effect differs "
+                "across them cannot be tested")  # fmt: skip
+        return HeterogeneityRow(m.name, m.label, variant, h.k, None, None, None, None, None, None, None, alpha, None,
+                                text)  # fmt: skip
+    differs = bool(h.p_value < alpha)
+    held = f"{'<' if differs else '≥'} {alpha:g}"
+    stat = f"Cochran's Q = {h.q:.2f}, df {h.df}, p = {_p(h.p_value)} {held}; I² = {h.i2:.0%}"
+    if differs:
+        text = f"{where}: the effect differs across {by} ({stat}); read the per-value lifts, not only the overall one"
+    else:
+        text = (f"{where}: no evidence that the effect differs across {by} ({stat}); the per-value lifts differ by "
+                "chance, so the overall result is the best estimate for each value")  # fmt: skip
+    return HeterogeneityRow(m.name, m.label, variant, h.k, h.q, h.df, h.p_value, h.i2, h.tau2, h.pooled, h.pooled_se,
+                            alpha, differs, text)  # fmt: skip
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else "< 0.0001" if p < 0.0001 else f"{p:.2g}"
+
+
+def _adjustment_text(method: str, size: int, by: str, values: list[str], rows: list[SegmentRow]) -> str:
+    metrics = len({r.metric for r in rows})
+    variants = len({r.variant for r in rows})
+    what = (f"{size} per-segment test{'s' if size != 1 else ''} ({len(values)} {by} values × {metrics} "
+            f"metric{'s' if metrics != 1 else ''} × {variants} variant{'s' if variants != 1 else ''}, less those too "
+            "small to read)")  # fmt: skip
+    if method == "none":
+        return f"p-values are not adjusted across the {what}: expect about α × {size} false positives"
+    kind = "family-wise error" if method == "holm" else "false discovery rate"
+    return (f"p adjusted by {ADJUSTMENT_LABEL[method]} ({kind}) over the {what}; each interval is at the matching "
+            "per-test level, so it excludes 0 exactly when the adjusted p is below α")  # fmt: skip
+
+
+def _warnings(by: str, rows: list[SegmentRow], min_n: int) -> list[str]:
+    out = []
+    small: dict[str, int] = {}
+    for r in rows:
+        if r.verdict == "too_small":
+            small[r.value] = min(small.get(r.value, r.n_control), r.n_control, r.n_variant)
+    for value, n in small.items():
+        out.append(f"{by}={value}: {n:,} observations in an arm, fewer than {min_n:,}: too small to read, no "
+                   "per-segment verdict")  # fmt: skip
+    return out
+
+
+__all__ = ["Breakdown", "HeterogeneityRow", "SegmentRow", "breakdown", "check_column", "store_segments"]
