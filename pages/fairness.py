@@ -6,12 +6,13 @@ import streamlit as st
 
 from workbench.app import registry, ui
 from workbench.fairness import view
-from workbench.fairness.view import GROUP_METRICS, METRIC_NAMES, FairnessRequest
+from workbench.fairness.view import CONSTRAINTS, DISPARITIES, GROUP_METRICS, METRIC_NAMES, FairnessRequest
 
 ui.page_header(
     "Fairness",
     "Group and intersectional error rates with intervals and tests against a reference group, fairlearn's "
-    "disparities, who the feedback represents, the gap over time and champion vs challenger.",
+    "disparities, who the feedback represents, the gap over time, champion vs challenger, and the trade-offs: "
+    "model versions on accuracy vs disparity and a preview of per-group thresholds.",
 )
 
 store = ui.require_store()
@@ -43,6 +44,12 @@ with st.container(border=True):
     challenger = d2.selectbox("Challenger", ["(newest)", *versions], key="fair_challenger")
     population_file = d3.file_uploader("Reference population (CSV group,share or TOML [population])",
                                        type=["csv", "toml"], key="fair_population")  # fmt: skip
+    e1, e2, _ = st.columns([1.6, 1.6, 1.8])
+    disparity = e1.selectbox("Trade-off disparity", DISPARITIES, index=DISPARITIES.index("equalized_odds_difference"),
+                             format_func=lambda d: d.replace("_", " "), key="fair_disparity")  # fmt: skip
+    mitigate = e2.selectbox("Mitigation preview (ThresholdOptimizer)", [*CONSTRAINTS, "(none)"],
+                            index=CONSTRAINTS.index("equalized_odds"), format_func=lambda c: c.replace("_", " "),
+                            key="fair_mitigate")  # fmt: skip
 
 if not sensitive:
     st.info("Pick at least one sensitive attribute.", icon=":material/tune:")
@@ -57,6 +64,9 @@ with ui.user_errors():
         population=view.population_file(population_file),
         chunk=chunk,
         settings=settings,
+        compare_versions=True,
+        disparity=disparity,
+        mitigate=None if mitigate == "(none)" else mitigate,
     )
     with st.status("Fairness audit…", expanded=False) as status:
         audit = view.cached_audit(str(store.path), ui.store_mtime(store), request, _progress=status.update)
@@ -65,8 +75,8 @@ with ui.user_errors():
 
 view.verdict_section(audit)
 view.groups_section(audit, metric)
-tab_time, tab_rep, tab_versions, tab_cal = st.tabs(
-    ["Gap over time", "Representation", "Champion vs challenger", "Calibration"]
+tab_time, tab_rep, tab_versions, tab_cal, tab_trade = st.tabs(
+    ["Gap over time", "Representation", "Champion vs challenger", "Calibration", "Trade-offs and mitigation"]
 )
 with tab_time:
     view.over_time_tab(audit, metric)
@@ -77,4 +87,6 @@ with tab_versions:
     registry.render_facts(versions)
 with tab_cal:
     view.calibration_tab(audit)
+with tab_trade:
+    view.tradeoffs_tab(audit)
 view.downloads(audit)

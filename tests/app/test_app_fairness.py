@@ -53,7 +53,8 @@ def test_page_shows_the_failing_region_and_records_the_run(page):
     assert not full.proto.column_order
     run = latest_runs(store)["fairness"]
     assert run.verdict == "fail" and run.summary["sensitive"] == ["region"]
-    assert [b.label for b in app.get("download_button")] == ["Audit (JSON)", "Groups (CSV)"]
+    downloads = [b.label for b in app.get("download_button")]  # the trade-offs tab's thresholds, then the audit's
+    assert downloads == ["Thresholds (JSON)", "Thresholds (CSV)", "Audit (JSON)", "Groups (CSV)"]
     assert {m.label for m in app.metric} >= {"equalized odds difference", "demographic parity ratio"}
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from workbench.core.errors import InputError
 from workbench.core.window import Window, parse_window
 from workbench.fairness import queries as q
-from workbench.fairness import sections
+from workbench.fairness import sections, tradeoffs
 from workbench.fairness.request import FairnessRequest
 from workbench.fairness.result import AEQUITAS_NAMES, FairnessAudit, load_settings, read_population, with_overrides
 from workbench.sources.store import Store, quiet_utc, stored_roles
@@ -116,7 +116,8 @@ def audit_rows(
     period = sections.overlap_period(spans, pair) if pair else None
     say("confusion cells per group (one GROUP BY)")
     chunk = settings.time_chunk if has_time else None
-    frame = q.cells(rows, sensitive, chunk, pair is not None, edges, period, scope.signals)
+    by_version = pair is not None or (request.compare_versions and spans is not None)
+    frame = q.cells(rows, sensitive, chunk, by_version, edges, period, scope.signals)
     frame = sections.with_group_column(frame, sensitive)
     warnings: list[str] = []
     groups = sections.group_names(frame, extra=list(population or {}))  # a named group absent: n = 0
@@ -142,6 +143,7 @@ def audit_rows(
         same = frame[frame["in_overlap"].fillna(False).astype(bool)]
         versions_out = sections.versions_section(same, groups, labels, reference, pair, settings)
         versions_out["period"] = {"from": period[0].isoformat(), "to": period[1].isoformat()}
+    comparison, mitigation = _tradeoffs(scope, request, frame, spans, pair, (groups, labels), settings, warnings, say)
     rep = representation(
         groups,
         cells.sum(axis=1),
@@ -180,10 +182,42 @@ def audit_rows(
         versions=versions_out,
         calibration=calib,
         representation=rep.to_dict(),
+        comparison=comparison,
+        mitigation=mitigation,
         warnings=tuple(warnings),
         settings=asdict(settings),
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _tradeoffs(
+    scope: Rows,
+    request: FairnessRequest,
+    frame: Any,
+    spans: Any,
+    pair: tuple[str, str] | None,
+    named: tuple[list[str], dict[str, str]],
+    settings: FairnessSettings,
+    warnings: list[str],
+    say: Progress,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The model comparison (from the cells frame split by version) and the mitigation preview (one more GROUP BY:
+    labelled rows per group, label, prediction and score bin), each when the request asks for it."""
+    groups, labels = named
+    comparison = mitigation = None
+    if request.compare_versions and (spans is None or spans.empty):
+        warnings.append("no model versions in scope: no model comparison")
+    elif request.compare_versions:
+        versions = list(spans["model_version"])
+        comparison = tradeoffs.compare_versions(frame, groups, versions, pair, request.disparity, settings)
+    if request.mitigate:
+        say("score bins per group for the mitigation preview")
+        edges = q.score_edges(tradeoffs.MITIGATION_BINS)
+        binned = sections.with_group_column(q.cells(scope.rows, request.sensitive, edges=edges, signals=False),
+                                            request.sensitive)  # fmt: skip
+        counts = tradeoffs.score_counts(binned, groups, tradeoffs.MITIGATION_BINS)
+        mitigation = tradeoffs.mitigation(counts, groups, labels, request.mitigate, settings)
+    return comparison, mitigation
 
 
 def verdict_sentence(ev: Any, labels: dict[str, str], settings: FairnessSettings) -> str:

@@ -15,7 +15,8 @@ from workbench.core.command import split_names
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.fairness.result import load_settings, read_population, with_overrides
-from workbench.stats.fairness import RATES, FairnessSettings
+from workbench.stats.fairness import RANGE_DISPARITIES, RATES, FairnessSettings
+from workbench.stats.threshold_optimizer import CONSTRAINTS
 
 CHUNKS = ("day", "week")
 
@@ -33,6 +34,9 @@ class FairnessRequest:
       population: ``{group: share}`` or a CSV/TOML file, kept as sorted pairs), and the settings:
       ``settings`` (default: settings.toml's ``[fairness]``) with the overrides ``metrics`` (the rates that
       decide the verdict), ``resamples`` (bootstrap) and ``chunk`` (day or week).
+    - Trade-offs: ``compare_versions`` (every model version on accuracy vs ``disparity``, a between-groups
+      difference, default equalized odds) and ``mitigate`` (``demographic_parity`` or ``equalized_odds``: the
+      ThresholdOptimizer preview on the labelled, scored predictions).
     """
 
     sensitive: tuple[str, ...]
@@ -52,6 +56,9 @@ class FairnessRequest:
     score: str | None = None
     ts: str | None = None
     version_col: str | None = None
+    compare_versions: bool = False
+    disparity: str = "equalized_odds_difference"
+    mitigate: str | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen: normalise once)
@@ -62,6 +69,13 @@ class FairnessRequest:
         if self.path is not None:
             set_("path", Path(self.path))
         set_("population", _population(self.population))
+        set_("mitigate", (self.mitigate or "").strip().replace("-", "_") or None)
+        if self.mitigate is not None and self.mitigate not in CONSTRAINTS:
+            raise InputError(f"--mitigate must be {' or '.join(CONSTRAINTS)}, not '{self.mitigate}'")
+        if self.disparity not in RANGE_DISPARITIES:
+            raise InputError(
+                f"--disparity: unknown disparity '{self.disparity}' (known: {', '.join(RANGE_DISPARITIES)})"
+            )
         if not self.sensitive:
             raise InputError("--sensitive needs at least one column name")
         if self.chunk is not None and self.chunk not in CHUNKS:

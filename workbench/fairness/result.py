@@ -71,6 +71,8 @@ class FairnessAudit:
     versions: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
     representation: dict[str, Any] | None = None
+    comparison: dict[str, Any] | None = None  # every model version on accuracy vs disparity (tradeoffs.py)
+    mitigation: dict[str, Any] | None = None  # the ThresholdOptimizer preview (tradeoffs.py)
     warnings: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
@@ -129,8 +131,18 @@ class FairnessAudit:
     # --- the result contract ------------------------------------------------------------------------------
 
     def evidence(self) -> dict[str, Any]:
-        """What the retrain gate records (``sources.evidence.record_once``): :meth:`run_summary`."""
-        return self.run_summary()
+        """What the retrain gate records (``sources.evidence.record_once``): :meth:`run_summary`, with the model
+        comparison's verdict and the mitigation preview's thresholds when they were asked for."""
+        summary = self.run_summary()
+        if self.comparison:
+            summary["model_comparison"] = json_ready(
+                {k: self.comparison.get(k) for k in ("verdict", "verdict_text", "disparity", "front", "change")}
+            )
+        if self.mitigation:
+            keys = ("constraint", "verdict", "verdict_text", "thresholds", "accuracy_before", "accuracy_after",
+                    "disparity", "disparity_before", "disparity_after")  # fmt: skip
+            summary["mitigation"] = json_ready({k: self.mitigation.get(k) for k in keys})
+        return summary
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--json`` document: :meth:`to_dict`."""
@@ -160,6 +172,8 @@ class FairnessAudit:
                 "versions": self.versions,
                 "calibration": self.calibration,
                 "representation": self.representation,
+                "model_comparison": self.comparison,
+                "mitigation": self.mitigation,
                 "source": self.source,
                 "warnings": list(self.warnings),
                 "notes": {"four_fifths": FOUR_FIFTHS_NOTE, "aequitas_names": AEQUITAS_NAMES},
@@ -186,6 +200,18 @@ class FairnessAudit:
                 "target": (self.representation or {}).get("target") if len(self.sensitive) == 1 else None,
             }
         )
+
+    def thresholds_csv(self) -> str:
+        """The mitigation preview's group thresholds as CSV (empty when none was asked for or it could not fit)."""
+        rows = (self.mitigation or {}).get("thresholds") or []
+        if not rows:
+            return ""
+        buffer = io.StringIO()
+        columns = ["group", "threshold_0", "p_0", "threshold_1", "p_1", "p_ignore", "constant", "operator", "rule"]
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
 
     def groups_csv(self) -> str:
         """The group table as CSV: one row per group, each rate with its interval and its comparison."""

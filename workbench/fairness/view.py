@@ -26,6 +26,8 @@ from workbench.fairness.charts import (
 from workbench.fairness.request import FairnessRequest
 from workbench.fairness.result import FairnessAudit, load_settings
 from workbench.fairness.run import run
+from workbench.fairness.tradeoff_charts import mitigation_figure, pareto_figure
+from workbench.fairness.tradeoffs import CONSTRAINT_DISPARITY, DISPARITIES
 from workbench.ingest.lake import open_store
 from workbench.sources import evidence
 from workbench.sources.base import StoreSource
@@ -33,7 +35,9 @@ from workbench.sources.store import Store
 from workbench.stats.fairness import FAIRLEARN_DISPARITIES, GROUP_METRICS, HEADLINE_DISPARITIES, METRIC_NAMES
 from workbench.stats.fairness_verdict import four_fifths_note
 
-__all__ = ["GROUP_METRICS", "METRIC_NAMES", "FairnessRequest", "load_settings"]  # what the page builds a request from
+# what the page builds a request from
+__all__ = ["CONSTRAINTS", "DISPARITIES", "GROUP_METRICS", "METRIC_NAMES", "FairnessRequest", "load_settings"]
+CONSTRAINTS = tuple(CONSTRAINT_DISPARITY)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -321,3 +325,82 @@ def downloads(audit: FairnessAudit) -> None:
                        "application/json", icon=":material/download:", key="fair_json", on_click="ignore")  # fmt: skip
     d2.download_button("Groups (CSV)", audit.groups_csv, "fairness_groups.csv", "text/csv",
                        icon=":material/download:", key="fair_csv", on_click="ignore")  # fmt: skip
+
+
+# --- trade-offs: model versions on accuracy vs disparity, the mitigation preview ---------------------------
+
+VERDICT_BOXES = {"better": st.success, "reduces": st.success, "no_difference": st.info, "no_gain": st.info,
+                 "worse": st.warning, "tradeoff": st.warning, "insufficient": st.warning}  # fmt: skip
+
+
+def _verdict_box(section: dict[str, Any]) -> None:
+    """A section's verdict word in capitals, then its sentence (no st.error: that is the audit's own verdict)."""
+    word, text = section["verdict"], section["verdict_text"]
+    rest = text.split(": ", 1)[1] if ": " in text else text
+    VERDICT_BOXES[word](f"**{word.replace('_', ' ').upper()}** — {rest}", icon=":material/balance:")
+
+
+def comparison_table(audit: FairnessAudit) -> pd.DataFrame:
+    """One row per model version: labelled rows, accuracy and the disparity with their intervals, on the front."""
+    c = audit.comparison or {"versions": [], "disparity": "disparity"}
+    ci, name = ci_name(audit), c["disparity"].replace("_", " ")
+    return pd.DataFrame(
+        [
+            {
+                "version": p["version"],
+                "labelled": p["n_labelled"],
+                "accuracy": p["accuracy"],
+                f"accuracy {ci}": _ci(p["accuracy_ci"]),
+                name: p["disparity"],
+                f"{name} {ci}": _ci(p["disparity_ci"]),
+                "on the Pareto front": p["on_front"],
+            }
+            for p in c["versions"]
+        ]
+    )
+
+
+def thresholds_table(audit: FairnessAudit) -> pd.DataFrame:
+    """One row per group: the rule in words, then selection rate, TPR, FPR and accuracy before → after."""
+    m = audit.mitigation or {}
+    rules = {r["group"]: r["rule"] for r in m.get("thresholds", [])}
+    rows = []
+    for g in m.get("groups", []):
+        row: dict[str, Any] = {"group": g["group"], "rule": rules.get(g["group"]), "labelled": g["n"]}
+        for metric in ("selection_rate", "tpr", "fpr", "accuracy"):
+            for when in ("before", "after"):
+                row[f"{METRIC_NAMES[metric]} {when}"] = g[f"{metric}_{when}"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tradeoffs_tab(audit: FairnessAudit) -> None:
+    """The model comparison (verdict, scatter with the front, table) and the mitigation preview (the plain
+    statement that it is a preview, verdict, before/after chart, thresholds with their downloads)."""
+    st.markdown("##### Model versions: accuracy vs disparity")
+    if audit.comparison:
+        _verdict_box(audit.comparison)
+        st.caption(audit.comparison["note"])
+        st.plotly_chart(pareto_figure(audit), width="stretch")
+        ui.table(comparison_table(audit), column_config=number_format(comparison_table(audit)))
+    else:
+        st.info("Needs predictions with a model version.")
+    st.markdown("##### Mitigation preview: group thresholds (post-processing, not a retrained model)")
+    m = audit.mitigation
+    if not m:
+        st.info("Pick a constraint above to preview fairlearn's ThresholdOptimizer.")
+        return
+    st.info(m["note"], icon=":material/info:")
+    _verdict_box(m)
+    if not m["thresholds"]:
+        return
+    st.plotly_chart(mitigation_figure(audit), width="stretch")
+    table = thresholds_table(audit)
+    ui.table(table, column_config=number_format(table))
+    d1, d2, _ = st.columns([1, 1, 3])
+    document = {k: m[k] for k in ("constraint", "verdict", "verdict_text", "note", "operator", "thresholds")}
+    d1.download_button("Thresholds (JSON)", lambda: json.dumps(document, indent=2), "fairness_thresholds.json",
+                       "application/json", icon=":material/download:", key="fair_thr_json",
+                       on_click="ignore")  # fmt: skip
+    d2.download_button("Thresholds (CSV)", audit.thresholds_csv, "fairness_thresholds.csv", "text/csv",
+                       icon=":material/download:", key="fair_thr_csv", on_click="ignore")  # fmt: skip
