@@ -171,7 +171,7 @@ def format_summary(summary: Any) -> str:
 
 # Capability commands live in their own modules (workbench/<capability>/cli.py) and register on `app` when
 # imported; one name per capability, sorted.
-CAPABILITIES = ("abtest", "drift", "fairness", "gate", "metrics", "stream")
+CAPABILITIES = ("abtest", "drift", "fairness", "gate", "metrics", "quality", "stream")
 for _capability in CAPABILITIES:
     _commands = importlib.import_module(f"workbench.{_capability}.cli").commands
     app.registered_commands += _commands.registered_commands

@@ -62,7 +62,7 @@ def test_record_once_records_a_result_once_per_verdict_and_context(store: Store,
 
 
 def test_the_gate_knows_every_family() -> None:
-    assert FAMILIES == ("drift", "abtest", "fairness", "triggers")
+    assert FAMILIES == ("drift", "abtest", "fairness", "triggers", "quality")
 
 
 def test_an_unknown_family_is_refused(store: Store, tmp_path: Path) -> None:

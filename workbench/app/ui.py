@@ -50,6 +50,7 @@ PAGES = [
     ("pages/drift.py", "Drift", ":material/ssid_chart:", "What moved, since when, how much; does it hurt the model?"),
     ("pages/abtest.py", "A/B test", ":material/science:", "Is the challenger better, guardrails safe, can we stop?"),
     ("pages/fairness.py", "Fairness", ":material/balance:", "Does the model or its feedback treat a group worse?"),
+    ("pages/quality.py", "Model quality", ":material/verified:", "How good is the model, with and without labels?"),
     (
         "pages/gate.py",
         "Retrain gate",

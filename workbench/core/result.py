@@ -9,14 +9,14 @@ with the same six members, so a page, the CLI, a notebook and the retrain gate r
 - ``to_frame()``: one tidy table (a row per feature, comparison, group or rule);
 - ``to_json()``: the CLI's ``--json`` document.
 
-``family`` names the analysis in the gate's evidence (``drift``, ``abtest``, ``fairness``, ``triggers``).
+``family`` names the analysis in the gate's evidence (``drift``, ``abtest``, ``fairness``, ``triggers``, ``quality``).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-FAMILIES = ("drift", "abtest", "fairness", "triggers")
+FAMILIES = ("drift", "abtest", "fairness", "triggers", "quality")
 
 
 @runtime_checkable

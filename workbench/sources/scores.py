@@ -30,7 +30,8 @@ CALIBRATION_FOLDS = 10  # held-out folds of the reference for the calibration ch
 
 
 def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = None) -> pd.DataFrame:
-    """Counts per ([group,] score bin of 1/1000, prediction, fold): rows, Σs, Σs², labelled, positives, correct.
+    """Counts per ([group,] score bin of 1/1000, prediction, fold): rows, Σs, Σs², labelled, positives, correct,
+    and over the labelled rows Σs, Σs² and Σs·label (the reliability diagram's mean score and the Brier score).
 
     ``table`` is an Ibis predictions table, ``labels`` an Ibis ``trace_id, label`` table (one label per
     trace, :func:`workbench.sources.chunks.labels_per_trace`), ``by`` a function of the joined table giving
@@ -52,10 +53,13 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
             labelled=has_label.cast("int64").sum(),
             positives=t.label.cast("int64").sum(),
             correct=(t.label.cast("int64") == t.prediction.cast("int64")).cast("int64").sum(),
+            s_labelled=has_label.ifelse(t.score, 0.0).sum(),
+            s2_labelled=has_label.ifelse(t.score * t.score, 0.0).sum(),
+            s_positive=(t.score * t.label.cast("float64")).sum(),
         )
         .execute()
     )
-    for c in ("labelled", "positives", "correct"):
+    for c in ("labelled", "positives", "correct", "s_labelled", "s2_labelled", "s_positive"):
         frame[c] = frame[c].fillna(0).astype(float)
     frame["fold"] = frame["fold"].abs()
     return frame

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.stats.intervals import wilson_interval
+
 
 def binned_auc(positives: np.ndarray, negatives: np.ndarray) -> tuple[float, float]:
     """(ROC AUC, bound of its binning error) from label counts per score bin ordered by score.
@@ -138,3 +140,207 @@ def raw_expected_accuracy(
         return float("nan"), float("nan")
     expected = sum_score_positive + (n_negative - sum_score_negative)
     return float(expected / n), float(np.sqrt(max(sum_var, 0.0)) / n)
+
+
+# --- model quality: the confusion matrix and its rates, curves from binned counts, calibration -------------
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """A binary confusion matrix (counts, or expected counts under CBPE) and the rates read from it.
+
+    accuracy = (TP + TN)/n, precision = TP/(TP + FP), recall = TP/(TP + FN), F1 = 2TP/(2TP + FP + FN)
+    (scikit-learn's definitions); a rate whose denominator is 0 is NaN (the result says "undefined").
+    """
+
+    tp: float
+    fp: float
+    fn: float
+    tn: float
+
+    @property
+    def n(self) -> float:
+        return self.tp + self.fp + self.fn + self.tn
+
+    def rates(self) -> dict[str, float]:
+        """accuracy, precision, recall and F1 (NaN where a denominator is 0)."""
+        return {
+            "accuracy": _ratio(self.tp + self.tn, self.n),
+            "precision": _ratio(self.tp, self.tp + self.fp),
+            "recall": _ratio(self.tp, self.tp + self.fn),
+            "f1": _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn),
+        }
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class Curves:
+    """ROC and precision–recall curves from label counts per score bin, with their areas and binning bounds.
+
+    Thresholds are the bins' lower edges, highest first: a point per threshold "predict positive when the
+    score's bin is at or above this one". ``roc_auc_max_error`` and ``pr_auc_max_error`` bound the distance
+    to the areas computed on the rows (scikit-learn's ``roc_auc_score`` and ``average_precision_score``).
+    """
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    recall: np.ndarray
+    precision: np.ndarray
+    roc_auc: float
+    roc_auc_max_error: float
+    pr_auc: float
+    pr_auc_max_error: float
+
+
+def binned_curves(positives: np.ndarray, negatives: np.ndarray) -> Curves:
+    """ROC and PR curves, ROC AUC (:func:`binned_auc`) and average precision from counts per bin ordered by score.
+
+    Average precision AP = Σ_b (R_b − R_{b−1})·P_b over bins from the top (scikit-learn's
+    ``average_precision_score``: no interpolation; a bin is one threshold, exact when each bin holds one
+    distinct score). Within a bin the rows' order is unknown: the precision at its j-th positive with k of
+    its negatives ranked above lies between (TP₀ + j)/(A₀ + j + neg_b) and (TP₀ + j)/(A₀ + j) (TP₀, A₀: the
+    positives and predictions in higher bins), so |AP_rows − AP_bins| ≤ Σ_b (pos_b/P)·(max − min) over
+    j ∈ {1, pos_b}, k ∈ {0, neg_b}. NaN (and NaN bounds) without both classes.
+    """
+    pos = np.asarray(positives, dtype=float)[::-1]  # highest bin first
+    neg = np.asarray(negatives, dtype=float)[::-1]
+    total_pos, total_neg = pos.sum(), neg.sum()
+    tp, fp = np.cumsum(pos), np.cumsum(neg)
+    auc, auc_error = binned_auc(positives, negatives)
+    if total_pos == 0 or total_neg == 0:
+        empty = np.array([], dtype=float)
+        return Curves(empty, empty, empty, empty, float("nan"), float("nan"), float("nan"), float("nan"))
+    used = (pos + neg) > 0
+    precision = np.where(used, tp / np.where(tp + fp > 0, tp + fp, 1), np.nan)
+    recall = tp / total_pos
+    ap = float(np.sum(pos[used] * precision[used]) / total_pos)
+    tp0, a0 = tp - pos, tp + fp - pos - neg  # positives and predictions in higher bins
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ends = [(tp0 + j) / (a0 + j + k) for j in (np.minimum(pos, 1), pos) for k in (0 * neg, neg)]
+    ends = np.nan_to_num(np.array(ends))  # NaN only where a bin has no positive (its term is 0 anyway)
+    hi, lo = ends.max(axis=0), ends.min(axis=0)
+    ap_error = float(np.sum(np.where(pos > 0, pos * (hi - lo), 0.0)) / total_pos)
+    keep = used
+    fpr = np.concatenate([[0.0], fp[keep] / total_neg])
+    tpr = np.concatenate([[0.0], tp[keep] / total_pos])
+    return Curves(fpr, tpr, recall[keep], precision[keep], auc, auc_error, ap, ap_error)
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Reliability diagram on equal-width score bins: per bin with labels, its mean score, observed positive rate
+    with its Wilson interval and labelled count; ECE over those bins and the Brier score."""
+
+    mean_score: np.ndarray
+    positive_rate: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    labelled: np.ndarray
+    ece: float
+    brier: float
+
+
+def reliability(
+    sum_score: np.ndarray, positives: np.ndarray, labelled: np.ndarray, brier: float, confidence: float = 0.95
+) -> Reliability:
+    """The reliability diagram of labelled predictions from per-bin sums (Σ score, positives, count).
+
+    Per bin: mean score Σs/n (scikit-learn's ``calibration_curve`` ``prob_pred``), positive rate (its
+    ``prob_true``) with the Wilson interval (:func:`workbench.stats.intervals.wilson_interval`); empty bins
+    are left out like scikit-learn does. ECE = Σ_b (n_b/N)·|mean score_b − rate_b| (Guo et al. 2017, "On
+    Calibration of Modern Neural Networks"; :func:`calibration_error`). ``brier`` comes from
+    :func:`brier_score` (exact sums, no binning).
+    """
+    n = np.asarray(labelled, dtype=float)
+    keep = n > 0
+    n = n[keep]
+    mean_score = np.asarray(sum_score, dtype=float)[keep] / n
+    rate = np.asarray(positives, dtype=float)[keep] / n
+    lower, upper = wilson_interval(rate * n, n, confidence)
+    return Reliability(mean_score, rate, lower, upper, n, calibration_error(mean_score, rate, n), brier)
+
+
+def brier_score(sum_score2: float, sum_score_positive: float, positives: float, labelled: float) -> float:
+    """Brier score mean (s − y)² over labelled predictions from sums: (Σs² − 2Σs·y + Σy)/n (scikit-learn's
+    ``brier_score_loss``; exact, no binning). NaN without labels."""
+    if labelled <= 0:
+        return float("nan")
+    return float((sum_score2 - 2 * sum_score_positive + positives) / labelled)
+
+
+# --- CBPE for every metric (NannyML's confidence-based performance estimation) ------------------------------
+
+
+def expected_confusion(
+    predicted_positive: np.ndarray, predicted_negative: np.ndarray, probability: np.ndarray
+) -> Confusion:
+    """CBPE's expected confusion matrix from counts per score bin with the bin's calibrated probability c_b.
+
+    E[TP] = Σ n1_b·c_b, E[FP] = Σ n1_b·(1 − c_b), E[FN] = Σ n0_b·c_b, E[TN] = Σ n0_b·(1 − c_b); the
+    estimated precision, recall, F1 and accuracy are its :meth:`Confusion.rates` (NannyML's
+    ``estimate_precision``, ``estimate_recall``, ``estimate_f1``: the ratios of the expected counts).
+    """
+    n1 = np.asarray(predicted_positive, dtype=float)
+    n0 = np.asarray(predicted_negative, dtype=float)
+    c = np.asarray(probability, dtype=float)
+    return Confusion(
+        float(np.sum(n1 * c)), float(np.sum(n1 * (1 - c))), float(np.sum(n0 * c)), float(np.sum(n0 * (1 - c)))
+    )
+
+
+@dataclass(frozen=True)
+class SamplingComponents:
+    """NannyML's sampling-error components from the reference, per metric: (std of the per-row terms, the share
+    of rows that carry the metric). The standard error on n rows is std/√(n·share)."""
+
+    components: dict[str, tuple[float, float]]
+
+    def standard_error(self, metric: str, n: float) -> float:
+        """std/√(n·share) (NaN when the metric has no component or n is 0)."""
+        std, share = self.components.get(metric, (float("nan"), float("nan")))
+        return float(std / np.sqrt(n * share)) if n > 0 and share > 0 else float("nan")
+
+
+def sampling_components(reference: Confusion, positives: np.ndarray, negatives: np.ndarray) -> SamplingComponents:
+    """The reference's sampling-error components (NannyML ``sampling_error.binary_classification``).
+
+    accuracy: √(a(1 − a)), share 1; precision: √(p(1 − p)), share of positive predictions; recall:
+    √(r(1 − r)), share of actual positives; F1: k·√(q(1 − q)) with q = TP/(TP + FP + FN) and
+    k = (TP + FP + FN)/(TP + (FP + FN)/2), share (TP + FP + FN)/n; ROC AUC: over the minority class
+    (the classes and scores flipped when positives are the majority), the std of each member's share of
+    the other class ranked below it (ties in a bin count ½), share minority/n — the Mann–Whitney form of
+    ``auroc_sampling_error_components``, from the label counts per score bin.
+    """
+    c = reference
+    rates = c.rates()
+    relevant = c.tp + c.fp + c.fn
+    bernoulli = lambda p: float(np.sqrt(p * (1 - p))) if np.isfinite(p) else float("nan")  # noqa: E731
+    f1_std = float("nan")
+    if relevant > 0 and c.tp + (c.fp + c.fn) / 2 > 0:
+        f1_std = relevant / (c.tp + (c.fp + c.fn) / 2) * bernoulli(c.tp / relevant)
+    n = c.n if c.n > 0 else float("nan")
+    return SamplingComponents(
+        {
+            "accuracy": (bernoulli(rates["accuracy"]), 1.0),
+            "precision": (bernoulli(rates["precision"]), (c.tp + c.fp) / n),
+            "recall": (bernoulli(rates["recall"]), (c.tp + c.fn) / n),
+            "f1": (f1_std, relevant / n),
+            "roc_auc": _auc_component(positives, negatives),
+        }
+    )
+
+
+def _auc_component(positives: np.ndarray, negatives: np.ndarray) -> tuple[float, float]:
+    pos = np.asarray(positives, dtype=float)
+    neg = np.asarray(negatives, dtype=float)
+    if pos.sum() == 0 or neg.sum() == 0:
+        return float("nan"), float("nan")
+    if pos.sum() > neg.sum():  # NannyML flips labels and scores so the minority class is "positive"
+        pos, neg = neg[::-1], pos[::-1]
+    below = (np.cumsum(neg) - neg + 0.5 * neg) / neg.sum()  # share of the other class ranked below, per bin
+    mean = np.sum(pos * below) / pos.sum()
+    std = float(np.sqrt(np.sum(pos * (below - mean) ** 2) / pos.sum()))
+    return std, float(pos.sum() / (pos.sum() + neg.sum()))

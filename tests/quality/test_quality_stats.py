@@ -1,0 +1,219 @@
+"""Model quality from binned counts against scikit-learn on the rows, CBPE and its sampling errors against
+NannyML's published formulas computed by hand, and properties (bounds, row-order invariance)."""
+
+from __future__ import annotations
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from workbench.quality.analyse import RELIABILITY_BINS, components, estimates, summarise
+from workbench.sources.scores import binned_scores
+from workbench.stats.performance import Confusion, binned_curves, expected_confusion, sampling_components
+
+RNG = np.random.default_rng(20)
+
+
+def _rows(n: int = 6000, seed: int = 3) -> pd.DataFrame:
+    """Scored predictions with a label on about 70% of them (the rest unlabelled, as in a live stream)."""
+    rng = np.random.default_rng(seed)
+    score = rng.beta(2, 2, n)
+    label = (rng.random(n) < score**1.5).astype(float)
+    label[rng.random(n) < 0.3] = np.nan
+    return pd.DataFrame(
+        {
+            "trace_id": [f"t{i}" for i in range(n)],
+            "score": score,
+            "prediction": (score >= 0.5) * 1,
+            "label": label,
+            "ts": pd.Timestamp("2026-01-01", tz="UTC"),
+            "model_version": "v1",
+        }
+    )
+
+
+def _binned(rows: pd.DataFrame) -> pd.DataFrame:
+    """The engine's binned counts of ``rows`` (DuckDB through Ibis, the query the report uses)."""
+    con = ibis.duckdb.connect()
+    table = con.create_table("predictions", rows.drop(columns="label"))
+    labels = con.create_table("labels", rows.loc[rows["label"].notna(), ["trace_id", "label"]].astype({"label": int}))
+    return binned_scores(table, labels)
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    return _rows()
+
+
+@pytest.fixture(scope="module")
+def report(rows) -> dict:
+    return summarise(_binned(rows), None, 100, 0.95, 30)
+
+
+def _labelled(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["label"].notna()]
+
+
+def test_confusion_matrix_and_rates_equal_sklearn_on_the_labelled_rows(rows, report):
+    lab = _labelled(rows)
+    y, p = lab["label"].astype(int), lab["prediction"]
+    tn, fp, fn, tp = confusion_matrix(y, p).ravel()
+    assert report["confusion"] == {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    precision, recall, f1, _ = precision_recall_fscore_support(y, p, average="binary")
+    m = report["metrics"]
+    assert m["accuracy"] == pytest.approx((tp + tn) / len(lab), abs=1e-12)
+    assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((precision, recall, f1), abs=1e-12)
+    assert report["labelled"] == len(lab) and report["rows"] == len(rows)
+
+
+def test_areas_are_within_their_stated_binning_bounds_of_sklearn(rows, report):
+    lab = _labelled(rows)
+    y, s = lab["label"].astype(int), lab["score"]
+    m, bound = report["metrics"], report["binning_error"]
+    assert abs(m["roc_auc"] - roc_auc_score(y, s)) <= bound["roc_auc"] + 1e-12
+    assert abs(m["pr_auc"] - average_precision_score(y, s)) <= bound["pr_auc"] + 1e-12
+    assert bound["roc_auc"] < 0.002 and bound["pr_auc"] < 0.01  # 1/1000 bins: the bounds are small
+
+
+def test_binned_areas_equal_sklearn_when_each_bin_holds_one_score():
+    scores = RNG.integers(0, 40, 3000)
+    labels = (RNG.random(3000) < scores / 45).astype(int)
+    curves = binned_curves(
+        np.bincount(scores[labels == 1], minlength=40), np.bincount(scores[labels == 0], minlength=40)
+    )
+    assert curves.roc_auc == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert curves.pr_auc == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+
+
+def test_brier_and_reliability_diagram_equal_sklearn(rows, report):
+    lab = _labelled(rows)
+    y, s = lab["label"].astype(int), lab["score"]
+    assert report["metrics"]["brier"] == pytest.approx(brier_score_loss(y, s), abs=1e-12)
+    prob_true, prob_pred = calibration_curve(y, s, n_bins=RELIABILITY_BINS)
+    r = report["reliability"]
+    np.testing.assert_allclose(r["positive_rate"], prob_true, atol=1e-12)
+    np.testing.assert_allclose(r["mean_score"], prob_pred, atol=1e-12)
+    ece = sum(n * abs(a - b) for n, a, b in zip(r["labelled"], prob_pred, prob_true, strict=True)) / len(lab)
+    assert report["metrics"]["ece"] == pytest.approx(ece, abs=1e-12)
+    assert np.all(r["lower"] <= r["positive_rate"]) and np.all(r["positive_rate"] <= r["upper"])
+
+
+def test_wilson_intervals_of_the_diagram_equal_statsmodels(report):
+    from statsmodels.stats.proportion import proportion_confint
+
+    r = report["reliability"]
+    low, high = proportion_confint(np.round(r["positive_rate"] * r["labelled"]), r["labelled"], method="wilson")
+    np.testing.assert_allclose(r["lower"], low, atol=1e-9)
+    np.testing.assert_allclose(r["upper"], high, atol=1e-9)
+
+
+def test_cbpe_expected_confusion_matrix_by_hand_with_nannymls_formulas():
+    # NannyML: TP = Σ_{ŷ=1} p, FP = Σ_{ŷ=1} (1 − p), FN = Σ_{ŷ=0} p, TN = Σ_{ŷ=0} (1 − p); precision = TP/(TP + FP),
+    # recall = TP/(TP + FN), F1 = 2TP/(2TP + FP + FN)
+    p = np.array([0.9, 0.8, 0.6, 0.3, 0.2, 0.1])
+    y_pred = np.array([1, 1, 1, 0, 0, 0])
+    c = expected_confusion(y_pred * 1.0, 1.0 - y_pred, p)
+    tp, fp, fn, tn = 2.3, 0.7, 0.6, 2.4
+    assert (c.tp, c.fp, c.fn, c.tn) == pytest.approx((tp, fp, fn, tn), abs=1e-12)
+    rates = c.rates()
+    assert rates["precision"] == pytest.approx(tp / 3.0, abs=1e-12)
+    assert rates["recall"] == pytest.approx(tp / 2.9, abs=1e-12)
+    assert rates["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-12)
+    assert rates["accuracy"] == pytest.approx(4.7 / 6, abs=1e-12)
+
+
+def test_cbpe_estimated_roc_auc_is_the_auc_of_the_expected_labels():
+    # NannyML's estimate_roc_auc: the ROC curve whose TPR/FPR at each threshold are the shares of Σp and Σ(1 − p)
+    # above it; with a distinct score per bin that is the trapezoid area under those points
+    p = np.array([0.05, 0.2, 0.35, 0.5, 0.7, 0.9])
+    part = pd.DataFrame({"bin": (p * 1000).astype(int), "prediction": (p >= 0.5) * 1, "n": 1.0, "s": p})
+    est = estimates(part, None, 100)
+    order = np.argsort(-p)
+    tpr = np.concatenate([[0], np.cumsum(p[order]) / p.sum()])
+    fpr = np.concatenate([[0], np.cumsum(1 - p[order]) / (1 - p).sum()])
+    assert est["roc_auc"] == pytest.approx(np.trapezoid(tpr, fpr), abs=1e-12)
+
+
+def _nannyml_std(values: np.ndarray) -> float:
+    return float(np.std(values))
+
+
+def test_sampling_errors_equal_nannymls_components_by_hand():
+    y = np.array([1, 1, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0])
+    pred = np.array([1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0])
+    tp = ((y == 1) & (pred == 1)).sum()
+    fp = ((y == 0) & (pred == 1)).sum()
+    fn = ((y == 1) & (pred == 0)).sum()
+    tn = ((y == 0) & (pred == 0)).sum()
+    scores = np.linspace(0.05, 0.95, 12)  # one distinct score per bin, the lowest a negative (no rank-0 positive)
+    bins = (scores * 1000).astype(int)
+    sc = sampling_components(
+        Confusion(tp, fp, fn, tn), np.bincount(bins[y == 1], minlength=1000), np.bincount(bins[y == 0], minlength=1000)
+    )
+    n = 400
+    # accuracy: std of the correct indicator / √n
+    assert sc.standard_error("accuracy", n) == pytest.approx(_nannyml_std((y == pred) * 1.0) / np.sqrt(n))
+    # precision: std over predicted positives (TP → 1, FP → 0) / √(n · share of positive predictions)
+    obs = np.concatenate([np.ones(tp), np.zeros(fp)])
+    assert sc.standard_error("precision", n) == pytest.approx(_nannyml_std(obs) / np.sqrt(n * pred.mean()))
+    # recall: std over actual positives / √(n · share of positives)
+    obs = np.concatenate([np.ones(tp), np.zeros(fn)])
+    assert sc.standard_error("recall", n) == pytest.approx(_nannyml_std(obs) / np.sqrt(n * y.mean()))
+    # F1: TP → 1, FN and FP → 0, scaled by (TP + FN + FP)/((FN + FP)/2 + TP); share (TP + FN + FP)/n
+    obs = np.concatenate([np.ones(tp), np.zeros(fn + fp)])
+    factor = (tp + fn + fp) / ((fn + fp) * 0.5 + tp)
+    share = (tp + fn + fp) / len(y)
+    assert sc.standard_error("f1", n) == pytest.approx(_nannyml_std(obs * factor) / np.sqrt(n * share))
+    # ROC AUC: per positive (the minority here: 6 of 12, no flip), the share of negatives ranked below it
+    order = np.argsort(scores)
+    ys = y[order]
+    below = np.array([(ys[:i] == 0).sum() for i in range(len(ys)) if ys[i] == 1]) / (ys == 0).sum()
+    assert sc.standard_error("roc_auc", n) == pytest.approx(_nannyml_std(below) / np.sqrt(n * y.mean()))
+
+
+def test_a_metric_without_its_class_is_nan_not_an_error():
+    rates = Confusion(0, 0, 5, 5).rates()
+    assert np.isnan(rates["precision"]) and rates["recall"] == 0 and rates["accuracy"] == 0.5
+    curves = binned_curves(np.zeros(10), np.ones(10))
+    assert np.isnan(curves.roc_auc) and np.isnan(curves.pr_auc)
+
+
+def test_too_few_labels_leave_the_metrics_unread(rows):
+    few = rows.copy()
+    few.loc[few.index[40:], "label"] = np.nan
+    summary = summarise(_binned(few), None, 100, 0.95, 100)
+    assert summary["labelled"] <= 40
+    assert all(np.isnan(v) for v in summary["metrics"].values())
+    assert np.isfinite(summary["estimated"]["f1"])  # the estimate needs no labels
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 999), st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=300))
+def test_metrics_are_in_0_1_and_do_not_depend_on_row_order(cells):
+    frame = pd.DataFrame(cells, columns=["bin", "prediction", "label"])
+
+    def binned(f: pd.DataFrame) -> pd.DataFrame:
+        f = f.assign(n=1.0, s=(f["bin"] + 0.5) / 1000, labelled=1.0, positives=f["label"] * 1.0)
+        f = f.assign(s_labelled=f["s"], s2_labelled=f["s"] ** 2, s_positive=f["s"] * f["label"])
+        return f.groupby(["bin", "prediction"], as_index=False).sum(numeric_only=True)
+
+    one = summarise(binned(frame), None, 100, 0.95, 1)
+    other = summarise(binned(frame.sample(frac=1.0, random_state=1)), None, 100, 0.95, 1)
+    for name, value in one["metrics"].items():
+        assert np.isnan(value) or 0 <= value <= 1, name
+        assert value == pytest.approx(other["metrics"][name], nan_ok=True, abs=1e-12), name
+    for name, value in one["estimated"].items():
+        if name != "confusion":
+            assert np.isnan(value) or -1e-12 <= value <= 1 + 1e-12, name
+    assert components(binned(frame)).standard_error("accuracy", 100) >= 0

@@ -1,0 +1,41 @@
+"""The engine side of model quality: binned score counts per label for the reference, each model version of the
+window and each chunk over time (:func:`workbench.sources.scores.binned_scores`: a few thousand numbers each,
+whatever the stream's size), and each chunk's first timestamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from workbench.core.window import Window
+from workbench.sources.chunks import chunk_key, labels_per_trace
+from workbench.sources.scores import binned_scores
+from workbench.sources.store_queries import filtered_predictions
+
+
+@dataclass(frozen=True)
+class QualityAggregates:
+    """Binned counts (see :func:`binned_scores`) of the reference, of the window per model version (``group``)
+    and of the over-time span per chunk (``group``: its start, or the row block's index with ``starts``)."""
+
+    reference: pd.DataFrame
+    versions: pd.DataFrame
+    chunks: pd.DataFrame
+    starts: pd.DataFrame | None
+    label_note: str | None
+
+
+def quality_aggregates(
+    con: Any, reference: Window, window: Window, over_time: Window, chunk: str | int, label_kinds: tuple[str, ...]
+) -> QualityAggregates:
+    """The report's aggregates over an open Ibis backend (labels: the latest of each trace from ``label_kinds``)."""
+    labels, note = labels_per_trace(con, label_kinds)
+    reference_bins = binned_scores(filtered_predictions(con, reference), labels)
+    versions = binned_scores(filtered_predictions(con, window), labels, lambda t: t.model_version)
+    keyed = chunk_key(filtered_predictions(con, over_time), chunk)
+    chunks = binned_scores(keyed, labels, lambda t: t.chunk)
+    starts = keyed.group_by("chunk").aggregate(start=keyed.ts.min()).execute() if isinstance(chunk, int) else None
+    return QualityAggregates(reference_bins, versions, chunks, starts, note)
