@@ -6,6 +6,9 @@ versions 1 and 2, each from a training run with logged metrics, and sets the ali
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -35,3 +38,18 @@ def seed(uri: str, artifacts: Path) -> MlflowClient:
     for alias, version in ALIASES.items():
         client.set_registered_model_alias(MODEL, alias, version)
     return client
+
+
+@functools.cache
+def template() -> Path:
+    """A seeded SQLite registry built once per process (MLflow's first-use migrations take ~8 s; a copy is instant)."""
+    folder = Path(tempfile.mkdtemp(prefix="workbench-mlflow-template-"))
+    seed(sqlite_uri(folder), folder / "training-artifacts")
+    return folder / "mlflow.db"
+
+
+def seeded_copy(folder: Path) -> str:
+    """A fresh copy of the seeded registry in ``folder``; returns its tracking URI."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(template(), folder / "mlflow.db")
+    return sqlite_uri(folder)
