@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from workbench.core.command import DbOption, JsonOption, emit, split_names
+from workbench.core.errors import InputError
 
 commands = typer.Typer()  # mounted on `workbench` by workbench.cli
 
@@ -40,13 +41,27 @@ def fairness(
     ] = None,
     resamples: Annotated[int | None, typer.Option(help="Bootstrap resamples for the disparity intervals.")] = None,
     chunk: Annotated[str | None, typer.Option(help="Time chunk of the disparity over time: day or week.")] = None,
+    compare_versions: Annotated[
+        bool, typer.Option(help="Every model version on accuracy vs --disparity, with the Pareto front.")
+    ] = False,
+    disparity: Annotated[
+        str, typer.Option(help="The disparity of --compare-versions (a between-groups difference).")
+    ] = "equalized_odds_difference",
+    mitigate: Annotated[
+        str | None,
+        typer.Option(help="Preview ThresholdOptimizer post-processing: demographic_parity or equalized_odds."),
+    ] = None,
+    thresholds_csv: Annotated[
+        Path | None, typer.Option(help="With --mitigate: write the group thresholds as CSV here.")
+    ] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write the group table as CSV here.")] = None,
     exit_code: Annotated[bool, typer.Option(help="Exit 1 when the verdict is fail (for a scheduler).")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Audit group fairness: rates with CIs per group, fairlearn's disparities, each group vs the reference
-    (z-test, Holm), representation of the labelled feedback, disparity over time, champion vs challenger.
+    (z-test, Holm), representation of the labelled feedback, disparity over time, champion vs challenger;
+    with --compare-versions and --mitigate the trade-offs (a preview of post-processing, not a retrained model).
     """
     from workbench.fairness.request import FairnessRequest
     from workbench.fairness.run import run
@@ -71,7 +86,12 @@ def fairness(
         score=score,
         ts=ts,
         version_col=version_col,
+        compare_versions=compare_versions,
+        disparity=disparity,
+        mitigate=mitigate,
     )
+    if thresholds_csv is not None and not request.mitigate:
+        raise InputError("--thresholds-csv needs --mitigate demographic_parity or equalized_odds")
     say = (lambda text: typer.echo(f"  {text}", err=True)) if not as_json else (lambda _: None)
     store = open_store(db)
     audit = run(FileSource(file) if file is not None else StoreSource(store), request, progress=say)
@@ -80,6 +100,9 @@ def fairness(
     if csv is not None:
         csv.write_text(audit.groups_csv(), encoding="utf-8")
         say(f"group table written to {csv}")
+    if thresholds_csv is not None:
+        thresholds_csv.write_text(audit.thresholds_csv(), encoding="utf-8")
+        say(f"group thresholds written to {thresholds_csv}")
     emit(as_json, audit.to_json(), format_audit(audit))
     if exit_code and audit.verdict == "fail":
         raise typer.Exit(1)
@@ -109,6 +132,12 @@ def format_audit(audit: Any) -> str:
         low, high = (audit.disparity_intervals.get(name) or [None, None])[:2]
         ci = f"  [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
         lines.append(f"{name:<31} {_pct(audit.disparities.get(name))}{ci}")
+    for title, section in (("Model versions", audit.comparison), ("Mitigation preview", audit.mitigation)):
+        if section:
+            lines += ["", f"{title}: {section['verdict_text']}"]
+            lines += [f"  {rule['group']}: {rule['rule']}" for rule in section.get("thresholds", [])]
+    if audit.mitigation:
+        lines.append("  (a preview of a post-processing option, not a retrained model)")
     if audit.flags:
         lines.append("")
         lines += [f"- {f['message']}" for f in audit.flags[:20]]
