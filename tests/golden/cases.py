@@ -147,6 +147,7 @@ def cases(p: dict[str, str]) -> dict[str, list[str]]:
         ],
         "check": ["check", "--rules", str(ROOT / "rules.example.toml"), *db],
         "curate": ["curate", "--out", p["curated"], *db],
+        "quality": ["quality", "--window", "last:21d", "--reference", "first:30d", "--chunk", "week", *db],
     }
 
 
