@@ -174,13 +174,15 @@ def test_a_bad_rules_file_is_refused_before_anything_is_computed(tmp_path):
         check_rules(rules)
 
 
-def test_workbench_metrics_serve_is_scraped_and_stops_on_ctrl_c(metrics_store):
+def test_workbench_metrics_serve_is_scraped_and_stops_on_ctrl_c(metrics_store, tmp_path):
     """End to end: the command computes the real numbers, serves them on 127.0.0.1 and stops cleanly."""
     store, _, rules = metrics_store
+    settings = tmp_path / "settings.toml"
+    settings.write_text("[metrics]\nrefresh_seconds = 3600\n", encoding="utf-8")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "metrics", "serve", "--port", str(port), "--rules", str(rules),
-         "--db", str(store.path)],
+        [sys.executable, "-m", "workbench.cli", "--settings", str(settings), "metrics", "serve", "--port", str(port),
+         "--rules", str(rules), "--db", str(store.path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -195,7 +197,7 @@ def test_workbench_metrics_serve_is_scraped_and_stops_on_ctrl_c(metrics_store):
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0 and "stopped" in stderr and "Traceback" not in stderr
-    assert f"serving http://127.0.0.1:{port}/metrics" in stderr
+    assert f"serving http://127.0.0.1:{port}/metrics" in stderr and "recomputed every 3600 s" in stderr
     snapshot = stream_snapshot(store, None, "day", "model_version", ("outcome",))
     counts = snapshot.series.groupby("segment")[["correct", "labels"]].sum()
     for version, row in counts.iterrows():

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server, write_to_textfile
+from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
 from prometheus_client.core import Metric
 
 from workbench.core.errors import InputError
@@ -59,10 +59,6 @@ class Exporter:
         readings = self.readings
         if readings is not None:
             yield from families(readings, self.refreshes)
-
-    def text(self) -> str:
-        """The exposition text of the last readings (Prometheus text format 0.0.4)."""
-        return generate_latest(self.registry).decode("utf-8")
 
     def start(self) -> None:
         """Recompute in a daemon thread every ``refresh_seconds`` after the previous computation ended."""
