@@ -101,7 +101,11 @@ def versions_section(report: QualityReport) -> None:
     for col, v in zip(st.columns(min(len(report.versions), 3)), report.versions[:3], strict=False):
         col.plotly_chart(charts.confusion_figure(v, f"{v['model_version']}: confusion matrix"), width="stretch")
     table = metrics_table(report)
-    ui.table(table, column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[2:]})
+    formats = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[2:]}
+    formats["binning error ≤"] = st.column_config.NumberColumn(
+        format="%.4f", help="Bound of the area's error from the 1/1000 score bins vs scikit-learn on the rows"
+    )
+    ui.table(table, column_config=formats)
     roc, pr = st.columns(2)
     roc.plotly_chart(charts.curves_figure(report, "roc"), width="stretch")
     pr.plotly_chart(charts.curves_figure(report, "pr"), width="stretch")
