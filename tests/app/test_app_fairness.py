@@ -120,3 +120,35 @@ def test_group_table_headers_spell_out_the_rates(page):
     config = json.loads(app.dataframe[1].proto.columns)
     assert "False positive rate" in config["FPR"]["help"] and "True positive rate" in config["TPR"]["help"]
     assert "Wilson" in config["FPR 95% CI"]["help"] and "Holm" in config["adjusted p"]["help"]
+
+
+def test_tradeoffs_tab_shows_the_versions_front_and_the_mitigation_preview(page):
+    """Issue 20: both verdicts in words, the preview said to be one, the thresholds table, and the gate's record."""
+    app, store = page
+    assert not app.exception
+    boxes = [b.value for b in [*app.success, *app.info, *app.warning]]
+    (comparison,) = [b for b in boxes if "v2" in b and "v1" in b and "equalized odds difference" in b]
+    assert comparison.split(" — ")[0] in {"**BETTER**", "**WORSE**", "**TRADEOFF**", "**NO DIFFERENCE**"}
+    (mitigation,) = [b for b in boxes if "ThresholdOptimizer (equalized odds)" in b]
+    assert mitigation.startswith("**REDUCES** — ") and "0.000" in mitigation
+    assert any("not a retrained model" in b for b in boxes)
+    tables = [d.value for d in app.dataframe]
+    (versions,) = [t for t in tables if "on the Pareto front" in t.columns]
+    assert set(versions["version"]) == {"v1", "v2"} and versions["on the Pareto front"].any()
+    (thresholds,) = [t for t in tables if "rule" in t.columns]
+    assert list(thresholds["group"]) == ["east", "north", "south", "west"]
+    assert thresholds["rule"].str.startswith("score ≥ ").all()
+    assert "FPR after" in thresholds.columns and thresholds["FPR after"].nunique() == 1  # equal FPR after
+    recorded = latest_runs(store)["fairness"].summary
+    assert [t["group"] for t in recorded["mitigation"]["thresholds"]] == ["east", "north", "south", "west"]
+
+
+def test_another_constraint_and_none(page):
+    app, _ = page
+    app.selectbox(key="fair_mitigate").set_value("demographic_parity").run()
+    assert not app.exception
+    assert any("ThresholdOptimizer (demographic parity)" in b.value for b in [*app.success, *app.info, *app.warning])
+    app.selectbox(key="fair_mitigate").set_value("(none)").run()
+    assert not app.exception
+    assert any("Pick a constraint above" in i.value for i in app.info)
+    assert [b.label for b in app.get("download_button")] == ["Audit (JSON)", "Groups (CSV)"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.fairness.sections import by_group, cell_array
+from workbench.fairness.sections import cell_array
 from workbench.stats.clean import finite
 from workbench.stats.fairness import (
     RANGE_DISPARITIES,
@@ -200,11 +200,10 @@ def _pair_verdict(
 def score_counts(frame: pd.DataFrame, groups: Sequence[str], bins: int) -> np.ndarray:
     """Labelled, scored rows per (group, cell, score bin), shape (groups, 4, bins); cells TP, FP, FN, TN of the
     model's own predictions. ``frame``: ``queries.cells`` with ``edges`` (its ``decile`` = the score bin)."""
-    out = np.zeros((len(groups), 4, bins))
     scored = frame[frame["decile"] >= 0]
-    for b in range(bins):
-        out[:, :, b] = by_group(scored[scored["decile"] == b], groups, ["tp", "fp", "fn", "tn"])
-    return out
+    sums = scored.groupby(["group", "decile"])[["tp", "fp", "fn", "tn"]].sum()
+    full = sums.reindex(pd.MultiIndex.from_product([list(groups), range(bins)]), fill_value=0.0)
+    return full.to_numpy(dtype=float).reshape(len(groups), bins, 4).transpose(0, 2, 1)
 
 
 def _six(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> np.ndarray:
@@ -286,9 +285,11 @@ def _summaries(
     replicated: dict[str, np.ndarray] = {}
     boot = None
     if settings.bootstrap_resamples:
-        shape = counts.shape
-        flat = bootstrap_cells(counts.reshape(shape[0], -1), settings.bootstrap_resamples, settings.seed + 7)
-        boot = flat.reshape(settings.bootstrap_resamples, *shape)
+        flat = counts.reshape(counts.shape[0], -1)
+        used = flat.sum(axis=0) > 0  # a (cell, bin) empty in every group stays empty in every replicate
+        boot = np.zeros((settings.bootstrap_resamples, *flat.shape))
+        boot[..., used] = bootstrap_cells(flat[:, used], settings.bootstrap_resamples, settings.seed + 7)
+        boot = boot.reshape(settings.bootstrap_resamples, *counts.shape)
         boot_before, boot_after = _before_after(boot, fit)
     for when, cells in (("before", before), ("after", after)):
         with np.errstate(divide="ignore", invalid="ignore"):
