@@ -45,11 +45,11 @@ with st.container(border=True):
         learned = o2.checkbox(
             f"Learn thresholds from the reference's chunks (mean ± {settings.learned_sigmas:g}σ)", key="drift_learned"
         )
-        multivariate = o3.checkbox("Multivariate: domain classifier", value=True, key="drift_mv")
+        multivariate = o3.checkbox("Multivariate: domain classifier and PCA", value=True, key="drift_mv")
 
 with ui.user_errors():
     reference, current = view.preset_windows(preset, summary, custom)
-    request = view.DriftRequest(reference, current, tuple(chosen), multivariate=multivariate)
+    request = view.DriftRequest(reference, current, tuple(chosen), multivariate=multivariate, chunk=chunk.split()[0])
 with ui.user_errors(), st.status("Computing drift…", expanded=False) as status:
     result = view.cached_run(store, request, status.update)
     status.update(label=f"Drift computed in {result.seconds or 0:.1f} s", state="complete")
@@ -59,6 +59,7 @@ view.render_verdict(result)
 view.render_statistics(result)
 view.render_distributions(result)
 view.render_predictions(result)
+view.render_multivariate(result)
 over = view.render_over_time(store, result, request, chunk, learned)
 perf = view.render_performance(store, request.reference_window, chunk)
 view.render_downloads(result, over, perf)

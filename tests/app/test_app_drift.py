@@ -96,3 +96,20 @@ def test_drift_table_headers_explain_their_columns(drift_app):
                           ("KS", "exact"), ("PSI", "≥ 0.1")):  # fmt: skip
         assert words in config[column]["help"], column
     assert any("CBPE, confidence-based performance estimation" in c.value for c in app.caption)
+
+
+def test_drift_page_explains_the_multivariate_drift_in_words_and_charts(drift_app):
+    """Issue 20: the PCA reconstruction's verdict, its reasons, the sample it was fitted on and the top pair."""
+    app, _, _ = drift_app
+    assert "Multivariate drift" in [s.value for s in app.subheader]
+    (verdict,) = [e.value for e in app.error if "multivariate drift:" in e.value]  # the last 7 days: the sudden drift
+    assert verdict.startswith("**multivariate drift: yes — the PCA reconstruction error left its band")
+    assert "most comes from latency_ms" in verdict and "the pair amount × latency_ms" in verdict
+    reasons = " ".join(m.value for m in app.markdown)
+    assert "PCA reconstruction error outside" in reasons and "(reference mean ± 3σ) in 2 of 2 current chunks" in reasons
+    (caption,) = [c.value for c in app.caption if c.value.startswith("PCA fitted on a seeded sample of 5,000")]
+    assert "6 components keep" in caption and "per week" in caption
+    app.selectbox(key="drift_chunk").set_value("day").run()  # the over-time chunk is the reconstruction's too
+    assert not app.exception
+    (caption,) = [c.value for c in app.caption if c.value.startswith("PCA fitted")]
+    assert "per day" in caption

@@ -1,4 +1,4 @@
-"""Plotly figures for drift: PSI by feature, distribution overlays, the feature × time heatmap, lines, performance.
+"""Plotly figures for drift: PSI by feature, distributions, the feature × time heatmap, performance, multivariate.
 
 They take result objects (:class:`~workbench.drift.result.DriftResult`,
 :class:`~workbench.drift.over_time.DriftOverTime`, :class:`~workbench.drift.performance.PerformanceOverTime`)
@@ -231,3 +231,86 @@ def domain_classifier_figure(multivariate: dict[str, Any]) -> go.Figure:
     fig = layout(fig, title, "")
     fig.update_layout(hovermode="closest", height=max(240, 24 * len(rows) + 90), xaxis_title="AUC drop when shuffled")
     return fig
+
+
+def reconstruction_figure(reconstruction: dict[str, Any]) -> go.Figure:
+    """PCA reconstruction error per chunk (reference grey, current blue, alerts red ✕) and the band that decided."""
+    chunks = pd.DataFrame(reconstruction.get("chunks") or [], columns=["chunk", "rows", "error", "period", "alert"])
+    fig = go.Figure()
+    for period, color in (("reference", REFERENCE_COLOR), ("current", CURRENT_COLOR)):
+        part = chunks[chunks["period"] == period]
+        fig.add_scatter(
+            x=pd.to_datetime(part["chunk"], utc=True), y=part["error"], name=f"{period} chunks",
+            mode="lines+markers", line={"color": color}, customdata=part["rows"],
+            hovertemplate="%{x|%Y-%m-%d %H:%M}: error %{y:.3f} (%{customdata:,} rows)<extra></extra>",
+        )  # fmt: skip
+    alerts = chunks[chunks["alert"].eq(True)]
+    if len(alerts):
+        fig.add_scatter(
+            x=pd.to_datetime(alerts["chunk"], utc=True), y=alerts["error"], name="alert (outside the band)",
+            mode="markers", marker={"color": DRIFT_COLOR, "size": 11, "symbol": "x"}, hoverinfo="skip",
+        )  # fmt: skip
+    t = reconstruction.get("threshold") or {}
+    for side in ("upper", "lower"):
+        if t.get(side) is not None:
+            fig.add_hline(
+                y=t[side], line_dash="dash", line_color="#111827",
+                annotation_text=f"{side} {t[side]:.3f} (reference mean {'+' if side == 'upper' else '−'} "
+                f"{t['sigmas']:g}σ)", annotation_position="top left" if side == "upper" else "bottom left",
+            )  # fmt: skip
+    sigmas = t.get("sigmas", 3)
+    title = f"PCA reconstruction error per {reconstruction.get('chunk', 'chunk')} (band: reference mean ± {sigmas:g}σ)"
+    fig = layout(fig, title, "mean reconstruction error (σ units)")
+    fig.update_layout(hovermode="closest", legend={"y": -0.18, "yanchor": "top"})
+    return fig
+
+
+def reconstruction_parts_figure(reconstruction: dict[str, Any], top: int = 8) -> go.Figure:
+    """Bars: the features' and pairs' parts of the change in mean squared reconstruction error, largest first."""
+    parts = [(f["feature"], f["contribution"], "feature") for f in reconstruction.get("feature_contributions", [])]
+    parts += [
+        (" × ".join(p["features"]), p["contribution"], "pair") for p in reconstruction.get("pair_contributions", [])
+    ]
+    parts = sorted(parts, key=lambda p: -abs(p[1]))[:top][::-1]  # plotly draws the first bar at the bottom
+    colors = {"feature": PALETTE[3], "pair": PALETTE[1]}
+    fig = go.Figure(
+        go.Bar(
+            x=[p[1] for p in parts], y=[p[0] for p in parts], orientation="h",
+            marker_color=[colors[p[2]] for p in parts], customdata=[p[2] for p in parts],
+            hovertemplate="%{y} (%{customdata}): %{x:+.3f}<extra></extra>",
+        )
+    )  # fmt: skip
+    mse = reconstruction.get("mean_squared_error") or {}
+    change = f": {mse['reference']:.2f} → {mse['current']:.2f}" if mse else ""
+    fig = layout(fig, f"Mean squared error{change}: its parts", "")
+    fig.update_layout(hovermode="closest", height=max(240, 26 * len(parts) + 110),
+                      xaxis_title="part of the change (purple: a feature, orange: a pair)")  # fmt: skip
+    return fig
+
+
+def pair_density_figure(reconstruction: dict[str, Any]) -> go.Figure:
+    """Heatmap: the top pair's share of rows per 2-D quantile bin, current minus reference (percentage points)."""
+    pair = reconstruction.get("top_pair") or {}
+    if not pair:
+        return layout(go.Figure(), "No pair to show", "")
+    x_name, y_name = pair["features"]
+    diff = [[v * 100 for v in row] for row in pair["difference"]]
+    span = max((abs(v) for row in diff for v in row), default=1.0) or 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=diff, x=_bin_labels(pair["edges_x"]), y=_bin_labels(pair["edges_y"]), zmid=0, zmin=-span, zmax=span,
+            colorscale="RdBu_r", colorbar={"title": "pp"},
+            hovertemplate=f"{x_name} %{{x}} · {y_name} %{{y}}: %{{z:+.2f}} pp<extra></extra>",
+        )
+    )  # fmt: skip
+    fig = layout(fig, f"{x_name} × {y_name}: share of rows, current − reference (red: more now)", y_name)
+    fig.update_layout(hovermode="closest", height=420, xaxis_title=x_name)
+    return fig
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    """'< 12.3', '12.3–20.1', …, '≥ 80.0': the quantile bins of one axis."""
+    if not edges:
+        return ["all"]
+    inner = [f"{a:.3g}–{b:.3g}" for a, b in itertools.pairwise(edges)]
+    return [f"< {edges[0]:.3g}", *inner, f"≥ {edges[-1]:.3g}"]

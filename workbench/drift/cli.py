@@ -54,6 +54,9 @@ def format_result(result: DriftResult) -> str:
             f"domain classifier AUC {mv['auc']:.3f} (95% CI {mv['ci_lower']:.3f}–{mv['ci_upper']:.3f}): "
             f"{'multivariate drift' if mv['drift'] else 'no multivariate drift'}; separating: {top}"
         )
+    rc = result.reconstruction
+    if rc:
+        lines += ["", rc["verdict_text"], *(f"  {reason}" for reason in rc["reasons"])]
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)
 
@@ -85,7 +88,13 @@ def drift(
     over_time: Annotated[
         str | None, typer.Option(help="Add drift and performance over time by day, week or N rows (store only).")
     ] = None,
-    multivariate: Annotated[bool, typer.Option(help="Run the domain classifier (multivariate drift).")] = True,
+    multivariate: Annotated[
+        bool, typer.Option(help="Run the domain classifier and the PCA reconstruction error (multivariate drift).")
+    ] = True,
+    chunk: Annotated[
+        str | None,
+        typer.Option(help="Chunks of the PCA reconstruction error: day, week or N rows (default: --over-time, day)."),
+    ] = None,
     exit_code: Annotated[bool, typer.Option(help="Exit 1 when the dataset drifted (for a scheduler).")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -125,8 +134,9 @@ def drift(
     ref_side = reference_file or (window(reference, reference_version) if on_reference else None)
     cur_side = current_file or (window(current, current_version) if on_current else None)
     request = DriftRequest(
-        ref_side, cur_side, tuple(split_names(features)), tuple(split_names(categorical)), multivariate, over_time
-    )
+        ref_side, cur_side, tuple(split_names(features)), tuple(split_names(categorical)), multivariate, over_time,
+        chunk,
+    )  # fmt: skip
     result = run(StoreSource(store), request, progress=say)
     if request.mode != FILES or (db is not None and store.exists()):
         record_once(store, result, set())  # not on a lake or a read-only store

@@ -264,3 +264,16 @@ def explain(section: dict[str, Any], classifier: dict[str, Any] | None) -> str |
     if classifier and classifier.get("importance"):
         text += f"; the domain classifier separates by {', '.join(r['feature'] for r in classifier['importance'][:2])}"
     return text
+
+
+def reconstruction_caption(section: dict[str, Any]) -> str:
+    """How the PCA was fitted, in words: the sample, the features, the components and the variance they keep."""
+    left_out = section.get("left_out") or []
+    return (
+        f"PCA fitted on a seeded sample of {section['sample_rows']:,} reference rows (at most "
+        f"{section['sample_limit']:,}) over {len(section['features'])} numeric features, standardised on the "
+        f"reference, missing values at the mean; {section['n_components']} components keep "
+        f"{section['explained_variance']:.0%} of the variance (≥ {section['variance_share']:.0%}, NannyML's default). "
+        f"Every row of both windows is scored in the engine, per {section['chunk']}."
+        + (f" Left out (constant or empty): {', '.join(left_out)}." if left_out else "")
+    )

@@ -14,6 +14,7 @@ import html
 from typing import Any
 
 from workbench.drift import charts
+from workbench.drift.reconstruction import reconstruction_caption
 from workbench.drift.result import DriftResult, rate_lines
 
 STYLE = """
@@ -77,8 +78,20 @@ def html_report(
     extras = rate_lines(result)
     if extras:
         parts.append("<h2>Prediction and label drift</h2><p>" + html.escape("; ".join(extras)) + "</p>")
+    rc = result.reconstruction
+    if rc or (result.multivariate and result.multivariate.get("auc") is not None):
+        parts.append("<h2>Multivariate drift</h2>")
+    if rc:
+        css = "verdict drift" if rc["verdict"] == "drift" else "verdict"
+        parts.append(f"<p class='{css}'>{html.escape(rc['verdict_text'])}</p>")
+        parts.append("<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in rc["reasons"]) + "</ul>")
+        if rc["chunks"]:
+            parts += [f"<p class='muted'>{html.escape(reconstruction_caption(rc))}</p>",
+                      figure(charts.reconstruction_figure(rc))]  # fmt: skip
     if result.multivariate and result.multivariate.get("auc") is not None:
-        parts += ["<h2>Multivariate drift</h2>", figure(charts.domain_classifier_figure(result.multivariate))]
+        parts.append(figure(charts.domain_classifier_figure(result.multivariate)))
+    if rc and rc["pair_contributions"]:
+        parts += [figure(charts.reconstruction_parts_figure(rc)), figure(charts.pair_density_figure(rc))]
     parts.append("<h2>Distributions</h2>")
     for f in result.ordered:
         if f.distribution:

@@ -23,6 +23,7 @@ from workbench.core.window import Window, describe_window, parse_window
 from workbench.drift import charts
 from workbench.drift.engine import load_settings
 from workbench.drift.over_time import DriftOverTime, PerformanceOverTime, drift_over_time, estimated_performance
+from workbench.drift.reconstruction import reconstruction_caption
 from workbench.drift.report import html_report
 from workbench.drift.request import DriftRequest, OverTimeRequest
 from workbench.drift.result import DriftResult
@@ -273,8 +274,8 @@ def render_distributions(result: DriftResult) -> None:
 
 
 def render_predictions(result: DriftResult) -> None:
-    """Predicted-positive rate, score PSI, label rate, and the domain classifier's separating features."""
-    st.subheader("Predictions, labels and the joint distribution")
+    """Predicted-positive rate, score PSI and label rate."""
+    st.subheader("Predictions and labels")
     p = st.columns(3)
     pred = (result.prediction_drift or {}).get("positive_rate")
     if pred and pred["reference"] is not None and pred["current"] is not None:
@@ -287,9 +288,33 @@ def render_predictions(result: DriftResult) -> None:
     if label and label["reference"] is not None and label["current"] is not None:
         p[2].metric("Label rate (feedback)", f"{label['current']:.1%}", f"{label['change'] * 100:+.1f} pp vs reference",
                     delta_color="off", help="Share of positive labels among labelled predictions.")  # fmt: skip
-    mv = result.multivariate or {}
+
+
+def render_multivariate(result: DriftResult) -> None:
+    """The multivariate section: its verdict and reasons, the PCA reconstruction error per chunk with its band,
+    the domain classifier's features, the features' and pairs' parts of the change, the top pair's 2-D density."""
+    st.subheader("Multivariate drift")
+    rc, mv = result.reconstruction, result.multivariate or {}
+    if rc is None:
+        st.caption("The PCA reconstruction runs on windows of the store with the multivariate option on.")
+    else:
+        box = st.error if rc["verdict"] == "drift" else st.warning if rc["verdict"] == "insufficient" else st.success
+        box(f"**{rc['verdict_text']}.**", icon=":material/hub:")
+        st.markdown("\n".join(f"- {reason}" for reason in rc["reasons"]))
+        if rc["sample_rows"]:
+            st.caption(reconstruction_caption(rc))
+        if rc["chunks"]:
+            st.plotly_chart(charts.reconstruction_figure(rc), width="stretch")
+    left, right = st.columns(2)
     if mv.get("importance"):
-        st.plotly_chart(charts.domain_classifier_figure(mv), width="stretch")
+        left.plotly_chart(charts.domain_classifier_figure(mv), width="stretch")
+    if rc and rc["pair_contributions"]:
+        right.plotly_chart(charts.reconstruction_parts_figure(rc), width="stretch")
+        st.plotly_chart(charts.pair_density_figure(rc), width="stretch")
+        if rc["explanation"] and rc["explanation"] not in rc["verdict_text"]:  # the verdict says it when it alarms
+            st.caption(f"Why the error changed: {rc['explanation']}.")
+    if rc and rc.get("warning"):
+        st.caption(f":material/warning: {rc['warning']}")
 
 
 def render_over_time(
