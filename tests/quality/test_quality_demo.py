@@ -10,9 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import GOOD, write
 from tests.golden.cases import cli
 from workbench.core.errors import InputError
 from workbench.demo.scenario import Scenario, build_demo
+from workbench.ingest.pipeline import ingest_file
+from workbench.quality.charts import curves_figure, over_time_figure, reliability_figure, verdict_figure
 from workbench.quality.cli import format_report
 from workbench.quality.request import METRICS, QualityRequest
 from workbench.quality.run import run
@@ -113,3 +116,20 @@ def test_the_terminal_report_names_the_verdict_and_each_metric(demo_small):
     assert lines[0].startswith("quality dropped: ")
     assert any(line.startswith("F1 ") and line.endswith("YES") for line in lines)
     assert "realised F1 outside its CBPE band in the chunks starting 2026-02-16" in text
+
+
+def test_a_tiny_store_without_feedback_is_insufficient_not_a_crash(store, tmp_path):
+    ingest_file(store, write(tmp_path / "p.csv", GOOD))  # three scored predictions, no feedback
+    report = run(StoreSource(store), QualityRequest(window="all", reference="all", chunk="day"))
+    assert report.verdict == "insufficient"
+    assert report.verdict_text.startswith("insufficient labels: the reference has 0 labelled predictions")
+    document = json.dumps(report.to_json(), allow_nan=False)  # no NaN anywhere
+    assert '"verdict_word": "insufficient"' in document
+    for figure in (verdict_figure(report), curves_figure(report), reliability_figure(report), over_time_figure(report)):
+        assert figure.to_json()
+
+
+def test_an_empty_window_says_so(demo_small):
+    store, _ = demo_small
+    report = run(StoreSource(store), QualityRequest(window="2030-01-01..2030-01-02"))
+    assert report.verdict_text == "insufficient labels: no scored predictions in the window"

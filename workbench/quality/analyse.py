@@ -179,6 +179,9 @@ def decide(current: dict, reference: dict, comparisons: list[dict], min_labels: 
     metric undefined everywhere), ``dropped`` when a realised metric fell below its band of the reference,
     else ``holds``. The reasons name each metric's number and its threshold, and any gap to the estimate."""
     name = lambda m: METRIC_NAMES[m]  # noqa: E731
+    for side, summary in (("reference", reference), ("window", current)):
+        if summary["rows"] == 0:
+            return "insufficient", f"insufficient labels: no scored predictions in the {side}", []
     if reference["labelled"] < min_labels:
         return (
             "insufficient",
