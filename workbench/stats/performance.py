@@ -1,4 +1,5 @@
-"""Performance from binned aggregates: realised accuracy and ROC AUC, calibration, and the CBPE estimate.
+"""Performance from binned aggregates: the confusion matrix and its rates, ROC and PR curves and areas, calibration
+(reliability diagram, ECE, Brier), and CBPE's label-free estimates of every metric with NannyML's sampling errors.
 
 Inputs are counts per score bin (equal-width bins of the score in [0, 1]) and prediction, so the
 engine sends a few thousand numbers whatever the stream's size.
@@ -10,6 +11,10 @@ engine sends a few thousand numbers whatever the stream's size.
   expected number of correct predictions is Σ c over predicted positives + Σ (1 − c) over predicted
   negatives, and its sampling variance Σ c(1 − c) (independent Bernoulli outcomes). It assumes the
   probability of the label given the score did not change: covariate shift only, no concept drift.
+  :func:`expected_confusion` gives CBPE's expected confusion matrix (every metric's estimate is a ratio of it) and
+  :func:`sampling_components` NannyML's standard errors (``sampling_error.binary_classification``).
+- Model quality (:class:`Confusion`, :func:`binned_curves`, :func:`reliability`, :func:`brier_score`): checked
+  against scikit-learn on the rows in ``tests/quality``.
 """
 
 from __future__ import annotations
