@@ -1,0 +1,92 @@
+"""AppTest of the registry facts on the pages (MLflow on, a seeded SQLite registry): the gate shows each demo
+version's registered facts and logs a decision as a run; the fairness page defaults champion and challenger from
+the aliases; with MLflow off nothing of it shows."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from tests.registry.seed import MODEL, seeded_copy
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.gate.decisions import read_decisions
+from workbench.registry.tracking import HASH_TAG
+from workbench.sources.store import Store
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory) -> Store:
+    store = Store(tmp_path_factory.mktemp("registry-app") / "workbench.duckdb")
+    build_demo(store, Scenario(rows=5_000, days=30))
+    return store
+
+
+@pytest.fixture(autouse=True)
+def routed(navigation_app) -> None:
+    """Pages run through the router (app.py), as in the other AppTests."""
+
+
+@pytest.fixture()
+def mlflow_on(tmp_path, monkeypatch) -> str:
+    """A seeded registry named in a settings file, MLflow on through $MLFLOW_TRACKING_URI; returns the URI."""
+    uri = seeded_copy(tmp_path / "mlflow")
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f'[mlflow]\nregistered_model = "{MODEL}"\nartifact_location = "{(tmp_path / "a").as_uri()}"\n')
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(settings))
+    return uri
+
+
+def open_page(store: Store, monkeypatch, script: str) -> AppTest:
+    for name in ("WORKBENCH_READ_ONLY", "WORKBENCH_DECISION_KEY", "WORKBENCH_DECISION_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    app.run()
+    app.switch_page(script).run()
+    assert not app.exception
+    return app
+
+
+def registry_rows(app: AppTest) -> list[dict]:
+    """The rows of the "Model registry" table (the table after its heading)."""
+    frames = [t.value for t in app.dataframe if "registered version" in t.value.columns]
+    assert len(frames) == 1
+    return frames[0].to_dict("records")
+
+
+def test_the_gate_shows_the_registry_facts_and_logs_the_decision_as_a_run(demo_store, mlflow_on, monkeypatch):
+    app = open_page(demo_store, monkeypatch, "pages/gate.py")
+    assert any(f"**Model registry** · `{MODEL}`" in m.value for m in app.markdown)
+    rows = {r["model version"]: r for r in registry_rows(app)}
+    assert (rows["v1"]["registered version"], rows["v1"]["aliases"]) == ("1", "champion")
+    assert (rows["v2"]["registered version"], rows["v2"]["aliases"]) == ("2", "challenger")
+    assert rows["v2"]["run metrics"] == "accuracy 0.84, roc_auc 0.9"
+    (form,) = [f for f in app.get("form") if [b.label for b in f.get("form_submit_button")] == ["Record decision"]]
+    form.text_input[0].input("ana")
+    form.text_area[0].input("defer until the A/B test ends")
+    form.radio[0].set_value("defer")
+    form.get("form_submit_button")[0].click().run()
+    assert not app.exception
+    (entry,) = read_decisions(demo_store)
+    assert any(f"MLflow: logged as MLflow run {entry.mlflow_run_id}" in i.value for i in app.info)
+    run = MlflowClient(tracking_uri=mlflow_on).get_run(entry.mlflow_run_id)
+    assert run.data.tags[HASH_TAG] == entry.hash
+    assert run.inputs.dataset_inputs[0].dataset.digest == entry.dataset_sha256[:36]
+
+
+def test_the_fairness_page_defaults_champion_and_challenger_from_the_aliases(demo_store, mlflow_on, monkeypatch):
+    app = open_page(demo_store, monkeypatch, "pages/fairness.py")
+    assert (app.selectbox(key="fair_champion").value, app.selectbox(key="fair_challenger").value) == ("v1", "v2")
+    assert {r["model version"] for r in registry_rows(app)} == {"v1", "v2"}
+
+
+def test_with_mlflow_off_the_pages_show_no_registry(demo_store, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WORKBENCH_SETTINGS", raising=False)
+    app = open_page(demo_store, monkeypatch, "pages/fairness.py")
+    assert app.selectbox(key="fair_champion").value == "(first)"
+    assert not any("Model registry" in m.value for m in app.markdown)
