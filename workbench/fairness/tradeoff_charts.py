@@ -71,8 +71,9 @@ def mitigation_figure(audit: Any) -> go.Figure:
         values = [m.get(f"{what}_before"), m.get(f"{what}_after")]
         intervals = [m.get(f"{what}_before_ci") or [None, None], m.get(f"{what}_after_ci") or [None, None]]
         fig.add_bar(x=["before", "after"], y=values, marker_color=[DOMINATED, FRONT], showlegend=False,
-                    error_y=_errors(values, intervals), row=1, col=col,
-                    hovertemplate="%{x}: %{y:.3f}<extra></extra>")  # fmt: skip
+                    error_y=_errors(values, intervals), row=1, col=col, cliponaxis=False,
+                    text=["n/a" if v is None else f"{v:.3f}" for v in values], textposition="auto",
+                    insidetextanchor="start", hovertemplate="%{x}: %{y:.3f}<extra></extra>")  # fmt: skip
     if m.get("disparity_before") is not None:
         fig.add_hline(y=m["disparity_before"], line={"color": DECIDING, "dash": "dash", "width": 1}, row=1, col=2)
     rules = m.get("thresholds") or []
@@ -87,7 +88,8 @@ def mitigation_figure(audit: Any) -> go.Figure:
         )  # fmt: skip
     constraint = str(m.get("constraint", "")).replace("_", " ")
     fig = layout(fig, f"Mitigation preview ({constraint}): before and after, with the group thresholds", "")
-    fig.update_layout(hovermode="closest", height=380)
+    fig.update_layout(hovermode="closest", height=400, legend={"orientation": "h", "y": -0.12, "yanchor": "top",
+                                                                "x": 1, "xanchor": "right"})  # fmt: skip
     fig.update_xaxes(range=[0, 1], row=1, col=3)
     fig.update_yaxes(type="category", autorange="reversed", row=1, col=3)
     return fig

@@ -361,16 +361,16 @@ def comparison_table(audit: FairnessAudit) -> pd.DataFrame:
 
 
 def thresholds_table(audit: FairnessAudit) -> pd.DataFrame:
-    """One row per group: the rule in words, then selection rate, TPR, FPR and accuracy before → after."""
+    """One row per group: selection rate, TPR, FPR and accuracy before → after, then the rule in words."""
     m = audit.mitigation or {}
     rules = {r["group"]: r["rule"] for r in m.get("thresholds", [])}
     rows = []
     for g in m.get("groups", []):
-        row: dict[str, Any] = {"group": g["group"], "rule": rules.get(g["group"]), "labelled": g["n"]}
+        row: dict[str, Any] = {"group": g["group"], "labelled": g["n"]}
         for metric in ("selection_rate", "tpr", "fpr", "accuracy"):
             for when in ("before", "after"):
                 row[f"{METRIC_NAMES[metric]} {when}"] = g[f"{metric}_{when}"]
-        rows.append(row)
+        rows.append({**row, "rule": rules.get(g["group"])})
     return pd.DataFrame(rows)
 
 
