@@ -38,6 +38,7 @@ view.render_verdict(result)
 if mode == MODE_STORE:
     registry.render_facts(registry.store_versions())
 view.render_results(result)
+view.render_segments(result)
 view.render_timeline(result)
 view.render_bayes_and_power(result)
 view.render_downloads(result)

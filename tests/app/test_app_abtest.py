@@ -8,6 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from workbench.abtest.analyse import analyse_store
+from workbench.abtest.request import ABTestRequest
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
@@ -171,3 +173,26 @@ def test_the_results_table_says_units_and_explains_its_headers(page: AppTest) ->
     assert "Holm" in config["p adjusted"]["help"] and "Relative lift" in config["lift [CI]"]["help"]
     assert "percentage points" in config["difference [CI]"]["help"]
     assert any("relative lift at" in c.value for c in app.caption)
+
+
+def test_a_breakdown_shows_heterogeneity_first_then_a_forest_and_the_table(page: AppTest, ab_store: Store) -> None:
+    app = page
+    assert app.selectbox(key="ab_by").value == "(none)" and "region" in app.selectbox(key="ab_by").options
+    charts_before = len(app.get("plotly_chart"))
+    app.selectbox(key="ab_by").set_value("region").run()
+    assert not app.exception
+    expected = analyse_store(ab_store, ABTestRequest(metrics=("thumbs_up_rate",), guardrails=("dwell_time",),
+                                                     control="champion", by="region")).segments  # fmt: skip
+    assert "Results by region" in [h.value for h in app.subheader]
+    boxes = [a.value for a in app.info] + [a.value for a in app.warning]
+    for h in expected.heterogeneity:  # the Q test's sentence, one per metric and variant, above the lifts
+        assert f"{h.text}." in boxes
+    assert len(app.get("plotly_chart")) == charts_before + len(expected.heterogeneity)  # a forest per metric
+    table = next(d.value for d in app.dataframe if "region" in d.value.columns and "risk" in d.value.columns)
+    assert len(table) == len(expected.rows) and set(table["region"]) == set(expected.values)
+    readable = [r for r in expected.rows if r.verdict != "too_small"]
+    assert sorted(table["verdict"]) == sorted(r.verdict.replace("_", " ") for r in expected.rows)
+    assert (table["risk"] != "").sum() == len(readable)
+    assert expected.adjustment_text[1:] in " ".join(c.value for c in app.caption)
+    main = app.dataframe[0]
+    assert "risk" in main.proto.column_order  # risk beside the chance to win in the results table

@@ -108,6 +108,7 @@ def cases(p: dict[str, str]) -> dict[str, list[str]]:
         ],
         "drift_file_window": ["drift", "--reference-file", p["ref"], "--current", "last:7d", *db],
         "abtest_store": ["abtest", "--metric", "thumbs_up_rate", *db],
+        "abtest_by": ["abtest", "--metric", "thumbs_up_rate", "--by", "region", *db],
         "abtest_file": ["abtest", "--file", p["units"], "--arm-col", "arm", "--metric-col", "converted"],
         "abtest_summary": ["abtest", "--summary-file", p["summary"]],
         "power": ["power", "--baseline", "0.62", "--mde", "0.05", "--relative"],

@@ -10,6 +10,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from workbench.abtest.formats import unit_of
 from workbench.core.plotting import PALETTE, layout
 
 GOOD, BAD, NEUTRAL = "#16a34a", "#dc2626", "#4b5563"
@@ -162,4 +163,50 @@ def shadow_figure(result: Any) -> go.Figure:
     fig.update_xaxes(range=[0, 2], tickvals=[0.5, 1.5], ticktext=["right", "wrong"], title="champion",
                      showgrid=False, zeroline=False)  # fmt: skip
     fig.update_yaxes(range=[0, 2], tickvals=[1.5, 0.5], ticktext=["right", "wrong"], showgrid=False, zeroline=False)
+    return fig
+
+
+def segment_forest_figure(breakdown: Any, metric: str, variant: str, overall: Any | None = None) -> go.Figure:
+    """Forest plot of one metric × variant by segment value: each value's difference with its interval (at the
+    adjusted per-test level), the zero line that decides, the overall effect dashed; a value too small to read is
+    a hollow grey marker without an interval; each value is labelled with its smaller arm's n. Rates in points,
+    means in their unit."""
+    rows = [r for r in breakdown.rows if r.metric == metric and r.variant == variant]
+    het = next((h for h in breakdown.heterogeneity if h.metric == metric and h.variant == variant), None)
+    kind = rows[0].kind if rows else "mean"
+    scale, unit = (100, " pts") if kind == "proportion" else (1, f" {unit_of(metric)}".rstrip())
+    fig = go.Figure()
+    for r in rows:
+        label = f"{r.value} (n {min(r.n_control, r.n_variant):,})"
+        x = None if r.diff is None else r.diff * scale
+        if r.diff_ci is None:
+            fig.add_scatter(x=[x], y=[label], mode="markers", showlegend=False,
+                            marker={"size": 11, "color": "#ffffff", "line": {"width": 2, "color": "#9ca3af"}},
+                            hovertemplate=f"{r.value}: {r.message or 'not tested'}<extra></extra>")  # fmt: skip
+            continue
+        lo, hi = (v * scale for v in r.diff_ci)
+        colour = GOOD if r.verdict == "better" else BAD if r.verdict == "worse" else NEUTRAL
+        level = f"{1 - r.ci_level:.1%}".replace(".0%", "%")
+        fig.add_scatter(
+            x=[x], y=[label], mode="markers", showlegend=False,
+            marker={"size": 12, "color": colour, "symbol": "diamond"},
+            error_x={"type": "data", "symmetric": False, "array": [hi - x], "arrayminus": [x - lo], "thickness": 3,
+                     "width": 8, "color": colour},
+            hovertemplate=f"{r.value}<br>difference %{{x:+.3g}}{unit} [{lo:+.3g}, {hi:+.3g}] ({level} CI)<br>adjusted "
+            f"p={r.p_adjusted:.3g}<extra></extra>",
+        )  # fmt: skip
+    fig.add_vline(x=0, line={"color": "#111827", "width": 1.5})
+    if overall is not None and overall.diff is not None:
+        fig.add_vline(x=overall.diff * scale, line={"color": PALETTE[0], "width": 2, "dash": "dash"},
+                      annotation_text=f"overall {overall.diff * scale:+.3g}{unit}",
+                      annotation_position="top")  # fmt: skip
+    test = ""
+    if het is not None and het.p_value is not None:
+        test = f" — Cochran's Q p={het.p_value:.2g}, I²={het.i2:.0%}"
+    label = rows[0].label if rows else metric
+    fig = layout(fig, f"{label} · {variant} by {breakdown.by}{test}", "")
+    fig.update_layout(hovermode="closest", height=max(220, 110 + 45 * len(rows)), yaxis={"autorange": "reversed"},
+                      xaxis_title=f"difference vs control ({unit.strip() or 'metric units'})",
+                      margin={"t": 70})  # fmt: skip
+    fig.update_xaxes(zeroline=False)
     return fig

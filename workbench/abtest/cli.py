@@ -47,6 +47,10 @@ def abtest(
             "across its values, then per value the lift, adjusted p, chance to win and risk."
         ),
     ] = None,
+    segment_min_n: Annotated[
+        int | None,
+        typer.Option(help="Store, with --by: observations per arm below which a value is too small to read."),
+    ] = None,
     file: Annotated[Path | None, typer.Option(help="File with one row per unit (CSV, Parquet, JSON Lines).")] = None,
     arm_col: Annotated[str | None, typer.Option(help="File: the arm column.")] = None,
     metric_col: Annotated[str | None, typer.Option(help="File: the metric column.")] = None,
@@ -86,7 +90,7 @@ def abtest(
         window=Window(_when(start, "--start"), _when(end, "--end")) if mode == "store" else None,
         arm_source=arm_source, cuped=cuped, arm_col=arm_col, metric_col=metric_col, kind=type_,
         denominator_col=denominator_col, pre_col=pre_col, control=control, planned_split=parse_split(split) or (),
-        by=by, lower_is_better=lower_is_better, alpha=alpha, adjustment=adjustment,
+        by=by, segment_min_n=segment_min_n, lower_is_better=lower_is_better, alpha=alpha, adjustment=adjustment,
     )  # fmt: skip
     store = open_store(db)
     source = StoreSource(store) if mode == "store" else FileSource(file or summary_file)  # type: ignore[arg-type]

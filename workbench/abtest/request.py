@@ -38,7 +38,8 @@ class ABTestRequest:
     mode: ``rows`` (typed-in ``arm,n,successes`` or ``arm,n,mean,std`` rows; empty: read the source's file),
     ``metric_name``. Every mode: ``control`` (None: the settings', else a control-like name, else the first),
     ``planned_split`` (``{arm: share}`` or ``"a=0.5,b=0.5"``; empty: the settings'), ``by`` (store: a column to
-    break every metric's result down by, e.g. ``device``; None: no breakdown), ``lower_is_better``
+    break every metric's result down by, e.g. ``device``; None: no breakdown; ``segment_min_n``: the observations
+    per arm below which a value is too small to read, None: the settings'), ``lower_is_better``
     (file and summary), and overrides of the settings (``alpha``, ``adjustment``, ``sequential_tuning_n``,
     ``guardrail_margin``) over ``settings`` (None: the ``[abtest]`` section of the settings file).
     """
@@ -59,6 +60,7 @@ class ABTestRequest:
     control: str | None = None
     planned_split: tuple[tuple[str, float], ...] = ()
     by: str | None = None
+    segment_min_n: int | None = None
     lower_is_better: bool = False
     alpha: float | None = None
     adjustment: str | None = None
@@ -101,6 +103,8 @@ class ABTestRequest:
         _set(self, "planned_split", _split_pairs(self.planned_split))
         _set(self, "control", self.control or None)
         _set(self, "by", (self.by or "").strip() or None)
+        if self.segment_min_n is not None and not self.segment_min_n >= 1:
+            raise InputError(f"--segment-min-n must be at least 1, not {self.segment_min_n}")
         if self.by and self.mode != "store":
             raise InputError("--by breaks down the experiment in the store; it does not apply to --file or --summary")
 
@@ -117,6 +121,7 @@ class ABTestRequest:
             "adjustment": self.adjustment,
             "sequential_tuning_n": self.sequential_tuning_n,
             "guardrail_margin": self.guardrail_margin,
+            "segment_min_n": self.segment_min_n,
         }
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -108,3 +108,28 @@ def srm_segments_table(result: ABTestResult) -> pd.DataFrame:
              "p": formats.p_value(s["p_value"]), "p (Holm)": formats.p_value(s["p_adjusted"]), "ok": s["ok"]}
             for s in result.srm.segments]  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def segments_table(result: ABTestResult) -> pd.DataFrame:
+    """One row per segment value × metric × variant of the breakdown (``--by``): the difference and lift with their
+    intervals, adjusted p, chance to beat control, risk and the value's verdict (better, worse, not significant,
+    too small to read)."""
+    breakdown = result.segments
+    out = []
+    for r in breakdown.rows if breakdown else []:
+        diff_ci = (f" [{formats.difference(r, r.diff_ci[0], False)}, {formats.difference(r, r.diff_ci[1], False)}]"
+                   if r.diff_ci else "")  # fmt: skip
+        rel_ci = (f" [{formats.relative(r.rel_lift_ci[0])}, {formats.relative(r.rel_lift_ci[1])}]"
+                  if r.rel_lift_ci else "")  # fmt: skip
+        out.append({
+            breakdown.by: r.value, "metric": r.label + (" (guardrail)" if r.role == "guardrail" else ""),
+            "variant": r.variant, "n control": r.n_control, "n variant": r.n_variant,
+            "control": formats.metric_value(r, r.control_mean),
+            "variant value": formats.metric_value(r, r.variant_mean),
+            "difference [CI]": f"{formats.difference(r, r.diff)}{diff_ci}",
+            "lift [CI]": f"{formats.relative(r.rel_lift)}{rel_ci}" if r.diff_ci else "",
+            "p adjusted": formats.p_value(r.p_adjusted), "P(beat control)": r.prob_beat_control,
+            "risk": formats.risk(r, r.expected_loss) if r.expected_loss is not None else "",
+            "verdict": r.verdict.replace("_", " "),
+        })  # fmt: skip
+    return pd.DataFrame(out)

@@ -20,10 +20,18 @@ from workbench.abtest.request import ABTestRequest
 from workbench.abtest.result import ABTestResult, export, load_settings
 from workbench.abtest.run import run
 from workbench.abtest.shadow import analyse_shadow_file, shadow_document
-from workbench.abtest.tables import power_curve, results_table, robustness_table, shown_columns, srm_segments_table
+from workbench.abtest.tables import (
+    power_curve,
+    results_table,
+    robustness_table,
+    segments_table,
+    shown_columns,
+    srm_segments_table,
+)
 from workbench.app import ui
 from workbench.core.window import Window
 from workbench.ingest.lake import open_store
+from workbench.sources import unit_sums
 from workbench.sources.base import FileSource, StoreSource
 from workbench.sources.evidence import record_once
 from workbench.sources.experiment import METRICS
@@ -38,6 +46,10 @@ CALCULATOR_MEANS = pd.DataFrame({"arm": ["control", "variant"], "n": [5_000, 5_0
 METRIC_NAMES = {m.name: m.label for m in METRICS.values()}
 CONTROL_LIKE = ("champion", "control", "v1", "baseline")
 NONE = "(none)"
+BY_HELP = (
+    "Every metric per value of this column (GrowthBook's dimension breakdown): first whether the effect differs "
+    "across the values at all (Cochran's Q), then each value's lift with p adjusted over every per-value test."
+)
 VERDICT_BOX = {"ship": st.success, "srm_fail": st.error, "keep_control": st.error, "guardrail_fail": st.error}
 RESULT_HELP = {
     "metric": "The metric; a rate's values are in %, its differences in points (pts), a mean's in its unit",
@@ -71,12 +83,13 @@ RESULT_HELP = {
     "design effect": "Variance inflation from events clustering within units (1 = none)",
     "p (Holm)": "SRM p-value adjusted across the segment values by Holm",
     "ok": "No sample ratio mismatch in this segment value",
+    "verdict": "This value's own result: better or worse (adjusted p below α), not significant, or too small to read",
 }
 NUMBER_FORMATS = {
     **{name: st.column_config.Column(help=text) for name, text in RESULT_HELP.items()},
     "p": st.column_config.NumberColumn(format="%.2g", help=RESULT_HELP["p"]),
     "P(beat control)": st.column_config.ProgressColumn(
-        min_value=0.0, max_value=1.0, format="percent", help=RESULT_HELP["P(beat control)"]
+        min_value=0.0, max_value=1.0, format="percent", help=RESULT_HELP["P(beat control)"], width="small"
     ),
 }
 
@@ -101,6 +114,14 @@ def statistical_options() -> dict[str, Any]:
                                  help=margin_help)  # fmt: skip
     return {"alpha": alpha, "adjustment": adjustment, "sequential_tuning_n": float(tuning_n),
             "guardrail_margin": margin, "settings": s}  # fmt: skip
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def segment_columns(path: str, version: float) -> list[str]:
+    """Returns the columns a result can be broken down by: the store's sensitive and categorical roles."""
+    del version
+    with open_store(path).ibis() as con:
+        return unit_sums.segment_columns(con.con)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -142,14 +163,21 @@ def store_request(store: Store, options: dict[str, Any]) -> ABTestRequest:
         guards = [m for m in settings.guardrails if m in METRIC_NAMES]
         guardrails = c4.multiselect("Guardrails (must not get worse)", list(METRIC_NAMES), default=guards,
                                     key="ab_guardrails", format_func=METRIC_NAMES.get)  # fmt: skip
-        cuped = st.toggle("CUPED: adjust by each unit's pre-period value of the metric", value=settings.cuped,
+        t1, t2, t3 = st.columns([3, 2, 1])
+        cuped = t1.toggle("CUPED: adjust by each unit's pre-period value of the metric", value=settings.cuped,
                           key="ab_cuped")  # fmt: skip
+        by = t2.selectbox("Break results down by", [NONE, *segment_columns(str(store.path), ui.store_mtime(store))],
+                          key="ab_by", help=BY_HELP)  # fmt: skip
+        min_n = t3.number_input("Min. n per arm", 1, 1_000_000, settings.segment_min_n, 10, key="ab_min_n",
+                                help="With a breakdown: fewer observations than this in an arm and a value is too "
+                                "small to read (no interval, no verdict).")  # fmt: skip
     if not metrics:
         st.info("Pick at least one primary metric.", icon=":material/tune:")
         st.stop()
     with ui.user_errors():
         return ABTestRequest(metrics=tuple(metrics), guardrails=tuple(g for g in guardrails if g not in metrics),
-                             window=window, arm_source=arm_source, cuped=cuped, control=control, **options)  # fmt: skip
+                             window=window, arm_source=arm_source, cuped=cuped, control=control, by=_picked(by),
+                             segment_min_n=int(min_n), **options)  # fmt: skip
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -309,7 +337,7 @@ def render_verdict(result: ABTestResult) -> None:
         st.caption(f":material/check_circle: SRM ok: {srm.message}")
     VERDICT_BOX.get(result.verdict, st.warning)(f"**{result.verdict_text}**", icon=":material/gavel:")
     for warning in result.warnings:
-        if not warning.startswith("Sample ratio mismatch"):
+        if not warning.startswith("Sample ratio mismatch") and warning not in _shown_in_breakdown(result):
             st.caption(f":material/warning: {warning}")
 
 
@@ -340,6 +368,38 @@ def render_results(result: ABTestResult) -> None:
         with st.expander("Sample ratio by segment"):
             ui.table(srm_segments_table(result), column_config=NUMBER_FORMATS)
     st.plotly_chart(charts.forest_figure(result), width="stretch")
+
+
+def render_segments(result: ABTestResult) -> None:
+    """Renders the breakdown by a column: whether the effect differs (Cochran's Q) before the per-value lifts, a
+    forest plot per metric and variant, the table with risk, and the values too small to read."""
+    breakdown = result.segments
+    if breakdown is None:
+        return
+    st.subheader(f"Results by {breakdown.by}")
+    for h in breakdown.heterogeneity:
+        box = st.warning if h.differs else st.info
+        box(f"{h.text}.", icon=":material/call_split:" if h.differs else ":material/balance:")
+    overall = {(c.metric, c.variant): c for c in [*result.comparisons, *result.guardrails]}
+    pairs = [(h.metric, h.variant, h.label) for h in breakdown.heterogeneity]
+    tabs = st.tabs([f"{label} · {variant}" for _m, variant, label in pairs]) if len(pairs) > 1 else [st.container()]
+    for tab, (metric, variant, _label) in zip(tabs, pairs, strict=True):
+        with tab:
+            figure = charts.segment_forest_figure(breakdown, metric, variant, overall.get((metric, variant)))
+            st.plotly_chart(figure, width="stretch", key=f"ab_segment_forest_{metric}_{variant}")
+    table = segments_table(result)
+    hidden = {"control", "variant value", *(["variant"] if len(result.variants) == 1 else [])}
+    ui.table(table, column_order=[c for c in table.columns if c not in hidden], column_config=NUMBER_FORMATS)
+    st.caption(f"{breakdown.adjustment_text[0].upper()}{breakdown.adjustment_text[1:]}. A value with fewer than "
+               f"{breakdown.min_n:,} observations in an arm is too small to read: no interval, no verdict (setting "
+               "`segment_min_n`). The dashed line is the overall effect; the solid line is no difference.")  # fmt: skip
+    for warning in breakdown.warnings:
+        st.caption(f":material/warning: {warning}.")
+
+
+def _shown_in_breakdown(result: ABTestResult) -> set[str]:
+    """The result's warnings the breakdown section shows itself (values too small to read)."""
+    return {f"{w}." for w in result.segments.warnings} if result.segments else set()
 
 
 def render_timeline(result: ABTestResult) -> None:
