@@ -40,7 +40,8 @@ from workbench.ingest.lake import open_store
 from workbench.sources.evidence import AnalysisRun
 from workbench.sources.store import Store
 
-LABELS = {"drift": "Drift", "abtest": "A/B test", "fairness": "Fairness", "triggers": "Triggers"}
+LABELS = {"drift": "Drift", "abtest": "A/B test", "fairness": "Fairness", "triggers": "Triggers",
+          "quality": "Model quality"}  # fmt: skip
 DEFAULTS = CurationSpec()  # the form starts from the spec's defaults (the CLI's too)
 EXPORT_ROOTS_ENV = "WORKBENCH_EXPORT_ROOTS"
 READ_ONLY_NOTE = f"Read-only (${READ_ONLY_ENV}): no decision is recorded and no folder written; downloads still work."
@@ -61,7 +62,7 @@ def render_evidence(runs: dict[str, AnalysisRun | None]) -> tuple[dict[str, Any]
     """One card per analysis family (its latest verdict and a link to its page); returns the evidence the
     decision records and what blocks an approval (each shown as an error)."""
     pages = {script.split("/")[-1][:-3]: (script, title) for script, title, _, _ in ui.PAGES}
-    for col, (family, label) in zip(st.columns(4), LABELS.items(), strict=True):
+    for col, (family, label) in zip(st.columns(len(LABELS)), LABELS.items(), strict=True):
         run_ = runs[family]
         with col.container(border=True):
             if run_ is None:
