@@ -180,3 +180,64 @@ def test_the_crontab_lines_run_existing_commands():
     words = lines[1].split()[5:]
     assert words[:3] == ["workbench", "metrics", "write"]
     assert {w for w in words if w.startswith("--")} <= command_options("metrics write")
+
+
+def series_text(samples: list) -> list[dict]:
+    """promtool input series: each published sample held constant for two hours (one point a minute)."""
+    out = []
+    for s in samples:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+        out.append({"series": f"{s.name}{{{labels}}}", "values": f"{s.value!r}+0x120"})
+    return out
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus package) is not installed")
+def test_the_alerts_fire_on_the_demo_as_its_truth_says(readings, metrics_store, tmp_path):
+    """promtool evaluates every alert's expression on the exporter's numbers for the demo store: the trigger set and
+    accuracy_drop fire, fpr_gap cannot be evaluated, v2 (serving only after the concept drift) has low accuracy,
+    the four injected features drift; nothing else alerts."""
+    truth = metrics_store[1]
+    exporter = Exporter(lambda: readings, refresh_seconds=300)
+    exporter.refresh()
+    text = generate_latest(exporter.registry).decode("utf-8")
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    psi = {f.name: f.psi for f in readings.drift.features}
+    accuracy = {v.model_version: v.online_accuracy for v in readings.versions}
+    expected = {
+        "WorkbenchRetrainTriggerFired": [("workbench_rules_fired", {}, 1.0)],
+        "WorkbenchRuleFiring": [("workbench_rule_fired", {"rule": "accuracy_drop", "metric": "online_accuracy"}, 1.0)],
+        "WorkbenchRuleNotEvaluable": [("workbench_rule_error", {"rule": "fpr_gap", "metric": "fairness_ratio"}, 1.0)],
+        "WorkbenchOnlineAccuracyLow": [("workbench_online_accuracy_ratio", {"model_version": "v2"}, accuracy["v2"])],
+        "WorkbenchFeatureDrift": [("workbench_drift_psi", {"feature": f}, psi[f]) for f in truth["drifted_features"]],
+    }
+    rules = yaml.safe_load((EXAMPLES / "prometheus" / "workbench_alerts.yml").read_text(encoding="utf-8"))
+    tests = []
+    for alert in (r for g in rules["groups"] for r in g["rules"]):
+        rows = expected.get(alert["alert"], [])
+        tests.append({
+            "expr": alert["expr"],
+            "eval_time": "60m",
+            "exp_samples": [
+                {"labels": name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}", "value": value}
+                for name, labels, value in rows
+            ],
+        })  # fmt: skip
+    unit = {"rule_files": [], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": series_text(samples), "promql_expr_test": tests}]}  # fmt: skip
+    (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(unit), encoding="utf-8")
+    out = subprocess.run(["promtool", "test", "rules", "alerts_test.yml"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    checked = subprocess.run(  # the annotations' templates too
+        ["promtool", "check", "rules", str(EXAMPLES / "prometheus" / "workbench_alerts.yml")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0 and "SUCCESS: 11 rules found" in checked.stdout, checked.stdout + checked.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus package) is not installed")
+def test_the_exposition_passes_promtools_naming_lint(readings):
+    """promtool check metrics: units and _total suffixes, no reserved labels on the wrong type, help on every family."""
+    exporter = Exporter(lambda: readings, refresh_seconds=300)
+    exporter.refresh()
+    text = generate_latest(exporter.registry).decode("utf-8")
+    out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout + out.stderr == "", out.stdout + out.stderr

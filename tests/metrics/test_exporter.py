@@ -77,7 +77,7 @@ def test_a_scrape_reads_every_section_with_prometheus_parser(served, readings):
         assert value(samples, "workbench_online_accuracy_ratio", model_version=v.model_version) == v.online_accuracy
         assert value(samples, "workbench_predictions", model_version=v.model_version) == v.predictions
         for share, hours in v.label_delay_hours.items():
-            got = value(samples, "workbench_label_delay_seconds", model_version=v.model_version, quantile=f"{share:g}")
+            got = value(samples, "workbench_label_delay_seconds", model_version=v.model_version, share=f"{share:g}")
             assert got == pytest.approx(hours * 3600, rel=1e-12)
     for (table, reason), rows in readings.quarantined.items():
         assert value(samples, "workbench_quarantined_rows_total", table=table, reason=reason) == rows

@@ -47,8 +47,8 @@ def stream_families(readings: Readings) -> Iterator[Metric]:
     thumbs = _gauge("thumbs", "Thumb feedback rows on the window's predictions.", by_version)
     delay = _gauge(
         "label_delay_seconds",
-        "Delay by which this share (quantile) of labels arrived after their prediction (mature cohort).",
-        ["model_version", "quantile"],
+        "Delay by which this share of labels had arrived after their prediction (a quantile; mature cohort).",
+        ["model_version", "share"],  # not "quantile": that label is reserved for summaries
     )
     censored = _gauge(
         "label_delay_censored", "1 when the delay had no mature cohort (recent labels missing: biased short).",
@@ -86,11 +86,11 @@ def drift_families(readings: Readings) -> Iterator[Metric]:
     drifted = _gauge("drift_feature_drifted", "1 when the drift analysis calls the feature drifted.", ["feature"])
     for feature in readings.drift.features:
         _add(psi, [feature.name], feature.psi)
-        _add(drifted, [feature.name], feature.drift)
+        _add(drifted, [feature.name], feature.drift if feature.status == "ok" else None)  # insufficient: no verdict
     threshold = _gauge("drift_psi_threshold", "PSI at or above which a feature drifts ([drift] psi_threshold).")
     _add(threshold, [], readings.drift.settings.get("psi_threshold"))
     dataset = _gauge("drift_dataset_drifted", "1 when the drift analysis finds dataset drift.")
-    _add(dataset, [], readings.drift.verdict == "drift")
+    _add(dataset, [], None if readings.drift.verdict == "insufficient" else readings.drift.verdict == "drift")
     yield from (psi, drifted, threshold, dataset)
 
 
