@@ -204,23 +204,12 @@ class FairnessAudit:
     def thresholds_csv(self) -> str:
         """The mitigation preview's group thresholds as CSV (empty when none was asked for or it could not fit)."""
         rows = (self.mitigation or {}).get("thresholds") or []
-        if not rows:
-            return ""
-        buffer = io.StringIO()
         columns = ["group", "threshold_0", "p_0", "threshold_1", "p_1", "p_ignore", "constant", "operator", "rule"]
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
+        return _csv_text(columns, rows) if rows else ""
 
     def groups_csv(self) -> str:
         """The group table as CSV: one row per group, each rate with its interval and its comparison."""
-        buffer = io.StringIO()
-        columns, rows = self._flat_groups()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
+        return _csv_text(*self._flat_groups())
 
     def _flat_groups(self) -> tuple[list[str], list[dict[str, Any]]]:
         """The group table's columns and its rows as flat dicts (one per group)."""
@@ -240,6 +229,15 @@ class FairnessAudit:
             flat["ece"] = (row.get("calibration") or {}).get("ece")
             rows.append({k: flat.get(k) for k in columns})
         return columns, rows
+
+
+def _csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """``rows`` as CSV text with a header of ``columns`` (other keys ignored)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def read_population(path: str | Path) -> dict[str, float]:
