@@ -189,3 +189,28 @@ def test_cli_prints_both_sections_writes_the_thresholds_and_refuses_bad_options(
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "error: --mitigate must be demographic_parity or equalized_odds, not 'parity'"
     ]
+
+
+def test_row_order_changes_nothing_and_no_resamples_gives_no_verdict(frame_audit) -> None:
+    frame, audit = frame_audit
+    shuffled = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    again = audit_frame(shuffled, "y", "yhat", ["group"], score="score", model_version="v", compare_versions=True,
+                        mitigate="equalized_odds", settings=QUICK)  # fmt: skip
+    assert again.mitigation == audit.mitigation and again.comparison == audit.comparison
+    bare = audit_frame(frame, "y", "yhat", ["group"], score="score", model_version="v", compare_versions=True,
+                       mitigate="demographic_parity", resamples=0)  # fmt: skip
+    assert bare.mitigation["verdict"] == "insufficient" and "resamples = 0" in bare.mitigation["verdict_text"]
+    assert bare.comparison["verdict"] == "insufficient" and bare.mitigation["thresholds"]
+
+
+def test_file_mode_previews_the_mitigation_from_the_score_column(tmp_path) -> None:
+    path = tmp_path / "scored.csv"
+    versioned_rows(n=4000).to_csv(path, index=False)
+    out = cli("--file", str(path), "--label", "y", "--prediction", "yhat", "--score", "score", "--sensitive", "group",
+              "--version-col", "v", "--compare-versions", "--mitigate", "demographic_parity", "--resamples", "100",
+              "--json")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    document = json.loads(out.stdout)
+    after = [g["selection_rate_after"] for g in document["mitigation"]["groups"]]
+    assert max(after) - min(after) < 1e-9 and document["mitigation"]["n_fit"] == 4000
+    assert [p["version"] for p in document["model_comparison"]["versions"]] == ["v1", "v2"]

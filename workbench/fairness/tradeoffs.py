@@ -178,7 +178,12 @@ def _pair_verdict(
     gain = f"accuracy {d_acc:+.3f}{_ci_text(acc_ci)}"
     cost = f"{name} {d_disp:+.3f}{_ci_text(disp_ci)}"
     c, ch = champion["version"], challenger["version"]
-    if acc != 0 and acc == disp:
+    if acc_ci[0] is None or disp_ci[0] is None:
+        verdict, text = (
+            "insufficient",
+            f"insufficient: no interval for the changes (bootstrap resamples = 0): {gain}, {cost}",
+        )
+    elif acc != 0 and acc == disp:
         verdict = "tradeoff"
         text = (f"tradeoff: {ch} gains accuracy at a fairness cost vs {c}: {gain}, {cost}" if acc > 0
                 else f"tradeoff: {ch} is fairer but less accurate than {c}: {cost}, {gain}")  # fmt: skip
@@ -264,6 +269,9 @@ def mitigation(
         verdict = "insufficient"
         text = (f"insufficient: {', '.join(small)} below {settings.min_positives} labelled positives or "
                 f"{settings.min_negatives} negatives; {preview}: {move}")  # fmt: skip
+    elif change_ci[0] is None:
+        verdict = "insufficient"
+        text = f"insufficient: no interval for the change (bootstrap resamples = 0); {preview}: {move}"
     elif _sign(change_ci) < 0:
         verdict, text = "reduces", f"reduces: {preview} would cut the {move}"
     else:
