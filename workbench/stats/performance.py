@@ -155,7 +155,7 @@ class Confusion:
     """A binary confusion matrix (counts, or expected counts under CBPE) and the rates read from it.
 
     accuracy = (TP + TN)/n, precision = TP/(TP + FP), recall = TP/(TP + FN), F1 = 2TP/(2TP + FP + FN)
-    (scikit-learn's definitions); a rate whose denominator is 0 is NaN (the result says "undefined").
+    (scikit-learn's definitions); a rate whose denominator is 0 is NaN (null in the JSON, never a crash).
     """
 
     tp: float
