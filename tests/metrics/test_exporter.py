@@ -141,10 +141,14 @@ def test_the_textfile_is_renamed_into_place_whole(tmp_path, monkeypatch, reading
     assert {"workbench_online_accuracy_ratio", "workbench_drift_psi", "workbench_rule_value"} <= names
 
 
-def test_a_textfile_in_a_missing_folder_is_refused_in_one_line(tmp_path, readings):
+def test_a_textfile_in_a_missing_folder_or_over_a_folder_is_refused_in_one_line(tmp_path, readings):
     exporter = Exporter(lambda: readings, refresh_seconds=300)
+    exporter.refresh()
     with pytest.raises(InputError, match=r"the folder .* does not exist"):
         write_textfile(exporter, tmp_path / "nowhere" / "workbench.prom")
+    with pytest.raises(InputError, match=r"it is a folder"):
+        write_textfile(exporter, tmp_path)
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_port_in_use_is_refused_in_one_line(readings):

@@ -52,7 +52,7 @@ def _exporter(db: Path | None, rules: Path | None) -> Exporter:
 def serve(
     port: Annotated[int, typer.Option(help="TCP port of /metrics.", min=1, max=65535)] = 9108,
     host: Annotated[
-        str, typer.Option(help="Address to listen on (0.0.0.0: every interface; the numbers are not secret-free).")
+        str, typer.Option(help="Address to listen on (0.0.0.0: every interface; /metrics has no login of its own).")
     ] = "127.0.0.1",
     rules: RulesOption = None,
     db: DbOption = None,

@@ -8,7 +8,6 @@ make the store do the work once per Prometheus replica).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,9 +95,12 @@ def write_textfile(exporter: Exporter, path: Path) -> Path:
     renamed over ``path`` (atomic: node_exporter reads the old file or the new one, never half of one)."""
     if not path.parent.is_dir():
         raise InputError(f"cannot write {path}: the folder {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise InputError(f"cannot write {path}: the folder {path.parent} is not writable")
-    write_to_textfile(str(path), exporter.registry)
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder (give a file name, e.g. {path / 'workbench.prom'})")
+    try:
+        write_to_textfile(str(path), exporter.registry)
+    except OSError as exc:  # a read-only folder, a full disk: the temporary file is removed by prometheus_client
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
