@@ -119,6 +119,8 @@ def test_cochran_q_flags_the_desktop_only_lift_and_equals_statsmodels(designed: 
     assert h.i2 == pytest.approx(max(0.0, reference.i2), rel=1e-9, abs=1e-12)
     assert h.differs and h.p_value < 0.01 and "differs across device" in h.text
     assert any("differs across device" in w for w in by_device.warnings)
+    reason = f"by device, thumbs-up rate (variant): Cochran's Q p={h.p_value:.2g} < 0.1 (differs), I²={h.i2:.0%}"
+    assert reason in by_device.reasons
     dwell = next(h for h in by_device.segments.heterogeneity if h.metric == "dwell_time")
     assert dwell.differs is False and "no evidence" in dwell.text
 

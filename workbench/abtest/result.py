@@ -185,7 +185,8 @@ class ABTestResult:
     @property
     def reasons(self) -> tuple[str, ...]:
         """Returns the lines behind the verdict: the SRM p against its threshold, each primary comparison's effect,
-        interval and adjusted p against α, each guardrail's status against its margin."""
+        interval and adjusted p against α, each guardrail's status against its margin, and with a breakdown each
+        Cochran's Q p against its level."""
         srm = self.srm
         p = "n/a" if srm.p_value is None else f"{srm.p_value:.2g}"
         lines = [f"SRM: p={p} {'≥' if srm.ok else '<'} {srm.threshold:g} ({'ok' if srm.ok else 'mismatch'})"]
@@ -199,6 +200,11 @@ class ABTestResult:
             margin = g.get("margin_rel")
             within = f" (margin {margin:.0%})" if margin is not None else ""
             lines.append(f"guardrail {c.label} ({c.variant}): {g.get('status', 'n/a')}{within}, {fmt_effect(c)}")
+        for h in self.segments.heterogeneity if self.segments else []:
+            if h.p_value is not None:
+                held = f"{'<' if h.differs else '≥'} {h.alpha:g} ({'differs' if h.differs else 'no difference'})"
+                lines.append(f"by {self.segments.by}, {h.label} ({h.variant}): Cochran's Q p={h.p_value:.2g} {held}, "
+                             f"I²={h.i2:.0%}")  # fmt: skip
         return tuple(lines)
 
     def to_frame(self) -> pd.DataFrame:
