@@ -19,6 +19,7 @@ from prometheus_client import exposition
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
+from workbench.cli import main
 from workbench.core.errors import InputError
 from workbench.metrics.collector import check_rules
 from workbench.metrics.exporter import Exporter, serve, write_textfile
@@ -160,15 +161,13 @@ def test_a_port_in_use_is_refused_in_one_line(readings):
             serve(exporter, taken.getsockname()[1])
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
-
-
-def test_the_cli_refuses_a_missing_store_in_one_line(tmp_path):
-    out = cli("metrics", "write", str(tmp_path / "w.prom"), "--db", str(tmp_path / "none.duckdb"))
-    assert out.returncode == 2 and out.stderr.startswith("error: no store at") and out.stderr.count("\n") == 1
+def test_the_cli_refuses_a_missing_store_in_one_line(tmp_path, monkeypatch, capsys):
+    argv = ["workbench", "metrics", "write", str(tmp_path / "w.prom"), "--db", str(tmp_path / "none.duckdb")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith("error: no store at") and err.count("\n") == 1
 
 
 def test_a_bad_rules_file_is_refused_before_anything_is_computed(tmp_path):
