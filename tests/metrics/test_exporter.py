@@ -4,6 +4,7 @@ never recompute, and the file appears whole."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import socket
@@ -185,7 +186,7 @@ def test_workbench_metrics_serve_is_scraped_and_stops_on_ctrl_c(metrics_store, t
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "--settings", str(settings), "metrics", "serve", "--port", str(port),
-         "--rules", str(rules), "--db", str(store.path)],
+         "--rules", str(rules), "--db", str(store.path), "--json"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -198,9 +199,11 @@ def test_workbench_metrics_serve_is_scraped_and_stops_on_ctrl_c(metrics_store, t
         assert samples is not None, process.communicate(timeout=5)
     finally:
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0 and "stopped" in stderr and "Traceback" not in stderr
-    assert f"serving http://127.0.0.1:{port}/metrics" in stderr and "recomputed every 3600 s" in stderr
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0 and stderr == "stopped\n"
+    started = json.loads(stdout)
+    assert started["url"] == f"http://127.0.0.1:{port}/metrics" and started["refresh_seconds"] == 3600
+    assert started["rules_fired"] is True and started["errors"] == {}
     snapshot = stream_snapshot(store, None, "day", "model_version", ("outcome",))
     counts = snapshot.series.groupby("segment")[["correct", "labels"]].sum()
     for version, row in counts.iterrows():

@@ -56,9 +56,10 @@ def serve(
     ] = "127.0.0.1",
     rules: RulesOption = None,
     db: DbOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Serve /metrics in the Prometheus text format; the numbers are recomputed every [metrics] refresh_seconds
-    (a scrape reads the last ones). Ctrl-C stops."""
+    (a scrape reads the last ones). Once listening it prints the address and the first numbers. Ctrl-C stops."""
     from workbench.metrics.exporter import serve as start
     from workbench.metrics.exporter import wait_forever
 
@@ -66,10 +67,11 @@ def serve(
     server, _ = start(exporter, port, host)
     first = exporter.readings
     assert first is not None  # serve computed them before listening
-    typer.echo(
-        f"serving http://{host}:{port}/metrics; numbers {first.summary()}; "
-        f"recomputed every {exporter.refresh_seconds:g} s; Ctrl-C stops",
-        err=True,
+    url = f"http://{host}:{port}/metrics"
+    emit(
+        as_json,
+        {"url": url, "refresh_seconds": exporter.refresh_seconds, **first.to_dict()},
+        f"serving {url}; numbers {first.summary()}; recomputed every {exporter.refresh_seconds:g} s; Ctrl-C stops",
     )
     try:
         wait_forever()
