@@ -13,7 +13,9 @@ import pytest
 from tests.conftest import GOOD, write
 from tests.golden.cases import cli
 from workbench.core.errors import InputError
+from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo
+from workbench.drift.over_time import estimated_performance
 from workbench.ingest.pipeline import ingest_file
 from workbench.quality.charts import curves_figure, over_time_figure, reliability_figure, verdict_figure
 from workbench.quality.cli import format_report
@@ -133,3 +135,16 @@ def test_an_empty_window_says_so(demo_small):
     store, _ = demo_small
     report = run(StoreSource(store), QualityRequest(window="2030-01-01..2030-01-02"))
     assert report.verdict_text == "insufficient labels: no scored predictions in the window"
+
+
+def test_accuracy_realised_and_estimated_equal_the_drift_pages_numbers(demo_small):
+    # one question, one answer: the same query, calibration and CBPE formula as drift's performance section
+    store, truth = demo_small
+    start = dt.datetime.fromisoformat(truth["start"]).replace(tzinfo=dt.UTC)
+    drift = estimated_performance(store, Window(end=start + dt.timedelta(days=30)), "week").chunks
+    ours = run(StoreSource(store), QualityRequest(window="all", chunk="week")).chunks
+    assert list(ours["chunk"]) == list(drift["chunk"])
+    np.testing.assert_allclose(ours["estimated_accuracy"], drift["estimated_accuracy"], atol=1e-12)
+    np.testing.assert_allclose(ours["realised_accuracy"], drift["realised_accuracy"], atol=1e-12)
+    np.testing.assert_allclose(ours["realised_roc_auc"], drift["realised_auc"], atol=1e-12)
+    np.testing.assert_allclose(ours["estimated_roc_auc"], drift["estimated_auc"], atol=1e-12)
