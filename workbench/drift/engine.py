@@ -275,7 +275,7 @@ def compare_with_aside(
         # the KS mode needs both windows' rows first (a Parquet file's are in its footer)
         ref_rows = profile["sizes"]["rows"] if profile else count_rows(ref_table, rows and rows[0])
         cur_rows = count_rows(cur_table, rows and rows[1])
-        exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows
+        exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows and cursors.pulls_values(ref_table)
         ref_values = dict(ref_values or {})
         counted: list[Future] = []
 

@@ -93,7 +93,7 @@ def reference_profile(
     if found is not None:
         say("reference profile from the cache")
         return ReferenceProfile(found, key, False)
-    exact = exact and rows <= settings.ks_exact_max_rows
+    exact = exact and rows <= settings.ks_exact_max_rows and cursors.pulls_values(ref_table)
     profile, values = reference_pass(
         ref_table, numeric, categorical, exact, settings, say, numeric + categorical, rows=rows
     )
@@ -155,7 +155,7 @@ def compare(
         else:
             if multivariate:  # beside the quantiles: it reads the same blocks
                 sampled = Beside(stack, pool).submit(classifier_sample, ref_table, numeric + categorical, settings)
-            exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows
+            exact = max(ref_rows, cur_rows) <= settings.ks_exact_max_rows and cursors.pulls_values(ref_table)
             fresh, values = reference_pass(
                 ref_table, [*numeric, *aside], categorical, exact, settings, say, [*numeric, *aside, *categorical],
                 rows=ref_rows,

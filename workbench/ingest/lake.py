@@ -26,16 +26,31 @@ from workbench.core.errors import InputError, ReadOnlyError
 from workbench.core.schema import FEEDBACK, PREDICTIONS, Roles, TableRoles, load_roles
 from workbench.ingest.pipeline import LakeView, lake_view
 from workbench.ingest.staging import literal, q
-from workbench.sources.store import STORE_DDL, Store, quiet_utc, stored_roles, table_columns, write_meta
+from workbench.sources.spark import engine_name
+from workbench.sources.store import (
+    STORE_DDL,
+    Store,
+    default_db_path,
+    quiet_utc,
+    stored_roles,
+    table_columns,
+    write_meta,
+)
 
 LAKE_PREFIX = "lake:"
 SOURCE_ENV = "WORKBENCH_SOURCE"
 _VIEWS: dict[tuple[str, str, tuple], LakeView] = {}  # (folder, table, file fingerprint) -> view SQL
+_SPARK_ROWS: dict[tuple, tuple[tuple, Any]] = {}  # (Spark Connect address, folder, table) -> (files, cached rows)
 
 
 def parquet_glob(folder: Path) -> str:
     """Every Parquet file below ``folder`` (any depth: hive partitions)."""
     return str(folder / "**" / "*.parquet")
+
+
+def parquet_source(folder: Path) -> str:
+    """The DuckDB table function reading ``folder``'s Parquet files (hive partitions, columns matched by name)."""
+    return f"read_parquet('{parquet_glob(folder)}', hive_partitioning = true, union_by_name = true)"
 
 
 def partition_keys(folder: Path) -> set[str]:
@@ -100,8 +115,7 @@ class LakeStore(Store):
             return None
         key = (str(self.path.resolve()), table, fingerprint)
         if key not in _VIEWS:
-            source = f"read_parquet('{parquet_glob(folder)}', hive_partitioning = true, union_by_name = true)"
-            view = lake_view(con, source, table, roles, f"{table}/")
+            view = lake_view(con, parquet_source(folder), table, roles, f"{table}/")
             if table == PREDICTIONS and roles.predictions.features is None:  # a partition key is not a feature
                 keys = partition_keys(folder)
                 found = view.roles.predictions
@@ -111,6 +125,70 @@ class LakeStore(Store):
                 view = replace(view, roles=replace(view.roles, predictions=kept))
             _VIEWS[key] = view
         return _VIEWS[key]
+
+
+class SparkLakeStore(LakeStore):
+    """A lake folder whose analyses run on Apache Spark (``--engine spark``), read in place like :class:`LakeStore`.
+
+    :meth:`ibis` yields Ibis' PySpark backend over a Spark session of its own whose temporary views
+    ``predictions``, ``feedback`` and ``quarantine`` are the lake's Parquet files through the same rules as on
+    DuckDB (the rules' SQL, planned once by :func:`~workbench.ingest.pipeline.lake_view`, translated by
+    :func:`~workbench.sources.spark.spark_sql`); ``ingests`` is empty. Where an analysis reads metadata through
+    the backend's ``con`` (on DuckDB the connection: the recorded roles, the columns' types), it finds a
+    catalog: an in-memory DuckDB with the lake's tables, columns and roles and no rows, so no statistic can
+    be computed there by mistake. The folder must be readable from this machine (the rules are planned here)
+    and, with Spark Connect, from the cluster at the same path.
+    """
+
+    @contextmanager
+    def ibis(self) -> Iterator[Any]:
+        from workbench.sources.spark import new_session, spark_backend, spark_remote, spark_sql
+
+        remote = spark_remote()
+        session = new_session(remote)
+        with self.connect() as con:
+            quarantine = []
+            for table in (PREDICTIONS, FEEDBACK):
+                view = _VIEWS.get((str(self.path.resolve()), table, _fingerprint(self.path / table)))
+                if view is None:  # no files: the store's empty table
+                    session.sql(spark_sql(_empty_sql(con, table))).createOrReplaceTempView(table)
+                    continue
+                raw, source = f"lake_files_{table}", parquet_source(self.path / table)
+                files = session.read.option("mergeSchema", "true").parquet(str((self.path / table).resolve()))
+                files.createOrReplaceTempView(raw)
+                rows = session.sql(spark_sql(view.rows_sql.replace(source, raw)))
+                _persisted((remote, self.path.resolve(), table), _fingerprint(self.path / table), rows)
+                rows.createOrReplaceTempView(table)
+                quarantine.append(spark_sql(view.quarantine_sql.replace(source, raw)))
+            session.sql(" UNION ALL ".join(quarantine)).createOrReplaceTempView("quarantine")
+            session.sql(spark_sql(_empty_sql(con, "ingests"))).createOrReplaceTempView("ingests")
+            for name in (PREDICTIONS, FEEDBACK, "quarantine"):  # the catalog keeps their columns, not their rows
+                con.execute(f"CREATE TABLE catalog_{name} AS SELECT * FROM {name} LIMIT 0")
+                is_view = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchall()
+                con.execute(f"DROP {'VIEW' if is_view[0][0] else 'TABLE'} {name}")
+                con.execute(f"ALTER TABLE catalog_{name} RENAME TO {name}")
+            backend = spark_backend(session)
+            backend.con = con
+            yield backend
+
+
+def _persisted(table: tuple, fingerprint: tuple, rows: Any) -> None:
+    """Keep a lake table's clean rows in Spark's cache (memory, spilling to disk): an analysis asks dozens of
+    aggregates of the same rows, and each would otherwise read the files and apply the rules again. Spark's
+    cache is shared by the sessions of one engine, so the next source opened on the same files reads it too;
+    the rows of files that have changed since leave the cache."""
+    cached = _SPARK_ROWS.get(table)
+    if cached is not None and cached[0] == fingerprint:
+        return
+    if cached is not None:
+        cached[1].unpersist()
+    _SPARK_ROWS[table] = (fingerprint, rows.persist())
+
+
+def _empty_sql(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A query with the columns of ``table`` (of the store's schema) and no rows."""
+    columns = ", ".join(f"CAST(NULL AS {t}) AS {q(c)}" for c, t in table_columns(con, table).items())
+    return f"SELECT {columns} WHERE false"
 
 
 def export_lake(store: Store, folder: Path, partition: str = "date") -> Path:
@@ -138,26 +216,32 @@ def lake_folder(spec: str | os.PathLike[str] | None) -> Path | None:
     return Path(text[len(LAKE_PREFIX) :]) if text.startswith(LAKE_PREFIX) else None
 
 
-def open_store(spec: str | os.PathLike[str] | None) -> Store:
+def open_store(spec: str | os.PathLike[str] | None, engine: str | None = None) -> Store:
     """The store a source spec names: ``lake:DIR`` (a :class:`LakeStore`) or a DuckDB file path; without one,
-    ``$WORKBENCH_SOURCE``, else ``$WORKBENCH_DB``, else ``data/workbench.duckdb``."""
+    ``$WORKBENCH_SOURCE``, else ``$WORKBENCH_DB``, else ``data/workbench.duckdb``. ``engine`` (else
+    ``$WORKBENCH_ENGINE``, else duckdb): spark runs a lake's analyses on Spark (:class:`SparkLakeStore`)."""
     spec = spec or os.environ.get(SOURCE_ENV) or None
     folder = lake_folder(spec)
     if folder is None and spec is not None and (Path(spec) / PREDICTIONS).is_dir():
         folder = Path(spec)  # a folder with predictions/ is a lake (a store is a file): caches key on the path
+    if engine_name(engine) == "spark":
+        if folder is None:
+            where = spec or default_db_path()
+            raise InputError(f"the spark engine reads lake folders (--source lake:DIR); {where} is a DuckDB store")
+        return SparkLakeStore(folder)
     return LakeStore(folder) if folder is not None else Store(spec)
 
 
 def validation_report(store: LakeStore) -> dict[str, Any]:
-    """What the ingest would quarantine in the lake, by table and reason (nothing is modified)."""
-    with store.connect() as con:
-        rows = con.execute(
-            "SELECT table_name, reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 1, 3 DESC, 2"
-        ).fetchall()
-        kept = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (PREDICTIONS, FEEDBACK)}
+    """What the ingest would quarantine in the lake, by table and reason (nothing is modified), counted by the
+    store's engine (DuckDB, or Spark for a :class:`SparkLakeStore`)."""
+    with store.ibis() as con:
+        quarantine = con.table("quarantine")
+        rows = quarantine.group_by(["table_name", "reason"]).aggregate(n=quarantine.count()).to_pyarrow().to_pylist()
+        kept = {t: int(con.table(t).count().execute()) for t in (PREDICTIONS, FEEDBACK)}
     by_table: dict[str, dict[str, int]] = {}
-    for table, reason, n in rows:
-        by_table.setdefault(table, {})[reason] = int(n)
+    for row in sorted(rows, key=lambda r: (r["table_name"], -r["n"], r["reason"])):
+        by_table.setdefault(row["table_name"], {})[row["reason"]] = int(row["n"])
     return {
         "source": f"{LAKE_PREFIX}{store.path}",
         "valid": kept,

@@ -28,6 +28,21 @@ def as_view(table: Any, name: str) -> Any:
     return backend.table(name)
 
 
+def on_duckdb(expr: Any) -> bool:
+    """Whether ``expr`` (an Ibis table or column) runs on DuckDB, where the DuckDB builtins our queries call
+    for speed (``epoch_us``, ``make_timestamp``, integer ``divide``) exist; other engines take Ibis' portable form."""
+    return expr._find_backend().name == "duckdb"
+
+
+def pulls_values(table: Any) -> bool:
+    """Whether an analysis may pull ``table``'s column values into Python (the exact KS's sorted values).
+
+    DuckDB runs in this process, so a pull is a copy; from Spark only aggregates come back (a pull would ship
+    rows proportional to the data from the cluster to this machine): its tables say no.
+    """
+    return table._find_backend().name != "pyspark"
+
+
 def has_cursors(table: Any) -> bool:
     """Whether ``table`` is a named relation of a DuckDB database (so :func:`on_cursor` can rebind it)."""
     import ibis.expr.operations as ops

@@ -1,0 +1,145 @@
+"""Apache Spark as an engine (``--engine spark``): on the same lake folder every analysis gives DuckDB's numbers.
+
+Counts, sums and everything derived from them (summary, A/B, fairness, the triggers, chi², missing shares)
+agree to 1e-9 relative. Spark's ``percentile`` (what Ibis compiles a quantile to) is exact, with the same
+linear interpolation as DuckDB's ``quantile_cont``, so the drift profile's deciles and grid agree to 1e-9 as
+well when both engines take the grid KS; DuckDB's exact KS (pulled sorted values, which Spark never ships
+back) differs from the grid KS by at most the heaviest grid bin's mass in either window, and the verdict per
+feature is the same. One local Spark session serves the module (startup included in the budget); the tests
+share one xdist group so one worker starts it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from workbench.abtest.request import ABTestRequest
+from workbench.abtest.run import run as run_abtest
+from workbench.core.window import Window
+from workbench.demo.scenario import Scenario, build_demo
+from workbench.drift.engine import load_settings
+from workbench.drift.request import DriftRequest
+from workbench.drift.run import run as run_drift
+from workbench.fairness.request import FairnessRequest
+from workbench.fairness.run import run as run_fairness
+from workbench.ingest.lake import LakeStore, SparkLakeStore, export_lake, open_store, validation_report
+from workbench.sources.base import StoreSource
+from workbench.sources.store import Store
+from workbench.sources.store_queries import store_bounds, store_summary
+from workbench.stream.request import CheckRequest
+from workbench.stream.triggers import run as run_check
+
+pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]
+pytest.importorskip("pyspark")
+
+REL = 1e-9
+SKIP = {"path", "ingests", "seconds", "source", "db", "evaluated_at", "data_version", "settings", "aggregated_from"}
+
+
+def compare(ours: Any, theirs: Any, where: str = "$") -> tuple[list[str], float]:
+    """(paths where ``theirs`` differs from ``ours``, the largest relative difference of their numbers):
+    numbers within ``REL`` relative (1e-12 absolute near zero), everything else exactly; run-specific keys out."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        keys = (ours.keys() | theirs.keys()) - SKIP
+        found = [f"{where}.{k}: missing" for k in keys if k not in ours or k not in theirs]
+        parts = [compare(ours[k], theirs[k], f"{where}.{k}") for k in keys if k in ours and k in theirs]
+        return found + [d for p, _ in parts for d in p], max((r for _, r in parts), default=0.0)
+    if isinstance(ours, list) and isinstance(theirs, list):
+        if len(ours) != len(theirs):
+            return [f"{where}: {len(ours)} items vs {len(theirs)}"], math.inf
+        parts = [compare(a, b, f"{where}[{i}]") for i, (a, b) in enumerate(zip(ours, theirs, strict=True))]
+        return [d for p, _ in parts for d in p], max((r for _, r in parts), default=0.0)
+    numbers = (int, float)
+    if isinstance(ours, numbers) and isinstance(theirs, numbers) and not isinstance(ours, bool | type(None)):
+        if isinstance(theirs, bool):
+            return ([] if ours == theirs else [f"{where}: {ours!r} vs {theirs!r}"]), 0.0
+        rel = 0.0 if ours == theirs else abs(ours - theirs) / max(abs(ours), abs(theirs))
+        close = math.isclose(ours, theirs, rel_tol=REL, abs_tol=1e-12)
+        return ([] if close else [f"{where}: {ours!r} vs {theirs!r}"]), (0.0 if abs(ours - theirs) <= 1e-12 else rel)
+    return ([] if ours == theirs else [f"{where}: {ours!r} vs {theirs!r}"]), 0.0
+
+
+@pytest.fixture(scope="module")
+def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[LakeStore, SparkLakeStore]:
+    folder = tmp_path_factory.mktemp("spark_lake")
+    store = Store(folder / "w.duckdb")
+    build_demo(store, Scenario(rows=20_000, days=40, seed=3))
+    lake = export_lake(store, folder / "lake")
+    return LakeStore(lake), SparkLakeStore(lake)
+
+
+def both(lakes: tuple[LakeStore, SparkLakeStore], analysis: Any) -> tuple[list[str], float]:
+    duck, spark = (analysis(StoreSource(lake)).to_json() for lake in lakes)
+    return compare(duck, spark)
+
+
+def test_the_engine_and_the_source_come_from_the_options(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "predictions").mkdir()
+    assert type(open_store(f"lake:{tmp_path}", "spark")) is SparkLakeStore
+    monkeypatch.setenv("WORKBENCH_ENGINE", "spark")
+    assert type(open_store(f"lake:{tmp_path}")) is SparkLakeStore
+    assert type(open_store(f"lake:{tmp_path}", "duckdb")) is LakeStore
+    from workbench.core.errors import InputError
+
+    with pytest.raises(InputError, match="the spark engine reads lake folders"):
+        open_store(tmp_path / "w.duckdb")
+    with pytest.raises(InputError, match="unknown engine 'flink': choose duckdb or spark"):
+        open_store(f"lake:{tmp_path}", "flink")
+
+
+def test_the_summary_on_spark_equals_duckdb_s(lakes) -> None:
+    duck, spark = (store_summary(lake).to_dict() for lake in lakes)
+    assert duck["predictions"] == 20_000
+    assert compare(duck, spark)[0] == []
+
+
+def test_abtest_on_spark_equals_duckdb_s(lakes) -> None:
+    found, worst = both(lakes, lambda source: run_abtest(source, ABTestRequest()))
+    assert found == []
+    assert worst <= REL
+
+
+def test_fairness_on_spark_equals_duckdb_s(lakes) -> None:
+    request = FairnessRequest(sensitive=("region", "age_band"))
+    found, worst = both(lakes, lambda source: run_fairness(source, request))
+    assert found == []
+    assert worst <= REL
+
+
+def test_triggers_on_spark_equal_duckdb_s(lakes) -> None:
+    request = CheckRequest(rules_path=ROOT / "rules.example.toml")
+    found, worst = both(lakes, lambda source: run_check(source, request))
+    assert found == []
+    assert worst <= REL
+
+
+def _drift_request(lake: LakeStore) -> DriftRequest:
+    first, last = store_bounds(lake)
+    middle = first + (last - first) / 2
+    return DriftRequest(Window(end=middle), Window(start=middle), multivariate=False)
+
+
+def test_drift_on_spark_equals_duckdb_s_grid_ks(lakes) -> None:
+    """Both on the grid KS (DuckDB told not to pull values): quantiles, bins, statistics to 1e-9."""
+    request, grid = _drift_request(lakes[0]), replace(load_settings(), ks_exact_max_rows=0)
+    found, worst = both(lakes, lambda source: run_drift(source, request, grid))
+    assert found == []
+    assert worst <= REL
+
+
+def test_drift_on_spark_has_duckdb_s_verdicts_beside_the_exact_ks(lakes) -> None:
+    """DuckDB's exact KS (pulled values) vs Spark's grid KS: the same verdicts, the KS within its bound."""
+    request = _drift_request(lakes[0])
+    duck, spark = (run_drift(StoreSource(lake), request).to_json() for lake in lakes)
+    assert duck["verdict"] == spark["verdict"]
+    ours, theirs = ({f["feature"]: f for f in doc["features"]} for doc in (duck, spark))
+    assert ours.keys() == theirs.keys() and len(ours) >= 10
+    for name, feature in ours.items():
+        assert feature["drifted"] == theirs[name]["drifted"], name
+        assert feature["verdict"] == theirs[name]["verdict"], name

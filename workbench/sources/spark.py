@@ -1,0 +1,147 @@
+"""Apache Spark as an engine: the session every Spark source shares, and the ingest's SQL rules in Spark's dialect.
+
+``--engine spark`` (env ``WORKBENCH_ENGINE``) runs the analyses' Ibis queries on Spark through Ibis' PySpark
+backend: a local session (``local[*]``, no UI, quiet logs, few shuffle partitions: the workbench's queries are
+aggregates whose results are small) or, when ``WORKBENCH_SPARK_REMOTE=sc://host:port`` is set, a cluster through
+Spark Connect. Only aggregates come back to Python; the DuckDB-only fast paths (kept sums, pulled sorted values)
+are asked of the source (``sources.cursors``, ``sources.trace_feedback``) and say no on Spark.
+
+The lake's cleaning rules are written once, in DuckDB SQL (:func:`workbench.ingest.pipeline.lake_view`);
+:func:`spark_sql` translates them with sqlglot (Ibis' own SQL compiler) and rewrites the three DuckDB functions
+Spark lacks, so both engines keep and quarantine the same rows for the same reasons.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from workbench.core.errors import InputError
+
+ENGINE_ENV = "WORKBENCH_ENGINE"
+REMOTE_ENV = "WORKBENCH_SPARK_REMOTE"
+ENGINES = ("duckdb", "spark")
+# Shuffle partitions: Spark's 200 cost ~1 s of task scheduling per grouped query on 2 cores; the groups here are
+# arms, segments, bins and categories (hundreds to thousands of rows), so a few partitions per core suffice.
+SHUFFLE_PARTITIONS = 4
+
+_lock = threading.Lock()
+_sessions: dict[str, Any] = {}
+
+
+def engine_name(value: str | None = None) -> str:
+    """The engine to run on: ``value``, else ``$WORKBENCH_ENGINE``, else duckdb (anything else: InputError)."""
+    name = (value or os.environ.get(ENGINE_ENV) or "duckdb").strip().lower()
+    if name not in ENGINES:
+        raise InputError(f"unknown engine '{name}': choose {' or '.join(ENGINES)}")
+    return name
+
+
+def spark_remote() -> str | None:
+    """The Spark Connect address (``sc://host:port``) from ``$WORKBENCH_SPARK_REMOTE``, or None for local mode."""
+    remote = (os.environ.get(REMOTE_ENV) or "").strip()
+    if remote and not remote.startswith("sc://"):
+        raise InputError(f"${REMOTE_ENV} must look like sc://host:port, not '{remote}'")
+    return remote or None
+
+
+def spark_session(remote: str | None = None) -> Any:
+    """The process' Spark session for ``remote`` (``sc://host:port``; None: local mode, made once and kept).
+
+    Local mode: ``local[*]``, the web UI off, warnings only, session time zone UTC (the store's), and
+    :data:`SHUFFLE_PARTITIONS` shuffle partitions. Startup (the JVM) takes 5-10 s once per process.
+    """
+    key = remote or "local"
+    with _lock:
+        session = _sessions.get(key)
+        if session is not None and (remote is not None or not _stopped(session)):
+            return session
+        try:
+            from pyspark.sql import SparkSession
+
+            builder = SparkSession.builder.appName("feedback-workbench")
+            conf = {"spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS)}
+            if remote is None:
+                builder = builder.master("local[*]")
+                conf |= {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+            else:
+                builder = builder.remote(remote)
+            for name, value in conf.items():
+                builder = builder.config(name, value)
+            session = builder.getOrCreate()
+        except Exception as exc:  # a JVM that fails to start, an unreachable Connect server
+            where = remote or "local mode"
+            raise InputError(f"cannot start Spark ({where}): {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        if remote is None:
+            session.sparkContext.setLogLevel("ERROR")
+        _sessions[key] = session
+        return session
+
+
+def _stopped(session: Any) -> bool:
+    context = getattr(session, "_sc", None)
+    return context is not None and context._jsc is None
+
+
+def new_session(remote: str | None = None) -> Any:
+    """A session of its own (its own temporary views) on the shared engine: one per open source, so two lakes
+    (or two app users) never see each other's ``predictions`` view. Spark Connect: the shared session."""
+    session = spark_session(remote)
+    return session if remote is not None else session.newSession()
+
+
+def spark_sql(duckdb_sql: str) -> str:
+    """``duckdb_sql`` in Spark's dialect (sqlglot), with DuckDB's ``isfinite``/``isinf`` and its parenthesised
+    interval written the way Spark has them (Spark's timestamps have no infinity: ``isfinite`` is true)."""
+    import sqlglot
+    from sqlglot import exp
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        name = node.name.lower() if isinstance(node, exp.Anonymous) else ""
+        if name == "isfinite":
+            return exp.true()
+        if name == "isinf" or type(node).__name__ == "IsInf":
+            arg = node.expressions[0] if isinstance(node, exp.Anonymous) else node.this
+            infinity = exp.cast(exp.Literal.string("Infinity"), "double")
+            return exp.EQ(this=exp.Abs(this=arg.copy()), expression=infinity)
+        if isinstance(node, exp.Interval) and isinstance(node.this, exp.Paren):
+            return exp.Interval(this=exp.Literal.string(node.this.this.name), unit=node.args.get("unit"))
+        return node
+
+    tree = sqlglot.parse_one(duckdb_sql, read="duckdb").transform(rewrite)
+    return tree.sql(dialect="spark")
+
+
+def spark_backend(session: Any) -> Any:
+    """Ibis' PySpark backend over ``session``, reading Spark's timestamps as the instants they are (UTC).
+
+    Spark's ``TIMESTAMP`` is an instant shown in the session's time zone (UTC here), as DuckDB's ``TIMESTAMPTZ``;
+    Ibis 12 types it without a zone, which would give naive times where DuckDB gives UTC ones (and compare
+    naive columns with the windows' UTC bounds). The schema says UTC instead: the same values, the same type.
+    """
+    import ibis
+    from ibis.backends.pyspark import Backend
+
+    _ = ibis.pyspark  # loads the backend through ibis (which registers its options)
+
+    class UtcBackend(Backend):
+        def get_schema(self, table_name: str, *, catalog: str | None = None, database: str | None = None) -> Any:
+            schema = super().get_schema(table_name, catalog=catalog, database=database)
+            return _utc(schema)
+
+        def _get_schema_using_query(self, query: str) -> Any:
+            return _utc(super()._get_schema_using_query(query))
+
+    return UtcBackend().connect(session)
+
+
+def _utc(schema: Any) -> Any:
+    import ibis.expr.datatypes as dt
+    import ibis.expr.schema as sch
+
+    def zoned(dtype: Any) -> Any:
+        utc = dtype.is_timestamp()
+        return dt.Timestamp(timezone="UTC", scale=dtype.scale, nullable=dtype.nullable) if utc else dtype
+
+    return sch.Schema({name: zoned(dtype) for name, dtype in schema.items()})
