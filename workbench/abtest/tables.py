@@ -123,7 +123,7 @@ def segments_table(result: ABTestResult) -> pd.DataFrame:
                   if r.rel_lift_ci else "")  # fmt: skip
         out.append({
             breakdown.by: r.value, "metric": r.label + (" (guardrail)" if r.role == "guardrail" else ""),
-            "variant": r.variant, "n control": r.n_control, "n variant": r.n_variant,
+            "variant": r.variant, "n control / variant": f"{r.n_control:,} / {r.n_variant:,}",
             "control": formats.metric_value(r, r.control_mean),
             "variant value": formats.metric_value(r, r.variant_mean),
             "difference [CI]": f"{formats.difference(r, r.diff)}{diff_ci}",

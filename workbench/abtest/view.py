@@ -71,6 +71,7 @@ RESULT_HELP = {
     "(fail), or not yet shown either way",
     "n control": "Units (or events) in control",
     "n variant": "Units (or events) in the variant",
+    "n control / variant": "Observations in control and in the variant for this value (units for a ratio metric)",
     "test": "The test: z (two proportions), welch t (means), delta method (ratios)",
     "p (Welch / z)": "The main test's p-value (uncapped)",
     "cap": "The value the metric was capped (winsorized) at",
