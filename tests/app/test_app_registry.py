@@ -90,3 +90,13 @@ def test_with_mlflow_off_the_pages_show_no_registry(demo_store, monkeypatch):
     app = open_page(demo_store, monkeypatch, "pages/fairness.py")
     assert app.selectbox(key="fair_champion").value == "(first)"
     assert not any("Model registry" in m.value for m in app.markdown)
+
+
+def test_the_ab_page_takes_the_champion_alias_as_control_and_shows_the_facts(demo_store, mlflow_on, monkeypatch):
+    MlflowClient(tracking_uri=mlflow_on).set_registered_model_alias(MODEL, "champion", "2")  # v2 is the champion now
+    app = open_page(demo_store, monkeypatch, "pages/abtest.py")
+    app.selectbox(key="ab_arm_source").set_value("model_version").run()
+    assert not app.exception
+    assert app.selectbox(key="ab_control").value == "v2"
+    rows = {r["model version"]: r["aliases"] for r in registry_rows(app)}
+    assert rows == {"v1": "—", "v2": "challenger, champion"}  # both aliases on version 2 now
