@@ -4,6 +4,10 @@ its exact split into features and pairs, a correlation break that only it sees, 
 from __future__ import annotations
 
 import datetime as dt
+import html
+import json
+import subprocess
+import sys
 
 import ibis
 import numpy as np
@@ -16,11 +20,12 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tests.conftest import ROOT
 from workbench.core.errors import InputError
 from workbench.core.schema import Roles, TableRoles
 from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo
-from workbench.drift.reconstruction import chunk_errors, pair_density
+from workbench.drift.reconstruction import chunk_errors, pair_density, reconstruction_caption
 from workbench.drift.request import DriftRequest
 from workbench.drift.run import run
 from workbench.ingest.pipeline import ingest_frames
@@ -202,3 +207,36 @@ def test_the_demo_alarms_from_the_sudden_drift_and_never_before(demo_store):
     assert drifted == {"latency_ms", "amount"}  # the injected sudden drift carries the rise
     assert rc["pair_contributions"][0]["features"] == ["amount", "latency_ms"]
     assert rc["verdict"] == "drift"
+
+
+def test_the_cli_text_json_and_html_report_say_the_same_multivariate_verdict(correlation_break, tmp_path):
+    report = tmp_path / "drift.html"
+    args = ["drift", "--db", str(correlation_break.path), "--reference", "2026-01-01..2026-01-30",
+            "--current", "2026-01-31..", "--chunk", "week"]  # fmt: skip
+    as_json = subprocess.run([sys.executable, "-m", "workbench.cli", *args, "--json", "--html", str(report)],
+                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    rc = json.loads(as_json.stdout)["reconstruction"]
+    assert rc["chunk"] == "week" and rc["verdict"] == "drift" and rc["alarm"] is True
+    assert {"threshold", "chunks", "pair_contributions", "feature_contributions", "top_pair", "sample_rows",
+            "n_components", "explanation", "reasons"} <= set(rc)  # fmt: skip
+    assert rc["verdict_text"] in html.unescape(report.read_text(encoding="utf-8"))
+    text = subprocess.run([sys.executable, "-m", "workbench.cli", *args], cwd=ROOT, capture_output=True, text=True)
+    assert rc["verdict_text"] in text.stdout and "PCA reconstruction error outside" in text.stdout
+    bad = subprocess.run([sys.executable, "-m", "workbench.cli", *args[:-1], "day-ish"], cwd=ROOT,
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_constant_feature_is_left_out_and_named(tmp_path):
+    rng = np.random.default_rng(2)
+    x = np.column_stack([_correlated(rng, 4000, 0.8)[:, :3], np.full(4000, 4.0)])
+    frame = _frame(x, 40).assign(model_version="v1", prediction=1, score=0.7)
+    store = Store(tmp_path / "constant.duckdb")
+    ingest_frames(store, [(frame, "predictions")], Roles(predictions=TableRoles(features=NAMES)), source="test")
+    cut = (START + pd.Timedelta(days=30)).to_pydatetime()
+    rc = run(StoreSource(store), DriftRequest(Window(end=cut), Window(start=cut))).reconstruction
+    assert rc["left_out"] == ["d"] and rc["features"] == ["a", "b", "c"] and isinstance(rc["alarm"], bool)
+    assert rc["n_reference_chunks"] == 30 and rc["fit_share"] == 1.0  # 3,000 reference rows: all in the sample
+    caption = reconstruction_caption(rc)
+    assert "Left out (constant or empty): d." in caption and "The fit used 100% of the reference's rows" in caption

@@ -38,6 +38,7 @@ from workbench.stats.reconstruction import (
 
 DENSITY_BINS = 8  # quantile bins per axis of the top pair's 2-D density difference
 TOP_PAIRS = 10  # pairs kept in the result, by |part of the change|
+ROUGH_BAND = 10  # reference chunks below which the band's σ is said to be rough
 
 
 def with_reconstruction(
@@ -110,6 +111,8 @@ def reconstruction_drift(
         "alarm": bool(len(alerts)) if warning is None else None,
         "n_alerts": len(alerts),
         "n_current_chunks": int(cur_chunks["rows"].ge(settings.min_rows).sum()),
+        "n_reference_chunks": int(judged),
+        "fit_share": model.n_rows / ref_moments.n,  # the reference's rows the PCA was fitted on
         "first_alert": str(alerts["chunk"].iloc[0]) if len(alerts) else None,
         "mean_squared_error": {
             "reference": mean_squared_error(model, ref_moments),
@@ -126,7 +129,8 @@ def _insufficient(numeric: list[str], chunk: str | int, settings: DriftSettings,
     return {"method": "pca_reconstruction", "features": numeric, "left_out": [], "sample_rows": 0,
             "sample_limit": settings.domain_classifier_rows, "variance_share": VARIANCE_SHARE, "n_components": None,
             "explained_variance": None, "chunk": str(chunk), "threshold": None, "chunks": [], "alarm": None,
-            "n_alerts": 0, "n_current_chunks": 0, "first_alert": None, "mean_squared_error": None,
+            "n_alerts": 0, "n_current_chunks": 0, "n_reference_chunks": 0, "fit_share": None,
+            "first_alert": None, "mean_squared_error": None,
             "feature_contributions": [], "pair_contributions": [], "top_pair": None, "warning": why}  # fmt: skip
 
 
@@ -208,7 +212,9 @@ def multivariate_verdict(section: dict[str, Any], classifier: dict[str, Any] | N
             f"PCA reconstruction error outside {t['lower']:.3f}–{t['upper']:.3f} (reference mean ± "
             f"{t['sigmas']:g}σ) in {section['n_alerts']} of {section['n_current_chunks']} current chunks"
             + (f", first {section['first_alert'][:10]}" if section["first_alert"] else "")
-        )
+            + (f" (the band rests on {section['n_reference_chunks']} reference chunks: rough below {ROUGH_BAND})"
+               if section["n_reference_chunks"] < ROUGH_BAND else "")
+        )  # fmt: skip
     elif section.get("warning"):
         reasons.append(f"PCA reconstruction: {section['warning']}")
     if classifier and classifier.get("auc") is not None:
@@ -275,5 +281,11 @@ def reconstruction_caption(section: dict[str, Any]) -> str:
         f"reference, missing values at the mean; {section['n_components']} components keep "
         f"{section['explained_variance']:.0%} of the variance (≥ {section['variance_share']:.0%}, NannyML's default). "
         f"Every row of both windows is scored in the engine, per {section['chunk']}."
+        + (
+            f" The fit used {section['fit_share']:.0%} of the reference's rows: on nearly uncorrelated features "
+            "its own rows read a little lower than new ones."
+            if (section.get("fit_share") or 0) > 0.5
+            else ""
+        )
         + (f" Left out (constant or empty): {', '.join(left_out)}." if left_out else "")
     )
