@@ -162,13 +162,20 @@ def test_a_port_in_use_is_refused_in_one_line(readings):
             serve(exporter, taken.getsockname()[1])
 
 
-def test_the_cli_refuses_a_missing_store_in_one_line(tmp_path, monkeypatch, capsys):
-    argv = ["workbench", "metrics", "write", str(tmp_path / "w.prom"), "--db", str(tmp_path / "none.duckdb")]
-    monkeypatch.setattr(sys, "argv", argv)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["write", "w.prom", "--db", "none.duckdb"], "error: no store at"),
+        (["serve", "--port", "70000", "--db", "none.duckdb"], "error: --port must be a TCP port from 1 to 65535"),
+    ],
+)
+def test_the_cli_refuses_bad_input_in_one_line(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["workbench", "metrics", *args])
     with pytest.raises(SystemExit) as stopped:
         main()
     err = capsys.readouterr().err
-    assert stopped.value.code == 2 and err.startswith("error: no store at") and err.count("\n") == 1
+    assert stopped.value.code == 2 and err.startswith(message) and err.count("\n") == 1
 
 
 def test_a_bad_rules_file_is_refused_before_anything_is_computed(tmp_path):

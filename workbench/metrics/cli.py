@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from workbench.core.command import DbOption, JsonOption, emit
+from workbench.core.errors import InputError
 
 if TYPE_CHECKING:
     from workbench.metrics.collector import Readings
@@ -28,7 +29,6 @@ RulesOption = Annotated[
 
 def _exporter(db: Path | None, rules: Path | None) -> Exporter:
     """The exporter over the store ``db`` with ``rules``, its settings checked before anything is computed."""
-    from workbench.core.errors import InputError
     from workbench.ingest.lake import open_store
     from workbench.metrics.collector import check_rules, check_settings, collect
     from workbench.metrics.exporter import Exporter
@@ -50,7 +50,7 @@ def _exporter(db: Path | None, rules: Path | None) -> Exporter:
 
 @metrics_app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="TCP port of /metrics.", min=1, max=65535)] = 9108,
+    port: Annotated[int, typer.Option(help="TCP port of /metrics (1-65535).")] = 9108,
     host: Annotated[
         str, typer.Option(help="Address to listen on (0.0.0.0: every interface; /metrics has no login of its own).")
     ] = "127.0.0.1",
@@ -63,6 +63,8 @@ def serve(
     from workbench.metrics.exporter import serve as start
     from workbench.metrics.exporter import wait_forever
 
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port must be a TCP port from 1 to 65535, not {port}")
     exporter = _exporter(db, rules)
     server, _ = start(exporter, port, host)
     first = exporter.readings
