@@ -19,8 +19,10 @@ from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from typer.testing import CliRunner
 
 from tests.conftest import ROOT
+from workbench.cli import app
 from workbench.core.errors import InputError
 from workbench.core.schema import Roles, TableRoles
 from workbench.core.window import Window
@@ -213,16 +215,16 @@ def test_the_cli_text_json_and_html_report_say_the_same_multivariate_verdict(cor
     report = tmp_path / "drift.html"
     args = ["drift", "--db", str(correlation_break.path), "--reference", "2026-01-01..2026-01-30",
             "--current", "2026-01-31..", "--chunk", "week"]  # fmt: skip
-    as_json = subprocess.run([sys.executable, "-m", "workbench.cli", *args, "--json", "--html", str(report)],
-                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip
-    assert as_json.returncode == 0, as_json.stderr
+    as_json = CliRunner().invoke(app, [*args, "--json", "--html", str(report), "--html-cdn"])
+    assert as_json.exit_code == 0, as_json.output
     rc = json.loads(as_json.stdout)["reconstruction"]
     assert rc["chunk"] == "week" and rc["verdict"] == "drift" and rc["alarm"] is True
     assert {"threshold", "chunks", "pair_contributions", "feature_contributions", "top_pair", "sample_rows",
             "n_components", "explanation", "reasons"} <= set(rc)  # fmt: skip
     assert rc["verdict_text"] in html.unescape(report.read_text(encoding="utf-8"))
-    text = subprocess.run([sys.executable, "-m", "workbench.cli", *args], cwd=ROOT, capture_output=True, text=True)
+    text = CliRunner().invoke(app, args)
     assert rc["verdict_text"] in text.stdout and "PCA reconstruction error outside" in text.stdout
+    assert "the band rests on 5 reference chunks: rough below 10" in text.stdout  # 30 days: 5 weeks, 2 partial
     bad = subprocess.run([sys.executable, "-m", "workbench.cli", *args[:-1], "day-ish"], cwd=ROOT,
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
