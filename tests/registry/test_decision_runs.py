@@ -143,3 +143,11 @@ def test_the_cli_reports_an_unreachable_registry_in_one_line_and_keeps_the_decis
     assert line.startswith("MLflow step failed: MLflow at http://127.0.0.1:")
     failed = CliRunner().invoke(app, ["decisions", "sync", "--db", str(db)])  # `workbench` prints it as one line
     assert isinstance(failed.exception, RegistryError) and "\n" not in str(failed.exception)
+
+
+def test_an_approved_candidate_that_is_not_registered_is_a_note_and_the_run_finishes(settings, client, tmp_path):
+    outcome = record(Store(tmp_path / "w.duckdb"), DecisionForm("approve", "ana", "ok", "v9"), settings)
+    assert outcome.failure is None and outcome.tracked.tagged_version is None
+    assert "'v9' is no version of 'feedback-model' (rule: number): nothing tagged" in outcome.mlflow_line()
+    assert client.get_run(outcome.tracked.run_id).info.status == "FINISHED"
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"

@@ -96,3 +96,12 @@ def test_the_cli_does_not_import_mlflow():
     code = "import sys, workbench.cli; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_version_whose_run_was_deleted_keeps_its_facts_without_metrics(settings, client):
+    run_id = client.get_model_version(MODEL, "1").run_id
+    client.delete_run(run_id)
+    client._tracking_client.store._hard_delete_run(run_id)  # as `mlflow gc` does
+    facts = model_versions(settings, ["v1", "v2"])
+    assert (facts["v1"].version, facts["v1"].run_id, facts["v1"].metrics) == ("1", run_id, {})
+    assert facts["v2"].metrics == METRICS["2"]

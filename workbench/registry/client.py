@@ -117,8 +117,7 @@ def model_versions(settings: MlflowSettings, names: list[str]) -> dict[str, Vers
             continue
         run_id = version.run_id or None
         if run_id and run_id not in metrics:
-            with talking_to(settings, f"reading run {run_id}"):
-                metrics[run_id] = dict(mlflow.get_run(run_id).data.metrics)
+            metrics[run_id] = run_metrics(settings, mlflow, run_id)
         found[name] = VersionFacts(
             model=model,
             version=str(version.version),
@@ -131,19 +130,27 @@ def model_versions(settings: MlflowSettings, names: list[str]) -> dict[str, Vers
     return found
 
 
+def run_metrics(settings: MlflowSettings, mlflow: Any, run_id: str) -> dict[str, float]:
+    """The run's latest logged metrics; empty when the run is gone (a version outlives a cleaned-up run), while
+    a registry that cannot be reached still fails in one line."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(mlflow.get_run(run_id).data.metrics)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise RegistryError(
+                f"MLflow at {settings.tracking_uri}: reading run {run_id} failed ({short(exc)})"
+            ) from None
+        return {}
+
+
 def names_by_alias(facts: dict[str, VersionFacts | None]) -> dict[str, str]:
     """Alias → the prediction version text whose registered version carries it (``champion`` → ``v1``)."""
     return {alias: name for name, fact in facts.items() if fact for alias in fact.aliases}
 
 
-def find_version(settings: MlflowSettings, name: str) -> Any:
-    """The registered model version a prediction's version text names under the rule, else a one-line error."""
-    mlflow = client(settings)
-    model = settings.registered_model
-    aliases, versions = registered(settings, mlflow)
-    match = next((v for v in versions if matches(settings, name, v, aliases)), None)
-    if match is None:
-        raise RegistryError(
-            f"MLflow at {settings.tracking_uri}: no version of '{model}' matches '{name}' (rule: {settings.match})"
-        )
-    return match
+def find_version(settings: MlflowSettings, name: str) -> Any | None:
+    """The registered model version a prediction's version text names under the rule, else None."""
+    aliases, versions = registered(settings, client(settings))
+    return next((v for v in versions if matches(settings, name, v, aliases)), None)

@@ -35,6 +35,7 @@ class TrackedDecision:
     experiment_id: str
     tagged_version: str | None = None
     moved_alias: str | None = None
+    note: str | None = None  # why an approved candidate was not tagged
 
     def describe(self) -> str:
         """The step in one line."""
@@ -43,7 +44,7 @@ class TrackedDecision:
             text += f"; version {self.tagged_version} tagged with the decision's hash"
         if self.moved_alias:
             text += f"; alias '{self.moved_alias}' moved to it"
-        return text
+        return text + (f"; {self.note}" if self.note else "")
 
 
 def experiment_id(settings: MlflowSettings, mlflow: Any) -> str:
@@ -124,6 +125,27 @@ def log_artifacts(settings: MlflowSettings, mlflow: Any, run_id: str, documents:
             mlflow.log_artifacts(run_id, folder, artifact_path="decision")
 
 
+def tag_candidate(
+    settings: MlflowSettings, mlflow: Any, entry: dict[str, Any]
+) -> tuple[str | None, str | None, str | None]:
+    """An approval's candidate version tagged with the decision's hash (and the champion alias moved to it with
+    ``move_champion``): (version tagged, alias moved, why nothing was tagged); a candidate that is no registered
+    version is said in the note, not a failure (a retry would not change it)."""
+    if not (entry["decision"] == "approve" and entry.get("candidate") and settings.has_model):
+        return None, None, None
+    version = find_version(settings, entry["candidate"])
+    if version is None:
+        model = settings.registered_model
+        return None, None, f"'{entry['candidate']}' is no version of '{model}' (rule: {settings.match}): nothing tagged"
+    tagged = str(version.version)
+    with talking_to(settings, f"tagging version {tagged} of '{settings.registered_model}'"):
+        mlflow.set_model_version_tag(settings.registered_model, tagged, HASH_TAG, entry["hash"])
+        if not settings.move_champion:
+            return tagged, None, None
+        mlflow.set_registered_model_alias(settings.registered_model, settings.champion_alias, tagged)
+    return tagged, settings.champion_alias, None
+
+
 def log_decision(
     settings: MlflowSettings,
     run_id: str,
@@ -147,18 +169,10 @@ def log_decision(
         with talking_to(settings, "logging the retraining set as the run's dataset input"):
             mlflow.log_inputs(run_id, datasets=[dataset_input(manifest, data_path)])
     log_artifacts(settings, mlflow, run_id, documents)
-    tagged = moved = None
-    if entry["decision"] == "approve" and entry.get("candidate") and settings.has_model:
-        version = find_version(settings, entry["candidate"])
-        tagged = str(version.version)
-        with talking_to(settings, f"tagging version {tagged} of '{settings.registered_model}'"):
-            mlflow.set_model_version_tag(settings.registered_model, tagged, HASH_TAG, entry["hash"])
-            if settings.move_champion:
-                mlflow.set_registered_model_alias(settings.registered_model, settings.champion_alias, tagged)
-                moved = settings.champion_alias
+    tagged, moved, note = tag_candidate(settings, mlflow, entry)
     with talking_to(settings, f"finishing run {run_id}"):
         mlflow.set_terminated(run_id, "FINISHED")
-    return TrackedDecision(run_id, experiment, tagged, moved)
+    return TrackedDecision(run_id, experiment, tagged, moved, note)
 
 
 def finished_run(settings: MlflowSettings, entry_hash: str) -> str | None:
