@@ -284,7 +284,7 @@ def reconstruction_parts_figure(reconstruction: dict[str, Any], top: int = 8) ->
     change = f": {mse['reference']:.2f} → {mse['current']:.2f}" if mse else ""
     fig = layout(fig, f"Mean squared error{change}: its parts", "")
     fig.update_layout(hovermode="closest", height=max(240, 26 * len(parts) + 110),
-                      xaxis_title="part of the change (purple: a feature, orange: a pair)")  # fmt: skip
+                      xaxis_title="part of the change (purple: feature, orange: pair)")  # fmt: skip
     return fig
 
 
