@@ -23,6 +23,7 @@ from workbench.core.errors import InputError
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.fairness import queries as q
 from workbench.fairness.audit import audit_frame, audit_store
+from workbench.gate.decisions import decide, read_decisions
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
 from workbench.stats.fairness import FairnessSettings
@@ -174,6 +175,10 @@ def test_cli_prints_both_sections_writes_the_thresholds_and_refuses_bad_options(
     )
     assert thresholds.read_text().splitlines()[0].startswith("group,threshold_0")
     assert latest_runs(small_store)["fairness"].summary["mitigation"]["constraint"] == "equalized_odds"
+    # the thresholds go with the decision: the gate's log keeps the evidence snapshot
+    decide(small_store, "defer", "ana", "read the thresholds first", key=b"")
+    snapshot = read_decisions(small_store)[-1].evidence["fairness"]["summary"]["mitigation"]
+    assert snapshot["thresholds"] == document["mitigation"]["thresholds"]
     text = cli(*db, "--mitigate", "demographic_parity", "--resamples", "50").stdout
     assert "Mitigation preview: reduces: preview of post-processing" in text and "south: score ≥ " in text
     assert "(a preview of a post-processing option, not a retrained model)" in text
