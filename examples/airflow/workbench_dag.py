@@ -73,6 +73,6 @@ with DAG(
     quiet = EmptyOperator(task_id="no_retrain")
     curate = BashOperator(task_id="curate_retraining_set", bash_command=shlex.join(CURATE))
     train = EmptyOperator(task_id="train_model")  # your training job: reads EXPORTS/{{ ds }}/retraining_set.parquet
-    failed = PythonOperator(task_id="check_failed", python_callable=check_failed)
+    failed = PythonOperator(task_id="check_failed", python_callable=check_failed, retries=0)
     check >> [quiet, curate, failed]
     curate >> train
