@@ -240,3 +240,15 @@ def test_the_exposition_passes_promtools_naming_lint(readings):
     text = generate_latest(exporter.registry).decode("utf-8")
     out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout + out.stderr == "", out.stdout + out.stderr
+
+
+def test_the_readme_shows_the_dag_and_the_cron_lines_as_they_are():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Scheduling: Airflow and cron") :]
+    dag = DAG.read_text(encoding="utf-8")
+    shown = section[section.index("```python") + 9 : section.index("```", section.index("```python") + 9)]
+    code = [line.split("  #")[0].rstrip() for line in shown.splitlines() if line.strip()]
+    assert len(code) >= 10
+    assert all(line in dag or line.startswith("with DAG(") for line in code), [c for c in code if c not in dag]
+    crontab = (EXAMPLES / "cron" / "workbench.crontab").read_text(encoding="utf-8")
+    assert all(line in section for line in crontab.splitlines() if line and not line.startswith("#"))
