@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import GOOD, ROOT, write
 from workbench.demo.scenario import Scenario, build_demo
+from workbench.ingest.pipeline import ingest_file
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
 
@@ -62,3 +63,18 @@ def test_a_bad_window_is_one_line(page):
     app.text_input(key="quality_window").set_value("yesterday").run()
     assert not app.exception
     assert app.error[0].value.startswith("'yesterday' is not a range")
+
+
+def test_a_store_without_feedback_is_insufficient_and_draws_no_empty_matrix(tmp_path, monkeypatch, navigation_app):
+    store = Store(tmp_path / "workbench.duckdb")
+    ingest_file(store, write(tmp_path / "p.csv", GOOD))  # three scored predictions, no feedback
+    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
+    monkeypatch.chdir(ROOT)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/quality.py").run()
+    app.text_input(key="quality_window").set_value("all").run()
+    assert not app.exception
+    assert app.warning[0].value.startswith("**INSUFFICIENT** — insufficient labels: the reference has 0 labelled")
+    assert any(i.value.startswith("No labelled predictions in the window yet") for i in app.info)
+    assert len(app.get("plotly_chart")) == 2  # the verdict's thresholds and the estimates over time only

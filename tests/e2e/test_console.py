@@ -15,7 +15,8 @@ from tests.e2e.conftest import ROOT, screenshot, serve, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
-PAGES = {"": "home", "stream": "stream", "drift": "drift", "abtest": "abtest", "fairness": "fairness", "gate": "gate"}
+PAGES = {"": "home", "stream": "stream", "drift": "drift", "abtest": "abtest", "fairness": "fairness",
+         "quality": "quality", "gate": "gate"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,8 @@ def versions_section(report: QualityReport) -> None:
     if not report.versions:
         st.info("No scored predictions in the window.", icon=":material/info:")
         return
-    for col, v in zip(st.columns(min(len(report.versions), 3)), report.versions[:3], strict=False):
+    labelled = [v for v in report.versions if v["labelled"] > 0]
+    for col, v in zip(st.columns(max(min(len(labelled), 3), 1)), labelled[:3], strict=False):
         col.plotly_chart(charts.confusion_figure(v, f"{v['model_version']}: confusion matrix"), width="stretch")
     table = metrics_table(report)
     formats = {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[2:]}
@@ -106,6 +107,13 @@ def versions_section(report: QualityReport) -> None:
         format="%.4f", help="Bound of the area's error from the 1/1000 score bins vs scikit-learn on the rows"
     )
     ui.table(table, column_config=formats)
+    if not labelled:
+        st.info(
+            "No labelled predictions in the window yet: the confusion matrix, the curves and the calibration "
+            "need labels; the estimates (CBPE) above need none.",
+            icon=":material/label_off:",
+        )
+        return
     roc, pr = st.columns(2)
     roc.plotly_chart(charts.curves_figure(report, "roc"), width="stretch")
     pr.plotly_chart(charts.curves_figure(report, "pr"), width="stretch")
