@@ -33,7 +33,7 @@ def _global_options(
         Path | None,
         typer.Option(
             "--settings",
-            help="Settings TOML (\\[drift], \\[abtest], \\[fairness], \\[stream], \\[ingest]); "
+            help="Settings TOML (\\[drift], \\[abtest], \\[fairness], \\[stream], \\[ingest], \\[metrics]); "
             "default: $WORKBENCH_SETTINGS or ./settings.toml. Put it before the command: "
             "workbench --settings s.toml drift …",
         ),
