@@ -17,7 +17,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
 from tests.conftest import ROOT
-from workbench.abtest.analyse import analyse_store
+from workbench.abtest.analyse import analyse_file, analyse_store
 from workbench.abtest.request import ABTestRequest
 from workbench.core.errors import InputError
 from workbench.sources.store import Store
@@ -166,8 +166,34 @@ def test_bad_breakdowns_are_one_line_errors(designed: Store) -> None:
         analyse_store(designed, ABTestRequest(metrics=METRICS, by="colour"))
     with pytest.raises(InputError, match="60 distinct values, more than max_segment_values"):
         analyse_store(designed, ABTestRequest(metrics=METRICS, by="country"))
-    with pytest.raises(InputError, match="--by breaks down the experiment in the store"):
-        ABTestRequest(mode="file", arm_col="arm", metric_col="y", by="device")
+    with pytest.raises(InputError, match="not typed-in summaries"):
+        ABTestRequest(mode="summary", by="device")
+
+
+def test_a_units_file_breaks_down_by_its_own_column_as_scipy_and_statsmodels_say(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(5)
+    n = 3000
+    arm = np.where(np.arange(n) % 2 == 0, "A", "B")
+    plan = rng.choice(["free", "pro"], n, p=[0.7, 0.3])
+    rate = np.where((arm == "B") & (plan == "pro"), 0.5, 0.3)  # B helps pro users only
+    frame = pd.DataFrame({"arm": arm, "converted": (rng.random(n) < rate).astype(int), "plan": plan,
+                          "minutes": rng.gamma(2.0, 10.0, n)})  # fmt: skip
+    frame.loc[::97, "plan"] = None  # a missing plan is a value of its own
+    path = tmp_path / "units.csv"
+    frame.to_csv(path, index=False)
+    result = analyse_file(path, ABTestRequest(mode="file", arm_col="arm", metric_col="converted", by="plan"))
+    rows = {r.value: r for r in result.segments.rows}
+    assert set(rows) == {"free", "pro", "(missing)"}
+    for value, group in frame.fillna({"plan": "(missing)"}).groupby("plan"):
+        a, b = group[group.arm == "A"].converted, group[group.arm == "B"].converted
+        _z, p = proportions_ztest([b.sum(), a.sum()], [len(b), len(a)])
+        assert rows[value].p_value == pytest.approx(p, rel=1e-9) and rows[value].n_control == len(a)
+    assert rows["pro"].verdict == "better" and rows["(missing)"].verdict == "too_small"
+    assert result.segments.heterogeneity[0].differs
+    means = analyse_file(path, ABTestRequest(mode="file", arm_col="arm", metric_col="minutes", by="plan"))
+    pro = frame[frame.plan == "pro"]
+    welch = stats.ttest_ind(pro[pro.arm == "B"].minutes, pro[pro.arm == "A"].minutes, equal_var=False)
+    assert next(r for r in means.segments.rows if r.value == "pro").p_value == pytest.approx(welch.pvalue, rel=1e-9)
 
 
 def test_the_cli_refuses_a_bad_column_in_one_line(designed: Store) -> None:

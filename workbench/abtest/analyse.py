@@ -39,7 +39,7 @@ from workbench.abtest.result import (
     load_settings,
     srm_summary,
 )
-from workbench.abtest.segments import breakdown, check_column, store_columns, store_segments
+from workbench.abtest.segments import breakdown, check_column, file_segments, store_columns, store_segments
 from workbench.abtest.summary_queries import (
     EventAggregates,
     event_summary,
@@ -275,7 +275,8 @@ def analyse_file(path: str | Path, request: ABTestRequest) -> ABTestResult:
     arm_col, metric_col, kind = str(request.arm_col), str(request.metric_col), request.kind
     denominator_col, pre_col, control = request.denominator_col, request.pre_col, request.control
     with file_table(path, materialize=True) as table:
-        obs = file_observations(table, arm_col, {"value": metric_col, "den": denominator_col, "pre": pre_col})
+        obs = file_observations(table, arm_col, {"value": metric_col, "den": denominator_col, "pre": pre_col},
+                                request.by)  # fmt: skip
         stats = obs.aggregate(rows=obs.count(), binary=obs.count(where=obs.value.isin([0.0, 1.0]))).execute().iloc[0]
         if int(stats["rows"]) == 0:
             raise InputError(f"{Path(path).name}: no row has both '{arm_col}' and '{metric_col}'")
@@ -302,8 +303,10 @@ def analyse_file(path: str | Path, request: ABTestRequest) -> ABTestResult:
             cuped = moments_by(obs, ["arm"], ["value", "den", "pre"] if kind == "ratio" else ["value", "pre"])
         data = MetricData(m, "primary", events, units, None, cuped, ("ratio" if kind == "ratio" else "mean") if cuped
                           else None, capped, cap, ranks)  # fmt: skip
+        by_value = file_segments(obs, m, request.by, settings.max_segment_values) if request.by else None
     srm = srm_summary(counts, request.split or settings.planned_split or None, settings.srm_p_threshold)
-    return finish([data], srm, control, settings, "file", "row")
+    split = breakdown(request.by, by_value, control, variants, settings) if request.by and by_value else None
+    return finish([data], srm, control, settings, "file", "row", segments=split)
 
 
 SUMMARY_HELP = "rows 'arm,n,successes' (proportions) or 'arm,n,mean,std' (means), optionally with a 'metric' column"

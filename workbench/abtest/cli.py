@@ -43,7 +43,7 @@ def abtest(
     by: Annotated[
         str | None,
         typer.Option(
-            help="Store: break every metric down by this column (device, country, region …): Cochran's Q "
+            help="Store or --file: break every metric down by this column (device, country, region …): Cochran's Q "
             "across its values, then per value the lift, adjusted p, chance to win and risk."
         ),
     ] = None,

@@ -227,15 +227,16 @@ def ibis_literal_string(value: str) -> Any:
     return ibis.literal(value, type="string")
 
 
-def file_observations(table: Any, arm_col: str, columns: dict[str, str | None]) -> Any:
-    """``arm`` and the numeric columns named in ``columns`` ({value: M, den: D, pre: P}), rows with all present.
+def file_observations(table: Any, arm_col: str, columns: dict[str, str | None], segment: str | None = None) -> Any:
+    """``arm`` and the numeric columns named in ``columns`` ({value: M, den: D, pre: P}), rows with all present;
+    with ``segment``, that column too as text (``seg_0``; a missing value is the value "(missing)").
 
     A NaN is missing (pandas writes missing floats as NaN), so its row is left out like a null's. An infinite
     value is bad input: it would make its arm's mean infinite and the verdict meaningless, so it is refused
     with the column and the count, rather than dropped in silence.
     """
     wanted = {"arm": arm_col, **{k: v for k, v in columns.items() if v}}
-    missing = [c for c in wanted.values() if c not in table.columns]
+    missing = [c for c in [*wanted.values(), *([segment] if segment else [])] if c not in table.columns]
     if missing:
         raise InputError(
             f"no column {', '.join(repr(c) for c in missing)} in the file (it has {', '.join(table.columns)})"
@@ -247,10 +248,12 @@ def file_observations(table: Any, arm_col: str, columns: dict[str, str | None]) 
         if not table[col].type().is_numeric() and not table[col].type().is_boolean():
             raise InputError(f"column '{col}' is not numeric (type {table[col].type()})")
         selected[key] = table[col].cast("float64")
+    if segment:
+        selected[SEGMENT] = table[segment].cast("string").fill_null("(missing)")
     obs = table.select(**selected)
     condition = obs.arm.notnull()
-    numeric = [key for key in selected if key != "arm"]
-    for key in selected:
+    numeric = [key for key in selected if key not in ("arm", SEGMENT)]
+    for key in ["arm", *numeric]:
         condition &= obs[key].notnull()
     for key in numeric:
         condition &= ~obs[key].isnan()
@@ -288,7 +291,15 @@ def segment_metric_stats(con: Any, exp: Any, m: Metric) -> dict[str, dict[str, A
     if m.kind == "ratio":
         per_unit = obs.group_by([SEGMENT, "arm", "unit"]).aggregate(y=obs.value.sum(), m=obs.count().cast("float64"))
         return moments_by(per_unit, [SEGMENT, "arm"], ["y", "m"], key=str)
-    if m.kind == "mean":
+    return segment_stats(obs, m.kind)
+
+
+def segment_stats(obs: Any, kind: str) -> dict[str, dict[str, Any]]:
+    """Per ``seg_0`` value and arm: ProportionStats of a 0/1 ``value`` (proportion), Moments of ``value`` (mean), or
+    Moments of (``value``, ``den``) over rows (ratio: a units file's row is a unit)."""
+    if kind == "ratio":
+        return moments_by(obs, [SEGMENT, "arm"], ["value", "den"], key=str)
+    if kind == "mean":
         return moments_by(obs, [SEGMENT, "arm"], ["value"], key=str)
     frame = obs.group_by([SEGMENT, "arm"]).aggregate(n=obs.count(), total=obs.value.sum()).execute()
     out: dict[str, dict[str, Any]] = {}
@@ -297,6 +308,6 @@ def segment_metric_stats(con: Any, exp: Any, m: Metric) -> dict[str, dict[str, A
     return out
 
 
-def segment_value_count(exp: Any) -> int:
-    """Distinct values of the breakdown column among the experiment's predictions (missing counts as one)."""
-    return int(exp[SEGMENT].nunique().execute())
+def segment_value_count(rows: Any) -> int:
+    """Distinct values of the breakdown column (``seg_0``) among ``rows`` (missing counts as one)."""
+    return int(rows[SEGMENT].nunique().execute())

@@ -37,9 +37,9 @@ class ABTestRequest:
     (proportion, mean, ratio; inferred when None), ``denominator_col`` (ratio), ``pre_col`` (CUPED). Summary
     mode: ``rows`` (typed-in ``arm,n,successes`` or ``arm,n,mean,std`` rows; empty: read the source's file),
     ``metric_name``. Every mode: ``control`` (None: the settings', else a control-like name, else the first),
-    ``planned_split`` (``{arm: share}`` or ``"a=0.5,b=0.5"``; empty: the settings'), ``by`` (store: a column to
-    break every metric's result down by, e.g. ``device``; None: no breakdown; ``segment_min_n``: the observations
-    per arm below which a value is too small to read, None: the settings'), ``lower_is_better``
+    ``planned_split`` (``{arm: share}`` or ``"a=0.5,b=0.5"``; empty: the settings'), ``by`` (store and file: a
+    column to break every metric's result down by, e.g. ``device``; None: no breakdown; ``segment_min_n``: the
+    observations per arm below which a value is too small to read, None: the settings'), ``lower_is_better``
     (file and summary), and overrides of the settings (``alpha``, ``adjustment``, ``sequential_tuning_n``,
     ``guardrail_margin``) over ``settings`` (None: the ``[abtest]`` section of the settings file).
     """
@@ -105,8 +105,8 @@ class ABTestRequest:
         _set(self, "by", (self.by or "").strip() or None)
         if self.segment_min_n is not None and not self.segment_min_n >= 1:
             raise InputError(f"--segment-min-n must be at least 1, not {self.segment_min_n}")
-        if self.by and self.mode != "store":
-            raise InputError("--by breaks down the experiment in the store; it does not apply to --file or --summary")
+        if self.by and self.mode == "summary":
+            raise InputError("--by breaks down the experiment in the store or a units file, not typed-in summaries")
 
     @property
     def split(self) -> dict[str, float] | None:

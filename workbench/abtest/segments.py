@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.abtest.compare import MetricData, compare_metric
-from workbench.abtest.queries import segment_metric_stats, segment_value_count
+from workbench.abtest.queries import segment_metric_stats, segment_stats, segment_value_count
 from workbench.abtest.verdict import ADJUSTMENT_LABEL
 from workbench.core.errors import InputError
 from workbench.core.window import Window
@@ -108,22 +108,30 @@ def store_segments(
     """Returns ``{value: [MetricData per metric, in chosen order]}`` from per-(arm, value) aggregates in the engine;
     a one-line error when ``by`` is no column or has more than ``max_values`` values (the ``[abtest]`` setting)."""
     exp, _source = experiment_predictions(con, window, arm_source, (by,))
-    n_values = segment_value_count(exp)
+    _check_count(exp, by, max_values)
+    return _per_value([(role, m, segment_metric_stats(con, exp, m)) for role, m in chosen])
+
+
+def file_segments(obs: Any, m: Metric, by: str, max_values: int) -> dict[str, list[MetricData]]:
+    """Returns ``{value: [MetricData]}`` of a units file's metric per value of ``by`` (``obs``: the file's rows with
+    ``seg_0``, :func:`workbench.abtest.queries.file_observations`); one row is one unit."""
+    _check_count(obs, by, max_values)
+    return _per_value([("primary", m, segment_stats(obs, m.kind))])
+
+
+def _check_count(rows: Any, by: str, max_values: int) -> None:
+    n_values = segment_value_count(rows)
     if n_values > max_values:
         raise InputError(f"--by '{by}' has {n_values:,} distinct values, more than max_segment_values "
                          f"({max_values}): break the results down by a categorical column")  # fmt: skip
-    per_value: dict[str, list[MetricData]] = {}
-    for role, m in chosen:
-        stats = segment_metric_stats(con, exp, m)
-        for value in stats:
-            per_value.setdefault(value, [])
-        for value, datas in per_value.items():
-            per_arm = stats.get(value, {})
-            if m.kind == "ratio":
-                datas.append(MetricData(m, role, units=per_arm))
-            else:
-                datas.append(MetricData(m, role, events=per_arm))
-    return dict(sorted(per_value.items()))
+
+
+def _per_value(metrics: list[tuple[str, Metric, dict[str, dict[str, Any]]]]) -> dict[str, list[MetricData]]:
+    """``{value: [MetricData per metric, in order]}`` from each metric's ``{value: {arm: stats}}``."""
+    values = sorted({value for _role, _m, stats in metrics for value in stats})
+    return {value: [MetricData(m, role, units=stats.get(value, {})) if m.kind == "ratio"
+                    else MetricData(m, role, events=stats.get(value, {})) for role, m, stats in metrics]
+            for value in values}  # fmt: skip
 
 
 def store_columns(con: Any) -> list[str]:
@@ -253,4 +261,5 @@ def _warnings(by: str, rows: list[SegmentRow], min_n: int) -> list[str]:
     return out
 
 
-__all__ = ["Breakdown", "HeterogeneityRow", "SegmentRow", "breakdown", "check_column", "store_segments"]
+__all__ = ["Breakdown", "HeterogeneityRow", "SegmentRow", "breakdown", "check_column", "file_segments",
+           "store_segments"]  # fmt: skip

@@ -262,10 +262,11 @@ def file_result(options: dict[str, Any]) -> ABTestResult:
     others = [NONE, *[c for c in columns if c not in (arm_col, metric_col)]]
     denominator = f4.selectbox("Denominator (ratio)", others, key="ab_file_den")
     pre = f5.selectbox("Pre-period value (CUPED)", others, key="ab_file_pre")
+    by = st.selectbox("Break results down by", others, key="ab_file_by", help=BY_HELP)
     with ui.user_errors():
         request = ABTestRequest(mode="file", arm_col=arm_col, metric_col=metric_col,
                                 kind=None if kind == "auto" else kind, denominator_col=_picked(denominator),
-                                pre_col=_picked(pre), **options)  # fmt: skip
+                                pre_col=_picked(pre), by=_picked(by), **options)  # fmt: skip
         return cached_file_result(path, size, request)
 
 
