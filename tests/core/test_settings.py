@@ -63,6 +63,7 @@ def test_the_example_file_lists_every_setting_with_its_default():
     from workbench.abtest.result import ABTestSettings
     from workbench.ingest.settings import IngestSettings
     from workbench.metrics.settings import MetricsSettings
+    from workbench.registry.settings import MlflowSettings
     from workbench.stats.drift import DriftSettings
     from workbench.stats.fairness import FairnessSettings
     from workbench.stream.snapshot import StreamSettings
@@ -76,6 +77,7 @@ def test_the_example_file_lists_every_setting_with_its_default():
         "stream": StreamSettings,
         "ingest": IngestSettings,
         "metrics": MetricsSettings,
+        "mlflow": MlflowSettings,
     }
     assert set(listed) == set(sections)
     for section, cls in sections.items():
@@ -109,13 +111,14 @@ def test_every_numeric_setting_has_a_range():
     from workbench.core.settings import RANGES
     from workbench.ingest.settings import IngestSettings
     from workbench.metrics.settings import MetricsSettings
+    from workbench.registry.settings import MlflowSettings
     from workbench.stats.drift import DriftSettings
     from workbench.stats.fairness import FairnessSettings
     from workbench.stream.snapshot import StreamSettings
 
     for section, cls in {"drift": DriftSettings, "abtest": ABTestSettings, "fairness": FairnessSettings,
                          "stream": StreamSettings, "ingest": IngestSettings,
-                         "metrics": MetricsSettings}.items():  # fmt: skip
+                         "metrics": MetricsSettings, "mlflow": MlflowSettings}.items():  # fmt: skip
         hints = typing.get_type_hints(cls)
         numeric = {f.name for f in dataclasses.fields(cls) if hints[f.name] in (int, float)}
         assert numeric == set(RANGES[section]), section
