@@ -21,6 +21,7 @@ from workbench.metrics.collector import Readings, VersionReadings, check_setting
 from workbench.metrics.families import families
 from workbench.metrics.settings import MetricsSettings
 from workbench.sources.base import StoreSource
+from workbench.sources.store import Store
 from workbench.stream.snapshot import add_rates, stream_snapshot
 from workbench.stream.triggers import CheckRequest
 from workbench.stream.triggers import run as run_check
@@ -175,3 +176,21 @@ def test_every_measured_number_is_one_sample_and_none_is_nan(rows):
     assert accuracy == {v: a for v, a, _, _ in rows if a is not None}
     predictions = {s.labels["model_version"]: s.value for s in samples if s.name == "workbench_predictions"}
     assert predictions == {v: float(n) for v, _, _, n in rows}
+
+
+def test_a_store_without_predictions_publishes_what_it_can_and_names_the_rest(tmp_path, metrics_store):
+    store = Store(tmp_path / "empty.duckdb")
+    with store.connect(read_only=False):
+        pass  # the tables, no rows
+    found = collect(store, metrics_store[2], MetricsSettings())
+    assert found.versions == () and found.quarantined == {} and found.as_of is None
+    assert found.errors == {
+        "drift": "the store has no predictions to take days from",
+        "rules": "no predictions in the store (or in the selected window): nothing to check",
+    }
+    samples = [s for f in families(found) for s in f.samples]
+    assert {s.name for s in samples} == {
+        "workbench_metrics_computed_timestamp_seconds", "workbench_metrics_compute_duration_seconds",
+        "workbench_metrics_refreshes_total", "workbench_metrics_section_ok",
+    }  # fmt: skip
+    assert not any(math.isnan(s.value) for s in samples)
