@@ -183,8 +183,11 @@ def fit_thresholds(
     ys = np.array([c[0] for c in curves])
     if constraint == "demographic_parity":
         weights = (positives.sum(axis=1) + negatives.sum(axis=1)) / (positives.sum() + negatives.sum())
-        best = int(np.argmax(weights @ ys))
-        x_best, y_best = float(grid[best]), float(weights @ ys[:, best])
+        overall = np.zeros_like(grid)
+        for g in sorted(range(len(groups)), key=lambda g: groups[g]):  # summed by group name, as fairlearn's groupby
+            overall = overall + weights[g] * ys[g]  # does: ties then break alike whatever order the groups came in
+        best = int(np.argmax(overall))
+        x_best, y_best = float(grid[best]), float(overall[best])
     else:
         n_pos, n_neg = positives.sum(), negatives.sum()
         lowest = ys.min(axis=0)
