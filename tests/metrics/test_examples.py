@@ -54,6 +54,13 @@ def test_the_grafana_dashboard_uses_only_published_metrics(published):
     assert {"workbench_online_accuracy_ratio", "workbench_drift_psi", "workbench_rule_value"} <= used
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    cells = [
+        (x, y)
+        for p in dashboard["panels"]
+        for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
+        for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])
+    ]
+    assert len(cells) == len(set(cells)) and max(x for x, _ in cells) < 24  # no panel over another, 24 columns
     accuracy = next(p for p in dashboard["panels"] if p["title"].startswith("Online accuracy"))
     steps = accuracy["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert 0.70 in [s["value"] for s in steps]  # the chart draws the alert's threshold
