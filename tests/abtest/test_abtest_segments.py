@@ -18,6 +18,7 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from tests.conftest import ROOT
 from workbench.abtest.analyse import analyse_file, analyse_store
+from workbench.abtest.cli import format_result
 from workbench.abtest.request import ABTestRequest
 from workbench.core.errors import InputError
 from workbench.sources.store import Store
@@ -159,6 +160,14 @@ def test_the_json_document_carries_the_breakdown(by_device) -> None:  # type: ig
             "prob_beat_control", "expected_loss", "verdict"}  # fmt: skip
     assert all(keys <= set(r) for r in doc["segments"]) and len(doc["segments"]) == 6
     assert {"metric", "variant", "q", "df", "p_value", "i2", "differs", "text"} <= set(doc["heterogeneity"][0])
+
+
+def test_the_text_report_gives_q_first_then_a_line_per_value(by_device) -> None:  # type: ignore[no-untyped-def]
+    text = format_result(by_device)
+    q = text.index("by device: thumbs-up rate (variant): the effect differs across device")
+    desktop = text.index("  device=desktop · thumbs-up rate (variant): +")
+    assert q < desktop and "device=tablet · thumbs-up rate (variant): " in text and "too small to read" in text
+    assert by_device.segments.adjustment_text in text
 
 
 def test_bad_breakdowns_are_one_line_errors(designed: Store) -> None:

@@ -162,9 +162,28 @@ def format_result(result: ABTestResult) -> str:
             f"{role}{c.label}: {c.variant} vs {c.control} {means}; {_effect(c)}, p {formats.p_value(c.p_value)}, "
             f"adjusted p {formats.p_value(c.p_adjusted)}{bayes}{status}"
         )
+    lines += _segment_lines(result)
     lines += [f"warning: {w}" for w in result.warnings]
     lines.append(f"verdict: {result.verdict_text}")
     return "\n".join(lines)
+
+
+def _segment_lines(result: ABTestResult) -> list[str]:
+    """The breakdown in the text report: Cochran's Q per metric first, then one line per value, the adjustment."""
+    breakdown = result.segments
+    if breakdown is None:
+        return []
+    lines = [f"by {breakdown.by}: {h.text}" for h in breakdown.heterogeneity]
+    for r in breakdown.rows:
+        if r.verdict in ("too_small", "untestable"):
+            lines.append(f"  {breakdown.by}={r.value} · {r.label} ({r.variant}): {r.message}")
+            continue
+        bayes = f", P(beat control)={formats.chance(r.prob_beat_control)}, risk {formats.risk(r, r.expected_loss)}"
+        lines.append(f"  {breakdown.by}={r.value} · {r.label} ({r.variant}): {_effect(r)}, adjusted p "
+                     f"{formats.p_value(r.p_adjusted)}{bayes if r.expected_loss is not None else ''}: "
+                     f"{r.verdict.replace('_', ' ')}")  # fmt: skip
+    lines.append(f"  {breakdown.adjustment_text}")
+    return lines
 
 
 def _effect(c: Any) -> str:
