@@ -11,9 +11,10 @@ aggregates in the engine (:func:`workbench.abtest.queries.segment_metric_stats`)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from workbench.abtest import formats
 from workbench.abtest.compare import MetricData, compare_metric
 from workbench.abtest.queries import segment_metric_stats, segment_stats, segment_value_count
 from workbench.abtest.verdict import ADJUSTMENT_LABEL
@@ -23,7 +24,7 @@ from workbench.sources.experiment import HIDDEN_PREFIX, Metric, experiment_predi
 from workbench.sources.store import table_columns
 from workbench.stats.abtest import Effect, Moments, ProportionStats
 from workbench.stats.clean import finite
-from workbench.stats.heterogeneity import adjust_segments, cochran_q
+from workbench.stats.heterogeneity import Heterogeneity, adjust_segments, cochran_q
 
 NOT_SEGMENTS = ("trace_id", "ts", "ingest_id", "arm", "unit_id")
 
@@ -59,21 +60,14 @@ class SegmentRow:
     message: str | None = None
 
 
-@dataclass(frozen=True)
-class HeterogeneityRow:
-    """Cochran's Q across the readable values for one metric × variant, and its sentence."""
+@dataclass(frozen=True, kw_only=True)
+class HeterogeneityRow(Heterogeneity):
+    """Cochran's Q across the readable values for one metric × variant (the test's fields, ``pooled`` the
+    inverse-variance weighted difference), the level it is read at and its sentence."""
 
     metric: str
     label: str
     variant: str
-    k: int
-    q: float | None
-    df: int | None
-    p_value: float | None
-    i2: float | None
-    tau2: float | None
-    pooled_diff: float | None
-    pooled_se: float | None
     alpha: float
     differs: bool | None
     text: str
@@ -212,28 +206,26 @@ def _row(
                       verdict=direction or "not_significant", message=effect.message)  # fmt: skip
 
 
-def _heterogeneity(by: str, m: Metric, variant: str, estimates: list[tuple[float, float]], alpha: float) -> Any:
+def _heterogeneity(
+    by: str, m: Metric, variant: str, estimates: list[tuple[float, float]], alpha: float
+) -> HeterogeneityRow:
     h = cochran_q([d for d, _se in estimates], [se for _d, se in estimates])
     where = f"{m.label} ({variant})"
     if not h.defined:
         text = (f"{where}: fewer than two {by} values are big enough to read, so whether the effect differs "
                 "across them cannot be tested")  # fmt: skip
-        return HeterogeneityRow(m.name, m.label, variant, h.k, None, None, None, None, None, None, None, alpha, None,
-                                text)  # fmt: skip
+        return HeterogeneityRow(**asdict(h), metric=m.name, label=m.label, variant=variant, alpha=alpha, differs=None,
+                                text=text)  # fmt: skip
     differs = bool(h.p_value < alpha)
     held = f"{'<' if differs else '≥'} {alpha:g}"
-    stat = f"Cochran's Q = {h.q:.2f}, df {h.df}, p = {_p(h.p_value)} {held}; I² = {h.i2:.0%}"
+    stat = f"Cochran's Q = {h.q:.2f}, df {h.df}, p = {formats.p_value(h.p_value)} {held}; I² = {h.i2:.0%}"
     if differs:
         text = f"{where}: the effect differs across {by} ({stat}); read the per-value lifts, not only the overall one"
     else:
         text = (f"{where}: no evidence that the effect differs across {by} ({stat}); the per-value lifts differ by "
                 "chance, so the overall result is the best estimate for each value")  # fmt: skip
-    return HeterogeneityRow(m.name, m.label, variant, h.k, h.q, h.df, h.p_value, h.i2, h.tau2, h.pooled, h.pooled_se,
-                            alpha, differs, text)  # fmt: skip
-
-
-def _p(p: float | None) -> str:
-    return "n/a" if p is None else "< 0.0001" if p < 0.0001 else f"{p:.2g}"
+    return HeterogeneityRow(**asdict(h), metric=m.name, label=m.label, variant=variant, alpha=alpha, differs=differs,
+                            text=text)  # fmt: skip
 
 
 def _adjustment_text(method: str, size: int, by: str, values: list[str], rows: list[SegmentRow]) -> str:
