@@ -219,3 +219,15 @@ def test_file_mode_previews_the_mitigation_from_the_score_column(tmp_path) -> No
     after = [g["selection_rate_after"] for g in document["mitigation"]["groups"]]
     assert max(after) - min(after) < 1e-9 and document["mitigation"]["n_fit"] == 4000
     assert [p["version"] for p in document["model_comparison"]["versions"]] == ["v1", "v2"]
+
+
+def test_on_the_default_demo_the_sharper_challenger_is_better_at_no_fairness_cost(demo) -> None:
+    """The demo's challenger scores with half the champion's noise and carries the same bias into south: more
+    accurate on the A/B period, with no clear change of equalized odds."""
+    store, truth = demo
+    audit = audit_store(store, ["region"], compare_versions=True, settings=QUICK)
+    c = audit.comparison
+    ab = truth["ab_test"]
+    assert (c["champion"], c["challenger"]) == (ab["control_model_version"], ab["variant_model_version"])
+    assert c["same_period"] and c["verdict"] == "better" and ab["variant_model_version"] in c["front"]
+    assert c["change"]["accuracy_ci"][0] > 0 and c["change"]["disparity_ci"][0] < 0 < c["change"]["disparity_ci"][1]
