@@ -242,3 +242,12 @@ def test_a_constant_feature_is_left_out_and_named(tmp_path):
     assert rc["n_reference_chunks"] == 30 and rc["fit_share"] == 1.0  # 3,000 reference rows: all in the sample
     caption = reconstruction_caption(rc)
     assert "Left out (constant or empty): d." in caption and "The fit used 100% of the reference's rows" in caption
+
+
+def test_a_reference_of_one_chunk_draws_no_band_and_says_so(correlation_break):
+    day, cut = (START + pd.Timedelta(days=n) for n in (1, 30))
+    result = run(StoreSource(correlation_break), DriftRequest(Window(end=day), Window(start=cut)))
+    rc = result.reconstruction
+    assert rc["alarm"] is None and rc["threshold"]["upper"] is None and not any(c["alert"] for c in rc["chunks"])
+    assert rc["warning"] == "the reference has 1 chunk(s) of day with 30+ rows; a band needs 2"
+    assert rc["verdict"] == ("drift" if result.multivariate["drift"] else "no drift")  # the classifier still judges
