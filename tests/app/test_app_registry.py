@@ -4,6 +4,8 @@ the aliases; with MLflow off nothing of it shows."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
@@ -100,3 +102,16 @@ def test_the_ab_page_takes_the_champion_alias_as_control_and_shows_the_facts(dem
     assert app.selectbox(key="ab_control").value == "v2"
     rows = {r["model version"]: r["aliases"] for r in registry_rows(app)}
     assert rows == {"v1": "—", "v2": "challenger, champion"}  # both aliases on version 2 now
+
+
+def test_an_unreachable_registry_is_one_warning_and_the_page_still_renders(demo_store, tmp_path, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # released: nothing listens there
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f'[mlflow]\ntracking_uri = "http://127.0.0.1:{port}"\nregistered_model = "{MODEL}"\n')
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(settings))
+    app = open_page(demo_store, monkeypatch, "pages/gate.py")
+    (warning,) = [w.value for w in app.warning if w.value.startswith("Model registry:")]
+    assert f"MLflow at http://127.0.0.1:{port}: reading the registered model" in warning and "\n" not in warning
+    assert [h.value for h in app.subheader][-2:] == ["Decision", "Decision log"]  # the rest of the page is there

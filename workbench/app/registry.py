@@ -22,9 +22,13 @@ FACTS_TTL_SECONDS = 30  # the registry changes outside the workbench (an alias m
 
 
 @st.cache_data(ttl=FACTS_TTL_SECONDS, show_spinner="Reading the model registry…", max_entries=16)
-def cached_facts(settings: MlflowSettings, names: tuple[str, ...]) -> dict[str, VersionFacts | None]:
-    """:func:`workbench.registry.client.model_versions`, cached for a few seconds per settings and names."""
-    return model_versions(settings, list(names))
+def cached_facts(settings: MlflowSettings, names: tuple[str, ...]) -> tuple[dict[str, VersionFacts | None], str]:
+    """:func:`workbench.registry.client.model_versions` and the failure's line (empty when none), cached for a few
+    seconds per settings and names: a registry that is down is asked again after the TTL, not on every rerun."""
+    try:
+        return model_versions(settings, list(names)), ""
+    except WorkbenchError as exc:
+        return {}, str(exc)
 
 
 def facts(names: list[str]) -> tuple[MlflowSettings | None, dict[str, VersionFacts | None]]:
@@ -32,12 +36,16 @@ def facts(names: list[str]) -> tuple[MlflowSettings | None, dict[str, VersionFac
     failure shown as one warning line)."""
     try:
         settings = mlflow_settings()
-        if settings is None or not settings.has_model or not names:
-            return None, {}
-        return settings, cached_facts(settings, tuple(names))
-    except WorkbenchError as exc:
+    except WorkbenchError as exc:  # a bad [mlflow] section
         st.warning(f"Model registry: {exc}", icon=":material/cloud_off:")
         return None, {}
+    if settings is None or not settings.has_model or not names:
+        return None, {}
+    found, failure = cached_facts(settings, tuple(names))
+    if failure:
+        st.warning(f"Model registry: {failure}", icon=":material/cloud_off:")
+        return None, {}
+    return settings, found
 
 
 def store_versions() -> list[str]:
