@@ -164,11 +164,11 @@ def build_comparisons(
     for i, (data, variant, effect, extras) in enumerate(raw):
         p_adj, level = per_index.get(i, (effect.p_value, alpha))
         level = alpha if math.isnan(level) else float(level)
-        comparisons.append(_comparison(data, control, variant, effect, extras, p_adj, level, alpha, guardrail_margin))
+        comparisons.append(comparison(data, control, variant, effect, extras, p_adj, level, alpha, guardrail_margin))
     return comparisons
 
 
-def _comparison(
+def comparison(
     data: MetricData,
     control: str,
     variant: str,
@@ -179,6 +179,8 @@ def _comparison(
     alpha: float,
     margin_rel: float,
 ) -> Comparison:
+    """Returns the :class:`Comparison` of one effect: its intervals at ``level``, significance of the adjusted p
+    against α and the direction, the Bayesian chance and risk, the robustness extras and (guardrails) the margin."""
     m = data.metric
     intervals = effect.intervals(level)
     significant = bool(effect.defined and p_adj <= alpha)

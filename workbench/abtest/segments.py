@@ -11,11 +11,11 @@ aggregates in the engine (:func:`workbench.abtest.queries.segment_metric_stats`)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from workbench.abtest import formats
-from workbench.abtest.compare import MetricData, compare_metric
+from workbench.abtest.compare import Comparison, MetricData, compare_metric, comparison
 from workbench.abtest.queries import segment_metric_stats, segment_stats, segment_value_count
 from workbench.abtest.verdict import ADJUSTMENT_LABEL
 from workbench.core.errors import InputError
@@ -23,41 +23,19 @@ from workbench.core.window import Window
 from workbench.sources.experiment import HIDDEN_PREFIX, Metric, experiment_predictions
 from workbench.sources.store import table_columns
 from workbench.stats.abtest import Effect, Moments, ProportionStats
-from workbench.stats.clean import finite
 from workbench.stats.heterogeneity import Heterogeneity, adjust_segments, cochran_q
 
 NOT_SEGMENTS = ("trace_id", "ts", "ingest_id", "arm", "unit_id")
 
 
-@dataclass(frozen=True)
-class SegmentRow:
-    """One metric × variant in one value of the breakdown column; ``verdict``: better, worse, not_significant,
-    too_small (below ``min_n`` in an arm: no verdict) or untestable (the test is undefined: ``message`` says why)."""
+@dataclass(frozen=True, kw_only=True)
+class SegmentRow(Comparison):
+    """One metric × variant in one value of the breakdown column: the :class:`Comparison` there, and ``verdict``:
+    better, worse, not_significant, too_small (below ``min_n`` in an arm: no interval, p adjusted, chance, risk
+    or verdict) or untestable (the test is undefined: ``message`` says why)."""
 
     value: str
-    metric: str
-    label: str
-    kind: str
-    role: str
-    variant: str
-    control: str
-    n_control: int
-    n_variant: int
-    control_mean: float | None
-    variant_mean: float | None
-    diff: float | None
-    diff_ci: tuple[float, float] | None
-    rel_lift: float | None
-    rel_lift_ci: tuple[float, float] | None
-    p_value: float | None
-    p_adjusted: float | None
-    ci_level: float | None
-    significant: bool
-    direction: str | None
-    prob_beat_control: float | None
-    expected_loss: float | None
     verdict: str
-    message: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,8 +129,8 @@ def breakdown(
                 tested.append((value, data, variant, effect, extras, readable))
     family = adjust_segments([e.p_value if ok else math.nan for *_r, e, _x, ok in tested], alpha,
                              settings.adjustment)  # fmt: skip
-    rows = [_row(value, data, variant, control, effect, extras, ok, family.p_adjusted[i], family.levels[i], alpha,
-                 min_n) for i, (value, data, variant, effect, extras, ok) in enumerate(tested)]  # fmt: skip
+    rows = [_row(value, data, variant, control, effect, extras, ok, family.p_adjusted[i], family.levels[i], settings)
+            for i, (value, data, variant, effect, extras, ok) in enumerate(tested)]  # fmt: skip
     q_rows = []
     for data in next(iter(per_value.values()), []):
         for variant in variants:
@@ -178,32 +156,24 @@ def _with_arms(data: MetricData, control: str, variants: list[str]) -> MetricDat
 
 def _row(
     value: str, data: MetricData, variant: str, control: str, effect: Effect, extras: dict[str, Any], readable: bool,
-    p_adj: float, level: float, alpha: float, min_n: int,
+    p_adj: float, level: float, settings: Any,
 ) -> SegmentRow:  # fmt: skip
-    m = data.metric
-    n_c, n_v = int(effect.n_control), int(effect.n_variant)
-    base = dict(value=value, metric=m.name, label=m.label, kind=m.kind, role=data.role, variant=variant,
-                control=control, n_control=n_c, n_variant=n_v, control_mean=finite(effect.control_mean),
-                variant_mean=finite(effect.variant_mean), diff=finite(effect.diff))  # fmt: skip
-    if not readable:
-        small = min(n_c, n_v) < min_n
-        message = (f"{min(n_c, n_v):,} observations in the smaller arm, fewer than {min_n:,}: too small to read"
-                   if small else effect.message or "the test is undefined")  # fmt: skip
-        return SegmentRow(**base, diff_ci=None, rel_lift=finite(effect.rel_lift), rel_lift_ci=None,
-                          p_value=finite(effect.p_value), p_adjusted=None, ci_level=None, significant=False,
-                          direction=None, prob_beat_control=None, expected_loss=None,
-                          verdict="too_small" if small else "untestable", message=message)  # fmt: skip
-    intervals = effect.intervals(level)
-    significant = bool(p_adj <= alpha)
-    direction = None
-    if significant:
-        direction = "better" if (effect.diff > 0) == m.higher_is_better else "worse"
-    bayes = extras["bayes"]
-    return SegmentRow(**base, diff_ci=intervals.diff_ci, rel_lift=finite(effect.rel_lift),
-                      rel_lift_ci=intervals.rel_lift_ci, p_value=finite(effect.p_value), p_adjusted=finite(p_adj),
-                      ci_level=level, significant=significant, direction=direction,
-                      prob_beat_control=bayes.prob_beat_control, expected_loss=bayes.expected_loss_variant,
-                      verdict=direction or "not_significant", message=effect.message)  # fmt: skip
+    level = settings.alpha if math.isnan(level) else level  # an untested row has no level of its own
+    c = comparison(data, control, variant, effect, extras, p_adj, level, settings.alpha, settings.guardrail_margin)
+    shared = {f.name: getattr(c, f.name) for f in fields(c)}
+    if readable:
+        return SegmentRow(**shared, value=value, verdict=c.direction or "not_significant")
+    small = min(c.n_control, c.n_variant) < settings.segment_min_n
+    message = (
+        f"{min(c.n_control, c.n_variant):,} observations in the smaller arm, fewer than "
+        f"{settings.segment_min_n:,}: too small to read"
+        if small
+        else effect.message or "the test is undefined"
+    )
+    unread = {"diff_ci": None, "rel_lift_ci": None, "p_adjusted": None, "ci_level": None, "significant": False,
+              "direction": None, "prob_beat_control": None, "expected_loss": None, "expected_loss_control": None,
+              "guardrail": None, "message": message}  # fmt: skip
+    return SegmentRow(**{**shared, **unread}, value=value, verdict="too_small" if small else "untestable")
 
 
 def _heterogeneity(
