@@ -71,9 +71,12 @@ def mitigation_figure(audit: Any) -> go.Figure:
         values = [m.get(f"{what}_before"), m.get(f"{what}_after")]
         intervals = [m.get(f"{what}_before_ci") or [None, None], m.get(f"{what}_after_ci") or [None, None]]
         fig.add_bar(x=["before", "after"], y=values, marker_color=[DOMINATED, FRONT], showlegend=False,
-                    error_y=_errors(values, intervals), row=1, col=col, cliponaxis=False,
-                    text=["n/a" if v is None else f"{v:.3f}" for v in values], textposition="auto",
-                    insidetextanchor="start", hovertemplate="%{x}: %{y:.3f}<extra></extra>")  # fmt: skip
+                    error_y=_errors(values, intervals), row=1, col=col,
+                    hovertemplate="%{x}: %{y:.3f}<extra></extra>")  # fmt: skip
+        # the value as text beside the bar's top: a bar of height 0 shows no text of its own
+        fig.add_scatter(x=["before", "after"], y=[v or 0 for v in values], mode="text", showlegend=False,
+                        text=["n/a" if v is None else f"{v:.3f}" for v in values], textposition="top right",
+                        hoverinfo="skip", cliponaxis=False, row=1, col=col)  # fmt: skip
     if m.get("disparity_before") is not None:
         fig.add_hline(y=m["disparity_before"], line={"color": DECIDING, "dash": "dash", "width": 1}, row=1, col=2)
     rules = m.get("thresholds") or []
