@@ -47,12 +47,25 @@ def _global_options(
             "read in place). Put it before the command: workbench --source lake:/data/lake drift …",
         ),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="What runs the queries of a lake folder: duckdb (default: $WORKBENCH_ENGINE or duckdb) or spark "
+            "(local mode, or the cluster at $WORKBENCH_SPARK_REMOTE=sc://host:port through Spark Connect). "
+            "Put it before the command: workbench --source lake:/data/lake --engine spark drift …",
+        ),
+    ] = None,
 ) -> None:
     """Options for every command (the settings file is read by each analysis through $WORKBENCH_SETTINGS)."""
     if source is not None:
         from workbench.ingest.lake import SOURCE_ENV
 
         os.environ[SOURCE_ENV] = source
+    if engine is not None:
+        from workbench.sources.spark import ENGINE_ENV, engine_name
+
+        os.environ[ENGINE_ENV] = engine_name(engine)
     if settings is not None:
         from workbench.core.settings import SETTINGS_ENV
 

@@ -12,6 +12,13 @@ share one xdist group so one worker starts it.
 from __future__ import annotations
 
 import math
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +46,7 @@ pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]
 pytest.importorskip("pyspark")
 
 REL = 1e-9
+ROWS = 20_000
 SKIP = {"path", "ingests", "seconds", "source", "db", "evaluated_at", "data_version", "settings", "aggregated_from"}
 
 
@@ -69,13 +77,44 @@ def compare(ours: Any, theirs: Any, where: str = "$") -> tuple[list[str], float]
 def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[LakeStore, SparkLakeStore]:
     folder = tmp_path_factory.mktemp("spark_lake")
     store = Store(folder / "w.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=40, seed=3))
+    build_demo(store, Scenario(rows=ROWS, days=40, seed=3))
     lake = export_lake(store, folder / "lake")
     return LakeStore(lake), SparkLakeStore(lake)
 
 
+@contextmanager
+def returned_rows() -> Iterator[list[int]]:
+    """The number of rows of every result Spark hands back to Python meanwhile (Ibis collects through
+    ``toPandas``; ``collect`` and ``toArrow`` are the other ways out)."""
+    from pyspark.sql.classic.dataframe import DataFrame
+
+    sizes: list[int] = []
+    originals = {name: getattr(DataFrame, name) for name in ("toPandas", "collect", "toArrow")}
+
+    def counting(original: Any) -> Any:
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            sizes.append(len(result) if not hasattr(result, "num_rows") else result.num_rows)
+            return result
+
+        return run
+
+    try:
+        for name, original in originals.items():
+            setattr(DataFrame, name, counting(original))
+        yield sizes
+    finally:
+        for name, original in originals.items():
+            setattr(DataFrame, name, original)
+
+
 def both(lakes: tuple[LakeStore, SparkLakeStore], analysis: Any) -> tuple[list[str], float]:
-    duck, spark = (analysis(StoreSource(lake)).to_json() for lake in lakes)
+    """(differences, largest relative difference) of ``analysis`` on DuckDB and on Spark; only aggregates
+    may leave Spark: no result of more than a tenth of the lake's rows."""
+    duck = analysis(StoreSource(lakes[0])).to_json()
+    with returned_rows() as sizes:
+        spark = analysis(StoreSource(lakes[1])).to_json()
+    assert sizes and max(sizes) <= ROWS // 10, f"Spark returned {max(sizes)} rows to Python"
     return compare(duck, spark)
 
 
@@ -95,7 +134,7 @@ def test_the_engine_and_the_source_come_from_the_options(tmp_path: Path, monkeyp
 
 def test_the_summary_on_spark_equals_duckdb_s(lakes) -> None:
     duck, spark = (store_summary(lake).to_dict() for lake in lakes)
-    assert duck["predictions"] == 20_000
+    assert duck["predictions"] == ROWS
     assert compare(duck, spark)[0] == []
 
 
@@ -138,8 +177,77 @@ def test_drift_on_spark_has_duckdb_s_verdicts_beside_the_exact_ks(lakes) -> None
     request = _drift_request(lakes[0])
     duck, spark = (run_drift(StoreSource(lake), request).to_json() for lake in lakes)
     assert duck["verdict"] == spark["verdict"]
-    ours, theirs = ({f["feature"]: f for f in doc["features"]} for doc in (duck, spark))
+    ours, theirs = ({f["name"]: f for f in doc["features"]} for doc in (duck, spark))
     assert ours.keys() == theirs.keys() and len(ours) >= 10
     for name, feature in ours.items():
-        assert feature["drifted"] == theirs[name]["drifted"], name
-        assert feature["verdict"] == theirs[name]["verdict"], name
+        other = theirs[name]
+        assert (feature["drift"], feature["decided_by"]) == (other["drift"], other["decided_by"]), name
+        if feature["ks_statistic"] is not None:  # numeric: the exact KS vs the grid's, within the grid's bound
+            assert (feature["ks_method"], other["ks_method"]) == ("exact", "grid"), name
+            assert abs(feature["ks_statistic"] - other["ks_statistic"]) <= other["ks_max_error"] + 1e-12, name
+
+
+def test_rows_that_break_a_rule_are_counted_alike_on_both_engines(tmp_path: Path) -> None:
+    import duckdb
+
+    folder = tmp_path / "lake"
+    (folder / "predictions").mkdir(parents=True)
+    rows = [("a", "2026-01-02", "v1", 1, 0.5), ("b", "2026-01-02", "v1", 7, 0.5), ("c", "epoch", "v1", 1, 0.5),
+            ("d", "2026-01-03", "v1", 0, 1.5), ("e", "2026-01-03 10:00:00+15:00", "v2", 0, 0.25),
+            (" ", "2026-01-03", "v2", 0, 0.25), ("g", "2026-01-04", "v2", 1, 0.75)]  # fmt: skip
+    values = ", ".join(f"('{t}', '{ts}', '{v}', {p}, {s})" for t, ts, v, p, s in rows)
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * FROM (VALUES {values}) AS t(trace_id, ts, model_version, prediction, score)) "
+                    f"TO '{folder / 'predictions' / 'part.parquet'}' (FORMAT parquet)")  # fmt: skip
+    duck, spark = validation_report(LakeStore(folder)), validation_report(SparkLakeStore(folder))
+    assert duck["valid"] == {"predictions": 2, "feedback": 0}
+    assert duck["reasons"]["predictions"] == {
+        "missing trace_id": 1, "prediction is not 0 or 1": 1, "score is outside [0, 1]": 1,
+        "ts has a UTC offset beyond ±14:00": 1, "ts is not a timestamp": 1,
+    }  # fmt: skip
+    assert spark == duck
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server from the pyspark package on 127.0.0.1 (a free port); stopped after the tests."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port = _free_port()
+    log = tmp_path_factory.mktemp("connect") / "server.log"
+    command = [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+               "--master", "local[2]", "--conf", f"spark.connect.grpc.binding.port={port}",
+               "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", "spark.ui.enabled=false",
+               "--conf", "spark.sql.shuffle.partitions=4", "spark-internal"]  # fmt: skip
+    with log.open("wb") as out:
+        env = {**os.environ, "SPARK_HOME": str(home)}
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and server.poll() is None:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(1)
+        else:
+            pytest.fail(f"the Spark Connect server did not start: {log.read_text(errors='replace')[-2000:]}")
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def test_spark_connect_gives_duckdb_s_numbers(lakes, connect_server: str, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_SPARK_REMOTE", connect_server)
+    duck = run_abtest(StoreSource(lakes[0]), ABTestRequest()).to_json()
+    remote = run_abtest(StoreSource(lakes[1]), ABTestRequest()).to_json()
+    found, worst = compare(duck, remote)
+    assert found == [] and worst <= REL
+    assert store_summary(lakes[1]).predictions == ROWS

@@ -14,7 +14,9 @@ Spark lacks, so both engines keep and quarantine the same rows for the same reas
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InputError
@@ -64,7 +66,9 @@ def spark_session(remote: str | None = None) -> Any:
             conf = {"spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS)}
             if remote is None:
                 builder = builder.master("local[*]")
-                conf |= {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+                logs = f"-Dlog4j2.configurationFile=file:{_log_config()}"
+                conf |= {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
+                         "spark.driver.extraJavaOptions": logs}  # fmt: skip
             else:
                 builder = builder.remote(remote)
             for name, value in conf.items():
@@ -77,6 +81,25 @@ def spark_session(remote: str | None = None) -> Any:
             session.sparkContext.setLogLevel("ERROR")
         _sessions[key] = session
         return session
+
+
+# Spark's JVM logs errors only, on stderr: the CLI's stderr is for one-line messages (Spark's default is
+# every warning, and a banner per start).
+_LOG4J2 = """rootLogger.level = error
+rootLogger.appenderRef.console.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = spark %p %c{1}: %m%n
+"""
+
+
+def _log_config() -> Path:
+    path = Path(tempfile.gettempdir()) / "workbench-spark-log4j2.properties"
+    if not path.is_file() or path.read_text(encoding="utf-8") != _LOG4J2:
+        path.write_text(_LOG4J2, encoding="utf-8")
+    return path
 
 
 def _stopped(session: Any) -> bool:
@@ -119,13 +142,22 @@ def spark_backend(session: Any) -> Any:
     Spark's ``TIMESTAMP`` is an instant shown in the session's time zone (UTC here), as DuckDB's ``TIMESTAMPTZ``;
     Ibis 12 types it without a zone, which would give naive times where DuckDB gives UTC ones (and compare
     naive columns with the windows' UTC bounds). The schema says UTC instead: the same values, the same type.
+    Epoch seconds keep their fraction, as on DuckDB.
     """
     import ibis
     from ibis.backends.pyspark import Backend
 
     _ = ibis.pyspark  # loads the backend through ibis (which registers its options)
 
+    class EpochCompiler(type(Backend.compiler)):
+        def visit_ExtractEpochSeconds(self, op: Any, *, arg: Any) -> Any:
+            """Seconds since the epoch with their fraction, as DuckDB's ``epoch`` (Spark's ``unix_timestamp``
+            drops it: label delays and their quantiles would differ by up to a second)."""
+            return self.f.unix_micros(arg) / 1_000_000
+
     class UtcBackend(Backend):
+        compiler = EpochCompiler()
+
         def get_schema(self, table_name: str, *, catalog: str | None = None, database: str | None = None) -> Any:
             schema = super().get_schema(table_name, catalog=catalog, database=database)
             return _utc(schema)
