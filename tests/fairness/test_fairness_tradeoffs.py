@@ -231,3 +231,14 @@ def test_on_the_default_demo_the_sharper_challenger_is_better_at_no_fairness_cos
     assert (c["champion"], c["challenger"]) == (ab["control_model_version"], ab["variant_model_version"])
     assert c["same_period"] and c["verdict"] == "better" and ab["variant_model_version"] in c["front"]
     assert c["change"]["accuracy_ci"][0] > 0 and c["change"]["disparity_ci"][0] < 0 < c["change"]["disparity_ci"][1]
+
+
+def test_one_version_is_a_point_on_its_own_front_and_no_verdict() -> None:
+    frame = versioned_rows(n=2000).assign(v="v1")
+    audit = audit_frame(frame, "y", "yhat", ["group"], model_version="v", compare_versions=True, resamples=50)
+    c = audit.comparison
+    assert [p["version"] for p in c["versions"]] == ["v1"] and c["front"] == ["v1"]
+    assert (
+        c["verdict"] == "insufficient"
+        and c["verdict_text"] == "insufficient: needs two model versions in scope to compare"
+    )
