@@ -1,6 +1,6 @@
 """Browser walk with MLflow on: a SQLite registry seeded with the demo's versions (v1 champion, v2 challenger); the
-fairness, A/B and gate pages show each version's registry facts, the fairness page picks champion and challenger
-from the aliases, and a decision made on the gate appears as an MLflow run with the dataset input and manifest."""
+A/B and gate pages show each version's registry facts, and a decision made on the gate appears as an MLflow run with
+the dataset input and manifest (the fairness page's champion/challenger from the aliases: tests/app)."""
 
 from __future__ import annotations
 
@@ -38,18 +38,14 @@ def mlflow_app(demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_pages_show_registry_facts_and_a_gate_decision_becomes_a_run(mlflow_app, page, tmp_path):
     # mlflow_app first: it is set up before the page and stopped after it closes (no "server not responding")
     url, uri, store = mlflow_app
-    page.goto(f"{url}/fairness")
-    page.get_by_role("tab", name="Champion vs challenger").wait_for(timeout=90_000)
-    wait_for_app(page)
-    champion, challenger = (page.get_by_role("combobox", name=n, exact=True) for n in ("Champion", "Challenger"))
-    assert (champion.input_value(), challenger.input_value()) == ("v1", "v2")
-    page.get_by_role("tab", name="Champion vs challenger").click()
+    page.goto(f"{url}/abtest")
     registry = page.get_by_text(f"Model registry · {MODEL}")
-    registry.wait_for(timeout=30_000)
+    registry.wait_for(timeout=90_000)
+    wait_for_app(page)
     body = page.inner_text("[data-testid=stMain]")
     assert "matches a registered version by number (v2 is version 2)" in body  # the facts table's caption
     assert page.locator("[data-testid=stException]").count() == 0  # (the table is a canvas: see the screenshot)
-    screenshot(page, "registry-fairness")
+    screenshot(page, "registry-abtest")
 
     page.goto(f"{url}/gate")
     wait_for_app(page)
