@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import subprocess
 import sys
 
+import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -21,12 +21,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
-from tests.conftest import ROOT
-from workbench.cli import app
+from workbench.cli import app, main
 from workbench.core.errors import InputError
 from workbench.core.schema import Roles, TableRoles
 from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo
+from workbench.drift import reconstruction
 from workbench.drift.reconstruction import chunk_errors, pair_density, reconstruction_caption
 from workbench.drift.request import DriftRequest
 from workbench.drift.run import run
@@ -211,7 +211,9 @@ def test_the_demo_alarms_from_the_sudden_drift_and_never_before(demo_store):
     assert rc["verdict"] == "drift"
 
 
-def test_the_cli_text_json_and_html_report_say_the_same_multivariate_verdict(correlation_break, tmp_path):
+def test_the_cli_text_json_and_html_report_say_the_same_multivariate_verdict(
+    correlation_break, tmp_path, monkeypatch, capsys
+):
     report = tmp_path / "drift.html"
     args = ["drift", "--db", str(correlation_break.path), "--reference", "2026-01-01..2026-01-30",
             "--current", "2026-01-31..", "--chunk", "week"]  # fmt: skip
@@ -225,9 +227,13 @@ def test_the_cli_text_json_and_html_report_say_the_same_multivariate_verdict(cor
     text = CliRunner().invoke(app, args)
     assert rc["verdict_text"] in text.stdout and "PCA reconstruction error outside" in text.stdout
     assert "the band rests on 5 reference chunks: rough below 10" in text.stdout  # 30 days: 5 weeks, 2 partial
-    bad = subprocess.run([sys.executable, "-m", "workbench.cli", *args[:-1], "day-ish"], cwd=ROOT,
-                         capture_output=True, text=True)  # fmt: skip
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    monkeypatch.setattr(sys, "argv", ["workbench", *args[:-1], "day-ish"])
+    with pytest.raises(SystemExit) as bad:
+        main()  # the console entry: a bad chunk is one line on stderr and exit code 2
+    assert (
+        bad.value.code == 2
+        and capsys.readouterr().err == "error: chunk must be day, week or a number of rows, not 'day-ish'\n"
+    )
 
 
 def test_a_constant_feature_is_left_out_and_named(tmp_path):
@@ -251,3 +257,14 @@ def test_a_reference_of_one_chunk_draws_no_band_and_says_so(correlation_break):
     assert rc["alarm"] is None and rc["threshold"]["upper"] is None and not any(c["alert"] for c in rc["chunks"])
     assert rc["warning"] == "the reference has 1 chunk(s) of day with 30+ rows; a band needs 2"
     assert rc["verdict"] == ("drift" if result.multivariate["drift"] else "no drift")  # the classifier still judges
+
+
+def test_a_database_error_in_the_reconstruction_stays_in_its_section(correlation_break, monkeypatch):
+    def broken(*_: object) -> None:
+        raise duckdb.ConversionException("Conversion Error: could not convert 'x' to DOUBLE\nLINE 1: ...")
+
+    monkeypatch.setattr(reconstruction, "chunk_errors", broken)
+    cut = (START + pd.Timedelta(days=30)).to_pydatetime()
+    result = run(StoreSource(correlation_break), DriftRequest(Window(end=cut), Window(start=cut)))
+    assert result.reconstruction["warning"] == "database: Conversion Error: could not convert 'x' to DOUBLE"
+    assert result.reconstruction["alarm"] is None and len(result.features) == 4  # the rest of the run shows

@@ -14,6 +14,7 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
+import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -54,6 +55,9 @@ def with_reconstruction(
         section = reconstruction_drift(store, request, numeric, settings)
     except (InputError, np.linalg.LinAlgError) as error:
         section = _insufficient(numeric, request.chunk_spec, settings, str(error))
+    except duckdb.Error as error:  # this section says it; the per-feature results still show
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        section = _insufficient(numeric, request.chunk_spec, settings, f"database: {first}")
     return replace(result, reconstruction=json_ready({**section, **multivariate_verdict(section, result.multivariate)}))
 
 
