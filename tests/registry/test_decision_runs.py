@@ -151,3 +151,23 @@ def test_an_approved_candidate_that_is_not_registered_is_a_note_and_the_run_fini
     assert "'v9' is no version of 'feedback-model' (rule: number): nothing tagged" in outcome.mlflow_line()
     assert client.get_run(outcome.tracked.run_id).info.status == "FINISHED"
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+
+
+def test_a_written_set_is_the_dataset_input_source(uri, client, tmp_path, monkeypatch):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "retraining_set.parquet").write_bytes(DATA)
+    (folder / "manifest.json").write_text(json.dumps(MANIFEST))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text(f'[mlflow]\nartifact_location = "{(tmp_path / "a").as_uri()}"\n')
+    monkeypatch.setenv("WORKBENCH_SETTINGS", str(settings_file))
+    args = ["decide", "--decision", "defer", "--reviewer", "ana", "--rationale", "x", "--dataset",
+            str(folder / "manifest.json"), "--db", str(tmp_path / "w.duckdb"), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = client.get_run(json.loads(result.stdout)["mlflow_run_id"])
+    (dataset_input,) = run.inputs.dataset_inputs
+    source = json.loads(dataset_input.dataset.source)
+    assert dataset_input.dataset.source_type == "local"
+    assert source["uri"] == str((folder / "retraining_set.parquet").resolve())
