@@ -27,7 +27,8 @@ from workbench.core.schema import Roles, TableRoles
 from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.drift import reconstruction
-from workbench.drift.reconstruction import chunk_errors, pair_density, reconstruction_caption
+from workbench.drift.engine import load_settings
+from workbench.drift.reconstruction import chunk_errors, pair_density, reconstruction_caption, with_reconstruction
 from workbench.drift.request import DriftRequest
 from workbench.drift.run import run
 from workbench.ingest.pipeline import ingest_frames
@@ -197,8 +198,9 @@ def test_the_demo_alarms_from_the_sudden_drift_and_never_before(demo_store):
     store, truth = demo_store
     start = dt.datetime.fromisoformat(truth["start"]).replace(tzinfo=dt.UTC)
     sudden = start + dt.timedelta(days=truth["sudden_drift"]["day"])
-    request = DriftRequest(Window(end=start + dt.timedelta(days=30)), Window(start=start + dt.timedelta(days=30)))
-    rc = run(StoreSource(store), request).reconstruction
+    cut = start + dt.timedelta(days=30)
+    request = DriftRequest(Window(end=cut), Window(start=cut), multivariate=False)  # the PCA alone decides below
+    rc = with_reconstruction(store, request, run(StoreSource(store), request), load_settings()).reconstruction
     chunks = pd.DataFrame(rc["chunks"]).assign(chunk=lambda c: pd.to_datetime(c["chunk"], utc=True))
     before, after = chunks[chunks["chunk"] < sudden], chunks[chunks["chunk"] >= sudden]
     assert len(before) == 60 and not before["alert"].any()  # the reference's 30 days and the gradual drift's 30
@@ -208,7 +210,9 @@ def test_the_demo_alarms_from_the_sudden_drift_and_never_before(demo_store):
     drifted = {f["feature"] for f in rc["feature_contributions"][:2]}
     assert drifted == {"latency_ms", "amount"}  # the injected sudden drift carries the rise
     assert rc["pair_contributions"][0]["features"] == ["amount", "latency_ms"]
-    assert rc["verdict"] == "drift"
+    assert rc["verdict"] == "drift" and rc["verdict_text"].startswith(
+        "multivariate drift: yes — the PCA reconstruction"
+    )
 
 
 def test_the_cli_text_json_and_html_report_say_the_same_multivariate_verdict(
