@@ -104,12 +104,17 @@ def _frame(x: np.ndarray, days: int, start_day: int = 0) -> pd.DataFrame:
     )  # fmt: skip
 
 
+def _naive(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with UTC wall-clock times (an in-memory table from tz-aware pandas warns in pandas 3)."""
+    return frame.assign(ts=frame["ts"].dt.tz_localize(None))
+
+
 def test_the_engine_computes_each_chunk_as_scikit_learn_on_the_rows():
     rng = np.random.default_rng(5)
     reference, current = _correlated(rng, 2000, 0.9, 0.03), _correlated(rng, 1500, 0.2, 0.03)
     model = fit_reconstruction(reference, NAMES)
     frame = _frame(current, 6)
-    table = ibis.duckdb.connect().create_table("rows", frame)
+    table = ibis.duckdb.connect().create_table("rows", _naive(frame))
     for chunk in ("day", 400):
         chunks, moments = chunk_errors(table, model, chunk)
         errors, _ = _sklearn_errors(reference, current)
@@ -125,7 +130,7 @@ def test_the_pair_density_counts_the_rows_in_the_reference_quantile_bins():
     rng = np.random.default_rng(9)
     reference, current = _correlated(rng, 1000, 0.9, 0.05), _correlated(rng, 800, 0.0, 0.05)
     con = ibis.duckdb.connect()
-    ref_t, cur_t = (con.create_table(name, _frame(x, 3)) for name, x in (("r", reference), ("c", current)))
+    ref_t, cur_t = (con.create_table(name, _naive(_frame(x, 3))) for name, x in (("r", reference), ("c", current)))
     sample = pd.DataFrame(reference, columns=NAMES)
     density = pair_density(ref_t, cur_t, ["a", "b"], sample)
     both = current[~np.isnan(current[:, :2]).any(axis=1)]
