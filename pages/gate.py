@@ -31,6 +31,7 @@ doc = view.render_exports(store, curated, spec)
 st.subheader("Decision")
 versions = [v["model_version"] for v in summary.model_versions]
 registry.render_facts(versions)
+registry.preset_version("gate_candidate", "challenger", versions)  # the challenger is the usual candidate
 view.decision_form(store, versions, doc, blockers)
 
 st.subheader("Decision log")

@@ -67,6 +67,7 @@ def test_the_gate_shows_the_registry_facts_and_logs_the_decision_as_a_run(demo_s
     assert (rows["v1"]["registered version"], rows["v1"]["aliases"]) == ("1", "champion")
     assert (rows["v2"]["registered version"], rows["v2"]["aliases"]) == ("2", "challenger")
     assert rows["v2"]["run metrics"] == "accuracy 0.84, roc_auc 0.9"
+    assert app.selectbox(key="gate_candidate").value == "v2"  # the challenger alias's version
     (form,) = [f for f in app.get("form") if [b.label for b in f.get("form_submit_button")] == ["Record decision"]]
     form.text_input[0].input("ana")
     form.text_area[0].input("defer until the A/B test ends")

@@ -31,19 +31,21 @@ def cached_facts(settings: MlflowSettings, names: tuple[str, ...]) -> tuple[dict
         return {}, str(exc)
 
 
-def facts(names: list[str]) -> tuple[MlflowSettings | None, dict[str, VersionFacts | None]]:
+def facts(names: list[str], quiet: bool = False) -> tuple[MlflowSettings | None, dict[str, VersionFacts | None]]:
     """The settings and each name's facts; ``(None, {})`` when MLflow is off, no model is named or it failed (the
-    failure shown as one warning line)."""
+    failure shown as one warning line, unless ``quiet``: the facts table says it, the defaults keep silent)."""
     try:
         settings = mlflow_settings()
     except WorkbenchError as exc:  # a bad [mlflow] section
-        st.warning(f"Model registry: {exc}", icon=":material/cloud_off:")
-        return None, {}
-    if settings is None or not settings.has_model or not names:
-        return None, {}
-    found, failure = cached_facts(settings, tuple(names))
+        failure = str(exc)
+        settings = None
+    else:
+        if settings is None or not settings.has_model or not names:
+            return None, {}
+        found, failure = cached_facts(settings, tuple(names))
     if failure:
-        st.warning(f"Model registry: {failure}", icon=":material/cloud_off:")
+        if not quiet:
+            st.warning(f"Model registry: {failure}", icon=":material/cloud_off:")
         return None, {}
     return settings, found
 
@@ -92,7 +94,7 @@ def rule_text(settings: MlflowSettings) -> str:
 
 def alias_names(names: list[str]) -> dict[str, str]:
     """``{"champion": name, "challenger": name}`` for the aliases found among ``names`` (empty when MLflow is off)."""
-    settings, found = facts(names)
+    settings, found = facts(names, quiet=True)
     if settings is None:
         return {}
     by_alias = names_by_alias(found)
@@ -103,10 +105,15 @@ def alias_names(names: list[str]) -> dict[str, str]:
 def preset_versions(champion_key: str, challenger_key: str, names: list[str]) -> None:
     """Default two version pickers (their session-state keys) to the champion and challenger aliases, once: a
     reviewer's own pick is never overwritten."""
+    preset_version(champion_key, "champion", names)
+    preset_version(challenger_key, "challenger", names)
+
+
+def preset_version(key: str, role: str, names: list[str]) -> None:
+    """Default one version picker (its session-state key) to the version of ``role`` (champion or challenger)."""
     defaults = alias_names(names)
-    for key, role in ((champion_key, "champion"), (challenger_key, "challenger")):
-        if key not in st.session_state and role in defaults:
-            st.session_state[key] = defaults[role]
+    if key not in st.session_state and role in defaults:
+        st.session_state[key] = defaults[role]
 
 
 def champion_control(options: dict[str, Any]) -> dict[str, Any]:

@@ -247,7 +247,7 @@ def decision_form(store: Store, versions: list[str], doc: dict[str, Any], blocke
         decision = st.radio("Decision", DECISIONS, horizontal=True)
         reviewer = st.text_input("Reviewer")
         rationale = st.text_area("Rationale", placeholder="What you decided and why, in a sentence or two.")
-        candidate = st.selectbox("Candidate model version", ["(none)", *versions])
+        candidate = st.selectbox("Candidate model version", ["(none)", *versions], key="gate_candidate")
         attach = st.checkbox("Attach the previewed retraining set's manifest", value=True)
         override = st.text_input("Override reason (only to approve despite a blocked gate)") if blockers else ""
         submitted = st.form_submit_button("Record decision", type="primary", icon=":material/gavel:")
