@@ -54,6 +54,7 @@ def test_every_page_without_feedback_says_so_and_draws_no_broken_chart(page, no_
             body = visit(page, url, path)
             assert body, path
             screenshot(page, f"no_feedback_{name}")
+        page.goto("about:blank")  # leave the app before its server stops (else its reconnect logs an error)
 
 
 def test_every_page_without_a_store_says_how_to_make_one(page, tmp_path):
@@ -62,3 +63,4 @@ def test_every_page_without_a_store_says_how_to_make_one(page, tmp_path):
             body = visit(page, url, path)
             assert "workbench demo" in body or "No store" in body or "no store" in body, path
             screenshot(page, f"no_store_{name}")
+        page.goto("about:blank")
