@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 from workbench.abtest.analyse import analyse_store
 from workbench.abtest.request import ABTestRequest
+from workbench.abtest.tables import SEGMENT_VERDICTS
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
@@ -191,7 +192,7 @@ def test_a_breakdown_shows_heterogeneity_first_then_a_forest_and_the_table(page:
     table = next(d.value for d in app.dataframe if "region" in d.value.columns and "risk" in d.value.columns)
     assert len(table) == len(expected.rows) and set(table["region"]) == set(expected.values)
     readable = [r for r in expected.rows if r.verdict != "too_small"]
-    assert sorted(table["verdict"]) == sorted(r.verdict.replace("_", " ") for r in expected.rows)
+    assert sorted(table["verdict"]) == sorted(SEGMENT_VERDICTS[r.verdict] for r in expected.rows)
     assert (table["risk"] != "").sum() == len(readable)
     assert expected.adjustment_text[1:] in " ".join(c.value for c in app.caption)
     main = app.dataframe[0]

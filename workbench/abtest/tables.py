@@ -110,6 +110,15 @@ def srm_segments_table(result: ABTestResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SEGMENT_VERDICTS = {
+    "better": "better",
+    "worse": "worse",
+    "not_significant": "not sig.",
+    "too_small": "too small",
+    "untestable": "untestable",
+}  # the per-value verdict words, short enough for the page's table
+
+
 def segments_table(result: ABTestResult) -> pd.DataFrame:
     """One row per segment value × metric × variant of the breakdown (``--by``): the difference and lift with their
     intervals, adjusted p, chance to beat control, risk and the value's verdict (better, worse, not significant,
@@ -130,6 +139,6 @@ def segments_table(result: ABTestResult) -> pd.DataFrame:
             "lift [CI]": f"{formats.relative(r.rel_lift)}{rel_ci}" if r.diff_ci else "",
             "p adjusted": formats.p_value(r.p_adjusted), "P(beat control)": r.prob_beat_control,
             "risk": formats.risk(r, r.expected_loss) if r.expected_loss is not None else "",
-            "verdict": r.verdict.replace("_", " "),
+            "verdict": SEGMENT_VERDICTS[r.verdict],
         })  # fmt: skip
     return pd.DataFrame(out)

@@ -84,7 +84,8 @@ RESULT_HELP = {
     "design effect": "Variance inflation from events clustering within units (1 = none)",
     "p (Holm)": "SRM p-value adjusted across the segment values by Holm",
     "ok": "No sample ratio mismatch in this segment value",
-    "verdict": "This value's own result: better or worse (adjusted p below α), not significant, or too small to read",
+    "verdict": "This value's own result: better or worse (adjusted p below α), not sig. (not significant), too small "
+    "to read, or untestable",
 }
 NUMBER_FORMATS = {
     **{name: st.column_config.Column(help=text) for name, text in RESULT_HELP.items()},
