@@ -8,6 +8,7 @@ cached by ``st.cache_data`` keyed by the store path, its modification time and t
 from __future__ import annotations
 
 import datetime as dt
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from workbench.core.schema import parse_roles
 from workbench.core.window import Window
 from workbench.ingest.lake import LAKE_PREFIX, open_store
 from workbench.ingest.pipeline import ingest_files
+from workbench.sources.spark import ENGINE_ENV, ENGINES, REMOTE_ENV, engine_name
 from workbench.sources.store import Store, default_db_path
 from workbench.sources.store_queries import StoreSummary, daily_volume, store_summary
 
@@ -236,13 +238,29 @@ def _data_source() -> None:
         except WorkbenchError as exc:
             st.sidebar.error(str(exc), icon=":material/block:")
             st.session_state["db_path"] = previous
+        _engine_choice()
     else:
         uploaded = _upload_source()
         st.session_state["db_path"] = uploaded or previous
         if not uploaded:
             st.sidebar.caption(f"Showing {Path(previous).name} until an upload is ingested.")
+    if source != SOURCE_LAKE and engine_name() != "duckdb":  # a store file always runs on DuckDB
+        os.environ[ENGINE_ENV] = "duckdb"
     if read_only():
         st.sidebar.caption(f"Read-only (${READ_ONLY_ENV}): no page writes to a store or a folder.")
+
+
+def _engine_choice() -> None:
+    """The engine of the lake folder's queries: DuckDB in this process, or Apache Spark (local mode, or the
+    cluster at $WORKBENCH_SPARK_REMOTE). The pages open their store through ``open_store``, which reads the
+    choice from $WORKBENCH_ENGINE (this app serves one user on 127.0.0.1 by default, see Security)."""
+    current = engine_name()
+    chosen = st.sidebar.radio(
+        "Engine", ENGINES, index=ENGINES.index(current), key="engine", horizontal=True,
+        help="Spark: the same queries through Ibis' PySpark backend (the first one starts Spark, 5-10 s); "
+        f"a cluster through Spark Connect when ${REMOTE_ENV} is set. The numbers are the same.",
+    )  # fmt: skip
+    os.environ[ENGINE_ENV] = chosen
 
 
 def _filters(summary: StoreSummary) -> None:
