@@ -205,6 +205,32 @@ def test_a_units_file_breaks_down_by_its_own_column_as_scipy_and_statsmodels_say
     assert next(r for r in means.segments.rows if r.value == "pro").p_value == pytest.approx(welch.pvalue, rel=1e-9)
 
 
+def _delta_ratio(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """Σy/Σx and its delta-method variance (s_y² − 2R·s_xy + R²·s_x²)/(n·x̄²), by hand (Deng et al. 2018)."""
+    r = y.sum() / x.sum()
+    cov = np.cov(y, x, ddof=1)
+    return r, (cov[0, 0] - 2 * r * cov[0, 1] + r * r * cov[1, 1]) / (len(y) * x.mean() ** 2)
+
+
+def test_a_ratio_per_value_matches_the_delta_method_by_hand(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(8)
+    n = 2400
+    frame = pd.DataFrame({"arm": np.where(np.arange(n) % 2 == 0, "A", "B"), "device": rng.choice(["web", "app"], n),
+                          "sessions": rng.integers(1, 6, n).astype(float)})  # fmt: skip
+    frame["clicks"] = rng.poisson(frame.sessions * np.where(frame.arm == "B", 1.2, 1.0))
+    path = tmp_path / "ratio.csv"
+    frame.to_csv(path, index=False)
+    request = ABTestRequest(mode="file", arm_col="arm", metric_col="clicks", denominator_col="sessions", kind="ratio",
+                            by="device")  # fmt: skip
+    rows = {r.value: r for r in analyse_file(path, request).segments.rows}
+    for device, group in frame.groupby("device"):
+        (ra, va), (rb, vb) = (_delta_ratio(g.clicks.to_numpy(float), g.sessions.to_numpy()) for g in
+                              (group[group.arm == "A"], group[group.arm == "B"]))  # fmt: skip
+        z = (rb - ra) / np.sqrt(va + vb)
+        assert rows[device].diff == pytest.approx(rb - ra, rel=1e-12)
+        assert rows[device].p_value == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-9)
+
+
 def test_the_cli_refuses_a_bad_column_in_one_line(designed: Store) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "workbench.cli", "abtest", "--db", str(designed.path), *args],
