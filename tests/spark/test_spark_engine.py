@@ -288,3 +288,26 @@ def test_a_pull_is_told_from_an_aggregate() -> None:
     assert shape(t.select("score")) == shape(t.filter(t.score > 0.5).order_by("score")) == "rows"
     per_row = t.select("region", n=t.count().over())  # a window function keeps every row
     assert shape(counts.union(counts)) == "aggregate" and shape(counts.union(per_row)) == "rows"
+
+
+def test_a_roles_file_maps_the_lake_s_column_names_on_both_engines(lakes, tmp_path: Path) -> None:
+    import duckdb
+
+    source, folder = lakes[0].path, tmp_path / "renamed"
+    renames = {"predictions": ("served_at", "p_churn"), "feedback": ("observed_at", None)}
+    with duckdb.connect() as con:
+        for table, (ts, score) in renames.items():
+            (folder / table).mkdir(parents=True)
+            rename = f"trace_id AS request_id, ts AS {ts}" + (f", score AS {score}" if score else "")
+            drop = "trace_id, ts" + (", score" if score else "")
+            files = f"read_parquet('{source / table}/**/*.parquet', hive_partitioning = true)"
+            con.execute(f"COPY (SELECT {rename}, * EXCLUDE ({drop}) FROM {files}) "
+                        f"TO '{folder / table / 'part.parquet'}' (FORMAT parquet)")  # fmt: skip
+    roles = ('[predictions]\ntrace_id = "request_id"\nts = "served_at"\nscore = "p_churn"\n'
+             'sensitive = ["age_band", "region"]\n'
+             '[feedback]\ntrace_id = "request_id"\nts = "observed_at"\n')  # fmt: skip
+    (folder / "roles.toml").write_text(roles, encoding="utf-8")
+    duck, spark = validation_report(LakeStore(folder)), validation_report(SparkLakeStore(folder))
+    assert duck["valid"] == validation_report(lakes[0])["valid"]
+    assert duck["valid"]["predictions"] == ROWS
+    assert spark == duck
