@@ -124,7 +124,7 @@ def estimated_performance(
     with store.ibis() as con:
         labels, note = labels_per_trace(con, settings.performance_label_kinds)
         ref = filtered_predictions(con, reference)
-        reference_bins = binned_scores(ref, labels)
+        reference_bins = binned_scores(ref, labels, folds=True)
         keyed = chunk_key(filtered_predictions(con, window), chunk)
         frame = binned_scores(keyed, labels, lambda t: t.chunk)
         starts = keyed.group_by("chunk").aggregate(start=keyed.ts.min()).execute() if isinstance(chunk, int) else None

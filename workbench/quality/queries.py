@@ -33,7 +33,7 @@ def quality_aggregates(
 ) -> QualityAggregates:
     """The report's aggregates over an open Ibis backend (labels: the latest of each trace from ``label_kinds``)."""
     labels, note = labels_per_trace(con, label_kinds)
-    reference_bins = binned_scores(filtered_predictions(con, reference), labels)
+    reference_bins = binned_scores(filtered_predictions(con, reference), labels, folds=True)
     versions = binned_scores(filtered_predictions(con, window), labels, lambda t: t.model_version)
     keyed = chunk_key(filtered_predictions(con, over_time), chunk)
     chunks = binned_scores(keyed, labels, lambda t: t.chunk)
