@@ -162,7 +162,13 @@ def validate(db: DbOption = None, as_json: JsonOption = False) -> None:
     lines = [f"{report['source']}: " + ", ".join(f"{n:,} valid {t}" for t, n in report["valid"].items())]
     for table, reasons in report["reasons"].items():
         lines += [f"  {table}: {n:,} × {reason}" for reason, n in reasons.items()]
-    emit(as_json, report, "\n".join(lines) if report["reasons"] else lines[0] + "; nothing to quarantine")
+    text = "\n".join(lines) if report["reasons"] else lines[0] + "; nothing to quarantine"
+    repeats = report["repeated_trace_ids"]
+    if any(repeats.values()):
+        text += (f"\n  predictions: {repeats['with_other_values']:,} rows share a trace_id with other values, "
+                 f"{repeats['identical_copies']:,} identical copies (the ingest's duplicate checks; still "
+                 "analysed)")  # fmt: skip
+    emit(as_json, report, text)
 
 
 def format_summary(summary: Any) -> str:

@@ -212,13 +212,16 @@ def test_rows_that_break_a_rule_are_counted_alike_on_both_engines(tmp_path: Path
     (folder / "predictions").mkdir(parents=True)
     rows = [("a", "2026-01-02", "v1", 1, 0.5), ("b", "2026-01-02", "v1", 7, 0.5), ("c", "epoch", "v1", 1, 0.5),
             ("d", "2026-01-03", "v1", 0, 1.5), ("e", "2026-01-03 10:00:00+15:00", "v2", 0, 0.25),
-            (" ", "2026-01-03", "v2", 0, 0.25), ("g", "2026-01-04", "v2", 1, 0.75)]  # fmt: skip
+            (" ", "2026-01-03", "v2", 0, 0.25), ("g", "2026-01-04", "v2", 1, 0.75),
+            ("a", "2026-01-02", "v1", 1, 0.5), ("g", "2026-01-04", "v2", 0, 0.75)]  # fmt: skip
+    # the last two: a copy of a, and g again with another prediction
     values = ", ".join(f"('{t}', '{ts}', '{v}', {p}, {s})" for t, ts, v, p, s in rows)
     with duckdb.connect() as con:
         con.execute(f"COPY (SELECT * FROM (VALUES {values}) AS t(trace_id, ts, model_version, prediction, score)) "
                     f"TO '{folder / 'predictions' / 'part.parquet'}' (FORMAT parquet)")  # fmt: skip
     duck, spark = validation_report(LakeStore(folder)), validation_report(SparkLakeStore(folder))
-    assert duck["valid"] == {"predictions": 2, "feedback": 0}
+    assert duck["valid"] == {"predictions": 4, "feedback": 0}
+    assert duck["repeated_trace_ids"] == {"with_other_values": 2, "identical_copies": 1}
     assert duck["reasons"]["predictions"] == {
         "missing trace_id": 1, "prediction is not 0 or 1": 1, "score is outside [0, 1]": 1,
         "ts has a UTC offset beyond ±14:00": 1, "ts is not a timestamp": 1,

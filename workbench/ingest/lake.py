@@ -26,7 +26,7 @@ from workbench.core.errors import InputError, ReadOnlyError
 from workbench.core.schema import FEEDBACK, PREDICTIONS, Roles, TableRoles, load_roles
 from workbench.ingest.pipeline import LakeView, lake_view
 from workbench.ingest.staging import literal, q
-from workbench.sources.spark import engine_name
+from workbench.sources.spark import engine_name, new_session, spark_backend, spark_remote, spark_sql
 from workbench.sources.store import (
     STORE_DDL,
     Store,
@@ -142,8 +142,6 @@ class SparkLakeStore(LakeStore):
 
     @contextmanager
     def ibis(self) -> Iterator[Any]:
-        from workbench.sources.spark import new_session, spark_backend, spark_remote, spark_sql
-
         remote = spark_remote()
         session = new_session(remote)
         with self.connect() as con:
@@ -239,6 +237,7 @@ def validation_report(store: LakeStore) -> dict[str, Any]:
         quarantine = con.table("quarantine")
         rows = quarantine.group_by(["table_name", "reason"]).aggregate(n=quarantine.count()).to_pyarrow().to_pylist()
         kept = {t: int(con.table(t).count().execute()) for t in (PREDICTIONS, FEEDBACK)}
+        repeats = repeated_predictions(con.table(PREDICTIONS))
     by_table: dict[str, dict[str, int]] = {}
     for row in sorted(rows, key=lambda r: (r["table_name"], -r["n"], r["reason"])):
         by_table.setdefault(row["table_name"], {})[row["reason"]] = int(row["n"])
@@ -247,4 +246,24 @@ def validation_report(store: LakeStore) -> dict[str, Any]:
         "valid": kept,
         "quarantined": {t: sum(r.values()) for t, r in by_table.items()},
         "reasons": by_table,
+        "repeated_trace_ids": repeats,
     }
+
+
+def repeated_predictions(predictions: Any) -> dict[str, int]:
+    """The ingest's duplicate checks over a lake's valid predictions, as aggregates in the engine: the rows
+    whose trace_id comes back with other values (the ingest would quarantine all but the first) and the extra
+    copies identical to another row (the ingest would count them as duplicates). Both are still analysed."""
+    repeated = predictions.group_by("trace_id").aggregate(n=predictions.count())
+    repeated = repeated.filter(repeated.n > 1).select("trace_id")
+    rows = predictions.semi_join(repeated, "trace_id").drop("ingest_id")
+    distinct = rows.distinct()
+    versions = distinct.group_by("trace_id").aggregate(k=distinct.count())
+    conflicting = versions.filter(versions.k > 1).select("trace_id")
+    totals = {
+        "rows": rows.count().execute(),
+        "distinct": distinct.count().execute(),
+        "conflicting": rows.semi_join(conflicting, "trace_id").count().execute(),
+    }
+    copies = int(totals["rows"] - totals["distinct"])
+    return {"with_other_values": int(totals["conflicting"]), "identical_copies": copies}
