@@ -188,6 +188,15 @@ def test_exports_carry_every_entry_and_csv_neutralises_formulas(tmp_path):
     assert "- **fairness**: not run" in report
 
 
+def test_the_markdown_export_names_every_analysis_the_gate_records_model_quality_too(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    record_run(store, "quality", "dropped", {"verdict_text": "quality dropped: F1 0.61 vs 0.80 reference"})
+    decide(store, "approve", "ana", "quality fell after the concept drift")
+    report = export(store, "md")
+    assert "- **quality**: dropped (" in report and "quality dropped: F1 0.61 vs 0.80 reference" in report
+    assert "- **drift**: not run" in report and "- **triggers**: not run" in report
+
+
 def test_a_rewrite_that_recomputes_every_hash_passes_the_plain_chain_and_says_so(log):
     kept = head(log)["head"]
     rewrite_and_recompute(log, 2, "a rationale nobody wrote")

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import InputError
+from workbench.core.result import FAMILIES
 from workbench.sources.evidence import latest_runs_from
 from workbench.sources.store import Store, read_meta, table_columns, write_meta
 
@@ -413,6 +414,6 @@ def _markdown(entries: list[Decision], check: Verification) -> str:
         if d.mlflow_run_id:
             lines.append(f"**MLflow run:** {d.mlflow_run_id}")
         lines += ["", "Evidence at the time:", ""]
-        lines += [_evidence_line(f, d.evidence.get(f)) for f in ("drift", "abtest", "fairness", "triggers")]
+        lines += [_evidence_line(f, d.evidence.get(f)) for f in FAMILIES]
         lines += ["", f"`hash {d.hash}` · `prev {d.prev_hash}`", ""]
     return "\n".join(lines)

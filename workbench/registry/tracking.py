@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.core.result import FAMILIES
 from workbench.registry.client import client, find_version, talking_to
 from workbench.registry.settings import MlflowSettings
 
@@ -23,7 +24,6 @@ HASH_TAG = "workbench.decision_hash"
 SEQ_TAG = "workbench.decision_seq"
 SHA256_TAG = "workbench.sha256"
 DIGEST_CHARS = 36  # MLflow's limit on a dataset digest: the manifest's sha256 is cut to its first 36 hex digits
-EVIDENCE_FAMILIES = ("drift", "abtest", "fairness", "triggers")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def decision_params(entry: dict[str, Any]) -> dict[str, str]:
         "override_reason": (entry.get("override_reason") or "")[:500],
     }
     evidence = entry.get("evidence") or {}
-    for family in EVIDENCE_FAMILIES:
+    for family in FAMILIES:
         run = evidence.get(family)
         params[f"evidence.{family}"] = run.get("verdict", "") if run else "not run"
     return params
