@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.app import ui
+from workbench.app import registry, ui
 from workbench.drift import view
 
 ui.page_header("Drift", "What moved, since when, how much, and does it hurt the model?")
@@ -32,6 +32,7 @@ with st.container(border=True):
         custom["current_versions"] = b.multiselect(
             "Current versions", versions, default=versions[-1:], key="drift_cur_v"
         )
+        registry.render_facts(versions)  # the registered versions' facts (MLflow on)
     elif preset == view.PRESET_CUSTOM:
         a, b = right.columns(2)
         custom["reference_range"] = a.text_input(

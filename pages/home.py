@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from workbench.app import ui
+from workbench.app import registry, ui
 from workbench.core import plotting as charts
 
 ui.page_header(
@@ -72,6 +72,7 @@ with left:
             for v in summary.model_versions
         ],
     )
+    registry.render_facts(registry.store_versions())  # the registered versions' facts (MLflow on)
     if summary.orphan_feedback:
         st.caption(
             f"{summary.orphan_feedback:,} feedback rows refer to predictions not in the store yet (orphans); "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.app import ui
+from workbench.app import registry, ui
 from workbench.quality import view
 from workbench.quality.view import METRIC_NAMES, METRICS
 
@@ -48,5 +48,6 @@ with ui.user_errors():
 
 view.verdict_section(report)
 view.versions_section(report)
+registry.render_facts(registry.store_versions())  # the registered versions' facts (MLflow on)
 view.over_time_section(report, metric)
 view.downloads(report)

@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from workbench.app import ui
+from workbench.app import registry, ui
 from workbench.stream import view
 from workbench.stream.queries import split_options
 from workbench.stream.request import CheckRequest
@@ -87,3 +87,4 @@ def stream_view() -> None:
 
 
 stream_view()
+registry.render_facts(registry.store_versions())  # the registered versions' facts (MLflow on)

@@ -116,3 +116,18 @@ def test_an_unreachable_registry_is_one_warning_and_the_page_still_renders(demo_
     (warning,) = [w.value for w in app.warning if w.value.startswith("Model registry:")]
     assert f"MLflow at http://127.0.0.1:{port}: reading the registered model" in warning and "\n" not in warning
     assert [h.value for h in app.subheader][-2:] == ["Decision", "Decision log"]  # the rest of the page is there
+
+
+@pytest.mark.parametrize("script", ["pages/home.py", "pages/quality.py", "pages/stream.py"])
+def test_every_page_that_names_the_versions_shows_their_registry_facts(demo_store, mlflow_on, monkeypatch, script):
+    app = open_page(demo_store, monkeypatch, script)
+    rows = {r["model version"]: (r["registered version"], r["aliases"]) for r in registry_rows(app)}
+    assert rows == {"v1": ("1", "champion"), "v2": ("2", "challenger")}
+
+
+def test_the_drift_page_shows_the_facts_of_the_versions_it_compares(demo_store, mlflow_on, monkeypatch):
+    app = open_page(demo_store, monkeypatch, "pages/drift.py")
+    assert not any("Model registry" in m.value for m in app.markdown)  # windows of time name no version
+    app.radio(key="drift_preset").set_value("Model version A vs B").run()
+    assert not app.exception
+    assert {r["model version"] for r in registry_rows(app)} == {"v1", "v2"}
