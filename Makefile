@@ -10,7 +10,7 @@ PORT ?= 8501
 HOST ?= 127.0.0.1
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test setup setup-dev demo lint unit e2e bench chromium clean
+.PHONY: run test setup setup-dev demo lint unit e2e bench chromium promtool clean
 
 $(VENV)/bin/activate:
 	@echo ">> creating $(VENV) with $$($(PYTHON) --version)"
@@ -59,13 +59,23 @@ chromium:
 		|| { echo "could not install the 'chromium' package"; exit 1; }; \
 	else echo "browser tests need Debian's 'chromium' package: sudo apt-get install chromium"; exit 1; fi
 
+# promtool (Debian's prometheus package) checks the exporter's exposition and evaluates the example alert rules
+# in tests/metrics; without it (and without root to install it) those two tests are skipped, and say so.
+promtool:
+	@if command -v promtool >/dev/null; then echo ">> promtool: $$(command -v promtool)"; \
+	elif [ "$$(id -u)" = "0" ]; then echo ">> installing Debian's prometheus package for promtool"; \
+		(apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+		 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1)) \
+		|| echo ">> could not install prometheus: the promtool tests will be skipped"; \
+	else echo ">> no promtool (sudo apt-get install prometheus): the promtool tests will be skipped"; fi
+
 lint: setup-dev
 	@echo ">> ruff check and format --check; import-linter's layer contracts (docs/ARCHITECTURE.md)"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-unit: setup-dev
+unit: setup-dev promtool
 	@echo ">> pytest (unit, AppTest, notebooks)"
 	$(PY) -m pytest -q -m "not e2e" -n 2
 
