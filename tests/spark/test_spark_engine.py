@@ -40,6 +40,7 @@ from workbench.sources.base import StoreSource
 from workbench.sources.store import Store
 from workbench.sources.store_queries import store_bounds, store_summary
 from workbench.stream.request import CheckRequest
+from workbench.stream.snapshot import stream_snapshot
 from workbench.stream.triggers import run as run_check
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]
@@ -174,6 +175,16 @@ def test_triggers_on_spark_equal_duckdb_s(lakes) -> None:
     found, worst = both(lakes, lambda source: run_check(source, request))
     assert found == []
     assert worst <= REL
+
+
+def test_the_stream_snapshot_on_spark_equals_duckdb_s(lakes) -> None:
+    """The Feedback stream page's numbers: arrivals, label delays, accuracy series and totals."""
+    duck = stream_snapshot(lakes[0]).to_dict()
+    with spark_results() as seen:
+        spark = stream_snapshot(lakes[1]).to_dict()
+    assert seen and {kind for kind, _ in seen} <= {"aggregate"}, seen
+    found, worst = compare(duck, spark)
+    assert found == [] and worst <= REL
 
 
 def _drift_request(lake: LakeStore) -> DriftRequest:
