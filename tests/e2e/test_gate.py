@@ -30,7 +30,7 @@ def test_gate_downloads_the_set_and_records_a_decision(page, app_url, tmp_path):
 
     page.get_by_label("Reviewer").fill("ana")
     page.get_by_label("Rationale").fill("browser walk: defer until the A/B test ends")
-    page.get_by_text("defer", exact=True).click()
+    page.get_by_role("radiogroup", name="Decision").get_by_text("defer", exact=True).click()
     page.get_by_role("button", name="Record decision").click()
     wait_for_app(page)
     body = page.inner_text("[data-testid=stMain]")
