@@ -325,3 +325,16 @@ def test_a_roles_file_maps_the_lake_s_column_names_on_both_engines(lakes, tmp_pa
     assert duck["valid"] == validation_report(lakes[0])["valid"]
     assert duck["valid"]["predictions"] == ROWS
     assert spark == duck
+
+
+def test_drift_with_the_multivariate_section_runs_on_spark_and_repeats(lakes) -> None:
+    """Spark has no seeded TABLESAMPLE: the classifier's and the PCA's sample is a hash of trace id and seed there,
+    so a second run gives the same section, and the dataset verdict is DuckDB's."""
+    request = replace(_drift_request(lakes[0]), multivariate=True)
+    duck = run_drift(StoreSource(lakes[0]), request).to_json()
+    first, again = (run_drift(StoreSource(lakes[1]), request).to_json() for _ in range(2))
+    assert first["verdict"] == duck["verdict"]
+    section = first["reconstruction"]
+    assert section is not None and section["warning"] is None, section
+    assert 0 < section["sample_rows"] <= section["sample_limit"] == 5_000
+    assert compare(first["reconstruction"], again["reconstruction"]) == ([], 0.0)

@@ -527,10 +527,27 @@ def grid_quantiles(moments: dict[str, Any], values: np.ndarray | None) -> list[f
     return [q[0], q[-1]] if q else None
 
 
+HASH_BUCKETS = 1_000_000  # resolution of the hashed sample's fraction
+
+
 def sample_rows(table: Any, columns: list[str], rows: int, total: int, seed: int) -> Any:
-    """A seeded sample of about ``rows`` rows of ``columns`` (Bernoulli in the engine, then capped) as pandas."""
+    """A seeded sample of about ``rows`` rows of ``columns`` (Bernoulli in the engine, then capped) as pandas.
+
+    An engine without a seeded ``TABLESAMPLE`` (Spark through Ibis) keeps the rows whose hash of trace id and seed
+    falls below the fraction: as repeatable, but another engine's hash picks other rows.
+    """
+    from ibis.common.exceptions import UnsupportedOperationError
+
     t = table.select(*columns)
-    if total > rows:
-        t = t.sample(min(1.0, 1.2 * rows / total), seed=seed)
-    frame = t.execute()
+    if total <= rows:
+        frame = t.execute()
+    else:
+        fraction = min(1.0, 1.2 * rows / total)
+        try:
+            frame = t.sample(fraction, seed=seed).execute()
+        except UnsupportedOperationError:
+            if "trace_id" not in table.columns:
+                raise
+            bucket = (table.trace_id.cast("string") + f":{seed}").hash() % HASH_BUCKETS
+            frame = table.filter(bucket.abs() < int(fraction * HASH_BUCKETS)).select(*columns).execute()
     return frame.head(rows) if len(frame) > rows else frame
