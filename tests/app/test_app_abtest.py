@@ -7,7 +7,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers.app_pages import routed_page
 from workbench.abtest.analyse import analyse_store
 from workbench.abtest.request import ABTestRequest
 from workbench.abtest.tables import SEGMENT_VERDICTS
@@ -25,12 +25,7 @@ def ab_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 @pytest.fixture()
 def page(ab_store: Store, monkeypatch: pytest.MonkeyPatch, navigation_app: None) -> AppTest:
-    monkeypatch.setenv("WORKBENCH_DB", str(ab_store.path))
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    app.run()
-    app.switch_page("pages/abtest.py").run()
-    return app
+    return routed_page(ab_store.path, "pages/abtest.py", monkeypatch)
 
 
 def test_store_mode_shows_pickers_verdict_table_charts_and_records_the_run(page: AppTest, ab_store: Store) -> None:

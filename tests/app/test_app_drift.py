@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers.app_pages import routed_page
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
@@ -22,12 +21,7 @@ def drift_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict]:
 @pytest.fixture()
 def drift_app(drift_store, monkeypatch, navigation_app):
     store, truth = drift_store
-    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-    app.run()
-    app.switch_page("pages/drift.py").run()
-    return app, store, truth
+    return routed_page(store.path, "pages/drift.py", monkeypatch, timeout=180), store, truth
 
 
 def test_drift_page_flags_the_injected_features_and_records_the_run(drift_app):

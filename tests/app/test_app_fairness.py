@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers.app_pages import routed_page
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
@@ -22,13 +21,8 @@ def demo_store(tmp_path_factory):
 
 @pytest.fixture()
 def page(demo_store, monkeypatch, navigation_app):
-    monkeypatch.setenv("WORKBENCH_DB", str(demo_store.path))
     monkeypatch.delenv("WORKBENCH_SETTINGS", raising=False)
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    app.run()
-    app.switch_page("pages/fairness.py").run()
-    return app, demo_store
+    return routed_page(demo_store.path, "pages/fairness.py", monkeypatch), demo_store
 
 
 def test_page_shows_the_failing_region_and_records_the_run(page):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers.app_pages import routed_page
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.gate.decisions import read_decisions, verify
 from workbench.sources.evidence import record_run
@@ -35,11 +35,7 @@ def plain_environment(monkeypatch):
 def gate(tmp_path, monkeypatch, navigation_app):
     store = Store(tmp_path / "workbench.duckdb")
     build_demo(store, Scenario(rows=8_000, days=30))
-    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    app.run()
-    app.switch_page("pages/gate.py").run()
+    app = routed_page(store.path, "pages/gate.py", monkeypatch, timeout=60)
     return app, store
 
 
@@ -71,11 +67,7 @@ def test_a_failing_fairness_audit_blocks_approval_on_the_page(tmp_path, monkeypa
     store = Store(tmp_path / "workbench.duckdb")
     build_demo(store, Scenario(rows=5_000, days=30))
     record_run(store, "fairness", "fail", {"verdict_text": "fail: FPR for region=south is 0.27 vs 0.11"})
-    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    app.run()
-    app.switch_page("pages/gate.py").run()
+    app = routed_page(store.path, "pages/gate.py", monkeypatch, timeout=60)
     assert any("Approval is blocked: the latest fairness audit failed" in e.value for e in app.error)
     form = decision_form(app)
     form.text_input[0].input("ana")
@@ -176,12 +168,8 @@ def test_a_folder_outside_the_stores_folder_is_refused_in_one_line_and_nothing_i
 def test_read_only_records_no_decision_and_writes_no_folder_but_downloads_work(tmp_path, monkeypatch, navigation_app):
     store = Store(tmp_path / "workbench.duckdb")
     build_demo(store, Scenario(rows=5_000, days=30))
-    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
     monkeypatch.setenv("WORKBENCH_READ_ONLY", "true")
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    app.run()
-    app.switch_page("pages/gate.py").run()
+    app = routed_page(store.path, "pages/gate.py", monkeypatch, timeout=60)
     assert not app.exception and not app.error
     submit_labels = [b.label for f in app.get("form") for b in f.get("form_submit_button")]
     assert "Record decision" not in submit_labels and "Write to folder" not in submit_labels

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers.app_pages import routed_page
 from workbench.app import ui
 
 
 @pytest.mark.parametrize("script", [script for script, *_ in ui.PAGES if not script.endswith("home.py")])
 def test_a_page_without_a_store_says_how_to_build_one(script, tmp_path, monkeypatch, navigation_app):
-    monkeypatch.setenv("WORKBENCH_DB", str(tmp_path / "missing.duckdb"))
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    app.run()
-    app.switch_page(script).run()
+    app = routed_page(tmp_path / "missing.duckdb", script, monkeypatch, timeout=60)
     assert not app.exception
     assert any("No store yet" in i.value for i in app.info)
     assert not (tmp_path / "missing.duckdb").exists()

@@ -4,9 +4,9 @@ time, a window before the concept drift, a bad window in one line, and the run r
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import GOOD, ROOT, write
+from tests.conftest import GOOD, write
+from tests.helpers.app_pages import routed_page
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.ingest.pipeline import ingest_file
 from workbench.sources.evidence import latest_runs
@@ -23,13 +23,8 @@ def demo_store(tmp_path_factory):
 
 @pytest.fixture()
 def page(demo_store, monkeypatch, navigation_app):
-    monkeypatch.setenv("WORKBENCH_DB", str(demo_store.path))
     monkeypatch.delenv("WORKBENCH_SETTINGS", raising=False)
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    app.run()
-    app.switch_page("pages/quality.py").run()
-    return app, demo_store
+    return routed_page(demo_store.path, "pages/quality.py", monkeypatch), demo_store
 
 
 def test_the_last_30_days_dropped_after_the_concept_drift_and_the_run_is_recorded(page):
@@ -68,11 +63,7 @@ def test_a_bad_window_is_one_line(page):
 def test_a_store_without_feedback_is_insufficient_and_draws_no_empty_matrix(tmp_path, monkeypatch, navigation_app):
     store = Store(tmp_path / "workbench.duckdb")
     ingest_file(store, write(tmp_path / "p.csv", GOOD))  # three scored predictions, no feedback
-    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    app.run()
-    app.switch_page("pages/quality.py").run()
+    app = routed_page(store.path, "pages/quality.py", monkeypatch, timeout=60)
     app.text_input(key="quality_window").set_value("all").run()
     assert not app.exception
     assert app.warning[0].value.startswith("**INSUFFICIENT** — insufficient labels: the reference has 0 labelled")

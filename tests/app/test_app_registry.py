@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.helpers.app_pages import routed_page
 from tests.registry.seed import MODEL, seeded_copy
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.gate.decisions import read_decisions
@@ -44,11 +44,7 @@ def mlflow_on(tmp_path, monkeypatch) -> str:
 def open_page(store: Store, monkeypatch, script: str) -> AppTest:
     for name in ("WORKBENCH_READ_ONLY", "WORKBENCH_DECISION_KEY", "WORKBENCH_DECISION_KEY_FILE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WORKBENCH_DB", str(store.path))
-    monkeypatch.chdir(ROOT)
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    app.run()
-    app.switch_page(script).run()
+    app = routed_page(store.path, script, monkeypatch)
     assert not app.exception
     return app
 
