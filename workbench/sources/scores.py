@@ -7,9 +7,10 @@ in :mod:`workbench.stats.performance`.
 
 Calibration: isotonic regression on the reference's labelled predictions, used only when it lowers the
 expected calibration error measured out of sample: NannyML's rule (``needs_calibration``: ECE on 10
-equal-frequency bins, 10 held-out folds) with the held-out predictions pooled (folds by trace hash, each
-held out once; the folds are random, so each holds both classes in about their overall shares). The
-earlier rule (ECE on 100 equal-width bins, two folds) measured mostly the noise of sparse bins: on the
+equal-frequency bins, 10 held-out folds) with the held-out predictions pooled (folds by a hash of the trace id
+that every engine computes alike, :func:`workbench.sources.hashing.portable_hash`, so DuckDB and Spark choose
+alike; each fold held out once; the folds are random, so each holds both classes in about their overall
+shares). The earlier rule (ECE on 100 equal-width bins, two folds) measured mostly the noise of sparse bins: on the
 50k-row demo it kept the raw scores, and the estimate sat 0.02–0.03 above the realised accuracy, outside
 its band before any concept drift (issue 18).
 """
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.sources.hashing import portable_hash
 from workbench.stats.performance import equal_frequency_calibration_error, isotonic_calibration
 
 AUC_BINS = 1000  # score bins for the ROC AUC (its binning error is reported per chunk)
@@ -37,14 +39,15 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
     trace, :func:`workbench.sources.chunks.labels_per_trace`), ``by`` a function of the joined table giving
     the ``group`` column (a chunk, a model version). Rows without a score are left out. The bin of score s is
     ⌊1000·s⌋ (1.0 joins the top bin). With ``folds`` (the reference, for :func:`choose_calibration` only) the
-    counts are also split by fold, the trace id's hash mod 10: ten times the rows, so never per chunk (at 2M
-    predictions the chunks' split by fold held 1.8M rows of counts and the 9-rule check's peak rose by ~0.6 GB).
+    counts are also split by fold, the trace id's portable hash (MD5's first 32 bits, the same on every engine)
+    mod 10: ten times the rows, so never per chunk (at 2M predictions the chunks' split by fold held 1.8M rows of
+    counts and the 9-rule check's peak rose by ~0.6 GB).
     """
     t = table.filter(table.score.notnull()).left_join(labels, "trace_id")
     score_bin = (t.score * AUC_BINS).floor().cast("int64").clip(upper=AUC_BINS - 1)
     groups = {"bin": score_bin, "prediction": t.prediction.cast("int64")}
     if folds:
-        groups["fold"] = t.trace_id.hash() % CALIBRATION_FOLDS
+        groups["fold"] = portable_hash(t.trace_id) % CALIBRATION_FOLDS
     if by is not None:
         groups = {"group": by(t), **groups}
     has_label = t.label.notnull()
@@ -65,8 +68,6 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
     )
     for c in ("labelled", "positives", "correct", "s_labelled", "s2_labelled", "s_positive"):
         frame[c] = frame[c].fillna(0).astype(float)
-    if folds:
-        frame["fold"] = frame["fold"].abs()
     return frame
 
 
