@@ -163,11 +163,8 @@ def validate(db: DbOption = None, as_json: JsonOption = False) -> None:
     for table, reasons in report["reasons"].items():
         lines += [f"  {table}: {n:,} × {reason}" for reason, n in reasons.items()]
     text = "\n".join(lines) if report["reasons"] else lines[0] + "; nothing to quarantine"
-    repeats = report["repeated_trace_ids"]
-    if any(repeats.values()):
-        text += (f"\n  predictions: {repeats['with_other_values']:,} rows share a trace_id with other values, "
-                 f"{repeats['identical_copies']:,} identical copies (the ingest's duplicate checks; still "
-                 "analysed)")  # fmt: skip
+    for table, n in report["duplicates"].items():
+        text += f"\n  {table}: {n:,} identical copies counted once (the ingest's duplicates)" if n else ""
     emit(as_json, report, text)
 
 

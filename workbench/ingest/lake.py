@@ -7,12 +7,15 @@ sources/, because it reads through the ingest's rules.
 it unchanged: each connection is an in-memory DuckDB whose ``predictions`` and ``feedback`` are views over the
 files, cleaned by the ingest's own rules (:mod:`workbench.ingest.pipeline`: the same SQL for the same values);
 a row that breaks a rule is left out of the analyses and listed in the ``quarantine`` view with its reason,
-so ``workbench info`` (and ``workbench validate``) say how many and why. Nothing is written: the kept sums
-the ingest maintains do not exist here, and the analyses take their plain engine paths.
+so ``workbench info`` (and ``workbench validate``) say how many and why. Rows repeating a key are resolved as
+the ingest resolves them in the lake's order (file path, then row index): see :func:`left_out`. Nothing is
+written to the lake: the kept sums the ingest maintains do not exist here, and the analyses take their plain
+engine paths.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from workbench.core.errors import InputError, ReadOnlyError
+from workbench.core.paths import read_only
 from workbench.core.schema import FEEDBACK, PREDICTIONS, Roles, TableRoles, load_roles
-from workbench.ingest.pipeline import LakeView, lake_view
+from workbench.ingest.pipeline import DUPLICATE, REPEAT_COLUMNS, LakeView, lake_view
 from workbench.ingest.staging import literal, q
 from workbench.sources.spark import engine_name, new_session, spark_backend, spark_remote, spark_sql
 from workbench.sources.store import (
@@ -41,6 +47,11 @@ LAKE_PREFIX = "lake:"
 SOURCE_ENV = "WORKBENCH_SOURCE"
 _VIEWS: dict[tuple[str, str, tuple], LakeView] = {}  # (folder, table, file fingerprint) -> view SQL
 _SPARK_ROWS: dict[tuple, tuple[tuple, Any]] = {}  # (Spark Connect address, folder, table) -> (files, cached rows)
+_LEFT_OUT: dict[tuple[str, str, tuple], pa.Table] = {}  # (folder, table, file fingerprint) -> the repeat rule's rows
+CACHE_FOLDER = ".lake-cache"  # beside the default store (the data folder): the repeat rule's rows per snapshot
+CACHE_FILES = 64  # the newest kept; older snapshots' files are removed
+LEFT_OUT_SCHEMA = pa.schema([("file", pa.string()), ("row_index", pa.int64()), ("status", pa.string()),
+                             ("reason", pa.string()), ("raw", pa.string())])  # fmt: skip
 
 
 def parquet_glob(folder: Path) -> str:
@@ -51,6 +62,14 @@ def parquet_glob(folder: Path) -> str:
 def parquet_source(folder: Path) -> str:
     """The DuckDB table function reading ``folder``'s Parquet files (hive partitions, columns matched by name)."""
     return f"read_parquet('{parquet_glob(folder)}', hive_partitioning = true, union_by_name = true)"
+
+
+def parquet_meta_source(folder: Path) -> str:
+    """:func:`parquet_source` with each row's place: ``__file`` (its file's path below ``folder``) and ``__row``
+    (its 0-based index in that file), the order the ingest's repeat rule reads the lake in."""
+    start = len(str(folder)) + 2  # 1-based, after the folder and its slash
+    files = parquet_source(folder)[: -len(")")] + ", filename = '__file', file_row_number = true)"
+    return f"(SELECT * REPLACE (substr(__file, {start}) AS __file), file_row_number AS __row FROM {files})"
 
 
 def partition_keys(folder: Path) -> set[str]:
@@ -97,6 +116,12 @@ class LakeStore(Store):
                 view = self._view(con, table, roles)
                 if view is None:
                     continue
+                rows = left_out(self, con, table, view)
+                if rows.num_rows:  # a key repeats: the rows the ingest's repeat rule drops, anti-joined
+                    con.register("left_out_rows", rows)
+                    con.execute(f"CREATE TABLE lake_left_out_{table} AS SELECT * FROM left_out_rows")
+                    con.unregister("left_out_rows")
+                    view = view.leaving_out(f"lake_left_out_{table}")
                 con.execute(f"DROP TABLE {table}")
                 con.execute(f"CREATE VIEW {table} AS {view.rows_sql}")
                 quarantine.append(view.quarantine_sql)
@@ -115,7 +140,7 @@ class LakeStore(Store):
             return None
         key = (str(self.path.resolve()), table, fingerprint)
         if key not in _VIEWS:
-            view = lake_view(con, parquet_source(folder), table, roles, f"{table}/")
+            view = lake_view(con, parquet_source(folder), table, roles, f"{table}/", parquet_meta_source(folder))
             if table == PREDICTIONS and roles.predictions.features is None:  # a partition key is not a feature
                 keys = partition_keys(folder)
                 found = view.roles.predictions
@@ -154,6 +179,13 @@ class SparkLakeStore(LakeStore):
                 raw, source = f"lake_files_{table}", parquet_source(self.path / table)
                 files = session.read.option("mergeSchema", "true").parquet(str((self.path / table).resolve()))
                 files.createOrReplaceTempView(raw)
+                repeats = _LEFT_OUT.get((str(self.path.resolve()), table, _fingerprint(self.path / table)))
+                if repeats is not None and repeats.num_rows:  # as on DuckDB: the same rows, by file and index
+                    _spark_places(files, self.path / table).createOrReplaceTempView(f"lake_meta_{table}")
+                    frame = session.createDataFrame(repeats.to_pandas(), schema=_SPARK_LEFT_OUT)
+                    frame.createOrReplaceTempView(f"lake_left_out_{table}")
+                    view = view.leaving_out(f"lake_left_out_{table}")
+                    view = replace(view, rows_sql=view.rows_sql.replace(view.meta_source, f"lake_meta_{table}"))
                 rows = session.sql(spark_sql(view.rows_sql.replace(source, raw)))
                 _persisted((remote, self.path.resolve(), table), _fingerprint(self.path / table), rows)
                 rows.createOrReplaceTempView(table)
@@ -168,6 +200,73 @@ class SparkLakeStore(LakeStore):
             backend = spark_backend(session)
             backend.con = con
             yield backend
+
+
+_SPARK_LEFT_OUT = "file string, row_index bigint, status string, reason string, raw string"
+
+
+def _spark_places(files: Any, folder: Path) -> Any:
+    """Spark's rows of ``folder`` with DuckDB's ``__file`` and ``__row`` (:func:`parquet_meta_source`), from
+    Spark 4's hidden ``_metadata``: ``file_path`` is a URI (``file:`` and the percent-encoded absolute path,
+    where a ``+`` stays a ``+``), ``row_index`` the 0-based index in the file."""
+    from pyspark.sql import functions as F
+
+    start = len(f"file:{folder.resolve()}/") + 1
+    decoded = F.expr("url_decode(replace(_metadata.file_path, '+', '%2B'))")
+    return files.select("*", F.substring(decoded, start, 1 << 20).alias("__file"),
+                        F.col("_metadata.row_index").alias("__row"))  # fmt: skip
+
+
+def left_out(store: LakeStore, con: duckdb.DuckDBPyConnection, table: str, view: LakeView) -> pa.Table:
+    """The rows of ``table`` the ingest's repeat rule leaves out (:data:`REPEAT_COLUMNS`: file, row index, status
+    ``duplicate`` or ``quarantine``, reason, raw row), found once per snapshot of the files and kept.
+
+    A lake read in place meets repeats the ingest resolves on the way in (a retried write, a sink's replay):
+    identical copies count once, and under one key (predictions: trace_id; feedback: the whole event) a row
+    with other values is quarantined, the first in the lake's order (file path, row index) kept. Cost: one
+    GROUP BY over the key columns finds the repeated keys (none, usually: then nothing else runs and the
+    analyses read the files as before); only when some key repeats is the rule applied to those keys' rows.
+    The result is kept in this process and in the data folder's ``.lake-cache/`` (one small Parquet file per
+    snapshot of the folder's files: a new or changed file makes a new one), so the next process reads it.
+    """
+    folder = store.path / table
+    fingerprint = _fingerprint(folder)
+    key = (str(store.path.resolve()), table, fingerprint)
+    if key in _LEFT_OUT:
+        return _LEFT_OUT[key]
+    digest = hashlib.sha256(repr((key, view.repeated_sql, view.parts)).encode()).hexdigest()[:24]
+    cached = default_db_path().parent / CACHE_FOLDER / f"{table}-{digest}.parquet"
+    try:
+        rows = pq.read_table(cached, schema=LEFT_OUT_SCHEMA)
+    except (OSError, pa.ArrowException):
+        keys = con.sql(view.repeated_sql).to_arrow_table()
+        rows = LEFT_OUT_SCHEMA.empty_table()
+        if keys.num_rows:
+            con.register("repeated_keys", keys)
+            found = con.sql(view.left_out_sql("SELECT * FROM repeated_keys")).to_arrow_table()
+            con.unregister("repeated_keys")
+            rows = found.select(list(REPEAT_COLUMNS)).cast(LEFT_OUT_SCHEMA)
+        _keep(cached, rows)
+    _LEFT_OUT[key] = rows
+    return rows
+
+
+def _keep(path: Path, rows: pa.Table) -> None:
+    """Write the cache file (atomically; the newest :data:`CACHE_FILES` stay); a cache: any failure, and a
+    read-only workbench, skip it."""
+    if read_only():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / ".gitignore").write_text("*\n", encoding="utf-8")  # a cache, never committed
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        pq.write_table(rows, partial)
+        os.replace(partial, path)
+        old = sorted(path.parent.glob("*.parquet"), key=lambda f: f.stat().st_mtime_ns, reverse=True)
+        for stale in old[CACHE_FILES:]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        return
 
 
 def _persisted(table: tuple, fingerprint: tuple, rows: Any) -> None:
@@ -231,39 +330,26 @@ def open_store(spec: str | os.PathLike[str] | None, engine: str | None = None) -
 
 
 def validation_report(store: LakeStore) -> dict[str, Any]:
-    """What the ingest would quarantine in the lake, by table and reason (nothing is modified), counted by the
-    store's engine (DuckDB, or Spark for a :class:`SparkLakeStore`)."""
+    """What the ingest would do with the lake, by table (nothing is modified), counted by the store's engine
+    (DuckDB, or Spark for a :class:`SparkLakeStore`): the rows the analyses read (``valid``), the quarantined
+    ones by reason (a broken rule, or a repeated key with other values) and the identical copies counted once
+    (``duplicates``)."""
     with store.ibis() as con:
         quarantine = con.table("quarantine")
         rows = quarantine.group_by(["table_name", "reason"]).aggregate(n=quarantine.count()).to_pyarrow().to_pylist()
         kept = {t: int(con.table(t).count().execute()) for t in (PREDICTIONS, FEEDBACK)}
-        repeats = repeated_predictions(con.table(PREDICTIONS))
     by_table: dict[str, dict[str, int]] = {}
     for row in sorted(rows, key=lambda r: (r["table_name"], -r["n"], r["reason"])):
         by_table.setdefault(row["table_name"], {})[row["reason"]] = int(row["n"])
+    duplicates = {}
+    for table in (PREDICTIONS, FEEDBACK):
+        repeats = _LEFT_OUT.get((str(store.path.resolve()), table, _fingerprint(store.path / table)))
+        statuses = repeats.column("status").to_pylist() if repeats is not None else []
+        duplicates[table] = statuses.count(DUPLICATE)
     return {
         "source": f"{LAKE_PREFIX}{store.path}",
         "valid": kept,
         "quarantined": {t: sum(r.values()) for t, r in by_table.items()},
         "reasons": by_table,
-        "repeated_trace_ids": repeats,
+        "duplicates": duplicates,
     }
-
-
-def repeated_predictions(predictions: Any) -> dict[str, int]:
-    """The ingest's duplicate checks over a lake's valid predictions, as aggregates in the engine: the rows
-    whose trace_id comes back with other values (the ingest would quarantine all but the first) and the extra
-    copies identical to another row (the ingest would count them as duplicates). Both are still analysed."""
-    repeated = predictions.group_by("trace_id").aggregate(n=predictions.count())
-    repeated = repeated.filter(repeated.n > 1).select("trace_id")
-    rows = predictions.semi_join(repeated, "trace_id").drop("ingest_id")
-    distinct = rows.distinct()
-    versions = distinct.group_by("trace_id").aggregate(k=distinct.count())
-    conflicting = versions.filter(versions.k > 1).select("trace_id")
-    totals = {
-        "rows": rows.count().execute(),
-        "distinct": distinct.count().execute(),
-        "conflicting": rows.semi_join(conflicting, "trace_id").count().execute(),
-    }
-    copies = int(totals["rows"] - totals["distinct"])
-    return {"with_other_values": int(totals["conflicting"]), "identical_copies": copies}

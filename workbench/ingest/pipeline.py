@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -466,22 +466,97 @@ def total(results: list[IngestResult]) -> dict[str, Any]:
     }
 
 
+# The ingest's repeat rule (see ``_stage``) in a lake's words: the rows it leaves out, by status and reason.
+DUPLICATE, QUARANTINE = "duplicate", "quarantine"
+REPEAT_IN_FILE = "duplicate trace_id in file with other values"
+REPEAT_IN_STORE = "trace_id already in store with other values"
+REPEAT_COLUMNS = ("file", "row_index", "status", "reason", "raw")
+
+
 @dataclass(frozen=True)
 class LakeView:
     """A table of a lake read through the ingest's rules: the valid rows, the rejected ones with their reason,
-    and the roles the plan found (SQL over ``source``, self-contained: any connection can run it)."""
+    and the roles the plan found (SQL over ``source``, self-contained: any connection can run it).
+
+    ``repeated_sql`` finds the hashes of the keys (predictions: trace_id; feedback: the event key) that more than
+    one row shares, reading the key columns only; when it finds none, ``rows_sql`` and ``quarantine_sql`` are the whole
+    answer. Else ``left_out_sql(keys)`` lists the rows the ingest's repeat rule leaves out (columns
+    :data:`REPEAT_COLUMNS`) and :meth:`leaving_out` gives the two queries without them.
+    """
 
     rows_sql: str
     quarantine_sql: str
     roles: Roles
+    repeated_sql: str = ""
+    meta_source: str = ""  # ``source`` with each row's file (relative to the table's folder) and 0-based index
+    parts: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def left_out_sql(self, keys: str) -> str:
+        """The rows the ingest's repeat rule leaves out, among the valid rows whose key's hash is in ``keys`` (a
+        relation with the column ``__key``, from ``repeated_sql``; a hash collision only adds a key that then
+        repeats nothing), in the lake's order (file path, then row index within the file).
+
+        As ``_stage`` on the files ingested in that order into an empty store: within a file a later row under
+        a key is a duplicate when identical to the file's first (a hash of its values, a hive partition key's too:
+        the ingest reads it from the path), else quarantined; the first in a later file compares with the row
+        kept from an earlier file.
+        """
+        p = self.parts
+        in_file, overall = (
+            f"PARTITION BY {p['keys']}, __file ORDER BY __row",
+            f"PARTITION BY {p['keys']} ORDER BY __file, __row",
+        )
+        return f"""
+        WITH v AS (SELECT {p["key_columns"]}, {p["row_hash"]} AS __h, __file, __row, CAST({p["raw"]} AS VARCHAR) AS raw
+                   FROM {p["staged_meta"]}
+                   WHERE {p["key_hash"]} IN (SELECT __key FROM ({keys})) AND ({p["reason"]}) IS NULL),
+        r AS (SELECT v.*, row_number() OVER ({in_file}) AS __k, first_value(__h) OVER ({in_file}) AS __h_file,
+                     first_value(__h) OVER ({overall}) AS __h_first, first_value(__file) OVER ({overall}) AS __f_first
+              FROM v),
+        d AS (SELECT __file, __row, raw,
+                CASE WHEN __k > 1 AND __h = __h_file THEN '{DUPLICATE}'
+                     WHEN __k > 1 THEN '{QUARANTINE}'
+                     WHEN __file = __f_first THEN NULL
+                     WHEN __h = __h_first THEN '{DUPLICATE}'
+                     ELSE '{QUARANTINE}' END AS status,
+                CASE WHEN __k > 1 AND __h <> __h_file THEN {literal(REPEAT_IN_FILE)}
+                     WHEN __k = 1 AND __file <> __f_first AND __h <> __h_first THEN {literal(REPEAT_IN_STORE)}
+                END AS reason
+              FROM r)
+        SELECT __file AS file, __row AS row_index, status, reason, raw FROM d WHERE status IS NOT NULL
+        ORDER BY file, row_index
+        """
+
+    def leaving_out(self, left_out: str) -> LakeView:
+        """This view without the rows of ``left_out`` (a relation with :data:`REPEAT_COLUMNS`, from
+        :meth:`left_out_sql`), whose quarantined rows join the quarantine with their reason, file and row."""
+        p = self.parts
+        absent = f"NOT EXISTS (SELECT 1 FROM {left_out} o WHERE o.file = s.__file AND o.row_index = s.__row)"
+        rows_sql = (f"SELECT {p['columns']}, CAST(NULL AS BIGINT) AS ingest_id FROM {p['staged_meta']} s "
+                    f"WHERE ({p['reason']}) IS NULL AND {absent}")  # fmt: skip
+        repeats = (
+            f"SELECT CAST(NULL AS BIGINT) AS ingest_id, {literal(p['table'])} AS table_name, "
+            f"concat({literal(p['name'])}, file) AS source, row_index + 1 AS row_number, raw, reason, "
+            f"CAST(NULL AS TIMESTAMPTZ) AS quarantined_at FROM {left_out} WHERE status = '{QUARANTINE}'"
+        )
+        return replace(self, rows_sql=rows_sql, quarantine_sql=f"{self.quarantine_sql} UNION ALL {repeats}")
 
 
-def lake_view(con: duckdb.DuckDBPyConnection, source: str, table: str, roles: Roles, name: str) -> LakeView:
+def lake_view(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    table: str,
+    roles: Roles,
+    name: str,
+    meta_source: str = "",
+) -> LakeView:
     """Plan ``table`` over ``source`` (a DuckDB table function, e.g. ``read_parquet(...)``) as the ingest plans a
     file: the same clean expressions and checks, so a lake and the same rows ingested give the same numbers.
 
     Rows failing a check are left out of ``rows_sql`` and listed by ``quarantine_sql`` with the first failing
-    check as their reason (the ingest's duplicate checks, which need the whole store, are not applied).
+    check as their reason. The ingest's repeat rule needs each row's place in the lake: ``meta_source`` is
+    ``source`` with the columns ``__file`` (the file's path below the table's folder) and ``__row`` (0-based
+    index in the file), read only when some key repeats (see :class:`LakeView`).
     """
     described = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {source})").fetchall()
     names = [n for n, _ in described]
@@ -502,4 +577,13 @@ def lake_view(con: duckdb.DuckDBPyConnection, source: str, table: str, roles: Ro
         f"CAST(NULL AS BIGINT) AS row_number, raw, reason, CAST(NULL AS TIMESTAMPTZ) AS quarantined_at "
         f"FROM (SELECT {raw} AS raw, {reason} AS reason FROM {staged}) WHERE reason IS NOT NULL"
     )
-    return LakeView(rows_sql, quarantine_sql, plan.roles)
+    key = [k for k in (["trace_id"] if table == PREDICTIONS else FEEDBACK_KEY) if k in plan.select]
+    keys = ", ".join(f"k{i}" for i in range(len(key)))
+    key_columns = ", ".join(f"{plan.select[k]} AS k{i}" for i, k in enumerate(key))
+    key_hash = f"hash({', '.join(plan.select[k] for k in key)})"  # one BIGINT to group: 6 columns took 3x as long
+    repeated_sql = f"SELECT {key_hash} AS __key FROM {staged} GROUP BY 1 HAVING count(*) > 1"
+    meta = f"(SELECT {positional}, __file, __row FROM {meta_source})" if meta_source else ""
+    row_hash = f"hash({', '.join(plan.select.values())})"
+    parts = {"keys": keys, "key_columns": key_columns, "key_hash": key_hash, "row_hash": row_hash, "raw": raw,
+             "reason": reason, "columns": columns, "staged_meta": meta, "table": table, "name": name}  # fmt: skip
+    return LakeView(rows_sql, quarantine_sql, plan.roles, repeated_sql, meta_source, parts)
