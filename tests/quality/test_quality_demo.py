@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import chisquare
 
 from tests.conftest import GOOD, write
 from tests.golden.cases import cli
@@ -22,7 +23,9 @@ from workbench.quality.cli import format_report
 from workbench.quality.request import METRICS, QualityRequest
 from workbench.quality.run import run
 from workbench.sources.base import FileSource, StoreSource
+from workbench.sources.chunks import labels_per_trace
 from workbench.sources.evidence import latest_runs
+from workbench.sources.scores import CALIBRATION_FOLDS, binned_scores
 from workbench.sources.store import Store
 
 
@@ -148,3 +151,20 @@ def test_accuracy_realised_and_estimated_equal_the_drift_pages_numbers(demo_smal
     np.testing.assert_allclose(ours["realised_accuracy"], drift["realised_accuracy"], atol=1e-12)
     np.testing.assert_allclose(ours["realised_roc_auc"], drift["realised_auc"], atol=1e-12)
     np.testing.assert_allclose(ours["estimated_roc_auc"], drift["estimated_auc"], atol=1e-12)
+
+
+def test_the_calibration_folds_are_balanced_on_the_demo(demo_small):
+    """Each of the 10 folds holds about a tenth of the demo's scored and of its labelled predictions: the fold
+    counts fit a uniform split (χ², scipy) and every share is within 3 standard errors of 10%."""
+    store, _ = demo_small
+    with StoreSource(store).tables() as con:
+        labels, _ = labels_per_trace(con, QualityRequest().resolved_settings().performance_label_kinds)
+        frame = binned_scores(con.table("predictions"), labels, folds=True)
+    per_fold = frame.groupby("fold")[["n", "labelled"]].sum()
+    assert per_fold.index.tolist() == list(range(CALIBRATION_FOLDS))
+    assert per_fold["n"].sum() == 20_000 and per_fold["labelled"].sum() > 5_000
+    for column in ("n", "labelled"):
+        counts = per_fold[column].to_numpy()
+        assert chisquare(counts).pvalue > 0.01, (column, counts)  # measured: p 0.81 (all), 0.61 (labelled)
+        # measured: largest share 10.28% of 20,000, 10.85% of 6,735 labelled (3 standard errors: 0.64, 1.10 points)
+        assert np.abs(counts / counts.sum() - 0.1).max() < 3 * np.sqrt(0.1 * 0.9 / counts.sum()), (column, counts)

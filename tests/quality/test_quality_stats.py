@@ -1,7 +1,10 @@
 """Model quality from binned counts against scikit-learn on the rows, CBPE and its sampling errors against
-NannyML's published formulas computed by hand, and properties (bounds, row-order invariance)."""
+NannyML's published formulas computed by hand, and properties (bounds, row-order invariance); the calibration
+folds' portable hash against hashlib's MD5."""
 
 from __future__ import annotations
+
+import hashlib
 
 import ibis
 import numpy as np
@@ -19,7 +22,8 @@ from sklearn.metrics import (
 )
 
 from workbench.quality.analyse import RELIABILITY_BINS, components, estimates, summarise
-from workbench.sources.scores import binned_scores
+from workbench.sources.hashing import HASH_RANGE, portable_hash
+from workbench.sources.scores import CALIBRATION_FOLDS, binned_scores
 from workbench.stats.performance import Confusion, binned_curves, expected_confusion, sampling_components
 
 RNG = np.random.default_rng(20)
@@ -217,3 +221,45 @@ def test_metrics_are_in_0_1_and_do_not_depend_on_row_order(cells):
         if name != "confusion":
             assert np.isnan(value) or -1e-12 <= value <= 1 + 1e-12, name
     assert components(binned(frame)).standard_error("accuracy", 100) >= 0
+
+
+def _md5_hash(text: str) -> int:
+    """The portable hash by hand: MD5's first 8 hex digits as an integer (RFC 1321, through hashlib)."""
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=40), min_size=1, max_size=50))
+def test_the_portable_hash_is_md5_s_first_32_bits(texts):
+    con = ibis.duckdb.connect()
+    table = ibis.memtable(pd.DataFrame({"trace_id": texts, "position": range(len(texts))}))
+    got = con.execute(table.select("position", h=portable_hash(table.trace_id)).order_by("position"))["h"]
+    assert got.tolist() == [_md5_hash(t) for t in texts]
+    assert ((got >= 0) & (got < HASH_RANGE)).all()
+
+
+def test_an_integer_key_is_hashed_as_its_text():
+    table = ibis.memtable(pd.DataFrame({"key": [0, 7, -12, 2**40]}))
+    got = ibis.duckdb.connect().execute(table.select(h=portable_hash(table.key)))["h"]
+    assert sorted(got) == sorted(_md5_hash(str(k)) for k in (0, 7, -12, 2**40))
+
+
+def test_each_trace_s_fold_is_its_md5_mod_10_whatever_the_row_order(rows):
+    """The fold counts the engine returns equal those of the folds computed by hand, and a shuffled table (other
+    rows first, other parallel chunks) gives the same counts and sums per (bin, prediction, fold)."""
+    con = ibis.duckdb.connect()
+    labels = con.create_table("labels", rows.loc[rows["label"].notna(), ["trace_id", "label"]].astype({"label": int}))
+    ordered, shuffled = (
+        binned_scores(con.create_table(name, part.drop(columns="label")), labels, folds=True)
+        .sort_values(["bin", "prediction", "fold"])
+        .reset_index(drop=True)
+        for name, part in (("ordered", rows), ("shuffled", rows.sample(frac=1.0, random_state=5)))
+    )
+    by_hand = rows["trace_id"].map(_md5_hash) % CALIBRATION_FOLDS
+    assert ordered.groupby("fold")["n"].sum().to_dict() == by_hand.value_counts().to_dict()
+    labelled_by_hand = by_hand[rows["label"].notna()].value_counts()
+    assert ordered.groupby("fold")["labelled"].sum().to_dict() == labelled_by_hand.astype(float).to_dict()
+    assert ordered[["bin", "prediction", "fold", "n", "labelled", "positives"]].equals(
+        shuffled[["bin", "prediction", "fold", "n", "labelled", "positives"]]
+    )
+    pd.testing.assert_frame_equal(ordered, shuffled, check_exact=False, rtol=1e-12)
