@@ -3,9 +3,14 @@ drift, A/B, fairness and the retraining triggers; rows that break a rule are lef
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from tests.cli.test_golden_cli import differences
@@ -13,6 +18,7 @@ from tests.conftest import ROOT
 from workbench.abtest.request import ABTestRequest
 from workbench.abtest.run import run as run_abtest
 from workbench.core.errors import InputError, ReadOnlyError
+from workbench.core.schema import Roles, load_roles
 from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.drift.request import DriftRequest
@@ -20,8 +26,10 @@ from workbench.drift.run import run as run_drift
 from workbench.fairness.request import FairnessRequest
 from workbench.fairness.run import run as run_fairness
 from workbench.ingest.lake import LakeStore, export_lake, open_store, validation_report
+from workbench.ingest.pipeline import ingest_files, total
+from workbench.ingest.staging import literal, q
 from workbench.sources.base import StoreSource
-from workbench.sources.store import Store
+from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import store_bounds, store_summary
 from workbench.stream.request import CheckRequest
 from workbench.stream.triggers import run as run_check
@@ -36,6 +44,15 @@ def strip(document: object) -> object:
     if isinstance(document, list):
         return [strip(v) for v in document]
     return document
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The data folder of this module's runs (the lakes' caches go there, not into the repository's data/)."""
+    folder = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_DB", str(folder / "workbench.duckdb"))
+        yield folder
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +152,143 @@ def test_the_demo_writes_the_same_rows_as_a_lake(tmp_path: Path) -> None:
     refused = subprocess.run([sys.executable, "-m", "workbench.cli", "validate", "--db", str(tmp_path / "w.duckdb")],
                              capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert refused.returncode == 2 and "validate reads a lake folder" in refused.stderr
+
+
+# Repeated keys: the lake resolves them as the ingest does, in the lake's order (file path, then row index).
+# The demo's rows once in part-0, an earlier file with other values for the first 50 trace ids, and a later one
+# with copies (identical, or with other values) of some of them, some repeated again inside that file.
+REPEAT_FILES = ("a-early.parquet", "part-0.parquet", "part-1.parquet")
+EXPECTED_REPEATS = {  # by hand, from the construction below (flat files: no partition key tells copies apart)
+    "valid_predictions": 20_000,  # every trace id once (the earlier file's version of the first 50)
+    "reasons": {
+        "predictions": {
+            "trace_id already in store with other values": 50 + 100,
+            "duplicate trace_id in file with other values": 30,
+        }
+    },
+    "duplicates": {"predictions": 200 + 40 + 20, "feedback": 300 + 20},
+}
+
+
+def write_repeats_lake(store: Store, folder: Path, files: tuple[str, str, str] = REPEAT_FILES) -> LakeStore:
+    """``store``'s rows as a lake with repeated keys (``files``: the earlier file, all rows, the later file, each
+    a path below predictions/ and feedback/); see :data:`EXPECTED_REPEATS` for what the ingest makes of them."""
+    early, whole, later = files
+    flip = "* REPLACE (1 - prediction AS prediction)"
+    moved = "CASE WHEN score < 0.5 THEN score + 0.25 ELSE score - 0.25 END"  # never the same score
+    other = f"* REPLACE (1 - prediction AS prediction, {moved} AS score)"
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH {literal(str(store.path))} AS s (READ_ONLY)")
+        names = [n for (n,) in con.execute("SELECT column_name FROM (DESCRIBE s.predictions)").fetchall()]
+        columns = [c for c in names if not c.startswith("__") and c != "ingest_id"]
+        con.execute(f"CREATE TABLE p AS SELECT {', '.join(q(c) for c in columns)}, row_number() OVER "
+                    "(ORDER BY ts, trace_id) AS n FROM s.predictions")  # fmt: skip
+        event = "ts, trace_id, kind, type, value, label"
+        con.execute(f"CREATE TABLE f AS SELECT {event}, row_number() OVER (ORDER BY {event}) AS n FROM s.feedback")
+        parts = {
+            ("p", early): [f"SELECT {flip} FROM p WHERE n <= 50"],
+            ("p", whole): ["SELECT * FROM p"],
+            ("p", later): [
+                "SELECT * FROM p WHERE n BETWEEN 101 AND 300",  # identical to part-0's: duplicates
+                f"SELECT {flip} FROM p WHERE n BETWEEN 301 AND 400",  # other values than part-0's: quarantined
+                f"SELECT {flip} FROM p WHERE n BETWEEN 301 AND 340",  # identical to this file's first: duplicates
+                f"SELECT {other} FROM p WHERE n BETWEEN 341 AND 370",  # other than this file's first: quarantined
+                "SELECT * FROM p WHERE n BETWEEN 401 AND 410",  # twice: both duplicates
+                "SELECT * FROM p WHERE n BETWEEN 401 AND 410",
+            ],
+            ("f", whole): ["SELECT * FROM f"],
+            ("f", later): ["SELECT * FROM f WHERE n <= 300", "SELECT * FROM f WHERE n <= 20"],  # duplicates
+        }
+        for (source, name), selects in parts.items():
+            path = folder / ("predictions" if source == "p" else "feedback") / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ordered = " UNION ALL ".join(f"SELECT *, {i} AS part FROM ({s})" for i, s in enumerate(selects))
+            con.execute(f"COPY (SELECT * EXCLUDE (n, part) FROM ({ordered}) ORDER BY part, n) TO {literal(str(path))} "
+                        "(FORMAT parquet)")  # fmt: skip
+    sensitive = ", ".join(f'"{c}"' for c in stored_roles_of(store).predictions.sensitive)
+    (folder / "roles.toml").write_text(f"[predictions]\nsensitive = [{sensitive}]\n", encoding="utf-8")
+    return LakeStore(folder)
+
+
+def stored_roles_of(store: Store) -> Roles:
+    with store.connect() as con:
+        return stored_roles(con)
+
+
+def ingest_in_order(lake: LakeStore, db: Path) -> tuple[Store, dict]:
+    """The lake's files ingested into a new store in the lake's order (path by path), and the ingest's totals."""
+    files = [f for table in ("predictions", "feedback") for f in sorted((lake.path / table).rglob("*.parquet"))]
+    store = Store(db)
+    return store, total(ingest_files(store, files, roles=load_roles(lake.path / "roles.toml")))
+
+
+@pytest.fixture(scope="module")
+def repeats(pair, tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, LakeStore, dict]:
+    folder = tmp_path_factory.mktemp("repeats")
+    lake = write_repeats_lake(pair[0], folder / "lake")
+    store, ingested = ingest_in_order(lake, folder / "ingested.duckdb")
+    return store, lake, ingested
+
+
+def test_repeated_keys_in_a_lake_are_left_out_as_the_ingest_leaves_them_out(pair, repeats) -> None:
+    _, lake, ingested = repeats
+    report = validation_report(lake)
+    feedback = store_summary(pair[0]).feedback
+    assert report["valid"] == {"predictions": EXPECTED_REPEATS["valid_predictions"], "feedback": feedback}
+    assert report["reasons"] == EXPECTED_REPEATS["reasons"]
+    assert report["duplicates"] == EXPECTED_REPEATS["duplicates"]
+    # the reference: the ingest of the same files in the same order
+    assert sum(report["valid"].values()) == ingested["accepted"]
+    assert sum(report["duplicates"].values()) == ingested["duplicates"]
+    assert report["reasons"]["predictions"] == ingested["reasons"]
+    summary = store_summary(lake)
+    assert (summary.predictions, summary.quarantined) == (20_000, 180)
+    assert summary.quarantine_by_reason == EXPECTED_REPEATS["reasons"]["predictions"]
+
+
+def test_a_lake_with_repeats_gives_the_ingested_store_s_documents(repeats) -> None:
+    store, lake, _ = repeats
+    assert differences(strip(store_summary(store).to_dict()), strip(store_summary(lake).to_dict())) == []
+    first, last = store_bounds(store)
+    middle = first + (last - first) / 2
+    drift = DriftRequest(Window(end=middle), Window(start=middle), multivariate=False)
+    fairness = FairnessRequest(sensitive=("region",))
+    for run, request in ((run_drift, drift), (run_fairness, fairness), (run_abtest, ABTestRequest())):
+        ours, theirs = (run(StoreSource(s), request).to_json() for s in (store, lake))
+        for document in (ours, theirs):
+            document.get("period", {}).pop("aggregated_from", None)  # the A/B's kept sums vs the lake's join
+        assert differences(strip(ours), strip(theirs)) == [], request
+
+
+def test_a_lake_without_repeats_reads_its_files_as_before(pair) -> None:
+    """No key repeats (the usual lake): the views read no file names or row numbers, and nothing is anti-joined."""
+    _, lake = pair
+    with lake.connect() as con:
+        views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "file_row_number" not in views["predictions"] and "NOT EXISTS" not in views["predictions"]
+    assert "file_row_number" not in views["feedback"] and not any(t.startswith("lake_left_out") for t in tables)
+
+
+def test_the_repeats_are_found_once_per_snapshot_of_the_files(
+    pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKBENCH_DB", str(tmp_path / "data" / "workbench.duckdb"))
+    lake = write_repeats_lake(pair[0], tmp_path / "lake")
+    first = validation_report(lake)
+    cached = sorted(p.name for p in (tmp_path / "data" / ".lake-cache").glob("*.parquet"))
+    assert [name.split("-")[0] for name in cached] == ["feedback", "predictions"]
+    # a new process reads the cache file: emptied, it says no copies (no query looked again)
+    path = tmp_path / "data" / ".lake-cache" / cached[1]
+    pq.write_table(pq.read_table(path).slice(0, 0), path)
+    command = [sys.executable, "-m", "workbench.cli", "--source", f"lake:{lake.path}", "validate", "--json"]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["duplicates"] == {**first["duplicates"], "predictions": 0}
+    again = tmp_path / "lake" / "predictions" / "part-2.parquet"  # a new file: a new snapshot, found again
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * FROM read_parquet({literal(str(again.with_name('a-early.parquet')))})) "
+                    f"TO {literal(str(again))} (FORMAT parquet)")  # fmt: skip
+    report = validation_report(lake)
+    assert report["duplicates"]["predictions"] == first["duplicates"]["predictions"] + 50
+    assert len(list((tmp_path / "data" / ".lake-cache").glob("predictions-*.parquet"))) == 2
