@@ -31,6 +31,7 @@ from workbench.abtest.run import run as run_abtest
 from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.drift.engine import load_settings
+from workbench.drift.queries import hashed_sample, sample_rows
 from workbench.drift.request import DriftRequest
 from workbench.drift.run import run as run_drift
 from workbench.fairness.request import FairnessRequest
@@ -39,6 +40,7 @@ from workbench.ingest.lake import LakeStore, SparkLakeStore, export_lake, open_s
 from workbench.quality.request import QualityRequest
 from workbench.quality.run import run as run_quality
 from workbench.sources.base import StoreSource
+from workbench.sources.hashing import HASH_RANGE
 from workbench.sources.store import Store
 from workbench.sources.store_queries import store_bounds, store_summary
 from workbench.stream.request import CheckRequest
@@ -351,3 +353,25 @@ def test_drift_with_the_multivariate_section_runs_on_spark_and_repeats(lakes) ->
     assert section is not None and section["warning"] is None, section
     assert 0 < section["sample_rows"] <= section["sample_limit"] == 5_000
     assert compare(first["reconstruction"], again["reconstruction"]) == ([], 0.0)
+
+
+def test_spark_s_sample_is_the_rows_duckdb_s_hash_keeps_in_the_same_order(lakes) -> None:
+    """Spark has no seeded TABLESAMPLE: the domain classifier's and the PCA's sample keeps the rows whose MD5 of
+    ``trace_id:seed`` falls below the fraction, the same rows in the same order as DuckDB computing that hash
+    (and as hashlib by hand)."""
+    import hashlib
+
+    columns, fraction, seed = ["trace_id", "score", "region"], 0.05, 11
+    with StoreSource(lakes[0]).tables() as con:
+        table = con.table("predictions")
+        duck = hashed_sample(table, columns, fraction, seed).execute()
+        capped = hashed_sample(table, columns, 1.2 * 500 / ROWS, seed).execute().head(500)
+        ids = table.select("trace_id").execute()["trace_id"]
+    with StoreSource(lakes[1]).tables() as con:
+        spark = hashed_sample(con.table("predictions"), columns, fraction, seed).execute()
+        spark_capped = sample_rows(con.table("predictions"), columns, 500, ROWS, seed)  # the path the section takes
+    by_hand = {t for t in ids if int(hashlib.md5(f"{t}:{seed}".encode()).hexdigest()[:8], 16) < fraction * HASH_RANGE}
+    assert set(duck["trace_id"]) == by_hand and 900 <= len(duck) <= 1100  # 5% of 20,000 ± 3 standard errors
+    for column in columns:
+        assert duck[column].tolist() == spark[column].tolist(), column
+    assert spark_capped["trace_id"].tolist() == capped["trace_id"].tolist() and len(capped) == 500

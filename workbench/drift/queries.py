@@ -27,6 +27,7 @@ import numpy as np
 
 # moved to their own modules; callers still reach them as workbench.drift.queries.<name>
 from workbench.sources.cursors import concurrently, has_cursors, on_cursor
+from workbench.sources.hashing import HASH_RANGE, portable_hash
 from workbench.stats.drift import DECILES, merged_edges, sorted_quantiles
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")
@@ -527,14 +528,11 @@ def grid_quantiles(moments: dict[str, Any], values: np.ndarray | None) -> list[f
     return [q[0], q[-1]] if q else None
 
 
-HASH_BUCKETS = 1_000_000  # resolution of the hashed sample's fraction
-
-
 def sample_rows(table: Any, columns: list[str], rows: int, total: int, seed: int) -> Any:
     """A seeded sample of about ``rows`` rows of ``columns`` (Bernoulli in the engine, then capped) as pandas.
 
-    An engine without a seeded ``TABLESAMPLE`` (Spark through Ibis) keeps the rows whose hash of trace id and seed
-    falls below the fraction: as repeatable, but another engine's hash picks other rows.
+    DuckDB draws its seeded ``TABLESAMPLE`` (the same rows at any thread count; no per-row hash to pay). An engine
+    without one (Spark through Ibis) keeps the rows of :func:`hashed_sample`: the same rows on every such engine.
     """
     from ibis.common.exceptions import UnsupportedOperationError
 
@@ -548,6 +546,18 @@ def sample_rows(table: Any, columns: list[str], rows: int, total: int, seed: int
         except UnsupportedOperationError:
             if "trace_id" not in table.columns:
                 raise
-            bucket = (table.trace_id.cast("string") + f":{seed}").hash() % HASH_BUCKETS
-            frame = table.filter(bucket.abs() < int(fraction * HASH_BUCKETS)).select(*columns).execute()
+            frame = hashed_sample(table, columns, fraction, seed).execute()
     return frame.head(rows) if len(frame) > rows else frame
+
+
+def hashed_sample(table: Any, columns: list[str], fraction: float, seed: int) -> Any:
+    """The rows of ``table`` whose portable hash of ``trace_id:seed`` falls below ``fraction`` of its range, in the
+    hash's order (then by trace id and ``columns``), as an Ibis table of ``columns``.
+
+    The hash is MD5's first 32 bits (:func:`workbench.sources.hashing.portable_hash`), so every engine keeps the
+    same rows in the same order, whatever order it reads them in; each row is kept with probability ``fraction``
+    (to 2⁻³²), independently of the others but for repeated trace ids.
+    """
+    hashed = table.mutate(_sample_hash=portable_hash(table.trace_id.cast("string") + f":{seed}"))
+    kept = hashed.filter(hashed["_sample_hash"] < int(fraction * HASH_RANGE))
+    return kept.order_by(["_sample_hash", "trace_id", *(c for c in columns if c != "trace_id")]).select(*columns)
