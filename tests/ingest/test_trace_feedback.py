@@ -5,6 +5,8 @@ a failed ingest leaves it as it was."""
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -14,10 +16,12 @@ import pandas as pd
 import pytest
 
 from workbench.core.errors import InputError
+from workbench.core.window import Window
 from workbench.fairness.audit import audit_store
 from workbench.ingest.pipeline import ingest_frame, ingest_frames
 from workbench.sources import experiment, trace_feedback, unit_sums
 from workbench.sources.store import Store
+from workbench.sources.store_queries import store_summary
 from workbench.stats.fairness import FairnessSettings
 
 QUICK = FairnessSettings(bootstrap_resamples=50)
@@ -26,7 +30,8 @@ AB_COUNTS = ["ab_click_n", "ab_click_up", "ab_correction_rows", "ab_dwell_n", "a
              "ab_thumb_up"]  # fmt: skip
 AB_SUMS = ["ab_click_sum", "ab_dwell_sum", "ab_rating_sum"]
 AB_VALUES = ["ab_dwell_values", "ab_rating_values"]
-KEPT_COLUMNS = [*COUNT_COLUMNS, *AB_COUNTS, *AB_SUMS, *AB_VALUES]
+ROWS = ["n_feedback"]  # every feedback row of the trace, whatever its type
+KEPT_COLUMNS = [*COUNT_COLUMNS, *ROWS, *AB_COUNTS, *AB_SUMS, *AB_VALUES]
 
 
 def _predictions(start: int, stop: int, seed: int) -> pd.DataFrame:
@@ -103,7 +108,6 @@ def _by_hand(store: Store) -> pd.DataFrame:
     f["is_thumb"] = (f["type"] == "thumb") & f["value"].notna()
     f["is_rating"] = (f["type"] == "rating") & f["value"].notna()
     ab_types = ["thumb", "click", "correction", "rating", "dwell"]  # the A/B metrics' feedback types
-    f = f[f["is_label"] | f["is_thumb"] | f["is_rating"] | f["type"].isin(ab_types)].copy()
     f["pos"] = np.where(f["is_label"], f["label"].fillna(0).astype(int), 0)
     f["up"] = f["is_thumb"] & (f["value"] > 0)
     f["r"] = np.where(f["is_rating"], f["value"], np.nan)
@@ -112,6 +116,7 @@ def _by_hand(store: Store) -> pd.DataFrame:
         "n_labels": g["is_label"].sum(), "n_positive": g["pos"].sum(), "thumbs": g["is_thumb"].sum(),
         "thumbs_up": g["up"].sum(), "ratings": g["is_rating"].sum(),
         "rating_sum": g["r"].sum(min_count=1), "rating_sumsq": (f["r"] ** 2).groupby(f["trace_id"]).sum(min_count=1),
+        "n_feedback": g.size(),
     })  # fmt: skip
     for t in ab_types:
         of_type = f["type"] == t
@@ -132,7 +137,7 @@ def _values(values: pd.Series) -> list[float] | None:
 
 def _same_counts(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a["trace_id"]) == list(b["trace_id"])
-    for column in [*COUNT_COLUMNS[1:6], *AB_COUNTS]:
+    for column in [*COUNT_COLUMNS[1:6], *ROWS, *AB_COUNTS]:
         assert a[column].astype("int64").tolist() == b[column].astype("int64").tolist(), column
     for column in [*COUNT_COLUMNS[6:], *AB_SUMS]:
         np.testing.assert_allclose(a[column].astype(float), b[column].astype(float), rtol=1e-12, equal_nan=True)
@@ -334,3 +339,41 @@ def test_the_kept_query_is_the_ibis_expression_compiled(tmp_path: Path) -> None:
         assert [_sorted(v) for v in expected.pop(column)] == [_sorted(v) for v in got.pop(column)]
     pd.testing.assert_frame_equal(expected, got, check_dtype=False)
     con.close()
+
+
+def test_the_store_summary_counts_coverage_and_orphans_from_the_copies_as_the_joins_do(tmp_path: Path) -> None:
+    """Coverage (any feedback, a label) and orphan feedback from the kept copies (one scan) equal a pandas count of
+    the raw rows, and the join path (a stale stamp) gives the same; feedback of a type no count keeps (a "view"
+    without value or label) still covers its prediction."""
+    store = _build(tmp_path)
+    views = pd.DataFrame({"trace_id": [f"t{i}" for i in range(1900, 2100)], "kind": "implicit", "type": "view",
+                          "ts": pd.Timestamp("2026-03-01", tz="UTC"), "value": np.nan,
+                          "label": pd.array([None] * 200, dtype="Int8")})  # fmt: skip
+    ingest_frame(store, views, "feedback")  # traces 2000–2099 have no prediction: orphans
+    assert _is_current(store)
+    with store.connect(read_only=True) as con:
+        p = con.execute("SELECT trace_id, ts FROM predictions").df()
+        f = con.execute("SELECT trace_id, label FROM feedback").df()
+    with_any = p["trace_id"].isin(f["trace_id"]).sum()
+    with_label = p["trace_id"].isin(f.loc[f["label"].notna(), "trace_id"]).sum()
+    orphans = (~f["trace_id"].isin(p["trace_id"])).sum()
+    assert 0 < with_label < with_any < len(p) and orphans >= 100
+    window = Window(start=dt.datetime(2026, 1, 10, tzinfo=dt.UTC), end=dt.datetime(2026, 1, 30, tzinfo=dt.UTC))
+    inside = p[(p["ts"] >= window.start) & (p["ts"] < window.end)]
+    expected = {
+        None: (len(p), with_any, with_label),
+        window: (len(inside), inside["trace_id"].isin(f["trace_id"]).sum(),
+                 inside["trace_id"].isin(f.loc[f["label"].notna(), "trace_id"]).sum()),
+    }  # fmt: skip
+    stale = Store(tmp_path / "stale.duckdb")
+    shutil.copy(store.path, stale.path)
+    with stale.connect(read_only=False) as con:
+        con.execute("DELETE FROM meta WHERE key = 'trace_feedback'")
+    assert not _is_current(stale)
+    for source in (store, stale):
+        for scope, (n, any_, labelled) in expected.items():
+            summary = store_summary(source, scope)
+            assert summary.predictions == n
+            assert summary.coverage_any == pytest.approx(any_ / n, rel=1e-12)
+            assert summary.coverage_labelled == pytest.approx(labelled / n, rel=1e-12)
+            assert summary.orphan_feedback == orphans

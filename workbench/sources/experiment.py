@@ -13,7 +13,7 @@ from typing import Any
 from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.sources import cursors
-from workbench.sources.store_queries import filtered_predictions
+from workbench.sources.windowed import filtered_predictions
 
 
 @dataclass(frozen=True)

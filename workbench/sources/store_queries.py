@@ -11,21 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.core.window import Window
+from workbench.sources import trace_feedback
+from workbench.sources.experiment import hidden
 from workbench.sources.store import Store, stored_roles
-
-
-def filtered_predictions(backend: Any, window: Window | None = None) -> Any:
-    """Return the predictions table filtered by ``window`` as an Ibis expression."""
-    p = backend.table("predictions")
-    if window is None:
-        return p
-    if window.start is not None:
-        p = p.filter(p.ts >= window.start)
-    if window.end is not None:
-        p = p.filter(p.ts < window.end)
-    if window.model_versions:
-        p = p.filter(p.model_version.isin(list(window.model_versions)))
-    return p
+from workbench.sources.windowed import filtered_predictions
 
 
 @dataclass(frozen=True)
@@ -69,22 +58,17 @@ def store_summary(store: Store, window: Window | None = None) -> StoreSummary:
         p = filtered_predictions(con, window)
         f = con.table("feedback")
         quarantine = con.table("quarantine")
-        stats = p.aggregate(n=p.count(), first=p.ts.min(), last=p.ts.max()).execute().iloc[0]
-        n_predictions = int(stats["n"])
         versions = (
             p.group_by("model_version")
             .aggregate(n=p.count(), first_ts=p.ts.min(), last_ts=p.ts.max())
             .order_by("first_ts")
             .execute()
         )
-        traces = f.select("trace_id").distinct()
-        labelled = f.filter(f.label.notnull()).select("trace_id").distinct()
-        with_any = p.semi_join(traces, "trace_id").count().execute() if n_predictions else 0
-        with_label = p.semi_join(labelled, "trace_id").count().execute() if n_predictions else 0
-        all_predictions = con.table("predictions").select("trace_id")
-        orphans = f.anti_join(all_predictions, "trace_id").count().execute()
-        by_kind = f.group_by("kind").aggregate(n=f.count()).order_by("kind").execute()
-        by_type = f.group_by("type").aggregate(n=f.count()).order_by("type").execute()
+        n_predictions = int(versions["n"].sum())
+        kinds = f.group_by(["kind", "type"]).aggregate(n=f.count()).execute()  # one scan for both breakdowns
+        by_kind, by_type = (kinds.groupby(key, dropna=False)["n"].sum() for key in ("kind", "type"))
+        n_feedback = int(kinds["n"].sum())
+        with_any, with_label, orphans = feedback_coverage(con, p, n_feedback, window is None)
         reasons = (
             quarantine.group_by("reason")
             .aggregate(n=quarantine.count())
@@ -96,10 +80,10 @@ def store_summary(store: Store, window: Window | None = None) -> StoreSummary:
     return StoreSummary(
         path=str(store.path),
         predictions=n_predictions,
-        feedback=int(by_kind["n"].sum()),
+        feedback=n_feedback,
         quarantined=int(reasons["n"].sum()),
-        first_ts=_iso(stats["first"]),
-        last_ts=_iso(stats["last"]),
+        first_ts=_iso(versions["first_ts"].min()) if n_predictions else None,
+        last_ts=_iso(versions["last_ts"].max()) if n_predictions else None,
         model_versions=[
             {
                 "model_version": r.model_version,
@@ -109,8 +93,8 @@ def store_summary(store: Store, window: Window | None = None) -> StoreSummary:
             }
             for r in versions.itertuples()
         ],
-        feedback_by_kind={r.kind: int(r.n) for r in by_kind.itertuples()},
-        feedback_by_type={r.type: int(r.n) for r in by_type.itertuples()},
+        feedback_by_kind={kind: int(n) for kind, n in by_kind.items()},
+        feedback_by_type={kind: int(n) for kind, n in by_type.items()},
         coverage_any=with_any / n_predictions if n_predictions else None,
         coverage_labelled=with_label / n_predictions if n_predictions else None,
         orphan_feedback=int(orphans),
@@ -120,6 +104,41 @@ def store_summary(store: Store, window: Window | None = None) -> StoreSummary:
         sensitive=list(roles.sensitive),
         ingests=int(n_ingests),
     )
+
+
+def _whole(value: Any) -> int:
+    """An engine's integer sum as an int: 0 for the NULL (None or NaN) of a sum over no rows."""
+    return 0 if value is None or value != value else int(value)
+
+
+def feedback_coverage(con: Any, p: Any, n_feedback: int, whole: bool) -> tuple[int, int, int]:
+    """(predictions of ``p`` with any feedback, with a labelled one, feedback rows whose trace has no prediction),
+    ``n_feedback`` being the store's feedback rows.
+
+    A store written by this build's ingest keeps each trace's feedback counts on its prediction rows
+    (:mod:`workbench.sources.trace_feedback`): one scan, no join. Elsewhere (a lake, Spark, an older store) the
+    feedback is grouped per trace once and left-joined to the predictions; with ``whole`` (``p`` is every
+    prediction) the orphans are the feedback rows that join nothing, else an anti-join over all predictions.
+    A trace has one prediction (the ingest's duplicate rule; a lake leaves its repeats out).
+    """
+    f = con.table("feedback")
+    if trace_feedback.copies_current(con):
+        rows, labels = p[hidden("n_feedback")], p[hidden("n_labels")]
+        row = p.aggregate(with_any=p.count(where=rows > 0), with_label=p.count(where=labels > 0), linked=rows.sum())
+        row = row.execute().iloc[0]
+        if not whole:
+            every = con.table("predictions")
+            row["linked"] = every.aggregate(n=every[hidden("n_feedback")].sum()).execute().iloc[0]["n"]
+        return int(row["with_any"]), int(row["with_label"]), n_feedback - _whole(row["linked"])
+    per = f.group_by("trace_id").aggregate(n=f.count(), labelled=f.label.count())
+    j = p.select("trace_id").left_join(per, "trace_id")
+    row = j.aggregate(with_any=j.count(where=j.n.notnull()), with_label=j.count(where=j.labelled > 0),
+                      linked=j.n.sum()).execute().iloc[0]  # fmt: skip
+    if whole:
+        orphans = n_feedback - _whole(row["linked"])
+    else:
+        orphans = int(f.anti_join(con.table("predictions").select("trace_id"), "trace_id").count().execute())
+    return int(row["with_any"]), int(row["with_label"]), orphans
 
 
 def daily_volume(store: Store, window: Window | None = None) -> Any:

@@ -4,7 +4,7 @@ The audit needs one label per prediction. Grouping the feedback by trace and joi
 took ~0.6 s of a ~1.2 s audit (2M labels, 2 cores), and the join was its floor. So every ingest keeps, in
 its own transaction (still all-or-nothing):
 
-- the table ``trace_feedback``: one row per trace with a label, thumb or rating, its counts from
+- the table ``trace_feedback``: one row per trace with feedback, its counts from
   :func:`per_trace_counts` with the default types (every labelled type, thumbs of type ``thumb``,
   ratings of type ``rating``), recomputed whole for each trace a feedback ingest touches;
 - a copy of those counts on the trace's prediction rows (columns ``__fb_<count>``, null without such
@@ -12,6 +12,8 @@ its own transaction (still all-or-nothing):
 - beside them, the per-trace sums the A/B analysis reads (:data:`EXPERIMENT`: for each metric's feedback type
   its observations, positives, Σ value and, for mean metrics, the values themselves), so the analysis groups
   the predictions by unit once and joins no feedback (:mod:`workbench.abtest.kept`).
+- and every trace's number of feedback rows (``n_feedback``), from which the store summary (``workbench info``,
+  the Home page) counts coverage and orphan feedback with one scan: 0.2 s instead of ~8 s of joins at 20M.
 
 The audit then reads the label counts with each prediction (one scan, no join) and applies the label policy
 (majority or drop) as it reads. It does so only while a stamp in ``meta`` (each stream's row count and last
@@ -36,7 +38,7 @@ from workbench.sources.experiment import METRICS, experiment_columns, hidden
 from workbench.sources.store import read_meta, write_meta
 
 TABLE = "trace_feedback"
-VERSION = 3  # bump when the table's columns or their meaning change: a stamp of another version is stale
+VERSION = 4  # bump when the table's columns or their meaning change: a stamp of another version is stale
 _STAMP = "trace_feedback"
 _SOURCE = "__trace_feedback_source__"
 _OWNER = "workbench: trace feedback counts"  # the comment on our __fb_ columns (a user's has none)
@@ -56,8 +58,9 @@ def per_trace_counts(
 
     ``f``: the feedback table. Labels of ``label_types`` (empty: every type); thumbs up are values > 0.
     Without ``signals`` (no thumb or rating feedback in the store) only the labelled traces and their two
-    counts: ~35% cheaper at 5M predictions. ``experiment``: also the A/B sums of :data:`EXPERIMENT`, and a
-    row for every trace with feedback of an A/B metric's type (what the ingest keeps).
+    counts: ~35% cheaper at 5M predictions. ``experiment`` (what the ingest keeps): also the A/B sums of
+    :data:`EXPERIMENT` and ``n_feedback`` (every feedback row of the trace, whatever its type), with a row for
+    every trace with feedback: the store summary reads its coverage and orphans from them, with no join.
     """
     is_label = f.label.notnull()
     if label_types:
@@ -70,9 +73,9 @@ def per_trace_counts(
     is_thumb = (f.type == thumb_type) & f.value.notnull()
     is_rating = (f.type == rating_type) & f.value.notnull()
     f = f.mutate(is_label=is_label, is_thumb=is_thumb, is_rating=is_rating)
-    kept = f.is_label | f.is_thumb | f.is_rating
-    f = f.filter(kept | f.type.isin(sorted({m.feedback_type for m in METRICS.values()})) if experiment else kept)
-    sums = experiment_sums(f) if experiment else {}
+    if not experiment:
+        f = f.filter(f.is_label | f.is_thumb | f.is_rating)
+    sums = {"n_feedback": f.count(), **experiment_sums(f)} if experiment else {}
     return f.group_by("trace_id").aggregate(
         n_labels=f.trace_id.count(where=f.is_label),
         n_positive=f.label.cast("int64").sum(where=f.is_label).cast("int64").fill_null(0),
@@ -127,7 +130,8 @@ def counts_sql(source: str) -> str:
 COUNTS = {"n_labels": "BIGINT", "n_positive": "BIGINT", "thumbs": "BIGINT", "thumbs_up": "BIGINT",
           "ratings": "BIGINT", "rating_sum": "DOUBLE", "rating_sumsq": "DOUBLE"}  # fmt: skip
 EXPERIMENT = _experiment_types()  # the A/B sums kept beside COUNTS (column → SQL type)
-KEPT = {**COUNTS, **EXPERIMENT}  # every column of the table, copied onto the prediction rows
+FEEDBACK_ROWS = {"n_feedback": "BIGINT"}  # every feedback row of the trace (the store summary's coverage)
+KEPT = {**COUNTS, **FEEDBACK_ROWS, **EXPERIMENT}  # every column of the table, copied onto the prediction rows
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
