@@ -155,7 +155,8 @@ def test_accuracy_realised_and_estimated_equal_the_drift_pages_numbers(demo_smal
 
 def test_the_calibration_folds_are_balanced_on_the_demo(demo_small):
     """Each of the 10 folds holds about a tenth of the demo's scored and of its labelled predictions: the fold
-    counts fit a uniform split (χ², scipy) and every share is within 3 standard errors of 10%."""
+    counts fit a uniform split (χ², scipy) and every share is within 4 standard errors of 10% (a fold read off
+    one hex digit, 16 mod 10, would put 12.5% in six folds)."""
     store, _ = demo_small
     with StoreSource(store).tables() as con:
         labels, _ = labels_per_trace(con, QualityRequest().resolved_settings().performance_label_kinds)
@@ -165,6 +166,6 @@ def test_the_calibration_folds_are_balanced_on_the_demo(demo_small):
     assert per_fold["n"].sum() == 20_000 and per_fold["labelled"].sum() > 5_000
     for column in ("n", "labelled"):
         counts = per_fold[column].to_numpy()
-        assert chisquare(counts).pvalue > 0.01, (column, counts)  # measured: p 0.81 (all), 0.61 (labelled)
-        # measured: largest share 10.28% of 20,000, 10.85% of 6,735 labelled (3 standard errors: 0.64, 1.10 points)
-        assert np.abs(counts / counts.sum() - 0.1).max() < 3 * np.sqrt(0.1 * 0.9 / counts.sum()), (column, counts)
+        assert chisquare(counts).pvalue > 0.01, (column, counts)  # measured: p 0.082 (all), 0.25 (labelled)
+        # measured: shares 9.54-10.52% of 20,000, 9.44-11.03% of 6,735 labelled (4 standard errors: 0.85, 1.46 points)
+        assert np.abs(counts / counts.sum() - 0.1).max() < 4 * np.sqrt(0.1 * 0.9 / counts.sum()), (column, counts)

@@ -23,7 +23,7 @@ from sklearn.metrics import (
 
 from workbench.quality.analyse import RELIABILITY_BINS, components, estimates, summarise
 from workbench.sources.hashing import HASH_RANGE, portable_hash
-from workbench.sources.scores import CALIBRATION_FOLDS, binned_scores
+from workbench.sources.scores import CALIBRATION_FOLDS, FOLD_HASH_DIGITS, binned_scores
 from workbench.stats.performance import Confusion, binned_curves, expected_confusion, sampling_components
 
 RNG = np.random.default_rng(20)
@@ -223,19 +223,23 @@ def test_metrics_are_in_0_1_and_do_not_depend_on_row_order(cells):
     assert components(binned(frame)).standard_error("accuracy", 100) >= 0
 
 
-def _md5_hash(text: str) -> int:
-    """The portable hash by hand: MD5's first 8 hex digits as an integer (RFC 1321, through hashlib)."""
-    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16)
+def _md5_hash(text: str, digits: int = 8) -> int:
+    """The portable hash by hand: MD5's first hex digits as an integer (RFC 1321, through hashlib)."""
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:digits], 16)
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=40), min_size=1, max_size=50))
-def test_the_portable_hash_is_md5_s_first_32_bits(texts):
+@given(
+    st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=40), min_size=1, max_size=50),
+    st.integers(1, 8),
+)
+def test_the_portable_hash_is_md5_s_first_hex_digits(texts, digits):
     con = ibis.duckdb.connect()
     table = ibis.memtable(pd.DataFrame({"trace_id": texts, "position": range(len(texts))}))
-    got = con.execute(table.select("position", h=portable_hash(table.trace_id)).order_by("position"))["h"]
-    assert got.tolist() == [_md5_hash(t) for t in texts]
-    assert ((got >= 0) & (got < HASH_RANGE)).all()
+    got = con.execute(table.select("position", h=portable_hash(table.trace_id, digits)).order_by("position"))["h"]
+    assert got.tolist() == [_md5_hash(t, digits) for t in texts]
+    assert ((got >= 0) & (got < 16**digits)).all()
+    assert con.execute(table.select(h=portable_hash(table.trace_id)))["h"].max() < HASH_RANGE == 2**32
 
 
 def test_an_integer_key_is_hashed_as_its_text():
@@ -255,7 +259,7 @@ def test_each_trace_s_fold_is_its_md5_mod_10_whatever_the_row_order(rows):
         .reset_index(drop=True)
         for name, part in (("ordered", rows), ("shuffled", rows.sample(frac=1.0, random_state=5)))
     )
-    by_hand = rows["trace_id"].map(_md5_hash) % CALIBRATION_FOLDS
+    by_hand = rows["trace_id"].map(lambda t: _md5_hash(t, FOLD_HASH_DIGITS)) % CALIBRATION_FOLDS
     assert ordered.groupby("fold")["n"].sum().to_dict() == by_hand.value_counts().to_dict()
     labelled_by_hand = by_hand[rows["label"].notna()].value_counts()
     assert ordered.groupby("fold")["labelled"].sum().to_dict() == labelled_by_hand.astype(float).to_dict()

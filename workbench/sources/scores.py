@@ -29,6 +29,7 @@ from workbench.stats.performance import equal_frequency_calibration_error, isoto
 AUC_BINS = 1000  # score bins for the ROC AUC (its binning error is reported per chunk)
 ECE_BINS = 10  # equal-frequency bins of the out-of-sample calibration error (NannyML's bin_count)
 CALIBRATION_FOLDS = 10  # held-out folds of the reference for the calibration choice (NannyML's split_count)
+FOLD_HASH_DIGITS = 4  # the fold is MD5's first 16 bits mod 10: shares uneven by at most 1 in 65,536
 
 
 def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = None, folds: bool = False) -> pd.DataFrame:
@@ -39,7 +40,7 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
     trace, :func:`workbench.sources.chunks.labels_per_trace`), ``by`` a function of the joined table giving
     the ``group`` column (a chunk, a model version). Rows without a score are left out. The bin of score s is
     ⌊1000·s⌋ (1.0 joins the top bin). With ``folds`` (the reference, for :func:`choose_calibration` only) the
-    counts are also split by fold, the trace id's portable hash (MD5's first 32 bits, the same on every engine)
+    counts are also split by fold, the trace id's portable hash (MD5's first 16 bits, the same on every engine)
     mod 10: ten times the rows, so never per chunk (at 2M predictions the chunks' split by fold held 1.8M rows of
     counts and the 9-rule check's peak rose by ~0.6 GB).
     """
@@ -47,7 +48,7 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
     score_bin = (t.score * AUC_BINS).floor().cast("int64").clip(upper=AUC_BINS - 1)
     groups = {"bin": score_bin, "prediction": t.prediction.cast("int64")}
     if folds:
-        groups["fold"] = portable_hash(t.trace_id) % CALIBRATION_FOLDS
+        groups["fold"] = portable_hash(t.trace_id, FOLD_HASH_DIGITS) % CALIBRATION_FOLDS
     if by is not None:
         groups = {"group": by(t), **groups}
     has_label = t.label.notnull()
