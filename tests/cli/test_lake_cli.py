@@ -4,6 +4,7 @@ store's verdict (the gate's evidence is not recorded on a lake: it is read in pl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -44,3 +45,36 @@ def test_a_command_on_a_lake_gives_the_store_s_verdict_and_writes_nothing(pair, 
     key = "verdict_word" if command == "abtest" else "verdict"
     assert lake_doc[key] == store_doc[key]
     assert sorted((p, p.stat().st_mtime_ns) for p in lake.rglob("*")) == before
+
+
+def test_a_lake_with_repeats_tells_what_the_ingest_of_its_files_tells(pair, tmp_path) -> None:
+    """`workbench validate` names the rows the ingest's repeat rule leaves out, `info` counts them in the
+    quarantine as the store does after `workbench ingest` of the same files in the same order."""
+    from tests.ingest.test_lake import EXPECTED_REPEATS, write_repeats_lake
+    from workbench.sources.store import Store
+
+    db, _ = pair
+    lake = write_repeats_lake(Store(db), tmp_path / "lake")
+    env = {**os.environ, "WORKBENCH_DB": str(tmp_path / "data" / "workbench.duckdb")}  # the cache goes there
+    files = [str(f) for table in ("predictions", "feedback") for f in sorted((lake.path / table).glob("*.parquet"))]
+    ingested = tmp_path / "ingested.duckdb"
+    out = run_with(env, "ingest", *files, "--roles", str(lake.path / "roles.toml"), "--db", str(ingested), "--json")
+    assert out.returncode == 0, out.stderr
+    ingest = json.loads(out.stdout)
+    text = run_with(env, "--source", f"lake:{lake.path}", "validate")
+    assert text.returncode == 0, text.stderr
+    assert "predictions: 150 × trace_id already in store with other values" in text.stdout
+    assert "predictions: 260 identical copies counted once (the ingest's duplicates)" in text.stdout
+    assert sum(EXPECTED_REPEATS["duplicates"].values()) == ingest["duplicates"]
+    assert EXPECTED_REPEATS["reasons"]["predictions"] == ingest["reasons"]
+    on_lake, on_store = (json.loads(run_with(env, "--source", source, "info", "--json").stdout)
+                         for source in (f"lake:{lake.path}", str(ingested)))  # fmt: skip
+    for document in (on_lake, on_store):
+        document.pop("path"), document.pop("ingests")
+    assert on_lake == on_store
+    assert on_lake["predictions"] == 4000 and on_lake["quarantined"] == 180
+
+
+def run_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "workbench.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
