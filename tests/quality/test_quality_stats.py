@@ -5,6 +5,7 @@ folds' portable hash against hashlib's MD5."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import ibis
 import numpy as np
@@ -223,6 +224,12 @@ def test_metrics_are_in_0_1_and_do_not_depend_on_row_order(cells):
     assert components(binned(frame)).standard_error("accuracy", 100) >= 0
 
 
+@pytest.fixture(scope="module")
+def duckdb_engine() -> Any:
+    """One in-memory DuckDB backend for the hash's examples (a connection each would cost most of their time)."""
+    return ibis.duckdb.connect()
+
+
 def _md5_hash(text: str, digits: int = 8) -> int:
     """The portable hash by hand: MD5's first hex digits as an integer (RFC 1321, through hashlib)."""
     return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:digits], 16)
@@ -233,8 +240,8 @@ def _md5_hash(text: str, digits: int = 8) -> int:
     st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=40), min_size=1, max_size=50),
     st.integers(1, 8),
 )
-def test_the_portable_hash_is_md5_s_first_hex_digits(texts, digits):
-    con = ibis.duckdb.connect()
+def test_the_portable_hash_is_md5_s_first_hex_digits(duckdb_engine, texts, digits):
+    con = duckdb_engine
     table = ibis.memtable(pd.DataFrame({"trace_id": texts, "position": range(len(texts))}))
     got = con.execute(table.select("position", h=portable_hash(table.trace_id, digits)).order_by("position"))["h"]
     assert got.tolist() == [_md5_hash(t, digits) for t in texts]
