@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.cli.test_golden_cli import differences
 from tests.conftest import ROOT
@@ -292,3 +294,29 @@ def test_the_repeats_are_found_once_per_snapshot_of_the_files(
     report = validation_report(lake)
     assert report["duplicates"]["predictions"] == first["duplicates"]["predictions"] + 50
     assert len(list((tmp_path / "data" / ".lake-cache").glob("predictions-*.parquet"))) == 2
+
+
+ROW = st.tuples(st.sampled_from(["a", " a", "b", "c", ""]), st.sampled_from([0, 1, 7]), st.sampled_from([0.25, 0.5]))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(st.lists(ROW, min_size=1, max_size=6), min_size=1, max_size=3))
+def test_any_small_lake_leaves_out_what_the_ingest_of_its_files_leaves_out(
+    files: list[list[tuple[str, int, float]]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Repeats across and within files, mixed with rows that break a rule (a blank trace_id, a prediction of 7)
+    and keys equal only once trimmed (' a' is 'a'): the lake's counts are the ingest's, reason by reason."""
+    folder = tmp_path_factory.mktemp("small") / "lake"
+    (folder / "predictions").mkdir(parents=True)
+    with duckdb.connect() as con:
+        for i, rows in enumerate(files):
+            values = ", ".join(f"('{t}', '2026-01-02', 'v1', {p}, {s})" for t, p, s in rows)
+            path = folder / "predictions" / f"part-{i}.parquet"
+            con.execute(f"COPY (SELECT * FROM (VALUES {values}) AS t(trace_id, ts, model_version, prediction, score)) "
+                        f"TO {literal(str(path))} (FORMAT parquet)")  # fmt: skip
+    (folder / "roles.toml").write_text("", encoding="utf-8")
+    report = validation_report(LakeStore(folder))
+    _, ingested = ingest_in_order(LakeStore(folder), folder.parent / "ingested.duckdb")
+    assert report["valid"]["predictions"] == ingested["accepted"]
+    assert report["duplicates"]["predictions"] == ingested["duplicates"]
+    assert report["reasons"].get("predictions", {}) == ingested["reasons"]
