@@ -357,21 +357,20 @@ def test_drift_with_the_multivariate_section_runs_on_spark_and_repeats(lakes) ->
 
 def test_spark_s_sample_is_the_rows_duckdb_s_hash_keeps_in_the_same_order(lakes) -> None:
     """Spark has no seeded TABLESAMPLE: the domain classifier's and the PCA's sample keeps the rows whose MD5 of
-    ``trace_id:seed`` falls below the fraction, the same rows in the same order as DuckDB computing that hash
-    (and as hashlib by hand)."""
+    ``trace_id:seed`` falls below the fraction (1.2 × 500 / 20,000 here), in the hash's order, then the first 500:
+    the rows DuckDB computing the same hash keeps, in the same order (and those hashlib keeps by hand)."""
     import hashlib
 
-    columns, fraction, seed = ["trace_id", "score", "region"], 0.05, 11
+    columns, rows, seed = ["trace_id", "score", "region"], 500, 11
     with StoreSource(lakes[0]).tables() as con:
         table = con.table("predictions")
-        duck = hashed_sample(table, columns, fraction, seed).execute()
-        capped = hashed_sample(table, columns, 1.2 * 500 / ROWS, seed).execute().head(500)
+        duck = hashed_sample(table, columns, 1.2 * rows / ROWS, seed).execute()
         ids = table.select("trace_id").execute()["trace_id"]
     with StoreSource(lakes[1]).tables() as con:
-        spark = hashed_sample(con.table("predictions"), columns, fraction, seed).execute()
-        spark_capped = sample_rows(con.table("predictions"), columns, 500, ROWS, seed)  # the path the section takes
-    by_hand = {t for t in ids if int(hashlib.md5(f"{t}:{seed}".encode()).hexdigest()[:8], 16) < fraction * HASH_RANGE}
-    assert set(duck["trace_id"]) == by_hand and 900 <= len(duck) <= 1100  # 5% of 20,000 ± 3 standard errors
+        spark = sample_rows(con.table("predictions"), columns, rows, ROWS, seed)  # the path the section takes
+    limit = 1.2 * rows / ROWS * HASH_RANGE
+    by_hand = {t for t in ids if int(hashlib.md5(f"{t}:{seed}".encode()).hexdigest()[:8], 16) < limit}
+    assert set(duck["trace_id"]) == by_hand and 528 <= len(duck) <= 672  # 600 ± 3 standard errors
+    assert len(spark) == rows
     for column in columns:
-        assert duck[column].tolist() == spark[column].tolist(), column
-    assert spark_capped["trace_id"].tolist() == capped["trace_id"].tolist() and len(capped) == 500
+        assert spark[column].tolist() == duck[column].head(rows).tolist(), column
