@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
 from typing import Any
 
+import ibis
 import numpy as np
 
 from workbench.core.settings import load_section
@@ -269,8 +270,7 @@ def compare_with_aside(
             if after_moments is not None:
                 after_moments()
 
-        one_database = ref_table._find_backend().con is cur_table._find_backend().con
-        if profile is not None or not one_database:
+        if profile is not None or not cursors.one_database(ref_table, cur_table):
             start_current()
         # the KS mode needs both windows' rows first (a Parquet file's are in its footer)
         ref_rows = profile["sizes"]["rows"] if profile else count_rows(ref_table, rows and rows[0])
@@ -364,24 +364,47 @@ def prediction_and_labels(
         found, *_ = compare_tables(ref_table, cur_table, ["score"], [], settings)
         pred["score"] = found[0].to_dict()
     if "prediction" in columns:
-        pred["positive_rate"] = rate_change(ref_table, cur_table, lambda t: t.prediction, settings)
+        pred["positive_rate"] = rate_change(ref_table, cur_table, "prediction", settings)
     out["prediction_drift"] = pred or None
     if con is not None:
         labels, note = labels_per_trace(con, settings.performance_label_kinds)
         if note:
             out["warnings"].append(note)
-        joined = [t.inner_join(labels, "trace_id") for t in (ref_table, cur_table)]
-        out["label_drift"] = rate_change(joined[0], joined[1], lambda t: t.label, settings)
+        out["label_drift"] = rate_change(ref_table, cur_table, "label", settings, labels)
     return out
 
 
-def rate_change(ref_table: Any, cur_table: Any, column: Callable, settings: DriftSettings) -> dict[str, Any]:
-    """Share of 1s in each window and the pooled two-proportion z-test; drift when significant and ≥ 2 points."""
-    counts = []
-    for t in (ref_table, cur_table):
-        row = t.aggregate(n=column(t).count(), x=column(t).cast("int64").sum()).execute().iloc[0]
-        counts.append((int(row["n"]), int(row["x"]) if row["x"] == row["x"] and row["x"] is not None else 0))
-    (n_ref, x_ref), (n_cur, x_cur) = counts
+def rate_counts(ref_table: Any, cur_table: Any, column: str, labels: Any = None) -> list[tuple[int, int]]:
+    """[(non-null values, 1s)] of ``column`` in the reference and the current window, in one query over both.
+
+    ``labels``: a table ``trace_id, <column>`` joined to the windows' rows once (the per-trace labels are
+    grouped once for both windows: half the time of a join per window, 9.5 s instead of 17.5 s at 20M rows).
+    """
+    if not cursors.one_database(ref_table, cur_table):  # e.g. a reference file against a store window
+        tables = [t if labels is None else t.inner_join(labels, "trace_id") for t in (ref_table, cur_table)]
+        rows = [t.aggregate(n=t[column].count(), x=t[column].cast("int64").sum()).execute().iloc[0] for t in tables]
+        return [(int(r["n"]), 0 if r["x"] is None or r["x"] != r["x"] else int(r["x"])) for r in rows]
+    if labels is None:  # two files may type the column differently: the union needs one type
+        tagged = [
+            t.select(v=t[column].cast("int64"), w=ibis.literal(i, "int8")) for i, t in enumerate((ref_table, cur_table))
+        ]
+        both = tagged[0].union(tagged[1])
+    else:
+        tagged = [t.select("trace_id", w=ibis.literal(i, "int8")) for i, t in enumerate((ref_table, cur_table))]
+        both = tagged[0].union(tagged[1]).inner_join(labels, "trace_id")
+        both = both.select(v=both[column], w=both.w)
+    value = both.v
+    frame = both.group_by("w").aggregate(n=value.count(), x=value.cast("int64").sum()).execute()
+    found = {int(r.w): (int(r.n), 0 if r.x is None or r.x != r.x else int(r.x)) for r in frame.itertuples()}
+    return [found.get(i, (0, 0)) for i in (0, 1)]
+
+
+def rate_change(
+    ref_table: Any, cur_table: Any, column: str, settings: DriftSettings, labels: Any = None
+) -> dict[str, Any]:
+    """Share of 1s of ``column`` in each window and the pooled two-proportion z-test; drift when significant and
+    ≥ 2 points. ``labels``: per-trace values joined to both windows (:func:`rate_counts`)."""
+    (n_ref, x_ref), (n_cur, x_cur) = rate_counts(ref_table, cur_table, column, labels)
     test = two_proportion_ztest(x_cur, n_cur, x_ref, n_ref)
     rate_ref = x_ref / n_ref if n_ref else None
     rate_cur = x_cur / n_cur if n_cur else None

@@ -28,6 +28,12 @@ def as_view(table: Any, name: str) -> Any:
     return backend.table(name)
 
 
+def one_database(a: Any, b: Any) -> bool:
+    """Whether two Ibis tables live in the same database connection (one query may read both, e.g. a union);
+    a reference file and a store window do not."""
+    return a._find_backend().con is b._find_backend().con
+
+
 def on_duckdb(expr: Any) -> bool:
     """Whether ``expr`` (an Ibis table or column) runs on DuckDB, where the DuckDB builtins our queries call
     for speed (``epoch_us``, ``make_timestamp``, integer ``divide``) exist; other engines take Ibis' portable form."""
