@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from workbench.fairness.queries import group_key
+from workbench.stats import dist
 from workbench.stats.clean import finite
 from workbench.stats.fairness import (
     CELLS,
@@ -84,7 +84,7 @@ def feedback_rates(sums: np.ndarray, confidence: float) -> list[dict[str, Any]]:
     """
     thumbs, up, ratings, total, squares = sums.T
     low, high = wilson_interval(up, thumbs, confidence)
-    z = stats.norm.ppf(1 - (1 - confidence) / 2)
+    z = dist.norm_ppf(1 - (1 - confidence) / 2)
     out = []
     for i in range(len(thumbs)):
         mean = total[i] / ratings[i] if ratings[i] > 0 else math.nan

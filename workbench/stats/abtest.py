@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
+from workbench.stats import dist
 from workbench.stats.proportions import two_proportion_ztest
 
 
@@ -154,7 +154,7 @@ def srm_test(counts: dict[str, int], planned: dict[str, float] | None = None, th
                          "no units in any arm" if total == 0 else "a single arm: nothing to compare")  # fmt: skip
     expected = shares * total
     statistic = float(((observed - expected) ** 2 / expected).sum())
-    p_value = float(stats.chi2.sf(statistic, len(arms) - 1))
+    p_value = dist.chi2_sf(statistic, len(arms) - 1)
     ok = p_value >= threshold
     parts = ", ".join(
         f"{a} {int(c):,} ({c / total:.1%} vs {s:.1%} planned)" for a, c, s in zip(arms, observed, shares, strict=True)
@@ -211,7 +211,7 @@ class Effect:
     def critical(self, level: float, two_sided: bool = True) -> float:
         """The test's critical value at ``level``: t(df) quantile or normal quantile."""
         q = 1 - level / 2 if two_sided else 1 - level
-        return float(stats.t.ppf(q, self.df) if self.df is not None else stats.norm.ppf(q))
+        return dist.t_ppf(q, self.df) if self.df is not None else dist.norm_ppf(q)
 
     def intervals(self, level: float) -> Intervals:
         """(1 − level) intervals of the difference and the relative lift that agree with ``p_value ≤ level``.
@@ -281,7 +281,7 @@ def score_interval(xa: int, na: int, xb: int, nb: int, level: float) -> tuple[fl
     binomial log-likelihood numerically, the ends where T(δ) = ∓z (scipy's brentq).
     """
     d_hat = xb / nb - xa / na
-    z = float(stats.norm.isf(level / 2))
+    z = dist.norm_isf(level / 2)
 
     def statistic(delta: float) -> float:
         pa = _restricted_rate(xa, na, xb, nb, delta)
@@ -389,7 +389,7 @@ def compare_means(control: Moments, variant: Moments, i: int = 0) -> Effect:
     df = (va + vb) ** 2 / (va**2 / (control.n - 1) + vb**2 / (variant.n - 1))
     t = (mb - ma) / se
     rel, rel_se, message = relative_lift(ma, mb, va, vb, "control mean is 0")
-    return Effect(*args, mb - ma, se, t, float(2 * stats.t.sf(abs(t), df)), df, rel, rel_se, message=message)
+    return Effect(*args, mb - ma, se, t, 2 * dist.t_sf(abs(t), df), df, rel, rel_se, message=message)
 
 
 def ratio_variance(m: Moments) -> float:
@@ -417,7 +417,7 @@ def compare_ratios(control: Moments, variant: Moments) -> Effect:
     se = math.sqrt(va + vb)
     z = (rb - ra) / se
     rel, rel_se, message = relative_lift(ra, rb, va, vb, "control ratio is 0")
-    return Effect(*args, rb - ra, se, z, float(2 * stats.norm.sf(abs(z))), None, rel, rel_se, message=message,
+    return Effect(*args, rb - ra, se, z, 2 * dist.norm_sf(abs(z)), None, rel, rel_se, message=message,
                   extra={"var_control": va, "var_variant": vb})  # fmt: skip
 
 
@@ -442,8 +442,7 @@ def non_inferiority(effect: Effect, margin: float, alpha: float, higher_is_bette
     crit = effect.critical(alpha, two_sided=False)
     sign = 1 if higher_is_better else -1
     statistic = (sign * effect.diff + margin) / effect.se
-    dist = stats.t(effect.df) if effect.df is not None else stats.norm
-    p = float(dist.sf(statistic))
+    p = dist.t_sf(statistic, effect.df) if effect.df is not None else dist.norm_sf(statistic)
     bound = effect.diff - sign * crit * effect.se
     return NonInferiority(margin, bound, p, p <= alpha)
 
@@ -472,7 +471,7 @@ def mann_whitney_from_ranks(n_control: int, n_variant: int, rank_sum_variant: fl
     if sigma2 <= 0:
         return MannWhitney(u1, math.nan)
     z = (max(u1, n1 * n2 - u1) - n1 * n2 / 2 - 0.5) / math.sqrt(sigma2)
-    return MannWhitney(u1, float(min(1.0, 2 * stats.norm.sf(z))))
+    return MannWhitney(u1, min(1.0, 2 * dist.norm_sf(z)))
 
 
 def cap_threshold(values: np.ndarray, percentile: float, nonzero_only: bool = False) -> float:

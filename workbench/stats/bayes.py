@@ -16,8 +16,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
+from workbench.stats import dist
 from workbench.stats.abtest import ProportionStats
 
 EXACT_TERMS = 250_000  # the exact sum costs ~0.1 s per 200k terms (×5 sums); beyond, 400k draws
@@ -87,7 +88,7 @@ def normal_posterior(diff: float, se: float, higher_is_better: bool = True) -> B
         return BayesResult(None, None, None, "undefined: no standard error")
     sign = 1.0 if higher_is_better else -1.0
     d = sign * diff / se
-    density = float(stats.norm.pdf(d))
-    loss_ship = se * density - sign * diff * float(stats.norm.cdf(-d))
-    loss_keep = se * density + sign * diff * float(stats.norm.cdf(d))
-    return BayesResult(float(stats.norm.cdf(d)), max(loss_ship, 0.0), max(loss_keep, 0.0), "normal (flat prior)")
+    density = dist.norm_pdf(d)
+    loss_ship = se * density - sign * diff * dist.norm_cdf(-d)
+    loss_keep = se * density + sign * diff * dist.norm_cdf(d)
+    return BayesResult(dist.norm_cdf(d), max(loss_ship, 0.0), max(loss_keep, 0.0), "normal (flat prior)")

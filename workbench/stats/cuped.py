@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from scipy import stats
-
+from workbench.stats import dist
 from workbench.stats.abtest import Effect, Moments, compare_means, compare_ratios, relative_lift
 
 
@@ -75,7 +74,7 @@ def compare_cuped_ratios(control: Moments, variant: Moments) -> Effect:
     extra = {"theta": theta, "variance_reduction": 1 - se**2 / plain.se**2, "unadjusted_diff": plain.diff,
              "unadjusted_se": plain.se}  # fmt: skip
     return Effect("cuped", "cuped delta z", control.n, variant.n, ma, mb, mb - ma, se, z,
-                  float(2 * stats.norm.sf(abs(z))), None, rel, rel_se, message=message, extra=extra)  # fmt: skip
+                  2 * dist.norm_sf(abs(z)), None, rel, rel_se, message=message, extra=extra)  # fmt: skip
 
 
 def _sub(comoment: tuple[tuple[float, ...], ...]) -> tuple[tuple[float, ...], ...]:

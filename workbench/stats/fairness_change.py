@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from workbench.stats import dist
 
 
 def gap_variance(x_g: float, n_g: float, x_r: float, n_r: float) -> float:
@@ -62,7 +63,7 @@ def gap_trend(gaps: np.ndarray, variances: np.ndarray, alpha: float = 0.05) -> T
     slope = float(np.sum(w * (t - t_bar) * (d - d_bar)) / sxx)
     se = float(1 / np.sqrt(sxx))
     z = slope / se
-    p = float(2 * stats.norm.sf(abs(z)))
+    p = 2 * dist.norm_sf(abs(z))
     widening = bool(p < alpha and d[-1] != 0 and np.sign(slope) == np.sign(d[-1]))
     return Trend(slope, se, z, p, int(ok.sum()), widening)
 
@@ -85,4 +86,4 @@ def gap_change(d1: float, v1: float, d2: float, v2: float) -> GapChange:
         change = d2 - d1 if math.isfinite(d1) and math.isfinite(d2) else math.nan
         return GapChange(clean(d1), clean(d2), clean(change), None, None)
     z = (d2 - d1) / math.sqrt(v1 + v2)
-    return GapChange(d1, d2, d2 - d1, z, float(2 * stats.norm.sf(abs(z))))
+    return GapChange(d1, d2, d2 - d1, z, 2 * dist.norm_sf(abs(z)))

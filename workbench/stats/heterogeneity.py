@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from workbench.stats import dist
 from workbench.stats.multiple import AdjustMethod, adjust_pvalues, adjusted_alpha
 
 
@@ -67,7 +67,7 @@ def cochran_q(estimates: list[float] | np.ndarray, standard_errors: list[float] 
     df = k - 1
     i2 = max(0.0, (q - df) / q) if q > 0 else 0.0
     tau2 = max(0.0, (q - df) / (total - float((w**2).sum()) / total))
-    return Heterogeneity(k, q, df, float(stats.chi2.sf(q, df)), i2, tau2, pooled, 1.0 / math.sqrt(total))
+    return Heterogeneity(k, q, df, dist.chi2_sf(q, df), i2, tau2, pooled, 1.0 / math.sqrt(total))
 
 
 @dataclass(frozen=True)

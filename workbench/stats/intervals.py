@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+
+from workbench.stats import dist
 
 
 def wilson_interval(successes: np.ndarray | float, n: np.ndarray | float, confidence: float = 0.95) -> tuple:
@@ -14,7 +15,7 @@ def wilson_interval(successes: np.ndarray | float, n: np.ndarray | float, confid
     """
     successes = np.asarray(successes, dtype=float)
     n = np.asarray(n, dtype=float)
-    z = stats.norm.ppf(1 - (1 - confidence) / 2)
+    z = dist.norm_ppf(1 - (1 - confidence) / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = successes / n
         denom = 1 + z**2 / n

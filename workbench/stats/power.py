@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 from workbench.core.errors import InputError
+from workbench.stats import dist
 
 FEW_UNITS = 30  # below this many units per arm the normal approximation behind the plan is rough: say so
 
@@ -67,7 +68,7 @@ def _check(alpha: float, power: float, arms: int) -> float:
 
 def _critical(alpha: float, power: float) -> float:
     """z_{α/2} + z_β: the one-tailed closed form's numerator, √(n/2)·e at the solution."""
-    return float(stats.norm.isf(alpha / 2) + stats.norm.isf(1 - power))
+    return dist.norm_isf(alpha / 2) + dist.norm_isf(1 - power)
 
 
 def required_n(effect_size: float, alpha: float, power: float) -> float:
@@ -173,9 +174,9 @@ def mde_mean(std: float, n_per_arm: float, alpha: float = 0.05, power: float = 0
 def power_at(effect_size: float, n_per_arm: np.ndarray | float, alpha: float = 0.05) -> np.ndarray:
     """Power of the two-sided normal test for a standardised effect at n per arm (the power curve)."""
     n = np.asarray(n_per_arm, dtype=float)
-    crit = stats.norm.isf(alpha / 2)
+    crit = dist.norm_isf(alpha / 2)
     shift = abs(effect_size) * np.sqrt(n / 2)  # ratio 1: the difference's SE shrinks with √(n/2)
-    return stats.norm.sf(crit - shift) + stats.norm.cdf(-crit - shift)
+    return dist.norm_sf(crit - shift) + dist.norm_cdf(-crit - shift)
 
 
 def days_needed(n_needed: int, n_so_far: float, days_so_far: float) -> float | None:

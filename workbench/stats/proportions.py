@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from workbench.stats import dist
 
 
 @dataclass(frozen=True)
@@ -30,4 +31,4 @@ def two_proportion_ztest(successes_a: float, n_a: float, successes_b: float, n_b
     if variance <= 0:
         return ZTest(float("nan"), float("nan"))
     z = (successes_a / n_a - successes_b / n_b) / np.sqrt(variance)
-    return ZTest(float(z), float(2 * stats.norm.sf(abs(z))))
+    return ZTest(float(z), 2 * dist.norm_sf(abs(z)))
