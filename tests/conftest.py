@@ -19,6 +19,17 @@ p3,2026-01-02 09:30:00,v2,1,0.77,7.25,FR,
 """
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With ``-n N --dist loadgroup`` (pyproject's addopts), deal whole modules to the workers
+    (tests/helpers/xdist_units.py says why); any other ``--dist`` keeps xdist's own scheduler."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.helpers.xdist_units import ModuleScheduling
+
+    return ModuleScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict]:
     """The default demo scenario (300k predictions, 90 days, seed 7) and its ground truth, built once per
