@@ -17,7 +17,7 @@ import pandas as pd
 from workbench.core.window import Window
 from workbench.sources.store import Store
 from workbench.stream.quality import label_delays_from
-from workbench.stream.queries import calendar, on_calendar, series_from
+from workbench.stream.queries import calendar, feedback_arrivals, on_calendar, series_from
 from workbench.stream.rules import Param, Rule
 
 NO_VERSION = "\x00no model version"  # a model-version filter that matches no prediction
@@ -65,15 +65,26 @@ class MetricContext:
             self.cache[key] = on_calendar(frame, self.calendar(rule.window))
         return self.cache[key]
 
+    def arrivals(self, rule: Rule, label_types: tuple[str, ...] | None) -> pd.DataFrame:
+        """Feedback on the rule's predictions by arrival bucket (:func:`feedback_arrivals`), once per check for
+        every rule that reads it (label volume, new labels since the retrain)."""
+        window = self.window_for(rule)
+        key = ("arrivals", rule.window, window, label_types)
+        if key not in self.cache:
+            self.cache[key] = feedback_arrivals(self.con, window, rule.window, label_types)
+        return self.cache[key]
+
     def label_delay_hours(self, rule: Rule, share: float, label_types: tuple[str, ...] | None) -> float | None:
         """The delay (hours) by which ``share`` of labels arrived (mature cohort, see stream_quality)."""
         key = ("delay", self.window_for(rule), label_types, share)
         if key not in self.cache:
             if self.con is None:  # an analysis metric, evaluated after the snapshot's connection closed
                 with self.store.ibis() as con:
-                    delays = label_delays_from(con, self.window_for(rule), self.as_of, label_types, shares=(share,))
+                    delays = label_delays_from(con, self.window_for(rule), self.as_of, label_types, shares=(share,),
+                                               with_histogram=False)  # fmt: skip
             else:
-                delays = label_delays_from(self.con, self.window_for(rule), self.as_of, label_types, shares=(share,))
+                delays = label_delays_from(self.con, self.window_for(rule), self.as_of, label_types, shares=(share,),
+                                           with_histogram=False)  # fmt: skip
             self.cache[key] = delays.quantile_hours(share)
         return self.cache[key]
 

@@ -67,39 +67,57 @@ def label_delays_from(
     bin_hours: float = 6.0,
     horizon_days: float = 30.0,
     min_labels: int = 100,
+    with_histogram: bool = True,
 ) -> LabelDelays:
     """Measure label delay on the window's predictions older than ``horizon_days`` (before ``as_of``).
 
-    Negative delays (a label timestamped before its prediction: clock skew) count as 0.
+    Negative delays (a label timestamped before its prediction: clock skew) count as 0. Without ``with_histogram``
+    (a trigger needs only the quantiles) the histogram is empty: one join of the feedback with the predictions
+    instead of two (three when the mature cohort is too small and every label is read).
     """
     p = filtered_predictions(con, window).select("trace_id", p_ts="ts")
     f = con.table("feedback")
     f = f.filter(label_filter(f, label_types)).select("trace_id", "type", "ts")
     j = f.inner_join(p, "trace_id")
     cohort_end = None if as_of is None else as_of - pd.Timedelta(days=horizon_days)
-    censored = True
-    if cohort_end is not None:
-        mature = j.filter(j.p_ts <= cohort_end.to_pydatetime())
-        if mature.count().execute() >= min_labels:
-            j, censored = mature, False
-    raw = j.ts.epoch_seconds() - j.p_ts.epoch_seconds()
-    seconds = (raw < 0).ifelse(0, raw)
     days = range(1, int(horizon_days) + 1)
-    summary = (
-        j.aggregate(
-            n=j.count(),
-            negative=j.trace_id.count(where=raw < 0),
-            **{f"q{i}": seconds.quantile(s) for i, s in enumerate(shares)},
-            **{f"d{d}": j.trace_id.count(where=seconds <= d * DAY_S) for d in days},
+
+    def seconds_of(rows: Any) -> tuple[Any, Any]:
+        raw = rows.ts.epoch_seconds() - rows.p_ts.epoch_seconds()
+        return raw, (raw < 0).ifelse(0, raw)
+
+    def summarise(rows: Any) -> pd.Series:
+        raw, seconds = seconds_of(rows)
+        return (
+            rows.aggregate(
+                n=rows.count(),
+                negative=rows.trace_id.count(where=raw < 0),
+                **{f"q{i}": seconds.quantile(s) for i, s in enumerate(shares)},
+                **{f"d{d}": rows.trace_id.count(where=seconds <= d * DAY_S) for d in days},
+            )
+            .execute()
+            .iloc[0]
         )
-        .execute()
-        .iloc[0]
-    )
+
+    censored, summary = True, None
+    if cohort_end is not None:  # the mature cohort's summary, when it holds enough labels (its n says so)
+        mature = j.filter(j.p_ts <= cohort_end.to_pydatetime())
+        summary = summarise(mature)
+        if int(summary["n"]) >= min_labels:
+            j, censored = mature, False
+        else:
+            summary = None
+    if summary is None:
+        summary = summarise(j)
     n = int(summary["n"])
-    bin_index = (seconds / (3600.0 * bin_hours)).floor()
-    histogram = j.group_by(bin_index=bin_index, type=j.type).aggregate(labels=j.count()).execute()
-    histogram["delay_hours"] = histogram.pop("bin_index").astype(float) * bin_hours
-    histogram = histogram[["delay_hours", "type", "labels"]].sort_values(["delay_hours", "type"], ignore_index=True)
+    if with_histogram:
+        bin_index = (seconds_of(j)[1] / (3600.0 * bin_hours)).floor()
+        histogram = j.group_by(bin_index=bin_index, type=j.type).aggregate(labels=j.count()).execute()
+        histogram["delay_hours"] = histogram.pop("bin_index").astype(float) * bin_hours
+        histogram = histogram[["delay_hours", "type", "labels"]].sort_values(["delay_hours", "type"], ignore_index=True)
+    else:
+        histogram = pd.DataFrame({"delay_hours": pd.Series(dtype=float), "type": pd.Series(dtype=object),
+                                  "labels": pd.Series(dtype="int64")})  # fmt: skip
     arrived = pd.DataFrame(
         {"days": list(days), "share": [int(summary[f"d{d}"]) / n if n else float("nan") for d in days]}
     )

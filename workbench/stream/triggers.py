@@ -40,7 +40,7 @@ from workbench.sources.decision_log import approval_times
 from workbench.sources.store import Store
 from workbench.stream.buckets import BUCKET_LENGTH, bucket_label
 from workbench.stream.metric import Metric, MetricContext
-from workbench.stream.queries import clock_from, feedback_arrivals, labels_arrived_before
+from workbench.stream.queries import clock_from, labels_arrived_before
 from workbench.stream.request import CheckRequest
 from workbench.stream.rules import Group, Param, Rule, RuleSet, choice, parse_rules, texts
 from workbench.stream.trigger_metrics import (
@@ -108,7 +108,7 @@ def prediction_volume(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
 
 def label_volume(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """Labelled feedback rows that *arrived* in the bucket (by feedback ts): a stalled label pipeline shows."""
-    arrivals = feedback_arrivals(ctx.con, ctx.window_for(rule), rule.window, rule.param("label_types"))
+    arrivals = ctx.arrivals(rule, rule.param("label_types"))
     per_bucket = arrivals.groupby("bucket")["labels"].sum().reindex(ctx.calendar(rule.window), fill_value=0)
     return _frame(per_bucket.index, per_bucket.to_numpy(), per_bucket.to_numpy())
 
@@ -131,7 +131,7 @@ def new_labels_since_retrain(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """
     buckets = ctx.calendar(rule.window)
     label_types = rule.param("label_types")
-    arrivals = feedback_arrivals(ctx.con, ctx.window_for(rule), rule.window, label_types)
+    arrivals = ctx.arrivals(rule, label_types)
     per_bucket = arrivals.groupby("bucket")["labels"].sum()
     ends = buckets + BUCKET_LENGTH[rule.window]
     before_end = np.array([per_bucket[per_bucket.index < e].sum() for e in ends], float)
