@@ -110,9 +110,9 @@ def plan_proportion(
     target = baseline * (1 + mde) if relative else baseline + mde
     if mde == 0 or not 0 < target < 1:
         raise InputError(f"the MDE must move the rate to another value strictly between 0 and 1 (got {target:g})")
-    from statsmodels.stats.proportion import proportion_effectsize
-
-    h = float(proportion_effectsize(target, baseline))
+    # Cohen's h = 2·asin(√p₁) − 2·asin(√p₀), as statsmodels' proportion_effectsize computes it (importing
+    # statsmodels cost ~1 s of the A/B command's start)
+    h = float(2 * np.arcsin(np.sqrt(target)) - 2 * np.arcsin(np.sqrt(baseline)))
     n, note = _plan_n(h, per_test, power, "in Cohen's h")
     return PowerPlan("proportion", baseline, target - baseline, (target - baseline) / baseline, alpha, per_test,
                      power, arms, h, n, n * arms, note=note)  # fmt: skip
