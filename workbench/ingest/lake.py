@@ -224,8 +224,9 @@ def left_out(store: LakeStore, con: duckdb.DuckDBPyConnection, table: str, view:
     A lake read in place meets repeats the ingest resolves on the way in (a retried write, a sink's replay):
     identical copies count once, and under one key (predictions: trace_id; feedback: the whole event) a row
     with other values is quarantined, the first in the lake's order (file path, row index) kept. Cost: one
-    GROUP BY over the key columns finds the repeated keys (none, usually: then nothing else runs and the
-    analyses read the files as before); only when some key repeats is the rule applied to those keys' rows.
+    GROUP BY over a hash of the key finds the repeated keys (none, usually: then nothing else runs and the
+    analyses read the files as before; 1.6 s for 5M predictions, 2.4 s for their 5.4M feedback events on a
+    loaded 2-core machine); only when some key repeats is the rule applied to those keys' rows.
     The result is kept in this process and in the data folder's ``.lake-cache/`` (one small Parquet file per
     snapshot of the folder's files: a new or changed file makes a new one), so the next process reads it.
     """
@@ -265,7 +266,7 @@ def _keep(path: Path, rows: pa.Table) -> None:
         old = sorted(path.parent.glob("*.parquet"), key=lambda f: f.stat().st_mtime_ns, reverse=True)
         for stale in old[CACHE_FILES:]:
             stale.unlink(missing_ok=True)
-    except OSError:
+    except (OSError, pa.ArrowException):
         return
 
 
@@ -330,10 +331,10 @@ def open_store(spec: str | os.PathLike[str] | None, engine: str | None = None) -
 
 
 def validation_report(store: LakeStore) -> dict[str, Any]:
-    """What the ingest would do with the lake, by table (nothing is modified), counted by the store's engine
-    (DuckDB, or Spark for a :class:`SparkLakeStore`): the rows the analyses read (``valid``), the quarantined
-    ones by reason (a broken rule, or a repeated key with other values) and the identical copies counted once
-    (``duplicates``)."""
+    """What the ingest would do with the lake, by table (nothing is modified): the rows the analyses read
+    (``valid``) and the quarantined ones by reason (a broken rule, or a repeated key with other values), counted
+    by the store's engine (DuckDB, or Spark for a :class:`SparkLakeStore`), and the identical copies counted
+    once (``duplicates``, from :func:`left_out`'s rows)."""
     with store.ibis() as con:
         quarantine = con.table("quarantine")
         rows = quarantine.group_by(["table_name", "reason"]).aggregate(n=quarantine.count()).to_pyarrow().to_pylist()
