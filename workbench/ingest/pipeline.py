@@ -478,9 +478,9 @@ class LakeView:
     """A table of a lake read through the ingest's rules: the valid rows, the rejected ones with their reason,
     and the roles the plan found (SQL over ``source``, self-contained: any connection can run it).
 
-    ``repeated_sql`` finds the hashes of the keys (predictions: trace_id; feedback: the event key) that more than
-    one row shares, reading the key columns only; when it finds none, ``rows_sql`` and ``quarantine_sql`` are the whole
-    answer. Else ``left_out_sql(keys)`` lists the rows the ingest's repeat rule leaves out (columns
+    ``repeated_sql`` finds the hashes of the keys (predictions: trace_id; feedback: the event key) that more
+    than one row shares, reading the key columns only; when it finds none, ``rows_sql`` and ``quarantine_sql``
+    are the whole answer. Else ``left_out_sql(keys)`` lists the rows the ingest's repeat rule leaves out (columns
     :data:`REPEAT_COLUMNS`) and :meth:`leaving_out` gives the two queries without them.
     """
 
@@ -581,7 +581,7 @@ def lake_view(
     key = [k for k in (["trace_id"] if table == PREDICTIONS else FEEDBACK_KEY) if k in plan.select]
     keys = ", ".join(f"k{i}" for i in range(len(key)))
     key_columns = ", ".join(f"{plan.select[k]} AS k{i}" for i, k in enumerate(key))
-    key_hash = f"hash({', '.join(plan.select[k] for k in key)})"  # one BIGINT to group: 6 columns took 3x as long
+    key_hash = f"hash({', '.join(plan.select[k] for k in key)})"  # one BIGINT per row, NULLs included
     repeated_sql = f"SELECT {key_hash} AS __key FROM {staged} GROUP BY 1 HAVING count(*) > 1"
     meta = f"(SELECT {positional}, __file, __row FROM {meta_source})" if meta_source else ""
     row_hash = f"hash({', '.join(plan.select.values())})"
