@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportions_ztest
 
+from tests.helpers.demo_stores import copy_demo
 from workbench.abtest.analyse import analyse_file, analyse_store, analyse_summary, export, parse_summary_file
 from workbench.abtest.request import ABTestRequest
 from workbench.abtest.result import ABTestSettings
@@ -269,11 +270,10 @@ def test_a_nan_is_missing_and_an_infinite_value_is_refused(tmp_path: Path, rng: 
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    from workbench.demo.scenario import Scenario, build_demo
+    from workbench.demo.scenario import Scenario
 
-    store = Store(tmp_path_factory.mktemp("ab") / "small.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("ab") / "small.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
 
 
 def test_store_aggregates_match_a_plain_sql_count(small_store: Store) -> None:

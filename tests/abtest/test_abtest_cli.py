@@ -16,7 +16,8 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
 
 from tests.conftest import ROOT
-from workbench.demo.scenario import Scenario, build_demo
+from tests.helpers.demo_stores import copy_demo
+from workbench.demo.scenario import Scenario
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
 
@@ -30,9 +31,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store = Store(tmp_path_factory.mktemp("ab-cli") / "workbench.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("ab-cli") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
 
 
 def test_store_mode_gives_the_contract_json_and_records_the_run(small_store: Store) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers.demo_stores import copy_demo
 from workbench.abtest.analyse import analyse_file, analyse_store, analyse_summary, parse_summary_file
 from workbench.abtest.request import ABTestRequest, parse_split
 from workbench.abtest.result import ABTestResult, ABTestSettings, export
@@ -73,11 +74,10 @@ def test_resolved_settings_apply_the_overrides_over_the_base() -> None:
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    from workbench.demo.scenario import Scenario, build_demo
+    from workbench.demo.scenario import Scenario
 
-    store = Store(tmp_path_factory.mktemp("ab-request") / "small.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("ab-request") / "small.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
 
 
 def test_run_in_store_mode_equals_analyse_store(small_store: Store) -> None:

@@ -8,19 +8,19 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import routed_page
+from tests.helpers.demo_stores import copy_demo
 from workbench.abtest.analyse import analyse_store
 from workbench.abtest.request import ABTestRequest
 from workbench.abtest.tables import SEGMENT_VERDICTS
-from workbench.demo.scenario import Scenario, build_demo
+from workbench.demo.scenario import Scenario
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
 
 
 @pytest.fixture(scope="module")
 def ab_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store = Store(tmp_path_factory.mktemp("ab-app") / "workbench.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("ab-app") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
 
 
 @pytest.fixture()

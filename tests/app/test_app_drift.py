@@ -7,15 +7,16 @@ import json
 import pytest
 
 from tests.helpers.app_pages import routed_page
-from workbench.demo.scenario import Scenario, build_demo
+from tests.helpers.demo_stores import copy_demo
+from workbench.demo.scenario import Scenario
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
 
 
 @pytest.fixture(scope="module")
 def drift_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict]:
-    store = Store(tmp_path_factory.mktemp("drift_app") / "workbench.duckdb")
-    return store, build_demo(store, Scenario(rows=20_000, days=90))
+    target = tmp_path_factory.mktemp("drift_app") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=90), target)
 
 
 @pytest.fixture()

@@ -7,16 +7,15 @@ import json
 import pytest
 
 from tests.helpers.app_pages import routed_page
-from workbench.demo.scenario import Scenario, build_demo
+from tests.helpers.demo_stores import copy_demo
+from workbench.demo.scenario import Scenario
 from workbench.sources.evidence import latest_runs
-from workbench.sources.store import Store
 
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("fairness-app") / "workbench.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("fairness-app") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
 
 
 @pytest.fixture()

@@ -7,10 +7,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import routed_page
-from workbench.demo.scenario import Scenario, build_demo
+from tests.helpers.demo_stores import copy_demo
+from workbench.demo.scenario import Scenario
 from workbench.gate.decisions import read_decisions, verify
 from workbench.sources.evidence import record_run
-from workbench.sources.store import Store
 
 
 def decision_form(app: AppTest):
@@ -32,9 +32,8 @@ def plain_environment(monkeypatch):
 
 
 @pytest.fixture()
-def gate(tmp_path, monkeypatch, navigation_app):
-    store = Store(tmp_path / "workbench.duckdb")
-    build_demo(store, Scenario(rows=8_000, days=30))
+def gate(tmp_path, tmp_path_factory, monkeypatch, navigation_app):
+    store, _ = copy_demo(tmp_path_factory, Scenario(rows=8_000, days=30), tmp_path / "workbench.duckdb")
     app = routed_page(store.path, "pages/gate.py", monkeypatch, timeout=60)
     return app, store
 
@@ -63,9 +62,8 @@ def test_recording_a_decision_appends_to_a_verified_log(gate):
     assert entry.dataset_sha256 is not None and verify(store).ok
 
 
-def test_a_failing_fairness_audit_blocks_approval_on_the_page(tmp_path, monkeypatch, navigation_app):
-    store = Store(tmp_path / "workbench.duckdb")
-    build_demo(store, Scenario(rows=5_000, days=30))
+def test_a_failing_fairness_audit_blocks_approval_on_the_page(tmp_path, tmp_path_factory, monkeypatch, navigation_app):
+    store, _ = copy_demo(tmp_path_factory, Scenario(rows=5_000, days=30), tmp_path / "workbench.duckdb")
     record_run(store, "fairness", "fail", {"verdict_text": "fail: FPR for region=south is 0.27 vs 0.11"})
     app = routed_page(store.path, "pages/gate.py", monkeypatch, timeout=60)
     assert any("Approval is blocked: the latest fairness audit failed" in e.value for e in app.error)
@@ -165,9 +163,10 @@ def test_a_folder_outside_the_stores_folder_is_refused_in_one_line_and_nothing_i
     assert not app.error and (store.path.parent / "exports" / "manifest.json").is_file()
 
 
-def test_read_only_records_no_decision_and_writes_no_folder_but_downloads_work(tmp_path, monkeypatch, navigation_app):
-    store = Store(tmp_path / "workbench.duckdb")
-    build_demo(store, Scenario(rows=5_000, days=30))
+def test_read_only_records_no_decision_and_writes_no_folder_but_downloads_work(
+    tmp_path, tmp_path_factory, monkeypatch, navigation_app
+):
+    store, _ = copy_demo(tmp_path_factory, Scenario(rows=5_000, days=30), tmp_path / "workbench.duckdb")
     monkeypatch.setenv("WORKBENCH_READ_ONLY", "true")
     app = routed_page(store.path, "pages/gate.py", monkeypatch, timeout=60)
     assert not app.exception and not app.error

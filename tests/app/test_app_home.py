@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import GOOD, ROOT
-from workbench.demo.scenario import Scenario, build_demo
-from workbench.sources.store import Store
+from tests.helpers.demo_stores import copy_demo
+from workbench.demo.scenario import Scenario
 
 APP = str(ROOT / "app.py")
 
@@ -25,9 +25,8 @@ def plotly_values(array) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("app") / "workbench.duckdb")
-    truth = build_demo(store, Scenario(rows=8_000, days=30))
-    return store, truth
+    target = tmp_path_factory.mktemp("app") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=8_000, days=30), target)
 
 
 @pytest.fixture()

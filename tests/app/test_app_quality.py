@@ -7,7 +7,8 @@ import pytest
 
 from tests.conftest import GOOD, write
 from tests.helpers.app_pages import routed_page
-from workbench.demo.scenario import Scenario, build_demo
+from tests.helpers.demo_stores import copy_demo
+from workbench.demo.scenario import Scenario
 from workbench.ingest.pipeline import ingest_file
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
@@ -15,8 +16,9 @@ from workbench.sources.store import Store
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("quality-app") / "workbench.duckdb")
-    truth = build_demo(store, Scenario(rows=20_000, days=60))  # concept drift on day 45 (Feb 15)
+    target = tmp_path_factory.mktemp("quality-app") / "workbench.duckdb"
+    # concept drift on day 45 (Feb 15)
+    store, truth = copy_demo(tmp_path_factory, Scenario(rows=20_000, days=60), target)
     assert truth["concept_drift"]["date"].startswith("2026-02-15")
     return store
 

@@ -11,8 +11,9 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from tests.helpers.app_pages import routed_page
+from tests.helpers.demo_stores import copy_demo
 from tests.registry.seed import MODEL, seeded_copy
-from workbench.demo.scenario import Scenario, build_demo
+from workbench.demo.scenario import Scenario
 from workbench.gate.decisions import read_decisions
 from workbench.registry.tracking import HASH_TAG
 from workbench.sources.store import Store
@@ -20,9 +21,8 @@ from workbench.sources.store import Store
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory) -> Store:
-    store = Store(tmp_path_factory.mktemp("registry-app") / "workbench.duckdb")
-    build_demo(store, Scenario(rows=5_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("registry-app") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=5_000, days=30), target)[0]
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import GOOD, ROOT
-from workbench.demo.scenario import Scenario, build_demo
+from tests.helpers.demo_stores import copy_demo
+from workbench.demo.scenario import Scenario
 from workbench.sources.store import Store
 
 APP = str(ROOT / "app.py")
@@ -15,9 +16,8 @@ APP = str(ROOT / "app.py")
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("source") / "workbench.duckdb")
-    build_demo(store, Scenario(rows=4_000, days=20))
-    return store
+    target = tmp_path_factory.mktemp("source") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=4_000, days=20), target)[0]
 
 
 @pytest.fixture()

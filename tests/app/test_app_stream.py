@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app.test_app_home import plotly_values
 from tests.conftest import ROOT
+from tests.helpers.demo_stores import copy_demo
 from tests.helpers.stream_data import START, build
-from workbench.demo.scenario import Scenario, build_demo
+from workbench.demo.scenario import Scenario
 from workbench.demo.simulate import simulate
 from workbench.sources.evidence import latest_runs
 from workbench.sources.store import Store
@@ -34,9 +35,8 @@ for = 2
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("stream_app") / "workbench.duckdb")
-    truth = build_demo(store, Scenario(rows=8_000, days=30))
-    return store, truth
+    target = tmp_path_factory.mktemp("stream_app") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=8_000, days=30), target)
 
 
 def open_page(path, monkeypatch) -> AppTest:

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers.demo_stores import copy_demo
 from workbench.core.errors import InputError
 from workbench.core.window import Window
-from workbench.demo.scenario import Scenario, build_demo
+from workbench.demo.scenario import Scenario
 from workbench.drift import profile_cache
 from workbench.drift import profile_cache as drift_cache
 from workbench.drift import queries as q
@@ -22,7 +23,6 @@ from workbench.drift.over_time import drift_over_time
 from workbench.drift.request import DriftRequest, OverTimeRequest
 from workbench.drift.store import compare, store_features
 from workbench.sources import cursors
-from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.drift import DriftSettings, merged_edges
 
@@ -32,9 +32,8 @@ EMPTY = Window(start=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), end=dt.datetime(202
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("drift-batched") / "workbench.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("drift-batched") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
 
 
 def _bins(values: np.ndarray, grid: int) -> tuple[np.ndarray, dict[str, float]]:

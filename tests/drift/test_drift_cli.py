@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers.demo_stores import copy_demo
 from workbench.core.errors import InputError
 from workbench.core.window import parse_window
-from workbench.demo.scenario import Scenario, build_demo
+from workbench.demo.scenario import Scenario
 from workbench.sources.evidence import latest_runs
-from workbench.sources.store import Store
 
 FEATURE_KEYS = {"name", "type", "test", "statistic", "p_value", "p_adjusted", "threshold", "drift", "psi",
                 "js_distance", "wasserstein", "ks_statistic", "ks_p_value", "n_reference", "n_current"}  # fmt: skip
@@ -30,9 +30,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("drift-cli") / "workbench.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("drift-cli") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
 
 
 def test_two_files_give_the_contract_json_and_an_html_report(tmp_path):

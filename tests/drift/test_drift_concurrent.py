@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers.demo_stores import copy_demo
 from workbench.core.window import Window
-from workbench.demo.scenario import Scenario, build_demo
+from workbench.demo.scenario import Scenario
 from workbench.drift import classifier as drift_classifier
 from workbench.drift import files as drift_files
 from workbench.drift import queries as q
@@ -19,7 +20,6 @@ from workbench.drift.request import DriftRequest
 from workbench.drift.store import compare, store_features
 from workbench.sources import cursors
 from workbench.sources.files import file_table
-from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.drift import DriftSettings
 
@@ -29,9 +29,8 @@ CURRENT = Window(start=dt.datetime(2026, 1, 20, tzinfo=dt.UTC))
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("drift-concurrent") / "workbench.duckdb")
-    build_demo(store, Scenario(rows=20_000, days=30))
-    return store
+    target = tmp_path_factory.mktemp("drift-concurrent") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
 
 
 def _assert_same_moments(got: dict, expected: dict) -> None:

@@ -21,11 +21,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
+from tests.helpers.demo_stores import copy_demo
 from workbench.cli import app, main
 from workbench.core.errors import InputError
 from workbench.core.schema import Roles, TableRoles
 from workbench.core.window import Window
-from workbench.demo.scenario import Scenario, build_demo
+from workbench.demo.scenario import Scenario
 from workbench.drift import reconstruction
 from workbench.drift.engine import load_settings
 from workbench.drift.reconstruction import chunk_errors, pair_density, reconstruction_caption, with_reconstruction
@@ -195,8 +196,8 @@ def test_a_bad_chunk_is_refused_when_the_request_is_made():
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict]:
-    store = Store(tmp_path_factory.mktemp("pca_demo") / "workbench.duckdb")
-    return store, build_demo(store, Scenario(rows=20_000, days=90))
+    target = tmp_path_factory.mktemp("pca_demo") / "workbench.duckdb"
+    return copy_demo(tmp_path_factory, Scenario(rows=20_000, days=90), target)
 
 
 def test_the_demo_alarms_from_the_sudden_drift_and_never_before(demo_store):
