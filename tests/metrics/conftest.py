@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.demo_stores import copy_demo
 from workbench.metrics.collector import Readings, collect
 from workbench.metrics.settings import MetricsSettings
 from workbench.sources.store import Store
@@ -49,12 +50,11 @@ q3,2026-03-31 10:00:00,v1,1,0.4
 @pytest.fixture(scope="session")
 def metrics_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict, Path]:
     """The store, its ground truth and the rules file."""
-    from workbench.demo.scenario import Scenario, build_demo
+    from workbench.demo.scenario import Scenario
     from workbench.ingest.pipeline import ingest_files
 
     folder = tmp_path_factory.mktemp("metrics")
-    store = Store(folder / "workbench.duckdb")
-    truth = build_demo(store, Scenario(rows=20_000))
+    store, truth = copy_demo(tmp_path_factory, Scenario(rows=20_000), folder / "workbench.duckdb")
     bad = folder / "bad.csv"
     bad.write_text(BAD_ROWS, encoding="utf-8")
     ingest_files(store, [bad], "predictions")
