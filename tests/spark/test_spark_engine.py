@@ -246,11 +246,13 @@ def test_rows_that_break_a_rule_are_counted_alike_on_both_engines(tmp_path: Path
         con.execute(f"COPY (SELECT * FROM (VALUES {values}) AS t(trace_id, ts, model_version, prediction, score)) "
                     f"TO '{folder / 'predictions' / 'part.parquet'}' (FORMAT parquet)")  # fmt: skip
     duck, spark = validation_report(LakeStore(folder)), validation_report(SparkLakeStore(folder))
-    assert duck["valid"] == {"predictions": 4, "feedback": 0}
-    assert duck["repeated_trace_ids"] == {"with_other_values": 2, "identical_copies": 1}
+    # the ingest's repeat rule on the four rows that pass: a's copy counts once, g's second row is quarantined
+    assert duck["valid"] == {"predictions": 2, "feedback": 0}
+    assert duck["duplicates"] == {"predictions": 1, "feedback": 0}
     assert duck["reasons"]["predictions"] == {
         "missing trace_id": 1, "prediction is not 0 or 1": 1, "score is outside [0, 1]": 1,
         "ts has a UTC offset beyond ±14:00": 1, "ts is not a timestamp": 1,
+        "duplicate trace_id in file with other values": 1,
     }  # fmt: skip
     assert spark == duck
 
