@@ -80,8 +80,8 @@ unit: setup-dev promtool
 	$(PY) -m pytest -q -m "not e2e" -n 2
 
 e2e: setup-dev chromium
-	@echo ">> pytest (browser tests in headless Chromium; screenshots in tests/artifacts/)"
-	$(PY) -m pytest -q -m e2e
+	@echo ">> pytest (browser tests in headless Chromium, two workers; screenshots in tests/artifacts/)"
+	$(PY) -m pytest -q -m e2e -n 2 --dist worksteal
 
 test: lint unit e2e
 	@echo ">> all checks passed"

@@ -46,27 +46,37 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextmanager
 def serve(db: Path) -> Iterator[str]:
-    """Run `streamlit run app.py` against ``db`` on a free port; yield its URL once /_stcore/health is ok."""
-    port = _free_port()
+    """Run `streamlit run app.py` against ``db`` on a free port; yield its URL once /_stcore/health is ok.
+
+    With `pytest -n 2` two workers pick ports at once: a server that exits because another took its port between
+    the pick and the bind ("Port N is not available") is started again on a new one (three tries); any other
+    early exit fails at once.
+    """
     env = {**os.environ, "WORKBENCH_DB": str(db)}
-    log_path = db.parent / f"streamlit-{port}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "streamlit", "run", "app.py",
-                "--server.headless", "true", "--server.port", str(port),
-                "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-            ],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    for attempt in range(3):
+        port = _free_port()
+        log_path = db.parent / f"streamlit-{port}.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "streamlit", "run", "app.py",
+                    "--server.headless", "true", "--server.port", str(port),
+                    "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+                ],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
             while not _healthy(url):
                 if proc.poll() is not None or time.monotonic() > deadline:
+                    if attempt < 2 and proc.poll() is not None and "is not available" in log_path.read_text():
+                        break
                     raise RuntimeError(f"streamlit did not start: {log_path.read_text()[-2000:]}")
                 time.sleep(0.3)
-            yield url
+            else:
+                yield url
+                return
         finally:
             proc.terminate()
             try:
