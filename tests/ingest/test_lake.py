@@ -126,6 +126,16 @@ def test_rows_that_break_a_rule_are_left_out_and_counted(tmp_path: Path) -> None
                                                  "ts is not a timestamp": 1}}  # fmt: skip
     summary = store_summary(lake)
     assert (summary.predictions, summary.quarantined) == (2, 3)
+    # the rules ran once: the analyses' view leaves those three rows out by file and row, with no check per row
+    with lake.connect() as con:
+        view = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'predictions'").fetchone()[0]
+        left_out = con.execute("SELECT row_index, reason FROM lake_left_out_predictions ORDER BY 1").fetchall()
+        quarantine = con.execute("SELECT source, row_number, reason FROM quarantine ORDER BY 2").fetchall()
+    assert "CASE" not in view and "lake_left_out_predictions" in view
+    assert left_out == [(1, "prediction is not 0 or 1"), (2, "ts is not a timestamp"), (3, "score is outside [0, 1]")]
+    assert quarantine == [("predictions/part.parquet", 2, "prediction is not 0 or 1"),
+                          ("predictions/part.parquet", 3, "ts is not a timestamp"),
+                          ("predictions/part.parquet", 4, "score is outside [0, 1]")]  # fmt: skip
 
 
 def test_a_source_spec_names_a_store_or_a_lake(tmp_path: Path) -> None:
@@ -263,13 +273,17 @@ def test_a_lake_with_repeats_gives_the_ingested_store_s_documents(repeats) -> No
 
 
 def test_a_lake_without_repeats_reads_its_files_as_before(pair) -> None:
-    """No key repeats (the usual lake): the views read no file names or row numbers, and nothing is anti-joined."""
+    """No key repeats and no row breaking a rule (the usual lake): the views read no file names or row numbers,
+    nothing is anti-joined, and no rule is checked per row (the rules ran once, over every row)."""
     _, lake = pair
     with lake.connect() as con:
         views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
-        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    assert "file_row_number" not in views["predictions"] and "lake_left_out" not in views["predictions"]
-    assert "file_row_number" not in views["feedback"] and not any(t.startswith("lake_left_out") for t in tables)
+        tables = ("predictions", "feedback")
+        left_out = [con.execute(f"SELECT count(*) FROM lake_left_out_{t}").fetchone()[0] for t in tables]
+    for table in ("predictions", "feedback"):
+        assert "file_row_number" not in views[table] and "lake_left_out" not in views[table]
+        assert "CASE" not in views[table]
+    assert left_out == [0, 0]
 
 
 def test_the_repeats_are_found_once_per_snapshot_of_the_files(
@@ -278,8 +292,10 @@ def test_the_repeats_are_found_once_per_snapshot_of_the_files(
     monkeypatch.setenv("WORKBENCH_DB", str(tmp_path / "data" / "workbench.duckdb"))
     lake = write_repeats_lake(pair[0], tmp_path / "lake")
     first = validation_report(lake)
-    cached = sorted(p.name for p in (tmp_path / "data" / ".lake-cache").glob("*.parquet"))
+    cached = sorted(p.name for p in (tmp_path / "data" / ".lake-cache").glob("*.parquet") if "-rejected-" not in p.name)
     assert [name.split("-")[0] for name in cached] == ["feedback", "predictions"]
+    rejected = sorted(p.name for p in (tmp_path / "data" / ".lake-cache").glob("*-rejected-*.parquet"))
+    assert [name.split("-")[0] for name in rejected] == ["feedback", "predictions"]  # the rules' rows, kept too
     # a new process reads the cache file: emptied, it says no copies (no query looked again)
     path = tmp_path / "data" / ".lake-cache" / cached[1]
     pq.write_table(pq.read_table(path).slice(0, 0), path)
@@ -293,7 +309,8 @@ def test_the_repeats_are_found_once_per_snapshot_of_the_files(
                     f"TO {literal(str(again))} (FORMAT parquet)")  # fmt: skip
     report = validation_report(lake)
     assert report["duplicates"]["predictions"] == first["duplicates"]["predictions"] + 50
-    assert len(list((tmp_path / "data" / ".lake-cache").glob("predictions-*.parquet"))) == 2
+    assert len(list((tmp_path / "data" / ".lake-cache").glob("predictions-[0-9a-f]*.parquet"))) == 2
+    assert len(list((tmp_path / "data" / ".lake-cache").glob("predictions-rejected-*.parquet"))) == 2
 
 
 ROW = st.tuples(st.sampled_from(["a", " a", "b", "c", ""]), st.sampled_from([0, 1, 7]), st.sampled_from([0.25, 0.5]))

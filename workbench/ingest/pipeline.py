@@ -527,6 +527,38 @@ class LakeView:
         ORDER BY file, row_index
         """
 
+    @property
+    def rejected_sql(self) -> str:
+        """The rows that break a rule (columns :data:`REPEAT_COLUMNS`, status ``quarantine``, the first failing
+        check as the reason), by file and row index: what :meth:`checked` leaves out without checking again."""
+        p = self.parts
+        return (f"SELECT __file AS file, __row AS row_index, '{QUARANTINE}' AS status, reason, "
+                f"CAST(raw AS VARCHAR) AS raw FROM (SELECT __file, __row, ({p['reason']}) AS reason, {p['raw']} AS raw "
+                f"FROM {p['staged_meta']}) WHERE reason IS NOT NULL")  # fmt: skip
+
+    def checked(self, left_out: str, none_left_out: bool) -> LakeView:
+        """This view once the rules ran over every row: ``left_out`` (a relation with :data:`REPEAT_COLUMNS`)
+        holds the rows they leave out (:attr:`rejected_sql`'s and the repeat rule's), so a query applies no check
+        per row and reads only the columns it aggregates (a count of 20M predictions: 0.3 s instead of 35 s).
+        ``none_left_out``: ``left_out`` is empty, the files are read with no join. The quarantine is
+        ``left_out``'s quarantined rows, each with its file and row."""
+        p = self.parts
+        if none_left_out:
+            rows_sql = f"SELECT {p['columns']}, CAST(NULL AS BIGINT) AS ingest_id FROM {p['staged']}"
+        else:
+            joined = f"LEFT JOIN {left_out} o ON o.file = s.__file AND o.row_index = s.__row"
+            rows_sql = (f"SELECT {p['columns']}, CAST(NULL AS BIGINT) AS ingest_id FROM {p['staged_meta']} s {joined} "
+                        f"WHERE o.file IS NULL")  # fmt: skip
+        return replace(self, rows_sql=rows_sql, quarantine_sql=self._quarantined(left_out))
+
+    def _quarantined(self, left_out: str) -> str:
+        p = self.parts
+        return (
+            f"SELECT CAST(NULL AS BIGINT) AS ingest_id, {literal(p['table'])} AS table_name, "
+            f"concat({literal(p['name'])}, file) AS source, row_index + 1 AS row_number, raw, reason, "
+            f"CAST(NULL AS TIMESTAMPTZ) AS quarantined_at FROM {left_out} WHERE status = '{QUARANTINE}'"
+        )
+
     def leaving_out(self, left_out: str) -> LakeView:
         """This view without the rows of ``left_out`` (a relation with :data:`REPEAT_COLUMNS`, from
         :meth:`left_out_sql`), whose quarantined rows join the quarantine with their reason, file and row."""
@@ -535,12 +567,9 @@ class LakeView:
         joined = f"LEFT JOIN {left_out} o ON o.file = s.__file AND o.row_index = s.__row"
         rows_sql = (f"SELECT {p['columns']}, CAST(NULL AS BIGINT) AS ingest_id FROM {p['staged_meta']} s {joined} "
                     f"WHERE ({p['reason']}) IS NULL AND o.file IS NULL")  # fmt: skip
-        repeats = (
-            f"SELECT CAST(NULL AS BIGINT) AS ingest_id, {literal(p['table'])} AS table_name, "
-            f"concat({literal(p['name'])}, file) AS source, row_index + 1 AS row_number, raw, reason, "
-            f"CAST(NULL AS TIMESTAMPTZ) AS quarantined_at FROM {left_out} WHERE status = '{QUARANTINE}'"
+        return replace(
+            self, rows_sql=rows_sql, quarantine_sql=f"{self.quarantine_sql} UNION ALL {self._quarantined(left_out)}"
         )
-        return replace(self, rows_sql=rows_sql, quarantine_sql=f"{self.quarantine_sql} UNION ALL {repeats}")
 
 
 def lake_view(
@@ -586,5 +615,6 @@ def lake_view(
     meta = f"(SELECT {positional}, __file, __row FROM {meta_source})" if meta_source else ""
     row_hash = f"hash({', '.join(plan.select.values())})"
     parts = {"keys": keys, "key_columns": key_columns, "key_hash": key_hash, "row_hash": row_hash, "raw": raw,
-             "reason": reason, "columns": columns, "staged_meta": meta, "table": table, "name": name}  # fmt: skip
+             "reason": reason, "columns": columns, "staged_meta": meta, "table": table, "name": name,
+             "staged": staged}  # fmt: skip
     return LakeView(rows_sql, quarantine_sql, plan.roles, repeated_sql, meta_source, parts)
