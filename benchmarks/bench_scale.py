@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -44,11 +45,15 @@ class Command:
 
     case: str
     argv: tuple[str, ...]
-    goal_s: float
+    goal_s: float | None
     goal_mb: float | None = None
+    lake_only: bool = False
 
 
 COMMANDS = (
+    # A lake's first read applies the ingest's rules to every row once and keeps the rows they leave out (the
+    # folder's .lake-cache/): timed on its own, so each command below is what a user meets on a known lake.
+    Command("validate (first read of a lake)", ("validate",), None, lake_only=True),
     Command("info", ("info",), 2.0),
     Command("drift, first run", ("drift", "--reference", "first:30d", "--current", "last:7d"), 15.0, 1536.0),
     Command("drift, a new window", ("drift", "--reference", "first:30d", "--current", "last:14d"), 3.0),
@@ -127,7 +132,7 @@ def _plot(points: list[dict]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:  # the plot is a convenience of the dev environment
         return
-    cases = [c.case for c in COMMANDS]
+    cases = [c.case for c in COMMANDS if c.goal_s is not None]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharex=True)
     for ax, case in zip(axes.flat, cases, strict=True):
         for setup in SETUPS:
@@ -166,15 +171,21 @@ def cases(quick: bool, workdir: Path) -> Iterator[Row]:
             if setup.name not in wanted:
                 continue
             source = str(db) if setup.name == "store" else f"lake:{lake}"
-            env = {**os.environ, "WORKBENCH_ENGINE": setup.engine}
+            # the default store's folder holds a lake's cache: the work folder, emptied for each set-up
+            env = {**os.environ, "WORKBENCH_ENGINE": setup.engine, "WORKBENCH_DB": str(db)}
             env.pop("WORKBENCH_SOURCE", None)
             if setup.name == "store":
                 forget_profiles(db)
+            shutil.rmtree(workdir / ".lake-cache", ignore_errors=True)
             for command in COMMANDS:
+                if command.lake_only and setup.name == "store":
+                    continue
                 seconds, peak, code, err = run_tree(workbench("--source", source, *command.argv, "--json"), env)
                 ok = code in (0, 1)
-                goal = f"≤ {command.goal_s:g} s" + (f", ≤ {command.goal_mb / 1024:g} GB" if command.goal_mb else "")
-                met = ok and seconds <= command.goal_s and (command.goal_mb is None or peak <= command.goal_mb)
+                goal = (f"≤ {command.goal_s:g} s" + (f", ≤ {command.goal_mb / 1024:g} GB" if command.goal_mb else "")
+                        if command.goal_s is not None else None)  # fmt: skip
+                met = (ok and seconds <= command.goal_s and (command.goal_mb is None or peak <= command.goal_mb)
+                       if command.goal_s is not None else None)  # fmt: skip
                 last = err.strip().splitlines()[-1][:160] if err.strip() else ""
                 note = "" if ok else f"failed (exit {code}): {last}"
                 yield Row("scale", f"{command.case} [{setup.name}]", rows, seconds, peak, goal=goal, goal_met=met,
