@@ -237,7 +237,7 @@ def _md5_hash(text: str, digits: int = 8) -> int:
 
 @settings(max_examples=25, deadline=None)
 @given(
-    st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=40), min_size=1, max_size=50),
+    st.lists(st.text(st.characters(codec="utf-8", blacklist_characters="\x00"), max_size=40), min_size=1, max_size=50),
     st.integers(1, 8),
 )
 def test_the_portable_hash_is_md5_s_first_hex_digits(duckdb_engine, texts, digits):
