@@ -219,3 +219,27 @@ def test_workbench_metrics_serve_is_scraped_and_stops_on_ctrl_c(metrics_store, t
         got = value(samples, "workbench_online_accuracy_ratio", model_version=version)
         assert got == pytest.approx(row["correct"] / row["labels"], rel=1e-12)
     assert value(samples, "workbench_metrics_section_ok", section="rules") == 1.0
+
+
+def test_ctrl_c_stops_even_when_the_server_s_shutdown_hangs():
+    """stop_serving waits at most its timeout for each step: a shutdown that never returns does not keep the
+    command alive, and the refresh thread is still told to stop."""
+    import threading as _threading
+
+    from workbench.metrics.exporter import stop_serving
+
+    never = _threading.Event()
+    stopped = []
+
+    class Hanging:
+        def shutdown(self) -> None:
+            never.wait()
+
+    class Refresh:
+        def stop(self) -> None:
+            stopped.append(True)
+
+    started = time.monotonic()
+    stop_serving(Hanging(), Refresh(), timeout=0.2)
+    assert time.monotonic() - started < 2.0 and stopped == [True]
+    never.set()

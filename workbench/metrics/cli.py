@@ -61,7 +61,7 @@ def serve(
     """Serve /metrics in the Prometheus text format; the numbers are recomputed every [metrics] refresh_seconds
     (a scrape reads the last ones). Once listening it prints the address and the first numbers. Ctrl-C stops."""
     from workbench.metrics.exporter import serve as start
-    from workbench.metrics.exporter import wait_forever
+    from workbench.metrics.exporter import stop_serving, wait_forever
 
     if not 1 <= port <= 65535:
         raise InputError(f"--port must be a TCP port from 1 to 65535, not {port}")
@@ -78,8 +78,7 @@ def serve(
     try:
         wait_forever()
     except KeyboardInterrupt:
-        server.shutdown()
-        exporter.stop()
+        stop_serving(server, exporter)
         typer.echo("stopped", err=True)
 
 

@@ -104,6 +104,16 @@ def write_textfile(exporter: Exporter, path: Path) -> Path:
     return path
 
 
+def stop_serving(server: Any, exporter: Exporter, timeout: float = 5.0) -> None:
+    """End the server and the refresh thread, waiting at most ``timeout`` seconds for each: Ctrl-C stops the
+    command even when a shutdown hangs (once in a CI run, ``server.shutdown()`` did not return in 30 s); both
+    run in daemon threads, which end with the process."""
+    for step in (server.shutdown, exporter.stop):
+        worker = threading.Thread(target=step, name="workbench-metrics-stop", daemon=True)
+        worker.start()
+        worker.join(timeout)
+
+
 def wait_forever(poll_seconds: float = 3600.0) -> None:
     """Block the main thread until Ctrl-C (the server and the refresh run in daemon threads)."""
     while True:
