@@ -187,6 +187,13 @@ def test_a_bad_rules_file_is_refused_before_anything_is_computed(tmp_path):
         check_rules(rules)
 
 
+def _as_a_shell_starts_it() -> None:
+    """The child's Ctrl-C as an interactive shell leaves it (SIGINT unblocked, default disposition), whatever the
+    test worker's: in the whole suite on 2 workers the command never saw the test's SIGINT (alone it always did)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_workbench_metrics_serve_is_scraped_and_stops_on_ctrl_c(metrics_store, tmp_path):
     """End to end: the command computes the real numbers, serves them on 127.0.0.1 and stops cleanly."""
     store, _, rules = metrics_store
@@ -196,7 +203,7 @@ def test_workbench_metrics_serve_is_scraped_and_stops_on_ctrl_c(metrics_store, t
     process = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "--settings", str(settings), "metrics", "serve", "--port", str(port),
          "--rules", str(rules), "--db", str(store.path), "--json"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_as_a_shell_starts_it,
     )  # fmt: skip
     try:
         samples, deadline = None, time.monotonic() + 90
