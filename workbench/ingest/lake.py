@@ -50,7 +50,7 @@ _VIEWS: dict[tuple[str, str, tuple], LakeView] = {}  # (folder, table, file fing
 _SPARK_ROWS: dict[tuple, tuple[tuple, Any]] = {}  # (Spark Connect address, folder, table) -> (files, cached rows)
 _LEFT_OUT: dict[tuple[str, str, tuple], tuple] = {}  # (folder, table, files) -> (plan, the repeat rule's rows)
 _REJECTED: dict[tuple[str, str, tuple], tuple] = {}  # (folder, table, files) -> (plan, rows that break a rule)
-CACHE_FOLDER = ".lake-cache"  # beside the default store (the data folder): the repeat rule's rows per snapshot
+CACHE_FOLDER = ".lake-cache"  # beside the default store (the data folder): the rows left out, per snapshot
 CACHE_FILES = 64  # the newest kept; older snapshots' files are removed
 LEFT_OUT_SCHEMA = pa.schema([("file", pa.string()), ("row_index", pa.int64()), ("status", pa.string()),
                              ("reason", pa.string()), ("raw", pa.string())])  # fmt: skip
@@ -242,7 +242,7 @@ def left_out(store: LakeStore, con: duckdb.DuckDBPyConnection, table: str, view:
         con.unregister("repeated_keys")
         return found.select(list(REPEAT_COLUMNS)).cast(LEFT_OUT_SCHEMA)
 
-    return _per_snapshot(_LEFT_OUT, store, table, (view.repeated_sql, view.parts), find)
+    return _per_snapshot(_LEFT_OUT, store, table, "", (view.repeated_sql, view.parts), find)
 
 
 def rejected(store: LakeStore, con: duckdb.DuckDBPyConnection, table: str, view: LakeView) -> pa.Table:
@@ -256,7 +256,7 @@ def rejected(store: LakeStore, con: duckdb.DuckDBPyConnection, table: str, view:
     """
     today = datetime.now(UTC).date().isoformat()
     find = lambda: con.sql(view.rejected_sql).to_arrow_table().select(list(REPEAT_COLUMNS)).cast(LEFT_OUT_SCHEMA)  # noqa: E731
-    return _per_snapshot(_REJECTED, store, f"{table}-rejected", ("rejected", today, view.rejected_sql), find)
+    return _per_snapshot(_REJECTED, store, table, "-rejected", (today, view.rejected_sql), find)
 
 
 def _found(memo: dict, store: LakeStore, table: str) -> pa.Table | None:
@@ -265,17 +265,15 @@ def _found(memo: dict, store: LakeStore, table: str) -> pa.Table | None:
     return None if entry is None else entry[1]
 
 
-def _per_snapshot(memo: dict, store: LakeStore, name: str, plan: tuple, find: Any) -> pa.Table:
-    """``find()``'s rows for this snapshot of the table's files (``name``: the table, and a suffix naming what
-    is kept) and this ``plan``: from ``memo`` (this process), else from the data folder's ``.lake-cache/``
-    (``<name>-<digest>.parquet``, one small file per snapshot, so the next process reads it), else found and
-    kept in both."""
-    table = name.split("-")[0]
+def _per_snapshot(memo: dict, store: LakeStore, table: str, kind: str, plan: tuple, find: Any) -> pa.Table:
+    """``find()``'s rows for this snapshot of ``table``'s files and this ``plan``: from ``memo`` (this process),
+    else from the data folder's ``.lake-cache/`` (``<table><kind>-<digest>.parquet``, one small file per
+    snapshot, so the next process reads it), else found and kept in both."""
     key = (str(store.path.resolve()), table, _fingerprint(store.path / table))
     if key in memo and memo[key][0] == plan:
         return memo[key][1]
     digest = hashlib.sha256(repr((key, plan)).encode()).hexdigest()[:24]
-    cached = default_db_path().parent / CACHE_FOLDER / f"{name}-{digest}.parquet"
+    cached = default_db_path().parent / CACHE_FOLDER / f"{table}{kind}-{digest}.parquet"
     try:
         rows = pq.read_table(cached, schema=LEFT_OUT_SCHEMA)
     except (OSError, pa.ArrowException):
