@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statsmodels.stats.proportion import proportion_confint
 
 from tests.helpers.stream_data import ROLES, START, build
@@ -14,7 +16,7 @@ from workbench.demo.scenario import Scenario, build_demo
 from workbench.ingest.pipeline import ingest_frames
 from workbench.sources.store_queries import store_summary
 from workbench.stream.quality import label_delays_from, signal_quality_from
-from workbench.stream.queries import stream_series
+from workbench.stream.queries import PER_TRACE_COUNTS, SERIES_COUNTS, series_from, stream_series
 from workbench.stream.snapshot import StreamSettings, add_rates, stream_snapshot
 
 H = pd.Timedelta(hours=1)
@@ -31,6 +33,16 @@ def fb(trace, ts, kind, type_, value, label=None):
 @pytest.fixture()
 def small(tmp_path):
     """Two days, four predictions; every kind of feedback once or twice."""
+    return _small(tmp_path / "s.duckdb")
+
+
+@pytest.fixture(scope="module")
+def small_shared(tmp_path_factory):
+    """The same store, built once for the module's property test (never written to)."""
+    return _small(tmp_path_factory.mktemp("stream") / "s.duckdb")
+
+
+def _small(path):
     d0, d1 = START + 9 * H, START + pd.Timedelta(days=1) + 9 * H
     predictions = [
         prediction("a", d0, 1, region="north"),
@@ -48,7 +60,7 @@ def small(tmp_path):
         fb("c", d1 + 2 * H, "implicit", "click", 1),
         fb("zz", d1, "implicit", "click", 1),  # orphan
     ]
-    return build(tmp_path / "s.duckdb", predictions, feedback)
+    return build(path, predictions, feedback)
 
 
 def test_series_counts_every_column_by_prediction_day(small):
@@ -60,6 +72,36 @@ def test_series_counts_every_column_by_prediction_day(small):
                      feedback_automated=0, labels=0, correct=0, thumbs=1, thumbs_up=0, clicks=1, clicked=1)  # fmt: skip
     assert {k: int(day0[k]) for k in expected0} == expected0
     assert {k: int(day1[k]) for k in expected1} == expected1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    counts=st.lists(st.sampled_from(SERIES_COUNTS), min_size=1, max_size=4, unique=True),
+    label_types=st.sampled_from([None, ("outcome",), ("correction",), ("outcome", "correction")]),
+    segment=st.sampled_from([None, "region", "model_version"]),
+    granularity=st.sampled_from(["hour", "day", "week"]),
+)
+def test_a_rules_few_counts_equal_the_whole_series(small_shared, counts, label_types, segment, granularity):
+    """A trigger rule's counts (summed over feedback rows, no per-trace grouping when it can) are the page's."""
+    whole = stream_series(small_shared, None, granularity, segment, label_types)
+    with small_shared.ibis() as con:
+        few = series_from(con, None, granularity, segment, label_types, tuple(counts))
+    assert list(few.columns) == ["bucket", "segment", *dict.fromkeys(["predictions", *counts])]
+    pd.testing.assert_frame_equal(few, whole[list(few.columns)])
+
+
+def test_a_rules_counts_on_the_demo_equal_the_whole_series(demo_small):
+    """The same on the demo's thousands of rows, for the counts the example rules read."""
+    store, _ = demo_small
+    with store.ibis() as con:
+        for label_types in (None, ("outcome",)):
+            whole = series_from(con, None, "day", None, label_types)
+            for counts in (("labels", "correct"), ("thumbs", "thumbs_up"), ("clicks", "clicked"), ("predictions",)):
+                few = series_from(con, None, "day", None, label_types, counts)
+                assert few["predictions"].sum() == whole["predictions"].sum() > 1000
+                pd.testing.assert_frame_equal(few, whole[list(few.columns)])
+    with store.ibis() as con, pytest.raises(ValueError, match="unknown stream counts: nope"):
+        series_from(con, counts=("nope",))
 
 
 def test_label_types_choose_which_feedback_counts_as_labels(small):

@@ -56,12 +56,15 @@ class MetricContext:
             versions = tuple(v for v in window.model_versions if v in rule.model_versions) or (NO_VERSION,)
         return Window(window.start, window.end, versions)
 
-    def stream(self, rule: Rule, label_types: tuple[str, ...] | None = None) -> pd.DataFrame:
-        """Per prediction bucket of the rule's window: the counts of ``series_from``, zero-filled on the calendar."""
+    def stream(
+        self, rule: Rule, counts: tuple[str, ...], label_types: tuple[str, ...] | None = None
+    ) -> pd.DataFrame:
+        """Per prediction bucket of the rule's window: ``predictions`` and ``counts`` of ``series_from``,
+        zero-filled on the calendar (a rule's own few counts: see ``series_from``'s ``counts``)."""
         window = self.window_for(rule)
-        key = ("stream", rule.window, window, label_types)
+        key = ("stream", rule.window, window, label_types, counts)
         if key not in self.cache:
-            frame = series_from(self.con, window, rule.window, None, label_types)
+            frame = series_from(self.con, window, rule.window, None, label_types, counts)
             self.cache[key] = on_calendar(frame, self.calendar(rule.window))
         return self.cache[key]
 

@@ -93,12 +93,16 @@ def _segment(con: Any, table: Any, segment: str | None) -> Any:
     return table[segment].cast("string").fill_null(MISSING)
 
 
+PER_TRACE_COUNTS = ("with_feedback", "with_label")  # predictions with any: the feedback grouped by trace first
+
+
 def series_from(
     con: Any,
     window: Window | None = None,
     granularity: str = "day",
     segment: str | None = None,
     label_types: Sequence[str] | None = None,
+    counts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Per prediction bucket (and segment): predictions, feedback by kind, coverage, labels, accuracy inputs.
 
@@ -107,8 +111,18 @@ def series_from(
     labels (labelled feedback rows, from ``label_types`` when given), correct (those whose label equals
     the prediction), thumbs / thumbs_up and clicks / clicked (feedback rows of type thumb and click, and
     how many had value 1). Buckets without predictions are absent (see :func:`on_calendar`).
+
+    ``counts`` (a trigger rule's few): only those and ``predictions``. Without the two of
+    :data:`PER_TRACE_COUNTS` they are sums over feedback rows, so only the rows they count are joined to the
+    predictions and nothing is grouped by trace (:func:`_row_sums`: the same numbers).
     """
     trunc = unit(granularity)
+    if counts is not None:
+        unknown = sorted(set(counts) - set(SERIES_COUNTS))
+        if unknown:
+            raise ValueError(f"unknown stream counts: {', '.join(unknown)}")
+        if not set(counts) & set(PER_TRACE_COUNTS):
+            return _typed(_row_sums(con, window, trunc, segment, label_types, counts))
     p = filtered_predictions(con, window)
     per_trace = _per_trace_feedback(con.table("feedback"), label_types)
     j = p.left_join(per_trace, "trace_id")
@@ -129,10 +143,59 @@ def series_from(
         clicks=j.n_clicks.fill_null(0).sum(),
         clicked=j.n_clicked.fill_null(0).sum(),
     )
-    frame = grouped.order_by(["bucket", "segment"]).execute()
-    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
-    frame[list(SERIES_COUNTS)] = frame[list(SERIES_COUNTS)].fillna(0).astype("int64")
+    frame = _typed(grouped.order_by(["bucket", "segment"]).execute())
+    if counts is not None:
+        frame = frame[["bucket", "segment", *dict.fromkeys(("predictions", *counts))]]
     return frame
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """UTC bucket starts and whole counts (a bucket without a count's rows: 0)."""
+    frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)
+    present = [c for c in SERIES_COUNTS if c in frame.columns]
+    frame[present] = frame[present].fillna(0).astype("int64")
+    return frame
+
+
+def _row_sums(
+    con: Any, window: Window | None, trunc: str, segment: str | None, label_types: Sequence[str] | None,
+    counts: Sequence[str],
+) -> pd.DataFrame:  # fmt: skip
+    """:func:`series_from`'s ``predictions`` and ``counts`` (none of :data:`PER_TRACE_COUNTS`) as sums over the
+    feedback rows they count, joined to their prediction's bucket: at 20M predictions and 21.7M feedback rows,
+    the labels of one type join 6.7M rows instead of grouping 21.7M by trace and joining 14M groups."""
+    p = filtered_predictions(con, window)
+    keyed = p.select("trace_id", "prediction", bucket=p.ts.truncate(trunc), segment=_segment(con, p, segment))
+    frame = keyed.group_by(["bucket", "segment"]).aggregate(predictions=keyed.count())
+    f = con.table("feedback")
+    is_label = label_filter(f, label_types)
+    f = f.mutate(is_label=is_label)
+    kinds = {"feedback_explicit": "explicit", "feedback_implicit": "implicit", "feedback_automated": "automated"}
+    rows = {
+        **{name: f.kind == kind for name, kind in kinds.items()},
+        "labels": f.is_label, "correct": f.is_label,
+        "thumbs": f.type == "thumb", "thumbs_up": f.type == "thumb",
+        "clicks": f.type == "click", "clicked": f.type == "click",
+    }  # fmt: skip
+    wanted = [c for c in dict.fromkeys(counts) if c != "predictions"]
+    if not wanted:
+        return frame.order_by(["bucket", "segment"]).execute()
+    keep = rows[wanted[0]]
+    for c in wanted[1:]:
+        keep = keep | rows[c]
+    j = f.filter(keep).inner_join(keyed, "trace_id")
+    label = j.label.cast("int64")
+    sums = {
+        **{name: j.trace_id.count(where=j.kind == kind) for name, kind in kinds.items()},
+        "labels": j.trace_id.count(where=j.is_label),
+        "correct": (j.prediction == 1).ifelse(label, 1 - label).sum(where=j.is_label),
+        "thumbs": j.trace_id.count(where=j.type == "thumb"), "thumbs_up": j.value.sum(where=j.type == "thumb"),
+        "clicks": j.trace_id.count(where=j.type == "click"), "clicked": j.value.sum(where=j.type == "click"),
+    }  # fmt: skip
+    found = j.group_by(["bucket", "segment"]).aggregate(**{c: sums[c] for c in wanted})
+    both = frame.left_join(found, ["bucket", "segment"])
+    both = both.select("bucket", "segment", "predictions", *wanted)
+    return both.order_by(["bucket", "segment"]).execute()
 
 
 def stream_series(

@@ -83,26 +83,26 @@ def _ratio(successes: pd.Series, trials: pd.Series) -> np.ndarray:
 
 def online_accuracy(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """Share of labels equal to the prediction, per prediction bucket (labels from ``label_types``)."""
-    s = ctx.stream(rule, rule.param("label_types"))
+    s = ctx.stream(rule, ("labels", "correct"), rule.param("label_types"))
     return _frame(s["bucket"], _ratio(s["correct"], s["labels"]), s["labels"])
 
 
 def positive_feedback_rate(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """Thumbs-up share of thumbs (``feedback_type = "thumb"``) or clicked share of impressions ("click")."""
-    s = ctx.stream(rule)
     trials, successes = ("clicks", "clicked") if rule.param("feedback_type") == "click" else ("thumbs", "thumbs_up")
+    s = ctx.stream(rule, (trials, successes))
     return _frame(s["bucket"], _ratio(s[successes], s[trials]), s[trials])
 
 
 def coverage(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """Share of the bucket's predictions with a label (from ``label_types``)."""
-    s = ctx.stream(rule, rule.param("label_types"))
+    s = ctx.stream(rule, ("with_label",), rule.param("label_types"))
     return _frame(s["bucket"], _ratio(s["with_label"], s["predictions"]), s["predictions"])
 
 
 def prediction_volume(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     """Predictions per bucket (a bucket without any is 0: an outage shows)."""
-    s = ctx.stream(rule)
+    s = ctx.stream(rule, ("predictions",))
     return _frame(s["bucket"], s["predictions"], s["predictions"])
 
 
