@@ -16,7 +16,7 @@ from workbench.demo.scenario import Scenario, build_demo
 from workbench.ingest.pipeline import ingest_frames
 from workbench.sources.store_queries import store_summary
 from workbench.stream.quality import label_delays_from, signal_quality_from
-from workbench.stream.queries import PER_TRACE_COUNTS, SERIES_COUNTS, series_from, stream_series
+from workbench.stream.queries import SERIES_COUNTS, series_from, stream_series
 from workbench.stream.snapshot import StreamSettings, add_rates, stream_snapshot
 
 H = pd.Timedelta(hours=1)

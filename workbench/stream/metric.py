@@ -56,9 +56,7 @@ class MetricContext:
             versions = tuple(v for v in window.model_versions if v in rule.model_versions) or (NO_VERSION,)
         return Window(window.start, window.end, versions)
 
-    def stream(
-        self, rule: Rule, counts: tuple[str, ...], label_types: tuple[str, ...] | None = None
-    ) -> pd.DataFrame:
+    def stream(self, rule: Rule, counts: tuple[str, ...], label_types: tuple[str, ...] | None = None) -> pd.DataFrame:
         """Per prediction bucket of the rule's window: ``predictions`` and ``counts`` of ``series_from``,
         zero-filled on the calendar (a rule's own few counts: see ``series_from``'s ``counts``)."""
         window = self.window_for(rule)
