@@ -40,7 +40,8 @@ from workbench.abtest.summary_queries import (
     unit_summary,
 )
 from workbench.core.window import Window
-from workbench.sources.experiment import DAY_US, experiment_predictions, metric, units_by_arm, utc_day
+from workbench.sources.chunks import DAY_US, HOUR_US, utc_bucket
+from workbench.sources.experiment import experiment_predictions, metric, units_by_arm
 from workbench.sources.store import Store
 from workbench.stats.abtest import Moments
 
@@ -100,22 +101,29 @@ def test_units_by_arm_arg_min_equals_ibis_argmin(tricky_store: Store) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(-3 * 10**15, 4 * 10**15), min_size=1, max_size=30))
-def test_utc_day_equals_date_trunc_of_the_naive_timestamp(micros: list[int]) -> None:
-    """The integer day floor is DuckDB's date_trunc('day', ts::TIMESTAMP), before and after 1970, at midnight."""
+@given(st.lists(st.integers(-3 * 10**15, 4 * 10**15), min_size=1, max_size=30), st.sampled_from(["h", "D", "W"]))
+def test_utc_bucket_equals_date_trunc_of_the_naive_timestamp(micros: list[int], unit: str) -> None:
+    """The integer floor of an hour, day or ISO week (from Monday) is DuckDB's date_trunc(unit, ts::TIMESTAMP),
+    before and after 1970, on and next to the boundaries."""
     import duckdb
     import ibis
 
-    micros = [*micros, 0, -1, DAY_US, DAY_US - 1, -DAY_US, -DAY_US - 1]
+    week = 7 * DAY_US
+    monday = 4 * DAY_US  # 1970-01-05
+    edges = [0, -1, HOUR_US, HOUR_US - 1, DAY_US, DAY_US - 1, -DAY_US, -DAY_US - 1, monday, monday - 1,
+             monday + week, monday - week, monday - week - 1]  # fmt: skip
+    micros = [*micros, *edges]
     raw = duckdb.connect()
     raw.execute("SET TimeZone = 'UTC'")
     raw.execute(
         "CREATE TABLE t AS SELECT TIMESTAMPTZ 'epoch' + to_microseconds(us) AS ts FROM unnest(?) u(us)", [micros]
     )
     t = ibis.duckdb.from_connection(raw).table("t")
-    frame = t.select(new=utc_day(t.ts), old=t.ts.cast("timestamp").truncate("D")).execute()
+    frame = t.select(new=utc_bucket(t.ts, unit), old=t.ts.cast("timestamp").truncate(unit)).execute()
     assert frame["new"].dtype == frame["old"].dtype
     assert (frame["new"] == frame["old"]).all()
+    if unit == "W":
+        assert (frame["new"].dt.day_of_week == 0).all()
 
 
 def test_unit_summary_with_segment_codes_equals_the_plain_one(tricky_store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -6,13 +6,12 @@ by the A/B analysis and the sums the ingest keeps per trace and per unit, so nei
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.errors import InputError
 from workbench.core.window import Window
-from workbench.sources import cursors
+from workbench.sources.chunks import utc_bucket
 from workbench.sources.windowed import filtered_predictions
 
 
@@ -81,36 +80,9 @@ def experiment_predictions(
     columns = {f"seg_{i}": p[c].cast("string").fill_null("(missing)") for i, c in enumerate(segments)}
     exp = p.select(
         "trace_id", *keep, arm=p[arm_source].cast("string"), unit=p.unit_id.fill_null(p.trace_id), ts=p.ts,
-        day=utc_day(p.ts), **columns,
+        day=utc_bucket(p.ts, "D"), **columns,
     )  # fmt: skip
     return exp, arm_source
-
-
-DAY_US = 86_400_000_000
-
-
-def utc_day(ts: Any) -> Any:
-    """The UTC day of a timestamp as a naive TIMESTAMP at midnight (= ``date_trunc('day', ts::TIMESTAMP)``).
-
-    Integer arithmetic on the microseconds since the epoch, floored (``x − ((x mod d) + d) mod d`` also
-    below 1970): DuckDB's date_trunc goes through the calendar and cost 0.6 CPU-s per 5M predictions, this 0.1.
-    Other engines (Spark, whose session time zone is UTC): the portable ``date_trunc``.
-    """
-    import ibis
-
-    if not cursors.on_duckdb(ts):
-        return ts.truncate("D").cast("timestamp")
-
-    @ibis.udf.scalar.builtin(name="epoch_us")
-    def _epoch_us(ts) -> int:  # type: ignore[no-untyped-def]
-        """Microseconds since 1970-01-01 UTC (DuckDB builtin)."""
-
-    @ibis.udf.scalar.builtin(name="make_timestamp")
-    def _make_timestamp(us: int) -> dt.datetime:
-        """The naive TIMESTAMP of microseconds since the epoch (DuckDB builtin)."""
-
-    us = _epoch_us(ts)
-    return _make_timestamp(us - ((us % DAY_US) + DAY_US) % DAY_US)
 
 
 def units_by_arm(exp: Any, n_segments: int, packed: Any | None = None, sums: dict[str, Any] | None = None) -> Any:

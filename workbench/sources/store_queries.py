@@ -12,6 +12,7 @@ from typing import Any
 
 from workbench.core.window import Window
 from workbench.sources import trace_feedback
+from workbench.sources.chunks import utc_bucket
 from workbench.sources.experiment import hidden
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.windowed import filtered_predictions
@@ -152,7 +153,7 @@ def daily_volume(store: Store, window: Window | None = None) -> Any:
         f = con.table("feedback")
         per_trace = f.group_by("trace_id").aggregate(n_feedback=f.count())
         joined = p.left_join(per_trace, "trace_id")
-        day = joined.ts.truncate("D").name("day")
+        day = utc_bucket(joined.ts, "D").name("day")
         grouped = joined.group_by([day, joined.model_version]).aggregate(
             predictions=joined.count(), feedback=joined.n_feedback.fill_null(0).sum()
         )

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.core.window import Window
+from workbench.sources.chunks import utc_bucket
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stream.queries import label_filter, unit
 
@@ -158,7 +159,7 @@ def signal_quality_from(con: Any, window: Window | None = None, granularity: str
     trunc = unit(granularity)
     q = con.table("quarantine")
     quarantine = (
-        q.group_by(bucket=q.quarantined_at.truncate(trunc), table=q.table_name, reason=q.reason)
+        q.group_by(bucket=utc_bucket(q.quarantined_at, trunc), table=q.table_name, reason=q.reason)
         .aggregate(rows=q.count())
         .order_by(["bucket", "table", "reason"])
         .execute()
@@ -166,12 +167,12 @@ def signal_quality_from(con: Any, window: Window | None = None, granularity: str
     ing = con.table("ingests")
     duplicates = (
         ing.filter(ing.duplicates > 0)
-        .group_by(bucket=ing.ingested_at.truncate(trunc), table=ing.table_name)
+        .group_by(bucket=utc_bucket(ing.ingested_at, trunc), table=ing.table_name)
         .aggregate(duplicates=ing.duplicates.sum())
         .order_by(["bucket", "table"])
         .execute()
     )
-    p = filtered_predictions(con, window).select("trace_id", bucket=lambda t: t.ts.truncate(trunc))
+    p = filtered_predictions(con, window).select("trace_id", bucket=lambda t: utc_bucket(t.ts, trunc))
     f = con.table("feedback")
     scoped = f.semi_join(p, "trace_id")
     labelled = scoped.filter(scoped.label.notnull())
@@ -198,7 +199,7 @@ def signal_quality_from(con: Any, window: Window | None = None, granularity: str
         orphan = orphan.filter(orphan.ts >= window.start)
     if window is not None and window.end is not None:
         orphan = orphan.filter(orphan.ts < window.end)
-    orphans = orphan.group_by(bucket=orphan.ts.truncate(trunc)).aggregate(rows=orphan.count()).order_by("bucket")
+    orphans = orphan.group_by(bucket=utc_bucket(orphan.ts, trunc)).aggregate(rows=orphan.count()).order_by("bucket")
     orphans = orphans.execute()
     for frame in (quarantine, duplicates, conflicts, orphans):
         frame["bucket"] = pd.to_datetime(frame["bucket"], utc=True)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from workbench.core.errors import InputError
 from workbench.core.window import Window
+from workbench.sources.chunks import utc_bucket
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stream.buckets import BUCKET_LENGTH, GRANULARITIES, MISSING, SEGMENT_NONE
@@ -129,7 +130,7 @@ def series_from(
     labels = j.n_labels.fill_null(0)
     positives = j.n_label_positive.fill_null(0)
     correct = (j.prediction == 1).ifelse(positives, labels - positives)
-    grouped = j.group_by(bucket=j.ts.truncate(trunc), segment=_segment(con, j, segment)).aggregate(
+    grouped = j.group_by(bucket=utc_bucket(j.ts, trunc), segment=_segment(con, j, segment)).aggregate(
         predictions=j.count(),
         with_feedback=j.trace_id.count(where=j.n_feedback.fill_null(0) > 0),
         with_label=j.trace_id.count(where=labels > 0),
@@ -165,7 +166,7 @@ def _row_sums(
     feedback rows they count, joined to their prediction's bucket: at 20M predictions and 21.7M feedback rows,
     the labels of one type join 6.7M rows instead of grouping 21.7M by trace and joining 14M groups."""
     p = filtered_predictions(con, window)
-    keyed = p.select("trace_id", "prediction", bucket=p.ts.truncate(trunc), segment=_segment(con, p, segment))
+    keyed = p.select("trace_id", "prediction", bucket=utc_bucket(p.ts, trunc), segment=_segment(con, p, segment))
     frame = keyed.group_by(["bucket", "segment"]).aggregate(predictions=keyed.count())
     f = con.table("feedback")
     is_label = label_filter(f, label_types)
@@ -235,7 +236,7 @@ def feedback_arrivals(
     f = con.table("feedback")
     f = f.semi_join(filtered_predictions(con, window).select("trace_id"), "trace_id")
     frame = (
-        f.group_by(bucket=f.ts.truncate(trunc), kind=f.kind, type=f.type)
+        f.group_by(bucket=utc_bucket(f.ts, trunc), kind=f.kind, type=f.type)
         .aggregate(
             rows=f.count(),
             labels=f.trace_id.count(where=label_filter(f, label_types)),
