@@ -23,9 +23,9 @@ from workbench.quality.cli import format_report
 from workbench.quality.request import METRICS, QualityRequest
 from workbench.quality.run import run
 from workbench.sources.base import FileSource, StoreSource
-from workbench.sources.chunks import labels_per_trace
+from workbench.sources.chunks import chunk_key, labels_per_trace
 from workbench.sources.evidence import latest_runs
-from workbench.sources.scores import CALIBRATION_FOLDS, binned_scores
+from workbench.sources.scores import CALIBRATION_FOLDS, binned_scores, binned_scores_many
 from workbench.sources.store import Store
 
 
@@ -169,3 +169,29 @@ def test_the_calibration_folds_are_balanced_on_the_demo(demo_small):
         assert chisquare(counts).pvalue > 0.01, (column, counts)  # measured: p 0.082 (all), 0.25 (labelled)
         # measured: shares 9.54-10.52% of 20,000, 9.44-11.03% of 6,735 labelled (4 standard errors: 0.85, 1.46 points)
         assert np.abs(counts / counts.sum() - 0.1).max() < 4 * np.sqrt(0.1 * 0.9 / counts.sum()), (column, counts)
+
+
+def test_binned_scores_of_several_parts_in_one_query_equal_separate_calls(demo_small):
+    """The stacked query (labels grouped once) splits back into the frames of one call per part: the reference
+    with folds, a string group (model version), a time chunk and an integer row block, each with its own dtypes."""
+    store, _ = demo_small
+    with StoreSource(store).tables() as con:
+        labels, _ = labels_per_trace(con, QualityRequest().resolved_settings().performance_label_kinds)
+        p = con.table("predictions")
+        early = p.filter(p.ts < dt.datetime(2026, 1, 31, tzinfo=dt.UTC))
+        parts = [
+            (early, None, True),
+            (p, lambda t: t.model_version, False),
+            (chunk_key(p, "week"), lambda t: t.chunk, False),
+            (chunk_key(p, 5_000), lambda t: t.chunk, False),
+        ]
+        stacked = binned_scores_many(labels, parts)
+        alone = [binned_scores(table, labels, by, folds) for table, by, folds in parts]
+    keys = [["bin", "prediction", "fold"], ["group", "bin", "prediction"], ["group", "bin", "prediction"],
+            ["group", "bin", "prediction"]]  # fmt: skip
+    for got, want, key in zip(stacked, alone, keys, strict=True):
+        got = got.sort_values(key, ignore_index=True)
+        want = want.sort_values(key, ignore_index=True)
+        assert len(want) > 100 and want["n"].sum() > 5_000
+        pd.testing.assert_frame_equal(got[list(want.columns)], want)
+    assert stacked[3]["group"].dtype == np.int64 and stacked[0]["fold"].dtype == np.int64

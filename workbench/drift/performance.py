@@ -18,7 +18,7 @@ import pandas as pd
 from workbench.core.window import Window, describe_window
 from workbench.drift.engine import load_settings
 from workbench.sources.chunks import chunk_key, labels_per_trace, parse_chunk
-from workbench.sources.scores import AUC_BINS, binned_scores, choose_calibration
+from workbench.sources.scores import AUC_BINS, binned_scores_many, choose_calibration
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.clean import json_ready
@@ -123,10 +123,9 @@ def estimated_performance(
     chunk = parse_chunk(chunk)
     with store.ibis() as con:
         labels, note = labels_per_trace(con, settings.performance_label_kinds)
-        ref = filtered_predictions(con, reference)
-        reference_bins = binned_scores(ref, labels, folds=True)
         keyed = chunk_key(filtered_predictions(con, window), chunk)
-        frame = binned_scores(keyed, labels, lambda t: t.chunk)
+        parts = [(filtered_predictions(con, reference), None, True), (keyed, lambda t: t.chunk, False)]
+        reference_bins, frame = binned_scores_many(labels, parts)
         starts = keyed.group_by("chunk").aggregate(start=keyed.ts.min()).execute() if isinstance(chunk, int) else None
     mapping, calibration = choose_calibration(reference_bins, settings.score_bins)
     rows = []

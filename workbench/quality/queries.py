@@ -12,7 +12,7 @@ import pandas as pd
 
 from workbench.core.window import Window
 from workbench.sources.chunks import chunk_key, labels_per_trace
-from workbench.sources.scores import binned_scores
+from workbench.sources.scores import binned_scores_many
 from workbench.sources.store_queries import filtered_predictions
 
 
@@ -33,9 +33,14 @@ def quality_aggregates(
 ) -> QualityAggregates:
     """The report's aggregates over an open Ibis backend (labels: the latest of each trace from ``label_kinds``)."""
     labels, note = labels_per_trace(con, label_kinds)
-    reference_bins = binned_scores(filtered_predictions(con, reference), labels, folds=True)
-    versions = binned_scores(filtered_predictions(con, window), labels, lambda t: t.model_version)
     keyed = chunk_key(filtered_predictions(con, over_time), chunk)
-    chunks = binned_scores(keyed, labels, lambda t: t.chunk)
+    reference_bins, versions, chunks = binned_scores_many(
+        labels,
+        [
+            (filtered_predictions(con, reference), None, True),
+            (filtered_predictions(con, window), lambda t: t.model_version, False),
+            (keyed, lambda t: t.chunk, False),
+        ],
+    )
     starts = keyed.group_by("chunk").aggregate(start=keyed.ts.min()).execute() if isinstance(chunk, int) else None
     return QualityAggregates(reference_bins, versions, chunks, starts, note)

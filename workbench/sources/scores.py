@@ -17,7 +17,7 @@ its band before any concept drift (issue 18).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,60 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
     mod 10: ten times the rows, so never per chunk (at 2M predictions the chunks' split by fold held 1.8M rows of
     counts and the 9-rule check's peak rose by ~0.6 GB).
     """
+    return binned_scores_many(labels, [(table, by, folds)])[0]
+
+
+Part = tuple[Any, Callable[[Any], Any] | None, bool]  # (predictions table, by, folds) of one binned_scores
+
+
+def binned_scores_many(labels: Any, parts: Sequence[Part]) -> list[pd.DataFrame]:
+    """:func:`binned_scores` of each ``(table, by, folds)`` against the same ``labels``, in one engine query.
+
+    The labels are every labelled feedback row grouped by trace, the costly part; in one query the engine plans
+    and runs the parts together: on the 20M-row demo (loaded machine) the drift page's estimated performance
+    (reference and chunks) took 17.0 s with a query per part, 14.2 s with one. The parts are stacked
+    (``UNION ALL``) with a part number, each group in a column of its own type, and split again: the frames are
+    those of separate calls.
+    """
+    import ibis
+
+    exprs = [_binned(table, labels, by, folds) for table, by, folds in parts]
+    if len(exprs) == 1:
+        return [_counts_typed(exprs[0].execute())]
+    groups = {i: e.group.type() for i, e in enumerate(exprs) if "group" in e.columns}
+    stacked = []
+    for i, e in enumerate(exprs):
+        columns = {f"g{j}": e.group if j == i else ibis.null(dtype) for j, dtype in groups.items()}
+        columns["fold"] = e.fold if "fold" in e.columns else ibis.null("int64")
+        stacked.append(e.select(part=ibis.literal(i, "int16"), **columns, **{c: e[c] for c in _BINNED}))
+    frame = ibis.union(*stacked, distinct=False).execute()
+    out = []
+    for i, e in enumerate(exprs):
+        mine = frame[frame["part"] == i]
+        keep = {}
+        if i in groups:
+            keep["group"] = _as(mine[f"g{i}"], groups[i])
+        prediction = mine["prediction"]
+        keep |= {"bin": mine["bin"].astype("int64"),
+                 "prediction": prediction.astype("int64") if prediction.notna().all() else prediction}  # fmt: skip
+        if "fold" in e.columns:
+            keep["fold"] = mine["fold"].astype("int64")
+        part = pd.DataFrame({**keep, **{c: mine[c] for c in _BINNED if c not in ("bin", "prediction")}})
+        out.append(_counts_typed(part.reset_index(drop=True)))
+    return out
+
+
+_BINNED = ("bin", "prediction", "n", "s", "s2", "labelled", "positives", "correct", "s_labelled", "s2_labelled",
+           "s_positive")  # fmt: skip
+
+
+def _as(column: pd.Series, dtype: Any) -> pd.Series:
+    """A stacked group column back in its own type (a column of integers came back as floats beside the nulls)."""
+    return column.astype("int64") if dtype.is_integer() else column
+
+
+def _binned(table: Any, labels: Any, by: Callable[[Any], Any] | None, folds: bool) -> Any:
+    """The Ibis aggregate of :func:`binned_scores` (not executed)."""
     t = table.filter(table.score.notnull()).left_join(labels, "trace_id")
     score_bin = (t.score * AUC_BINS).floor().cast("int64").clip(upper=AUC_BINS - 1)
     groups = {"bin": score_bin, "prediction": t.prediction.cast("int64")}
@@ -52,21 +106,20 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
     if by is not None:
         groups = {"group": by(t), **groups}
     has_label = t.label.notnull()
-    frame = (
-        t.group_by(**groups)
-        .aggregate(
-            n=t.count(),
-            s=t.score.sum(),
-            s2=(t.score * t.score).sum(),
-            labelled=has_label.cast("int64").sum(),
-            positives=t.label.cast("int64").sum(),
-            correct=(t.label.cast("int64") == t.prediction.cast("int64")).cast("int64").sum(),
-            s_labelled=has_label.ifelse(t.score, 0.0).sum(),
-            s2_labelled=has_label.ifelse(t.score * t.score, 0.0).sum(),
-            s_positive=(t.score * t.label.cast("float64")).sum(),
-        )
-        .execute()
+    return t.group_by(**groups).aggregate(
+        n=t.count(),
+        s=t.score.sum(),
+        s2=(t.score * t.score).sum(),
+        labelled=has_label.cast("int64").sum(),
+        positives=t.label.cast("int64").sum(),
+        correct=(t.label.cast("int64") == t.prediction.cast("int64")).cast("int64").sum(),
+        s_labelled=has_label.ifelse(t.score, 0.0).sum(),
+        s2_labelled=has_label.ifelse(t.score * t.score, 0.0).sum(),
+        s_positive=(t.score * t.label.cast("float64")).sum(),
     )
+
+
+def _counts_typed(frame: pd.DataFrame) -> pd.DataFrame:
     for c in ("labelled", "positives", "correct", "s_labelled", "s2_labelled", "s_positive"):
         frame[c] = frame[c].fillna(0).astype(float)
     return frame
