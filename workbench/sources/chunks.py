@@ -15,6 +15,30 @@ DAY_US = 24 * HOUR_US
 _BUCKET_US = {"h": (HOUR_US, 0), "D": (DAY_US, 0), "W": (7 * DAY_US, 4 * DAY_US)}
 
 
+def epoch_us(ts: Any) -> Any:
+    """Microseconds since 1970-01-01 UTC of a DuckDB timestamp column, as BIGINT (DuckDB's builtin ``epoch_us``).
+
+    Integer arithmetic: DuckDB's ``date_trunc`` of a TIMESTAMPTZ, and Ibis' ``epoch_seconds`` (compiled as
+    ``epoch(CAST(ts AS TIMESTAMP))``), go through ICU's calendar. DuckDB only: callers check
+    :func:`workbench.sources.cursors.on_duckdb` and give other engines Ibis' portable form.
+    """
+    import ibis
+
+    @ibis.udf.scalar.builtin(name="epoch_us")
+    def _epoch_us(ts) -> int:  # type: ignore[no-untyped-def]
+        """Microseconds since 1970-01-01 UTC (DuckDB builtin; BigQuery calls it unix_micros)."""
+
+    return _epoch_us(ts)
+
+
+def seconds_between(later: Any, earlier: Any) -> Any:
+    """``later − earlier`` in seconds (DOUBLE, with the microseconds): on DuckDB the difference of the two
+    :func:`epoch_us` integers, exact; elsewhere the difference of Ibis' epoch seconds (Spark: micros / 10⁶)."""
+    if cursors.on_duckdb(later):
+        return (epoch_us(later) - epoch_us(earlier)) / 1_000_000
+    return later.epoch_seconds() - earlier.epoch_seconds()
+
+
 def utc_bucket(ts: Any, unit: str) -> Any:
     """The start of the UTC hour (``unit`` "h"), day ("D") or ISO week ("W", from Monday) of ``ts``, as a naive
     TIMESTAMP (= ``date_trunc(unit, ts::TIMESTAMP)`` with the session in UTC).
@@ -31,16 +55,12 @@ def utc_bucket(ts: Any, unit: str) -> Any:
     if not cursors.on_duckdb(ts):
         return ts.truncate(unit).cast("timestamp")
 
-    @ibis.udf.scalar.builtin(name="epoch_us")
-    def _epoch_us(ts) -> int:  # type: ignore[no-untyped-def]
-        """Microseconds since 1970-01-01 UTC (DuckDB builtin)."""
-
     @ibis.udf.scalar.builtin(name="make_timestamp")
     def _make_timestamp(us: int) -> dt.datetime:
         """The naive TIMESTAMP of microseconds since the epoch (DuckDB builtin)."""
 
     width, offset = _BUCKET_US[unit]
-    us = _epoch_us(ts)
+    us = epoch_us(ts)
     return _make_timestamp(us - (((us - offset) % width) + width) % width)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.core.window import Window
-from workbench.sources.chunks import utc_bucket
+from workbench.sources.chunks import seconds_between, utc_bucket
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stream.queries import label_filter, unit
 
@@ -84,7 +84,7 @@ def label_delays_from(
     days = range(1, int(horizon_days) + 1)
 
     def seconds_of(rows: Any) -> tuple[Any, Any]:
-        raw = rows.ts.epoch_seconds() - rows.p_ts.epoch_seconds()
+        raw = seconds_between(rows.ts, rows.p_ts)
         return raw, (raw < 0).ifelse(0, raw)
 
     def summarise(rows: Any) -> pd.Series:
