@@ -70,6 +70,41 @@ def test_the_lake_summary_equals_the_store_s(pair) -> None:
     assert differences(strip(store_summary(store).to_dict()), strip(store_summary(lake).to_dict())) == []
 
 
+def test_a_lakes_coverage_is_kept_per_snapshot_of_its_files(pair, tmp_path: Path, monkeypatch) -> None:
+    """The summary's coverage (a join of every feedback row with every prediction) is computed once per snapshot
+    and read from the cache by the next reader; a new file makes a new snapshot; a store never reads it."""
+    import workbench.sources.store_queries as store_queries
+
+    monkeypatch.setenv("WORKBENCH_DB", str(tmp_path / "data" / "workbench.duckdb"))
+    store = pair[0]
+    lake = LakeStore(export_lake(store, tmp_path / "lake"))
+    first = store_summary(lake)
+    assert (first.coverage_any, first.coverage_labelled) == (
+        store_summary(store).coverage_any, store_summary(store).coverage_labelled)  # fmt: skip
+    [kept] = (tmp_path / "data" / ".lake-cache").glob("coverage-*.json")
+    document = json.loads(kept.read_text())
+    assert document["value"]["with_any"] == round(first.coverage_any * first.predictions) > 1000
+    document["value"]["with_any"] = 7  # a marker: the next reader of this snapshot takes the kept numbers
+    kept.write_text(json.dumps(document))
+    joins = []
+    original = store_queries.snapshot_memo.remembered
+    counted = lambda con, name, compute: original(con, name, lambda: joins.append(name) or compute())  # noqa: E731
+    monkeypatch.setattr(store_queries.snapshot_memo, "remembered", counted)
+    assert store_summary(lake).coverage_any == 7 / first.predictions and joins == []
+    # a new file (a replayed copy of a day's file, whose repeats are left out): a new snapshot, computed again
+    day = sorted((lake.path / "predictions").glob("date=*"))[0]
+    late = lake.path / "predictions" / "date=2026-12-31" / "late.parquet"
+    late.parent.mkdir()
+    late.write_bytes(next(day.glob("*.parquet")).read_bytes())
+    assert store_summary(lake).coverage_any == first.coverage_any and joins == ["coverage"]
+    assert len(list((tmp_path / "data" / ".lake-cache").glob("coverage-*.json"))) == 2
+    with duckdb.connect(str(store.path)) as con:  # a store's meta naming a snapshot is not trusted
+        con.execute("INSERT INTO meta VALUES ('snapshot', ?)", [json.dumps(document["snapshot"])])
+    assert store_summary(store).coverage_any == first.coverage_any
+    with duckdb.connect(str(store.path)) as con:
+        con.execute("DELETE FROM meta WHERE key = 'snapshot'")
+
+
 def test_drift_on_the_lake_equals_the_store_s(pair) -> None:
     store, lake = pair
     first, last = store_bounds(store)

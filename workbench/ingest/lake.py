@@ -29,10 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workbench.core.errors import InputError, ReadOnlyError
-from workbench.core.paths import read_only
 from workbench.core.schema import FEEDBACK, PREDICTIONS, Roles, TableRoles, load_roles
 from workbench.ingest.pipeline import DUPLICATE, REPEAT_COLUMNS, LakeView, lake_view
 from workbench.ingest.staging import literal, q
+from workbench.sources.snapshot_memo import SNAPSHOT_KEY, cache_folder, keep
 from workbench.sources.spark import engine_name, new_session, spark_backend, spark_remote, spark_sql
 from workbench.sources.store import (
     STORE_DDL,
@@ -50,8 +50,6 @@ _VIEWS: dict[tuple[str, str, tuple], LakeView] = {}  # (folder, table, file fing
 _SPARK_ROWS: dict[tuple, tuple[tuple, Any]] = {}  # (Spark Connect address, folder, table) -> (files, cached rows)
 _LEFT_OUT: dict[tuple[str, str, tuple], tuple] = {}  # (folder, table, files) -> (plan, the repeat rule's rows)
 _REJECTED: dict[tuple[str, str, tuple], tuple] = {}  # (folder, table, files) -> (plan, rows that break a rule)
-CACHE_FOLDER = ".lake-cache"  # beside the default store (the data folder): the rows left out, per snapshot
-CACHE_FILES = 64  # the newest kept; older snapshots' files are removed
 LEFT_OUT_SCHEMA = pa.schema([("file", pa.string()), ("row_index", pa.int64()), ("status", pa.string()),
                              ("reason", pa.string()), ("raw", pa.string())])  # fmt: skip
 
@@ -113,7 +111,7 @@ class LakeStore(Store):
         try:
             con.execute(STORE_DDL)
             roles = self.roles()
-            quarantine = []
+            quarantine, snapshot = [], []
             for table in (PREDICTIONS, FEEDBACK):
                 view = self._view(con, table, roles)
                 if view is None:
@@ -129,8 +127,13 @@ class LakeStore(Store):
                 quarantine.append(view.quarantine_sql)
                 if table == PREDICTIONS:
                     write_meta(con, "roles", view.roles.to_dict())
+                snapshot.append((table, _fingerprint(self.path / table), view.rows_sql))
             con.execute("DROP TABLE quarantine")
             con.execute(f"CREATE VIEW quarantine AS {' UNION ALL '.join(quarantine)}")
+            # what every view reads (files, rules, roles) and the day the clock rule was applied on: the key of the
+            # results kept per snapshot (sources.snapshot_memo)
+            day = datetime.now(UTC).date().isoformat()
+            write_meta(con, SNAPSHOT_KEY, hashlib.sha256(repr((day, snapshot)).encode()).hexdigest())
             yield con
         finally:
             con.close()
@@ -273,7 +276,7 @@ def _per_snapshot(memo: dict, store: LakeStore, table: str, kind: str, plan: tup
     if key in memo and memo[key][0] == plan:
         return memo[key][1]
     digest = hashlib.sha256(repr((key, plan)).encode()).hexdigest()[:24]
-    cached = default_db_path().parent / CACHE_FOLDER / f"{table}{kind}-{digest}.parquet"
+    cached = cache_folder() / f"{table}{kind}-{digest}.parquet"
     try:
         rows = pq.read_table(cached, schema=LEFT_OUT_SCHEMA)
     except (OSError, pa.ArrowException):
@@ -284,21 +287,13 @@ def _per_snapshot(memo: dict, store: LakeStore, table: str, kind: str, plan: tup
 
 
 def _keep(path: Path, rows: pa.Table) -> None:
-    """Write the cache file (atomically; the newest :data:`CACHE_FILES` stay); a cache: any failure, and a
-    read-only workbench, skip it."""
-    if read_only():
-        return
+    """Write the cache file (atomically; the newest :data:`~workbench.sources.snapshot_memo.CACHE_FILES` stay)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        (path.parent / ".gitignore").write_text("*\n", encoding="utf-8")  # a cache, never committed
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        pq.write_table(rows, partial)
-        os.replace(partial, path)
-        old = sorted(path.parent.glob("*.parquet"), key=lambda f: f.stat().st_mtime_ns, reverse=True)
-        for stale in old[CACHE_FILES:]:
-            stale.unlink(missing_ok=True)
-    except (OSError, pa.ArrowException):
+        sink = pa.BufferOutputStream()
+        pq.write_table(rows, sink)
+    except pa.ArrowException:
         return
+    keep(path, sink.getvalue().to_pybytes())
 
 
 def _persisted(table: tuple, fingerprint: tuple, rows: Any) -> None:

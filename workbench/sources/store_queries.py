@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.core.window import Window
-from workbench.sources import trace_feedback
+from workbench.sources import snapshot_memo, trace_feedback
 from workbench.sources.chunks import utc_bucket
 from workbench.sources.experiment import hidden
 from workbench.sources.store import Store, stored_roles
@@ -120,6 +120,7 @@ def feedback_coverage(con: Any, p: Any, n_feedback: int, whole: bool) -> tuple[i
     (:mod:`workbench.sources.trace_feedback`): one scan, no join. Elsewhere (a lake, Spark, an older store) the
     feedback is grouped per trace once and left-joined to the predictions; with ``whole`` (``p`` is every
     prediction) the orphans are the feedback rows that join nothing, else an anti-join over all predictions.
+    A lake on DuckDB keeps the ``whole`` numbers per snapshot of its files (:mod:`workbench.sources.snapshot_memo`).
     A trace has one prediction (the ingest's duplicate rule; a lake leaves its repeats out).
     """
     f = con.table("feedback")
@@ -133,13 +134,18 @@ def feedback_coverage(con: Any, p: Any, n_feedback: int, whole: bool) -> tuple[i
         return int(row["with_any"]), int(row["with_label"]), n_feedback - _whole(row["linked"])
     per = f.group_by("trace_id").aggregate(n=f.count(), labelled=f.label.count())
     j = p.select("trace_id").left_join(per, "trace_id")
-    row = j.aggregate(with_any=j.count(where=j.n.notnull()), with_label=j.count(where=j.labelled > 0),
-                      linked=j.n.sum()).execute().iloc[0]  # fmt: skip
-    if whole:
-        orphans = n_feedback - _whole(row["linked"])
-    else:
-        orphans = int(f.anti_join(con.table("predictions").select("trace_id"), "trace_id").count().execute())
-    return int(row["with_any"]), int(row["with_label"]), orphans
+
+    def joined() -> dict[str, int]:
+        row = j.aggregate(with_any=j.count(where=j.n.notnull()), with_label=j.count(where=j.labelled > 0),
+                          linked=j.n.sum()).execute().iloc[0]  # fmt: skip
+        return {"with_any": int(row["with_any"]), "with_label": int(row["with_label"]), "linked": _whole(row["linked"])}
+
+    if whole:  # every prediction: the same numbers for every process reading this snapshot of a lake
+        row = snapshot_memo.remembered(con, "coverage", joined)
+        return row["with_any"], row["with_label"], n_feedback - row["linked"]
+    row = joined()
+    orphans = int(f.anti_join(con.table("predictions").select("trace_id"), "trace_id").count().execute())
+    return row["with_any"], row["with_label"], orphans
 
 
 def daily_volume(store: Store, window: Window | None = None) -> Any:
