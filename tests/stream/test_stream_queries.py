@@ -16,7 +16,7 @@ from workbench.demo.scenario import Scenario, build_demo
 from workbench.ingest.pipeline import ingest_frames
 from workbench.sources.store_queries import store_summary
 from workbench.stream.quality import label_delays_from, signal_quality_from
-from workbench.stream.queries import SERIES_COUNTS, series_from, stream_series
+from workbench.stream.queries import SERIES_COUNTS, feedback_arrivals, series_from, stream_series
 from workbench.stream.snapshot import StreamSettings, add_rates, stream_snapshot
 
 H = pd.Timedelta(hours=1)
@@ -102,6 +102,20 @@ def test_a_rules_counts_on_the_demo_equal_the_whole_series(demo_small):
                 pd.testing.assert_frame_equal(few, whole[list(few.columns)])
     with store.ibis() as con, pytest.raises(ValueError, match="unknown stream counts: nope"):
         series_from(con, counts=("nope",))
+
+
+@pytest.mark.parametrize("label_types", [None, ("outcome",), ("correction",)])
+def test_arrivals_of_labels_only_count_the_same_labels(demo_small, label_types):
+    """The triggers' arrivals (label rows only) give each bucket the labels of the whole arrivals."""
+    store, _ = demo_small
+    with store.ibis() as con:
+        whole = feedback_arrivals(con, None, "day", label_types)
+        labels = feedback_arrivals(con, None, "day", label_types, labels_only=True)
+    per_bucket = whole.groupby("bucket")["labels"].sum()
+    per_bucket = per_bucket[per_bucket > 0]
+    assert per_bucket.sum() > 100
+    pd.testing.assert_series_equal(labels.groupby("bucket")["labels"].sum(), per_bucket)
+    assert (labels["rows"] == labels["labels"]).all()
 
 
 def test_label_types_choose_which_feedback_counts_as_labels(small):

@@ -67,12 +67,12 @@ class MetricContext:
         return self.cache[key]
 
     def arrivals(self, rule: Rule, label_types: tuple[str, ...] | None) -> pd.DataFrame:
-        """Feedback on the rule's predictions by arrival bucket (:func:`feedback_arrivals`), once per check for
-        every rule that reads it (label volume, new labels since the retrain)."""
+        """Labels on the rule's predictions by arrival bucket (:func:`feedback_arrivals` of the label rows only),
+        once per check for every rule that reads them (label volume, new labels since the retrain)."""
         window = self.window_for(rule)
         key = ("arrivals", rule.window, window, label_types)
         if key not in self.cache:
-            self.cache[key] = feedback_arrivals(self.con, window, rule.window, label_types)
+            self.cache[key] = feedback_arrivals(self.con, window, rule.window, label_types, labels_only=True)
         return self.cache[key]
 
     def label_delay_hours(self, rule: Rule, share: float, label_types: tuple[str, ...] | None) -> float | None:
