@@ -73,15 +73,16 @@ def label_delays_from(
     """Measure label delay on the window's predictions older than ``horizon_days`` (before ``as_of``).
 
     Negative delays (a label timestamped before its prediction: clock skew) count as 0. Without ``with_histogram``
-    (a trigger needs only the quantiles) the histogram is empty: one join of the feedback with the predictions
-    instead of two (three when the mature cohort is too small and every label is read).
+    (a trigger needs only the quantiles) the histogram and the shares arrived within each day are empty: one join
+    of the feedback with the predictions instead of two (three when the mature cohort is too small and every label
+    is read), and no 30 conditional counts (3.1 s -> 2.4 s of a summary at 20M, loaded machine).
     """
     p = filtered_predictions(con, window).select("trace_id", p_ts="ts")
     f = con.table("feedback")
     f = f.filter(label_filter(f, label_types)).select("trace_id", "type", "ts")
     j = f.inner_join(p, "trace_id")
     cohort_end = None if as_of is None else as_of - pd.Timedelta(days=horizon_days)
-    days = range(1, int(horizon_days) + 1)
+    days = range(1, int(horizon_days) + 1) if with_histogram else range(0)
 
     def seconds_of(rows: Any) -> tuple[Any, Any]:
         raw = seconds_between(rows.ts, rows.p_ts)
