@@ -324,3 +324,49 @@ def test_a_count_query_kept_by_an_older_build_is_compiled_again(store, monkeypat
         monkeypatch.setattr(q, "_counts_union", lambda *a: compiled.append(1) or union(*a))
         q.count_sql(table, bins, templates)
         assert compiled == [1] and old_key not in templates
+
+
+def test_the_references_label_counts_are_kept_with_its_profile_until_the_feedback_changes(
+    tmp_path_factory, monkeypatch
+):
+    """A new window groups only its own labels and takes the reference's counts from the cached profile; new
+    feedback makes them count again; every label drift equals an uncached run's."""
+    import pandas as pd
+
+    import workbench.drift.engine as engine
+    from workbench.ingest.pipeline import ingest_frames
+
+    target = tmp_path_factory.mktemp("drift-labels") / "workbench.duckdb"
+    store = copy_demo(tmp_path_factory, Scenario(rows=20_000, days=30), target)[0]
+    reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
+    within = []
+    original = engine.labels_per_trace
+
+    def counted(con, kinds, **options):  # notes whether the labels were grouped within one window
+        within.append(options.get("within") is not None)
+        return original(con, kinds, **options)
+
+    monkeypatch.setattr(engine, "labels_per_trace", counted)
+
+    def label_drift(start: int, cached: bool = True) -> dict:
+        current = Window(start=dt.datetime(2026, 1, start, tzinfo=dt.UTC))
+        result = compare(store, DriftRequest(reference, current, multivariate=False), use_cache=cached)
+        return result.to_dict()["label_drift"]
+
+    first = label_drift(24)
+    assert within == [False] and first["n_reference"] > 500  # both windows' labels grouped, then kept
+    second = label_drift(20)
+    assert within == [False, True]  # only the new window's labels
+    assert second == label_drift(20, cached=False) and second["n_reference"] == first["n_reference"]
+    with store.ibis() as con:  # 40 more positive outcome labels on reference predictions
+        p = con.table("predictions")
+        traces = p.filter(p.ts < dt.datetime(2026, 1, 11, tzinfo=dt.UTC)).select("trace_id", "ts").limit(40).execute()
+    extra = pd.DataFrame({"trace_id": traces["trace_id"], "ts": traces["ts"] + pd.Timedelta(hours=1),
+                          "kind": "automated", "type": "outcome", "value": 1.0, "label": 1})  # fmt: skip
+    extra["label"] = extra["label"].astype("Int8")
+    ingest_frames(store, [(extra, "feedback")], source="late labels")
+    within.clear()
+    third = label_drift(20)
+    assert within[0] is False  # the feedback changed: the reference's labels are counted again
+    assert third == label_drift(20, cached=False) and third["n_reference"] >= first["n_reference"]
+    assert third["reference"] != first["reference"]

@@ -20,6 +20,7 @@ from workbench.core.settings import load_section
 from workbench.drift import queries as q
 from workbench.sources import cursors
 from workbench.sources.chunks import labels_per_trace
+from workbench.sources.store_queries import whole_sum
 from workbench.stats.drift import DriftSettings, distribution_view
 from workbench.stats.drift_verdict import FeatureDrift, NumericSummary, categorical_feature, decide
 from workbench.stats.drift_verdict import numeric_feature as numeric_drift
@@ -348,11 +349,20 @@ def current_rows(features: list[FeatureDrift]) -> int:
 
 
 def prediction_and_labels(
-    con: Any, ref_table: Any, cur_table: Any, settings: DriftSettings, say: Progress, score: FeatureDrift | None = None
+    con: Any,
+    ref_table: Any,
+    cur_table: Any,
+    settings: DriftSettings,
+    say: Progress,
+    score: FeatureDrift | None = None,
+    reference_labels: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Prediction drift (score distribution, predicted-positive rate) and label drift (feedback label rate).
 
     ``score``: the score's drift when the caller computed it with the features (else computed here).
+    ``reference_labels``: the reference's (labelled traces, positives), kept with its profile while the feedback
+    has not changed; then only the current window's labels are grouped (at 20M rows, loaded machine: 1.5 s
+    instead of 5.1 s for both windows). The reference's counts come back as ``reference_labels`` to be kept.
     """
     out: dict[str, Any] = {"warnings": []}
     say("prediction and label drift")
@@ -367,10 +377,17 @@ def prediction_and_labels(
         pred["positive_rate"] = rate_change(ref_table, cur_table, "prediction", settings)
     out["prediction_drift"] = pred or None
     if con is not None:
-        labels, note = labels_per_trace(con, settings.performance_label_kinds)
+        kinds = settings.performance_label_kinds
+        if reference_labels is not None:
+            labels, note = labels_per_trace(con, kinds, within=cur_table)
+            counts = [reference_labels, rate_counts_of(cur_table, "label", labels)]
+        else:
+            labels, note = labels_per_trace(con, kinds)
+            counts = rate_counts(ref_table, cur_table, "label", labels)
         if note:
             out["warnings"].append(note)
-        out["label_drift"] = rate_change(ref_table, cur_table, "label", settings, labels)
+        out["label_drift"] = rate_change_of(counts, settings)
+        out["reference_labels"] = counts[0]
     return out
 
 
@@ -381,9 +398,7 @@ def rate_counts(ref_table: Any, cur_table: Any, column: str, labels: Any = None)
     grouped once for both windows: half the time of a join per window, 9.5 s instead of 17.5 s at 20M rows).
     """
     if not cursors.one_database(ref_table, cur_table):  # e.g. a reference file against a store window
-        tables = [t if labels is None else t.inner_join(labels, "trace_id") for t in (ref_table, cur_table)]
-        rows = [t.aggregate(n=t[column].count(), x=t[column].cast("int64").sum()).execute().iloc[0] for t in tables]
-        return [(int(r["n"]), 0 if r["x"] is None or r["x"] != r["x"] else int(r["x"])) for r in rows]
+        return [rate_counts_of(t, column, labels) for t in (ref_table, cur_table)]
     if labels is None:  # two files may type the column differently: the union needs one type
         tagged = [
             t.select(v=t[column].cast("int64"), w=ibis.literal(i, "int8")) for i, t in enumerate((ref_table, cur_table))
@@ -395,8 +410,16 @@ def rate_counts(ref_table: Any, cur_table: Any, column: str, labels: Any = None)
         both = both.select(v=both[column], w=both.w)
     value = both.v
     frame = both.group_by("w").aggregate(n=value.count(), x=value.cast("int64").sum()).execute()
-    found = {int(r.w): (int(r.n), 0 if r.x is None or r.x != r.x else int(r.x)) for r in frame.itertuples()}
+    found = {int(r.w): (int(r.n), whole_sum(r.x)) for r in frame.itertuples()}
     return [found.get(i, (0, 0)) for i in (0, 1)]
+
+
+def rate_counts_of(table: Any, column: str, labels: Any = None) -> tuple[int, int]:
+    """(non-null values, 1s) of ``column`` in one window's rows, or of ``labels`` (``trace_id, <column>``) joined
+    to them."""
+    t = table if labels is None else table.select("trace_id").inner_join(labels, "trace_id")
+    row = t.aggregate(n=t[column].count(), x=t[column].cast("int64").sum()).execute().iloc[0]
+    return int(row["n"]), whole_sum(row["x"])
 
 
 def rate_change(
@@ -404,7 +427,12 @@ def rate_change(
 ) -> dict[str, Any]:
     """Share of 1s of ``column`` in each window and the pooled two-proportion z-test; drift when significant and
     ≥ 2 points. ``labels``: per-trace values joined to both windows (:func:`rate_counts`)."""
-    (n_ref, x_ref), (n_cur, x_cur) = rate_counts(ref_table, cur_table, column, labels)
+    return rate_change_of(rate_counts(ref_table, cur_table, column, labels), settings)
+
+
+def rate_change_of(counts: list[tuple[int, int]], settings: DriftSettings) -> dict[str, Any]:
+    """:func:`rate_change` from the two windows' (non-null values, 1s)."""
+    (n_ref, x_ref), (n_cur, x_cur) = counts
     test = two_proportion_ztest(x_cur, n_cur, x_ref, n_ref)
     rate_ref = x_ref / n_ref if n_ref else None
     rate_cur = x_cur / n_cur if n_cur else None

@@ -148,7 +148,10 @@ def compare(
         key, cached, ref_rows, ref_table = _lookup(con, reference, [*numeric, *aside], categorical, settings, use_cache)
         cur_table = cursors.as_view(filtered_predictions(con, current), "drift_current")
         cur_rows = int(cur_table.count().execute())
-        window = _Window(reference, current, numeric, categorical, aside, (ref_rows, cur_rows), settings, say)
+        # the reference's label counts are kept with its profile while the feedback has not changed (a store only)
+        labels_key = _labels_key(con, settings) if use_cache and not store.read_only else None
+        known = _known_labels(cached, labels_key)
+        window = _Window(reference, current, numeric, categorical, aside, (ref_rows, cur_rows), settings, say, known)
         if cached is not None:
             say("reference profile from the cache")
             outcome = window.against(con, ref_table, cur_table, cached, values, multivariate)
@@ -171,10 +174,29 @@ def compare(
             cur_table = cursors.as_view(filtered_predictions(con, current), "drift_current")
             outcome = window.against(con, ref_table, cur_table, fresh, values, multivariate)
     found, summary, profile, warnings, extras, mv = outcome
+    counts = extras.pop("reference_labels", None)
+    if labels_key is not None and counts is not None and _known_labels(profile, labels_key) != tuple(counts):
+        profile_cache.save_profile(store, key, {**profile, "labels": {"key": labels_key, "counts": list(counts)}})
     ref_side = window_side(reference, profile["sizes"]["rows"])
     cur_side = window_side(current, cur_rows)
     passed = Outcome(found, summary, warnings + extras.pop("warnings"), extras, mv)
     return build_result(passed, ref_side, cur_side, settings, started)
+
+
+def _labels_key(con: Any, settings: DriftSettings) -> dict[str, Any]:
+    """What the reference's label counts depend on besides its rows: the feedback's rows and newest ingest id,
+    and the label kinds counted."""
+    return {"feedback": profile_cache.reference_fingerprint(con.table("feedback")),
+            "kinds": list(settings.performance_label_kinds)}  # fmt: skip
+
+
+def _known_labels(profile: dict[str, Any] | None, labels_key: dict[str, Any] | None) -> tuple[int, int] | None:
+    """The profile's kept reference label counts (labelled traces, positives) when kept under ``labels_key``."""
+    entry = (profile or {}).get("labels")
+    if labels_key is None or not isinstance(entry, dict) or entry.get("key") != labels_key:
+        return None
+    counts = entry.get("counts")
+    return (int(counts[0]), int(counts[1])) if isinstance(counts, list) and len(counts) == 2 else None
 
 
 def _sample_entry(frame: Any, columns: list[str], settings: DriftSettings) -> dict[str, Any]:
@@ -208,6 +230,7 @@ class _Window:
     rows: tuple[int, int]
     settings: DriftSettings
     say: Progress
+    reference_labels: tuple[int, int] | None = None  # kept with the profile (see compare)
 
     def against(
         self, con: Any, ref_table: Any, cur_table: Any, profile: dict[str, Any], values: dict, multivariate: bool
@@ -228,7 +251,8 @@ class _Window:
                 ref_table, cur_table, numeric, categorical, settings, profile, say, values, self.aside, self.rows,
                 classify if multivariate else None,
             )  # fmt: skip
-            extras = prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None)
+            extras = prediction_and_labels(con, ref_table, cur_table, settings, say, scored[0] if scored else None,
+                                           self.reference_labels)  # fmt: skip
             mv = (
                 domain_classifier_result(ref_table, cur_table, numeric, categorical, found, settings, early[0])
                 if multivariate

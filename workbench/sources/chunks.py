@@ -85,15 +85,18 @@ def chunk_key(table: Any, chunk: str | int) -> Any:
     return table.mutate(chunk=utc_bucket(table.ts, CHUNK_UNITS[chunk]))
 
 
-def labels_per_trace(con: Any, kinds: tuple[str, ...]) -> tuple[Any, str | None]:
+def labels_per_trace(con: Any, kinds: tuple[str, ...], within: Any = None) -> tuple[Any, str | None]:
     """(Ibis table ``trace_id, label``: the latest label of each trace from feedback of ``kinds``, a note or None).
 
     Explicit corrections are chosen by users on wrong predictions, so they bias realised accuracy
     down; by default only automated outcome labels count. With none of those kinds, every labelled
-    feedback counts and the note says so.
+    feedback counts and the note says so. ``within`` (a table with ``trace_id``): only those traces' labels
+    are grouped (a window of a few days: the feedback matched with it first instead of every label grouped).
     """
     f = con.table("feedback")
     labelled = f.filter(f.label.notnull())
+    if within is not None:
+        labelled = labelled.semi_join(within.select("trace_id"), "trace_id")
     note = None
     if kinds:
         chosen = labelled.filter(labelled.kind.isin(list(kinds)))

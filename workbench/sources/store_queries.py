@@ -107,7 +107,7 @@ def store_summary(store: Store, window: Window | None = None) -> StoreSummary:
     )
 
 
-def _whole(value: Any) -> int:
+def whole_sum(value: Any) -> int:
     """An engine's integer sum as an int: 0 for the NULL (None or NaN) of a sum over no rows."""
     return 0 if value is None or value != value else int(value)
 
@@ -131,14 +131,15 @@ def feedback_coverage(con: Any, p: Any, n_feedback: int, whole: bool) -> tuple[i
         if not whole:
             every = con.table("predictions")
             row["linked"] = every.aggregate(n=every[hidden("n_feedback")].sum()).execute().iloc[0]["n"]
-        return int(row["with_any"]), int(row["with_label"]), n_feedback - _whole(row["linked"])
+        return int(row["with_any"]), int(row["with_label"]), n_feedback - whole_sum(row["linked"])
     per = f.group_by("trace_id").aggregate(n=f.count(), labelled=f.label.count())
     j = p.select("trace_id").left_join(per, "trace_id")
 
     def joined() -> dict[str, int]:
         row = j.aggregate(with_any=j.count(where=j.n.notnull()), with_label=j.count(where=j.labelled > 0),
                           linked=j.n.sum()).execute().iloc[0]  # fmt: skip
-        return {"with_any": int(row["with_any"]), "with_label": int(row["with_label"]), "linked": _whole(row["linked"])}
+        linked = whole_sum(row["linked"])
+        return {"with_any": int(row["with_any"]), "with_label": int(row["with_label"]), "linked": linked}
 
     if whole:  # every prediction: the same numbers for every process reading this snapshot of a lake
         row = snapshot_memo.remembered(con, "coverage", joined)
