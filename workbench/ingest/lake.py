@@ -47,7 +47,7 @@ from workbench.sources.store import (
 LAKE_PREFIX = "lake:"
 SOURCE_ENV = "WORKBENCH_SOURCE"
 _VIEWS: dict[tuple[str, str, tuple], LakeView] = {}  # (folder, table, file fingerprint) -> view SQL
-_SPARK_ROWS: dict[tuple, tuple[tuple, Any]] = {}  # (Spark Connect address, folder, table) -> (files, cached rows)
+_SPARK_ROWS: dict[tuple, tuple[tuple, Any]] = {}  # (Spark Connect address, folder, table) -> (files, rows read)
 _LEFT_OUT: dict[tuple[str, str, tuple], tuple] = {}  # (folder, table, files) -> (plan, the repeat rule's rows)
 _REJECTED: dict[tuple[str, str, tuple], tuple] = {}  # (folder, table, files) -> (plan, rows that break a rule)
 LEFT_OUT_SCHEMA = pa.schema([("file", pa.string()), ("row_index", pa.int64()), ("status", pa.string()),
@@ -161,13 +161,16 @@ class SparkLakeStore(LakeStore):
     """A lake folder whose analyses run on Apache Spark (``--engine spark``), read in place like :class:`LakeStore`.
 
     :meth:`ibis` yields Ibis' PySpark backend over a Spark session of its own whose temporary views
-    ``predictions``, ``feedback`` and ``quarantine`` are the lake's Parquet files through the same rules as on
-    DuckDB (the rules' SQL, planned once by :func:`~workbench.ingest.pipeline.lake_view`, translated by
-    :func:`~workbench.sources.spark.spark_sql`); ``ingests`` is empty. Where an analysis reads metadata through
-    the backend's ``con`` (on DuckDB the connection: the recorded roles, the columns' types), it finds a
+    ``predictions``, ``feedback`` and ``quarantine`` are the lake's Parquet files without the rows the ingest's
+    rules and its repeat rule leave out: those are found once per snapshot of the files, as for DuckDB
+    (:func:`rejected`, :func:`left_out`, kept in ``.lake-cache/``), and Spark leaves them out by file and row
+    index (its ``_metadata``), the clean columns' SQL translated by :func:`~workbench.sources.spark.spark_sql`.
+    Applying the rules in Spark's every query, then keeping the rows in its cache, took 300-400 s of each
+    process at 20M predictions (2 cores, local mode). ``ingests`` is empty. Where an analysis reads metadata
+    through the backend's ``con`` (on DuckDB the connection: the recorded roles, the columns' types), it finds a
     catalog: an in-memory DuckDB with the lake's tables, columns and roles and no rows, so no statistic can
-    be computed there by mistake. The folder must be readable from this machine (the rules are planned here)
-    and, with Spark Connect, from the cluster at the same path.
+    be computed there by mistake. The folder must be readable from this machine (the rules run here, with
+    DuckDB, once per snapshot) and, with Spark Connect, from the cluster at the same path.
     """
 
     @contextmanager
@@ -184,17 +187,21 @@ class SparkLakeStore(LakeStore):
                 raw, source = f"lake_files_{table}", parquet_source(self.path / table)
                 files = session.read.option("mergeSchema", "true").parquet(str((self.path / table).resolve()))
                 files.createOrReplaceTempView(raw)
-                repeats = _found(_LEFT_OUT, self, table)
-                if repeats is not None and repeats.num_rows:  # as on DuckDB: the same rows, by file and index
+                # the rows the rules and the repeat rule leave out, found once per snapshot (connect() above), left
+                # out by file and row index as on DuckDB: no check per row, and each query reads only its columns
+                left = pa.concat_tables([_found(_REJECTED, self, table), _found(_LEFT_OUT, self, table)])
+                session.createDataFrame(left.to_pandas(), schema=_SPARK_LEFT_OUT).createOrReplaceTempView(
+                    f"lake_left_out_{table}"
+                )
+                view = view.checked(f"lake_left_out_{table}", none_left_out=not left.num_rows)
+                rows_sql = view.rows_sql
+                if left.num_rows:
                     _spark_places(files, self.path / table).createOrReplaceTempView(f"lake_meta_{table}")
-                    frame = session.createDataFrame(repeats.to_pandas(), schema=_SPARK_LEFT_OUT)
-                    frame.createOrReplaceTempView(f"lake_left_out_{table}")
-                    view = view.leaving_out(f"lake_left_out_{table}")
-                    view = replace(view, rows_sql=view.rows_sql.replace(view.meta_source, f"lake_meta_{table}"))
-                rows = session.sql(spark_sql(view.rows_sql.replace(source, raw)))
-                _persisted((remote, self.path.resolve(), table), _fingerprint(self.path / table), rows)
+                    rows_sql = rows_sql.replace(view.meta_source, f"lake_meta_{table}")
+                rows = session.sql(spark_sql(rows_sql.replace(source, raw)))
+                _SPARK_ROWS[(remote, self.path.resolve(), table)] = (_fingerprint(self.path / table), rows)
                 rows.createOrReplaceTempView(table)
-                quarantine.append(spark_sql(view.quarantine_sql.replace(source, raw)))
+                quarantine.append(spark_sql(view.quarantine_sql))
             session.sql(" UNION ALL ".join(quarantine)).createOrReplaceTempView("quarantine")
             session.sql(spark_sql(_empty_sql(con, "ingests"))).createOrReplaceTempView("ingests")
             for name in (PREDICTIONS, FEEDBACK, "quarantine"):  # the catalog keeps their columns, not their rows
@@ -294,19 +301,6 @@ def _keep(path: Path, rows: pa.Table) -> None:
     except pa.ArrowException:
         return
     keep(path, sink.getvalue().to_pybytes())
-
-
-def _persisted(table: tuple, fingerprint: tuple, rows: Any) -> None:
-    """Keep a lake table's clean rows in Spark's cache (memory, spilling to disk): an analysis asks dozens of
-    aggregates of the same rows, and each would otherwise read the files and apply the rules again. Spark's
-    cache is shared by the sessions of one engine, so the next source opened on the same files reads it too;
-    the rows of files that have changed since leave the cache."""
-    cached = _SPARK_ROWS.get(table)
-    if cached is not None and cached[0] == fingerprint:
-        return
-    if cached is not None:
-        cached[1].unpersist()
-    _SPARK_ROWS[table] = (fingerprint, rows.persist())
 
 
 def _empty_sql(con: duckdb.DuckDBPyConnection, table: str) -> str:
