@@ -155,6 +155,24 @@ def test_the_engine_and_the_source_come_from_the_options(tmp_path: Path, monkeyp
         open_store(f"lake:{tmp_path}", "flink")
 
 
+def test_the_local_sessions_heap_is_half_the_memory_at_most_4g_or_the_users_choice(monkeypatch) -> None:
+    import os
+
+    from workbench.core.errors import InputError
+    from workbench.sources.spark import MEMORY_ENV, driver_memory
+
+    monkeypatch.delenv(MEMORY_ENV, raising=False)
+    half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 // 2**30
+    assert driver_memory() == f"{max(1, min(4, half))}g"
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 3 * 2**18}[name])
+    assert driver_memory() == "1g"  # a 3 GiB machine: half is 1.5 GiB, whole GiB down
+    monkeypatch.setenv(MEMORY_ENV, "8G")
+    assert driver_memory() == "8g"
+    monkeypatch.setenv(MEMORY_ENV, "lots")
+    with pytest.raises(InputError, match="must look like 4g or 512m, not 'lots'"):
+        driver_memory()
+
+
 def test_the_summary_on_spark_equals_duckdb_s(lakes) -> None:
     duck, spark = (store_summary(lake).to_dict() for lake in lakes)
     assert duck["predictions"] == ROWS

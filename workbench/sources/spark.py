@@ -51,8 +51,9 @@ def spark_remote() -> str | None:
 def spark_session(remote: str | None = None) -> Any:
     """The process' Spark session for ``remote`` (``sc://host:port``; None: local mode, made once and kept).
 
-    Local mode: ``local[*]``, the web UI off, warnings only, session time zone UTC (the store's), and
-    :data:`SHUFFLE_PARTITIONS` shuffle partitions. Startup (the JVM) takes 5-10 s once per process.
+    Local mode: ``local[*]``, the web UI off, warnings only, session time zone UTC (the store's),
+    :data:`SHUFFLE_PARTITIONS` shuffle partitions and :func:`driver_memory` of heap. Startup (the JVM) takes
+    5-10 s once per process.
     """
     key = remote or "local"
     with _lock:
@@ -68,7 +69,7 @@ def spark_session(remote: str | None = None) -> Any:
                 builder = builder.master("local[*]")
                 logs = f"-Dlog4j2.configurationFile=file:{_log_config()}"
                 conf |= {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
-                         "spark.driver.extraJavaOptions": logs}  # fmt: skip
+                         "spark.driver.extraJavaOptions": logs, "spark.driver.memory": driver_memory()}  # fmt: skip
             else:
                 builder = builder.remote(remote)
             for name, value in conf.items():
@@ -81,6 +82,28 @@ def spark_session(remote: str | None = None) -> Any:
             session.sparkContext.setLogLevel("ERROR")
         _sessions[key] = session
         return session
+
+
+MEMORY_ENV = "WORKBENCH_SPARK_MEMORY"
+
+
+def driver_memory() -> str:
+    """The local session's JVM heap (``spark.driver.memory``, which in local mode runs the tasks too):
+    ``$WORKBENCH_SPARK_MEMORY`` (e.g. ``8g``), else half this machine's memory, at most 4 GiB, at least 1 GiB.
+
+    Spark's default of 1 GiB ran out of heap at 20M predictions (the check's exact label-delay quantile and
+    drift's reference pass: ``java.lang.OutOfMemoryError: Java heap space``).
+    """
+    chosen = (os.environ.get(MEMORY_ENV) or "").strip().lower()
+    if chosen:
+        if not chosen[:-1].isdigit() or chosen[-1] not in "mg":
+            raise InputError(f"${MEMORY_ENV} must look like 4g or 512m, not '{chosen}'")
+        return chosen
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return "1g"
+    return f"{max(1, min(4, total // 2 // 2**30))}g"
 
 
 # Spark's JVM logs errors only, on stderr: the CLI's stderr is for one-line messages (Spark's default is
