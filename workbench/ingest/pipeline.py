@@ -481,7 +481,7 @@ class LakeView:
     ``repeated_sql`` finds the hashes of the keys (predictions: trace_id; feedback: the event key) that more
     than one row shares, reading the key columns only; when it finds none, ``rows_sql`` and ``quarantine_sql``
     are the whole answer. Else ``left_out_sql(keys)`` lists the rows the ingest's repeat rule leaves out (columns
-    :data:`REPEAT_COLUMNS`) and :meth:`leaving_out` gives the two queries without them.
+    :data:`REPEAT_COLUMNS`); :meth:`checked` gives the two queries without those and the rules' rows.
     """
 
     rows_sql: str
@@ -557,18 +557,6 @@ class LakeView:
             f"SELECT CAST(NULL AS BIGINT) AS ingest_id, {literal(p['table'])} AS table_name, "
             f"concat({literal(p['name'])}, file) AS source, row_index + 1 AS row_number, raw, reason, "
             f"CAST(NULL AS TIMESTAMPTZ) AS quarantined_at FROM {left_out} WHERE status = '{QUARANTINE}'"
-        )
-
-    def leaving_out(self, left_out: str) -> LakeView:
-        """This view without the rows of ``left_out`` (a relation with :data:`REPEAT_COLUMNS`, from
-        :meth:`left_out_sql`), whose quarantined rows join the quarantine with their reason, file and row."""
-        p = self.parts
-        # a hash join on the small left_out: NOT EXISTS made DuckDB's count of the view 40% slower at 1M rows
-        joined = f"LEFT JOIN {left_out} o ON o.file = s.__file AND o.row_index = s.__row"
-        rows_sql = (f"SELECT {p['columns']}, CAST(NULL AS BIGINT) AS ingest_id FROM {p['staged_meta']} s {joined} "
-                    f"WHERE ({p['reason']}) IS NULL AND o.file IS NULL")  # fmt: skip
-        return replace(
-            self, rows_sql=rows_sql, quarantine_sql=f"{self.quarantine_sql} UNION ALL {self._quarantined(left_out)}"
         )
 
 

@@ -2,8 +2,8 @@
 
 A store's ingest keeps per-trace counts as it writes (:mod:`workbench.sources.trace_feedback`), so the store
 summary reads coverage with one scan. A lake is never written: each ``workbench info`` joined 21.7M feedback rows
-with 20M predictions (7.9 s of 7.9 s at 20M rows). The source says which snapshot a connection reads (``meta``
-key ``snapshot``: a digest of its files, its rules and the UTC day, written by
+with 20M predictions (10.9 s of a 14.2 s ``info`` at 20M rows, loaded machine). The source says which snapshot a
+connection reads (``meta`` key ``snapshot``: a digest of its files, its rules and the UTC day, written by
 :class:`workbench.ingest.lake.LakeStore`); a result computed on it is kept as a small JSON file in the data
 folder's cache (``.lake-cache/``, beside the lake's left-out rows) under that digest, and the next process on
 the same snapshot reads it. A new or changed file makes a new digest; a source without one (a store, Spark)
