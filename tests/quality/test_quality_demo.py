@@ -195,3 +195,20 @@ def test_binned_scores_of_several_parts_in_one_query_equal_separate_calls(demo_s
         assert len(want) > 100 and want["n"].sum() > 5_000
         pd.testing.assert_frame_equal(got[list(want.columns)], want)
     assert stacked[3]["group"].dtype == np.int64 and stacked[0]["fold"].dtype == np.int64
+
+
+def test_labels_within_a_window_are_of_the_kinds_chosen_on_the_whole_feedback(demo_small):
+    """A window whose traces carry only explicit labels gets none of the automated kind (as the whole store
+    has automated labels), not a fallback to every kind that the other window would not share."""
+    store, _ = demo_small
+    with StoreSource(store).tables() as con:
+        f = con.table("feedback")
+        labelled = f.filter(f.label.notnull())
+        explicit = labelled.filter(labelled.kind == "explicit").select("trace_id")
+        automated = labelled.filter(labelled.kind == "automated").select("trace_id")
+        only_explicit = explicit.anti_join(automated, "trace_id").distinct()
+        assert only_explicit.count().execute() > 50
+        labels, note = labels_per_trace(con, ("automated",), within=only_explicit)
+        assert note is None and labels.count().execute() == 0
+        everything, _ = labels_per_trace(con, ("automated",))
+        assert everything.count().execute() > 5_000

@@ -91,12 +91,11 @@ def labels_per_trace(con: Any, kinds: tuple[str, ...], within: Any = None) -> tu
     Explicit corrections are chosen by users on wrong predictions, so they bias realised accuracy
     down; by default only automated outcome labels count. With none of those kinds, every labelled
     feedback counts and the note says so. ``within`` (a table with ``trace_id``): only those traces' labels
-    are grouped (a window of a few days: the feedback matched with it first instead of every label grouped).
+    are grouped (a window of a few days: the feedback matched with it first instead of every label grouped); the
+    kinds are chosen on the whole feedback all the same, so a window's labels count as every other window's.
     """
     f = con.table("feedback")
     labelled = f.filter(f.label.notnull())
-    if within is not None:
-        labelled = labelled.semi_join(within.select("trace_id"), "trace_id")
     note = None
     if kinds:
         chosen = labelled.filter(labelled.kind.isin(list(kinds)))
@@ -104,4 +103,6 @@ def labels_per_trace(con: Any, kinds: tuple[str, ...], within: Any = None) -> tu
             labelled = chosen
         else:
             note = f"no labelled feedback of kind {', '.join(kinds)}: labels from every kind are used"
+    if within is not None:
+        labelled = labelled.semi_join(within.select("trace_id"), "trace_id")
     return labelled.group_by("trace_id").aggregate(label=labelled.label.argmax(labelled.ts)), note
