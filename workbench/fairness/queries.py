@@ -22,12 +22,11 @@ from workbench.core.errors import InputError
 from workbench.core.window import Window
 from workbench.fairness.file_queries import file_rows, frame_rows  # noqa: F401  (file mode; re-exported)
 from workbench.sources import cursors, experiment, trace_feedback
-from workbench.sources.chunks import epoch_us
+from workbench.sources.chunks import DAY_US, epoch_us
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.fairness import BLANK_GROUP, MISSING_GROUP, FairnessSettings
 
 TIME_UNITS = {"day": 1, "week": 7}
-US_PER_DAY = 86_400_000_000
 
 
 def chunk_index(ts: Any, chunk: str) -> Any:
@@ -39,7 +38,7 @@ def chunk_index(ts: Any, chunk: str) -> Any:
     if not cursors.on_duckdb(ts):  # other engines: Ibis' portable epoch seconds and floor division
         day = ts.epoch_seconds() // 86_400
         return day if chunk == "day" else (day + 3) // 7
-    day = _floor_div(epoch_us(ts), US_PER_DAY)
+    day = _floor_div(epoch_us(ts), DAY_US)
     return day if chunk == "day" else _floor_div(day + 3, 7)
 
 
