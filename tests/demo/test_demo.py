@@ -159,3 +159,41 @@ def test_star_ratings_are_better_when_the_prediction_was_right(demo):
     assert (low, high) == (1, 5)
     assert abs(gap - (expected_stars(4.0) - expected_stars(3.0))) < 4 * se
     assert share == pytest.approx(0.03, abs=0.003)
+
+
+def test_a_build_of_several_chunks_made_ahead_by_a_thread_lands_every_chunk_in_order(tmp_path, monkeypatch):
+    """Chunks are generated one ahead of the ingest (a thread) and each chunk's two tables are one transaction:
+    the store holds generate()'s rows, the truth its content hash, and the ingests name the chunks in order."""
+    import workbench.demo.scenario as scenario
+
+    monkeypatch.setattr(scenario, "CHUNK_ROWS", 4_000)
+    sc = Scenario(rows=10_000)
+    chunks = [(p.column("trace_id").to_pylist(), f.num_rows) for p, f, _ in scenario.generate_chunks(sc)]
+    store = Store(tmp_path / "demo.duckdb")
+    truth = build_demo(store, sc)
+    assert truth["content_hash"] == generate(sc)[2]["content_hash"]
+    with store.connect() as con:
+        sources = [r[0] for r in con.execute("SELECT source FROM ingests ORDER BY ingest_id").fetchall()]
+        by_ingest = con.execute(
+            "SELECT i.source, list(p.trace_id ORDER BY p.trace_id), "
+            "(SELECT count(*) FROM feedback f WHERE f.ingest_id = i.ingest_id + 1) "
+            "FROM predictions p JOIN ingests i USING (ingest_id) GROUP BY ALL ORDER BY i.source"
+        ).fetchall()
+    assert sources == [f"demo:{c}:{t}" for c in range(3) for t in ("predictions", "feedback")]
+    assert [(traces, n) for _, traces, n in by_ingest] == [(sorted(t), n) for t, n in chunks]
+    assert len(chunks) == 3 and sum(n for _, n in chunks) == truth["feedback_rows"]
+
+
+def test_the_chunk_made_ahead_keeps_the_order_and_raises_the_makers_error_in_the_caller():
+    from workbench.demo.scenario import _ahead
+
+    def made():
+        yield from range(3)
+        raise RuntimeError("generation failed")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="generation failed"):
+        for item in _ahead(made()):
+            seen.append(item)
+    assert seen == [0, 1, 2]
+    assert list(_ahead(iter(range(50)))) == list(range(50))

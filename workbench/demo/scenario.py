@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 
 from workbench.core.errors import InputError
 from workbench.core.schema import FEEDBACK, PREDICTIONS, Roles, TableRoles
-from workbench.ingest.pipeline import ingest_frame
+from workbench.ingest.pipeline import ingest_frames
 from workbench.sources.store import Store, read_meta, write_meta
 
 START = np.datetime64("2026-01-01T00:00:00", "us")
@@ -272,7 +273,7 @@ def _update_hash(digest: Any, table: pa.Table) -> None:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    digest.update(sink.getvalue().to_pybytes())
+    digest.update(memoryview(sink.getvalue()))  # the IPC buffer itself: no copy into Python bytes
 
 
 def content_hash(*tables: pa.Table) -> str:
@@ -398,14 +399,16 @@ def build_demo(
         Path(str(store.path) + ".wal").unlink(missing_ok=True)
     tally = _Tally(sc)
     accepted = {"predictions": 0, "feedback": 0, "quarantined": 0}
-    for chunk, (predictions, feedback, hidden) in enumerate(generate_chunks(sc)):
-        tally.add(predictions, feedback, hidden)
-        for table, frame in ((PREDICTIONS, predictions), (FEEDBACK, feedback)):
-            result = ingest_frame(store, frame, table, DEMO_ROLES, source=f"demo:{table}:{chunk}")
-            accepted[table] += result.accepted
+    written = 0
+    for chunk, (predictions, feedback) in enumerate(_ahead(_tallied(generate_chunks(sc), tally))):
+        # a chunk's predictions and feedback in one transaction: one open and checkpoint of the store, not two
+        frames = [(predictions, PREDICTIONS), (feedback, FEEDBACK)]
+        for result in ingest_frames(store, frames, DEMO_ROLES, source=f"demo:{chunk}"):
+            accepted[result.table] += result.accepted
             accepted["quarantined"] += result.quarantined
+        written += predictions.num_rows
         if progress is not None:
-            progress(tally.predictions, sc.rows)
+            progress(written, sc.rows)
     truth = tally.truth()
     truth["ingest"] = accepted
     with store.connect(read_only=False) as con:
@@ -414,6 +417,29 @@ def build_demo(
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
     return truth
+
+
+def _tallied(
+    chunks: Iterator[tuple[pa.Table, pa.Table, dict[str, np.ndarray]]], tally: _Tally
+) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """The chunks' (predictions, feedback), each added to ``tally`` (in order) before it is yielded."""
+    for predictions, feedback, hidden in chunks:
+        tally.add(predictions, feedback, hidden)
+        yield predictions, feedback
+
+
+def _ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """``items`` in order, the next one made by a thread while the caller works on this one.
+
+    The demo's generation and content hash (numpy, Arrow, SHA-256) overlap the ingest (DuckDB, which releases the
+    GIL): one chunk ahead, so at most three chunks are in memory (being ingested, ready, being made).
+    """
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-chunks") as pool:
+        upcoming = pool.submit(next, items, done)
+        while (item := upcoming.result()) is not done:
+            upcoming = pool.submit(next, items, done)
+            yield item
 
 
 def _has_meta(con: Any) -> bool:
