@@ -31,7 +31,8 @@ AB_COUNTS = ["ab_click_n", "ab_click_up", "ab_correction_rows", "ab_dwell_n", "a
 AB_SUMS = ["ab_click_sum", "ab_dwell_sum", "ab_rating_sum"]
 AB_VALUES = ["ab_dwell_values", "ab_rating_values"]
 ROWS = ["n_feedback"]  # every feedback row of the trace, whatever its type
-KEPT_COLUMNS = [*COUNT_COLUMNS, *ROWS, *AB_COUNTS, *AB_SUMS, *AB_VALUES]
+LABEL = ["automated_label"]  # the label of the trace's newest labelled row of the automated kind
+KEPT_COLUMNS = [*COUNT_COLUMNS, *ROWS, *LABEL, *AB_COUNTS, *AB_SUMS, *AB_VALUES]
 
 
 def _predictions(start: int, stop: int, seed: int) -> pd.DataFrame:
@@ -62,7 +63,7 @@ def _feedback(traces: np.ndarray, seed: int) -> pd.DataFrame:
     return pd.DataFrame({
         "trace_id": [f"t{i}" for i in traces],
         "ts": pd.Timestamp("2026-02-15", tz="UTC") + pd.to_timedelta(rng.integers(0, 86400 * 5, n), unit="s"),
-        "kind": "explicit",
+        "kind": rng.choice(["explicit", "automated"], n, p=[0.6, 0.4]),  # drawn last: the other columns as before
         "type": kind,
         "value": value,
         "label": pd.array(np.where(label < 0, None, label), dtype="Int8"),
@@ -103,7 +104,7 @@ def _grouped_now(store: Store, settings: FairnessSettings | None = None) -> pd.D
 def _by_hand(store: Store) -> pd.DataFrame:
     """The same counts in pandas from the raw feedback rows (an independent reference)."""
     with store.connect(read_only=True) as con:
-        f = con.execute("SELECT trace_id, type, value, label FROM feedback").df()
+        f = con.execute("SELECT trace_id, ts, kind, type, value, label FROM feedback").df()
     f["is_label"] = f["label"].notna()
     f["is_thumb"] = (f["type"] == "thumb") & f["value"].notna()
     f["is_rating"] = (f["type"] == "rating") & f["value"].notna()
@@ -118,6 +119,8 @@ def _by_hand(store: Store) -> pd.DataFrame:
         "rating_sum": g["r"].sum(min_count=1), "rating_sumsq": (f["r"] ** 2).groupby(f["trace_id"]).sum(min_count=1),
         "n_feedback": g.size(),
     })  # fmt: skip
+    automated = f[f["is_label"] & (f["kind"] == "automated")].sort_values("ts")
+    out["automated_label"] = automated.groupby("trace_id")["label"].last().reindex(out.index)
     for t in ab_types:
         of_type = f["type"] == t
         with_value = of_type & f["value"].notna()
@@ -139,6 +142,8 @@ def _same_counts(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a["trace_id"]) == list(b["trace_id"])
     for column in [*COUNT_COLUMNS[1:6], *ROWS, *AB_COUNTS]:
         assert a[column].astype("int64").tolist() == b[column].astype("int64").tolist(), column
+    for column in LABEL:  # null: no automated label
+        assert a[column].astype("Int64").fillna(-1).tolist() == b[column].astype("Int64").fillna(-1).tolist(), column
     for column in [*COUNT_COLUMNS[6:], *AB_SUMS]:
         np.testing.assert_allclose(a[column].astype(float), b[column].astype(float), rtol=1e-12, equal_nan=True)
     for column in AB_VALUES:
@@ -178,6 +183,8 @@ def test_after_a_sequence_of_ingests_the_kept_table_equals_the_feedback_grouped_
     assert (kept["n_labels"] >= 2).any() and ((kept["n_positive"] > 0) & (kept["n_positive"] < kept["n_labels"])).any()
     assert kept["trace_id"].isin([f"t{i}" for i in range(1500, 2000)]).any()  # the orphans' feedback is there
     assert (kept["n_labels"] == 0).any()  # a trace with only thumbs or ratings
+    automated = kept["automated_label"]
+    assert automated.notna().any() and automated.isna().any() and (kept["n_labels"] > automated.notna()).any()
     with store.connect(read_only=True) as con:
         per_ingest = con.execute("SELECT table_name, accepted FROM ingests ORDER BY ingest_id").fetchall()
     assert per_ingest[-1] == ("feedback", 0)
@@ -316,22 +323,30 @@ def test_a_store_without_the_table_is_audited_from_the_feedback_and_the_next_ing
 
 
 def test_the_kept_query_is_the_ibis_expression_compiled(tmp_path: Path) -> None:
-    """counts_sql runs per_trace_counts' SQL: same rows as the Ibis expression on a DuckDB table."""
+    """counts_sql runs per_trace_counts' SQL: same rows as the Ibis expression on a DuckDB table; the kept label
+    is the label of each trace's newest labelled row of the automated kind (by hand)."""
     con = duckdb.connect(str(tmp_path / "x.duckdb"))
-    con.execute("CREATE TABLE feedback (trace_id VARCHAR, type VARCHAR, value DOUBLE, label TINYINT)")
-    rows = ["('a', 'thumb', 1, NULL)", "('a', 'thumb', 0, 1)", "('b', 'rating', NULL, NULL)", "('b', 'rating', 4, 0)",
-            "('c', 'click', 1, NULL)", "('d', 'correction', 1, 1)", "('d', 'other', 0, 0)"]  # fmt: skip
+    con.execute("CREATE TABLE feedback (trace_id VARCHAR, ts TIMESTAMPTZ, kind VARCHAR, type VARCHAR, value DOUBLE, "
+                "label TINYINT)")  # fmt: skip
+    rows = ["('a', '2026-01-01', 'explicit', 'thumb', 1, NULL)", "('a', '2026-01-02', 'automated', 'thumb', 0, 1)",
+            "('b', '2026-01-01', 'automated', 'rating', NULL, NULL)", "('b', '2026-01-02', 'explicit', 'rating', 4, 0)",
+            "('c', '2026-01-01', 'implicit', 'click', 1, NULL)",
+            "('d', '2026-01-03', 'automated', 'correction', 1, 1)", "('d', '2026-01-05', 'automated', 'other', 0, 0)",
+            "('e', '2026-01-02', 'automated', 'outcome', NULL, 1)",
+            "('e', '2026-01-01', 'automated', 'outcome', NULL, 0)",
+            "('e', '2026-01-09', 'explicit', 'correction', NULL, 0)"]  # fmt: skip
     con.execute(f"INSERT INTO feedback VALUES {', '.join(rows)}")
     got = con.execute(f"SELECT * FROM ({trace_feedback.counts_sql('feedback')}) ORDER BY trace_id").df()
-    assert got["trace_id"].tolist() == ["a", "b", "c", "d"]  # c: a click, kept for the A/B analysis
-    assert got["n_labels"].tolist() == [1, 1, 0, 2] and got["n_positive"].tolist() == [1, 0, 0, 1]
-    assert got["thumbs"].tolist() == [2, 0, 0, 0] and got["thumbs_up"].tolist() == [1, 0, 0, 0]
-    assert got["ratings"].tolist() == [0, 1, 0, 0] and got["rating_sum"].iloc[1] == 4.0
+    assert got["trace_id"].tolist() == ["a", "b", "c", "d", "e"]  # c: a click, kept for the A/B analysis
+    assert got["n_labels"].tolist() == [1, 1, 0, 2, 3] and got["n_positive"].tolist() == [1, 0, 0, 1, 1]
+    assert got["automated_label"].fillna(-1).tolist() == [1, -1, -1, 0, 1]  # d: its newest; e: not the correction
+    assert got["thumbs"].tolist() == [2, 0, 0, 0, 0] and got["thumbs_up"].tolist() == [1, 0, 0, 0, 0]
+    assert got["ratings"].tolist() == [0, 1, 0, 0, 0] and got["rating_sum"].iloc[1] == 4.0
     assert got["rating_sumsq"].iloc[1] == 16.0
-    assert got["ab_thumb_n"].tolist() == [2, 0, 0, 0] and got["ab_thumb_up"].tolist() == [1, 0, 0, 0]
-    assert got["ab_click_n"].tolist() == [0, 0, 1, 0] and got["ab_click_sum"].iloc[2] == 1.0
-    assert got["ab_correction_rows"].tolist() == [0, 0, 0, 1]
-    assert got["ab_rating_n"].tolist() == [0, 1, 0, 0] and list(got["ab_rating_values"].iloc[1]) == [4.0]
+    assert got["ab_thumb_n"].tolist() == [2, 0, 0, 0, 0] and got["ab_thumb_up"].tolist() == [1, 0, 0, 0, 0]
+    assert got["ab_click_n"].tolist() == [0, 0, 1, 0, 0] and got["ab_click_sum"].iloc[2] == 1.0
+    assert got["ab_correction_rows"].tolist() == [0, 0, 0, 1, 1]
+    assert got["ab_rating_n"].tolist() == [0, 1, 0, 0, 0] and list(got["ab_rating_values"].iloc[1]) == [4.0]
     backend = ibis.duckdb.from_connection(con)
     expr = trace_feedback.per_trace_counts(backend.table("feedback"), experiment=True).order_by("trace_id")
     expected = expr.execute()[list(got.columns)]

@@ -209,6 +209,38 @@ def test_labels_within_a_window_are_of_the_kinds_chosen_on_the_whole_feedback(de
         only_explicit = explicit.anti_join(automated, "trace_id").distinct()
         assert only_explicit.count().execute() > 50
         labels, note = labels_per_trace(con, ("automated",), within=only_explicit)
-        assert note is None and labels.count().execute() == 0
+        assert note is None and labels.table.count().execute() == 0
         everything, _ = labels_per_trace(con, ("automated",))
-        assert everything.count().execute() > 5_000
+        assert everything.table.count().execute() > 5_000
+
+
+def test_labels_read_from_the_ingest_s_kept_copy_give_the_numbers_of_the_grouped_feedback(demo_small, monkeypatch):
+    """On a store the ingest keeps each trace's latest automated label on its predictions: the labels, the
+    estimated performance and the label drift read from that copy equal those grouped from the feedback."""
+    from workbench.drift.request import DriftRequest
+    from workbench.drift.store import compare
+    from workbench.sources import trace_feedback
+    from workbench.sources.chunks import TraceLabels
+
+    store, _ = demo_small
+    with StoreSource(store).tables() as con:
+        labels, note = labels_per_trace(con, ("automated",))
+        assert note is None and labels.column == trace_feedback.kept_label_column()
+        p = con.table("predictions")
+        kept = labels.on(p, inner=True).select("trace_id", "label").order_by("trace_id").execute()
+        joined = TraceLabels(labels.table).on(p, inner=True).select("trace_id", "label").order_by("trace_id").execute()
+        assert len(kept) > 5_000 and kept["label"].astype(int).tolist() == joined["label"].astype(int).tolist()
+        assert kept["trace_id"].tolist() == joined["trace_id"].tolist()
+        assert labels_per_trace(con, ("automated", "explicit"))[0].column is None  # other kinds: no copy
+    reference = Window(end=pd.Timestamp("2026-01-21", tz="UTC"))
+    current = Window(start=pd.Timestamp("2026-02-10", tz="UTC"))
+    request = DriftRequest(reference, current, multivariate=False)
+    from_copy = (estimated_performance(store, reference, "week").chunks, compare(store, request, use_cache=False))
+    monkeypatch.setattr(trace_feedback, "copies_current", lambda _backend: False)
+    with StoreSource(store).tables() as con:
+        assert labels_per_trace(con, ("automated",))[0].column is None
+    grouped = (estimated_performance(store, reference, "week").chunks, compare(store, request, use_cache=False))
+    pd.testing.assert_frame_equal(from_copy[0], grouped[0])
+    assert from_copy[0]["realised_accuracy"].notna().sum() >= 6
+    assert from_copy[1].to_dict()["label_drift"] == grouped[1].to_dict()["label_drift"]
+    assert from_copy[1].to_dict()["label_drift"]["n_reference"] > 1_000

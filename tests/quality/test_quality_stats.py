@@ -23,6 +23,7 @@ from sklearn.metrics import (
 )
 
 from workbench.quality.analyse import RELIABILITY_BINS, components, estimates, summarise
+from workbench.sources.chunks import TraceLabels
 from workbench.sources.hashing import HASH_RANGE, portable_hash
 from workbench.sources.scores import CALIBRATION_FOLDS, FOLD_HASH_DIGITS, binned_scores
 from workbench.stats.performance import Confusion, binned_curves, expected_confusion, sampling_components
@@ -53,7 +54,7 @@ def _binned(rows: pd.DataFrame) -> pd.DataFrame:
     con = ibis.duckdb.connect()
     table = con.create_table("predictions", rows.drop(columns="label"))
     labels = con.create_table("labels", rows.loc[rows["label"].notna(), ["trace_id", "label"]].astype({"label": int}))
-    return binned_scores(table, labels)
+    return binned_scores(table, TraceLabels(labels))
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +260,9 @@ def test_each_trace_s_fold_is_its_md5_mod_10_whatever_the_row_order(rows):
     """The fold counts the engine returns equal those of the folds computed by hand, and a shuffled table (other
     rows first, other parallel chunks) gives the same counts and sums per (bin, prediction, fold)."""
     con = ibis.duckdb.connect()
-    labels = con.create_table("labels", rows.loc[rows["label"].notna(), ["trace_id", "label"]].astype({"label": int}))
+    labels = TraceLabels(
+        con.create_table("labels", rows.loc[rows["label"].notna(), ["trace_id", "label"]].astype({"label": int}))
+    )
     ordered, shuffled = (
         binned_scores(con.create_table(name, part.drop(columns="label")), labels, folds=True)
         .sort_values(["bin", "prediction", "fold"])

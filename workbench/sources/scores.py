@@ -36,8 +36,9 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
     """Counts per ([group,] score bin of 1/1000, prediction, fold): rows, Σs, Σs², labelled, positives, correct,
     and over the labelled rows Σs, Σs² and Σs·label (the reliability diagram's mean score and the Brier score).
 
-    ``table`` is an Ibis predictions table, ``labels`` an Ibis ``trace_id, label`` table (one label per
-    trace, :func:`workbench.sources.chunks.labels_per_trace`), ``by`` a function of the joined table giving
+    ``table`` is an Ibis predictions table, ``labels`` one label per trace
+    (:func:`workbench.sources.chunks.labels_per_trace`: the predictions' kept copy, or a join), ``by`` a function
+    of the labelled table giving
     the ``group`` column (a chunk, a model version). Rows without a score are left out. The bin of score s is
     ⌊1000·s⌋ (1.0 joins the top bin). With ``folds`` (the reference, for :func:`choose_calibration` only) the
     counts are also split by fold, the trace id's portable hash (MD5's first 16 bits, the same on every engine)
@@ -53,7 +54,8 @@ Part = tuple[Any, Callable[[Any], Any] | None, bool]  # (predictions table, by, 
 def binned_scores_many(labels: Any, parts: Sequence[Part]) -> list[pd.DataFrame]:
     """:func:`binned_scores` of each ``(table, by, folds)`` against the same ``labels``, in one engine query.
 
-    The labels are every labelled feedback row grouped by trace, the costly part; in one query the engine plans
+    Without the ingest's kept copy, the labels are every labelled feedback row grouped by trace, the costly part;
+    in one query the engine plans
     and runs the parts together: on the 20M-row demo (loaded machine) the drift page's estimated performance
     (reference and chunks) took 17.0 s with a query per part, 14.2 s with one. The parts are stacked
     (``UNION ALL``) with a part number, each group in a column of its own type, and split again: the frames are
@@ -98,7 +100,7 @@ def _as(column: pd.Series, dtype: Any) -> pd.Series:
 
 def _binned(table: Any, labels: Any, by: Callable[[Any], Any] | None, folds: bool) -> Any:
     """The Ibis aggregate of :func:`binned_scores` (not executed)."""
-    t = table.filter(table.score.notnull()).left_join(labels, "trace_id")
+    t = labels.on(table.filter(table.score.notnull()))
     score_bin = (t.score * AUC_BINS).floor().cast("int64").clip(upper=AUC_BINS - 1)
     groups = {"bin": score_bin, "prediction": t.prediction.cast("int64")}
     if folds:

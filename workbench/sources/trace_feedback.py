@@ -13,7 +13,11 @@ its own transaction (still all-or-nothing):
   its observations, positives, Σ value and, for mean metrics, the values themselves), so the analysis groups
   the predictions by unit once and joins no feedback (:mod:`workbench.abtest.kept`).
 - and every trace's number of feedback rows (``n_feedback``), from which the store summary (``workbench info``,
-  the Home page) counts coverage and orphan feedback with one scan: 0.2 s instead of ~8 s of joins at 20M.
+  the Home page) counts coverage and orphan feedback with one scan: 0.2 s instead of ~8 s of joins at 20M;
+- and its latest label of the automated kind (``automated_label``, :data:`KEPT_LABEL_KINDS`: the label of
+  its newest such row), the one label per trace that realised and estimated accuracy read
+  (:func:`workbench.sources.chunks.labels_per_trace`): a column read instead of grouping every label and
+  joining the groups to the predictions.
 
 The audit then reads the label counts with each prediction (one scan, no join) and applies the label policy
 (majority or drop) as it reads. It does so only while a stamp in ``meta`` (each stream's row count and last
@@ -38,11 +42,12 @@ from workbench.sources.experiment import METRICS, experiment_columns, hidden
 from workbench.sources.store import read_meta, write_meta
 
 TABLE = "trace_feedback"
-VERSION = 4  # bump when the table's columns or their meaning change: a stamp of another version is stale
+VERSION = 5  # bump when the table's columns or their meaning change: a stamp of another version is stale
 _STAMP = "trace_feedback"
 _SOURCE = "__trace_feedback_source__"
 _OWNER = "workbench: trace feedback counts"  # the comment on our __fb_ columns (a user's has none)
 _DEFAULT_TYPES = {"label_types": [], "thumb_type": "thumb", "rating_type": "rating"}
+KEPT_LABEL_KINDS = ("automated",)  # the feedback kinds of ``automated_label`` (the accuracy's default label kinds)
 
 
 def per_trace_counts(
@@ -59,8 +64,9 @@ def per_trace_counts(
     ``f``: the feedback table. Labels of ``label_types`` (empty: every type); thumbs up are values > 0.
     Without ``signals`` (no thumb or rating feedback in the store) only the labelled traces and their two
     counts: ~35% cheaper at 5M predictions. ``experiment`` (what the ingest keeps): also the A/B sums of
-    :data:`EXPERIMENT` and ``n_feedback`` (every feedback row of the trace, whatever its type), with a row for
-    every trace with feedback: the store summary reads its coverage and orphans from them, with no join.
+    :data:`EXPERIMENT`, ``n_feedback`` (every feedback row of the trace, whatever its type) and
+    ``automated_label`` (the label of the trace's newest labelled row of :data:`KEPT_LABEL_KINDS`), with a row
+    for every trace with feedback: the store summary reads its coverage and orphans from them, with no join.
     """
     is_label = f.label.notnull()
     if label_types:
@@ -75,7 +81,10 @@ def per_trace_counts(
     f = f.mutate(is_label=is_label, is_thumb=is_thumb, is_rating=is_rating)
     if not experiment:
         f = f.filter(f.is_label | f.is_thumb | f.is_rating)
-    sums = {"n_feedback": f.count(), **experiment_sums(f)} if experiment else {}
+    sums = {}
+    if experiment:
+        automated = f.label.notnull() & f.kind.isin(list(KEPT_LABEL_KINDS))
+        sums = {"n_feedback": f.count(), "automated_label": f.label.argmax(f.ts, where=automated), **experiment_sums(f)}
     return f.group_by("trace_id").aggregate(
         n_labels=f.trace_id.count(where=f.is_label),
         n_positive=f.label.cast("int64").sum(where=f.is_label).cast("int64").fill_null(0),
@@ -120,7 +129,8 @@ def counts_sql(source: str) -> str:
     parenthesised subquery). Only Ibis is imported: the ingest pays ~0.4 s for it, not the audit's imports."""
     import ibis
 
-    schema = ibis.schema({"trace_id": "string", "type": "string", "value": "float64", "label": "int8"})
+    schema = ibis.schema({"trace_id": "string", "ts": "timestamp('UTC')", "kind": "string", "type": "string",
+                          "value": "float64", "label": "int8"})  # fmt: skip
     table = ibis.table(schema, name=_SOURCE)
     expr = per_trace_counts(table, _DEFAULT_TYPES["label_types"], _DEFAULT_TYPES["thumb_type"],
                             _DEFAULT_TYPES["rating_type"], experiment=True)  # fmt: skip
@@ -131,7 +141,8 @@ COUNTS = {"n_labels": "BIGINT", "n_positive": "BIGINT", "thumbs": "BIGINT", "thu
           "ratings": "BIGINT", "rating_sum": "DOUBLE", "rating_sumsq": "DOUBLE"}  # fmt: skip
 EXPERIMENT = _experiment_types()  # the A/B sums kept beside COUNTS (column → SQL type)
 FEEDBACK_ROWS = {"n_feedback": "BIGINT"}  # every feedback row of the trace (the store summary's coverage)
-KEPT = {**COUNTS, **FEEDBACK_ROWS, **EXPERIMENT}  # every column of the table, copied onto the prediction rows
+LABEL = {"automated_label": "TINYINT"}  # the trace's latest label of KEPT_LABEL_KINDS (null: none)
+KEPT = {**COUNTS, **FEEDBACK_ROWS, **LABEL, **EXPERIMENT}  # every column of the table, copied onto the predictions
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -272,6 +283,11 @@ def kept_sums(backend: Any) -> tuple[bool, list[str] | None]:
         return False, None
     copies, units, stamp = _check(backend.con, _state(backend.con))
     return copies, list(stamp["segments"]) if units else None
+
+
+def kept_label_column() -> str:
+    """The predictions' column holding each trace's latest label of :data:`KEPT_LABEL_KINDS`."""
+    return hidden("automated_label")
 
 
 def copies_current(backend: Any) -> bool:
