@@ -71,6 +71,33 @@ def test_one_query_for_all_numeric_features_gives_each_features_counts_exactly()
         assert together[column]["grid_counts"].sum() == frame[column].notna().sum()
 
 
+def test_the_per_chunk_counts_of_every_feature_in_one_query_equal_each_chunk_counted_alone():
+    """Drift over time's stacked count (one branch per feature, grouped by chunk) gives each chunk's arrays of
+    :func:`numeric_counts` on that chunk's rows alone."""
+    rng = np.random.default_rng(12)
+    n = 5000
+    frame = pd.DataFrame({
+        "chunk": rng.integers(0, 4, n),
+        "skewed": np.concatenate([rng.lognormal(2, 1, n - 3), [np.nan, -1e9, 1e9]]),
+        "whole": rng.integers(0, 7, n),
+        "gappy": np.where(rng.random(n) < 0.3, np.nan, rng.normal(0, 1, n)),
+    })  # fmt: skip
+    con = ibis.duckdb.connect()
+    table = con.create_table("t", frame)
+    features = ["skewed", "whole", "gappy"]
+    bins = {c: _bins(frame[c].to_numpy(dtype=float), 97) for c in features}
+    together = q.numeric_counts_by(table, bins, lambda t: t.chunk)
+    for column, (edges, spec) in bins.items():
+        assert sorted(together[column]["group"].unique()) == [0, 1, 2, 3]
+        for chunk, part in together[column].groupby("group"):
+            got = q.split_counts(part, len(edges), int(spec["bins"]))
+            alone = q.numeric_counts(table.filter(table.chunk == int(chunk)), column, edges, spec)
+            for key in ("bin_counts", "grid_counts"):
+                np.testing.assert_array_equal(got[key], alone[key], err_msg=f"{column} {chunk} {key}")
+            np.testing.assert_allclose(got["grid_sums"], alone["grid_sums"], rtol=1e-12, atol=1e-6)
+            assert got["grid_counts"].sum() == frame.loc[frame["chunk"] == chunk, column].notna().sum()
+
+
 def test_one_query_for_all_categorical_features_gives_each_features_value_counts(store):
     with store.ibis() as con:
         numeric, categorical = store_features(con)

@@ -136,11 +136,12 @@ def _chunk_values(
     keyed = chunk_key(table, chunk)
     by = lambda t: t.chunk  # noqa: E731
     rows: list[dict] = []
+    bins = {}
     for f in numeric:
         entry = profile["numeric"][f]
-        spec, _, _ = _coarse(entry, settings.over_time_grid_bins)
-        frame = q.numeric_counts(keyed, f, np.asarray(entry["edges"], dtype=float), spec, by=by)
-        rows += _numeric_rows(f, entry, frame, settings)
+        bins[f] = (np.asarray(entry["edges"], dtype=float), _coarse(entry, settings.over_time_grid_bins)[0])
+    for f, frame in q.numeric_counts_by(keyed, bins, by).items():
+        rows += _numeric_rows(f, profile["numeric"][f], frame, settings)
     for f in categorical:
         rows += _categorical_rows(f, profile["categorical"][f], q.categorical_counts(keyed, f, by=by), settings)
     sizes = keyed.group_by("chunk").aggregate(

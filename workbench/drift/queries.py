@@ -266,25 +266,16 @@ def _edges_at_or_below(x: Any, edges: list[float], offset: int) -> Any:
     return ibis.ifelse(x >= edges[mid], above, below)
 
 
-def numeric_counts(
-    table: Any, feature: str, edges: np.ndarray, spec: dict[str, float], by: Any = None
-) -> dict[str, np.ndarray] | Any:
-    """Counts and sums per (grid bin, decile bin) of one feature, optionally per group ``by`` (an expression).
-
-    Returns arrays ``bin_counts`` (len(edges) + 1), ``grid_counts`` and ``grid_sums`` (bins + 2, outer bins
-    first and last); with ``by``, a DataFrame ``group, k, d, n, s`` for the caller to split.
-    """
+def numeric_counts(table: Any, feature: str, edges: np.ndarray, spec: dict[str, float]) -> dict[str, np.ndarray]:
+    """Counts and sums per (grid bin, decile bin) of one feature: arrays ``bin_counts`` (len(edges) + 1),
+    ``grid_counts`` and ``grid_sums`` (bins + 2, outer bins first and last). Per chunk, of several features at
+    once: :func:`numeric_counts_by`."""
     t = table.filter(table[feature].notnull())
     x = t[feature].cast("float64")
     t = t.filter(~x.isnan())
     x = t[feature].cast("float64")
     key, decile = _bin_keys(x, edges, spec)
-    groups = {"k": key, "d": decile}
-    if by is not None:
-        groups = {"group": by(t), **groups}
-    frame = t.group_by(**groups).aggregate(n=t.count(), s=x.sum()).execute()
-    if by is not None:
-        return frame
+    frame = t.group_by(k=key, d=decile).aggregate(n=t.count(), s=x.sum()).execute()
     return split_counts(frame, len(edges), int(spec["bins"]))
 
 
@@ -319,8 +310,30 @@ def numeric_counts_many(
     return out
 
 
-def _counts_union(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]]) -> Any:
-    """The Ibis expression of :func:`numeric_counts_many`: one ``GROUP BY`` per feature under ``UNION ALL``."""
+def numeric_counts_by(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], by: Any) -> dict[str, Any]:
+    """:func:`numeric_counts` with ``by`` of several features in ONE engine query: ``{feature: frame group, k, d,
+    n, s}``, the frames of one call per feature (held equal by a test).
+
+    Drift over time counts every feature per chunk: at 20M predictions (8 features, 2 cores) one query per feature
+    took 4.1 s, the stacked branches (one integer key each, as :func:`numeric_counts_many`) ~3 s.
+    """
+    import pandas as pd
+
+    if not bins:
+        return {}
+    frame = _counts_union(table, bins, by).execute()
+    out = {}
+    for i, (f, (edges, _spec)) in enumerate(bins.items()):
+        mine = frame[frame["f"] == i]
+        k, d = np.divmod(mine["j"].to_numpy(dtype=np.int64), len(edges) + 1)  # k = grid key + 1
+        out[f] = pd.DataFrame({"group": mine["group"].to_numpy(), "k": k - 1, "d": d,
+                               "n": mine["n"].to_numpy(), "s": mine["s"].to_numpy()})  # fmt: skip
+    return out
+
+
+def _counts_union(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], by: Any = None) -> Any:
+    """The Ibis expression of :func:`numeric_counts_many` (and, with ``by``, of :func:`numeric_counts_by`): one
+    ``GROUP BY`` per feature under ``UNION ALL``."""
     import ibis
 
     parts = []
@@ -330,7 +343,8 @@ def _counts_union(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]
         x = t[f].cast("float64")
         key, decile = _bin_keys(x, edges, spec)
         joint = (key + 1) * (len(edges) + 1) + decile
-        part = t.group_by(j=joint).aggregate(n=t.count(), s=x.sum())
+        groups = {"j": joint} if by is None else {"group": by(t), "j": joint}
+        part = t.group_by(**groups).aggregate(n=t.count(), s=x.sum())
         parts.append(part.mutate(f=ibis.literal(i, "int32")))
     return ibis.union(*parts, distinct=False)
 
