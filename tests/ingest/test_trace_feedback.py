@@ -222,6 +222,16 @@ def test_feedback_changed_behind_the_ingest_makes_the_table_stale_until_the_next
     assert not _is_current(store)
     ingest_frame(store, _feedback(np.array([7]), 10), "feedback")
     assert _is_current(store)
+    with store.connect(read_only=False) as con:  # every feedback row of one trace removed behind the ingest's back
+        gone = con.execute("SELECT min(trace_id) FROM feedback WHERE trace_id IN (SELECT trace_id FROM predictions) "
+                           "AND trace_id <> 't7'").fetchone()[0]  # fmt: skip
+        con.execute("DELETE FROM feedback WHERE trace_id = ?", [gone])
+    ingest_frame(store, _feedback(np.array([7]), 11), "feedback")
+    assert _is_current(store)  # rebuilt whole: the trace's copies cleared, every other one written again
+    _copies_match(store)
+    with store.connect(read_only=True) as con:
+        kept = con.execute(f"SELECT {experiment.hidden('n_feedback')} FROM predictions WHERE trace_id = ?", [gone])
+        assert kept.fetchall() == [(None,)]
     with store.connect(read_only=False) as con:  # a prediction written behind the ingest's back
         con.execute("INSERT INTO predictions (trace_id, ts, model_version, prediction) VALUES ('x1', now(), 'v1', 1)")
     assert not _is_current(store)
