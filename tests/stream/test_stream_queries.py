@@ -15,7 +15,7 @@ from workbench.core.window import Window
 from workbench.demo.scenario import Scenario, build_demo
 from workbench.ingest.pipeline import ingest_frames
 from workbench.sources.store_queries import store_summary
-from workbench.stream.quality import label_delays_from, signal_quality_from
+from workbench.stream.quality import label_delays_from, label_delays_many, signal_quality_from
 from workbench.stream.queries import SERIES_COUNTS, feedback_arrivals, series_from, stream_series
 from workbench.stream.snapshot import StreamSettings, add_rates, stream_snapshot
 
@@ -200,6 +200,39 @@ def test_label_delay_falls_back_to_every_prediction_and_says_it_is_censored(tmp_
         delays = label_delays_from(con, None, clock, shares=(0.5,), horizon_days=30, min_labels=100)
     assert delays.censored and delays.labels == 4 and delays.negative == 1
     assert delays.quantile_hours(0.5) == pytest.approx(np.quantile([1.0, 2.0, 30.0, 0.0], 0.5))  # skew counts as 0
+
+
+def test_several_label_types_delays_from_one_join_equal_each_alone_and_by_hand(tmp_path):
+    """A check's rules settle on different label types: one join gives each set its own cohort and quantiles, the
+    outcome labels' mature cohort and the corrections' fallback to every prediction (too few old ones)."""
+    rng = np.random.default_rng(4)
+    clock = START + pd.Timedelta(days=80)
+    outcome, correction = rng.gamma(2, 20, 150), rng.gamma(2, 3, 60)
+    predictions, feedback = [prediction("clock", clock, 0)], []
+    for i, delay in enumerate(outcome):  # predictions 40+ days old: the mature cohort
+        ts = clock - pd.Timedelta(days=40 + i % 10)
+        predictions.append(prediction(f"o{i}", ts))
+        feedback.append(fb(f"o{i}", ts + pd.Timedelta(hours=delay), "automated", "outcome", 1, 1))
+    for i, delay in enumerate(correction):  # young predictions: corrections have no mature cohort
+        ts = clock - pd.Timedelta(days=3)
+        predictions.append(prediction(f"c{i}", ts))
+        feedback.append(fb(f"c{i}", ts + pd.Timedelta(hours=delay), "explicit", "correction", 1, 0))
+    store = build(tmp_path / "two.duckdb", predictions, feedback)
+    sets = [("outcome",), ("correction",), None]
+    with store.ibis() as con:
+        together = label_delays_many(con, None, clock, sets, shares=(0.5, 0.9), min_labels=100)
+        alone = [label_delays_from(con, None, clock, s, shares=(0.5, 0.9), min_labels=100, with_histogram=False)
+                 for s in sets]  # fmt: skip
+    for got, want in zip(together, alone, strict=True):
+        assert (got.labels, got.censored, got.negative, got.cohort_end) == (
+            want.labels, want.censored, want.negative, want.cohort_end)  # fmt: skip
+        assert got.quantiles == pytest.approx(want.quantiles, rel=1e-12)
+    assert (together[0].labels, together[0].censored) == (150, False)
+    assert (together[1].labels, together[1].censored) == (60, True)
+    assert (together[2].labels, together[2].censored) == (150, False)  # every label: the 150 old ones mature
+    for share in (0.5, 0.9):
+        assert together[0].quantile_hours(share) == pytest.approx(np.quantile(outcome, share), rel=1e-6)
+        assert together[1].quantile_hours(share) == pytest.approx(np.quantile(correction, share), rel=1e-6)
 
 
 def test_recent_buckets_are_shaded_until_95_percent_of_labels_arrive(tmp_path):

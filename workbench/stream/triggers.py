@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,10 @@ def check(store: Store, rules: RuleSet, window: Window | None = None) -> CheckRe
             raise InputError("no predictions in the store (or in the selected window): nothing to check")
         as_of = clock["as_of"]
         ctx = MetricContext(con, store, window, as_of, clock["first"], clock["last"], on_stream_clock(stamps, as_of))
+        settling = [(r, r.param("labels_settled"), r.param("label_types")) for r in rules.rules
+                    if METRICS[r.metric].uses_labels and r.param("labels_settled", 0.0) > 0]  # fmt: skip
+        with suppress(WorkbenchError):  # the store busy, say: each rule then meets its own error alone
+            ctx.settle_delays(settling)
         done = {r.name: evaluate_rule(ctx, r) for r in rules.rules if not METRICS[r.metric].own_connection}
     # Analyses open their own connection (and may cache a profile in the store): only once ours is closed.
     ctx.con = None
