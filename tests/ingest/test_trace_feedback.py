@@ -344,19 +344,24 @@ def test_the_kept_query_is_the_ibis_expression_compiled(tmp_path: Path) -> None:
             "('d', '2026-01-03', 'automated', 'correction', 1, 1)", "('d', '2026-01-05', 'automated', 'other', 0, 0)",
             "('e', '2026-01-02', 'automated', 'outcome', NULL, 1)",
             "('e', '2026-01-01', 'automated', 'outcome', NULL, 0)",
-            "('e', '2026-01-09', 'explicit', 'correction', NULL, 0)"]  # fmt: skip
+            "('e', '2026-01-09', 'explicit', 'correction', NULL, 0)",
+            "('f', '2026-01-04', 'automated', 'outcome', NULL, 0)",
+            "('f', '2026-01-04', 'automated', 'outcome', NULL, 1)",
+            "('g', '2026-01-04', 'automated', 'outcome', NULL, 1)",
+            "('g', '2026-01-04', 'automated', 'outcome', NULL, 0)"]  # fmt: skip
     con.execute(f"INSERT INTO feedback VALUES {', '.join(rows)}")
     got = con.execute(f"SELECT * FROM ({trace_feedback.counts_sql('feedback')}) ORDER BY trace_id").df()
-    assert got["trace_id"].tolist() == ["a", "b", "c", "d", "e"]  # c: a click, kept for the A/B analysis
-    assert got["n_labels"].tolist() == [1, 1, 0, 2, 3] and got["n_positive"].tolist() == [1, 0, 0, 1, 1]
-    assert got["automated_label"].fillna(-1).tolist() == [1, -1, -1, 0, 1]  # d: its newest; e: not the correction
-    assert got["thumbs"].tolist() == [2, 0, 0, 0, 0] and got["thumbs_up"].tolist() == [1, 0, 0, 0, 0]
-    assert got["ratings"].tolist() == [0, 1, 0, 0, 0] and got["rating_sum"].iloc[1] == 4.0
+    assert got["trace_id"].tolist() == ["a", "b", "c", "d", "e", "f", "g"]  # c: a click, kept for the A/B analysis
+    assert got["n_labels"].tolist() == [1, 1, 0, 2, 3, 2, 2] and got["n_positive"].tolist() == [1, 0, 0, 1, 1, 1, 1]
+    # d: its newest; e: not the later correction; f, g: two at the same time, the larger label whatever the order
+    assert got["automated_label"].fillna(-1).tolist() == [1, -1, -1, 0, 1, 1, 1]
+    assert got["thumbs"].tolist() == [2, 0, 0, 0, 0, 0, 0] and got["thumbs_up"].tolist() == [1, 0, 0, 0, 0, 0, 0]
+    assert got["ratings"].tolist() == [0, 1, 0, 0, 0, 0, 0] and got["rating_sum"].iloc[1] == 4.0
     assert got["rating_sumsq"].iloc[1] == 16.0
-    assert got["ab_thumb_n"].tolist() == [2, 0, 0, 0, 0] and got["ab_thumb_up"].tolist() == [1, 0, 0, 0, 0]
-    assert got["ab_click_n"].tolist() == [0, 0, 1, 0, 0] and got["ab_click_sum"].iloc[2] == 1.0
-    assert got["ab_correction_rows"].tolist() == [0, 0, 0, 1, 1]
-    assert got["ab_rating_n"].tolist() == [0, 1, 0, 0, 0] and list(got["ab_rating_values"].iloc[1]) == [4.0]
+    assert got["ab_thumb_n"].tolist() == [2, 0, 0, 0, 0, 0, 0] and got["ab_thumb_up"].tolist() == [1, 0, 0, 0, 0, 0, 0]
+    assert got["ab_click_n"].tolist() == [0, 0, 1, 0, 0, 0, 0] and got["ab_click_sum"].iloc[2] == 1.0
+    assert got["ab_correction_rows"].tolist() == [0, 0, 0, 1, 1, 0, 0]
+    assert got["ab_rating_n"].tolist() == [0, 1, 0, 0, 0, 0, 0] and list(got["ab_rating_values"].iloc[1]) == [4.0]
     backend = ibis.duckdb.from_connection(con)
     expr = trace_feedback.per_trace_counts(backend.table("feedback"), experiment=True).order_by("trace_id")
     expected = expr.execute()[list(got.columns)]

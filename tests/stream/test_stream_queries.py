@@ -208,6 +208,7 @@ def test_several_label_types_delays_from_one_join_equal_each_alone_and_by_hand(t
     rng = np.random.default_rng(4)
     clock = START + pd.Timedelta(days=80)
     outcome, correction = rng.gamma(2, 20, 150), rng.gamma(2, 3, 60)
+    outcome[:5] = -2.0  # clock skew: labels before their prediction count as 0 and are counted as negative
     predictions, feedback = [prediction("clock", clock, 0)], []
     for i, delay in enumerate(outcome):  # predictions 40+ days old: the mature cohort
         ts = clock - pd.Timedelta(days=40 + i % 10)
@@ -221,18 +222,20 @@ def test_several_label_types_delays_from_one_join_equal_each_alone_and_by_hand(t
     sets = [("outcome",), ("correction",), None]
     with store.ibis() as con:
         together = label_delays_many(con, None, clock, sets, shares=(0.5, 0.9), min_labels=100)
-        alone = [label_delays_from(con, None, clock, s, shares=(0.5, 0.9), min_labels=100, with_histogram=False)
-                 for s in sets]  # fmt: skip
+        # each set alone through the page's path (one label type, with the histogram: no per-set filter)
+        alone = [label_delays_from(con, None, clock, s, shares=(0.5, 0.9), min_labels=100) for s in sets]
     for got, want in zip(together, alone, strict=True):
         assert (got.labels, got.censored, got.negative, got.cohort_end) == (
             want.labels, want.censored, want.negative, want.cohort_end)  # fmt: skip
         assert got.quantiles == pytest.approx(want.quantiles, rel=1e-12)
-    assert (together[0].labels, together[0].censored) == (150, False)
-    assert (together[1].labels, together[1].censored) == (60, True)
+    assert (together[0].labels, together[0].censored, together[0].negative) == (150, False, 5)
+    assert (together[1].labels, together[1].censored, together[1].negative) == (60, True, 0)
     assert (together[2].labels, together[2].censored) == (150, False)  # every label: the 150 old ones mature
+    by_hand = np.maximum(outcome, 0.0)
     for share in (0.5, 0.9):
-        assert together[0].quantile_hours(share) == pytest.approx(np.quantile(outcome, share), rel=1e-6)
+        assert together[0].quantile_hours(share) == pytest.approx(np.quantile(by_hand, share), rel=1e-6)
         assert together[1].quantile_hours(share) == pytest.approx(np.quantile(correction, share), rel=1e-6)
+        assert together[2].quantile_hours(share) == pytest.approx(np.quantile(by_hand, share), rel=1e-6)
 
 
 def test_recent_buckets_are_shaded_until_95_percent_of_labels_arrive(tmp_path):

@@ -109,11 +109,14 @@ class TraceLabels:
         if self.kept_in(rows):
             rows = rows.mutate(label=rows[self.column])
             return rows.filter(rows.label.notnull()) if inner else rows
+        if "label" in rows.columns:  # a predictions column of that name (a feature): the feedback's label wins
+            rows = rows.drop("label")
         return rows.inner_join(self.table, "trace_id") if inner else rows.left_join(self.table, "trace_id")
 
 
 def labels_per_trace(con: Any, kinds: tuple[str, ...], within: Any = None) -> tuple[TraceLabels, str | None]:
-    """(each trace's latest label from feedback of ``kinds``, a note or None).
+    """(each trace's latest label from feedback of ``kinds``, a note or None; of labels at the same time the larger,
+    :func:`~workbench.sources.trace_feedback.latest_label`).
 
     Explicit corrections are chosen by users on wrong predictions, so they bias realised accuracy
     down; by default only automated outcome labels count. With none of those kinds, every labelled
@@ -138,5 +141,5 @@ def labels_per_trace(con: Any, kinds: tuple[str, ...], within: Any = None) -> tu
             note = f"no labelled feedback of kind {', '.join(kinds)}: labels from every kind are used"
     if within is not None:
         labelled = labelled.semi_join(within.select("trace_id"), "trace_id")
-    table = labelled.group_by("trace_id").aggregate(label=labelled.label.argmax(labelled.ts))
+    table = labelled.group_by("trace_id").aggregate(label=trace_feedback.latest_label(labelled))
     return TraceLabels(table, trace_feedback.kept_label_column() if kept else None), note
