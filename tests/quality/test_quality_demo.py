@@ -23,10 +23,11 @@ from workbench.quality.cli import format_report
 from workbench.quality.request import METRICS, QualityRequest
 from workbench.quality.run import run
 from workbench.sources.base import FileSource, StoreSource
-from workbench.sources.chunks import chunk_key, labels_per_trace
+from workbench.sources.chunks import chunk_key
 from workbench.sources.evidence import latest_runs
 from workbench.sources.scores import CALIBRATION_FOLDS, binned_scores, binned_scores_many
 from workbench.sources.store import Store
+from workbench.sources.trace_feedback import labels_per_trace
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +221,7 @@ def test_labels_read_from_the_ingest_s_kept_copy_give_the_numbers_of_the_grouped
     from workbench.drift.request import DriftRequest
     from workbench.drift.store import compare
     from workbench.sources import trace_feedback
-    from workbench.sources.chunks import TraceLabels
+    from workbench.sources.trace_feedback import TraceLabels
 
     store, _ = demo_small
     with StoreSource(store).tables() as con:

@@ -19,8 +19,8 @@ import numpy as np
 from workbench.core.settings import load_section
 from workbench.drift import queries as q
 from workbench.sources import cursors
-from workbench.sources.chunks import labels_per_trace
 from workbench.sources.store_queries import whole_sum
+from workbench.sources.trace_feedback import labels_per_trace
 from workbench.stats.drift import DriftSettings, distribution_view
 from workbench.stats.drift_verdict import FeatureDrift, NumericSummary, categorical_feature, decide
 from workbench.stats.drift_verdict import numeric_feature as numeric_drift
@@ -394,9 +394,9 @@ def prediction_and_labels(
 def rate_counts(ref_table: Any, cur_table: Any, column: str, labels: Any = None) -> list[tuple[int, int]]:
     """[(non-null values, 1s)] of ``column`` in the reference and the current window, in one query over both.
 
-    ``labels``: each trace's label (:class:`~workbench.sources.chunks.TraceLabels`, ``column`` is ``label``), put
-    beside both windows' rows at once: read from the predictions' kept copy, or grouped and joined once for
-    both windows (half the time of a join per window, 9.5 s instead of 17.5 s at 20M rows).
+    ``labels``: each trace's label (:class:`~workbench.sources.trace_feedback.TraceLabels`, ``column`` is
+    ``label``), put beside both windows' rows at once: read from the predictions' kept copy, or grouped and joined
+    once for both windows (half the time of a join per window, 9.5 s instead of 17.5 s at 20M rows).
     """
     if not cursors.one_database(ref_table, cur_table):  # e.g. a reference file against a store window
         return [rate_counts_of(t, column, labels) for t in (ref_table, cur_table)]
@@ -418,7 +418,7 @@ def rate_counts(ref_table: Any, cur_table: Any, column: str, labels: Any = None)
 
 def rate_counts_of(table: Any, column: str, labels: Any = None) -> tuple[int, int]:
     """(non-null values, 1s) of ``column`` in one window's rows, or of ``labels`` (``column`` is ``label``) put
-    beside them (:class:`~workbench.sources.chunks.TraceLabels`)."""
+    beside them (:class:`~workbench.sources.trace_feedback.TraceLabels`)."""
     t = table if labels is None else labels.on(table, inner=True)
     row = t.aggregate(n=t[column].count(), x=t[column].cast("int64").sum()).execute().iloc[0]
     return int(row["n"]), whole_sum(row["x"])

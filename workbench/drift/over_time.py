@@ -26,9 +26,10 @@ from workbench.drift.engine import load_settings
 from workbench.drift.performance import PerformanceOverTime, estimated_performance
 from workbench.drift.request import OverTimeRequest
 from workbench.drift.store import reference_profile, store_features
-from workbench.sources.chunks import CHUNK_UNITS, chunk_key, labels_per_trace, parse_chunk
+from workbench.sources.chunks import CHUNK_UNITS, chunk_key, parse_chunk
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
+from workbench.sources.trace_feedback import labels_per_trace
 from workbench.stats.clean import json_ready
 from workbench.stats.divergence import js_distance, psi
 from workbench.stats.drift import (

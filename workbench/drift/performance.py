@@ -17,10 +17,11 @@ import pandas as pd
 
 from workbench.core.window import Window, describe_window
 from workbench.drift.engine import load_settings
-from workbench.sources.chunks import chunk_key, labels_per_trace, parse_chunk
+from workbench.sources.chunks import chunk_key, parse_chunk
 from workbench.sources.scores import AUC_BINS, binned_scores_many, choose_calibration
 from workbench.sources.store import Store
 from workbench.sources.store_queries import filtered_predictions
+from workbench.sources.trace_feedback import labels_per_trace
 from workbench.stats.clean import json_ready
 from workbench.stats.drift import DriftSettings
 from workbench.stats.performance import binned_auc, expected_accuracy, raw_expected_accuracy

@@ -11,9 +11,10 @@ from typing import Any
 import pandas as pd
 
 from workbench.core.window import Window
-from workbench.sources.chunks import chunk_key, labels_per_trace
+from workbench.sources.chunks import chunk_key
 from workbench.sources.scores import binned_scores_many
 from workbench.sources.store_queries import filtered_predictions
+from workbench.sources.trace_feedback import labels_per_trace
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""Chunks of time or rows, and each trace's latest label: what drift over time, performance and label drift read."""
+"""Chunks of time or rows: what drift over time, performance and the trigger series read."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.errors import InputError
@@ -84,62 +83,3 @@ def chunk_key(table: Any, chunk: str | int) -> Any:
     if isinstance(chunk, int):
         return table.mutate(chunk=(ibis.row_number().over(order_by=[table.ts, table.trace_id]) // chunk))
     return table.mutate(chunk=utc_bucket(table.ts, CHUNK_UNITS[chunk]))
-
-
-@dataclass(frozen=True)
-class TraceLabels:
-    """Each trace's latest label of the chosen kinds, to put beside prediction rows (:meth:`on`).
-
-    ``table`` (Ibis ``trace_id, label``) groups the labelled feedback by trace; ``column``, when set, is the
-    predictions' copy of the same label kept by the ingest (:data:`~workbench.sources.trace_feedback.LABEL`),
-    read instead of the group and its join wherever the rows carry it (a window of the store's predictions, not
-    a file). At 20M predictions (2 cores) the estimated accuracy's two joins took 4.9 s of its 7.3 s.
-    """
-
-    table: Any
-    column: str | None = None
-
-    def kept_in(self, *rows: Any) -> bool:
-        """Whether every one of ``rows`` (Ibis tables) carries the kept copy."""
-        return self.column is not None and all(self.column in r.columns for r in rows)
-
-    def on(self, rows: Any, inner: bool = False) -> Any:
-        """``rows`` (with ``trace_id``) with a ``label`` column: null without a label, or (``inner``) only the
-        labelled rows."""
-        if self.kept_in(rows):
-            rows = rows.mutate(label=rows[self.column])
-            return rows.filter(rows.label.notnull()) if inner else rows
-        if "label" in rows.columns:  # a predictions column of that name (a feature): the feedback's label wins
-            rows = rows.drop("label")
-        return rows.inner_join(self.table, "trace_id") if inner else rows.left_join(self.table, "trace_id")
-
-
-def labels_per_trace(con: Any, kinds: tuple[str, ...], within: Any = None) -> tuple[TraceLabels, str | None]:
-    """(each trace's latest label from feedback of ``kinds``, a note or None; of labels at the same time the larger,
-    :func:`~workbench.sources.trace_feedback.latest_label`).
-
-    Explicit corrections are chosen by users on wrong predictions, so they bias realised accuracy
-    down; by default only automated outcome labels count. With none of those kinds, every labelled
-    feedback counts and the note says so. ``within`` (a table with ``trace_id``): only those traces' labels
-    are grouped (a window of a few days: the feedback matched with it first instead of every label grouped); the
-    kinds are chosen on the whole feedback all the same, so a window's labels count as every other window's.
-    When the kinds are the ingest's kept ones and its copies are current (a DuckDB store), the labels are read
-    from the predictions' kept column instead (:class:`TraceLabels`).
-    """
-    from workbench.sources import trace_feedback
-
-    f = con.table("feedback")
-    labelled = f.filter(f.label.notnull())
-    note = None
-    kept = False
-    if kinds:
-        chosen = labelled.filter(labelled.kind.isin(list(kinds)))
-        if chosen.count().execute() > 0:
-            labelled = chosen
-            kept = tuple(kinds) == trace_feedback.KEPT_LABEL_KINDS and trace_feedback.copies_current(con)
-        else:
-            note = f"no labelled feedback of kind {', '.join(kinds)}: labels from every kind are used"
-    if within is not None:
-        labelled = labelled.semi_join(within.select("trace_id"), "trace_id")
-    table = labelled.group_by("trace_id").aggregate(label=trace_feedback.latest_label(labelled))
-    return TraceLabels(table, trace_feedback.kept_label_column() if kept else None), note

@@ -37,13 +37,12 @@ def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = Non
     and over the labelled rows Σs, Σs² and Σs·label (the reliability diagram's mean score and the Brier score).
 
     ``table`` is an Ibis predictions table, ``labels`` one label per trace
-    (:func:`workbench.sources.chunks.labels_per_trace`: the predictions' kept copy, or a join), ``by`` a function
-    of the labelled table giving
-    the ``group`` column (a chunk, a model version). Rows without a score are left out. The bin of score s is
-    ⌊1000·s⌋ (1.0 joins the top bin). With ``folds`` (the reference, for :func:`choose_calibration` only) the
-    counts are also split by fold, the trace id's portable hash (MD5's first 16 bits, the same on every engine)
-    mod 10: ten times the rows, so never per chunk (at 2M predictions the chunks' split by fold held 1.8M rows of
-    counts and the 9-rule check's peak rose by ~0.6 GB).
+    (:func:`workbench.sources.trace_feedback.labels_per_trace`: the predictions' kept copy, or a join), ``by`` a
+    function of the labelled table giving the ``group`` column (a chunk, a model version). Rows without a score are
+    left out. The bin of score s is ⌊1000·s⌋ (1.0 joins the top bin). With ``folds`` (the reference, for
+    :func:`choose_calibration` only) the counts are also split by fold, the trace id's portable hash (MD5's first 16
+    bits, the same on every engine) mod 10: ten times the rows, so never per chunk (at 2M predictions the chunks'
+    split by fold held 1.8M rows of counts and the 9-rule check's peak rose by ~0.6 GB).
     """
     return binned_scores_many(labels, [(table, by, folds)])[0]
 
