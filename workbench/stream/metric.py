@@ -16,7 +16,7 @@ import pandas as pd
 
 from workbench.core.window import Window
 from workbench.sources.store import Store
-from workbench.stream.quality import label_delays_from, label_delays_many
+from workbench.stream.quality import label_delays_many
 from workbench.stream.queries import calendar, feedback_arrivals, on_calendar, series_from
 from workbench.stream.rules import Param, Rule
 
@@ -86,7 +86,11 @@ class MetricContext:
         for window, asked in by_window.items():
             sets = list(dict.fromkeys(label_types for label_types, _share in asked))
             shares = tuple(sorted({share for _label_types, share in asked}))
-            delays = label_delays_many(self.con, window, self.as_of, sets, shares)
+            if self.con is None:  # an analysis metric, evaluated after the snapshot's connection closed
+                with self.store.ibis() as con:
+                    delays = label_delays_many(con, window, self.as_of, sets, shares)
+            else:
+                delays = label_delays_many(self.con, window, self.as_of, sets, shares)
             for label_types, share in asked:
                 self.cache[("delay", window, label_types, share)] = delays[sets.index(label_types)].quantile_hours(
                     share
@@ -94,17 +98,8 @@ class MetricContext:
 
     def label_delay_hours(self, rule: Rule, share: float, label_types: tuple[str, ...] | None) -> float | None:
         """The delay (hours) by which ``share`` of labels arrived (mature cohort, see stream_quality)."""
-        key = ("delay", self.window_for(rule), label_types, share)
-        if key not in self.cache:
-            if self.con is None:  # an analysis metric, evaluated after the snapshot's connection closed
-                with self.store.ibis() as con:
-                    delays = label_delays_from(con, self.window_for(rule), self.as_of, label_types, shares=(share,),
-                                               with_histogram=False)  # fmt: skip
-            else:
-                delays = label_delays_from(self.con, self.window_for(rule), self.as_of, label_types, shares=(share,),
-                                           with_histogram=False)  # fmt: skip
-            self.cache[key] = delays.quantile_hours(share)
-        return self.cache[key]
+        self.settle_delays([(rule, share, label_types)])
+        return self.cache[("delay", self.window_for(rule), label_types, share)]
 
 
 @dataclass(frozen=True)
