@@ -170,6 +170,20 @@ def _copies_match(store: Store) -> None:
     with_feedback = rows[rows["n_labels"].notna()].reset_index(drop=True)
     _same_counts(with_feedback, expected[expected["trace_id"].isin(rows["trace_id"])].reset_index(drop=True))
     assert rows["n_labels"].isna().sum() == (~rows["trace_id"].isin(expected["trace_id"])).sum()
+    _feedback_copies_match(store)
+
+
+def _feedback_copies_match(store: Store) -> None:
+    """Every feedback row carries its prediction's ts and prediction (null: no prediction), as a join in pandas
+    finds them."""
+    copies = ", ".join(f"{trace_feedback.on_prediction(c)} AS {c}" for c in ("ts", "prediction"))
+    with store.connect(read_only=True) as con:
+        rows = con.execute(f"SELECT trace_id, {copies} FROM feedback").df()
+        p = con.execute("SELECT trace_id, ts, prediction FROM predictions").df()
+    expected = rows[["trace_id"]].merge(p, on="trace_id", how="left")
+    assert len(expected) == len(rows) and rows["ts"].notna().any()
+    for column in ("ts", "prediction"):
+        pd.testing.assert_series_equal(rows[column], expected[column], check_dtype=False, check_names=False)
 
 
 def test_after_a_sequence_of_ingests_the_kept_table_equals_the_feedback_grouped_now(tmp_path: Path) -> None:
@@ -210,7 +224,10 @@ def test_the_audit_gives_the_same_numbers_with_the_kept_table_as_from_the_feedba
 def test_feedback_changed_behind_the_ingest_makes_the_table_stale_until_the_next_ingest(tmp_path: Path) -> None:
     store = _build(tmp_path)
     with store.connect(read_only=False) as con:
-        con.execute("INSERT INTO feedback VALUES ('t3', now(), 'explicit', 'correction', 1, 1, NULL)")
+        con.execute(
+            "INSERT INTO feedback (trace_id, ts, kind, type, value, label, ingest_id) "
+            "VALUES ('t3', now(), 'explicit', 'correction', 1, 1, NULL)"
+        )
     assert not _is_current(store)  # one more row than the stamp: not trusted, the audit groups the feedback
     audit_store(store, ["region"], settings=QUICK)  # runs on the fallback
     ingest_frame(store, _feedback(np.array([7, 8]), 9), "feedback")
@@ -218,7 +235,10 @@ def test_feedback_changed_behind_the_ingest_makes_the_table_stale_until_the_next
     _same_counts(_kept(store), _grouped_now(store))
     with store.connect(read_only=False) as con:  # same row count, other rows: the last ingest id tells
         con.execute("DELETE FROM feedback WHERE trace_id = 't3' AND ingest_id IS NULL")
-        con.execute("INSERT INTO feedback VALUES ('t4', now(), 'explicit', 'correction', 1, 1, 999)")
+        con.execute(
+            "INSERT INTO feedback (trace_id, ts, kind, type, value, label, ingest_id) "
+            "VALUES ('t4', now(), 'explicit', 'correction', 1, 1, 999)"
+        )
     assert not _is_current(store)
     ingest_frame(store, _feedback(np.array([7]), 10), "feedback")
     assert _is_current(store)
@@ -232,6 +252,16 @@ def test_feedback_changed_behind_the_ingest_makes_the_table_stale_until_the_next
     with store.connect(read_only=True) as con:
         kept = con.execute(f"SELECT {experiment.hidden('n_feedback')} FROM predictions WHERE trace_id = ?", [gone])
         assert kept.fetchall() == [(None,)]
+    with store.connect(read_only=False) as con:  # a prediction removed behind the ingest's back: its feedback's copies
+        lost = con.execute("SELECT min(trace_id) FROM feedback WHERE trace_id IN (SELECT trace_id FROM predictions) "
+                           "AND trace_id <> 't7'").fetchone()[0]  # fmt: skip
+        con.execute("DELETE FROM predictions WHERE trace_id = ?", [lost])
+    ingest_frame(store, _feedback(np.array([7]), 12), "feedback")
+    assert _is_current(store)
+    _copies_match(store)  # rebuilt whole: the lost prediction's feedback rows carry nulls again
+    with store.connect(read_only=True) as con:
+        copied = con.execute(f"SELECT {trace_feedback.on_prediction('ts')} FROM feedback WHERE trace_id = ?", [lost])
+        assert {r[0] for r in copied.fetchall()} == {None}
     with store.connect(read_only=False) as con:  # a prediction written behind the ingest's back
         con.execute("INSERT INTO predictions (trace_id, ts, model_version, prediction) VALUES ('x1', now(), 'v1', 1)")
     assert not _is_current(store)
@@ -252,7 +282,8 @@ def test_the_copies_on_the_predictions_are_no_feature_and_no_user_column_may_tak
         audit_store(store, [experiment.hidden("n_labels")], settings=QUICK)
     with store.ibis() as con, pytest.raises(InputError, match="unknown feature '__fb_thumbs'"):
         store_features(con, [experiment.hidden("thumbs")])
-    ingest_frame(store, _feedback(np.array([1]), 14).assign(__fb_note="x"), "feedback")  # reserved on predictions only
+    with pytest.raises(InputError, match="reserved prefix"):  # the feedback carries copies too (its prediction's)
+        ingest_frame(store, _feedback(np.array([1]), 14).assign(__fb_note="x"), "feedback")
 
 
 def test_an_attribute_named_like_a_count_is_audited_through_the_join(tmp_path: Path) -> None:

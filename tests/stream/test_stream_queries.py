@@ -322,3 +322,48 @@ def test_the_snapshot_respects_the_window_everywhere(demo_small):
         ).fetchone()[0]
     assert snap.arrivals["rows"].sum() == v2_feedback
     assert snap.to_dict()["totals"]["predictions"] == snap.totals["predictions"]
+
+
+WINDOWS = [
+    None,
+    Window(model_versions=("v2",)),
+    Window(start=START + pd.Timedelta(days=10), end=START + pd.Timedelta(days=20)),
+    Window(start=START + pd.Timedelta(days=5), model_versions=("v1",)),
+]
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_the_feedbacks_copies_of_its_prediction_give_the_joins_numbers(demo_small, window, monkeypatch):
+    """Series, arrivals, labels before a moment and label delays read the prediction's ts and prediction kept on
+    each feedback row, or join the predictions: the same numbers for every window (a segment or a version joins)."""
+    from workbench.sources import trace_feedback
+    from workbench.stream.queries import labels_arrived_before
+
+    store, _ = demo_small
+
+    def numbers():
+        with store.ibis() as con:
+            kept = trace_feedback.on_predictions(con, con.table("feedback"), window, ("ts",))
+            joined = "JOIN" in str(con.compile(kept)).upper()
+            moments = [START + pd.Timedelta(days=d) for d in (3, 12, 25)]
+            return joined, {
+                "labels": series_from(con, window, "day", None, ("outcome",), ("labels", "correct")),
+                "thumbs": series_from(con, window, "day", None, None, ("thumbs", "thumbs_up", "clicks", "clicked")),
+                "segment": series_from(con, window, "week", "region", None, ("labels", "correct", "thumbs")),
+                "arrivals": feedback_arrivals(con, window, "day", None),
+                "label_arrivals": feedback_arrivals(con, window, "hour", ("outcome",), labels_only=True),
+                "before": labels_arrived_before(con, moments, window, ("outcome",)),
+                "delays": [d.to_dict() for d in label_delays_many(
+                    con, window, START + pd.Timedelta(days=29), [None, ("outcome",), ("correction",)], min_labels=50)],
+            }  # fmt: skip
+
+    joined, kept = numbers()
+    monkeypatch.setattr(trace_feedback, "copies_current", lambda backend: False)
+    joined_after, joins = numbers()
+    versions = window is not None and bool(window.model_versions)
+    assert joined == versions and joined_after  # the first read the copies (a version filter joins), the second joined
+    assert kept["labels"]["labels"].sum() > 100 and kept["thumbs"]["thumbs"].sum() > 100
+    assert sum(d["labels"] for d in kept["delays"]) > 100
+    for name in ("labels", "thumbs", "segment", "arrivals", "label_arrivals"):
+        pd.testing.assert_frame_equal(kept[name], joins[name], obj=name)
+    assert kept["before"] == joins["before"] and kept["delays"] == joins["delays"]

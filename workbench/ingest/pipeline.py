@@ -301,7 +301,7 @@ def _add_columns(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> Non
 
 
 def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str, staging: Staging) -> IngestResult:
-    reserved = [c for c in plan.types if table == PREDICTIONS and c.startswith(experiment.HIDDEN_PREFIX)]
+    reserved = [c for c in plan.types if c.startswith(experiment.HIDDEN_PREFIX)]  # the kept copies' (both tables)
     if reserved:
         raise InputError(f"{source}: column '{reserved[0]}' uses the store's reserved prefix "
                          f"'{experiment.HIDDEN_PREFIX}'; rename it")  # fmt: skip
@@ -309,9 +309,10 @@ def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str
     ingest_id = con.execute("SELECT coalesce(max(ingest_id), 0) + 1 FROM ingests").fetchone()[0]
     cols = ", ".join(q(c) for c in plan.select)
     aliases = ", ".join(plan.alias(c) for c in plan.select)
+    copies, values, join = trace_feedback.copies_on_insert(con, table, plan.alias("trace_id"))
     con.execute(
-        f"INSERT INTO {table} ({cols}, ingest_id) "
-        f"SELECT {aliases}, {ingest_id} FROM decided WHERE __status = 'accept' ORDER BY __row"
+        f"INSERT INTO {table} ({cols}, ingest_id{copies}) "
+        f"SELECT {aliases}, {ingest_id}{values} FROM decided {join} WHERE __status = 'accept' ORDER BY __row"
     )
     if _after_insert_hook is not None:
         _after_insert_hook()

@@ -18,6 +18,7 @@ import pandas as pd
 from workbench.core.window import Window
 from workbench.sources.chunks import seconds_between, utc_bucket
 from workbench.sources.store_queries import filtered_predictions
+from workbench.sources.trace_feedback import on_predictions
 from workbench.stream.queries import label_filter, unit
 
 DAY_S = 86_400.0
@@ -119,14 +120,13 @@ def _labelled_rows(
     con: Any, window: Window | None, as_of: pd.Timestamp | None, sets: Sequence[Sequence[str] | None], horizon: float
 ) -> tuple[Any, pd.Timestamp | None]:
     """(the label rows of any of ``sets`` joined with their prediction's ts ``p_ts``, the mature cohort's end)."""
-    p = filtered_predictions(con, window).select("trace_id", p_ts="ts")
     f = con.table("feedback")
     keep = label_filter(f, sets[0])
     for label_types in sets[1:]:
         keep = keep | label_filter(f, label_types)
-    f = f.filter(keep).select("trace_id", "type", "label", "ts")
+    j = on_predictions(con, f.filter(keep), window, ("ts",))
     cohort_end = None if as_of is None else as_of - pd.Timedelta(days=horizon)
-    return f.inner_join(p, "trace_id"), cohort_end
+    return j.select("trace_id", "type", "label", "ts", "p_ts"), cohort_end
 
 
 def _seconds(rows: Any) -> tuple[Any, Any]:

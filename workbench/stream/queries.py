@@ -21,6 +21,7 @@ from workbench.core.window import Window
 from workbench.sources.chunks import utc_bucket
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
+from workbench.sources.trace_feedback import on_predictions
 from workbench.stream.buckets import BUCKET_LENGTH, GRANULARITIES, MISSING, SEGMENT_NONE
 
 SERIES_COUNTS = (
@@ -85,13 +86,14 @@ def _per_trace_feedback(f: Any, label_types: Sequence[str] | None) -> Any:
     )
 
 
-def _segment(con: Any, table: Any, segment: str | None) -> Any:
+def _segment(con: Any, table: Any, segment: str | None, column: str | None = None) -> Any:
+    """The segment of ``table``'s rows: ``segment``'s values as text (its ``column`` when renamed), or one literal."""
     if segment is None:
         return ibis.literal(SEGMENT_NONE)
     if segment not in segment_columns(con):
         allowed = ", ".join(segment_columns(con))
         raise InputError(f"cannot split the stream by '{segment}': choose one of {allowed}")
-    return table[segment].cast("string").fill_null(MISSING)
+    return table[column or segment].cast("string").fill_null(MISSING)
 
 
 PER_TRACE_COUNTS = ("with_feedback", "with_label")  # predictions with any: the feedback grouped by trace first
@@ -164,9 +166,10 @@ def _row_sums(
 ) -> pd.DataFrame:  # fmt: skip
     """:func:`series_from`'s ``predictions`` and ``counts`` (none of :data:`PER_TRACE_COUNTS`) as sums over the
     feedback rows they count, joined to their prediction's bucket: at 20M predictions and 21.7M feedback rows,
-    the labels of one type join 6.7M rows instead of grouping 21.7M by trace and joining 14M groups."""
+    the labels of one type join 6.7M rows instead of grouping 21.7M by trace and joining 14M groups; on a store
+    whose feedback rows carry their prediction's columns, they are not joined at all (:func:`on_predictions`)."""
     p = filtered_predictions(con, window)
-    keyed = p.select("trace_id", "prediction", bucket=utc_bucket(p.ts, trunc), segment=_segment(con, p, segment))
+    keyed = p.select(bucket=utc_bucket(p.ts, trunc), segment=_segment(con, p, segment))
     frame = keyed.group_by(["bucket", "segment"]).aggregate(predictions=keyed.count())
     f = con.table("feedback")
     is_label = label_filter(f, label_types)
@@ -184,7 +187,9 @@ def _row_sums(
     keep = rows[wanted[0]]
     for c in wanted[1:]:
         keep = keep | rows[c]
-    j = f.filter(keep).inner_join(keyed, "trace_id")
+    j = on_predictions(con, f.filter(keep), window, ("ts", "prediction", *([segment] if segment else [])))
+    j = j.mutate(bucket=utc_bucket(j.p_ts, trunc), segment=_segment(con, j, segment, f"p_{segment}"),
+                 prediction=j.p_prediction)  # fmt: skip
     label = j.label.cast("int64")
     sums = {
         **{name: j.trace_id.count(where=j.kind == kind) for name, kind in kinds.items()},
@@ -241,7 +246,7 @@ def feedback_arrivals(
     f = con.table("feedback")
     if labels_only:
         f = f.filter(label_filter(f, label_types))
-    f = f.semi_join(filtered_predictions(con, window).select("trace_id"), "trace_id")
+    f = on_predictions(con, f, window)
     frame = (
         f.group_by(bucket=utc_bucket(f.ts, trunc), kind=f.kind, type=f.type)
         .aggregate(
@@ -265,9 +270,7 @@ def labels_arrived_before(
     if not moments:
         return []
     f = con.table("feedback")
-    f = f.filter(label_filter(f, label_types)).semi_join(
-        filtered_predictions(con, window).select("trace_id"), "trace_id"
-    )
+    f = on_predictions(con, f.filter(label_filter(f, label_types)), window)
     counts = f.aggregate(
         **{f"m{i}": f.trace_id.count(where=f.ts < m.to_pydatetime()) for i, m in enumerate(moments)}
     ).execute()
