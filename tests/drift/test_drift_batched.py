@@ -397,3 +397,21 @@ def test_the_references_label_counts_are_kept_with_its_profile_until_the_feedbac
     assert within[0] is False  # the feedback changed: the reference's labels are counted again
     assert third == label_drift(20, cached=False) and third["n_reference"] >= first["n_reference"]
     assert third["reference"] != first["reference"]
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_drift_over_time_without_the_grid_gives_the_same_psi_js_and_verdicts(store, learn):
+    """The trigger's PSI-only run (no grid key in the count query) against the page's whole run: every PSI, JS
+    distance, chi-square p, missing share, threshold, verdict and first crossing equal; KS and Wasserstein absent."""
+    reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))
+    whole = drift_over_time(store, OverTimeRequest(reference, "day", learn_thresholds=learn), SETTINGS)
+    psi_only = drift_over_time(store, OverTimeRequest(reference, "day", learn_thresholds=learn, grid=False), SETTINGS)
+    shared = ["chunk", "feature", "type", "rows", "n", "psi", "js_distance", "missing_share", "threshold", "drift"]
+    pd.testing.assert_frame_equal(psi_only.values[shared], whole.values[shared])
+    categorical = whole.values["type"] == "categorical"
+    pd.testing.assert_series_equal(psi_only.values["p_value"][categorical], whole.values["p_value"][categorical])
+    numeric = ~categorical
+    assert numeric.sum() > 50 and whole.values.loc[numeric, "ks_statistic"].notna().all()
+    assert psi_only.values.loc[numeric, ["ks_statistic", "wasserstein", "p_value"]].isna().all().all()
+    assert psi_only.thresholds == whole.thresholds and psi_only.first_crossing == whole.first_crossing
+    assert whole.values["drift"].any()  # the demo's drift shows, so the verdicts compared are not all "no"

@@ -91,7 +91,9 @@ def _coarse(entry: dict[str, Any], bins: int) -> tuple[dict[str, float], np.ndar
     return spec, counts, sums
 
 
-def _numeric_rows(name: str, entry: dict[str, Any], frame: pd.DataFrame, settings: DriftSettings) -> list[dict]:
+def _numeric_rows(
+    name: str, entry: dict[str, Any], frame: pd.DataFrame, settings: DriftSettings, with_grid: bool = True
+) -> list[dict]:
     spec, ref_grid, ref_sums = _coarse(entry, settings.over_time_grid_bins)
     edges = np.asarray(entry["edges"], dtype=float)
     grid = q.grid_edges(spec)
@@ -101,7 +103,9 @@ def _numeric_rows(name: str, entry: dict[str, Any], frame: pd.DataFrame, setting
         counts = q.split_counts(part, len(edges), int(spec["bins"]))
         n = int(counts["grid_counts"].sum())
         row = {"chunk": chunk, "feature": name, "type": "numeric", "n": n}
-        if n >= settings.min_rows:
+        if n >= settings.min_rows and not with_grid:  # the decile bins' metrics only (grid_counts holds the total)
+            row.update(psi=psi(ref_bins, counts["bin_counts"]), js_distance=js_distance(ref_bins, counts["bin_counts"]))
+        elif n >= settings.min_rows:
             ks = ks_from_grid(ref_grid, counts["grid_counts"])
             raw_w = wasserstein_from_grid(grid, ref_grid, counts["grid_counts"], ref_sums, counts["grid_sums"])
             row.update(
@@ -131,9 +135,11 @@ def _categorical_rows(name: str, ref_counts: dict[str, int], frame: pd.DataFrame
 
 
 def _chunk_values(
-    table: Any, profile: dict[str, Any], numeric: list[str], categorical: list[str], chunk: str | int, settings
-) -> pd.DataFrame:
-    """Long table of every metric per chunk and feature of ``table`` against the reference ``profile``."""
+    table: Any, profile: dict[str, Any], numeric: list[str], categorical: list[str], chunk: str | int, settings,
+    grid: bool = True,
+) -> pd.DataFrame:  # fmt: skip
+    """Long table of every metric per chunk and feature of ``table`` against the reference ``profile`` (without
+    ``grid``: no KS or Wasserstein, see :class:`OverTimeRequest`)."""
     keyed = chunk_key(table, chunk)
     by = lambda t: t.chunk  # noqa: E731
     rows: list[dict] = []
@@ -141,8 +147,8 @@ def _chunk_values(
     for f in numeric:
         entry = profile["numeric"][f]
         bins[f] = (np.asarray(entry["edges"], dtype=float), _coarse(entry, settings.over_time_grid_bins)[0])
-    for f, frame in q.numeric_counts_by(keyed, bins, by).items():
-        rows += _numeric_rows(f, profile["numeric"][f], frame, settings)
+    for f, frame in q.numeric_counts_by(keyed, bins, by, grid).items():
+        rows += _numeric_rows(f, profile["numeric"][f], frame, settings, grid)
     for f in categorical:
         rows += _categorical_rows(f, profile["categorical"][f], q.categorical_counts(keyed, f, by=by), settings)
     sizes = keyed.group_by("chunk").aggregate(
@@ -183,11 +189,13 @@ def drift_over_time(
         profile = lookup.profile
         if not profile["sizes"]["rows"]:  # every chunk would be compared with nothing
             raise InputError(f"the reference window ({describe_window(reference)}) has no predictions")
-        values = _chunk_values(filtered_predictions(con, window), profile, numeric, categorical, chunk, settings)
+        values = _chunk_values(
+            filtered_predictions(con, window), profile, numeric, categorical, chunk, settings, request.grid
+        )
         learned = None
         if request.learn_thresholds:
             learned = _chunk_values(
-                filtered_predictions(con, reference), profile, numeric, categorical, chunk, settings
+                filtered_predictions(con, reference), profile, numeric, categorical, chunk, settings, request.grid
             )
     lookup.save(store)
     thresholds = {}

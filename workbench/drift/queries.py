@@ -310,9 +310,12 @@ def numeric_counts_many(
     return out
 
 
-def numeric_counts_by(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], by: Any) -> dict[str, Any]:
+def numeric_counts_by(
+    table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], by: Any, grid: bool = True
+) -> dict[str, Any]:
     """:func:`numeric_counts` with ``by`` of several features in ONE engine query: ``{feature: frame group, k, d,
-    n, s}``, the frames of one call per feature (held equal by a test).
+    n, s}``, the frames of one call per feature (held equal by a test). Without ``grid`` the rows are grouped by
+    decile bin alone (k = −1 everywhere: the grid's counts hold only each group's total).
 
     Drift over time counts every feature per chunk: at 20M predictions (8 features, 2 cores) one query per feature
     took 4.1 s, the stacked branches (one integer key each, as :func:`numeric_counts_many`) ~3 s.
@@ -321,7 +324,7 @@ def numeric_counts_by(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, fl
 
     if not bins:
         return {}
-    frame = _counts_union(table, bins, by).execute()
+    frame = _counts_union(table, bins, by, grid).execute()
     out = {}
     for i, (f, (edges, _spec)) in enumerate(bins.items()):
         mine = frame[frame["f"] == i]
@@ -331,9 +334,11 @@ def numeric_counts_by(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, fl
     return out
 
 
-def _counts_union(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], by: Any = None) -> Any:
+def _counts_union(
+    table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]]], by: Any = None, grid: bool = True
+) -> Any:
     """The Ibis expression of :func:`numeric_counts_many` (and, with ``by``, of :func:`numeric_counts_by`): one
-    ``GROUP BY`` per feature under ``UNION ALL``."""
+    ``GROUP BY`` per feature under ``UNION ALL`` (without ``grid``: by decile bin alone, grid key −1)."""
     import ibis
 
     parts = []
@@ -342,7 +347,7 @@ def _counts_union(table: Any, bins: dict[str, tuple[np.ndarray, dict[str, float]
         t = t.filter(~t[f].cast("float64").isnan())
         x = t[f].cast("float64")
         key, decile = _bin_keys(x, edges, spec)
-        joint = (key + 1) * (len(edges) + 1) + decile
+        joint = (key + 1) * (len(edges) + 1) + decile if grid else decile
         groups = {"j": joint} if by is None else {"group": by(t), "j": joint}
         part = t.group_by(**groups).aggregate(n=t.count(), s=x.sum())
         parts.append(part.mutate(f=ibis.literal(i, "int32")))

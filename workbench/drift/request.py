@@ -95,7 +95,10 @@ class OverTimeRequest:
     """Drift per chunk against a reference window: by ``day``, ``week`` or N rows, over ``window`` (default all).
 
     ``features``: only these; ``learn_thresholds``: each feature's threshold from the PSI of the reference's own
-    chunks (mean ± ``learned_sigmas``·σ, NannyML's convention) instead of ``psi_threshold``.
+    chunks (mean ± ``learned_sigmas``·σ, NannyML's convention) instead of ``psi_threshold``. ``grid=False``: only
+    what the decile bins and the categories give (PSI, JS distance, categorical chi-square p, missing share), no KS
+    or Wasserstein (NaN): the retraining trigger reads PSI alone, and the grid's key was a third of the count query
+    (8 features by day at 20M predictions: 3.3 s with it, 2.1 s without).
     """
 
     reference: Window | None = None
@@ -103,6 +106,7 @@ class OverTimeRequest:
     window: Window | None = None
     features: tuple[str, ...] = ()
     learn_thresholds: bool = False
+    grid: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(dict.fromkeys(self.features or ())))

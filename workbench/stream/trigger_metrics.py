@@ -143,7 +143,9 @@ def drift_psi(ctx: MetricContext, rule: Rule) -> pd.DataFrame:
     features = rule.param("features")
     key = ("drift", rule.param("reference"), rule.window, ctx.window_for(rule), features)
     if key not in ctx.cache:
-        request = OverTimeRequest(reference_window(rule), rule.window, ctx.window_for(rule), tuple(features or ()))
+        request = OverTimeRequest(  # PSI alone: no grid for KS or Wasserstein
+            reference_window(rule), rule.window, ctx.window_for(rule), tuple(features or ()), grid=False
+        )
         over = drift_over_time(ctx.store, request)
         ctx.cache[key] = over.values
     values = ctx.cache[key]
