@@ -6,6 +6,7 @@ a failed ingest leaves it as it was."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -171,6 +172,9 @@ def _copies_match(store: Store) -> None:
     _same_counts(with_feedback, expected[expected["trace_id"].isin(rows["trace_id"])].reset_index(drop=True))
     assert rows["n_labels"].isna().sum() == (~rows["trace_id"].isin(expected["trace_id"])).sum()
     _feedback_copies_match(store)
+    with store.connect(read_only=True) as con:  # each prediction's calibration fold: MD5's first 16 bits mod 10
+        folds = con.execute(f"SELECT trace_id, {experiment.hidden('fold')} FROM predictions").fetchall()
+    assert folds and all(f == int(hashlib.md5(t.encode()).hexdigest()[:4], 16) % 10 for t, f in folds)
 
 
 def _feedback_copies_match(store: Store) -> None:

@@ -172,6 +172,29 @@ def test_the_calibration_folds_are_balanced_on_the_demo(demo_small):
         assert np.abs(counts / counts.sum() - 0.1).max() < 4 * np.sqrt(0.1 * 0.9 / counts.sum()), (column, counts)
 
 
+def test_the_kept_fold_gives_the_counts_of_the_hash_computed_at_read_time(demo_small, monkeypatch):
+    """A store's predictions carry their calibration fold (written by the ingest): the reference's counts per fold
+    read it (no MD5 in the query) and equal the counts with every trace id hashed as the query runs."""
+    from workbench.sources import trace_feedback
+    from workbench.sources.scores import _binned
+
+    store, _ = demo_small
+
+    def counts():
+        with StoreSource(store).tables() as con:
+            labels, _ = labels_per_trace(con, QualityRequest().resolved_settings().performance_label_kinds)
+            p = con.table("predictions")
+            hashed = "MD5" in str(con.compile(_binned(p, labels, None, True))).upper()
+            frame = binned_scores(p, labels, folds=True)
+        return hashed, frame.sort_values(["bin", "prediction", "fold"]).reset_index(drop=True)
+
+    kept_hashed, kept = counts()
+    monkeypatch.setattr(trace_feedback, "copies_current", lambda backend: False)
+    hashed_now, hashed = counts()
+    assert not kept_hashed and hashed_now and kept["fold"].nunique() == CALIBRATION_FOLDS
+    pd.testing.assert_frame_equal(kept, hashed)
+
+
 def test_binned_scores_of_several_parts_in_one_query_equal_separate_calls(demo_small):
     """The stacked query (labels grouped once) splits back into the frames of one call per part: the reference
     with folds, a string group (model version), a time chunk and an integer row block, each with its own dtypes."""

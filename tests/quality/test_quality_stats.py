@@ -23,8 +23,8 @@ from sklearn.metrics import (
 )
 
 from workbench.quality.analyse import RELIABILITY_BINS, components, estimates, summarise
-from workbench.sources.hashing import HASH_RANGE, portable_hash
-from workbench.sources.scores import CALIBRATION_FOLDS, FOLD_HASH_DIGITS, binned_scores
+from workbench.sources.hashing import FOLD_HASH_DIGITS, HASH_RANGE, portable_hash
+from workbench.sources.scores import CALIBRATION_FOLDS, binned_scores
 from workbench.sources.trace_feedback import TraceLabels
 from workbench.stats.performance import Confusion, binned_curves, expected_confusion, sampling_components
 

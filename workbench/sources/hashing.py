@@ -15,6 +15,8 @@ from typing import Any
 
 HASH_DIGITS = 8  # hex digits of the MD5 read by default: 32 bits, the sample's fraction to 2⁻³²
 HASH_RANGE = 16**HASH_DIGITS  # the default hash lies in [0, HASH_RANGE)
+CALIBRATION_FOLDS = 10  # held-out folds of the reference for the calibration choice (NannyML's split_count)
+FOLD_HASH_DIGITS = 4  # the fold is MD5's first 16 bits mod 10: shares uneven by at most 1 in 65,536
 
 
 def portable_hash(value: Any, digits: int = HASH_DIGITS) -> Any:
@@ -33,3 +35,9 @@ def portable_hash(value: Any, digits: int = HASH_DIGITS) -> Any:
         digit = code % 16 + (code > 57).cast("int64") * 9
         number = digit if number is None else number * 16 + digit
     return number
+
+
+def calibration_fold(trace_id: Any) -> Any:
+    """A trace's calibration fold in [0, 10) (:mod:`workbench.sources.scores`): MD5's first 16 bits mod 10, as an
+    Ibis expression. The ingest keeps it on each prediction (:mod:`workbench.sources.trace_feedback`)."""
+    return portable_hash(trace_id, FOLD_HASH_DIGITS) % CALIBRATION_FOLDS

@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.sources.hashing import portable_hash
+from workbench.sources.hashing import CALIBRATION_FOLDS, calibration_fold
+from workbench.sources.trace_feedback import kept_fold
 from workbench.stats.performance import equal_frequency_calibration_error, isotonic_calibration
 
 AUC_BINS = 1000  # score bins for the ROC AUC (its binning error is reported per chunk)
 ECE_BINS = 10  # equal-frequency bins of the out-of-sample calibration error (NannyML's bin_count)
-CALIBRATION_FOLDS = 10  # held-out folds of the reference for the calibration choice (NannyML's split_count)
-FOLD_HASH_DIGITS = 4  # the fold is MD5's first 16 bits mod 10: shares uneven by at most 1 in 65,536
 
 
 def binned_scores(table: Any, labels: Any, by: Callable[[Any], Any] | None = None, folds: bool = False) -> pd.DataFrame:
@@ -102,8 +101,9 @@ def _binned(table: Any, labels: Any, by: Callable[[Any], Any] | None, folds: boo
     t = labels.on(table.filter(table.score.notnull()))
     score_bin = (t.score * AUC_BINS).floor().cast("int64").clip(upper=AUC_BINS - 1)
     groups = {"bin": score_bin, "prediction": t.prediction.cast("int64")}
-    if folds:
-        groups["fold"] = portable_hash(t.trace_id, FOLD_HASH_DIGITS) % CALIBRATION_FOLDS
+    if folds:  # the ingest's copy on a store's predictions (the same number), else the hash here
+        kept = kept_fold(t)
+        groups["fold"] = calibration_fold(t.trace_id) if kept is None else kept.cast("int64")
     if by is not None:
         groups = {"group": by(t), **groups}
     has_label = t.label.notnull()
