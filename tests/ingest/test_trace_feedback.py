@@ -269,6 +269,13 @@ def test_feedback_changed_behind_the_ingest_makes_the_table_stale_until_the_next
     with store.connect(read_only=False) as con:  # a prediction written behind the ingest's back
         con.execute("INSERT INTO predictions (trace_id, ts, model_version, prediction) VALUES ('x1', now(), 'v1', 1)")
     assert not _is_current(store)
+    with store.connect(read_only=False) as con:  # a second prediction of a trace with feedback, behind its back
+        con.execute("INSERT INTO predictions (trace_id, ts, model_version, prediction) "
+                    "VALUES ('t7', TIMESTAMPTZ '2026-01-02 00:00:00+00', 'v1', 0)")  # fmt: skip
+    ingest_frame(store, _feedback(np.array([8]), 13), "feedback")
+    assert not _is_current(store)  # rebuilt, but no copy is written: a copy would hold one prediction, a join two
+    with store.ibis() as con:
+        assert "JOIN" in str(con.compile(trace_feedback.on_predictions(con, con.table("feedback"), None, ("ts",))))
 
 
 def test_the_copies_on_the_predictions_are_no_feature_and_no_user_column_may_take_their_names(tmp_path: Path) -> None:
@@ -288,6 +295,8 @@ def test_the_copies_on_the_predictions_are_no_feature_and_no_user_column_may_tak
         store_features(con, [experiment.hidden("thumbs")])
     with pytest.raises(InputError, match="reserved prefix"):  # the feedback carries copies too (its prediction's)
         ingest_frame(store, _feedback(np.array([1]), 14).assign(__fb_note="x"), "feedback")
+    with pytest.raises(InputError, match="reserved prefix"):  # in any case: the store matches names without case
+        ingest_frame(store, _feedback(np.array([1]), 14).assign(__FB_p_ts="x"), "feedback")
 
 
 def test_an_attribute_named_like_a_count_is_audited_through_the_join(tmp_path: Path) -> None:

@@ -367,3 +367,38 @@ def test_the_feedbacks_copies_of_its_prediction_give_the_joins_numbers(demo_smal
     for name in ("labels", "thumbs", "segment", "arrivals", "label_arrivals"):
         pd.testing.assert_frame_equal(kept[name], joins[name], obj=name)
     assert kept["before"] == joins["before"] and kept["delays"] == joins["delays"]
+    # and by hand: the outcome labels of the window's predictions per prediction day, and those correct
+    with store.connect() as con:
+        f = con.execute("SELECT trace_id, label FROM feedback WHERE type = 'outcome' AND label IS NOT NULL").df()
+        p = con.execute("SELECT trace_id, ts, model_version, prediction FROM predictions").df()
+    rows = f.merge(p, on="trace_id")
+    w = window or Window()
+    rows = rows[rows["ts"] >= w.start] if w.start else rows
+    rows = rows[rows["ts"] < w.end] if w.end else rows
+    rows = rows[rows["model_version"].isin(w.model_versions)] if w.model_versions else rows
+    day = rows["ts"].dt.floor("D")
+    by_hand = rows.assign(correct=rows["label"] == rows["prediction"]).groupby(day)[["label", "correct"]]
+    counted = kept["labels"].set_index("bucket")
+    assert counted["labels"].loc[counted["labels"] > 0].to_dict() == by_hand.count()["label"].to_dict()
+    assert counted["correct"].loc[counted["labels"] > 0].to_dict() == by_hand.sum()["correct"].astype(int).to_dict()
+
+
+def test_a_feedback_column_named_like_the_predictions_copy_gives_way_to_it(tmp_path, monkeypatch):
+    """A user's feedback column ``p_ts`` (a file may bring any column) is not read as the prediction's ts: the delays
+    are the same through the copies and through the join, and by hand."""
+    from workbench.sources import trace_feedback
+
+    d0 = START + 9 * H
+    store = build(tmp_path / "p.duckdb", [prediction("a", d0), prediction("b", d0 + H, 0)],
+                  [{**fb("a", d0 + 30 * H, "automated", "outcome", 1, 1), "p_ts": d0 - 900 * H},
+                   {**fb("b", d0 + 51 * H, "automated", "outcome", 1, 1), "p_ts": d0 - 900 * H}])  # fmt: skip
+
+    def delays():
+        with store.ibis() as con:
+            return label_delays_many(con, None, None, [None], shares=(0.5,), min_labels=1)[0]
+
+    kept = delays()
+    monkeypatch.setattr(trace_feedback, "copies_current", lambda backend: False)
+    joined = delays()
+    assert kept.labels == joined.labels == 2
+    assert kept.quantiles == joined.quantiles == {0.5: 40.0}  # 30 h and 50 h after their predictions

@@ -301,7 +301,8 @@ def _add_columns(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> Non
 
 
 def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str, staging: Staging) -> IngestResult:
-    reserved = [c for c in plan.types if c.startswith(experiment.HIDDEN_PREFIX)]  # the kept copies' (both tables)
+    # the kept copies' prefix, in any case (the store matches column names without case), in both tables
+    reserved = [c for c in plan.types if c.casefold().startswith(experiment.HIDDEN_PREFIX)]
     if reserved:
         raise InputError(f"{source}: column '{reserved[0]}' uses the store's reserved prefix "
                          f"'{experiment.HIDDEN_PREFIX}'; rename it")  # fmt: skip

@@ -33,18 +33,22 @@ removed behind the ingest's back, or other label types make it group the feedbac
 the old cost), and the next ingest rebuilds both whole. The stamp does not see a row edited in place (a
 checksum of both tables would cost ~0.3 s per audit at 5M rows, the very time saved): the store is written by
 the ingest only, append-only. The ``__fb_`` columns are never features, segments or sensitive attributes, and
-a predictions file may not bring a column of that name (one that an older build let in is left alone: the
-copies are then not written and the audit joins).
+no file (predictions or feedback) may bring a column of that name, in any case (one that an older build let in is
+left alone: the copies are then not written and every reader joins). Nor are they written while a trace id has
+two predictions (rows written behind the ingest's back): a feedback row's copy would hold one of them where a
+join counts it twice, so every reader joins, with the join's numbers.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
+from workbench.core.window import Window
 from workbench.sources import unit_sums
 from workbench.sources.experiment import METRICS, experiment_columns, hidden
 from workbench.sources.hashing import calibration_fold
@@ -170,6 +174,7 @@ PREDICTION_COPIES = {"ts": "TIMESTAMP WITH TIME ZONE", "prediction": "TINYINT"}
 PREDICTION_KEYS = {"fold": "TINYINT"}  # kept on each prediction from its own trace id (:func:`key_sql`)
 
 
+@functools.cache
 def key_sql(key: str, trace: str) -> str:
     """DuckDB SQL of :data:`PREDICTION_KEYS`' ``key`` of the trace id column ``trace``: the Ibis expression's own SQL
     (compiled once against a placeholder and its column renamed), so the kept key is the one computed at read time."""
@@ -278,11 +283,11 @@ def copies_on_insert(con: duckdb.DuckDBPyConnection, table: str, trace: str) -> 
     if table != "feedback" or not all(on_prediction(c) in present for c in PREDICTION_COPIES):
         return "", "", ""
     columns = "".join(f", {on_prediction(c)}" for c in PREDICTION_COPIES)
-    values = "".join(f", __prediction.__{c}" for c in PREDICTION_COPIES)
-    firsts = ", ".join(f"min({c}) AS __{c}" for c in PREDICTION_COPIES)
-    join = (f"LEFT JOIN (SELECT trace_id AS __trace, {firsts} FROM predictions WHERE trace_id IN "
+    values = "".join(f", __prediction.__pc_{c}" for c in PREDICTION_COPIES)
+    firsts = ", ".join(f"min({c}) AS __pc_{c}" for c in PREDICTION_COPIES)  # one row a trace (unique by the ingest)
+    join = (f"LEFT JOIN (SELECT trace_id AS __pc_trace, {firsts} FROM predictions WHERE trace_id IN "
             f"(SELECT {trace} FROM decided) GROUP BY trace_id) __prediction "
-            f"ON __prediction.__trace = {trace}")  # fmt: skip
+            f"ON __prediction.__pc_trace = {trace}")  # fmt: skip
     return columns, values, join
 
 
@@ -300,6 +305,9 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> None:
             **{f"feedback.{on_prediction(c)}": t for c, t in PREDICTION_COPIES.items()}}  # fmt: skip
     if any(c in notes and notes[c] != _OWNER for c in ours):  # a user's column (older build): left alone
         _stamp(con, copies=False)
+        return
+    if con.execute("SELECT count(*) <> count(DISTINCT trace_id) FROM predictions").fetchall()[0][0]:
+        _stamp(con, copies=False)  # a trace with two predictions (behind the ingest's back): every reader joins
         return
     for column, dtype in ours.items():
         if column not in notes:
@@ -402,7 +410,7 @@ def copies_current(backend: Any) -> bool:
     return backend.name == "duckdb" and _check(backend.con, _state(backend.con))[0]
 
 
-def on_predictions(con: Any, f: Any, window: Any = None, columns: Sequence[str] = ()) -> Any:
+def on_predictions(con: Any, f: Any, window: Window | None = None, columns: Sequence[str] = ()) -> Any:
     """The feedback rows ``f`` whose prediction is in ``window`` (None: any prediction), each with its prediction's
     ``columns`` as ``p_<column>``: orphans (no prediction) are left out.
 
@@ -413,6 +421,9 @@ def on_predictions(con: Any, f: Any, window: Any = None, columns: Sequence[str] 
     predictions (semi-joined without ``columns``): the same rows. At 20M predictions (2 cores) the 6.7M outcome
     labels' join took ~1.6 s, their filter on the copies ~0.3 s.
     """
+    named = [f"p_{c}" for c in columns]
+    if any(c in f.columns for c in named):  # a feedback column of that name (a user's) gives way to the prediction's
+        f = f.drop(*[c for c in named if c in f.columns])
     copies = [on_prediction(c) for c in PREDICTION_COPIES]
     by_time = window is None or not window.model_versions  # a version filter needs the prediction's version: a join
     kept = by_time and set(columns) <= set(PREDICTION_COPIES) and all(c in f.columns for c in copies)

@@ -20,6 +20,8 @@ def window_condition(ts: Any, model_version: Any, window: Window | None) -> Any 
     if window.end is not None:
         conditions.append(ts < window.end)
     if window.model_versions:
+        if model_version is None:
+            raise ValueError("a window of model versions needs the rows' model_version column")
         conditions.append(model_version.isin(list(window.model_versions)))
     if not conditions:
         return None
