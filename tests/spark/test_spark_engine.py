@@ -327,6 +327,28 @@ def test_spark_connect_gives_duckdb_s_numbers(lakes, connect_server: str) -> Non
     assert found == [] and worst <= REL
 
 
+def test_the_cli_on_local_spark_prints_nothing_on_stderr(lakes, tmp_path: Path) -> None:
+    """A local JVM's start (its incubator-module warning, Spark's log-level banner) goes to the JVM's log, not to
+    the CLI's stderr, which is for one-line messages; stdout holds the JSON document alone."""
+    import json
+    import sys
+
+    from workbench.sources.spark import jvm_log
+
+    command = [sys.executable, "-m", "workbench.cli", "--source", f"lake:{lakes[1].path}", "--engine", "spark",
+               "info", "--json"]  # fmt: skip
+    env = {**os.environ, "WORKBENCH_DB": str(tmp_path / "x.duckdb")}
+    env.pop("WORKBENCH_SPARK_REMOTE", None)
+    before = jvm_log().stat().st_size if jvm_log().exists() else 0
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr == ""
+    assert json.loads(out.stdout)["predictions"] > 0
+    with jvm_log().open("rb") as log:  # where the JVM's start went: this run's lines, appended
+        log.seek(before)
+        assert b"incubator" in log.read()
+
+
 def test_a_pull_is_told_from_an_aggregate() -> None:
     import ibis
 

@@ -13,9 +13,12 @@ Spark lacks, so both engines keep and quarantine the same rows for the same reas
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +77,13 @@ def spark_session(remote: str | None = None) -> Any:
                 builder = builder.remote(remote)
             for name, value in conf.items():
                 builder = builder.config(name, value)
-            session = builder.getOrCreate()
+            with contextlib.nullcontext() if remote is not None else _jvm_stderr_to(jvm_log()):
+                session = builder.getOrCreate()
         except Exception as exc:  # a JVM that fails to start, an unreachable Connect server
             where = remote or "local mode"
-            raise InputError(f"cannot start Spark ({where}): {str(exc).splitlines()[0] if str(exc) else exc}") from None
+            first = str(exc).splitlines()[0] if str(exc) else exc
+            logged = "" if remote is not None else f" (the JVM's messages: {jvm_log()})"
+            raise InputError(f"cannot start Spark ({where}): {first}{logged}") from None
         if remote is None:
             session.sparkContext.setLogLevel("ERROR")
         _sessions[key] = session
@@ -106,8 +112,8 @@ def driver_memory() -> str:
     return f"{max(1, min(4, total // 2 // 2**30))}g"
 
 
-# Spark's JVM logs errors only, on stderr: the CLI's stderr is for one-line messages (Spark's default is
-# every warning, and a banner per start).
+# Spark's JVM logs errors only, on its stderr (:func:`jvm_log`): the CLI's stderr is for one-line messages (Spark's
+# default is every warning). A PySpark session starts as a shell, which still prints its log-level banner there.
 _LOG4J2 = """rootLogger.level = error
 rootLogger.appenderRef.console.ref = console
 appender.console.type = Console
@@ -116,6 +122,30 @@ appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = spark %p %c{1}: %m%n
 """
+
+
+def jvm_log() -> Path:
+    """Where the local JVM writes its stderr (appended; one file for every process of this user's temp dir)."""
+    return Path(tempfile.gettempdir()) / "workbench-spark-jvm.log"
+
+
+@contextlib.contextmanager
+def _jvm_stderr_to(path: Path) -> Iterator[None]:
+    """Point this process' file descriptor 2 at ``path`` while the JVM is launched, so that the JVM (a child that
+    inherits it) writes there for its whole life: its start prints a warning of its own (``Using incubator
+    modules``, from the module options Spark 4 adds, which no log setting silences), and the CLI's stderr is for
+    one-line messages. Python's own stderr is back on the terminal as soon as the JVM has started."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(target, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
 
 
 def _log_config() -> Path:
