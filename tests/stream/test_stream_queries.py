@@ -255,7 +255,12 @@ def test_recent_buckets_are_shaded_until_95_percent_of_labels_arrive(tmp_path):
     assert "Labels are still arriving from" in snap.verdict()
 
 
-def test_signal_quality_counts_conflicts_repeats_orphans_quarantine_and_duplicates(small, tmp_path):
+@pytest.mark.parametrize("copies", [True, False])
+def test_signal_quality_counts_conflicts_repeats_orphans_quarantine_and_duplicates(small, copies, monkeypatch):
+    from workbench.sources import trace_feedback
+
+    if not copies:  # the same numbers when the feedback is joined with the predictions instead
+        monkeypatch.setattr(trace_feedback, "copies_current", lambda backend: False)
     d0 = START + 9 * H
     extra = pd.DataFrame(
         [
@@ -350,7 +355,12 @@ def test_the_feedbacks_copies_of_its_prediction_give_the_joins_numbers(demo_smal
                 "labels": series_from(con, window, "day", None, ("outcome",), ("labels", "correct")),
                 "thumbs": series_from(con, window, "day", None, None, ("thumbs", "thumbs_up", "clicks", "clicked")),
                 "segment": series_from(con, window, "week", "region", None, ("labels", "correct", "thumbs")),
+                "whole": series_from(con, window, "day", None, ("outcome",)),  # per trace on the join path
+                "whole_all": series_from(con, window, "hour", None, None),
+                "whole_segment": series_from(con, window, "week", "model_version", ("correction",)),
                 "arrivals": feedback_arrivals(con, window, "day", None),
+                "conflicts": (quality := signal_quality_from(con, window, "day")).conflicts,
+                "orphans": quality.orphans, "quality_totals": quality.totals,
                 "label_arrivals": feedback_arrivals(con, window, "hour", ("outcome",), labels_only=True),
                 "before": labels_arrived_before(con, moments, window, ("outcome",)),
                 "delays": [d.to_dict() for d in label_delays_many(
@@ -364,9 +374,15 @@ def test_the_feedbacks_copies_of_its_prediction_give_the_joins_numbers(demo_smal
     assert joined == versions and joined_after  # the first read the copies (a version filter joins), the second joined
     assert kept["labels"]["labels"].sum() > 100 and kept["thumbs"]["thumbs"].sum() > 100
     assert sum(d["labels"] for d in kept["delays"]) > 100
-    for name in ("labels", "thumbs", "segment", "arrivals", "label_arrivals"):
+    assert kept["whole"]["with_label"].sum() > 100 and kept["whole_all"]["with_feedback"].sum() > 1000
+    for name in ("labels", "thumbs", "segment", "whole", "whole_all", "whole_segment", "arrivals", "label_arrivals"):
         pd.testing.assert_frame_equal(kept[name], joins[name], obj=name)
     assert kept["before"] == joins["before"] and kept["delays"] == joins["delays"]
+    assert kept["quality_totals"] == joins["quality_totals"]
+    if window is None:  # the demo's 9 traces with conflicting labels and 10 orphan feedback rows
+        assert kept["quality_totals"]["conflicting_label_traces"] > 0 and kept["quality_totals"]["orphan_feedback"] > 0
+    pd.testing.assert_frame_equal(kept["conflicts"], joins["conflicts"])
+    pd.testing.assert_frame_equal(kept["orphans"], joins["orphans"])
     # and by hand: the outcome labels of the window's predictions per prediction day, and those correct
     with store.connect() as con:
         f = con.execute("SELECT trace_id, label FROM feedback WHERE type = 'outcome' AND label IS NOT NULL").df()

@@ -438,6 +438,14 @@ def on_predictions(con: Any, f: Any, window: Window | None = None, columns: Sequ
     return f.inner_join(p.select("trace_id", **{f"p_{c}": p[c] for c in columns}), "trace_id")
 
 
+def orphans_of(con: Any, f: Any) -> Any:
+    """The feedback rows ``f`` whose trace has no prediction in the store: those without the kept copy of their
+    prediction's ts when the copies are current (:func:`on_predictions`), else an anti-join with every prediction."""
+    if on_prediction("ts") in f.columns and copies_current(con):
+        return f.filter(f[on_prediction("ts")].isnull())
+    return f.anti_join(con.table("predictions").select("trace_id"), "trace_id")
+
+
 @dataclass(frozen=True)
 class TraceLabels:
     """Each trace's latest label of the chosen kinds, to put beside prediction rows (:meth:`on`).

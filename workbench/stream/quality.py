@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
 import pandas as pd
 
 from workbench.core.window import Window
 from workbench.sources.chunks import seconds_between, utc_bucket
-from workbench.sources.store_queries import filtered_predictions
-from workbench.sources.trace_feedback import on_predictions
+from workbench.sources.trace_feedback import on_predictions, orphans_of
 from workbench.stream.queries import label_filter, unit
 
 DAY_S = 86_400.0
@@ -227,29 +227,30 @@ def signal_quality_from(con: Any, window: Window | None = None, granularity: str
         .order_by(["bucket", "table"])
         .execute()
     )
-    p = filtered_predictions(con, window).select("trace_id", bucket=lambda t: utc_bucket(t.ts, trunc))
     f = con.table("feedback")
-    scoped = f.semi_join(p, "trace_id")
+    # each trace's feedback with its prediction's ts (the kept copy, else a join): grouped by trace once for the
+    # conflicts and once by (trace, type) for the repeats; no semi-join and membership test over every prediction
+    scoped = on_predictions(con, f, window, ("ts",))
     labelled = scoped.filter(scoped.label.notnull())
     conflicting = (
         labelled.group_by("trace_id")
-        .aggregate(lo=labelled.label.min(), hi=labelled.label.max())
+        .aggregate(lo=labelled.label.min(), hi=labelled.label.max(), p_ts=labelled.p_ts.max())
         .filter(lambda t: t.lo != t.hi)
-        .trace_id
     )
-    repeated = scoped.group_by(["trace_id", "type"]).aggregate(n=scoped.count()).filter(lambda t: t.n > 1).trace_id
-    flagged = p.mutate(conflicting=p.trace_id.isin(conflicting), repeated=p.trace_id.isin(repeated))
+    repeats = scoped.group_by(["trace_id", "type"]).aggregate(n=scoped.count(), p_ts=scoped.p_ts.max())
+    repeated = repeats.filter(repeats.n > 1).group_by("trace_id").aggregate(p_ts=repeats.p_ts.max())
+    flagged = ibis.union(
+        conflicting.select(bucket=utc_bucket(conflicting.p_ts, trunc), conflicting=ibis.literal(1), repeated=0),
+        repeated.select(bucket=utc_bucket(repeated.p_ts, trunc), conflicting=ibis.literal(0), repeated=1),
+        distinct=False,
+    )
     conflicts = (
-        flagged.filter(flagged.conflicting | flagged.repeated)
-        .group_by("bucket")
-        .aggregate(
-            conflicting=flagged.trace_id.count(where=flagged.conflicting),
-            repeated=flagged.trace_id.count(where=flagged.repeated),
-        )
+        flagged.group_by("bucket")
+        .aggregate(conflicting=flagged.conflicting.sum(), repeated=flagged.repeated.sum())
         .order_by("bucket")
         .execute()
     )
-    orphan = f.anti_join(con.table("predictions").select("trace_id"), "trace_id")
+    orphan = orphans_of(con, f)
     if window is not None and window.start is not None:
         orphan = orphan.filter(orphan.ts >= window.start)
     if window is not None and window.end is not None:

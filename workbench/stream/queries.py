@@ -18,7 +18,9 @@ import pandas as pd
 
 from workbench.core.errors import InputError
 from workbench.core.window import Window
+from workbench.sources import trace_feedback
 from workbench.sources.chunks import utc_bucket
+from workbench.sources.experiment import hidden
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
 from workbench.sources.trace_feedback import on_predictions
@@ -117,15 +119,18 @@ def series_from(
 
     ``counts`` (a trigger rule's few): only those and ``predictions``. Without the two of
     :data:`PER_TRACE_COUNTS` they are sums over feedback rows, so only the rows they count are joined to the
-    predictions and nothing is grouped by trace (:func:`_row_sums`: the same numbers).
+    predictions and nothing is grouped by trace (:func:`_row_sums`: the same numbers). On a store whose kept copies
+    are current the two are counted without grouping either (every count from :func:`_row_sums`): at 20M
+    predictions grouping 21.7M feedback rows by trace and joining them took most of the stream page's series.
     """
     trunc = unit(granularity)
     if counts is not None:
         unknown = sorted(set(counts) - set(SERIES_COUNTS))
         if unknown:
             raise ValueError(f"unknown stream counts: {', '.join(unknown)}")
-        if not set(counts) & set(PER_TRACE_COUNTS):
-            return _typed(_row_sums(con, window, trunc, segment, label_types, counts))
+    wanted = tuple(SERIES_COUNTS[1:] if counts is None else counts)
+    if not set(wanted) & set(PER_TRACE_COUNTS) or trace_feedback.copies_current(con):
+        return _typed(_row_sums(con, window, trunc, segment, label_types, wanted))
     p = filtered_predictions(con, window)
     per_trace = _per_trace_feedback(con.table("feedback"), label_types)
     j = p.left_join(per_trace, "trace_id")
@@ -164,24 +169,32 @@ def _row_sums(
     con: Any, window: Window | None, trunc: str, segment: str | None, label_types: Sequence[str] | None,
     counts: Sequence[str],
 ) -> pd.DataFrame:  # fmt: skip
-    """:func:`series_from`'s ``predictions`` and ``counts`` (none of :data:`PER_TRACE_COUNTS`) as sums over the
-    feedback rows they count, joined to their prediction's bucket: at 20M predictions and 21.7M feedback rows,
-    the labels of one type join 6.7M rows instead of grouping 21.7M by trace and joining 14M groups; on a store
-    whose feedback rows carry their prediction's columns, they are not joined at all (:func:`on_predictions`)."""
+    """:func:`series_from`'s ``predictions`` and ``counts`` as sums over the feedback rows they count, joined to
+    their prediction's bucket: at 20M predictions and 21.7M feedback rows, the labels of one type join 6.7M rows
+    instead of grouping 21.7M by trace and joining 14M groups; on a store whose feedback rows carry their
+    prediction's columns, they are not joined at all (:func:`on_predictions`). The counts of predictions (with any
+    feedback, ``with_feedback``: the predictions' kept number of feedback rows, so only with current copies; with
+    a label, ``with_label``: the distinct traces of the bucket's label rows) are not sums of rows."""
     p = filtered_predictions(con, window)
-    keyed = p.select(bucket=utc_bucket(p.ts, trunc), segment=_segment(con, p, segment))
-    frame = keyed.group_by(["bucket", "segment"]).aggregate(predictions=keyed.count())
+    extra = {}
+    if "with_feedback" in counts:
+        extra["with_any"] = p[hidden("n_feedback")].fill_null(0) > 0
+    keyed = p.select(bucket=utc_bucket(p.ts, trunc), segment=_segment(con, p, segment), **extra)
+    per_prediction = {"predictions": keyed.count()}
+    if extra:
+        per_prediction["with_feedback"] = keyed.count(where=keyed.with_any)
+    frame = keyed.group_by(["bucket", "segment"]).aggregate(**per_prediction)
     f = con.table("feedback")
     is_label = label_filter(f, label_types)
     f = f.mutate(is_label=is_label)
     kinds = {"feedback_explicit": "explicit", "feedback_implicit": "implicit", "feedback_automated": "automated"}
     rows = {
         **{name: f.kind == kind for name, kind in kinds.items()},
-        "labels": f.is_label, "correct": f.is_label,
+        "labels": f.is_label, "correct": f.is_label, "with_label": f.is_label,
         "thumbs": f.type == "thumb", "thumbs_up": f.type == "thumb",
         "clicks": f.type == "click", "clicked": f.type == "click",
     }  # fmt: skip
-    wanted = [c for c in dict.fromkeys(counts) if c != "predictions"]
+    wanted = [c for c in dict.fromkeys(counts) if c not in ("predictions", "with_feedback")]
     if not wanted:
         return frame.order_by(["bucket", "segment"]).execute()
     keep = rows[wanted[0]]
@@ -193,14 +206,14 @@ def _row_sums(
     label = j.label.cast("int64")
     sums = {
         **{name: j.trace_id.count(where=j.kind == kind) for name, kind in kinds.items()},
-        "labels": j.trace_id.count(where=j.is_label),
+        "labels": j.trace_id.count(where=j.is_label), "with_label": j.trace_id.nunique(where=j.is_label),
         "correct": (j.prediction == 1).ifelse(label, 1 - label).sum(where=j.is_label),
         "thumbs": j.trace_id.count(where=j.type == "thumb"), "thumbs_up": j.value.sum(where=j.type == "thumb"),
         "clicks": j.trace_id.count(where=j.type == "click"), "clicked": j.value.sum(where=j.type == "click"),
     }  # fmt: skip
     found = j.group_by(["bucket", "segment"]).aggregate(**{c: sums[c] for c in wanted})
     both = frame.left_join(found, ["bucket", "segment"])
-    both = both.select("bucket", "segment", "predictions", *wanted)
+    both = both.select("bucket", "segment", *[c for c in dict.fromkeys(("predictions", *counts)) if c in both.columns])
     return both.order_by(["bucket", "segment"]).execute()
 
 
