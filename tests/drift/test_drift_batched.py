@@ -110,6 +110,22 @@ def test_one_query_for_all_categorical_features_gives_each_features_value_counts
     assert categorical and all(together[c] for c in categorical)
 
 
+def test_the_per_chunk_value_counts_of_every_categorical_feature_in_one_query_equal_each_counted_alone(store):
+    """Drift over time's stacked query: each feature's (chunk, value, n) rows as its own grouped query gives them."""
+    from workbench.sources.chunks import chunk_key
+
+    with store.ibis() as con:
+        _, categorical = store_features(con)
+        keyed = chunk_key(filtered_predictions(con, None), "day")
+        together = q.categorical_counts_by(keyed, categorical, lambda t: t.chunk)
+        for column in categorical:
+            alone = q.categorical_counts(keyed, column, by=lambda t: t.chunk)
+            order = ["group", "value"]
+            pd.testing.assert_frame_equal(together[column].sort_values(order, ignore_index=True),
+                                          alone.sort_values(order, ignore_index=True))  # fmt: skip
+            assert together[column]["group"].nunique() == 30 and together[column]["n"].sum() > 10_000
+
+
 def test_store_windows_give_the_same_statistics_as_the_per_feature_path(store):
     # the batched compare against the statistics recomputed with the per-feature queries, feature by feature
     reference = Window(end=dt.datetime(2026, 1, 11, tzinfo=dt.UTC))

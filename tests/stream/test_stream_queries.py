@@ -259,8 +259,6 @@ def test_recent_buckets_are_shaded_until_95_percent_of_labels_arrive(tmp_path):
 def test_signal_quality_counts_conflicts_repeats_orphans_quarantine_and_duplicates(small, copies, monkeypatch):
     from workbench.sources import trace_feedback
 
-    if not copies:  # the same numbers when the feedback is joined with the predictions instead
-        monkeypatch.setattr(trace_feedback, "copies_current", lambda backend: False)
     d0 = START + 9 * H
     extra = pd.DataFrame(
         [
@@ -273,6 +271,10 @@ def test_signal_quality_counts_conflicts_repeats_orphans_quarantine_and_duplicat
     )
     extra["label"] = extra["label"].astype("Int8")
     ingest_frames(small, [(extra, "feedback")], ROLES, source="more")
+    with small.ibis() as con:
+        assert trace_feedback.copies_current(con)  # the store's copies are read, unless patched here
+    if not copies:  # the same numbers when the feedback is joined with the predictions instead
+        monkeypatch.setattr(trace_feedback, "copies_current", lambda backend: False)
     with small.ibis() as con:
         quality = signal_quality_from(con)
         only_v1 = signal_quality_from(con, Window(model_versions=("v1",)))
@@ -358,6 +360,9 @@ def test_the_feedbacks_copies_of_its_prediction_give_the_joins_numbers(demo_smal
                 "whole": series_from(con, window, "day", None, ("outcome",)),  # per trace on the join path
                 "whole_all": series_from(con, window, "hour", None, None),
                 "whole_segment": series_from(con, window, "week", "model_version", ("correction",)),
+                "per_prediction": series_from(con, window, "day", None, None, ("with_label", "with_feedback")),
+                "per_prediction_types": series_from(con, window, "day", "region", ("outcome",),
+                                                    ("with_feedback", "clicks", "with_label")),
                 "arrivals": feedback_arrivals(con, window, "day", None),
                 "conflicts": (quality := signal_quality_from(con, window, "day")).conflicts,
                 "orphans": quality.orphans, "quality_totals": quality.totals,
@@ -375,7 +380,8 @@ def test_the_feedbacks_copies_of_its_prediction_give_the_joins_numbers(demo_smal
     assert kept["labels"]["labels"].sum() > 100 and kept["thumbs"]["thumbs"].sum() > 100
     assert sum(d["labels"] for d in kept["delays"]) > 100
     assert kept["whole"]["with_label"].sum() > 100 and kept["whole_all"]["with_feedback"].sum() > 1000
-    for name in ("labels", "thumbs", "segment", "whole", "whole_all", "whole_segment", "arrivals", "label_arrivals"):
+    for name in ("labels", "thumbs", "segment", "whole", "whole_all", "whole_segment", "per_prediction",
+                 "per_prediction_types", "arrivals", "label_arrivals"):  # fmt: skip
         pd.testing.assert_frame_equal(kept[name], joins[name], obj=name)
     assert kept["before"] == joins["before"] and kept["delays"] == joins["delays"]
     assert kept["quality_totals"] == joins["quality_totals"]

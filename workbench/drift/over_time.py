@@ -149,8 +149,8 @@ def _chunk_values(
         bins[f] = (np.asarray(entry["edges"], dtype=float), _coarse(entry, settings.over_time_grid_bins)[0])
     for f, frame in q.numeric_counts_by(keyed, bins, by, grid).items():
         rows += _numeric_rows(f, profile["numeric"][f], frame, settings, grid)
-    for f in categorical:
-        rows += _categorical_rows(f, profile["categorical"][f], q.categorical_counts(keyed, f, by=by), settings)
+    for f, frame in q.categorical_counts_by(keyed, categorical, by).items():
+        rows += _categorical_rows(f, profile["categorical"][f], frame, settings)
     sizes = keyed.group_by("chunk").aggregate(
         rows=keyed.count(), start=keyed.ts.min(), **{f"n__{f}": keyed[f].count() for f in numeric + categorical}
     )

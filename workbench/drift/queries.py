@@ -464,6 +464,24 @@ def _template_key(schema: Any, bins: dict[str, tuple[np.ndarray, dict[str, float
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def categorical_counts_by(table: Any, features: list[str], by: Any) -> dict[str, Any]:
+    """:func:`categorical_counts` with ``by`` of several features in ONE ``UNION ALL`` query: {feature: frame
+    ``group, value, n``}, the frames of one call per feature (drift over time: at 20M predictions three categorical
+    features by day took 0.79 s in three queries)."""
+    import ibis
+
+    if not features:
+        return {}
+    parts = []
+    for i, f in enumerate(features):
+        t = table.filter(table[f].notnull())
+        part = t.group_by(group=by(t), value=t[f].cast("string")).aggregate(n=t.count())
+        parts.append(part.mutate(f=ibis.literal(i, "int32")))
+    frame = ibis.union(*parts, distinct=False).execute()
+    return {f: frame.loc[frame["f"] == i, ["group", "value", "n"]].reset_index(drop=True)
+            for i, f in enumerate(features)}  # fmt: skip
+
+
 def categorical_counts_many(table: Any, features: list[str]) -> dict[str, dict[str, int]]:
     """Value counts as text of several features (missing left out) in ONE ``UNION ALL`` query: {feature: {value: n}}."""
     import ibis

@@ -125,8 +125,10 @@ appender.console.layout.pattern = spark %p %c{1}: %m%n
 
 
 def jvm_log() -> Path:
-    """Where the local JVM writes its stderr (appended; one file for every process of this user's temp dir)."""
-    return Path(tempfile.gettempdir()) / "workbench-spark-jvm.log"
+    """Where the local JVM writes its stderr: appended, one file per user in the temp directory (a shared ``/tmp``
+    holds one for each user)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"workbench-spark-jvm-{uid}.log"
 
 
 @contextlib.contextmanager
@@ -134,16 +136,22 @@ def _jvm_stderr_to(path: Path) -> Iterator[None]:
     """Point this process' file descriptor 2 at ``path`` while the JVM is launched, so that the JVM (a child that
     inherits it) writes there for its whole life: its start prints a warning of its own (``Using incubator
     modules``, from the module options Spark 4 adds, which no log setting silences), and the CLI's stderr is for
-    one-line messages. Python's own stderr is back on the terminal as soon as the JVM has started."""
-    sys.stderr.flush()
+    one-line messages. Python's own stderr is back on the terminal as soon as the JVM has started; meanwhile (5-10 s,
+    once per process) what other threads write on stderr lands in the log too. A log that cannot be opened leaves
+    stderr as it is."""
+    try:
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        yield
+        return
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
     saved = os.dup(2)
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.dup2(target, 2)
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
+        os.dup2(saved, 2)  # restored first, whatever else fails
         os.close(saved)
         os.close(target)
 

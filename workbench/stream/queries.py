@@ -196,6 +196,7 @@ def _row_sums(
     }  # fmt: skip
     wanted = [c for c in dict.fromkeys(counts) if c != "predictions" and c not in kept]
     if not wanted:
+        frame = frame.select("bucket", "segment", *dict.fromkeys(("predictions", *counts)))
         return frame.order_by(["bucket", "segment"]).execute()
     keep = rows[wanted[0]]
     for c in wanted[1:]:
