@@ -468,38 +468,36 @@ def categorical_counts_by(table: Any, features: list[str], by: Any) -> dict[str,
     """:func:`categorical_counts` with ``by`` of several features in ONE ``UNION ALL`` query: {feature: frame
     ``group, value, n``}, the frames of one call per feature (drift over time: at 20M predictions three categorical
     features by day took 0.79 s in three queries)."""
-    import ibis
-
     if not features:
         return {}
-    parts = []
-    for i, f in enumerate(features):
-        t = table.filter(table[f].notnull())
-        part = t.group_by(group=by(t), value=t[f].cast("string")).aggregate(n=t.count())
-        parts.append(part.mutate(f=ibis.literal(i, "int32")))
-    frame = ibis.union(*parts, distinct=False).execute()
+    frame = _categorical_union(table, features, by).execute()
     return {f: frame.loc[frame["f"] == i, ["group", "value", "n"]].reset_index(drop=True)
             for i, f in enumerate(features)}  # fmt: skip
 
 
 def categorical_counts_many(table: Any, features: list[str]) -> dict[str, dict[str, int]]:
     """Value counts as text of several features (missing left out) in ONE ``UNION ALL`` query: {feature: {value: n}}."""
-    import ibis
-
     if not features:
         return {}
-    parts = []
-    for i, f in enumerate(features):
-        t = table.filter(table[f].notnull())
-        part = t.group_by(value=t[f].cast("string")).aggregate(n=t.count())
-        parts.append(part.mutate(f=ibis.literal(i, "int32")))
-    frame = ibis.union(*parts, distinct=False).to_pyarrow()
+    frame = _categorical_union(table, features).to_pyarrow()
     out: dict[str, dict[str, int]] = {f: {} for f in features}
     for i, value, n in zip(
         frame.column("f").to_pylist(), frame.column("value").to_pylist(), frame.column("n").to_pylist(), strict=True
     ):
         out[features[i]][str(value)] = int(n)
     return out
+
+
+def _categorical_union(table: Any, features: list[str], by: Any = None) -> Any:
+    """One ``GROUP BY [group,] value`` per feature (its text, missing left out) under ``UNION ALL``, numbered ``f``."""
+    import ibis
+
+    parts = []
+    for i, f in enumerate(features):
+        t = table.filter(table[f].notnull())
+        groups = {"value": t[f].cast("string")} if by is None else {"group": by(t), "value": t[f].cast("string")}
+        parts.append(t.group_by(**groups).aggregate(n=t.count()).mutate(f=ibis.literal(i, "int32")))
+    return ibis.union(*parts, distinct=False)
 
 
 def counts_from_values(

@@ -23,7 +23,6 @@ from workbench.sources.chunks import utc_bucket
 from workbench.sources.experiment import hidden
 from workbench.sources.store import Store, stored_roles
 from workbench.sources.store_queries import filtered_predictions
-from workbench.sources.trace_feedback import on_predictions
 from workbench.stream.buckets import BUCKET_LENGTH, GRANULARITIES, MISSING, SEGMENT_NONE
 
 SERIES_COUNTS = (
@@ -201,7 +200,8 @@ def _row_sums(
     keep = rows[wanted[0]]
     for c in wanted[1:]:
         keep = keep | rows[c]
-    j = on_predictions(con, f.filter(keep), window, ("ts", "prediction", *([segment] if segment else [])))
+    columns = ("ts", "prediction", *([segment] if segment else []))
+    j = trace_feedback.on_predictions(con, f.filter(keep), window, columns)
     j = j.mutate(bucket=utc_bucket(j.p_ts, trunc), segment=_segment(con, j, segment, f"p_{segment}"),
                  prediction=j.p_prediction)  # fmt: skip
     label = j.label.cast("int64")
@@ -260,7 +260,7 @@ def feedback_arrivals(
     f = con.table("feedback")
     if labels_only:
         f = f.filter(label_filter(f, label_types))
-    f = on_predictions(con, f, window)
+    f = trace_feedback.on_predictions(con, f, window)
     frame = (
         f.group_by(bucket=utc_bucket(f.ts, trunc), kind=f.kind, type=f.type)
         .aggregate(
@@ -284,7 +284,7 @@ def labels_arrived_before(
     if not moments:
         return []
     f = con.table("feedback")
-    f = on_predictions(con, f.filter(label_filter(f, label_types)), window)
+    f = trace_feedback.on_predictions(con, f.filter(label_filter(f, label_types)), window)
     counts = f.aggregate(
         **{f"m{i}": f.trace_id.count(where=f.ts < m.to_pydatetime()) for i, m in enumerate(moments)}
     ).execute()
