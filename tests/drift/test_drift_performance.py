@@ -129,3 +129,36 @@ def test_cbpe_calibrates_the_demo_and_tracks_the_realised_accuracy_within_its_ba
     assert before["within_band"].all(), before
     gap = before["estimated_accuracy"] - before["realised_accuracy"]
     assert abs(np.average(gap, weights=before["labelled"])) < 0.01  # uncalibrated: 0.020 at 50k
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_a_chunks_row_from_its_counts_equals_sklearn_and_hand_counts_on_its_rows(calibrated):
+    """A chunk's counts per (score bin, prediction), as the engine returns them, against its rows: realised ROC AUC
+    = sklearn's on the rows (each bin holds one score), realised accuracy = correct / labelled, the CBPE estimate =
+    the mean over predictions of P(correct) (the bin's mean score, or the calibration map's probability)."""
+    from workbench.drift.performance import _chunk_row
+    from workbench.sources.scores import AUC_BINS
+
+    rng = np.random.default_rng(11)
+    rows = pd.DataFrame({"bin": rng.integers(0, AUC_BINS, 4000), "prediction": rng.integers(0, 2, 4000)})
+    rows["score"] = (rows["bin"] + 0.5) / AUC_BINS
+    rows["label"] = np.where(rng.random(4000) < 0.6, (rng.random(4000) < rows["score"]).astype(float), np.nan)
+    labelled = rows[rows["label"].notna()]
+    part = rows.assign(
+        n=1.0,
+        s=rows["score"],
+        s2=rows["score"] ** 2,
+        labelled=rows["label"].notna().astype(float),
+        positives=rows["label"].fillna(0),
+        correct=(rows["label"] == rows["prediction"]).astype(float),
+    )
+    sums = ["n", "s", "s2", "labelled", "positives", "correct"]
+    part = part.groupby(["bin", "prediction"], as_index=False)[sums].sum()
+    mapping = np.linspace(0.05, 0.95, 10) if calibrated else None
+    row = _chunk_row(part.sample(frac=1.0, random_state=2), mapping, 10, 3.0, 30)  # any row order
+    assert row["rows"] == 4000 and row["labelled"] == len(labelled)
+    assert row["realised_accuracy"] == pytest.approx((labelled["label"] == labelled["prediction"]).mean(), rel=1e-12)
+    assert row["realised_auc"] == pytest.approx(roc_auc_score(labelled["label"], labelled["score"]), rel=1e-12)
+    p = mapping[rows["bin"] * 10 // AUC_BINS] if calibrated else rows.groupby("bin")["score"].transform("mean")
+    expected = np.where(rows["prediction"] == 1, p, 1 - p).mean()
+    assert row["estimated_accuracy"] == pytest.approx(expected, rel=1e-12)
