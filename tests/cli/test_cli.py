@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -103,3 +104,10 @@ def test_help_shows_the_settings_sections_with_their_brackets():
     out = run("--help")
     assert out.returncode == 0
     assert "([drift], [abtest], [fairness]," in out.stdout and "(, , , )" not in out.stdout
+
+
+def test_a_bad_engine_memory_setting_is_one_line(demo_db):
+    env = {**os.environ, "WORKBENCH_DUCKDB_MEMORY": "lots"}
+    out = run("info", "--db", str(demo_db[0]), env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: $WORKBENCH_DUCKDB_MEMORY must be a size such as 1GiB or 4GB, not 'lots'"

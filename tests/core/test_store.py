@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 import time
 
+import duckdb
 import pytest
 
 from tests.conftest import GOOD, ROOT, counts, write
 from workbench.core.errors import InputError, StoreBusyError
 from workbench.ingest.pipeline import ingest_file
-from workbench.sources.store import Store, default_db_path
+from workbench.sources.store import ENGINE_MEMORY_ENV, Store, bounded, default_db_path, engine_memory, spill_folder
 
 
 def _hold_write_lock(store: Store, seconds: float, ready) -> subprocess.Popen:
@@ -104,3 +107,94 @@ def test_in_memory_file_connections_are_utc_and_draw_no_progress_bar(tmp_path):
             "SELECT current_setting('enable_progress_bar'), current_setting('TimeZone')"
         )
         assert settings.fetchall() == [(False, "UTC")]
+
+
+SPILLING = (
+    "SELECT count(*) FROM (SELECT k, count(*) FROM "
+    "(SELECT (range * 7919 % 3000000)::VARCHAR AS k FROM range(3000000)) GROUP BY k)"
+)
+
+
+@pytest.fixture
+def own_tmp(tmp_path, monkeypatch):
+    """A temp directory of this test's own (``$TMPDIR``), so the spill folder is found and checked there."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches its first answer
+    return folder
+
+
+def test_an_analysis_caps_duckdb_memory_and_spills_to_a_folder_of_its_own(tmp_path, own_tmp, monkeypatch):
+    """A read-only store connection holds DuckDB to $WORKBENCH_DUCKDB_MEMORY: a GROUP BY of 3M distinct strings
+    over 64 MB spills to this process's folder and gives the exact count; without a folder to spill to the same
+    limit fails it (so the cap is in force). Writes keep DuckDB's own limit (an ingest is not capped)."""
+    monkeypatch.setenv(ENGINE_MEMORY_ENV, "64MB")
+    store = Store(tmp_path / "s.duckdb")
+    with store.connect(read_only=False) as con:
+        default = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    folder = spill_folder()
+    assert folder == own_tmp / f"workbench-duckdb-{os.getuid()}" / str(os.getpid())
+    with store.connect() as con:
+        limit, spill = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone()
+        assert (limit, spill) == ("61.0 MiB", str(folder)) and limit != default
+        assert con.execute(SPILLING).fetchone() == (3_000_000,)
+        assert bounded(con) is con  # a second call on a database that spilled leaves its folder as it is
+    assert not folder.exists()  # DuckDB removed it with the database
+    with duckdb.connect() as raw:
+        raw.execute("SET memory_limit = '64MB'")
+        raw.execute("SET temp_directory = ''")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            raw.execute(SPILLING)
+
+
+def test_lake_and_file_connections_are_capped_too(tmp_path, own_tmp, monkeypatch):
+    from workbench.ingest.lake import LakeStore
+    from workbench.sources.files import file_table
+
+    monkeypatch.setenv(ENGINE_MEMORY_ENV, "300MB")
+    path = tmp_path / "rows.csv"
+    path.write_text("x\n1\n2\n")
+    with file_table(path) as table:
+        assert table._find_backend().raw_sql("SELECT current_setting('memory_limit')").fetchall() == [("286.1 MiB",)]
+    lake = tmp_path / "lake" / "predictions"
+    lake.mkdir(parents=True)
+    duckdb.sql(
+        "COPY (SELECT 't' || range AS trace_id, TIMESTAMPTZ '2026-01-01 00:00:00+00' AS ts, 'v1' AS model_version,"
+        f" 1::TINYINT AS prediction, 0.5 AS score FROM range(3)) TO '{lake / 'a.parquet'}' (FORMAT parquet)"
+    )
+    with LakeStore(tmp_path / "lake").connect() as con:
+        assert con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone() == (
+            "286.1 MiB",
+            str(spill_folder()),
+        )
+
+
+def test_no_private_spill_folder_means_no_cap_and_no_spill(tmp_path, own_tmp, monkeypatch):
+    """A spill folder's parent that is a link (another user's trap in a shared /tmp) is not written into: DuckDB
+    keeps its own limit and spills nowhere (not into the working directory's .tmp either)."""
+    monkeypatch.setenv(ENGINE_MEMORY_ENV, "64MB")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    spill_folder().parent.symlink_to(elsewhere)
+    with duckdb.connect() as con:
+        default = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        bounded(con)
+        assert con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone() == (
+            default,
+            "",
+        )
+
+
+@pytest.mark.parametrize("value", ["lots", "1GB; DROP TABLE x", "-5MB", ""])
+def test_the_engine_memory_setting_is_a_size_or_a_one_line_error(monkeypatch, value):
+    monkeypatch.setenv(ENGINE_MEMORY_ENV, value)
+    if not value:  # unset or empty: the default
+        assert engine_memory() == "1GiB"
+        return
+    with pytest.raises(InputError, match=r"\$WORKBENCH_DUCKDB_MEMORY must be a size such as 1GiB"):
+        engine_memory()
+    monkeypatch.setenv(ENGINE_MEMORY_ENV, " 2.5 gb ")
+    assert engine_memory() == "2.5 gb"

@@ -23,7 +23,7 @@ from workbench.fairness import queries as q
 from workbench.fairness import sections, tradeoffs
 from workbench.fairness.request import FairnessRequest
 from workbench.fairness.result import AEQUITAS_NAMES, FairnessAudit, load_settings, read_population, with_overrides
-from workbench.sources.store import Store, quiet_utc, stored_roles
+from workbench.sources.store import Store, bounded, quiet_utc, stored_roles
 from workbench.sources.store_queries import filtered_predictions, store_bounds
 from workbench.stats.fairness import (
     FAIRLEARN_DISPARITIES,
@@ -361,7 +361,7 @@ def frame_audit(frame: Any, request: FairnessRequest) -> FairnessAudit:
     if not (request.label and request.prediction):
         raise InputError("a data frame needs the label and prediction columns")
     sensitive = list(request.sensitive)
-    con = quiet_utc(ibis.duckdb.connect())
+    con = bounded(quiet_utc(ibis.duckdb.connect()))
     try:
         if hasattr(frame, "isna"):  # pandas: an all-missing attribute has no type; it is text (the "(missing)" group)
             frame = frame.astype({c: "string" for c in sensitive if c in frame and frame[c].isna().all()})

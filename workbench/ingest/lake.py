@@ -37,6 +37,7 @@ from workbench.sources.spark import engine_name, new_session, spark_backend, spa
 from workbench.sources.store import (
     STORE_DDL,
     Store,
+    bounded,
     default_db_path,
     quiet_utc,
     stored_roles,
@@ -107,7 +108,7 @@ class LakeStore(Store):
             raise ReadOnlyError(f"{self.path} is a lake folder: it is read in place, never written")
         if not self.exists():
             raise InputError(f"no lake at {self.path}: expected Parquet files in {self.path / PREDICTIONS}/")
-        con = quiet_utc(duckdb.connect())
+        con = bounded(quiet_utc(duckdb.connect()))
         try:
             con.execute(STORE_DDL)
             roles = self.roles()

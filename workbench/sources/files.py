@@ -9,7 +9,7 @@ from typing import Any
 
 from workbench.core.errors import InputError
 from workbench.core.files import detect_format
-from workbench.sources.store import quiet_utc
+from workbench.sources.store import bounded, quiet_utc
 
 
 @contextmanager
@@ -26,7 +26,7 @@ def file_table(path: str | Path, materialize: bool = False) -> Iterator[Any]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     fmt, _ = detect_format(path)
-    con = quiet_utc(ibis.duckdb.connect())
+    con = bounded(quiet_utc(ibis.duckdb.connect()))
     try:
         reader = {"csv": con.read_csv, "parquet": con.read_parquet, "json": con.read_json}[fmt]
         table = reader(str(path))
