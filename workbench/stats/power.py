@@ -5,7 +5,7 @@ with the normal power equation of ``statsmodels.stats.power.NormalIndPower``; me
 observed σ. n per arm is rounded up. With k arms, k − 1 variants are each compared with control at
 α/(k − 1) (Bonferroni: the level Holm starts from), so the plan holds after the adjustment we apply.
 
-The power equation (two tails, equal arms) is solved here with ``scipy.optimize.brentq`` between 0
+The power equation (two tails, equal arms) is solved here by bisection (:func:`_root`) between 0
 and the one-tailed closed form n₀ = 2(z_{α/2} + z_β)²/e² (Chow, Shao & Wang, "Sample Size Calculations
 in Clinical Research", §4.2), where the equation changes sign; it equals ``NormalIndPower.solve_power``
 wherever that converges. statsmodels' solver starts at n = 10 and returns NaN (with a warning) for an
@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from workbench.core.errors import InputError
 from workbench.stats import dist
@@ -83,7 +82,7 @@ def required_n(effect_size: float, alpha: float, power: float) -> float:
         upper = 2 * (_critical(alpha, power) / e) ** 2 if e > 0 else math.inf
     if not math.isfinite(upper):
         raise InputError(f"the MDE is too small to plan for (standardised effect {effect_size:.3g})")
-    return float(optimize.brentq(lambda n: float(power_at(e, n, alpha)) - power, 0.0, upper, xtol=1e-300, rtol=1e-13))
+    return _root(lambda n: float(power_at(e, n, alpha)) - power, upper)
 
 
 def _plan_n(effect_size: float, alpha: float, power: float, what: str) -> tuple[int, str | None]:
@@ -153,9 +152,27 @@ def detectable_effect_size(n_per_arm: float, alpha: float = 0.05, power: float =
     if power <= alpha or math.isinf(n_per_arm):
         return 0.0
     upper = _critical(alpha, power) * math.sqrt(2 / n_per_arm)
-    return float(
-        optimize.brentq(lambda e: float(power_at(e, n_per_arm, alpha)) - power, 0.0, upper, xtol=1e-300, rtol=1e-13)
-    )
+    return _root(lambda e: float(power_at(e, n_per_arm, alpha)) - power, upper)
+
+
+def _root(f: Any, upper: float) -> float:
+    """The root of ``f`` in [0, ``upper``], f increasing with f(0) < 0 ≤ f(upper), by bisection to adjacent doubles.
+
+    About 55 halvings (a few hundred µs); the same root as ``scipy.optimize.brentq`` to its rtol 1e-13 (held by
+    the tests against statsmodels and the closed form), without importing ``scipy.optimize``: 0.27 s of every
+    A/B command's start, where the plan's MDE is solved.
+    """
+    lo, hi = 0.0, float(upper)
+    if f(hi) <= 0:  # the bracket's end is the root (or the equation is flat there)
+        return hi
+    while True:
+        mid = lo + (hi - lo) / 2
+        if not lo < mid < hi:  # lo and hi are adjacent doubles: the nearer one
+            return lo if abs(f(lo)) < abs(f(hi)) else hi
+        if f(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
 
 
 def mde_proportion(baseline: float, n_per_arm: float, alpha: float = 0.05, power: float = 0.8) -> float | None:
