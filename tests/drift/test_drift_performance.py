@@ -7,6 +7,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from workbench.core.window import Window
@@ -20,6 +23,7 @@ from workbench.stats.performance import (
     equal_frequency_calibration_error,
     expected_accuracy,
     isotonic_calibration,
+    isotonic_fit,
     raw_expected_accuracy,
 )
 
@@ -77,6 +81,40 @@ def test_isotonic_calibration_is_monotone_and_lowers_the_error_of_a_miscalibrate
     assert np.all(np.diff(mapped) >= 0)
     rate = positives / labelled
     assert calibration_error(mapped, rate, labelled) < calibration_error(mean_score, rate, labelled)
+
+
+def test_isotonic_fit_pools_adjacent_violators_by_hand():
+    """y = 1, 3, 2, 4, 3.5, 5 (unit weights): 3 > 2 pools to 2.5, 4 > 3.5 pools to 3.75; equal x pool first."""
+    knots, fitted = isotonic_fit(np.arange(6.0), np.array([1, 3, 2, 4, 3.5, 5.0]), np.ones(6))
+    assert knots.tolist() == [0, 1, 2, 3, 4, 5] and fitted.tolist() == [1, 2.5, 2.5, 3.75, 3.75, 5]
+    knots, fitted = isotonic_fit(np.array([0.0, 1, 1, 2]), np.array([0.2, 0.9, 0.1, 0.3]), np.array([1.0, 1, 3, 1]))
+    assert knots.tolist() == [0, 1, 2]  # x = 1 pools to (0.9 + 0.3) / 4 = 0.3, then 0.3 ≤ 0.3: no violation
+    assert fitted == pytest.approx([0.2, 0.3, 0.3], abs=1e-15)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 12).map(lambda k: k / 12),  # few distinct scores: ties in x are common
+            st.floats(0, 1),
+            st.floats(0.5, 1000),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.lists(st.floats(-0.5, 1.5), min_size=1, max_size=10),
+)
+def test_isotonic_calibration_equals_scikit_learn(points, queries):
+    """The calibration map equals scikit-learn's IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip")
+    fitted on the same rates and weights, at the bins' own scores and anywhere else (beyond the knots too)."""
+    x, rate, n = (np.array(c, dtype=float) for c in zip(*points, strict=True))
+    positives = rate * n
+    model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, rate, sample_weight=n)
+    at = np.concatenate([x, np.array(queries)])
+    mine = isotonic_calibration(at, np.concatenate([positives, np.zeros(len(queries))]),
+                                np.concatenate([n, np.zeros(len(queries))]))  # fmt: skip
+    assert mine == pytest.approx(model.predict(at), abs=1e-12)
 
 
 def test_hanley_mcneil_interval_by_hand():

@@ -181,6 +181,24 @@ def test_chi_square_on_two_categories_also_without_correction():
     assert chi_square(ref, cur).p_value == pytest.approx(expected.pvalue, abs=1e-12)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**7), st.integers(0, 10**7)), min_size=2, max_size=12))
+def test_chi_square_equals_scipy_on_any_table(columns):
+    """Statistic, p-value and degrees of freedom as chi2_contingency(correction=False), on tables of any size and
+    any counts (zeros, columns empty in both windows dropped first, as chi_square drops them)."""
+    ref, cur = (np.array(c, dtype=float) for c in zip(*columns, strict=True))
+    ours = chi_square(ref, cur)
+    table = np.vstack([ref, cur])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        assert np.isnan(ours.statistic) and np.isnan(ours.p_value) and ours.dof == 0
+        return
+    expected = stats.chi2_contingency(table, correction=False)
+    assert ours.statistic == pytest.approx(expected.statistic, rel=1e-12, abs=1e-12)
+    assert ours.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-15)
+    assert ours.dof == expected.dof
+
+
 def test_chi_square_with_one_category_is_nan_not_a_crash():
     assert np.isnan(chi_square([10.0], [12.0]).p_value)
 

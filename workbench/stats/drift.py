@@ -12,7 +12,7 @@ Conventions (issue 3; the README repeats them and hidden checks rely on them):
   values were pulled (``exact``); otherwise from counts on a fine grid (``grid``), with the grid's
   error bound on the statistic.
 - Chi-square: ``scipy.stats.chi2_contingency(correction=False)`` on the 2×k table of categories,
-  categories unseen in the reference being their own columns.
+  categories unseen in the reference being their own columns (computed here: :func:`chi_square`).
 
 Nothing here touches the engine: inputs are sorted arrays pulled under a cap, or counts.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from workbench.stats.proportions import two_proportion_ztest
 from workbench.stats.smirnov import kstwo_sf
@@ -163,6 +163,8 @@ def ks_exact(ref_sorted: np.ndarray, cur_sorted: np.ndarray, cdfs: tuple | None 
     """
     n1, n2 = len(ref_sorted), len(cur_sorted)
     if max(n1, n2) <= MAX_AUTO_N:
+        from scipy import stats  # only here: importing scipy.stats is ~0.5 s of every command's start
+
         result = stats.ks_2samp(ref_sorted, cur_sorted)
         return KS(float(result.statistic), float(result.pvalue), "exact")
     _, f_ref, f_cur = cdfs or _cdfs_on_union(ref_sorted, cur_sorted)
@@ -229,14 +231,19 @@ class ChiSquare:
 def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> ChiSquare:
     """``scipy.stats.chi2_contingency([ref, cur], correction=False)`` over categories present in either window.
 
-    Categories absent from both are dropped (they would make an expected count 0). One category: no test (NaN).
+    Pearson's X² = Σ (O − E)²/E with E = row total × column total / n, k − 1 degrees of freedom, p = the χ²
+    upper tail (``scipy.special.chdtrc``), as scipy computes them (held equal by the tests); here because
+    importing ``scipy.stats`` is ~0.5 s of a ``check``. Categories absent from both are dropped (they would
+    make an expected count 0). One category: no test (NaN).
     """
     table = np.vstack([np.asarray(ref_counts, dtype=float), np.asarray(cur_counts, dtype=float)])
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return ChiSquare(float("nan"), float("nan"), 0)
-    result = stats.chi2_contingency(table, correction=False)
-    return ChiSquare(float(result.statistic), float(result.pvalue), int(result.dof))
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    dof = table.shape[1] - 1
+    return ChiSquare(statistic, float(special.chdtrc(dof, statistic)), dof)
 
 
 def missing_share_test(missing_ref: int, n_ref: int, missing_cur: int, n_cur: int) -> tuple[float, float]:

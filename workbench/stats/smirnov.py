@@ -16,7 +16,7 @@ Ann. Math. Statist. 22 (1951); Loader, "Fast and accurate computation of binomia
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 SUM_MIN_N = 10_000  # below, scipy's own sum is fast (≤ 10 ms): keep it
 SMIRNOV_MAX_COMPUTE_N = 1_000_000  # above, scipy uses a closed-form approximation (fast): keep it
@@ -75,4 +75,6 @@ def kstwo_sf(d: float, n: float) -> float:
     low, high = TAIL_ZONE
     if SUM_MIN_N < n <= SMIRNOV_MAX_COMPUTE_N and 0 < d < 0.5 and 1 < n * d < n - 1 and low <= n * d * d < high:
         return min(1.0, 2 * smirnov_sf(int(n), d))
+    from scipy import stats  # here: importing scipy.stats costs ~0.5 s of a command that never needs a KS p-value
+
     return float(stats.kstwo.sf(d, n))
