@@ -29,7 +29,13 @@ from workbench.core.window import Window
 from workbench.demo.scenario import Scenario
 from workbench.drift import reconstruction
 from workbench.drift.engine import load_settings
-from workbench.drift.reconstruction import chunk_errors, pair_density, reconstruction_caption, with_reconstruction
+from workbench.drift.reconstruction import (
+    chunk_errors,
+    density_edges,
+    pair_density,
+    reconstruction_caption,
+    with_reconstruction,
+)
 from workbench.drift.request import DriftRequest
 from workbench.drift.run import run
 from workbench.ingest.pipeline import ingest_frames
@@ -133,7 +139,7 @@ def test_the_pair_density_counts_the_rows_in_the_reference_quantile_bins():
     con = ibis.duckdb.connect()
     ref_t, cur_t = (con.create_table(name, _naive(_frame(x, 3))) for name, x in (("r", reference), ("c", current)))
     sample = pd.DataFrame(reference, columns=NAMES)
-    density = pair_density(ref_t, cur_t, ["a", "b"], sample)
+    density = pair_density(ref_t, cur_t, ["a", "b"], [density_edges(sample[name].to_numpy()) for name in ("a", "b")])
     both = current[~np.isnan(current[:, :2]).any(axis=1)]
     grid = np.zeros((len(density["edges_y"]) + 1, len(density["edges_x"]) + 1))
     ix = np.searchsorted(density["edges_x"], both[:, 0], side="right")
@@ -278,3 +284,53 @@ def test_a_database_error_in_the_reconstruction_stays_in_its_section(correlation
     result = run(StoreSource(correlation_break), DriftRequest(Window(end=cut), Window(start=cut)))
     assert result.reconstruction["warning"] == "database: Conversion Error: could not convert 'x' to DOUBLE"
     assert result.reconstruction["alarm"] is None and len(result.features) == 4  # the rest of the run shows
+
+
+def test_a_new_window_reuses_the_reference_part_and_new_reference_rows_make_a_new_one(
+    correlation_break, tmp_path, monkeypatch
+):
+    """The reference's fit, chunk errors and moments are kept in the store: a new current window scores only its own
+    rows and gives the section a run without the kept part gives, to the bit; rows added to the reference window
+    (a new ingest there) make the part computed again."""
+    import shutil
+
+    store = Store(tmp_path / "copy.duckdb")
+    shutil.copy(correlation_break.path, store.path)
+    forget = "DELETE FROM drift_profiles WHERE profile LIKE '%pca_reconstruction%'"
+    with store.connect(read_only=False) as con:
+        con.execute(forget)  # kept by the module's earlier runs on the same reference
+    scored: list[int] = []
+    real = reconstruction.chunk_errors
+
+    def counted(table, model, chunk):  # how many rows each chunk_errors call scores
+        scored.append(int(table.count().execute()))
+        return real(table, model, chunk)
+
+    def rows(start: pd.Timestamp | None, end: pd.Timestamp | None) -> int:
+        with store.connect() as con:
+            return con.execute(
+                "SELECT count(*) FROM predictions WHERE ts >= coalesce(?, '-infinity'::TIMESTAMPTZ) "
+                "AND ts < coalesce(?, 'infinity'::TIMESTAMPTZ)",
+                [start, end],
+            ).fetchone()[0]
+
+    monkeypatch.setattr(reconstruction, "chunk_errors", counted)
+    cut = START + pd.Timedelta(days=30)
+    two, five = cut + pd.Timedelta(days=2), cut + pd.Timedelta(days=5)
+    request = DriftRequest(Window(end=cut.to_pydatetime()), Window(start=two.to_pydatetime()))
+    first = run(StoreSource(store), request).reconstruction
+    assert scored == [6000, rows(two, None)] == [rows(None, cut), rows(two, None)]
+    other = DriftRequest(Window(end=cut.to_pydatetime()), Window(start=five.to_pydatetime()))
+    kept = run(StoreSource(store), other).reconstruction
+    assert scored[2:] == [rows(five, None)]  # only the new current window: the reference's part came from the store
+    with store.connect(read_only=False) as con:  # the same run with nothing kept
+        con.execute(forget)
+    fresh = run(StoreSource(store), other).reconstruction
+    assert scored[3:] == [6000, rows(five, None)]
+    assert json.dumps(kept, sort_keys=True) == json.dumps(fresh, sort_keys=True)
+    assert kept["chunks"][:30] == first["chunks"][:30]  # the reference's chunks, whatever the current window
+    extra = _frame(np.random.default_rng(3).normal(0, 1, (60, 4)), 1, 3)  # 60 more rows on reference day 3
+    extra = extra.assign(model_version="v1", prediction=np.int8(1), score=0.5)
+    ingest_frames(store, [(extra, "predictions")], Roles(predictions=TableRoles(features=NAMES)), source="more")
+    run(StoreSource(store), other)
+    assert scored[5:] == [6060, rows(five, None)]
