@@ -22,8 +22,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from workbench.drift.queries import hashed_sample
 from workbench.quality.analyse import RELIABILITY_BINS, components, estimates, summarise
-from workbench.sources.hashing import FOLD_HASH_DIGITS, HASH_RANGE, portable_hash
+from workbench.sources.hashing import FOLD_HASH_DIGITS, HASH_RANGE, portable_hash, with_fold, with_hash
 from workbench.sources.scores import CALIBRATION_FOLDS, binned_scores
 from workbench.sources.trace_feedback import TraceLabels
 from workbench.stats.performance import Confusion, binned_curves, expected_confusion, sampling_components
@@ -248,6 +249,34 @@ def test_the_portable_hash_is_md5_s_first_hex_digits(duckdb_engine, texts, digit
     assert got.tolist() == [_md5_hash(t, digits) for t in texts]
     assert ((got >= 0) & (got < 16**digits)).all()
     assert con.execute(table.select(h=portable_hash(table.trace_id)))["h"].max() < HASH_RANGE == 2**32
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.text(max_size=20), min_size=1, max_size=30), st.integers(1, 8))
+def test_a_table_s_hash_is_the_same_number_with_md5_computed_once(duckdb_engine, texts, digits):
+    """with_hash/with_fold give portable_hash's numbers; their Spark SQL holds one MD5 (Spark inlines a repeated
+    expression: portable_hash as one expression ran MD5 three times a digit there)."""
+    from ibis.backends.pyspark import Backend
+
+    table = ibis.memtable(pd.DataFrame({"trace_id": texts, "position": range(len(texts))}))
+    hashed = with_hash(table, table.trace_id, "h", digits)
+    got = duckdb_engine.execute(hashed.order_by("position"))
+    assert got["h"].tolist() == [_md5_hash(t, digits) for t in texts] and list(got.columns) == [
+        "trace_id",
+        "position",
+        "h",
+    ]
+    folds = duckdb_engine.execute(with_fold(table, "fold").order_by("position"))["fold"]
+    assert folds.tolist() == [_md5_hash(t, FOLD_HASH_DIGITS) % 10 for t in texts]
+    # the hashes the workbench reads on Spark: the seeded sample's 8 digits and the folds' 4 (Ibis keeps the digest's
+    # projection where inlining it would cost more by its own measure, as here; with 1 digit it inlines)
+    Backend.register_options()
+    schema = ibis.table({"trace_id": "string", "x": "float64"}, name="t")
+    sample = hashed_sample(schema, ["x"], 0.01, 7)
+    assert ibis.to_sql(sample, dialect="pyspark").count("MD5(") == 1
+    assert ibis.to_sql(with_fold(schema, "f"), dialect="pyspark").count("MD5(") == 1
+    one_expression = ibis.to_sql(schema.select(h=portable_hash(schema.trace_id)), dialect="pyspark")
+    assert one_expression.count("MD5(") == 4 * 8  # each digit reads the digest four times in Spark's SQL
 
 
 def test_an_integer_key_is_hashed_as_its_text():

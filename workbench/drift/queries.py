@@ -27,7 +27,7 @@ import numpy as np
 
 # moved to their own modules; callers still reach them as workbench.drift.queries.<name>
 from workbench.sources.cursors import concurrently, has_cursors, on_cursor
-from workbench.sources.hashing import HASH_RANGE, portable_hash
+from workbench.sources.hashing import HASH_RANGE, with_hash
 from workbench.stats.drift import DECILES, merged_edges, sorted_quantiles
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")
@@ -589,10 +589,10 @@ def hashed_sample(table: Any, columns: list[str], fraction: float, seed: int) ->
     """The rows of ``table`` whose portable hash of ``trace_id:seed`` falls below ``fraction`` of its range, in the
     hash's order (then by trace id and ``columns``), as an Ibis table of ``columns``.
 
-    The hash is MD5's first 32 bits (:func:`workbench.sources.hashing.portable_hash`), so every engine keeps the
+    The hash is MD5's first 32 bits (:func:`workbench.sources.hashing.with_hash`), so every engine keeps the
     same rows in the same order, whatever order it reads them in; each row is kept with probability ``fraction``
     (to 2⁻³²), independently of the others but for repeated trace ids.
     """
-    hashed = table.mutate(_sample_hash=portable_hash(table.trace_id.cast("string") + f":{seed}"))
+    hashed = with_hash(table, table.trace_id.cast("string") + f":{seed}", "_sample_hash")
     kept = hashed.filter(hashed["_sample_hash"] < int(fraction * HASH_RANGE))
     return kept.order_by(["_sample_hash", "trace_id", *(c for c in columns if c != "trace_id")]).select(*columns)

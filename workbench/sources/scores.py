@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.sources.hashing import CALIBRATION_FOLDS, calibration_fold
+from workbench.sources.hashing import CALIBRATION_FOLDS, with_fold
 from workbench.sources.trace_feedback import kept_fold
 from workbench.stats.performance import equal_frequency_calibration_error, isotonic_calibration
 
@@ -99,11 +99,13 @@ def _as(column: pd.Series, dtype: Any) -> pd.Series:
 def _binned(table: Any, labels: Any, by: Callable[[Any], Any] | None, folds: bool) -> Any:
     """The Ibis aggregate of :func:`binned_scores` (not executed)."""
     t = labels.on(table.filter(table.score.notnull()))
+    kept = kept_fold(t) if folds else None
+    if folds and kept is None:  # no copy kept by the ingest (a lake, Spark, an older store): the hash here
+        t = with_fold(t, "__fold")
     score_bin = (t.score * AUC_BINS).floor().cast("int64").clip(upper=AUC_BINS - 1)
     groups = {"bin": score_bin, "prediction": t.prediction.cast("int64")}
-    if folds:  # the ingest's copy on a store's predictions (the same number), else the hash here
-        kept = kept_fold(t)
-        groups["fold"] = calibration_fold(t.trace_id) if kept is None else kept.cast("int64")
+    if folds:  # the ingest's copy on a store's predictions (the same number), else the hash above
+        groups["fold"] = t["__fold"] if kept is None else kept.cast("int64")
     if by is not None:
         groups = {"group": by(t), **groups}
     has_label = t.label.notnull()
