@@ -414,3 +414,23 @@ def test_spark_s_sample_is_the_rows_duckdb_s_hash_keeps_in_the_same_order(lakes)
     assert len(spark) == rows
     for column in columns:
         assert spark[column].tolist() == duck[column].head(rows).tolist(), column
+
+
+def test_the_hash_runs_without_whole_stage_codegen_and_the_setting_comes_back(lakes) -> None:
+    """plain_codegen turns Spark's whole-stage code generation off inside (the hash's digits made its generated
+    method too large to be compiled) and puts the session's value back after, also after an error; on DuckDB it
+    does nothing."""
+    from workbench.sources.spark import plain_codegen
+
+    key = "spark.sql.codegen.wholeStage"
+    with StoreSource(lakes[1]).tables() as con:
+        table, session = con.table("predictions"), con._session
+        before = session.conf.get(key, "true")
+        with plain_codegen(table):
+            assert session.conf.get(key) == "false"
+        assert session.conf.get(key, "true") == before
+        with pytest.raises(RuntimeError), plain_codegen(table):
+            raise RuntimeError("a failed query")
+        assert session.conf.get(key, "true") == before
+    with StoreSource(lakes[0]).tables() as con, plain_codegen(con.table("predictions")):
+        assert con.table("predictions").count().execute() == ROWS

@@ -28,6 +28,7 @@ import numpy as np
 # moved to their own modules; callers still reach them as workbench.drift.queries.<name>
 from workbench.sources.cursors import concurrently, has_cursors, on_cursor
 from workbench.sources.hashing import HASH_RANGE, with_hash
+from workbench.sources.spark import plain_codegen
 from workbench.stats.drift import DECILES, merged_edges, sorted_quantiles
 
 NUMERIC_KINDS = ("int", "uint", "float", "decimal")
@@ -581,7 +582,8 @@ def sample_rows(table: Any, columns: list[str], rows: int, total: int, seed: int
         except UnsupportedOperationError:
             if "trace_id" not in table.columns:
                 raise
-            frame = hashed_sample(table, columns, fraction, seed).execute()
+            with plain_codegen(table):
+                frame = hashed_sample(table, columns, fraction, seed).execute()
     return frame.head(rows) if len(frame) > rows else frame
 
 

@@ -34,8 +34,9 @@ def portable_hash(value: Any, digits: int = HASH_DIGITS) -> Any:
 
 def with_hash(table: Any, value: Any, name: str, digits: int = HASH_DIGITS) -> Any:
     """``table`` with a column ``name``: :func:`portable_hash` of ``value`` (an expression over ``table``), the MD5
-    computed once a row in a projection of its own. Spark inlines a repeated expression: as one expression the
-    20M demo lake's seeded sample took 142-158 s a window, MD5 running 24 times a row."""
+    computed once a row in a projection of its own (Spark's SQL of one expression holds 32 MD5 calls for 8 digits).
+    On Spark, run such a query under :func:`workbench.sources.spark.plain_codegen`: the digits' expression is what
+    made the 20M demo lake's seeded sample take 142-180 s a window, MD5 once or not."""
     digest = f"__md5_{name}"
     hashed = table.mutate(**{digest: _digest(value)})
     return hashed.mutate(**{name: _digest_number(hashed[digest], digits)}).drop(digest)
