@@ -204,8 +204,9 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        typer.echo(f"error: database: {first}", err=True)
+        from workbench.sources.store import database_message
+
+        typer.echo(f"error: database: {database_message(exc)}", err=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -110,4 +110,7 @@ def test_a_bad_engine_memory_setting_is_one_line(demo_db):
     env = {**os.environ, "WORKBENCH_DUCKDB_MEMORY": "lots"}
     out = run("info", "--db", str(demo_db[0]), env=env)
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: $WORKBENCH_DUCKDB_MEMORY must be a size such as 1GiB or 4GB, not 'lots'"
+    assert (
+        out.stderr.strip()
+        == "error: $WORKBENCH_DUCKDB_MEMORY must be a size from 64MB up, such as 1GiB or 4GB, not 'lots'"
+    )

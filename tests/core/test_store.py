@@ -14,7 +14,15 @@ import pytest
 from tests.conftest import GOOD, ROOT, counts, write
 from workbench.core.errors import InputError, StoreBusyError
 from workbench.ingest.pipeline import ingest_file
-from workbench.sources.store import ENGINE_MEMORY_ENV, Store, bounded, default_db_path, engine_memory, spill_folder
+from workbench.sources.store import (
+    ENGINE_MEMORY_ENV,
+    Store,
+    bounded,
+    database_message,
+    default_db_path,
+    engine_memory,
+    spill_folder,
+)
 
 
 def _hold_write_lock(store: Store, seconds: float, ready) -> subprocess.Popen:
@@ -188,13 +196,28 @@ def test_no_private_spill_folder_means_no_cap_and_no_spill(tmp_path, own_tmp, mo
         )
 
 
-@pytest.mark.parametrize("value", ["lots", "1GB; DROP TABLE x", "-5MB", ""])
+@pytest.mark.parametrize("value", ["lots", "1GB; DROP TABLE x", "-5MB", "1B", "0MB", "63MB", "99999999TB", ""])
 def test_the_engine_memory_setting_is_a_size_or_a_one_line_error(monkeypatch, value):
     monkeypatch.setenv(ENGINE_MEMORY_ENV, value)
     if not value:  # unset or empty: the default
         assert engine_memory() == "1GiB"
         return
-    with pytest.raises(InputError, match=r"\$WORKBENCH_DUCKDB_MEMORY must be a size such as 1GiB"):
+    with pytest.raises(InputError, match=r"\$WORKBENCH_DUCKDB_MEMORY must be a size from 64MB up, such as 1GiB"):
         engine_memory()
     monkeypatch.setenv(ENGINE_MEMORY_ENV, " 2.5 gb ")
     assert engine_memory() == "2.5 gb"
+
+
+def test_an_exact_quantile_beyond_the_cap_says_which_setting_to_raise(tmp_path, own_tmp, monkeypatch):
+    """A holistic aggregate (an exact quantile) cannot spill: beyond the cap DuckDB runs out of memory, and the
+    one-line message (CLI, pages, a drift section) names $WORKBENCH_DUCKDB_MEMORY and its value."""
+    monkeypatch.setenv(ENGINE_MEMORY_ENV, "64MB")
+    store = Store(tmp_path / "q.duckdb")
+    with store.connect(read_only=False):
+        pass
+    with store.connect() as con, pytest.raises(duckdb.OutOfMemoryException) as caught:
+        con.execute("SELECT quantile_cont(random(), 0.5) FROM range(5000000)").fetchall()
+    message = database_message(caught.value)
+    assert message.startswith("Out of Memory Error") and len(message.splitlines()) == 1
+    assert message.endswith("(an analysis' DuckDB may use 64MB: set $WORKBENCH_DUCKDB_MEMORY higher, e.g. 4GB)")
+    assert database_message(duckdb.CatalogException("Catalog Error: no table x\nLINE 1")) == "Catalog Error: no table x"

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import streamlit as st
 
 from workbench.core.errors import WorkbenchError
@@ -24,7 +25,7 @@ from workbench.core.window import Window
 from workbench.ingest.lake import LAKE_PREFIX, open_store
 from workbench.ingest.pipeline import ingest_files
 from workbench.sources.spark import ENGINE_ENV, ENGINES, REMOTE_ENV, engine_name
-from workbench.sources.store import Store, default_db_path
+from workbench.sources.store import Store, database_message, default_db_path
 from workbench.sources.store_queries import StoreSummary, daily_volume, store_summary
 
 MISSING = "—"  # what a table shows where a value does not apply (the reference's ratio to itself), never "None"
@@ -85,6 +86,9 @@ def user_errors() -> Iterator[None]:
         yield
     except WorkbenchError as exc:
         st.error(str(exc), icon=":material/error:")
+        st.stop()
+    except duckdb.OutOfMemoryException as exc:  # beyond the analysis' memory limit: which setting to raise
+        st.error(f"database: {database_message(exc)}", icon=":material/error:")
         st.stop()
 
 

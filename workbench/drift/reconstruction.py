@@ -25,7 +25,7 @@ from workbench.drift.classifier import classifier_sample
 from workbench.drift.request import DriftRequest
 from workbench.drift.result import DriftResult, window_side
 from workbench.sources.chunks import chunk_key
-from workbench.sources.store import Store
+from workbench.sources.store import Store, database_message
 from workbench.sources.store_queries import filtered_predictions
 from workbench.stats.clean import json_ready
 from workbench.stats.drift import DriftSettings, learned_threshold
@@ -57,8 +57,7 @@ def with_reconstruction(
     except (InputError, np.linalg.LinAlgError) as error:
         section = _insufficient(numeric, request.chunk_spec, settings, str(error))
     except duckdb.Error as error:  # this section says it; the per-feature results still show
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        section = _insufficient(numeric, request.chunk_spec, settings, f"database: {first}")
+        section = _insufficient(numeric, request.chunk_spec, settings, f"database: {database_message(error)}")
     return replace(result, reconstruction=json_ready({**section, **multivariate_verdict(section, result.multivariate)}))
 
 
@@ -194,6 +193,7 @@ def reference_part(
     key = profile_cache.profile_key({"kind": "pca_reconstruction", "version": RECONSTRUCTION_VERSION,
                                      "reference": window_side(reference, 0), "numeric": numeric, "chunk": str(chunk),
                                      "sample_rows": settings.domain_classifier_rows, "seed": settings.seed,
+                                     "min_rows": settings.min_rows,
                                      "variance_share": VARIANCE_SHARE, **fingerprint})  # fmt: skip
     found = profile_cache.load_profile(con.con, key) if hasattr(con, "con") else None
     if isinstance(found, dict) and found.get("kind") == "pca_reconstruction":

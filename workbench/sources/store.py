@@ -28,7 +28,10 @@ DEFAULT_DB = Path("data") / "workbench.duckdb"
 LOCK_TIMEOUT_S = 15.0
 ENGINE_MEMORY_ENV = "WORKBENCH_DUCKDB_MEMORY"
 ENGINE_MEMORY = "1GiB"  # an analysis' DuckDB buffers; beyond them hash tables and sorts spill to disk
-_SIZE = re.compile(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*", re.IGNORECASE)
+ENGINE_MEMORY_MIN = 64 * 10**6  # below this DuckDB cannot run the analyses' queries at all
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
 
 STORE_DDL = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -69,9 +72,32 @@ def engine_memory() -> str:
     :func:`spill_folder` instead (1.0 and 1.3 GB, 6-8% slower). A bad value is a one-line error.
     """
     value = os.environ.get(ENGINE_MEMORY_ENV, "").strip() or ENGINE_MEMORY
-    if not _SIZE.fullmatch(value):
-        raise InputError(f"${ENGINE_MEMORY_ENV} must be a size such as 1GiB or 4GB, not '{value[:40]}'")
+    found = _SIZE.fullmatch(value)
+    size = float(found.group(1)) * _UNITS[found.group(2).upper()] if found else 0.0
+    if not ENGINE_MEMORY_MIN <= size < 2**60:
+        raise InputError(f"${ENGINE_MEMORY_ENV} must be a size from 64MB up, such as 1GiB or 4GB, not '{value[:40]}'")
     return value
+
+
+def database_message(error: Exception) -> str:
+    """A DuckDB error as one line; running out of an analysis' memory says which setting to raise.
+
+    Hash tables and sorts spill beyond :func:`engine_memory`, but an exact quantile (a holistic aggregate) cannot:
+    at ~24 bytes a value, 1 GiB holds one of ~40M values.
+    """
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, duckdb.OutOfMemoryException):
+        return (f"{first} (an analysis' DuckDB may use {engine_memory_or_default()}: "
+                f"set ${ENGINE_MEMORY_ENV} higher, e.g. 4GB)")  # fmt: skip
+    return first
+
+
+def engine_memory_or_default() -> str:
+    """:func:`engine_memory`, or the default when the setting is bad (for a message about another error)."""
+    try:
+        return engine_memory()
+    except InputError:
+        return ENGINE_MEMORY
 
 
 def spill_folder() -> Path:
