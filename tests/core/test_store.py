@@ -166,7 +166,10 @@ def test_lake_and_file_connections_are_capped_too(tmp_path, own_tmp, monkeypatch
     path = tmp_path / "rows.csv"
     path.write_text("x\n1\n2\n")
     with file_table(path) as table:
-        assert table._find_backend().raw_sql("SELECT current_setting('memory_limit')").fetchall() == [("286.1 MiB",)]
+        settings = table._find_backend().raw_sql(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        )
+        assert settings.fetchall() == [("286.1 MiB", str(spill_folder()))]
     lake = tmp_path / "lake" / "predictions"
     lake.mkdir(parents=True)
     duckdb.sql(

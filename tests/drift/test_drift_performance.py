@@ -90,6 +90,8 @@ def test_isotonic_fit_pools_adjacent_violators_by_hand():
     knots, fitted = isotonic_fit(np.array([0.0, 1, 1, 2]), np.array([0.2, 0.9, 0.1, 0.3]), np.array([1.0, 1, 3, 1]))
     assert knots.tolist() == [0, 1, 2]  # x = 1 pools to (0.9 + 0.3) / 4 = 0.3, then 0.3 ≤ 0.3: no violation
     assert fitted == pytest.approx([0.2, 0.3, 0.3], abs=1e-15)
+    knots, fitted = isotonic_fit(np.array([0.0, 1, 2]), np.array([0.5, 0.2, 0.1]), np.array([1.0, 0, 1]))
+    assert knots.tolist() == [0, 2] and fitted.tolist() == [0.3, 0.3]  # a point of no weight is no point
 
 
 @settings(max_examples=300, deadline=None)

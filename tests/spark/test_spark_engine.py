@@ -418,8 +418,8 @@ def test_spark_s_sample_is_the_rows_duckdb_s_hash_keeps_in_the_same_order(lakes)
 
 def test_the_hash_runs_without_whole_stage_codegen_and_the_setting_comes_back(lakes) -> None:
     """plain_codegen turns Spark's whole-stage code generation off inside (the hash's digits made its generated
-    method too large to be compiled) and puts the session's value back after, also after an error; on DuckDB it
-    does nothing."""
+    method too large to be compiled), keeps it off while any query is inside, and puts the session's value back
+    after the last, also after an error; on DuckDB the query runs as it is."""
     from workbench.sources.spark import plain_codegen
 
     key = "spark.sql.codegen.wholeStage"
@@ -427,6 +427,9 @@ def test_the_hash_runs_without_whole_stage_codegen_and_the_setting_comes_back(la
         table, session = con.table("predictions"), con._session
         before = session.conf.get(key, "true")
         with plain_codegen(table):
+            assert session.conf.get(key) == "false"
+            with plain_codegen(table):  # another query inside (another thread of the app): still off after it
+                pass
             assert session.conf.get(key) == "false"
         assert session.conf.get(key, "true") == before
         with pytest.raises(RuntimeError), plain_codegen(table):

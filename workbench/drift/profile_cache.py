@@ -75,8 +75,9 @@ def _unpack(profile: dict[str, Any]) -> dict[str, Any]:
     return profile
 
 
-def save_profile(store: Any, key: str, profile: dict[str, Any], keep: int = 20) -> bool:
-    """Write the profile in one short transaction (keeping the newest ``keep``); False when the store is busy."""
+def save_profile(store: Any, key: str, profile: dict[str, Any], keep: int = 40) -> bool:
+    """Write the profile in one short transaction (keeping the newest ``keep``: a drift run keeps two, its reference
+    profile and its reconstruction's reference part); False when the store is busy."""
     try:
         with store.connect(read_only=False) as con:
             con.execute("BEGIN")

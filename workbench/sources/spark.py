@@ -32,6 +32,7 @@ ENGINES = ("duckdb", "spark")
 SHUFFLE_PARTITIONS = 4
 
 _lock = threading.Lock()
+_plain_codegen: dict[int, list] = {}  # per session: [queries inside plain_codegen, the setting before them]
 _sessions: dict[str, Any] = {}
 
 
@@ -105,12 +106,20 @@ def plain_codegen(table: Any) -> Iterator[None]:
         yield
         return
     key = "spark.sql.codegen.wholeStage"
-    before = session.conf.get(key, "true")
-    session.conf.set(key, "false")
+    with _lock:  # threads sharing the session (the app's pages): off from the first in, back after the last out
+        holders = _plain_codegen.setdefault(id(session), [0, None])
+        if holders[0] == 0:
+            holders[1] = session.conf.get(key, "true")
+            session.conf.set(key, "false")
+        holders[0] += 1
     try:
         yield
     finally:
-        session.conf.set(key, before)
+        with _lock:
+            holders[0] -= 1
+            if holders[0] == 0:
+                session.conf.set(key, holders[1])
+                del _plain_codegen[id(session)]
 
 
 MEMORY_ENV = "WORKBENCH_SPARK_MEMORY"

@@ -125,7 +125,11 @@ def bounded(con: Any) -> Any:
             raw.execute("SET temp_directory = ''")  # nowhere to spill (not the working directory's .tmp)
         return con
     if current != str(folder):
-        raw.execute("SET temp_directory = '{}'".format(str(folder).replace("'", "''")))
+        try:
+            raw.execute("SET temp_directory = '{}'".format(str(folder).replace("'", "''")))
+        except duckdb.NotImplementedException:  # another thread's connection set it and spilled in between
+            if raw.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] != str(folder):
+                raise
     raw.execute(f"SET memory_limit = '{limit.strip()}'")
     return con
 

@@ -111,6 +111,7 @@ def isotonic_fit(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[np.n
     0.8 s of ``check``'s start). Between knots the fit is read by linear interpolation (:func:`isotonic_calibration`).
     """
     x, y, weight = (np.asarray(a, dtype=float) for a in (x, y, weight))
+    x, y, weight = x[weight > 0], y[weight > 0], weight[weight > 0]  # as scikit-learn: no weight, no point
     if not x.size:
         raise ValueError("isotonic regression needs at least one point with weight")
     order = np.lexsort((y, x))
