@@ -83,7 +83,7 @@ def database_message(error: Exception) -> str:
     """A DuckDB error as one line; running out of an analysis' memory says which setting to raise.
 
     Hash tables and sorts spill beyond :func:`engine_memory`, but an exact quantile (a holistic aggregate) cannot:
-    at ~24 bytes a value, 1 GiB holds one of ~40M values.
+    at ~24 bytes a value, 1 GiB holds about 40M values of one column.
     """
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if isinstance(error, duckdb.OutOfMemoryException):
