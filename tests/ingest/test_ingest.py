@@ -20,6 +20,7 @@ from workbench.core.errors import InputError
 from workbench.core.schema import Roles, TableRoles, parse_roles
 from workbench.ingest import pipeline as ingest_module
 from workbench.ingest.pipeline import ingest_file, ingest_files, ingest_frame
+from workbench.sources.store import Store
 
 GOOD_PREDICTIONS = GOOD
 
@@ -352,3 +353,51 @@ def test_cli_refuses_an_unreadable_file_with_one_line_and_exit_2(store, tmp_path
     assert out.returncode == 2
     assert out.stderr.strip() == "error: x.csv: the file is empty"
     assert "Traceback" not in out.stderr
+
+
+def test_a_typed_frame_is_checked_as_its_text_would_be(store, tmp_path):
+    """Typed columns (time, integer, float) are tested for NULL alone, not written out as text first: the same rows
+    as a CSV get the same verdicts, reasons and stored values, repeats included (a key in the file three times)."""
+    minutes = [0, 1, 0, None, 4, 5, 6, 7]  # after 2026-01-01 10:00 UTC; the second "a" is the first's repeat
+    ts = pa.array([None if m is None else 1_767_261_600_000_000 + m * 60_000_000 for m in minutes])
+    ts = ts.cast(pa.timestamp("us", tz="UTC"))
+    frame = pa.table({
+        "trace_id": ["a", "b", "a", "c", "d", "a", "e", "f"],
+        "ts": ts,
+        "model_version": ["v1"] * 8,
+        "prediction": pa.array([1, 0, 1, 1, None, 0, 1, 2], pa.int8()),
+        "score": pa.array([0.9, None, 0.9, 0.5, 0.5, 0.2, float("nan"), 0.7], pa.float64()),
+        "amount": pa.array([1.5, None, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0], pa.float64()),
+    })  # fmt: skip
+    typed = ingest_frame(store, frame, "predictions", source="typed")
+    text = write(
+        tmp_path / "same.csv",
+        """
+        trace_id,ts,model_version,prediction,score,amount
+        a,2026-01-01 10:00:00+00:00,v1,1,0.9,1.5
+        b,2026-01-01 10:01:00+00:00,v1,0,,
+        a,2026-01-01 10:00:00+00:00,v1,1,0.9,1.5
+        c,,v1,1,0.5,2.0
+        d,2026-01-01 10:04:00+00:00,v1,,0.5,3.0
+        a,2026-01-01 10:05:00+00:00,v1,0,0.2,4.0
+        e,2026-01-01 10:06:00+00:00,v1,1,nan,5.0
+        f,2026-01-01 10:07:00+00:00,v1,2,0.7,6.0
+        """,
+    )
+    other = Store(tmp_path / "other.duckdb")
+    as_text = ingest_file(other, text)
+    assert (typed.accepted, typed.duplicates, typed.quarantined) == (2, 1, 5)
+    reasons = {
+        "duplicate trace_id in file with other values": 1,
+        "missing ts": 1,
+        "missing prediction": 1,
+        "score is not a number": 1,
+        "prediction is not 0 or 1": 1,
+    }
+    assert typed.reasons == reasons and as_text.reasons == reasons
+    assert (as_text.accepted, as_text.duplicates, as_text.quarantined) == (2, 1, 5)
+    query = "SELECT trace_id, ts, prediction, score, amount FROM predictions ORDER BY trace_id"
+    with store.connect() as con, other.connect() as con2:
+        stored = con.execute(query).fetchall()
+        assert stored == con2.execute(query).fetchall()
+    assert [r[0] for r in stored] == ["a", "b"] and stored[1][3] is None and stored[1][4] is None

@@ -451,3 +451,26 @@ def test_the_store_summary_counts_coverage_and_orphans_from_the_copies_as_the_jo
             assert summary.coverage_any == pytest.approx(any_ / n, rel=1e-12)
             assert summary.coverage_labelled == pytest.approx(labelled / n, rel=1e-12)
             assert summary.orphan_feedback == orphans
+
+
+def test_each_ingest_reads_the_store_within_its_trace_ids_bounds_and_misses_no_row(tmp_path: Path) -> None:
+    """An ingest's joins read only the stored rows between its rows' least and greatest trace id (``within``): the
+    bounds' own ids, orphans whose prediction comes in a later batch, ids that sort between the batches' (``t5`` lies
+    between ``t10`` and ``t99``) and ids with a quote all get their counts and copies as a grouping now finds them."""
+    store = Store(tmp_path / "bounds.duckdb")
+    rng = np.random.default_rng(11)
+    ingest_frame(store, _predictions(0, 500, 1), "predictions")
+    ingest_frame(store, _feedback(np.r_[0, 499, rng.integers(0, 500, 600), np.arange(900, 950)], 2), "feedback")
+    ingest_frame(store, _predictions(500, 1000, 3), "predictions")  # the orphans t900–t949 get their counts
+    ingest_frame(store, _feedback(np.r_[10, 99, rng.integers(10, 100, 200)], 4), "feedback")  # late labels
+    quoted = _predictions(0, 20, 5).assign(trace_id=[f"q'{i}" for i in range(20)])
+    ingest_frame(store, quoted, "predictions")
+    ingest_frame(store, _feedback(np.arange(20), 6).assign(trace_id=[f"q'{i}" for i in range(20)]), "feedback")
+    assert _is_current(store)
+    kept = _kept(store)
+    _same_counts(kept, _grouped_now(store))
+    _same_counts(kept, _by_hand(store))
+    _copies_match(store)
+    assert {"t0", "t499", "t10", "t99", "t900", "q'0", "q'19"} <= set(kept["trace_id"])
+    assert trace_feedback.within("x", ("a'b", "c")) == " AND x BETWEEN 'a''b' AND 'c'"
+    assert trace_feedback.within("x", None) == ""

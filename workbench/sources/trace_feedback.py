@@ -200,6 +200,31 @@ def on_prediction(column: str) -> str:
     return hidden(f"p_{column}")
 
 
+def trace_bounds(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    column: str = "trace_id",
+    where: str = "",
+    params: list[Any] | None = None,
+) -> tuple[str, str] | None:
+    """The least and greatest trace id in ``column`` of ``relation`` (rows matching ``where``), None without one."""
+    low, high = con.execute(f"SELECT min({column}), max({column}) FROM {relation} {where}", params or []).fetchone()
+    return None if low is None else (str(low), str(high))
+
+
+def within(column: str, bounds: tuple[str, str] | None) -> str:
+    """`` AND column BETWEEN low AND high`` (nothing without ``bounds``), added where a set of trace ids is matched.
+
+    The same rows match, but DuckDB skips each row group whose trace ids lie outside the bounds: an ingest's joins
+    then read the store's rows near its own, not the whole table, where ids grow with time (a demo chunk's ids, a
+    ULID) or arrive in batches. At 12M predictions a count over one demo chunk's range took 0.06 s, 1.3 s over all.
+    """
+    if bounds is None:
+        return ""
+    low, high = (text.replace("'", "''") for text in bounds)
+    return f" AND {column} BETWEEN '{low}' AND '{high}'"
+
+
 def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Each stream's row count and largest ingest id (what the stamp must match), in one query."""
     row = con.execute(
@@ -262,7 +287,9 @@ def _copy_to_feedback(con: duckdb.DuckDBPyConnection, where: str = "", params: l
     )
 
 
-def copies_on_insert(con: duckdb.DuckDBPyConnection, table: str, trace: str) -> tuple[str, str, str]:
+def copies_on_insert(
+    con: duckdb.DuckDBPyConnection, table: str, trace: str, bounds: tuple[str, str] | None = None
+) -> tuple[str, str, str]:
     """(``, column…``, ``, expression…``, a join clause) with which an ingest's ``INSERT … SELECT … FROM decided``
     fills its feedback rows' copies of their prediction (:data:`PREDICTION_COPIES`), or its predictions' keys
     (:data:`PREDICTION_KEYS`), as it writes them, ``trace`` being ``decided``'s trace id column; three empty strings
@@ -270,7 +297,8 @@ def copies_on_insert(con: duckdb.DuckDBPyConnection, table: str, trace: str) -> 
 
     One join of the new rows with their predictions as they are inserted: an ``UPDATE`` of a demo chunk's 1.1M
     feedback rows afterwards took 2.1 s at 20M predictions. The predictions are grouped by trace (one row each even
-    if a row was written behind the ingest's back), so no feedback row is ever written twice.
+    if a row was written behind the ingest's back), so no feedback row is ever written twice. ``bounds``: the new
+    rows' least and greatest trace id (:func:`within`).
     """
     present = {r[0] for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? AND comment = ?",
@@ -286,7 +314,7 @@ def copies_on_insert(con: duckdb.DuckDBPyConnection, table: str, trace: str) -> 
     values = "".join(f", __prediction.__pc_{c}" for c in PREDICTION_COPIES)
     firsts = ", ".join(f"min({c}) AS __pc_{c}" for c in PREDICTION_COPIES)  # one row a trace (unique by the ingest)
     join = (f"LEFT JOIN (SELECT trace_id AS __pc_trace, {firsts} FROM predictions WHERE trace_id IN "
-            f"(SELECT {trace} FROM decided) GROUP BY trace_id) __prediction "
+            f"(SELECT {trace} FROM decided){within('trace_id', bounds)} GROUP BY trace_id) __prediction "
             f"ON __prediction.__pc_trace = {trace}")  # fmt: skip
     return columns, values, join
 
@@ -358,17 +386,24 @@ def after_ingest(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int, acc
             "SELECT DISTINCT trace_id FROM feedback WHERE ingest_id = ?",
             [ingest_id],
         )
-        con.execute(f"DELETE FROM {TABLE} WHERE trace_id IN (SELECT trace_id FROM __touched_traces)")
-        source = "(SELECT * FROM feedback WHERE trace_id IN (SELECT trace_id FROM __touched_traces))"
+        bounds = trace_bounds(con, "__touched_traces")
+        con.execute(f"DELETE FROM {TABLE} WHERE trace_id IN (SELECT trace_id FROM __touched_traces)"
+                    f"{within('trace_id', bounds)}")  # fmt: skip
+        source = ("(SELECT * FROM feedback WHERE trace_id IN (SELECT trace_id FROM __touched_traces)"
+                  f"{within('trace_id', bounds)})")  # fmt: skip
         con.execute(f"INSERT INTO {TABLE} {counts_sql(source)}")
-        _copy_to_predictions(con, "AND t.trace_id IN (SELECT trace_id FROM __touched_traces)")
+        _copy_to_predictions(con, "AND t.trace_id IN (SELECT trace_id FROM __touched_traces)"
+                             f"{within('t.trace_id', bounds)}{within('predictions.trace_id', bounds)}")  # fmt: skip
         if units:
-            unit_sums.update(con, segments, *unit_sums.touched_by_traces("__touched_traces"))
+            touched = unit_sums.touched_by_traces("__touched_traces", within("trace_id", bounds))
+            unit_sums.update(con, segments, *touched)
         con.execute("DROP TABLE __touched_traces")
     elif accepted:
-        _copy_to_predictions(con, "AND predictions.ingest_id = ?", [ingest_id])
+        bounds = trace_bounds(con, "predictions", where="WHERE ingest_id = ?", params=[ingest_id])
+        _copy_to_predictions(con, f"AND predictions.ingest_id = ?{within('t.trace_id', bounds)}", [ingest_id])
         # feedback that came before its prediction (an orphan until now)
-        _copy_to_feedback(con, f"AND p.ingest_id = ? AND feedback.{on_prediction('ts')} IS NULL", [ingest_id])
+        _copy_to_feedback(con, f"AND p.ingest_id = ? AND feedback.{on_prediction('ts')} IS NULL"
+                          f"{within('feedback.trace_id', bounds)}", [ingest_id])  # fmt: skip
         if units:
             unit_sums.update(con, segments, *unit_sums.touched_by_predictions(ingest_id))
     if not units:  # the roles changed (other segments) or the table is of another shape: it alone is rebuilt

@@ -92,7 +92,8 @@ def touched_by_predictions(ingest_id: int) -> tuple[str, list[Any]]:
             "WHERE ingest_id = ? AND arm IS NOT NULL", [ingest_id])  # fmt: skip
 
 
-def touched_by_traces(traces_table: str) -> tuple[str, list[Any]]:
-    """The units of the predictions (with an arm) of the traces listed in ``traces_table``."""
+def touched_by_traces(traces_table: str, also: str = "") -> tuple[str, list[Any]]:
+    """The units of the predictions (with an arm) of the traces listed in ``traces_table`` (``also``: more of the
+    WHERE clause, such as the traces' bounds)."""
     return ("SELECT DISTINCT coalesce(unit_id, trace_id) AS unit FROM predictions "
-            f"WHERE arm IS NOT NULL AND trace_id IN (SELECT trace_id FROM {traces_table})", [])  # fmt: skip
+            f"WHERE arm IS NOT NULL AND trace_id IN (SELECT trace_id FROM {traces_table}){also}", [])  # fmt: skip
