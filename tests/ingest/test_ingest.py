@@ -401,3 +401,25 @@ def test_a_typed_frame_is_checked_as_its_text_would_be(store, tmp_path):
         stored = con.execute(query).fetchall()
         assert stored == con2.execute(query).fetchall()
     assert [r[0] for r in stored] == ["a", "b"] and stored[1][3] is None and stored[1][4] is None
+
+
+def test_a_text_value_of_only_spaces_is_missing_in_a_file_and_in_a_frame(store, tmp_path):
+    """Text keeps the blank check (only typed columns test NULL alone): spaces in a required text column are a
+    missing value, whether the CSV quotes them or an Arrow frame holds them."""
+    path = write(
+        tmp_path / "blank.csv",
+        """
+        trace_id,ts,model_version,prediction,score
+        "  ",2026-01-01 10:00,v1,1,0.9
+        a,2026-01-01 10:00," ",1,0.9
+        b,2026-01-01 10:00,v1,1,0.9
+        """,
+    )
+    result = ingest_file(store, path)
+    assert (result.accepted, result.quarantined) == (1, 2)
+    assert result.reasons == {"missing trace_id": 1, "missing model_version": 1}
+    frame = pa.table({"trace_id": ["   ", "c"], "ts": ["2026-01-01 10:00"] * 2, "model_version": ["v1", "  "],
+                      "prediction": pa.array([1, 0], pa.int8())})  # fmt: skip
+    typed = ingest_frame(store, frame, "predictions", source="frame")
+    assert (typed.accepted, typed.quarantined) == (0, 2)
+    assert typed.reasons == {"missing trace_id": 1, "missing model_version": 1}

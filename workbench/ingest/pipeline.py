@@ -230,7 +230,8 @@ def _plan(con: duckdb.DuckDBPyConnection, table: str, roles: Roles, name: str, s
 
 def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
     """Create the TEMP view ``decided``: clean columns (as ``d0, d1, …``), ``__status`` (accept/duplicate/quarantine),
-    reason. A view over ``clean`` and two small tables: as a table it copied the file once more (0.27 s a demo chunk).
+    reason. A view over ``clean``, ``ranked`` and ``store_match`` (rows whose key repeats in the file or is in the
+    store: few, but for a file ingested again); as a table it copied the file once more (0.27 s a demo chunk).
 
     The working columns (``__row``, ``__reason``, ``__status`` …) share no name with the data columns, whatever
     the file calls them: the data travels under positional names.
