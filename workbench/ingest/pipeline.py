@@ -228,10 +228,12 @@ def _plan(con: duckdb.DuckDBPyConnection, table: str, roles: Roles, name: str, s
     return _Plan(select=select, types=types, checks=checks, roles=new_roles)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> tuple[str, str] | None:
     """Create the TEMP view ``decided``: clean columns (as ``d0, d1, …``), ``__status`` (accept/duplicate/quarantine),
     reason. A view over ``clean``, ``ranked`` and ``store_match`` (rows whose key repeats in the file or is in the
     store: few, but for a file ingested again); as a table it copied the file once more (0.27 s a demo chunk).
+    Returns the valid rows' least and greatest trace id (:func:`~workbench.sources.trace_feedback.within`), which
+    bound the accepted rows' too.
 
     The working columns (``__row``, ``__reason``, ``__status`` …) share no name with the data columns, whatever
     the file calls them: the data travels under positional names.
@@ -314,6 +316,7 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
         LEFT JOIN store_match m USING (__row)
         """
     )
+    return bounds
 
 
 def _add_columns(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> None:
@@ -324,7 +327,14 @@ def _add_columns(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan) -> Non
         con.execute("; ".join(f"ALTER TABLE {table} ADD COLUMN {q(c)} {t}" for c, t in new))
 
 
-def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str, staging: Staging) -> IngestResult:
+def _commit(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    plan: _Plan,
+    source: str,
+    staging: Staging,
+    bounds: tuple[str, str] | None,
+) -> IngestResult:
     # the kept copies' prefix, in any case (the store matches column names without case), in both tables
     reserved = [c for c in plan.types if c.casefold().startswith(experiment.HIDDEN_PREFIX)]
     if reserved:
@@ -335,7 +345,6 @@ def _commit(con: duckdb.DuckDBPyConnection, table: str, plan: _Plan, source: str
     cols = ", ".join(q(c) for c in plan.select)
     aliases = ", ".join(plan.alias(c) for c in plan.select)
     trace = plan.alias("trace_id")
-    bounds = trace_feedback.trace_bounds(con, "decided", trace, "WHERE __status = 'accept'")
     copies, values, join = trace_feedback.copies_on_insert(con, table, trace, bounds)
     con.execute(
         f"INSERT INTO {table} ({cols}, ingest_id{copies}) "
@@ -423,8 +432,8 @@ def _ingest_one(
     if table not in (PREDICTIONS, FEEDBACK):
         raise InputError(f"unknown table '{table}': use predictions or feedback")
     plan = _plan(con, table, roles, source, staging)
-    _stage(con, table, plan)
-    return _commit(con, table, plan, source, staging)
+    bounds = _stage(con, table, plan)
+    return _commit(con, table, plan, source, staging, bounds)
 
 
 def _run(store: Store, loads: list[tuple[Loader, str, str | None]], roles: Roles | None) -> list[IngestResult]:

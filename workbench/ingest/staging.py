@@ -22,6 +22,7 @@ import duckdb
 from workbench.core.errors import InputError
 from workbench.core.files import detect_format
 from workbench.ingest.settings import IngestSettings
+from workbench.sources.store import literal
 
 GLOB_CHARACTERS = set("*?[]{}")
 
@@ -29,11 +30,6 @@ GLOB_CHARACTERS = set("*?[]{}")
 def q(name: str) -> str:
     """Quote an identifier for DuckDB SQL."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    """Quote a string literal for DuckDB SQL."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

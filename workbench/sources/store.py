@@ -100,6 +100,11 @@ def engine_memory_or_default() -> str:
         return ENGINE_MEMORY
 
 
+def literal(text: str) -> str:
+    """Quote a string literal for DuckDB SQL."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def spill_folder() -> Path:
     """This process's folder for DuckDB's spilled buffers: ``workbench-duckdb-<uid>/<pid>`` in the temp directory
     (``$TMPDIR``). DuckDB makes the last level and removes it when the database closes; one per process, because
@@ -126,7 +131,7 @@ def bounded(con: Any) -> Any:
         return con
     if current != str(folder):
         try:
-            raw.execute("SET temp_directory = '{}'".format(str(folder).replace("'", "''")))
+            raw.execute(f"SET temp_directory = {literal(str(folder))}")
         except duckdb.NotImplementedException:  # another thread's connection set it and spilled in between
             if raw.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] != str(folder):
                 raise

@@ -52,7 +52,7 @@ from workbench.core.window import Window
 from workbench.sources import unit_sums
 from workbench.sources.experiment import METRICS, experiment_columns, hidden
 from workbench.sources.hashing import calibration_fold
-from workbench.sources.store import read_meta, write_meta
+from workbench.sources.store import literal, read_meta, write_meta
 from workbench.sources.windowed import filtered_predictions, window_condition
 
 TABLE = "trace_feedback"
@@ -221,8 +221,7 @@ def within(column: str, bounds: tuple[str, str] | None) -> str:
     """
     if bounds is None:
         return ""
-    low, high = (text.replace("'", "''") for text in bounds)
-    return f" AND {column} BETWEEN '{low}' AND '{high}'"
+    return f" AND {column} BETWEEN {literal(bounds[0])} AND {literal(bounds[1])}"
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -297,8 +296,8 @@ def copies_on_insert(
 
     One join of the new rows with their predictions as they are inserted: an ``UPDATE`` of a demo chunk's 1.1M
     feedback rows afterwards took 2.1 s at 20M predictions. The predictions are grouped by trace (one row each even
-    if a row was written behind the ingest's back), so no feedback row is ever written twice. ``bounds``: the new
-    rows' least and greatest trace id (:func:`within`).
+    if a row was written behind the ingest's back), so no feedback row is ever written twice. ``bounds``: trace ids
+    at or beyond the new rows' least and greatest (:func:`within`).
     """
     present = {r[0] for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? AND comment = ?",
