@@ -174,7 +174,7 @@ def _executed(store: Store, monkeypatch, **args: Any) -> tuple[list[str], Any]: 
     return executed, analyse_store(store, ABTestRequest(metrics=EVERY_METRIC, guardrails=(), **args))
 
 
-GROUPS_UNITS = r'MIN\("t\d+"\."ts"\) AS "first"'  # the (unit, arm) GROUP BY of the predictions
+GROUPS_UNITS = r'MAX\("t\d+"\."ts"\) AS "last"'  # the (unit, arm) GROUP BY of the predictions
 
 
 def test_the_whole_experiment_reads_the_kept_units_and_no_feedback(kept_store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -287,3 +287,49 @@ def test_an_arm_without_observations_of_a_metric_gives_the_joins_result(tmp_path
         join = analyse_store(_joined(store, tmp_path), ABTestRequest(**args)).to_dict()
         assert (_path(kept), _path(join)) == ("unit sums", "feedback join")
         _same(kept, join)
+
+
+@pytest.mark.parametrize("south_first", [False, True])
+def test_a_units_first_exposure_on_a_tied_timestamp_is_the_least_segment_in_any_row_order(
+    tmp_path: Path, south_first: bool
+) -> None:
+    """Unit u0's first two predictions share a timestamp, one in region south on device web, one in north on
+    mobile: its first-exposure segments are the least (ts, region, device) row's, north and mobile, in whichever
+    order the rows were written, in the kept unit sums, in a window's grouping of the predictions and in the
+    feedback join, so the SRM's segment counts agree. (``arg_min(region, ts)`` kept the first row met.)"""
+    tied = pd.Timestamp("2026-04-01 23:59:56.400", tz="UTC")
+    rows = [("south", "web"), ("north", "mobile")] if south_first else [("north", "mobile"), ("south", "web")]
+    n = 40
+    predictions = pd.DataFrame({
+        "trace_id": [f"t{i}" for i in range(n + 2)],
+        "ts": [tied, tied, *(tied + pd.Timedelta(minutes=i + 1) for i in range(n))],
+        "model_version": "v1", "prediction": 0, "score": 0.5,
+        "arm": ["champion", "champion", *(["champion", "challenger"] * (n // 2))],
+        "unit_id": ["u0", "u0", *(f"u{1 + i % 20}" for i in range(n))],  # u0's later rows: none; u1…u20 twice
+        "region": [rows[0][0], rows[1][0], *(["north", "south"] * (n // 2))],
+        "device": [rows[0][1], rows[1][1], *(["mobile", "web"] * (n // 2))],
+    })  # fmt: skip
+    feedback = pd.DataFrame({"trace_id": ["t0", "t1", "t5"], "ts": pd.Timestamp("2026-04-03", tz="UTC"),
+                             "kind": "explicit", "type": "thumb", "value": [1.0, 0.0, 1.0]})  # fmt: skip
+    store = Store(tmp_path / "tied.duckdb")
+    ingest_frame(store, predictions, "predictions", roles=parse_roles('[predictions]\nsensitive = ["region"]\n'
+                                                                     'categorical = ["device"]\n'))  # fmt: skip
+    ingest_frame(store, feedback, "feedback")
+    with store.connect(read_only=True) as con:
+        kept = con.execute(f"SELECT seg__region, seg__device, first FROM {unit_sums.TABLE} WHERE unit = 'u0'")
+        kept = kept.fetchall()
+    assert kept == [("north", "mobile", tied.to_pydatetime())]
+    args = {"metrics": ["thumbs_up_rate"], "guardrails": [], "settings": ABTestSettings(segments=("region", "device"))}
+    window = Window(dt.datetime(2026, 3, 1, tzinfo=dt.UTC), None)
+    results = {
+        "unit sums": analyse_store(store, ABTestRequest(**args)).to_dict(),
+        "trace sums": analyse_store(store, ABTestRequest(window=window, **args)).to_dict(),
+        "feedback join": analyse_store(_joined(store, tmp_path), ABTestRequest(**args)).to_dict(),
+    }
+    for path, result in results.items():
+        assert _path(result) == path
+        counts = {(s["segment"], s["value"]): s["counts"] for s in result["srm"]["segments"]}
+        assert counts == {("region", "north"): {"champion": 11, "challenger": 0},
+                          ("region", "south"): {"champion": 0, "challenger": 10},
+                          ("device", "mobile"): {"champion": 11, "challenger": 0},
+                          ("device", "web"): {"champion": 0, "challenger": 10}}, path  # fmt: skip

@@ -34,9 +34,7 @@ from workbench.abtest.summary_queries import (
     event_summary,
     rank_sums_from_counts,
     read_event_summary,
-    read_segment_codes,
     read_unit_summary,
-    segment_values,
     unit_summary,
 )
 from workbench.core.window import Window
@@ -86,8 +84,9 @@ def test_unit_summary_equals_the_per_aggregate_queries(tricky_store: Store) -> N
     assert capped.segments == [{}, {}]  # 3 values each (region with '(missing)'): above 2, no per-segment check
 
 
-def test_units_by_arm_arg_min_equals_ibis_argmin(tricky_store: Store) -> None:
-    """The engine's arg_min gives, per (unit, arm), the segments Ibis's argmin (FIRST … ORDER BY ts) gives."""
+def test_units_by_arm_equals_ibis_argmin(tricky_store: Store) -> None:
+    """The min of (ts, segments…) gives, per (unit, arm), the segments Ibis's argmin (FIRST … ORDER BY ts) gives
+    (no two predictions of a unit share a ts in this store)."""
     with tricky_store.ibis() as con:
         exp, _source = experiment_predictions(con, None, "auto", SEGMENTS)
         plain = {f"seg_{i}": exp[f"seg_{i}"].argmin(exp.ts) for i in range(len(SEGMENTS))}
@@ -124,30 +123,6 @@ def test_utc_bucket_equals_date_trunc_of_the_naive_timestamp(micros: list[int], 
     assert (frame["new"] == frame["old"]).all()
     if unit == "W":
         assert (frame["new"].dt.day_of_week == 0).all()
-
-
-def test_unit_summary_with_segment_codes_equals_the_plain_one(tricky_store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Segments taken at first exposure as one packed integer give the counts of one arg_min per segment."""
-    import workbench.abtest.summary_queries as summary
-
-    with tricky_store.ibis() as con:
-        exp, _source = experiment_predictions(con, None, "auto", SEGMENTS)
-        plain = read_unit_summary(unit_summary(exp, len(SEGMENTS)).execute(), len(SEGMENTS), max_values=50)
-        values = segment_values(exp, len(SEGMENTS)).execute()
-        codes = read_segment_codes(values, len(SEGMENTS))
-        assert codes is not None and codes.values == {0: ("(missing)", "north", "south"),
-                                                      1: ("desktop", "mobile", "tablet")}  # fmt: skip
-        assert codes.multiplier(0) == 1 and codes.multiplier(1) == 3
-        only_device = summary.SegmentCodes({1: codes.values[1]})  # region keeps its string arg_min
-        monkeypatch.setattr(summary, "PACK_MAX_CODE", 3)  # room for one segment of 3 values only
-        first_only = read_segment_codes(values, len(SEGMENTS))
-        assert first_only is not None and list(first_only.values) == [0]
-        monkeypatch.setattr(summary, "PACK_MAX_VALUES", 2)
-        assert read_segment_codes(values, len(SEGMENTS)) is None
-        for c in (codes, only_device, first_only):
-            got = read_unit_summary(unit_summary(exp, len(SEGMENTS), c).execute(), len(SEGMENTS), max_values=50)
-            assert got == plain
-    assert sum(plain.segments[0]["(missing)"].values()) > 0
 
 
 def test_event_summary_equals_the_per_aggregate_queries(tricky_store: Store) -> None:

@@ -45,9 +45,7 @@ from workbench.abtest.summary_queries import (
     event_summary,
     rank_sums_from_counts,
     read_event_summary,
-    read_segment_codes,
     read_unit_summary,
-    segment_values,
     unit_summary,
 )
 from workbench.core.errors import InputError
@@ -95,15 +93,12 @@ def analyse_store(store: Store, request: ABTestRequest | None = None, progress: 
         say("counting units per arm and segment")
         n_segments = len(segment_columns)
         units = _kept_units(stored, window, source, segment_columns)
-        codes = None
-        if n_segments and units is None:
-            codes = read_segment_codes(segment_values(exp, n_segments).execute(), n_segments)
         if kept:
             say(f"aggregating {', '.join(m.label for _role, m in chosen)} from the kept sums")
-            read = _kept_aggregates(con, exp, n_segments, codes, chosen, settings, cuped, keep, units)
+            read = _kept_aggregates(con, exp, n_segments, chosen, settings, cuped, keep, units)
             summary = read.units
         else:
-            summary = read_unit_summary(unit_summary(exp, n_segments, codes).execute(), n_segments,
+            summary = read_unit_summary(unit_summary(exp, n_segments).execute(), n_segments,
                                         settings.max_segment_values)  # fmt: skip
         if not summary.counts:
             raise InputError("no predictions with an arm in this window: set the `arm` role, or use model versions")
@@ -137,7 +132,6 @@ def _kept_aggregates(
     con: Any,
     exp: Any,
     n_segments: int,
-    codes: Any,
     chosen: list[tuple[str, Metric]],
     settings: ABTestSettings,
     cuped: bool,
@@ -157,7 +151,7 @@ def _kept_aggregates(
             start = start.to_pydatetime() if hasattr(start, "to_pydatetime") else start
             pre = pre_period_predictions(con, start, settings.cuped_lookback_days, keep)
     table = kept_units(con, units, metrics) if units is not None else None
-    queries = kept_summary(exp, n_segments, codes, metrics, settings.capping_percentile,
+    queries = kept_summary(exp, n_segments, metrics, settings.capping_percentile,
                            settings.capping_nonzero_only, pre, table)  # fmt: skip
     frame = pd.concat([q.execute() for q in queries], ignore_index=True)
     return read_kept_summary(frame, metrics, n_segments, settings.max_segment_values, pre is not None)

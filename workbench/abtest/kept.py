@@ -22,7 +22,6 @@ from workbench.abtest.summary_queries import (
     MOMENTS,
     SRM_COLUMNS,
     EventAggregates,
-    SegmentCodes,
     UnitSummary,
     cap_and_values,
     read_event_summary,
@@ -39,7 +38,6 @@ COLUMNS = (*EVENT_COLUMNS, "srm", "seg", "first", "last")  # SRM rows: part 'srm
 def kept_summary(
     exp: Any,
     n_segments: int,
-    codes: SegmentCodes | None,
     metrics: list[Metric],
     capping_percentile: float,
     nonzero_only: bool,
@@ -62,8 +60,8 @@ def kept_summary(
     observed = {i: trace_observations(exp, m) for i, m in enumerate(metrics)}
     sums = {**{f"y{i}": s for i, (_c, s) in observed.items()}, **{f"m{i}": c for i, (c, _s) in observed.items()}}
     if units is None:
-        units = units_by_arm(exp, n_segments, codes, sums)
-    unit_branches = [_srm_row(b) for b in srm_branches(units, n_segments, codes)]
+        units = units_by_arm(exp, n_segments, sums)
+    unit_branches = [_srm_row(b) for b in srm_branches(units, n_segments)]
     if pre is not None:
         pre_sums = {f"z{i}": trace_observations(pre, m)[1].sum() for i, m in enumerate(metrics)}
         pre_units = pre.group_by("unit").aggregate(**pre_sums)

@@ -19,93 +19,24 @@ from workbench.abtest.queries import as_date, as_float
 from workbench.sources.experiment import Metric, units_by_arm
 from workbench.stats.abtest import Moments, ProportionStats
 
-PACK_MAX_VALUES = 64  # a segment with more distinct values keeps its own arg_min over strings
-PACK_MAX_CODE = 2**62  # the product of the packed segments' value counts stays a positive BIGINT
 
-
-@dataclass(frozen=True)
-class SegmentCodes:
-    """Segments coded as one integer: Σ_i code_i · Π_{j<i} k_j, code_i the index of the value in its sorted list.
-
-    One arg_min over this integer per (unit, arm) gives every coded segment at first exposure, where one
-    arg_min per segment over strings took twice as long on the benchmark (5M predictions, three segments).
-    """
-
-    values: dict[int, tuple[str, ...]]  # segment index -> its distinct values (sorted), for the coded ones
-
-    @property
-    def indexes(self) -> tuple[int, ...]:
-        """The coded segments' indexes."""
-        return tuple(self.values)
-
-    def multiplier(self, index: int) -> int:
-        """Π k_j over the coded segments before ``index``."""
-        out = 1
-        for i, values in self.values.items():
-            if i == index:
-                return out
-            out *= len(values)
-        raise KeyError(index)
-
-    def code(self, exp: Any) -> Any:
-        """The integer code of each row of ``exp`` (its seg_i columns)."""
-        import ibis
-
-        total: Any = ibis.literal(0, "int64")
-        for i, values in self.values.items():
-            column = exp[f"seg_{i}"]
-            index = ibis.cases(*((column == v, j) for j, v in enumerate(values)), else_=None).cast("int64")
-            total = total + index * self.multiplier(i)
-        return total
-
-    def decode_digit(self, digit: Any, index: int) -> Any:
-        """The value of segment ``index`` from its digit ``codes // multiplier mod k`` (a CASE over k values)."""
-        import ibis
-
-        return ibis.cases(*((digit == j, v) for j, v in enumerate(self.values[index])), else_=None)
-
-
-def segment_values(exp: Any, n_segments: int) -> Any:
-    """One query for each segment's distinct values: rows ``part`` (segment index), ``seg``."""
-    import ibis
-
-    branches = []
-    for i in range(n_segments):
-        values = exp.select(seg=exp[f"seg_{i}"]).distinct()
-        branches.append(values.select(part=ibis.literal(i, "int64"), seg=values.seg))
-    return ibis.union(*branches, distinct=False)
-
-
-def read_segment_codes(frame: Any, n_segments: int) -> SegmentCodes | None:
-    """The segments to code (up to :data:`PACK_MAX_VALUES` values each, in order while the codes fit), or None."""
-    values: dict[int, tuple[str, ...]] = {}
-    size = 1
-    for i in range(n_segments):
-        distinct = tuple(sorted(str(v) for v in frame.loc[frame["part"] == i, "seg"]))
-        if 0 < len(distinct) <= PACK_MAX_VALUES and size * len(distinct) <= PACK_MAX_CODE:
-            values[i] = distinct
-            size *= len(distinct)
-    return SegmentCodes(values) if values else None
-
-
-def unit_summary(exp: Any, n_segments: int, codes: SegmentCodes | None = None) -> Any:
+def unit_summary(exp: Any, n_segments: int) -> Any:
     """One query for the SRM inputs: per arm units and first/last ts, per segment value and arm units, crossover.
 
     Rows ``part, seg, arm, units, first, last``: part −1 is an arm's total, 0…k−1 the segment of that index,
     −2 the units seen in more than one arm. The per-(unit, arm) table is a CTE every branch reads as it
-    streams by, so the predictions are scanned and grouped a single time. ``codes`` (from
-    :func:`read_segment_codes`): those segments are taken at first exposure as one integer and decoded per group.
+    streams by, so the predictions are scanned and grouped a single time.
     """
     import ibis
 
-    units = units_by_arm(exp, n_segments, codes)
-    return ibis.union(*srm_branches(units, n_segments, codes), distinct=False)
+    units = units_by_arm(exp, n_segments)
+    return ibis.union(*srm_branches(units, n_segments), distinct=False)
 
 
 SRM_COLUMNS = ("part", "seg", "arm", "units", "first", "last")
 
 
-def srm_branches(units: Any, n_segments: int, codes: SegmentCodes | None = None) -> list[Any]:
+def srm_branches(units: Any, n_segments: int) -> list[Any]:
     """:func:`unit_summary`'s rows from the per-(unit, arm) table ``units`` (:func:`units_by_arm`), as one
     table per part with the columns :data:`SRM_COLUMNS`. A boolean column ``crossed`` in ``units`` (true on
     one row of each unit seen in several arms) counts the crossed units instead of grouping by unit again."""
@@ -121,12 +52,6 @@ def srm_branches(units: Any, n_segments: int, codes: SegmentCodes | None = None)
     arms = units.group_by("arm").aggregate(units=units.count(), first=units.first.min(), last=units.last.max())
     branches = [arms.select(**part(-1, no_seg, arms.arm, arms.units, arms.first, arms.last))]
     for i in range(n_segments):
-        if codes is not None and i in codes.values:
-            multiplier, k = codes.multiplier(i), len(codes.values[i])
-            digits = units.group_by([((units.seg_codes // multiplier) % k).name("digit"), "arm"])
-            seg = digits.aggregate(units=units.count())
-            branches.append(seg.select(**part(i, codes.decode_digit(seg.digit, i), seg.arm, seg.units, no_ts, no_ts)))
-            continue
         seg = units.group_by([units[f"seg_{i}"].name("seg"), "arm"]).aggregate(units=units.count())
         branches.append(seg.select(**part(i, seg.seg, seg.arm, seg.units, no_ts, no_ts)))
     if "crossed" in units.columns:  # kept per-unit sums: one row of each unit seen in several arms is marked

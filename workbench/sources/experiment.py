@@ -85,45 +85,27 @@ def experiment_predictions(
     return exp, arm_source
 
 
-def units_by_arm(exp: Any, n_segments: int, packed: Any | None = None, sums: dict[str, Any] | None = None) -> Any:
+def units_by_arm(exp: Any, n_segments: int, sums: dict[str, Any] | None = None) -> Any:
     """One row per (unit, arm): first and last ts, and each segment's value at the unit's first exposure.
 
-    ``packed`` (an integer expression over ``exp`` coding several segments' values, see
-    :class:`workbench.abtest.summary_queries.SegmentCodes`): those segments come as one ``seg_codes`` column
-    instead, as one arg_min over an integer costs less than one per segment over strings. ``sums``: more
-    columns, each the sum of an expression over the unit's rows (the metrics' per-unit sums, in the same pass).
-    """
-    coded = packed.indexes if packed is not None else ()
-    segs = {f"seg_{i}": arg_min(exp[f"seg_{i}"], exp.ts) for i in range(n_segments) if i not in coded}
-    if packed is not None:
-        segs["seg_codes"] = arg_min(packed.code(exp), exp.ts)
-    extra = {name: value.sum() for name, value in (sums or {}).items()}
-    return exp.group_by(["unit", "arm"]).aggregate(first=exp.ts.min(), last=exp.ts.max(), **segs, **extra)
-
-
-def arg_min(value: Any, key: Any) -> Any:
-    """The engine's ``arg_min(value, key)`` of a string or integer: ``value`` on the row of the smallest ``key``.
-
-    Ibis's ``value.argmin(key)`` compiles to ``FIRST(value ORDER BY key)``, which DuckDB runs as ``arg_min_null``
-    over a binary sort key: the per-(unit, arm) GROUP BY of 5M predictions with three segments took 3× as long.
-    The two differ only when every key of a group is NULL (arg_min skips NULL keys and gives NULL); ``ts`` is
-    required at ingest, so they give the same row (on tied ts both engines may pick either).
+    The first exposure is the least ``(ts, seg_0, seg_1, …)`` row, one ``min`` over a struct: where a unit's
+    first two predictions share a timestamp, the smaller segment values win, whatever order the engine scans
+    the rows in (``arg_min(seg, ts)`` kept whichever row came first: two runs over a 5M store gave other
+    segments for a few units). As fast as one ``arg_min`` per segment on DuckDB, and the same SQL on Spark.
+    ``sums``: more columns, each the sum of an expression over the unit's rows (the metrics' per-unit sums,
+    in the same pass).
     """
     import ibis
 
-    if value.type().is_integer():
-
-        @ibis.udf.agg.builtin(name="arg_min")
-        def _arg_min_int(value, key) -> int:  # type: ignore[no-untyped-def]
-            """DuckDB's arg_min (a builtin: Ibis only names it)."""
-
-        return _arg_min_int(value, key)
-
-    @ibis.udf.agg.builtin(name="arg_min")
-    def _arg_min(value, key) -> str:  # type: ignore[no-untyped-def]
-        """DuckDB's arg_min (a builtin: Ibis only names it)."""
-
-    return _arg_min(value, key)
+    extra = {name: value.sum() for name, value in (sums or {}).items()}
+    if not n_segments:
+        return exp.group_by(["unit", "arm"]).aggregate(first=exp.ts.min(), last=exp.ts.max(), **extra)
+    segs = [f"seg_{i}" for i in range(n_segments)]
+    at_first = ibis.struct({"ts": exp.ts, **{s: exp[s] for s in segs}}).min()
+    units = exp.group_by(["unit", "arm"]).aggregate(__at_first=at_first, last=exp.ts.max(), **extra)
+    first = units["__at_first"]
+    return units.select("unit", "arm", first=first["ts"], last=units["last"], **{s: first[s] for s in segs},
+                        **{k: units[k] for k in extra})  # fmt: skip
 
 
 def experiment_columns(m: Metric) -> dict[str, str]:

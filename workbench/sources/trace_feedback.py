@@ -56,7 +56,7 @@ from workbench.sources.store import literal, read_meta, write_meta
 from workbench.sources.windowed import filtered_predictions, window_condition
 
 TABLE = "trace_feedback"
-VERSION = 6  # bump when the table's columns or their meaning change: a stamp of another version is stale
+VERSION = 7  # bump when the table's columns or their meaning change: a stamp of another version is stale
 _STAMP = "trace_feedback"
 _SOURCE = "__trace_feedback_source__"
 _OWNER = "workbench: trace feedback counts"  # the comment on our __fb_ columns (a user's has none)

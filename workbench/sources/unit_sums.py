@@ -60,7 +60,7 @@ def units_expr(backend: Any, segments: list[str], touched: Any | None = None) ->
     for m in metrics:
         c, s = trace_observations(exp, m)
         sums |= {f"y__{m.name}": s, f"m__{m.name}": c}
-    units = units_by_arm(exp, len(segments), None, sums)
+    units = units_by_arm(exp, len(segments), sums)
     per_unit = ibis.window(group_by="unit")  # a touched unit is recomputed with all its arms: the mark holds
     units = units.mutate(crossed=(units.count().over(per_unit) > 1) & (units.arm == units.arm.min().over(per_unit)))
     return units.rename({segment_name(c): f"seg_{i}" for i, c in enumerate(segments)})
