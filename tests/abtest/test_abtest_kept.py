@@ -24,7 +24,7 @@ from workbench.core.window import Window
 from workbench.ingest.pipeline import ingest_frame
 from workbench.sources import trace_feedback, unit_sums
 from workbench.sources.experiment import METRICS
-from workbench.sources.store import Store, write_meta
+from workbench.sources.store import Store, read_meta, write_meta
 
 EVERY_METRIC = list(METRICS)
 
@@ -252,6 +252,31 @@ def test_stale_unit_sums_are_not_read_and_the_next_ingest_rebuilds_them(tmp_path
     old_shape = analyse_store(store, ABTestRequest(**args)).to_dict()
     assert _path(old_shape) == "trace sums"
     _same(old_shape, _joined_result(store, tmp_path, args))
+
+
+def test_unit_sums_of_another_version_are_rebuilt_alone_and_the_copies_still_read(tmp_path: Path) -> None:
+    """A store whose unit sums an older build wrote (its stamp names no or another unit-sums version): the
+    whole experiment groups the predictions from the kept per-trace copies (still current: no rebuild of the
+    copies), and the next ingest rebuilds the unit sums alone, which the analysis then reads again."""
+    store = _ingested(tmp_path)
+    args = {"metrics": EVERY_METRIC, "guardrails": []}
+    with store.connect(read_only=False) as con:
+        stamp = read_meta(con, "trace_feedback")
+        write_meta(con, "trace_feedback", {k: v for k, v in stamp.items() if k != "units_version"})
+        con.execute(f"UPDATE {unit_sums.TABLE} SET seg__region = 'stale'")
+    assert _kept_is_used(store)  # the per-trace copies are current
+    older = analyse_store(store, ABTestRequest(**args)).to_dict()
+    assert _path(older) == "trace sums" and "stale" not in str(older["srm"]["segments"])
+    _same(older, _joined_result(store, tmp_path, args))
+    late = pd.DataFrame({"trace_id": ["t1"], "ts": [pd.Timestamp("2026-04-20", tz="UTC")], "kind": ["explicit"],
+                         "type": ["other"], "value": [1.0]})  # fmt: skip
+    ingest_frame(store, late, "feedback")
+    with store.connect(read_only=True) as con:
+        assert read_meta(con, "trace_feedback")["units_version"] == unit_sums.VERSION
+        assert con.execute(f"SELECT count(*) FROM {unit_sums.TABLE} WHERE seg__region = 'stale'").fetchone() == (0,)
+    rebuilt = analyse_store(store, ABTestRequest(**args)).to_dict()
+    assert _path(rebuilt) == "unit sums"
+    _same(rebuilt, older)
 
 
 def _joined_result(store: Store, tmp_path: Path, args: dict[str, Any]) -> dict[str, Any]:

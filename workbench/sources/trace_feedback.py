@@ -56,7 +56,7 @@ from workbench.sources.store import literal, read_meta, write_meta
 from workbench.sources.windowed import filtered_predictions, window_condition
 
 TABLE = "trace_feedback"
-VERSION = 7  # bump when the table's columns or their meaning change: a stamp of another version is stale
+VERSION = 6  # bump when the table's columns or their meaning change: a stamp of another version is stale
 _STAMP = "trace_feedback"
 _SOURCE = "__trace_feedback_source__"
 _OWNER = "workbench: trace feedback counts"  # the comment on our __fb_ columns (a user's has none)
@@ -237,8 +237,9 @@ def _state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def _check(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> tuple[bool, bool, Any]:
     """(the copies are current, the unit sums are current too, the stamp) against ``state``, in two queries.
 
-    The unit sums depend on the roles too (their segment columns), so they can be stale on their own: an
-    ingest that adds a role rebuilds them alone, and meanwhile the copies are still read.
+    The unit sums depend on the roles too (their segment columns) and have their own version, so they can be
+    stale on their own: an ingest that adds a role (or the first ingest of a build with another
+    :data:`unit_sums.VERSION`) rebuilds them alone, and meanwhile the copies are still read.
     """
     stamp = read_meta(con, _STAMP)
     if not (isinstance(stamp, dict) and stamp.get("version") == VERSION and stamp.get("state") == state):
@@ -261,13 +262,18 @@ def _check(con: duckdb.DuckDBPyConnection, state: dict[str, Any]) -> tuple[bool,
     )
     segments = unit_sums.segment_columns(con, list(columns))
     kept_units = {c.split(" ", 1)[0] for c in tables.get(unit_sums.TABLE, [])}
-    units = copies and stamp.get("segments") == segments and set(unit_sums.columns(segments)) <= kept_units
+    units = (
+        copies
+        and stamp.get("segments") == segments
+        and stamp.get("units_version") == unit_sums.VERSION
+        and set(unit_sums.columns(segments)) <= kept_units
+    )
     return copies, units, stamp
 
 
 def _stamp(con: duckdb.DuckDBPyConnection, copies: bool = True, segments: list[str] | None = None) -> None:
     write_meta(con, _STAMP, {"version": VERSION, "types": _DEFAULT_TYPES, "state": _state(con), "copies": copies,
-                             "segments": segments})  # fmt: skip
+                             "segments": segments, "units_version": unit_sums.VERSION})  # fmt: skip
 
 
 def _copy_to_predictions(con: duckdb.DuckDBPyConnection, where: str = "", params: list[Any] | None = None) -> None:

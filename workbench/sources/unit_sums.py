@@ -25,6 +25,7 @@ from workbench.sources.experiment import METRICS, experiment_predictions, kept_c
 from workbench.sources.store import stored_roles, table_columns
 
 TABLE = "unit_sums"
+VERSION = 2  # bump when a column's meaning changes (2: a tie on the first ts takes the least segments)
 _TOUCHED = "__touched_units"
 
 
