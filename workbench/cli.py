@@ -165,12 +165,22 @@ def validate(db: DbOption = None, as_json: JsonOption = False) -> None:
     text = "\n".join(lines) if report["reasons"] else lines[0] + "; nothing to quarantine"
     for table, n in report["duplicates"].items():
         text += f"\n  {table}: {n:,} identical copies counted once (the ingest's duplicates)" if n else ""
+    linked, n = report["feedback"], report["valid"]["predictions"]
+    with_any, labelled = (
+        _pct(linked[k] / n if n else None) for k in ("predictions_with_feedback", "predictions_labelled")
+    )
+    text += (f"\n  feedback: {linked['orphans']:,} rows name no prediction (orphans); predictions with feedback "
+             f"{with_any}, with a label {labelled}")  # fmt: skip
     emit(as_json, report, text)
+
+
+def _pct(share: float | None) -> str:
+    """A share as a percentage with one decimal, or n/a."""
+    return "n/a" if share is None else f"{100 * share:.1f}%"
 
 
 def format_summary(summary: Any) -> str:
     """Plain-text store summary for the terminal."""
-    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     versions = ", ".join(f"{v['model_version']} ({v['n']:,})" for v in summary.model_versions) or "none"
     kinds = ", ".join(f"{k} {n:,}" for k, n in summary.feedback_by_kind.items()) or "none"
     lines = [
@@ -178,7 +188,7 @@ def format_summary(summary: Any) -> str:
         f"predictions  {summary.predictions:,}  from {summary.first_ts} to {summary.last_ts}",
         f"versions     {versions}",
         f"feedback     {summary.feedback:,}  ({kinds}); orphan {summary.orphan_feedback:,}",
-        f"coverage     any feedback {pct(summary.coverage_any)}, labelled {pct(summary.coverage_labelled)}",
+        f"coverage     any feedback {_pct(summary.coverage_any)}, labelled {_pct(summary.coverage_labelled)}",
         f"quarantine   {summary.quarantined:,}"
         + "".join(f"\n  {n:,} × {reason}" for reason, n in summary.quarantine_by_reason.items()),
     ]

@@ -321,6 +321,43 @@ def test_a_lake_without_repeats_reads_its_files_as_before(pair) -> None:
     assert left_out == [0, 0]
 
 
+def test_validate_reports_the_feedback_coverage_and_orphans_and_keeps_them_for_info(
+    pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first read (validate) counts the predictions with feedback and with a label, and the feedback rows
+    that name no prediction, as SQL over the Parquet files counts them; the next ``info`` on that snapshot reads
+    those numbers instead of joining the streams again, and gives the same coverage."""
+    import workbench.sources.store_queries as store_queries
+
+    monkeypatch.setenv("WORKBENCH_DB", str(tmp_path / "data" / "workbench.duckdb"))
+    lake = LakeStore(export_lake(pair[0], tmp_path / "lake"))
+    orphans = lake.path / "feedback" / "date=2026-12-30" / "orphans.parquet"
+    orphans.parent.mkdir()
+    first_file = literal(str(next((lake.path / "feedback").glob("date=*/*.parquet"))))
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * REPLACE ('nobody-' || trace_id AS trace_id) FROM read_parquet({first_file}) "
+                    f"LIMIT 3) TO {literal(str(orphans))} (FORMAT parquet)")  # fmt: skip
+        files = {t: literal(str(lake.path / t / "**" / "*.parquet")) for t in ("predictions", "feedback")}
+        by_hand = con.execute(f"""
+            WITH p AS (SELECT trace_id FROM read_parquet({files["predictions"]})),
+                 f AS (SELECT trace_id, label FROM read_parquet({files["feedback"]}))
+            SELECT (SELECT count(*) FROM p WHERE trace_id IN (SELECT trace_id FROM f)),
+                   (SELECT count(*) FROM p WHERE trace_id IN (SELECT trace_id FROM f WHERE label IS NOT NULL)),
+                   (SELECT count(*) FROM f WHERE trace_id NOT IN (SELECT trace_id FROM p))""").fetchone()  # fmt: skip
+    report = validation_report(lake)
+    assert report["quarantined"] == {}  # every row valid: the hand count reads the same rows
+    feedback = report["feedback"]
+    assert (feedback["predictions_with_feedback"], feedback["predictions_labelled"], feedback["orphans"]) == by_hand
+    assert by_hand[2] >= 3 and by_hand[1] > 1000
+    joins = []
+    original = store_queries.snapshot_memo.remembered
+    counted = lambda con, name, compute: original(con, name, lambda: joins.append(name) or compute())  # noqa: E731
+    monkeypatch.setattr(store_queries.snapshot_memo, "remembered", counted)
+    summary = store_summary(lake)
+    assert joins == [] and summary.orphan_feedback == by_hand[2]
+    assert summary.coverage_any == by_hand[0] / summary.predictions
+
+
 def test_the_repeats_are_found_once_per_snapshot_of_the_files(
     pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

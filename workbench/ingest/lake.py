@@ -44,6 +44,7 @@ from workbench.sources.store import (
     table_columns,
     write_meta,
 )
+from workbench.sources.store_queries import feedback_coverage
 
 LAKE_PREFIX = "lake:"
 SOURCE_ENV = "WORKBENCH_SOURCE"
@@ -355,11 +356,15 @@ def validation_report(store: LakeStore) -> dict[str, Any]:
     """What the ingest would do with the lake, by table (nothing is modified): the rows the analyses read
     (``valid``) and the quarantined ones by reason (a broken rule, or a repeated key with other values), counted
     by the store's engine (DuckDB, or Spark for a :class:`SparkLakeStore`), and the identical copies counted
-    once (``duplicates``, from :func:`left_out`'s rows)."""
+    once (``duplicates``, from :func:`left_out`'s rows). ``feedback``: of the valid rows, the predictions with
+    any feedback and with a label, and the feedback rows that name no prediction (orphans: no analysis can
+    join them), from the store summary's coverage, which a lake on DuckDB keeps for its snapshot: the next
+    ``info`` reads it instead of joining the two streams again (7.7 s of a 20M lake's first ``info``)."""
     with store.ibis() as con:
         quarantine = con.table("quarantine")
         rows = quarantine.group_by(["table_name", "reason"]).aggregate(n=quarantine.count()).to_pyarrow().to_pylist()
         kept = {t: int(con.table(t).count().execute()) for t in (PREDICTIONS, FEEDBACK)}
+        with_any, with_label, orphans = feedback_coverage(con, con.table(PREDICTIONS), kept[FEEDBACK], True)
     by_table: dict[str, dict[str, int]] = {}
     for row in sorted(rows, key=lambda r: (r["table_name"], -r["n"], r["reason"])):
         by_table.setdefault(row["table_name"], {})[row["reason"]] = int(row["n"])
@@ -374,4 +379,5 @@ def validation_report(store: LakeStore) -> dict[str, Any]:
         "quarantined": {t: sum(r.values()) for t, r in by_table.items()},
         "reasons": by_table,
         "duplicates": duplicates,
+        "feedback": {"predictions_with_feedback": with_any, "predictions_labelled": with_label, "orphans": orphans},
     }

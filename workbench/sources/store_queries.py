@@ -139,7 +139,8 @@ def feedback_coverage(con: Any, p: Any, n_feedback: int, whole: bool) -> tuple[i
         row = j.aggregate(with_any=j.count(where=j.n.notnull()), with_label=j.count(where=j.labelled > 0),
                           linked=j.n.sum()).execute().iloc[0]  # fmt: skip
         linked = whole_sum(row["linked"])
-        return {"with_any": int(row["with_any"]), "with_label": int(row["with_label"]), "linked": linked}
+        # on Spark Ibis counts with SUM(CAST(condition AS BIGINT)): NULL when no prediction has feedback
+        return {"with_any": whole_sum(row["with_any"]), "with_label": whole_sum(row["with_label"]), "linked": linked}
 
     if whole:  # every prediction: the same numbers for every process reading this snapshot of a lake
         row = snapshot_memo.remembered(con, "coverage", joined)
