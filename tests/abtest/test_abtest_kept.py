@@ -314,14 +314,18 @@ def test_an_arm_without_observations_of_a_metric_gives_the_joins_result(tmp_path
         _same(kept, join)
 
 
-@pytest.mark.parametrize("south_first", [False, True])
+@pytest.mark.parametrize(("south_first", "later"), [(False, False), (True, False), (False, True), (True, True)])
 def test_a_units_first_exposure_on_a_tied_timestamp_is_the_least_segment_in_any_row_order(
-    tmp_path: Path, south_first: bool
+    tmp_path: Path, south_first: bool, later: bool
 ) -> None:
     """Unit u0's first two predictions share a timestamp, one in region south on device web, one in north on
     mobile: its first-exposure segments are the least (ts, region, device) row's, north and mobile, in whichever
     order the rows were written, in the kept unit sums, in a window's grouping of the predictions and in the
-    feedback join, so the SRM's segment counts agree. (``arg_min(region, ts)`` kept the first row met.)"""
+    feedback join, so the SRM's segment counts agree. (``arg_min(region, ts)`` kept the first row met.)
+
+    ``later``: the second tied row comes in a later ingest, with a prediction of u1 before its first (south,
+    web: it becomes u1's first exposure) and one of challenger unit u2 in the champion arm (a crossed unit),
+    which the ingest merges into the kept unit sums."""
     tied = pd.Timestamp("2026-04-01 23:59:56.400", tz="UTC")
     rows = [("south", "web"), ("north", "mobile")] if south_first else [("north", "mobile"), ("south", "web")]
     n = 40
@@ -337,9 +341,19 @@ def test_a_units_first_exposure_on_a_tied_timestamp_is_the_least_segment_in_any_
     feedback = pd.DataFrame({"trace_id": ["t0", "t1", "t5"], "ts": pd.Timestamp("2026-04-03", tz="UTC"),
                              "kind": "explicit", "type": "thumb", "value": [1.0, 0.0, 1.0]})  # fmt: skip
     store = Store(tmp_path / "tied.duckdb")
-    ingest_frame(store, predictions, "predictions", roles=parse_roles('[predictions]\nsensitive = ["region"]\n'
-                                                                     'categorical = ["device"]\n'))  # fmt: skip
-    ingest_frame(store, feedback, "feedback")
+    roles = parse_roles('[predictions]\nsensitive = ["region"]\ncategorical = ["device"]\n')
+    if later:
+        second = pd.DataFrame({
+            "trace_id": ["t1", "x1", "x2"], "ts": [tied, tied - pd.Timedelta(minutes=1), tied + pd.Timedelta(days=1)],
+            "model_version": "v1", "prediction": 0, "score": 0.5, "arm": "champion", "unit_id": ["u0", "u1", "u2"],
+            "region": [rows[1][0], "south", "north"], "device": [rows[1][1], "web", "mobile"],
+        })  # fmt: skip
+        ingest_frame(store, predictions.drop(index=1), "predictions", roles=roles)
+        ingest_frame(store, feedback, "feedback")
+        ingest_frame(store, second, "predictions")
+    else:
+        ingest_frame(store, predictions, "predictions", roles=roles)
+        ingest_frame(store, feedback, "feedback")
     with store.connect(read_only=True) as con:
         kept = con.execute(f"SELECT seg__region, seg__device, first FROM {unit_sums.TABLE} WHERE unit = 'u0'")
         kept = kept.fetchall()
@@ -351,10 +365,11 @@ def test_a_units_first_exposure_on_a_tied_timestamp_is_the_least_segment_in_any_
         "trace sums": analyse_store(store, ABTestRequest(window=window, **args)).to_dict(),
         "feedback join": analyse_store(_joined(store, tmp_path), ABTestRequest(**args)).to_dict(),
     }
+    north, south = ({"champion": 11, "challenger": 0}, {"champion": 1, "challenger": 10}) if later else (
+        {"champion": 11, "challenger": 0}, {"champion": 0, "challenger": 10})  # fmt: skip
     for path, result in results.items():
         assert _path(result) == path
         counts = {(s["segment"], s["value"]): s["counts"] for s in result["srm"]["segments"]}
-        assert counts == {("region", "north"): {"champion": 11, "challenger": 0},
-                          ("region", "south"): {"champion": 0, "challenger": 10},
-                          ("device", "mobile"): {"champion": 11, "challenger": 0},
-                          ("device", "web"): {"champion": 0, "challenger": 10}}, path  # fmt: skip
+        assert counts == {("region", "north"): north, ("region", "south"): south,
+                          ("device", "mobile"): north, ("device", "web"): south}, path  # fmt: skip
+        assert result["srm"]["crossover_units"] == (1 if later else 0), path
