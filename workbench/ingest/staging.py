@@ -22,9 +22,14 @@ import duckdb
 from workbench.core.errors import InputError
 from workbench.core.files import detect_format
 from workbench.ingest.settings import IngestSettings
-from workbench.sources.store import literal, q
+from workbench.sources.store import literal
 
 GLOB_CHARACTERS = set("*?[]{}")
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)

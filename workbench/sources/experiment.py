@@ -64,18 +64,14 @@ def experiment_predictions(
     arm_source: str = "auto",
     segments: tuple[str, ...] = (),
     keep: tuple[str, ...] = (),
-    ingest_id: int | None = None,
 ) -> tuple[Any, str]:
     """Predictions in the experiment (arm not null) with ``trace_id, arm, unit, ts, day`` (+ segment columns,
     + the columns named in ``keep``, e.g. the ingest's per-trace feedback sums).
 
     ``arm_source``: ``arm`` (the arm role), ``model_version``, or ``auto`` (arm when any row has one).
-    The unit is ``unit_id`` when set, else the prediction itself (each trace its own unit). ``ingest_id``:
-    only the rows that ingest added (a store's).
+    The unit is ``unit_id`` when set, else the prediction itself (each trace its own unit).
     """
     p = filtered_predictions(con, window)
-    if ingest_id is not None:
-        p = p.filter(p.ingest_id == ingest_id)
     if arm_source == "auto":
         arm_source = "arm" if int(p.arm.count().execute()) > 0 else "model_version"
     if arm_source not in ("arm", "model_version"):

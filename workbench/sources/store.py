@@ -105,11 +105,6 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def q(name: str) -> str:
-    """Quote an identifier for DuckDB SQL."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def spill_folder() -> Path:
     """This process's folder for DuckDB's spilled buffers: ``workbench-duckdb-<uid>/<pid>`` in the temp directory
     (``$TMPDIR``). DuckDB makes the last level and removes it when the database closes; one per process, because

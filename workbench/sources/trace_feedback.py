@@ -410,7 +410,7 @@ def after_ingest(con: duckdb.DuckDBPyConnection, table: str, ingest_id: int, acc
         _copy_to_feedback(con, f"AND p.ingest_id = ? AND feedback.{on_prediction('ts')} IS NULL"
                           f"{within('feedback.trace_id', bounds)}", [ingest_id])  # fmt: skip
         if units:
-            unit_sums.merge_new(con, segments, ingest_id)
+            unit_sums.update(con, segments, *unit_sums.touched_by_predictions(ingest_id))
     if not units:  # the roles changed (other segments) or the table is of another shape: it alone is rebuilt
         unit_sums.rebuild(con, segments)
     _stamp(con, segments=segments)

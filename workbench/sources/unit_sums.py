@@ -22,12 +22,11 @@ from typing import Any
 import duckdb
 
 from workbench.sources.experiment import METRICS, experiment_predictions, kept_columns, trace_observations, units_by_arm
-from workbench.sources.store import q, stored_roles, table_columns
+from workbench.sources.store import stored_roles, table_columns
 
 TABLE = "unit_sums"
 VERSION = 2  # bump when a column's meaning changes (2: a tie on the first ts takes the least segments)
 _TOUCHED = "__touched_units"
-_NEW = "__new_units"
 
 
 def segment_columns(con: duckdb.DuckDBPyConnection, present: list[str] | None = None) -> list[str]:
@@ -49,14 +48,13 @@ def segment_name(column: str) -> str:
     return f"seg__{column}"
 
 
-def units_expr(backend: Any, segments: list[str], touched: Any | None = None, ingest_id: int | None = None) -> Any:
+def units_expr(backend: Any, segments: list[str], touched: Any | None = None) -> Any:
     """The table's rows as an Ibis expression over ``backend``'s predictions and their kept per-trace sums
-    (``touched``: only those units). ``crossed`` marks the first arm's row of a unit seen in several arms.
-    ``ingest_id``: the rows of that ingest's predictions alone, without ``crossed`` (:func:`merge_new`)."""
+    (``touched``: only those units). ``crossed`` marks the first arm's row of a unit seen in several arms."""
     import ibis
 
     metrics = list(METRICS.values())
-    exp, _source = experiment_predictions(backend, None, "arm", tuple(segments), kept_columns(metrics), ingest_id)
+    exp, _source = experiment_predictions(backend, None, "arm", tuple(segments), kept_columns(metrics))
     if touched is not None:
         exp = exp.filter(exp.unit.isin(touched.unit))
     sums = {}
@@ -64,10 +62,8 @@ def units_expr(backend: Any, segments: list[str], touched: Any | None = None, in
         c, s = trace_observations(exp, m)
         sums |= {f"y__{m.name}": s, f"m__{m.name}": c}
     units = units_by_arm(exp, len(segments), sums)
-    if ingest_id is None:
-        per_unit = ibis.window(group_by="unit")  # a touched unit is recomputed with all its arms: the mark holds
-        crossed = (units.count().over(per_unit) > 1) & (units.arm == units.arm.min().over(per_unit))
-        units = units.mutate(crossed=crossed)
+    per_unit = ibis.window(group_by="unit")  # a touched unit is recomputed with all its arms: the mark holds
+    units = units.mutate(crossed=(units.count().over(per_unit) > 1) & (units.arm == units.arm.min().over(per_unit)))
     return units.rename({segment_name(c): f"seg_{i}" for i, c in enumerate(segments)})
 
 
@@ -91,41 +87,10 @@ def update(con: duckdb.DuckDBPyConnection, segments: list[str], touched_sql: str
     con.execute(f"DROP TABLE {_TOUCHED}")
 
 
-def merge_new(con: duckdb.DuckDBPyConnection, segments: list[str], ingest_id: int) -> None:
-    """Fold the predictions ingest ``ingest_id`` added into the table (caller's transaction), as
-    :func:`update` of their units would, without reading the units' older predictions again.
-
-    The new rows are grouped by (unit, arm) alone, then merged with each pair's row: sums add up, ``last``
-    is the greater, and ``first`` with its segments is the least ``(first, segments…)`` of the two, as one
-    ``min`` over all the rows gives (a min of mins); a new pair is inserted; ``crossed`` is marked again for
-    the units it touched. New predictions are new traces (the ingest's repeat rule), so their kept sums (an
-    orphan feedback's, copied before this) count once. Same rows as :func:`update` (floating sums added in
-    another order: to the last bits); at 20M predictions it read the whole table per demo chunk (1.2 s at
-    the last one).
-    """
-    import ibis
-
-    backend = ibis.duckdb.from_connection(con)
-    sql = ibis.to_sql(units_expr(backend, segments, ingest_id=ingest_id), dialect="duckdb")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} AS {sql}")
-    firsts = ["first", *(segment_name(c) for c in segments)]
-    key = lambda side: "{" + ", ".join(f"'k{i}': {side}.{q(c)}" for i, c in enumerate(firsts)) + "}"  # noqa: E731
-    earlier = f"{key('n')} < {key(TABLE)}"
-    sums = [c for c in columns(segments) if c.startswith(("y__", "m__"))]
-    sets = [*(f"{q(c)} = CASE WHEN {earlier} THEN n.{q(c)} ELSE {TABLE}.{q(c)} END" for c in firsts),
-            f"{q('last')} = greatest({TABLE}.{q('last')}, n.{q('last')})",
-            *(f"{q(c)} = {TABLE}.{q(c)} + n.{q(c)}" for c in sums)]  # fmt: skip
-    con.execute(f"UPDATE {TABLE} SET {', '.join(sets)} FROM {_NEW} n "
-                f"WHERE {TABLE}.unit = n.unit AND {TABLE}.arm = n.arm")  # fmt: skip
-    con.execute(f"INSERT INTO {TABLE} BY NAME SELECT n.*, false AS crossed FROM {_NEW} n "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {TABLE} u WHERE u.unit = n.unit AND u.arm = n.arm)")  # fmt: skip
-    con.execute(f"""
-        UPDATE {TABLE} SET crossed = c.crossed
-        FROM (SELECT unit, arm, count(*) OVER (PARTITION BY unit) > 1 AND arm = min(arm) OVER (PARTITION BY unit)
-                     AS crossed
-              FROM {TABLE} WHERE unit IN (SELECT unit FROM {_NEW})) c
-        WHERE {TABLE}.unit = c.unit AND {TABLE}.arm = c.arm AND {TABLE}.crossed IS DISTINCT FROM c.crossed""")
-    con.execute(f"DROP TABLE {_NEW}")
+def touched_by_predictions(ingest_id: int) -> tuple[str, list[Any]]:
+    """The units of the predictions ingest ``ingest_id`` added (those with an arm)."""
+    return ("SELECT DISTINCT coalesce(unit_id, trace_id) AS unit FROM predictions "
+            "WHERE ingest_id = ? AND arm IS NOT NULL", [ingest_id])  # fmt: skip
 
 
 def touched_by_traces(traces_table: str, also: str = "") -> tuple[str, list[Any]]:
