@@ -7,7 +7,9 @@ path tells copies in two folders apart, as the ingest does).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +55,27 @@ def test_spark_leaves_out_the_rows_duckdb_leaves_out(lakes) -> None:
     assert duck["duplicates"] == EXPECTED["duplicates"]
     assert duck["valid"]["predictions"] == 4_000
     assert spark == duck  # Spark's decoded URIs met DuckDB's file names: every left-out row found
+
+
+def test_spark_keeps_the_coverage_validate_found_for_its_next_summary(lakes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate on Spark computes the feedback's coverage and keeps it for the snapshot under Spark's name: the
+    next summary on Spark reads it (no join); DuckDB computes its own (each engine's numbers stay independent)."""
+    import workbench.sources.store_queries as store_queries
+
+    duck, spark = lakes
+    cache = Path(os.environ["WORKBENCH_DB"]).parent / ".lake-cache"
+    for kept in cache.glob("coverage-*.json"):
+        kept.unlink()
+    report = validation_report(spark)
+    assert len(list(cache.glob("coverage-*.json"))) == 1
+    joins: list[str] = []
+    original = store_queries.snapshot_memo.remembered
+    counted = lambda con, name, compute: original(con, name, lambda: joins.append(name) or compute())  # noqa: E731
+    monkeypatch.setattr(store_queries.snapshot_memo, "remembered", counted)
+    summary = store_summary(spark)
+    assert joins == [] and summary.orphan_feedback == report["feedback"]["orphans"]
+    assert store_summary(duck).coverage_any == summary.coverage_any and joins == ["coverage"]
+    assert len(list(cache.glob("coverage-*.json"))) == 2
 
 
 def test_spark_s_summary_of_a_lake_with_repeats_equals_duckdb_s(lakes) -> None:

@@ -358,8 +358,8 @@ def validation_report(store: LakeStore) -> dict[str, Any]:
     by the store's engine (DuckDB, or Spark for a :class:`SparkLakeStore`), and the identical copies counted
     once (``duplicates``, from :func:`left_out`'s rows). ``feedback``: of the valid rows, the predictions with
     any feedback and with a label, and the feedback rows that name no prediction (orphans: no analysis can
-    join them), from the store summary's coverage, which a lake on DuckDB keeps for its snapshot: the next
-    ``info`` reads it instead of joining the two streams again (7.7 s of a 20M lake's first ``info``)."""
+    join them), from the store summary's coverage, which a lake keeps for its snapshot (each engine its own): the
+    next ``info`` reads it instead of joining the two streams again (7.7 s of a 20M lake's first ``info``)."""
     with store.ibis() as con:
         quarantine = con.table("quarantine")
         rows = quarantine.group_by(["table_name", "reason"]).aggregate(n=quarantine.count()).to_pyarrow().to_pylist()

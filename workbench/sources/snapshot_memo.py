@@ -6,8 +6,8 @@ with 20M predictions (10.9 s of a 14.2 s ``info`` at 20M rows, loaded machine). 
 connection reads (``meta`` key ``snapshot``: a digest of its files, its rules and the UTC day, written by
 :class:`workbench.ingest.lake.LakeStore`); a result computed on it is kept as a small JSON file in the data
 folder's cache (``.lake-cache/``, beside the lake's left-out rows) under that digest, and the next process on
-the same snapshot reads it. A new or changed file makes a new digest; a source without one (a store, Spark)
-computes every time.
+the same snapshot on the same engine (DuckDB, or Spark, whose catalog names the snapshot alike) reads it. A new or
+changed file makes a new digest; a source without one (a store) computes every time.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ def cache_folder() -> Path:
 
 
 def snapshot_of(con: Any) -> str | None:
-    """The snapshot digest an Ibis backend reads (a lake on DuckDB: an in-memory database of views), or None
-    (a store, a file whose ``meta`` is not ours to trust for this, or another engine)."""
-    if getattr(con, "name", None) != "duckdb":
+    """The snapshot digest an Ibis backend reads (a lake on DuckDB: an in-memory database of views; on Spark,
+    the same lake's in-memory DuckDB catalog, its ``con``), or None (a store, a file whose ``meta`` is not ours
+    to trust for this, or another engine)."""
+    if getattr(con, "name", None) not in ("duckdb", "pyspark"):
         return None
     try:
         if con.con.execute("SELECT current_database()").fetchall()[0][0] != "memory":
@@ -55,7 +56,9 @@ def remembered(con: Any, name: str, compute: Callable[[], dict[str, Any]]) -> di
     snapshot = snapshot_of(con)
     if snapshot is None:
         return compute()
-    digest = hashlib.sha256(f"{name}\0{snapshot}".encode()).hexdigest()[:24]
+    # each engine keeps its own: the two compute a lake's numbers independently (and the tests compare them)
+    engine = "" if con.name == "duckdb" else f"\0{con.name}"
+    digest = hashlib.sha256(f"{name}\0{snapshot}{engine}".encode()).hexdigest()[:24]
     path = cache_folder() / f"{name}-{digest}.json"
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
