@@ -315,19 +315,21 @@ def test_an_arm_without_observations_of_a_metric_gives_the_joins_result(tmp_path
 
 
 @pytest.mark.parametrize(("south_first", "later"), [(False, False), (True, False), (False, True), (True, True)])
-def test_a_units_first_exposure_on_a_tied_timestamp_is_the_least_segment_in_any_row_order(
+def test_a_units_first_exposure_on_a_tied_timestamp_is_the_smaller_trace_ids_in_any_row_order(
     tmp_path: Path, south_first: bool, later: bool
 ) -> None:
-    """Unit u0's first two predictions share a timestamp, one in region south on device web, one in north on
-    mobile: its first-exposure segments are the least (ts, region, device) row's, north and mobile, in whichever
-    order the rows were written, in the kept unit sums, in a window's grouping of the predictions and in the
-    feedback join, so the SRM's segment counts agree. (``arg_min(region, ts)`` kept the first row met.)
+    """Unit u0's first two predictions share a timestamp: t0 in one region and device, t1 in the other region
+    and the other device, the least region on one row and the least device on the other. Its first-exposure
+    segments are t0's (the smaller trace id), whichever values t0 has and in whichever order the rows were
+    written, in the kept unit sums, in a window's grouping of the predictions and in the feedback join, and
+    for every choice of segments (both, one, in another order), so the SRM's segment counts agree.
+    (``arg_min(region, ts)`` kept the first row met; the least (ts, segments…) depended on the segments named.)
 
-    ``later``: the second tied row comes in a later ingest, with a prediction of u1 before its first (south,
-    web: it becomes u1's first exposure) and one of challenger unit u2 in the champion arm (a crossed unit),
-    which the ingest merges into the kept unit sums."""
+    ``later``: t1 comes in a later ingest, with a prediction of u1 before its first (south, web: it becomes
+    u1's first exposure) and one of challenger unit u2 in the champion arm (a crossed unit); that ingest
+    recomputes the units it touched."""
     tied = pd.Timestamp("2026-04-01 23:59:56.400", tz="UTC")
-    rows = [("south", "web"), ("north", "mobile")] if south_first else [("north", "mobile"), ("south", "web")]
+    rows = [("south", "mobile"), ("north", "web")] if south_first else [("north", "web"), ("south", "mobile")]
     n = 40
     predictions = pd.DataFrame({
         "trace_id": [f"t{i}" for i in range(n + 2)],
@@ -357,19 +359,24 @@ def test_a_units_first_exposure_on_a_tied_timestamp_is_the_least_segment_in_any_
     with store.connect(read_only=True) as con:
         kept = con.execute(f"SELECT seg__region, seg__device, first FROM {unit_sums.TABLE} WHERE unit = 'u0'")
         kept = kept.fetchall()
-    assert kept == [("north", "mobile", tied.to_pydatetime())]
-    args = {"metrics": ["thumbs_up_rate"], "guardrails": [], "settings": ABTestSettings(segments=("region", "device"))}
+    assert kept == [(rows[0][0], rows[0][1], tied.to_pydatetime())]
+    # champion units at first exposure: u1, u3, …, u19 in north on mobile (later: u1 in south on web, u2 crossed
+    # in north on mobile), and u0 as t0; challenger units: ten in south on web
+    others = {"north": 10, "south": 1 if later else 0, "mobile": 10, "web": 1 if later else 0}
+    expected = {}
+    for column, value in (("region", "north"), ("region", "south"), ("device", "mobile"), ("device", "web")):
+        champion = others[value] + (value in rows[0])
+        expected[(column, value)] = {"champion": champion, "challenger": 10 if value in ("south", "web") else 0}
     window = Window(dt.datetime(2026, 3, 1, tzinfo=dt.UTC), None)
-    results = {
-        "unit sums": analyse_store(store, ABTestRequest(**args)).to_dict(),
-        "trace sums": analyse_store(store, ABTestRequest(window=window, **args)).to_dict(),
-        "feedback join": analyse_store(_joined(store, tmp_path), ABTestRequest(**args)).to_dict(),
-    }
-    north, south = ({"champion": 11, "challenger": 0}, {"champion": 1, "challenger": 10}) if later else (
-        {"champion": 11, "challenger": 0}, {"champion": 0, "challenger": 10})  # fmt: skip
-    for path, result in results.items():
-        assert _path(result) == path
-        counts = {(s["segment"], s["value"]): s["counts"] for s in result["srm"]["segments"]}
-        assert counts == {("region", "north"): north, ("region", "south"): south,
-                          ("device", "mobile"): north, ("device", "web"): south}, path  # fmt: skip
-        assert result["srm"]["crossover_units"] == (1 if later else 0), path
+    for segments in (("region", "device"), ("device",), ("device", "region")):
+        args = {"metrics": ["thumbs_up_rate"], "guardrails": [], "settings": ABTestSettings(segments=segments)}
+        results = {
+            "unit sums": analyse_store(store, ABTestRequest(**args)).to_dict(),
+            "trace sums": analyse_store(store, ABTestRequest(window=window, **args)).to_dict(),
+            "feedback join": analyse_store(_joined(store, tmp_path), ABTestRequest(**args)).to_dict(),
+        }
+        for path, result in results.items():
+            assert _path(result) == path
+            counts = {(s["segment"], s["value"]): s["counts"] for s in result["srm"]["segments"]}
+            assert counts == {k: v for k, v in expected.items() if k[0] in segments}, (path, segments)
+            assert result["srm"]["crossover_units"] == (1 if later else 0), path

@@ -88,12 +88,12 @@ def experiment_predictions(
 def units_by_arm(exp: Any, n_segments: int, sums: dict[str, Any] | None = None) -> Any:
     """One row per (unit, arm): first and last ts, and each segment's value at the unit's first exposure.
 
-    The first exposure is the least ``(ts, seg_0, seg_1, …)`` row, one ``min`` over a struct: where a unit's
-    first two predictions share a timestamp, the smaller segment values win, whatever order the engine scans
-    the rows in (``arg_min(seg, ts)`` kept whichever row came first: two runs over a 5M store gave other
-    segments for a few units). As fast as one ``arg_min`` per segment on DuckDB, and the same SQL on Spark.
-    ``sums``: more columns, each the sum of an expression over the unit's rows (the metrics' per-unit sums,
-    in the same pass).
+    The first exposure is the unit's least ``(ts, trace_id)`` prediction, one ``min`` over a struct that carries
+    the segments: where a unit's first two predictions share a timestamp, the smaller trace id's row wins,
+    whatever order the engine scans the rows in and whichever segments a request names (``arg_min(seg, ts)``
+    kept whichever row came first: two runs over a 5M store gave other segments for a few units). As fast as one
+    ``arg_min`` per segment on DuckDB, and the same SQL on Spark. ``sums``: more columns, each the sum of an
+    expression over the unit's rows (the metrics' per-unit sums, in the same pass).
     """
     import ibis
 
@@ -101,7 +101,7 @@ def units_by_arm(exp: Any, n_segments: int, sums: dict[str, Any] | None = None) 
     if not n_segments:
         return exp.group_by(["unit", "arm"]).aggregate(first=exp.ts.min(), last=exp.ts.max(), **extra)
     segs = [f"seg_{i}" for i in range(n_segments)]
-    at_first = ibis.struct({"ts": exp.ts, **{s: exp[s] for s in segs}}).min()
+    at_first = ibis.struct({"ts": exp.ts, "trace_id": exp.trace_id, **{s: exp[s] for s in segs}}).min()
     units = exp.group_by(["unit", "arm"]).aggregate(__at_first=at_first, last=exp.ts.max(), **extra)
     first = units["__at_first"]
     return units.select("unit", "arm", first=first["ts"], last=units["last"], **{s: first[s] for s in segs},

@@ -25,7 +25,7 @@ from workbench.sources.experiment import METRICS, experiment_predictions, kept_c
 from workbench.sources.store import stored_roles, table_columns
 
 TABLE = "unit_sums"
-VERSION = 2  # bump when a column's meaning changes (2: a tie on the first ts takes the least segments)
+VERSION = 3  # bump when a column's meaning changes (3: a tie on the first ts takes the smaller trace id's segments)
 _TOUCHED = "__touched_units"
 
 
