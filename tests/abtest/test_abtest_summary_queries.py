@@ -85,8 +85,8 @@ def test_unit_summary_equals_the_per_aggregate_queries(tricky_store: Store) -> N
 
 
 def test_units_by_arm_equals_ibis_argmin(tricky_store: Store) -> None:
-    """The min of (ts, trace_id, segments…) gives, per (unit, arm), the segments Ibis's argmin (FIRST … ORDER BY ts) gives
-    (no two predictions of a unit share a ts in this store)."""
+    """The min of (ts, trace_id, segments…) gives, per (unit, arm), the segments Ibis's argmin (FIRST … ORDER BY
+    ts) gives (no two predictions of a unit share a ts in this store)."""
     with tricky_store.ibis() as con:
         exp, _source = experiment_predictions(con, None, "auto", SEGMENTS)
         plain = {f"seg_{i}": exp[f"seg_{i}"].argmin(exp.ts) for i in range(len(SEGMENTS))}
