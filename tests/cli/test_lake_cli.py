@@ -73,6 +73,11 @@ def test_a_lake_with_repeats_tells_what_the_ingest_of_its_files_tells(pair, tmp_
         document.pop("path"), document.pop("ingests")
     assert on_lake == on_store
     assert on_lake["predictions"] == 4000 and on_lake["quarantined"] == 180
+    # validate's feedback line: the coverage and orphans info then read from the snapshot's kept numbers
+    assert (f"feedback: {on_lake['orphan_feedback']:,} rows name no prediction (orphans); predictions with feedback "
+            f"{100 * on_lake['coverage_any']:.1f}%, with a label {100 * on_lake['coverage_labelled']:.1f}%"
+            ) in text.stdout  # fmt: skip
+    assert on_lake["coverage_any"] > 0.5
 
 
 def run_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
