@@ -91,9 +91,10 @@ def units_by_arm(exp: Any, n_segments: int, sums: dict[str, Any] | None = None) 
     The first exposure is the unit's least ``(ts, trace_id)`` prediction, one ``min`` over a struct that carries
     the segments: where a unit's first two predictions share a timestamp, the smaller trace id's row wins,
     whatever order the engine scans the rows in and whichever segments a request names (``arg_min(seg, ts)``
-    kept whichever row came first: two runs over a 5M store gave other segments for a few units). As fast as one
-    ``arg_min`` per segment on DuckDB, and the same SQL on Spark. ``sums``: more columns, each the sum of an
-    expression over the unit's rows (the metrics' per-unit sums, in the same pass).
+    kept whichever row came first: two runs over a 5M store gave other segments for a few units). The kept unit
+    sums' rebuild at 5M took 0.65–0.72 s with it, 0.63–0.66 s with one ``arg_min`` per segment; the same SQL runs on
+    Spark. ``sums``: more columns, each the sum of an expression over the unit's rows (the metrics' per-unit sums,
+    in the same pass).
     """
     import ibis
 
